@@ -1,0 +1,265 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * paste/paste.h - libpaste-xdp: a TCP server whose received bytes stay where the NIC wrote them.
+ *
+ * An XDP program steers the server's TCP flows to an AF_XDP socket whose UMEM is the frame area of a
+ * persistent pool file (paste/pool.h). lwIP runs TCP in the caller's thread and hands in-order payload
+ * to the application as slots that point into the pool: no copy between the network and the pool.
+ *
+ * A minimal server (an echo, see src/apps/paste-echo.c for the full one):
+ *
+ *	static void on_data(struct paste_conn *c, void *user)
+ *	{
+ *		unsigned n;
+ *		const struct paste_slot *s = paste_conn__slots(c, &n);
+ *		for (unsigned i = 0; i < n; i++) {
+ *			ssize_t w = paste_conn__send(c, s[i].data, s[i].len);
+ *			if (w <= 0)
+ *				break;
+ *			paste_conn__consume(c, w);	// the rest is offered again later
+ *			if ((size_t)w < s[i].len)
+ *				break;
+ *		}
+ *		if (paste_conn__eof(c) && paste_conn__pending(c) == 0)
+ *			paste_conn__close(c);
+ *	}
+ *
+ *	struct paste_opts o = { .sz = sizeof(o), .ifname = "veth1", .ip = "10.0.0.2" };
+ *	struct paste_ctx *ctx;
+ *	struct paste_conn_ops ops = { .sz = sizeof(ops), .on_data = on_data };
+ *	if (paste_open(&ctx, &o) || paste_listen(ctx, 7, &ops, NULL))
+ *		exit(1);
+ *	paste_run(ctx);		// until paste_stop(ctx), e.g. from a signal handler
+ *	paste_close(&ctx);
+ *
+ * Naming: functions on the context are paste_<verb>(); on other objects paste_<object>__<verb>().
+ * Errors: int functions return 0 (or a count) on success and a negative errno on failure, and every
+ * failure leaves a human-readable message through the print callback (paste_set_print()) that says
+ * what failed and what to do. Pointer getters never fail on valid handles.
+ *
+ * Threads: a context and everything reached from it belong to the thread that opened it. lwIP keeps
+ * global state, so a process runs one context; scale out with one process per NIC queue.
+ */
+#ifndef PASTE_PASTE_H
+#define PASTE_PASTE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <netinet/in.h>
+
+#include <paste/pool.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- messages ---------------------------------------------------------------------------- */
+
+enum paste_log_level {
+	PASTE_LOG_ERROR = 0,
+	PASTE_LOG_WARN,
+	PASTE_LOG_INFO,
+	PASTE_LOG_DEBUG,
+};
+
+/** Receives every message the library prints; @msg has no trailing newline. */
+typedef void (*paste_print_fn)(enum paste_log_level level, const char *msg, void *user);
+
+/**
+ * Route messages to @fn (NULL: the default, which writes ERROR/WARN/INFO to stderr) and set the
+ * most verbose level delivered. Process-wide.
+ */
+void paste_set_print(paste_print_fn fn, void *user, enum paste_log_level max_level);
+
+/** The last ERROR message printed by this thread ("" if none). */
+const char *paste_last_error(void);
+
+/* ---- context ----------------------------------------------------------------------------- */
+
+struct paste_ctx;
+struct paste_conn;
+
+/** How the XDP program is attached. */
+enum paste_xdp_mode {
+	PASTE_XDP_AUTO = 0, /**< native (driver) mode, falling back to SKB (generic) mode */
+	PASTE_XDP_NATIVE,
+	PASTE_XDP_SKB,
+};
+
+/**
+ * Options for paste_open(). Zero means "default" for every field.
+ *
+ * Address modes:
+ *  - dedicated IP (default): @ip is an address the kernel does not have on @ifname; the XDP program
+ *    steers all IPv4 to it and ARP for it to the stack, and lwIP answers ARP and ping itself.
+ *  - shared IP (@shared_ip): the stack uses @ifname's own address (@ip may be NULL to take the first
+ *    IPv4 address of the interface); only TCP to the listening ports and to the stack's ephemeral
+ *    port range is steered. ARP, ICMP and every other port stay with the kernel.
+ */
+struct paste_opts {
+	size_t sz;		 /**< sizeof(struct paste_opts) */
+	const char *ifname;	 /**< required: the interface to attach to */
+	uint32_t queue;		 /**< NIC RX queue to bind (default 0) */
+	const char *ip;		 /**< IPv4 address (dotted quad) the stack answers on */
+	uint8_t prefix_len;	 /**< dedicated IP: subnet prefix length (default 24) */
+	bool shared_ip;		 /**< see above */
+	enum paste_xdp_mode xdp_mode;
+	const char *pool_path;	 /**< default PASTE_POOL_DEFAULT_PATH; created if absent */
+	uint64_t pool_size;	 /**< size when creating (default PASTE_POOL_DEFAULT_SIZE) */
+	uint32_t frame_size;	 /**< 2048 (default) or 4096, when creating */
+	bool busy_poll;		 /**< spin instead of sleeping in poll(); SO_PREFER_BUSY_POLL */
+	uint32_t batch_size;	 /**< RX descriptors taken per round (default 64) */
+	uint32_t ring_size;	 /**< AF_XDP ring entries, power of two (default 2048) */
+	uint32_t max_conns;	 /**< connections accepted at once (default 4096) */
+	uint16_t ephemeral_lo;	 /**< shared IP: the stack's own port range (default 49152-65535) */
+	uint16_t ephemeral_hi;
+	bool force_copy;	 /**< skip the zero-copy bind attempt (copy mode only) */
+};
+
+/**
+ * Open a context: open or create the pool, attach the XDP program to @opts->ifname (replacing a stale
+ * one of ours left by a killed process), create the AF_XDP socket over the pool's frame area, and
+ * bring up lwIP on it.
+ * @return 0; -EINVAL (bad option), -ENODEV (no such interface), -EBUSY (another XDP program that is
+ * not ours is attached), -EFAULT (the pool's memory cannot be a UMEM), -EPERM (needs root /
+ * CAP_NET_ADMIN+CAP_BPF), pool errors (see paste_pool__open()), or another negative errno.
+ */
+int paste_open(struct paste_ctx **ctx, const struct paste_opts *opts);
+
+/** Abort every connection, detach the XDP program, close the socket and pool; *ctx = NULL. */
+void paste_close(struct paste_ctx **ctx);
+
+/**
+ * One round of the event loop: wait up to @timeout_ms for traffic (0: do not wait, -1: wait until
+ * something happens; the wait is also bounded by lwIP's next timer), then take up to batch_size
+ * received frames, run TCP and the application callbacks, send what they queued, and refill.
+ * @return the number of frames received (>= 0), -EINTR when interrupted by a signal, or -errno.
+ */
+int paste_poll(struct paste_ctx *ctx, int timeout_ms);
+
+/** paste_poll() until paste_stop(). @return 0 after a stop, or the error that ended the loop. */
+int paste_run(struct paste_ctx *ctx);
+
+/** Make paste_run() return after its current round. Async-signal-safe. */
+void paste_stop(struct paste_ctx *ctx);
+
+/** The context's pool (for persistent indexes and offline tools). */
+struct paste_pool *paste_pool(struct paste_ctx *ctx);
+
+/* ---- connections ------------------------------------------------------------------------- */
+
+/**
+ * One piece of a connection's in-order received payload. The bytes lie inside the pool's frame area:
+ * @data == frame base + @offset, and the frame is frame number @frame of the pool.
+ */
+struct paste_slot {
+	uint8_t *data;	 /**< first byte (inside the pool) */
+	uint32_t frame;	 /**< frame index in the pool's frame area ("buffer") */
+	uint32_t offset; /**< byte offset of @data inside that frame */
+	uint32_t len;	 /**< bytes */
+};
+
+/**
+ * Callbacks for a listening port. All run in paste_poll()'s thread; any may be NULL.
+ * on_accept returns 0 to accept, or a negative errno to refuse (the connection is reset).
+ * on_data runs once per round for every connection with new data or a new end-of-stream; payload
+ * that is not consumed stays and is offered again, with whatever arrives later appended.
+ * on_close runs once when the connection is gone: @err is 0 after a graceful close, -ECONNRESET
+ * when the peer reset it, -ECONNABORTED when it was aborted locally. The handle is invalid after it.
+ */
+struct paste_conn_ops {
+	size_t sz; /**< sizeof(struct paste_conn_ops) */
+	int (*on_accept)(struct paste_conn *conn, void *user);
+	void (*on_data)(struct paste_conn *conn, void *user);
+	void (*on_close)(struct paste_conn *conn, int err, void *user);
+};
+
+/**
+ * Listen on TCP @port of the stack's address. @user is passed to every callback.
+ * @return 0; -EADDRINUSE, -EINVAL (port 0 or ops NULL), -ENOSPC (too many listeners), -ENOMEM.
+ */
+int paste_listen(struct paste_ctx *ctx, uint16_t port, const struct paste_conn_ops *ops,
+		 void *user);
+
+/** The connection's pending in-order payload, as *n slots (valid until the callback returns). */
+const struct paste_slot *paste_conn__slots(struct paste_conn *conn, unsigned *n);
+
+/** Bytes of pending (unconsumed) payload. */
+size_t paste_conn__pending(const struct paste_conn *conn);
+
+/** True once the peer has finished sending (FIN received) - after the pending bytes, no more. */
+bool paste_conn__eof(const struct paste_conn *conn);
+
+/**
+ * Mark the first @n pending bytes as consumed: their frames go back to the pool when no longer
+ * referenced, and the TCP window reopens. @return 0, or -EINVAL if @n > pending.
+ */
+int paste_conn__consume(struct paste_conn *conn, size_t n);
+
+/**
+ * Queue up to @len bytes for sending (copied into the TCP send buffer). They leave at the end of the
+ * round. @return bytes queued (may be less than @len, or 0 when the send buffer is full: the
+ * connection's on_data runs again when space frees up), -ENOTCONN after close, -ENOMEM.
+ */
+ssize_t paste_conn__send(struct paste_conn *conn, const void *buf, size_t len);
+
+/** Free space in the send buffer, in bytes. */
+size_t paste_conn__sendbuf(const struct paste_conn *conn);
+
+/**
+ * Graceful close: queued data is still sent, then FIN. Pending payload is dropped. on_close(0) runs
+ * at the end of the round. @return 0 or -ENOTCONN if already closing.
+ */
+int paste_conn__close(struct paste_conn *conn);
+
+/** Reset the connection (RST). on_close(-ECONNABORTED) runs at the end of the round. */
+void paste_conn__abort(struct paste_conn *conn);
+
+/** Application pointer attached to the connection (NULL until set). */
+void paste_conn__set_user(struct paste_conn *conn, void *user);
+void *paste_conn__user(const struct paste_conn *conn);
+
+/** Peer address and port (host byte order port). */
+void paste_conn__peer(const struct paste_conn *conn, struct in_addr *addr, uint16_t *port);
+
+/* ---- statistics -------------------------------------------------------------------------- */
+
+/**
+ * Counters. Frames are always in exactly one place:
+ * frames_total == frames_free + frames_fill + frames_rx + frames_tx + frames_kept.
+ */
+struct paste_stats {
+	uint64_t rx_packets;	/**< frames taken from the RX ring */
+	uint64_t rx_bytes;
+	uint64_t tx_packets;	/**< frames put on the TX ring */
+	uint64_t tx_bytes;
+	uint64_t rx_dropped;	/**< kernel: dropped for lack of fill/RX ring space (XDP_STATISTICS) */
+	uint64_t rx_invalid;	/**< kernel + stack: invalid descriptors or malformed frames */
+	uint64_t tx_dropped;	/**< frames not sent: no free frame, ring full, or no next hop */
+	uint64_t rx_payload_bytes;   /**< payload bytes handed to applications */
+	uint64_t rx_copied_bytes;    /**< of which copied into the pool (0 on the zero-copy path) */
+	uint64_t steered;	/**< XDP program: frames redirected to the socket */
+	uint64_t passed;	/**< XDP program: frames left to the kernel */
+	uint64_t rounds;	/**< paste_poll() rounds that did work */
+	uint64_t conns_accepted;
+	uint64_t conns_refused;	/**< over max_conns or refused by on_accept */
+	uint32_t conns_open;
+	uint32_t frames_total;
+	uint32_t frames_free;	/**< in the allocator */
+	uint32_t frames_fill;	/**< given to the kernel on the fill ring */
+	uint32_t frames_rx;	/**< received, held by the stack or the application */
+	uint32_t frames_tx;	/**< on the TX or completion ring */
+	uint32_t frames_kept;	/**< kept by the application (persistent references) */
+	bool zerocopy;		/**< the socket is bound in zero-copy mode */
+	enum paste_xdp_mode xdp_mode; /**< the mode the program is attached in */
+};
+
+/** Fill @st (@sz = sizeof(*st)). @return 0 or -EINVAL. */
+int paste_stats(struct paste_ctx *ctx, struct paste_stats *st, size_t sz);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* PASTE_PASTE_H */

@@ -1,0 +1,126 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * paste/pool.h - the persistent pool file.
+ *
+ * A pool is one file (on /dev/shm here; a device-DAX path or DAX file on real NVMM) mapped with
+ * libpmem. It holds, in order:
+ *
+ *   [ superblock, 4 KiB ][ region area: named regions for persistent indexes ][ frame area ]
+ *
+ * The frame area is page aligned and is registered whole as the AF_XDP UMEM, so received frames are
+ * already in the pool. The superblock records magic, version, geometry (pool size, frame size, frame
+ * count, region area size), a uuid, a clean-shutdown flag and a CRC32C over all of it; opening checks
+ * every field and refuses a mismatched, truncated or corrupt file with a message naming the cause.
+ *
+ * Typical use (paste_open() does this for you; open a pool directly for offline tools):
+ *
+ *	struct paste_pool_opts o = { .sz = sizeof(o), .size = 64 << 20, .create = true };
+ *	struct paste_pool *pool;
+ *	int err = paste_pool__open(&pool, "/dev/shm/my.pool", &o);
+ *	if (err)
+ *		return err;	// a message went through paste_set_print()'s callback
+ *	void *idx;
+ *	uint64_t n;
+ *	err = paste_pool__region(pool, "wal.log", 1 << 20, &idx, &n);
+ *	...
+ *	paste_pool__close(&pool);	// marks the pool cleanly shut down
+ *
+ * Frame allocation state is not stored in the pool: it is volatile and rebuilt at open from the
+ * persistent indexes that name frames (a frame is in use iff an index names it).
+ *
+ * Every int function returns 0 or a negative errno. Not thread safe: one thread per pool.
+ */
+#ifndef PASTE_POOL_H
+#define PASTE_POOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct paste_pool;
+
+/** Default pool file. */
+#define PASTE_POOL_DEFAULT_PATH "/dev/shm/paste.pool"
+/** Default pool size when creating (64 MiB). */
+#define PASTE_POOL_DEFAULT_SIZE (64ull << 20)
+/** Default frame size (bytes); 2048 or 4096 are accepted. */
+#define PASTE_POOL_DEFAULT_FRAME_SIZE 2048u
+/** Maximum number of named regions. */
+#define PASTE_POOL_MAX_REGIONS 16
+/** Longest region name, without the terminating NUL. */
+#define PASTE_POOL_REGION_NAME_MAX 31
+
+/** Options for paste_pool__open(). Zero fields take the defaults. */
+struct paste_pool_opts {
+	size_t sz;	     /**< sizeof(struct paste_pool_opts): lets the struct grow */
+	uint64_t size;	     /**< total file size when creating; 0 = PASTE_POOL_DEFAULT_SIZE */
+	uint32_t frame_size; /**< 2048 or 4096 when creating; when opening, 0 = accept the file's */
+	uint64_t region_area; /**< bytes for named regions when creating; 0 = size / 8 (>= 1 MiB) */
+	bool create;	     /**< create the file if it does not exist */
+	bool must_create;    /**< fail with -EEXIST if it exists */
+	bool check_umem;     /**< try XDP_UMEM_REG on the frame area and fail with a clear message if
+				  the kernel refuses (e.g. -EFAULT on ext4) */
+};
+
+/** Read-only facts about an open pool. */
+struct paste_pool_info {
+	uint64_t size;		  /**< file size in bytes */
+	uint32_t frame_size;	  /**< bytes per frame */
+	uint32_t frame_count;	  /**< frames in the frame area */
+	uint64_t frame_area_off;  /**< file offset of frame 0 (page aligned) */
+	uint64_t region_area_off; /**< file offset of the region area */
+	uint64_t region_area_size;
+	uint64_t region_area_used;
+	uint8_t uuid[16];
+	bool created;	   /**< this open created the file */
+	bool was_clean;	   /**< the previous user closed it cleanly */
+	bool is_pmem;	   /**< libpmem reports real persistent memory (false on /dev/shm) */
+};
+
+/**
+ * Open (or create) a pool file.
+ * @return 0; -ENOENT (absent and !create), -EEXIST (must_create), -EINVAL (bad option or geometry
+ * mismatch), -EBADMSG (bad magic/checksum/version: not a pool or corrupt), -EFBIG/-ENOSPC (size),
+ * -EFAULT (the kernel refuses to register this memory as UMEM: use /dev/shm or device-DAX), or the
+ * errno of the failing system call.
+ */
+int paste_pool__open(struct paste_pool **pool, const char *path, const struct paste_pool_opts *opts);
+
+/** Mark the pool cleanly shut down, flush the superblock, unmap, and set *pool to NULL. */
+void paste_pool__close(struct paste_pool **pool);
+
+/** Fill *info (never fails on an open pool). */
+void paste_pool__info(const struct paste_pool *pool, struct paste_pool_info *info);
+
+/** Base address of the frame area (page aligned); frame i is at base + i * frame_size. */
+void *paste_pool__frames(const struct paste_pool *pool);
+
+/** Base address of the whole mapping (the superblock); pool offsets are relative to it. */
+void *paste_pool__base(const struct paste_pool *pool);
+
+/**
+ * Find the region called @name, or reserve @size bytes (rounded up to 4 KiB) for it if it does not
+ * exist. A new region is zero-filled and persisted before it is recorded.
+ * @return 0 with *addr and *len set; -ENOSPC when the region area or table is full; -EINVAL for a
+ * bad name or an existing region smaller than @size.
+ */
+int paste_pool__region(struct paste_pool *pool, const char *name, uint64_t size, void **addr,
+		       uint64_t *len);
+
+/** Write back the cache lines of [addr, addr+len) (clwb/clflushopt), no fence. */
+void paste_pool__flush(const struct paste_pool *pool, const void *addr, size_t len);
+
+/** Fence: every earlier flush is durable when this returns. */
+void paste_pool__drain(const struct paste_pool *pool);
+
+/** flush + drain. */
+void paste_pool__persist(const struct paste_pool *pool, const void *addr, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* PASTE_POOL_H */

@@ -1,0 +1,1 @@
+/* SPDX-License-Identifier: BSD-2-Clause */ /* being written */ typedef int paste_unused_crc32c;

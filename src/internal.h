@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * internal.h - what every file of the library shares: messages, error helpers, CRC32C, small
+ * utilities. Nothing here is part of the public API (symbols are hidden by the version script).
+ */
+#ifndef PASTE_INTERNAL_H
+#define PASTE_INTERNAL_H
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <paste/paste.h>
+
+#define PASTE_EXPORT __attribute__((visibility("default")))
+
+#ifndef ARRAY_SIZE
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#endif
+#define PASTE_ALIGN_UP(x, a) (((x) + ((a) - 1)) & ~((__typeof__(x))(a) - 1))
+#define likely(x)   __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+/* ---- messages (log.c) -------------------------------------------------------------------- */
+
+void paste_vprint(enum paste_log_level level, const char *fmt, __builtin_va_list ap);
+void paste_print(enum paste_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+#define pr_err(...)   paste_print(PASTE_LOG_ERROR, __VA_ARGS__)
+#define pr_warn(...)  paste_print(PASTE_LOG_WARN, __VA_ARGS__)
+#define pr_info(...)  paste_print(PASTE_LOG_INFO, __VA_ARGS__)
+#define pr_debug(...) paste_print(PASTE_LOG_DEBUG, __VA_ARGS__)
+
+/* Print an ERROR and evaluate to @err (a negative errno): `return paste_fail(-EINVAL, "...")`. */
+int paste_fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- CRC32C (crc32c.c) ------------------------------------------------------------------- */
+
+/* Castagnoli CRC, seed 0 for a fresh sum; chaining: crc = paste_crc32c(crc, next, len). */
+uint32_t paste_crc32c(uint32_t crc, const void *buf, size_t len);
+
+#endif /* PASTE_INTERNAL_H */

@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * log.c - the library's one way to say what went wrong: messages go to a print callback settable by
+ * the application (paste_set_print), the last error of each thread is kept for paste_last_error().
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+
+static paste_print_fn print_fn;
+static void *print_user;
+static enum paste_log_level print_max = PASTE_LOG_INFO;
+static __thread char last_error[512];
+
+PASTE_EXPORT void paste_set_print(paste_print_fn fn, void *user, enum paste_log_level max_level)
+{
+	print_fn = fn;
+	print_user = user;
+	print_max = max_level;
+}
+
+PASTE_EXPORT const char *paste_last_error(void)
+{
+	return last_error;
+}
+
+void paste_vprint(enum paste_log_level level, const char *fmt, va_list ap)
+{
+	static const char *const names[] = {"error", "warning", "info", "debug"};
+	char msg[512];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (level == PASTE_LOG_ERROR)
+		memcpy(last_error, msg, sizeof(last_error));
+	if (level > print_max)
+		return;
+	if (print_fn)
+		print_fn(level, msg, print_user);
+	else
+		fprintf(stderr, "libpaste-xdp: %s: %s\n", names[level], msg);
+}
+
+void paste_print(enum paste_log_level level, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	paste_vprint(level, fmt, ap);
+	va_end(ap);
+}
+
+int paste_fail(int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	paste_vprint(PASTE_LOG_ERROR, fmt, ap);
+	va_end(ap);
+	return err;
+}
