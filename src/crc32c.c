@@ -1,1 +1,132 @@
-/* SPDX-License-Identifier: BSD-2-Clause */ /* being written */ typedef int paste_unused_crc32c;
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * crc32c.c - CRC32C (Castagnoli, reflected polynomial 0x82F63B78), the checksum of the pool
+ * superblock and of every persistent index record.
+ *
+ * Two implementations with one convention (the running value is inverted on entry and exit, so
+ * paste_crc32c(paste_crc32c(0, a), b) == paste_crc32c(0, a || b), and "123456789" sums to
+ * 0xE3069283): a portable slicing-by-8 table walk, and the SSE4.2 crc32 instruction on x86-64.
+ * The choice is made once, at the first call, from cpuid (__builtin_cpu_supports); after that a
+ * call costs a pthread_once check and one indirect call. The portable path is always built and is
+ * what other CPUs run.
+ */
+#include <pthread.h>
+#include <string.h>
+
+#if defined(__x86_64__)
+#include <nmmintrin.h>
+#endif
+
+#include "internal.h"
+
+#define CRC32C_POLY 0x82F63B78u /* reflected 0x1EDC6F41 */
+
+typedef uint32_t (*crc32c_fn)(uint32_t crc, const void *buf, size_t len);
+
+/* Test hooks: both paths are reachable from tests/unit/test_crc32c.c (not in any header). */
+uint32_t paste_crc32c_portable(uint32_t crc, const void *buf, size_t len);
+uint32_t paste_crc32c_sse42(uint32_t crc, const void *buf, size_t len);
+int paste_crc32c_have_sse42(void);
+
+/* table[k][b]: CRC of byte b followed by k zero bytes (slicing-by-8). */
+static uint32_t table[8][256];
+static crc32c_fn crc32c_impl;
+static pthread_once_t crc32c_once = PTHREAD_ONCE_INIT;
+
+static void crc32c_make_table(void)
+{
+	for (uint32_t b = 0; b < 256; b++) {
+		uint32_t c = b;
+
+		for (int i = 0; i < 8; i++)
+			c = (c >> 1) ^ (CRC32C_POLY & (0u - (c & 1)));
+		table[0][b] = c;
+	}
+	for (uint32_t b = 0; b < 256; b++)
+		for (int k = 1; k < 8; k++)
+			table[k][b] = (table[k - 1][b] >> 8) ^ table[0][table[k - 1][b] & 0xff];
+}
+
+static uint32_t crc32c_portable_raw(uint32_t c, const uint8_t *p, size_t len)
+{
+	while (len && ((uintptr_t)p & 7)) {
+		c = (c >> 8) ^ table[0][(c ^ *p++) & 0xff];
+		len--;
+	}
+	for (; len >= 8; len -= 8, p += 8) {
+		uint64_t w;
+
+		memcpy(&w, p, 8); /* little-endian load */
+		w ^= c;
+		c = table[7][w & 0xff] ^ table[6][(w >> 8) & 0xff] ^ table[5][(w >> 16) & 0xff] ^
+		    table[4][(w >> 24) & 0xff] ^ table[3][(w >> 32) & 0xff] ^
+		    table[2][(w >> 40) & 0xff] ^ table[1][(w >> 48) & 0xff] ^ table[0][w >> 56];
+	}
+	while (len--)
+		c = (c >> 8) ^ table[0][(c ^ *p++) & 0xff];
+	return c;
+}
+
+#if defined(__x86_64__)
+__attribute__((target("sse4.2"))) static uint32_t crc32c_sse42_raw(uint32_t c, const uint8_t *p,
+                                                                   size_t len)
+{
+	uint64_t c64;
+
+	while (len && ((uintptr_t)p & 7)) {
+		c = _mm_crc32_u8(c, *p++);
+		len--;
+	}
+	c64 = c;
+	for (; len >= 8; len -= 8, p += 8) {
+		uint64_t w;
+
+		memcpy(&w, p, 8);
+		c64 = _mm_crc32_u64(c64, w);
+	}
+	c = (uint32_t)c64;
+	while (len--)
+		c = _mm_crc32_u8(c, *p++);
+	return c;
+}
+
+int paste_crc32c_have_sse42(void)
+{
+	__builtin_cpu_init();
+	return __builtin_cpu_supports("sse4.2");
+}
+
+uint32_t paste_crc32c_sse42(uint32_t crc, const void *buf, size_t len)
+{
+	return ~crc32c_sse42_raw(~crc, buf, len);
+}
+#else
+int paste_crc32c_have_sse42(void)
+{
+	return 0;
+}
+
+uint32_t paste_crc32c_sse42(uint32_t crc, const void *buf, size_t len)
+{
+	return paste_crc32c_portable(crc, buf, len);
+}
+#endif
+
+uint32_t paste_crc32c_portable(uint32_t crc, const void *buf, size_t len)
+{
+	pthread_once(&crc32c_once, crc32c_make_table);
+	return ~crc32c_portable_raw(~crc, buf, len);
+}
+
+static void crc32c_choose(void)
+{
+	crc32c_impl = paste_crc32c_have_sse42() ? paste_crc32c_sse42 : paste_crc32c_portable;
+}
+
+uint32_t paste_crc32c(uint32_t crc, const void *buf, size_t len)
+{
+	static pthread_once_t choose_once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&choose_once, crc32c_choose); /* after the first call: one load and compare */
+	return crc32c_impl(crc, buf, len);
+}

@@ -1,1 +1,297 @@
-/* SPDX-License-Identifier: BSD-2-Clause */ /* placeholder until written */ typedef int paste_unused_ctx;
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * ctx.c - the context: paste_open()/paste_close() wire the layers together, paste_poll() is one
+ * run-to-completion round of the event loop (see ctx.h for its order), paste_run() loops it.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <lwip/timeouts.h>
+
+#include "ctx.h"
+#include "paste_steer.h"
+
+static int parse_ip(struct paste_ctx *ctx)
+{
+	struct in_addr a;
+	uint8_t plen = ctx->opts.prefix_len ? ctx->opts.prefix_len : 24;
+
+	if (!ctx->opts.ip)
+		return ctx->opts.shared_ip ? 0
+		                           : paste_fail(-EINVAL, "no IP address: give the stack "
+		                                                 "a dedicated address (--ip), or "
+		                                                 "use shared-IP mode");
+	if (inet_pton(AF_INET, ctx->opts.ip, &a) != 1 || a.s_addr == 0)
+		return paste_fail(-EINVAL, "'%s' is not an IPv4 address (expected e.g. 10.0.0.2)",
+		                  ctx->opts.ip);
+	if (plen > 32)
+		return paste_fail(-EINVAL, "prefix length %u is out of range (1-32)", plen);
+	ctx->ip = a.s_addr;
+	ctx->netmask = htonl(plen == 32 ? 0xffffffffu : ~(0xffffffffu >> plen));
+	return 0;
+}
+
+static int check_opts(struct paste_ctx *ctx, const struct paste_opts *in)
+{
+	struct paste_opts *o = &ctx->opts;
+
+	if (!in || in->sz < offsetof(struct paste_opts, ip))
+		return paste_fail(-EINVAL, "paste_open: options missing or .sz not set");
+	memcpy(o, in, in->sz < sizeof(*o) ? in->sz : sizeof(*o));
+	if (!o->ifname || !*o->ifname || strlen(o->ifname) >= IFNAMSIZ)
+		return paste_fail(-EINVAL, "paste_open: an interface name is required (--ifname)");
+	snprintf(ctx->ifname, sizeof(ctx->ifname), "%s", o->ifname);
+	o->ifname = ctx->ifname;
+	if (!o->pool_path)
+		o->pool_path = PASTE_POOL_DEFAULT_PATH;
+	if (!o->batch_size)
+		o->batch_size = 64;
+	if (!o->ring_size)
+		o->ring_size = 4096;
+	if (!o->max_conns)
+		o->max_conns = 4096;
+	if (!o->ephemeral_lo && !o->ephemeral_hi) {
+		o->ephemeral_lo = 49152;
+		o->ephemeral_hi = 65535;
+	}
+	if (o->ring_size & (o->ring_size - 1) || o->ring_size < 64 || o->ring_size > 32768)
+		return paste_fail(-EINVAL, "ring size %u: must be a power of two in 64-32768",
+		                  o->ring_size);
+	if (o->batch_size > o->ring_size)
+		return paste_fail(-EINVAL, "batch size %u is larger than the ring (%u)",
+		                  o->batch_size, o->ring_size);
+	if (o->ephemeral_lo > o->ephemeral_hi)
+		return paste_fail(-EINVAL, "ephemeral port range %u-%u is empty", o->ephemeral_lo,
+		                  o->ephemeral_hi);
+	ctx->ifindex = (int)if_nametoindex(o->ifname);
+	if (!ctx->ifindex)
+		return paste_fail(-ENODEV,
+		                  "no interface '%s' in this network namespace (ip link "
+		                  "show lists them)",
+		                  o->ifname);
+	return parse_ip(ctx);
+}
+
+static int open_pool(struct paste_ctx *ctx)
+{
+	struct paste_pool_opts po = {
+	    .sz = sizeof(po),
+	    .size = ctx->opts.pool_size,
+	    .frame_size = ctx->opts.frame_size,
+	    .create = true,
+	};
+	struct paste_pool_info info;
+	int err;
+
+	err = paste_pool__open(&ctx->pool, ctx->opts.pool_path, &po);
+	if (err)
+		return err;
+	paste_pool__info(ctx->pool, &info);
+	ctx->area = paste_pool__frames(ctx->pool);
+	ctx->frame_size = info.frame_size;
+	ctx->frame_count = info.frame_count;
+	if (info.frame_count < 2 * ctx->opts.ring_size + PASTE_TX_RESERVE)
+		return paste_fail(-EINVAL,
+		                  "pool %s has %u frames: too few for rings of %u (need at "
+		                  "least %u); use a larger --pool-size",
+		                  ctx->opts.pool_path, info.frame_count, ctx->opts.ring_size,
+		                  2 * ctx->opts.ring_size + PASTE_TX_RESERVE);
+	err = paste_frames__init(&ctx->frames, ctx->frame_count, NULL);
+	if (err)
+		return paste_fail(err, "frame allocator: out of memory");
+	ctx->rxbufs = calloc(ctx->frame_count, sizeof(*ctx->rxbufs));
+	if (!ctx->rxbufs)
+		return paste_fail(-ENOMEM, "out of memory for %u frame descriptors",
+		                  ctx->frame_count);
+	return 0;
+}
+
+static int open_steer(struct paste_ctx *ctx)
+{
+	struct paste_steer_cfg cfg = {
+	    .ifindex = ctx->ifindex,
+	    .shared_ip = ctx->opts.shared_ip,
+	    .ip = ctx->ip,
+	    .eph_lo = ctx->opts.ephemeral_lo,
+	    .eph_hi = ctx->opts.ephemeral_hi,
+	    .mode = ctx->opts.xdp_mode,
+	};
+	int err;
+
+	err = paste_steer__open(&ctx->steer, &cfg);
+	if (!err)
+		err = paste_steer__attach(ctx->steer);
+	return err;
+}
+
+PASTE_EXPORT int paste_open(struct paste_ctx **out, const struct paste_opts *opts)
+{
+	struct paste_ctx *ctx;
+	int err;
+
+	if (!out)
+		return paste_fail(-EINVAL, "paste_open: NULL context pointer");
+	*out = NULL;
+	ctx = calloc(1, sizeof(*ctx));
+	if (!ctx)
+		return paste_fail(-ENOMEM, "paste_open: out of memory");
+	ctx->xsk.fd = -1;
+	err = check_opts(ctx, opts);
+	if (err)
+		goto fail;
+	ctx->xsk.ring_size = ctx->opts.ring_size;
+	err = open_pool(ctx);
+	if (err)
+		goto fail;
+	err = paste_netif__query(ctx);
+	if (err)
+		goto fail;
+	err = open_steer(ctx);
+	if (err)
+		goto fail;
+	err = paste_xsk__open(ctx);
+	if (err)
+		goto fail;
+	err = paste_steer__set_xsk(ctx->steer, ctx->opts.queue, ctx->xsk.fd);
+	if (err)
+		goto fail;
+	err = paste_netif__open(ctx);
+	if (err)
+		goto fail;
+	*out = ctx;
+	return 0;
+fail:
+	paste_close(&ctx);
+	return err;
+}
+
+PASTE_EXPORT void paste_close(struct paste_ctx **pctx)
+{
+	struct paste_ctx *ctx = pctx ? *pctx : NULL;
+
+	if (!ctx)
+		return;
+	if (ctx->netif_added) {
+		paste_conns__shutdown(ctx);
+		paste_xsk__kick(ctx); /* the RSTs of the aborted connections */
+		paste_netif__close(ctx);
+	}
+	paste_steer__close(&ctx->steer); /* detach first: stop steering to a closing socket */
+	paste_xsk__close(ctx);
+	free(ctx->rxbufs);
+	paste_frames__fini(&ctx->frames);
+	paste_pool__close(&ctx->pool);
+	free(ctx);
+	*pctx = NULL;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Nothing received: wait up to @ms (spinning in busy-poll mode). @return frames then taken. */
+static int wait_rx(struct paste_ctx *ctx, int ms)
+{
+	uint64_t end;
+	unsigned n;
+	int r;
+
+	if (!ctx->opts.busy_poll) {
+		r = paste_xsk__wait(ctx, ms);
+		if (r < 0)
+			return r;
+		return (int)paste_xsk__rx(ctx, ctx->opts.batch_size);
+	}
+	end = ms < 0 ? UINT64_MAX : now_ns() + (uint64_t)ms * 1000000ull;
+	do {
+		if (xsk_ring_prod__needs_wakeup(&ctx->xsk.fill))
+			recvfrom(ctx->xsk.fd, NULL, 0, MSG_DONTWAIT, NULL, NULL);
+		n = paste_xsk__rx(ctx, ctx->opts.batch_size);
+		if (n)
+			return (int)n;
+	} while (!ctx->stop && now_ns() < end);
+	return 0;
+}
+
+PASTE_EXPORT int paste_poll(struct paste_ctx *ctx, int timeout_ms)
+{
+	int n = (int)paste_xsk__rx(ctx, ctx->opts.batch_size);
+
+	if (!n && timeout_ms != 0 && !ctx->ready && !ctx->stop) {
+		uint32_t t = sys_timeouts_sleeptime();
+		int ms = t == SYS_TIMEOUTS_SLEEPTIME_INFINITE ? -1 : (int)t;
+
+		if (timeout_ms >= 0 && (ms < 0 || timeout_ms < ms))
+			ms = timeout_ms;
+		n = wait_rx(ctx, ms);
+		if (n < 0 && n != -EINTR)
+			return paste_fail(n, "waiting for packets: %s", strerror(-n));
+	}
+	if (n > 0)
+		ctx->st.rounds++;
+	paste_conns__run_ready(ctx);
+	paste_conns__flush(ctx);
+	sys_check_timeouts();
+	paste_conns__reap(ctx);
+	paste_xsk__kick(ctx);
+	paste_xsk__complete(ctx);
+	paste_xsk__refill(ctx);
+	return n;
+}
+
+PASTE_EXPORT int paste_run(struct paste_ctx *ctx)
+{
+	int n;
+
+	while (!ctx->stop) {
+		n = paste_poll(ctx, -1);
+		if (n < 0 && n != -EINTR)
+			return n;
+	}
+	ctx->stop = 0;
+	return 0;
+}
+
+PASTE_EXPORT void paste_stop(struct paste_ctx *ctx)
+{
+	ctx->stop = 1;
+}
+
+PASTE_EXPORT struct paste_pool *paste_pool(struct paste_ctx *ctx)
+{
+	return ctx->pool;
+}
+
+PASTE_EXPORT int paste_stats(struct paste_ctx *ctx, struct paste_stats *out, size_t sz)
+{
+	struct paste_stats st = ctx->st;
+	uint64_t cnt[PASTE_CNT_MAX] = {0};
+
+	if (!out || !sz)
+		return -EINVAL;
+	paste_xsk__kstats(ctx, &st);
+	if (!paste_steer__counters(ctx->steer, cnt, PASTE_CNT_MAX)) {
+		st.steered = cnt[PASTE_CNT_STEERED];
+		st.passed = cnt[PASTE_CNT_PASSED] + cnt[PASTE_CNT_NO_SOCKET];
+	}
+	st.conns_open = ctx->nconns;
+	st.frames_total = ctx->frame_count;
+	st.frames_free = paste_frames__nr(&ctx->frames, PASTE_FRAME_FREE);
+	st.frames_fill = paste_frames__nr(&ctx->frames, PASTE_FRAME_FILL);
+	st.frames_rx = paste_frames__nr(&ctx->frames, PASTE_FRAME_RX);
+	st.frames_tx = paste_frames__nr(&ctx->frames, PASTE_FRAME_TX);
+	st.frames_kept = paste_frames__nr(&ctx->frames, PASTE_FRAME_KEPT);
+	st.zerocopy = ctx->xsk.zerocopy;
+	st.xdp_mode = paste_steer__attached_mode(ctx->steer);
+	memcpy(out, &st, sz < sizeof(st) ? sz : sizeof(st));
+	return 0;
+}

@@ -5,8 +5,8 @@
  * Every frame is in exactly one state at any time, and the allocator counts frames per state, so
  * "no frame leaked" is a one-line check (counts add up and nothing is left in RX/TX). Frames come
  * back in any order (lwIP frees out-of-order segments late), so free frames are a LIFO stack of
- * indices: O(1) alloc and free, no per-packet allocation. Not persistent: at open it is rebuilt from
- * the persistent indexes (frames they name start KEPT, everything else FREE).
+ * indices: O(1) alloc and free, no per-packet allocation. Not persistent: at open it is rebuilt
+ * from the persistent indexes (frames they name start KEPT, everything else FREE).
  */
 #ifndef PASTE_FRAMES_H
 #define PASTE_FRAMES_H
@@ -17,19 +17,19 @@
 enum paste_frame_state {
 	PASTE_FRAME_FREE = 0, /* in the allocator */
 	PASTE_FRAME_FILL,     /* on the fill ring: the kernel may write it */
-	PASTE_FRAME_RX,	      /* received: held by lwIP or the application */
-	PASTE_FRAME_TX,	      /* on the TX ring, until the completion ring returns it */
+	PASTE_FRAME_RX,       /* received: held by lwIP or the application */
+	PASTE_FRAME_TX,       /* on the TX ring, until the completion ring returns it */
 	PASTE_FRAME_KEPT,     /* named by a persistent reference (refcount in refs[]) */
 	PASTE_FRAME_NSTATES,
 };
 
 struct paste_frames {
-	uint32_t count;			  /* frames in the area */
-	uint32_t nfree;			  /* entries on the free stack */
-	uint32_t *free_stack;		  /* indices of FREE frames, top at nfree - 1 */
-	uint8_t *state;			  /* enum paste_frame_state per frame */
-	uint16_t *refs;			  /* kept-reference count per frame (KEPT only) */
-	uint32_t n[PASTE_FRAME_NSTATES];  /* frames per state; sums to count */
+	uint32_t count;                  /* frames in the area */
+	uint32_t nfree;                  /* entries on the free stack */
+	uint32_t *free_stack;            /* indices of FREE frames, top at nfree - 1 */
+	uint8_t *state;                  /* enum paste_frame_state per frame */
+	uint16_t *refs;                  /* kept-reference count per frame (KEPT only) */
+	uint32_t n[PASTE_FRAME_NSTATES]; /* frames per state; sums to count */
 };
 
 /*
@@ -39,7 +39,8 @@ struct paste_frames {
 int paste_frames__init(struct paste_frames *f, uint32_t count, const uint64_t *kept);
 void paste_frames__fini(struct paste_frames *f);
 
-/* Take a FREE frame into state @to (not FREE). @return 0 with *idx set, -ENOSPC when none is free. */
+/* Take a FREE frame into state @to (not FREE). @return 0 with *idx set, -ENOSPC when none is free.
+ */
 int paste_frames__alloc(struct paste_frames *f, enum paste_frame_state to, uint32_t *idx);
 
 /*
@@ -48,7 +49,7 @@ int paste_frames__alloc(struct paste_frames *f, enum paste_frame_state to, uint3
  * double frees and frames returned by the wrong path.
  */
 int paste_frames__move(struct paste_frames *f, uint32_t idx, enum paste_frame_state from,
-		       enum paste_frame_state to);
+                       enum paste_frame_state to);
 
 /* Add a kept reference: RX or KEPT -> KEPT, refs+1. @return 0, -EINVAL, -EOVERFLOW (65535 refs). */
 int paste_frames__ref(struct paste_frames *f, uint32_t idx);

@@ -17,15 +17,15 @@
 #ifndef ARRAY_SIZE
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #endif
-#define PASTE_ALIGN_UP(x, a) (((x) + ((a) - 1)) & ~((__typeof__(x))(a) - 1))
-#define likely(x)   __builtin_expect(!!(x), 1)
-#define unlikely(x) __builtin_expect(!!(x), 0)
+#define PASTE_ALIGN_UP(x, a) (((x) + ((a)-1)) & ~((__typeof__(x))(a)-1))
+#define likely(x)            __builtin_expect(!!(x), 1)
+#define unlikely(x)          __builtin_expect(!!(x), 0)
 
 /* ---- messages (log.c) -------------------------------------------------------------------- */
 
 void paste_vprint(enum paste_log_level level, const char *fmt, __builtin_va_list ap);
 void paste_print(enum paste_log_level level, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 #define pr_err(...)   paste_print(PASTE_LOG_ERROR, __VA_ARGS__)
 #define pr_warn(...)  paste_print(PASTE_LOG_WARN, __VA_ARGS__)

@@ -1,1 +1,268 @@
-/* SPDX-License-Identifier: BSD-2-Clause */ /* placeholder until written */ typedef int paste_unused_netif;
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * netif.c - the lwIP network interface over the AF_XDP socket.
+ *
+ * RX: each received frame becomes a pbuf_custom (PBUF_REF) whose payload is the frame itself in the
+ * pool, and goes to ethernet_input(): lwIP's TCP reassembles in place, so the payload the
+ * application gets still lies in the frame the kernel wrote. The pbuf's free callback hands the
+ * frame back to the allocator (RX -> FREE); the event loop moves free frames to the fill ring in
+ * batches. TX: linkoutput copies the (small, lwIP-allocated) outgoing pbuf chain into a TX frame;
+ * lwIP computes every IPv4/TCP checksum in software, so frames leave complete (a veth peer
+ * validates them).
+ *
+ * Address modes: in dedicated-IP mode lwIP owns the address and does ARP (netif->output is
+ * etharp_output). In shared-IP mode the kernel owns the address and answers ARP, so lwIP must never
+ * ARP: netif->output resolves the next hop from a table learned from received frames (the source
+ * MAC of a peer's frame is the next hop back to it), then the kernel's neighbour table, and calls
+ * ethernet_output() directly.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <lwip/etharp.h>
+#include <lwip/init.h>
+#include <lwip/ip4_addr.h>
+#include <lwip/timeouts.h>
+#include <netif/ethernet.h>
+
+#include "ctx.h"
+
+/* lwIP keeps global state: it is initialised once per process, and one context uses it at a time
+ * (see paste.h). */
+static bool lwip_inited, lwip_in_use;
+
+static void rxbuf_free(struct pbuf *p)
+{
+	struct paste_rxbuf *rb = (struct paste_rxbuf *)p;
+	struct paste_ctx *ctx = rb->ctx;
+	uint32_t idx = (uint32_t)(rb - ctx->rxbufs);
+
+	if (paste_frames__move(&ctx->frames, idx, PASTE_FRAME_RX, PASTE_FRAME_FREE))
+		pr_err("frame %u freed by lwIP but not held for RX: frame accounting is broken",
+		       idx);
+}
+
+struct pbuf *paste_netif__wrap(struct paste_ctx *ctx, uint32_t idx, uint8_t *data, uint32_t len)
+{
+	struct paste_rxbuf *rb = &ctx->rxbufs[idx];
+
+	rb->ctx = ctx;
+	rb->pc.custom_free_function = rxbuf_free;
+	return pbuf_alloced_custom(PBUF_RAW, (u16_t)len, PBUF_REF, &rb->pc, data, (u16_t)len);
+}
+
+/* Shared-IP mode: remember which MAC the peer at the frame's source IPv4 address sits behind. */
+static void neigh_learn(struct paste_ctx *ctx, const uint8_t *frame, uint32_t len)
+{
+	uint32_t ip, h, i;
+
+	if (len < 14 + 20 || frame[12] != 0x08 || frame[13] != 0x00)
+		return;
+	memcpy(&ip, frame + 14 + 12, 4);
+	h = (ntohl(ip) * 2654435761u) & (PASTE_NEIGH_SLOTS - 1);
+	for (i = 0; i < 8; i++) {
+		struct paste_neigh *n = &ctx->neigh[(h + i) & (PASTE_NEIGH_SLOTS - 1)];
+
+		if (n->ip == ip || n->ip == 0 || i == 7) {
+			n->ip = ip;
+			memcpy(n->mac, frame + 6, 6);
+			return;
+		}
+	}
+}
+
+void paste_netif__input(struct paste_ctx *ctx, uint32_t idx, uint8_t *data, uint32_t len)
+{
+	struct pbuf *p;
+
+	if (len < 14 || len > 0xffff) {
+		ctx->st.rx_invalid++;
+		paste_frames__move(&ctx->frames, idx, PASTE_FRAME_RX, PASTE_FRAME_FREE);
+		return;
+	}
+	if (ctx->opts.shared_ip)
+		neigh_learn(ctx, data, len);
+	p = paste_netif__wrap(ctx, idx, data, len);
+	/* ethernet_input always consumes p (frees it on error). */
+	ethernet_input(p, &ctx->netif);
+}
+
+static err_t netif_linkoutput(struct netif *netif, struct pbuf *p)
+{
+	struct paste_ctx *ctx = netif->state;
+
+	if (paste_xsk__tx(ctx, p)) {
+		ctx->st.tx_dropped++;
+		return ERR_MEM;
+	}
+	return ERR_OK;
+}
+
+/* Kernel neighbour table (of this network namespace), for a next hop we have not heard from. */
+static bool neigh_kernel(struct paste_ctx *ctx, uint32_t ip, uint8_t mac[6])
+{
+	char line[256], ipbuf[INET_ADDRSTRLEN], want[INET_ADDRSTRLEN], dev[IFNAMSIZ + 1];
+	unsigned m[6], flags;
+	bool found = false;
+	FILE *f = fopen("/proc/net/arp", "r");
+
+	if (!f)
+		return false;
+	inet_ntop(AF_INET, &ip, want, sizeof(want));
+	while (!found && fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%15s %*s %x %x:%x:%x:%x:%x:%x %*s %16s", ipbuf, &flags, &m[0],
+		           &m[1], &m[2], &m[3], &m[4], &m[5], dev) != 9)
+			continue;
+		if (strcmp(ipbuf, want) || strcmp(dev, ctx->ifname) || !(flags & 0x2))
+			continue;
+		for (int i = 0; i < 6; i++)
+			mac[i] = (uint8_t)m[i];
+		found = true;
+	}
+	fclose(f);
+	return found;
+}
+
+static err_t netif_output_shared(struct netif *netif, struct pbuf *p, const ip4_addr_t *dst)
+{
+	struct paste_ctx *ctx = netif->state;
+	uint32_t ip = ip4_addr_get_u32(dst),
+	         h = (ntohl(ip) * 2654435761u) & (PASTE_NEIGH_SLOTS - 1);
+	struct eth_addr to;
+
+	for (uint32_t i = 0; i < 8; i++) {
+		struct paste_neigh *n = &ctx->neigh[(h + i) & (PASTE_NEIGH_SLOTS - 1)];
+
+		if (n->ip == ip) {
+			memcpy(to.addr, n->mac, 6);
+			return ethernet_output(netif, p, (struct eth_addr *)netif->hwaddr, &to,
+			                       ETHTYPE_IP);
+		}
+	}
+	if (neigh_kernel(ctx, ip, to.addr))
+		return ethernet_output(netif, p, (struct eth_addr *)netif->hwaddr, &to, ETHTYPE_IP);
+	ctx->st.tx_dropped++;
+	return ERR_RTE;
+}
+
+static err_t netif_init_cb(struct netif *netif)
+{
+	struct paste_ctx *ctx = netif->state;
+
+	netif->name[0] = 'p';
+	netif->name[1] = 'x';
+	netif->mtu = (u16_t)ctx->mtu;
+	netif->hwaddr_len = 6;
+	memcpy(netif->hwaddr, ctx->mac, 6);
+	netif->flags = NETIF_FLAG_BROADCAST | NETIF_FLAG_ETHERNET | NETIF_FLAG_LINK_UP;
+	if (!ctx->opts.shared_ip)
+		netif->flags |= NETIF_FLAG_ETHARP;
+	netif->linkoutput = netif_linkoutput;
+	netif->output = ctx->opts.shared_ip ? netif_output_shared : etharp_output;
+	return ERR_OK;
+}
+
+static int query_addr(struct paste_ctx *ctx)
+{
+	struct ifaddrs *ifa, *i;
+	bool found = false;
+
+	if (getifaddrs(&ifa))
+		return paste_fail(-errno, "getifaddrs: %s", strerror(errno));
+	for (i = ifa; i && !found; i = i->ifa_next) {
+		if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET ||
+		    strcmp(i->ifa_name, ctx->ifname))
+			continue;
+		ctx->ip = ((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr;
+		ctx->netmask = ((struct sockaddr_in *)i->ifa_netmask)->sin_addr.s_addr;
+		found = true;
+	}
+	freeifaddrs(ifa);
+	if (!found)
+		return paste_fail(-EADDRNOTAVAIL,
+		                  "shared-IP mode: %s has no IPv4 address; give it "
+		                  "one, or use a dedicated --ip",
+		                  ctx->ifname);
+	return 0;
+}
+
+int paste_netif__query(struct paste_ctx *ctx)
+{
+	struct ifreq ifr = {0};
+	int fd, err = 0;
+
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return paste_fail(-errno, "socket: %s", strerror(errno));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ctx->ifname);
+	if (ioctl(fd, SIOCGIFHWADDR, &ifr)) {
+		err = paste_fail(-errno, "reading the MAC address of %s: %s", ctx->ifname,
+		                 strerror(errno));
+		goto out;
+	}
+	memcpy(ctx->mac, ifr.ifr_hwaddr.sa_data, 6);
+	if (ioctl(fd, SIOCGIFMTU, &ifr)) {
+		err = paste_fail(-errno, "reading the MTU of %s: %s", ctx->ifname, strerror(errno));
+		goto out;
+	}
+	ctx->mtu = (uint32_t)ifr.ifr_mtu;
+	if (ctx->mtu + 14 > ctx->frame_size - 256) {
+		err = paste_fail(-EINVAL,
+		                 "%s has MTU %u, too large for %u-byte frames: lower the MTU "
+		                 "or use 4096-byte frames",
+		                 ctx->ifname, ctx->mtu, ctx->frame_size);
+		goto out;
+	}
+	if (ctx->opts.shared_ip && !ctx->opts.ip)
+		err = query_addr(ctx);
+out:
+	close(fd);
+	return err;
+}
+
+int paste_netif__open(struct paste_ctx *ctx)
+{
+	ip4_addr_t ip, mask, gw;
+	unsigned seed;
+
+	if (lwip_in_use)
+		return paste_fail(-EBUSY, "one paste context per process: lwIP keeps global state "
+		                          "(run one process per NIC queue)");
+	/* lwIP draws initial sequence numbers and ports from rand(): seed it unpredictably. */
+	if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
+		seed = (unsigned)getpid() ^ (unsigned)time(NULL);
+	srand(seed);
+	if (!lwip_inited)
+		lwip_init();
+	lwip_inited = true;
+	lwip_in_use = true;
+	ip4_addr_set_u32(&ip, ctx->ip);
+	ip4_addr_set_u32(&mask, ctx->netmask);
+	ip4_addr_set_zero(&gw);
+	if (!netif_add(&ctx->netif, &ip, &mask, &gw, ctx, netif_init_cb, ethernet_input))
+		return paste_fail(-ENOMEM, "lwIP: netif_add failed");
+	ctx->netif_added = true;
+	netif_set_default(&ctx->netif);
+	netif_set_up(&ctx->netif);
+	netif_set_link_up(&ctx->netif);
+	return 0;
+}
+
+void paste_netif__close(struct paste_ctx *ctx)
+{
+	if (ctx->netif_added) {
+		netif_set_down(&ctx->netif);
+		netif_remove(&ctx->netif);
+		ctx->netif_added = false;
+	}
+	lwip_in_use = false;
+}

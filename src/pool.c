@@ -1,1 +1,701 @@
-/* SPDX-License-Identifier: BSD-2-Clause */ /* being written */ typedef int paste_unused_pool;
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * pool.c - the persistent pool file (include/paste/pool.h): create, validate, map, named regions,
+ * and the flush/fence primitives everything durable goes through.
+ *
+ * File layout (all offsets from the start of the file, little-endian):
+ *
+ *   0      superblock page (4 KiB): the superblock record (2 KiB) at 0, its backup at 2 KiB
+ *   4 KiB  region area: named regions, allocated bump-style in 4 KiB multiples, never freed
+ *   ...    frame area: page aligned, frame_count frames of frame_size bytes up to the end of the
+ *          pool; registered whole as the AF_XDP UMEM
+ *
+ * Durability. The pool is mapped with libpmem (pmem_map_file) and every durable write goes through
+ * pmem_flush (clwb/clflushopt) + pmem_drain (sfence), also when libpmem says !is_pmem: on /dev/shm
+ * (tmpfs) the mapping is the page cache itself, so flushing cache lines is all there is to do, and
+ * pmem_msync would only add a system call per fence for nothing. Data on tmpfs survives process
+ * crashes, not reboots; on real NVMM (device-DAX, or a DAX file) the same calls make it survive
+ * power loss. A pool on a disk filesystem without DAX gets a warning: flushes never reach the disk.
+ *
+ * Superblock updates (clean flag at open and close, a new region) are made crash-atomic with the
+ * backup copy: the new record is written and persisted to the backup first, then to the primary.
+ * A crash tears at most one of the two, so at open a primary with a bad CRC but a good backup is a
+ * torn update: the backup is taken (with a warning). Both bad means corruption: -EBADMSG.
+ *
+ * A pool is used by one open at a time: the open holds flock(LOCK_EX) on the file until close (a
+ * crashed process releases it), and a second open gets -EBUSY.
+ *
+ * Device-DAX (/dev/daxX.Y) paths are mapped whole and validated like files, but not created or
+ * formatted here: only regular files are created (O_EXCL).
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <libpmem.h>
+#include <linux/if_xdp.h>
+#include <linux/magic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include <paste/pool.h>
+
+#include "internal.h"
+
+#ifndef AF_XDP
+#define AF_XDP 44
+#endif
+#ifndef SOL_XDP
+#define SOL_XDP 283
+#endif
+
+#define POOL_MAGIC           "PASTEPL" /* with its NUL: 8 bytes */
+#define POOL_VERSION         1u
+#define POOL_PAGE            4096u
+#define POOL_SB_AREA         4096u /* the superblock page; the region area starts after it */
+#define POOL_SB_BACKUP_OFF   2048u /* the backup copy of the superblock record */
+#define POOL_MIN_FRAMES      64u
+#define POOL_MIN_REGION_AREA (1ull << 20)
+
+/* One named region: [off, off + size) of the file, inside the region area. */
+struct pool_region {
+	char name[PASTE_POOL_REGION_NAME_MAX + 1]; /* NUL terminated */
+	uint64_t off;
+	uint64_t size; /* a multiple of 4 KiB, > 0 */
+};
+
+/*
+ * The on-media superblock record (2 KiB; two copies in the first page). crc is the CRC32C of the
+ * whole record with crc = 0. Every field is checked at open; reserved bytes are zero.
+ */
+struct pool_sb {
+	char magic[8];             /* POOL_MAGIC */
+	uint32_t version;          /* POOL_VERSION */
+	uint32_t crc;              /* paste_crc32c over the record, this field zeroed */
+	uint64_t pool_size;        /* bytes of the file the pool uses (the file may be larger) */
+	uint32_t frame_size;       /* 2048 or 4096 */
+	uint32_t frame_count;      /* >= POOL_MIN_FRAMES */
+	uint64_t region_area_off;  /* POOL_SB_AREA */
+	uint64_t region_area_size; /* multiple of POOL_PAGE */
+	uint64_t region_area_used; /* bump pointer: regions fill [off, off + used) */
+	uint64_t frame_area_off;   /* page aligned, >= region area end */
+	uint8_t uuid[16];          /* random (v4), set at creation */
+	uint32_t clean;            /* 1: the last user closed the pool; 0 while open */
+	uint32_t nregions;         /* entries used in regions[] */
+	struct pool_region regions[PASTE_POOL_MAX_REGIONS];
+	uint8_t reserved[2048 - 88 - PASTE_POOL_MAX_REGIONS * sizeof(struct pool_region)];
+};
+_Static_assert(sizeof(struct pool_sb) == 2048, "superblock record is 2 KiB");
+_Static_assert(offsetof(struct pool_sb, regions) == 88, "superblock header is 88 bytes");
+
+struct paste_pool {
+	uint8_t *base;     /* the mapping; the superblock is at base */
+	size_t map_len;    /* bytes mapped (>= sb.pool_size) */
+	int fd;            /* holds flock(LOCK_EX) while the pool is open */
+	bool is_pmem;      /* from pmem_map_file */
+	bool created;      /* this open created the file (unlinked again if the open fails) */
+	bool was_clean;    /* clean flag found at open */
+	struct pool_sb sb; /* working copy of the superblock; sb_commit() makes it durable */
+	char path[];
+};
+
+/* Options after defaults; sz-checked copy of the caller's struct. */
+struct pool_cfg {
+	uint64_t size;
+	uint32_t frame_size;
+	uint64_t region_area;
+	bool create, must_create, check_umem;
+};
+
+/* ---- superblock ------------------------------------------------------------------------- */
+
+static uint32_t sb_crc(const struct pool_sb *sb)
+{
+	struct pool_sb tmp = *sb;
+
+	tmp.crc = 0;
+	return paste_crc32c(0, &tmp, sizeof(tmp));
+}
+
+/* Record @p->sb in both copies: backup first, then the primary, each persisted. */
+static void sb_commit(struct paste_pool *p)
+{
+	p->sb.crc = sb_crc(&p->sb);
+	pmem_memcpy_persist(p->base + POOL_SB_BACKUP_OFF, &p->sb, sizeof(p->sb));
+	pmem_memcpy_persist(p->base, &p->sb, sizeof(p->sb));
+}
+
+static bool sb_intact(const struct pool_sb *sb)
+{
+	return !memcmp(sb->magic, POOL_MAGIC, sizeof(sb->magic)) && sb->version == POOL_VERSION &&
+	       sb->crc == sb_crc(sb);
+}
+
+static bool region_name_ok(const char *name)
+{
+	size_t n = strnlen(name, PASTE_POOL_REGION_NAME_MAX + 1);
+
+	if (n == 0 || n > PASTE_POOL_REGION_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (name[i] <= ' ' || name[i] > '~')
+			return false;
+	return true;
+}
+
+/* The regions of a checksummed superblock: named, aligned, inside the used area, disjoint. */
+static const char *sb_check_regions(const struct pool_sb *sb)
+{
+	uint64_t lo = sb->region_area_off, hi = lo + sb->region_area_used;
+
+	if (sb->nregions > PASTE_POOL_MAX_REGIONS)
+		return "region count out of range";
+	for (uint32_t i = 0; i < sb->nregions; i++) {
+		const struct pool_region *r = &sb->regions[i];
+
+		if (!memchr(r->name, 0, sizeof(r->name)) || !region_name_ok(r->name))
+			return "a region has an invalid name";
+		if (r->size == 0 || r->off % POOL_PAGE || r->size % POOL_PAGE || r->off < lo ||
+		    r->off > hi || r->size > hi - r->off)
+			return "a region lies outside the region area";
+		for (uint32_t j = 0; j < i; j++) {
+			const struct pool_region *q = &sb->regions[j];
+
+			if (r->off < q->off + q->size && q->off < r->off + r->size)
+				return "two regions overlap";
+			if (!strcmp(r->name, q->name))
+				return "two regions have the same name";
+		}
+	}
+	return NULL;
+}
+
+/* Geometry of a checksummed superblock; @return NULL or what is wrong. */
+static const char *sb_check_geometry(const struct pool_sb *sb)
+{
+	uint64_t region_end = sb->region_area_off + sb->region_area_size;
+
+	if (sb->frame_size != 2048 && sb->frame_size != 4096)
+		return "frame size is neither 2048 nor 4096";
+	if (sb->frame_count < POOL_MIN_FRAMES)
+		return "too few frames";
+	if (sb->region_area_off != POOL_SB_AREA || sb->region_area_size % POOL_PAGE ||
+	    sb->region_area_size > sb->pool_size || sb->region_area_used > sb->region_area_size)
+		return "region area out of place";
+	if (sb->frame_area_off % POOL_PAGE || sb->frame_area_off < region_end ||
+	    sb->frame_area_off > sb->pool_size ||
+	    (uint64_t)sb->frame_count * sb->frame_size > sb->pool_size - sb->frame_area_off)
+		return "frame area does not fit in the pool";
+	return sb_check_regions(sb);
+}
+
+/* ---- creating ---------------------------------------------------------------------------- */
+
+/* Fill @sb with the geometry of a new pool from @cfg. */
+static int pool_layout(struct pool_sb *sb, const char *path, const struct pool_cfg *cfg)
+{
+	uint64_t region = cfg->region_area, min, frames;
+
+	if (cfg->size > (uint64_t)INT64_MAX)
+		return paste_fail(-EFBIG, "cannot create pool %s: %llu bytes is too large", path,
+		                  (unsigned long long)cfg->size);
+	if (!region)
+		region =
+		    cfg->size / 8 > POOL_MIN_REGION_AREA ? cfg->size / 8 : POOL_MIN_REGION_AREA;
+	if (region > cfg->size)
+		return paste_fail(-EINVAL,
+		                  "cannot create pool %s: region area (%llu bytes) larger "
+		                  "than the pool (%llu bytes)",
+		                  path, (unsigned long long)region, (unsigned long long)cfg->size);
+	region = PASTE_ALIGN_UP(region, (uint64_t)POOL_PAGE);
+	min = POOL_SB_AREA + region + (uint64_t)POOL_MIN_FRAMES * cfg->frame_size;
+	if (cfg->size < min)
+		return paste_fail(
+		    -EINVAL,
+		    "cannot create pool %s: %llu bytes is too small: superblock (4 KiB) "
+		    "+ region area (%llu) + %u frames of %u bytes need %llu; give a "
+		    "larger size or a smaller region_area",
+		    path, (unsigned long long)cfg->size, (unsigned long long)region,
+		    POOL_MIN_FRAMES, cfg->frame_size, (unsigned long long)min);
+	frames = (cfg->size - POOL_SB_AREA - region) / cfg->frame_size;
+	if (frames > UINT32_MAX)
+		return paste_fail(-EFBIG,
+		                  "cannot create pool %s: %llu bytes is too large (at most "
+		                  "2^32-1 frames of %u bytes)",
+		                  path, (unsigned long long)cfg->size, cfg->frame_size);
+	memset(sb, 0, sizeof(*sb));
+	memcpy(sb->magic, POOL_MAGIC, sizeof(sb->magic));
+	sb->version = POOL_VERSION;
+	sb->frame_size = cfg->frame_size;
+	sb->frame_count = (uint32_t)frames;
+	sb->region_area_off = POOL_SB_AREA;
+	sb->region_area_size = region;
+	sb->frame_area_off = POOL_SB_AREA + region;
+	sb->pool_size = sb->frame_area_off + frames * cfg->frame_size; /* rounded down to frames */
+	sb->clean = 1;
+	if (getrandom(sb->uuid, sizeof(sb->uuid), 0) != sizeof(sb->uuid))
+		return paste_fail(-errno, "cannot create pool %s: getrandom: %s", path,
+		                  strerror(errno));
+	sb->uuid[6] = (sb->uuid[6] & 0x0f) | 0x40; /* version 4 */
+	sb->uuid[8] = (sb->uuid[8] & 0x3f) | 0x80; /* RFC 4122 variant */
+	return 0;
+}
+
+/* Give the new, empty file its size (allocated, so the frames never hit ENOSPC later). */
+static int pool_size_file(struct paste_pool *p, uint64_t size)
+{
+	int e = posix_fallocate(p->fd, 0, (off_t)size);
+
+	if (e == EOPNOTSUPP || e == EINVAL)
+		e = ftruncate(p->fd, (off_t)size) ? errno : 0;
+	if (e == ENOSPC || e == EFBIG)
+		return paste_fail(-e,
+		                  "cannot create pool %s: %llu bytes do not fit on its "
+		                  "filesystem (%s): free space or choose a smaller size",
+		                  p->path, (unsigned long long)size, strerror(e));
+	if (e)
+		return paste_fail(-e, "cannot create pool %s: sizing the file to %llu bytes: %s",
+		                  p->path, (unsigned long long)size, strerror(e));
+	return 0;
+}
+
+/* ---- opening ----------------------------------------------------------------------------- */
+
+static int pool_cfg_from_opts(struct pool_cfg *cfg, const char *path,
+                              const struct paste_pool_opts *opts)
+{
+	struct paste_pool_opts o = {0};
+
+	if (opts) {
+		if (opts->sz < offsetof(struct paste_pool_opts, size))
+			return paste_fail(-EINVAL,
+			                  "pool %s: opts->sz is %zu: set .sz = "
+			                  "sizeof(struct paste_pool_opts)",
+			                  path, opts->sz);
+		for (size_t i = sizeof(o); i < opts->sz; i++)
+			if (((const char *)opts)[i])
+				return paste_fail(-EINVAL,
+				                  "pool %s: options newer than this "
+				                  "library are set: upgrade libpaste-xdp",
+				                  path);
+		memcpy(&o, opts, opts->sz < sizeof(o) ? opts->sz : sizeof(o));
+	}
+	cfg->size = o.size ? o.size : PASTE_POOL_DEFAULT_SIZE;
+	cfg->frame_size = o.frame_size;
+	cfg->region_area = o.region_area;
+	cfg->create = o.create || o.must_create;
+	cfg->must_create = o.must_create;
+	cfg->check_umem = o.check_umem;
+	if (cfg->frame_size && cfg->frame_size != 2048 && cfg->frame_size != 4096)
+		return paste_fail(-EINVAL,
+		                  "pool %s: frame size %u is not supported: use 2048 or 4096", path,
+		                  cfg->frame_size);
+	return 0;
+}
+
+/* Open (or create, O_EXCL) the file and lock it; sets p->fd and p->created. */
+static int pool_open_file(struct paste_pool *p, const struct pool_cfg *cfg)
+{
+	const int rw = O_RDWR | O_CLOEXEC, excl = O_RDWR | O_CLOEXEC | O_CREAT | O_EXCL;
+
+	p->fd = cfg->must_create ? -1 : open(p->path, rw);
+	if (p->fd < 0 && (cfg->must_create || (errno == ENOENT && cfg->create))) {
+		p->fd = open(p->path, excl, 0600);
+		p->created = p->fd >= 0;
+		if (p->fd < 0 && errno == EEXIST && !cfg->must_create)
+			p->fd = open(p->path, rw); /* someone else created it meanwhile */
+	}
+	if (p->fd < 0 && errno == EEXIST)
+		return paste_fail(-EEXIST,
+		                  "pool %s already exists and must_create is set: remove "
+		                  "the file or open it without must_create",
+		                  p->path);
+	if (p->fd < 0 && errno == ENOENT)
+		return paste_fail(-ENOENT,
+		                  "pool %s does not exist: create it (create option) or "
+		                  "check the path",
+		                  p->path);
+	if (p->fd < 0)
+		return paste_fail(-errno, "cannot open pool %s: %s", p->path, strerror(errno));
+	if (flock(p->fd, LOCK_EX | LOCK_NB) == 0)
+		return 0;
+	if (errno == EWOULDBLOCK)
+		return paste_fail(-EBUSY,
+		                  "pool %s is in use: another open (in this process or "
+		                  "another) holds it; close that one first",
+		                  p->path);
+	return paste_fail(-errno, "cannot lock pool %s: %s", p->path, strerror(errno));
+}
+
+/* Map the whole file through our descriptor; warn when flushes cannot make data durable. */
+static int pool_map(struct paste_pool *p)
+{
+	char fdpath[64];
+	struct statfs fs;
+	struct stat st;
+	int is_pmem = 0;
+
+	if (fstat(p->fd, &st))
+		return paste_fail(-errno, "cannot stat pool %s: %s", p->path, strerror(errno));
+	if (!S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode))
+		return paste_fail(-EINVAL, "pool %s is neither a regular file nor a device-DAX",
+		                  p->path);
+	if (S_ISREG(st.st_mode) && st.st_size < POOL_SB_AREA)
+		return paste_fail(-EBADMSG,
+		                  "%s is not a paste pool: %lld bytes, smaller than a "
+		                  "superblock: check the path, or remove the file",
+		                  p->path, (long long)st.st_size);
+	snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", p->fd); /* the inode we locked */
+	p->base = pmem_map_file(fdpath, 0, 0, 0, &p->map_len, &is_pmem);
+	if (!p->base)
+		return paste_fail(-errno, "cannot map pool %s: %s", p->path, pmem_errormsg());
+	p->is_pmem = is_pmem;
+	if (is_pmem || fstatfs(p->fd, &fs) || fs.f_type == TMPFS_MAGIC ||
+	    fs.f_type == HUGETLBFS_MAGIC || S_ISCHR(st.st_mode))
+		return 0;
+	pr_warn("pool %s is on a filesystem without DAX: cache flushes do not reach the disk, so "
+	        "its data survives process crashes but not a power loss or kernel crash",
+	        p->path);
+	return 0;
+}
+
+static int pool_create(struct paste_pool *p, const struct pool_cfg *cfg)
+{
+	struct pool_cfg c = *cfg;
+	int err;
+
+	if (!c.frame_size)
+		c.frame_size = PASTE_POOL_DEFAULT_FRAME_SIZE;
+	err = pool_layout(&p->sb, p->path, &c);
+	if (!err)
+		err = pool_size_file(p, p->sb.pool_size);
+	if (!err)
+		err = pool_map(p);
+	if (err)
+		return err;
+	/* The file reads as zeros; the superblock goes last so a crash leaves no valid pool. */
+	sb_commit(p);
+	pr_info("created pool %s: %llu bytes, %u frames of %u bytes, %llu-byte region area",
+	        p->path, (unsigned long long)p->sb.pool_size, p->sb.frame_count, p->sb.frame_size,
+	        (unsigned long long)p->sb.region_area_size);
+	return 0;
+}
+
+/* Why neither superblock copy is usable, judged from the primary. */
+static int pool_diagnose_sb(const struct paste_pool *p)
+{
+	static const uint8_t zero[POOL_SB_AREA];
+	const struct pool_sb *prim = (const void *)p->base;
+
+	if (memcmp(prim->magic, POOL_MAGIC, sizeof(prim->magic)))
+		return paste_fail(-EBADMSG,
+		                  "%s is not a paste pool (no pool superblock at offset 0%s)"
+		                  ": check the path, or remove the file to create a new pool",
+		                  p->path,
+		                  !memcmp(p->base, zero, POOL_SB_AREA)
+		                      ? "; it is all zeros: a creation interrupted by a crash?"
+		                      : "");
+	if (prim->version != POOL_VERSION)
+		return paste_fail(-EBADMSG,
+		                  "pool %s has format version %u; this library reads "
+		                  "version %u: use a matching libpaste-xdp or recreate the pool",
+		                  p->path, prim->version, POOL_VERSION);
+	return paste_fail(
+	    -EBADMSG, "pool %s: superblock checksum mismatch: corrupt pool; restore or recreate",
+	    p->path);
+}
+
+/*
+ * Take the primary superblock if it is intact, else the backup: a crash can tear one copy (even
+ * its magic: memcpy stores in any order), never both.
+ */
+static int pool_load_sb(struct paste_pool *p)
+{
+	const struct pool_sb *prim = (const void *)p->base;
+	const struct pool_sb *backup = (const void *)(p->base + POOL_SB_BACKUP_OFF);
+
+	if (p->map_len < POOL_SB_AREA)
+		return paste_fail(-EBADMSG,
+		                  "%s is not a paste pool: %zu bytes, smaller than a "
+		                  "superblock",
+		                  p->path, p->map_len);
+	if (sb_intact(prim)) {
+		p->sb = *prim;
+		return 0;
+	}
+	if (!sb_intact(backup))
+		return pool_diagnose_sb(p);
+	pr_warn("pool %s: the superblock was torn by a crash during an update; using its backup "
+	        "copy",
+	        p->path);
+	p->sb = *backup;
+	return 0;
+}
+
+static int pool_load(struct paste_pool *p, const struct pool_cfg *cfg)
+{
+	const char *why;
+	int err;
+
+	err = pool_map(p);
+	if (!err)
+		err = pool_load_sb(p);
+	if (err)
+		return err;
+	if (p->sb.pool_size > p->map_len)
+		return paste_fail(-EBADMSG,
+		                  "pool %s is truncated: file is %zu bytes, superblock says "
+		                  "%llu: restore the file or recreate the pool",
+		                  p->path, p->map_len, (unsigned long long)p->sb.pool_size);
+	why = sb_check_geometry(&p->sb);
+	if (why)
+		return paste_fail(-EBADMSG, "pool %s: corrupt superblock (%s): restore or recreate",
+		                  p->path, why);
+	if (cfg->frame_size && cfg->frame_size != p->sb.frame_size)
+		return paste_fail(-EINVAL,
+		                  "pool %s has %u-byte frames, %u-byte frames were "
+		                  "requested: ask for %u (or 0), or recreate the pool",
+		                  p->path, p->sb.frame_size, cfg->frame_size, p->sb.frame_size);
+	return 0;
+}
+
+/* Register the frame area as a UMEM on a throwaway AF_XDP socket, as the XSK glue will. */
+static int pool_check_umem(const struct paste_pool *p)
+{
+	struct xdp_umem_reg mr = {
+	    .addr = (uintptr_t)(p->base + p->sb.frame_area_off),
+	    .len = (uint64_t)p->sb.frame_count * p->sb.frame_size,
+	    .chunk_size = p->sb.frame_size,
+	    .headroom = 0,
+	};
+	int fd, err;
+
+	fd = socket(AF_XDP, SOCK_RAW | SOCK_CLOEXEC, 0);
+	if (fd < 0 && (errno == EPERM || errno == EACCES))
+		return paste_fail(-errno,
+		                  "cannot check pool %s as a UMEM: creating an AF_XDP socket "
+		                  "needs root or CAP_NET_RAW",
+		                  p->path);
+	if (fd < 0 && errno == EAFNOSUPPORT)
+		return paste_fail(-errno,
+		                  "cannot check pool %s as a UMEM: this kernel has no AF_XDP "
+		                  "(CONFIG_XDP_SOCKETS)",
+		                  p->path);
+	if (fd < 0)
+		return paste_fail(-errno, "cannot check pool %s as a UMEM: socket(AF_XDP): %s",
+		                  p->path, strerror(errno));
+	err = setsockopt(fd, SOL_XDP, XDP_UMEM_REG, &mr, sizeof(mr)) ? -errno : 0;
+	close(fd);
+	if (err == -EFAULT)
+		return paste_fail(err,
+		                  "the kernel refuses to register memory of %s for AF_XDP "
+		                  "(EFAULT): file pages on this filesystem cannot be pinned "
+		                  "long-term; put the pool on /dev/shm (tmpfs) or a device-DAX "
+		                  "path (/dev/daxX.Y)",
+		                  p->path);
+	if (err == -ENOBUFS || err == -ENOMEM || err == -EPERM)
+		return paste_fail(err,
+		                  "cannot register %llu bytes of pool %s for AF_XDP (%s): the "
+		                  "locked-memory limit is too low: raise ulimit -l or run with "
+		                  "CAP_IPC_LOCK",
+		                  (unsigned long long)mr.len, p->path, strerror(-err));
+	if (err)
+		return paste_fail(err,
+		                  "the kernel refuses pool %s as a UMEM (%s): frame area of "
+		                  "%llu bytes in %u-byte chunks",
+		                  p->path, strerror(-err), (unsigned long long)mr.len,
+		                  mr.chunk_size);
+	return 0;
+}
+
+/* ---- public API -------------------------------------------------------------------------- */
+
+PASTE_EXPORT int paste_pool__open(struct paste_pool **pool, const char *path,
+                                  const struct paste_pool_opts *opts)
+{
+	struct paste_pool *p;
+	struct pool_cfg cfg;
+	int err;
+
+	if (!pool)
+		return paste_fail(-EINVAL, "paste_pool__open: pool is NULL");
+	*pool = NULL;
+	if (!path)
+		path = PASTE_POOL_DEFAULT_PATH;
+	err = pool_cfg_from_opts(&cfg, path, opts);
+	if (err)
+		return err;
+	p = calloc(1, sizeof(*p) + strlen(path) + 1);
+	if (!p)
+		return paste_fail(-ENOMEM, "pool %s: out of memory", path);
+	strcpy(p->path, path);
+	p->fd = -1;
+
+	err = pool_open_file(p, &cfg);
+	if (err)
+		goto err_close;
+	err = p->created ? pool_create(p, &cfg) : pool_load(p, &cfg);
+	if (err)
+		goto err_unmap;
+	if (cfg.check_umem) {
+		err = pool_check_umem(p);
+		if (err)
+			goto err_unmap;
+	}
+	p->was_clean = p->sb.clean;
+	p->sb.clean = 0;
+	sb_commit(p);
+	*pool = p;
+	return 0;
+
+err_unmap:
+	if (p->base)
+		pmem_unmap(p->base, p->map_len);
+err_close:
+	if (p->created)
+		unlink(p->path); /* ours, made by O_EXCL: leave nothing half made behind */
+	if (p->fd >= 0)
+		close(p->fd);
+	free(p);
+	return err;
+}
+
+PASTE_EXPORT void paste_pool__close(struct paste_pool **pool)
+{
+	struct paste_pool *p = pool ? *pool : NULL;
+
+	if (!p)
+		return;
+	p->sb.clean = 1;
+	sb_commit(p);
+	pmem_unmap(p->base, p->map_len);
+	close(p->fd);
+	free(p);
+	*pool = NULL;
+}
+
+PASTE_EXPORT void paste_pool__info(const struct paste_pool *pool, struct paste_pool_info *info)
+{
+	const struct pool_sb *sb = &pool->sb;
+
+	memset(info, 0, sizeof(*info));
+	info->size = sb->pool_size;
+	info->frame_size = sb->frame_size;
+	info->frame_count = sb->frame_count;
+	info->frame_area_off = sb->frame_area_off;
+	info->region_area_off = sb->region_area_off;
+	info->region_area_size = sb->region_area_size;
+	info->region_area_used = sb->region_area_used;
+	memcpy(info->uuid, sb->uuid, sizeof(info->uuid));
+	info->created = pool->created;
+	info->was_clean = pool->was_clean;
+	info->is_pmem = pool->is_pmem;
+}
+
+PASTE_EXPORT void *paste_pool__frames(const struct paste_pool *pool)
+{
+	return pool->base + pool->sb.frame_area_off;
+}
+
+PASTE_EXPORT void *paste_pool__base(const struct paste_pool *pool)
+{
+	return pool->base;
+}
+
+static struct pool_region *region_find(struct paste_pool *p, const char *name)
+{
+	for (uint32_t i = 0; i < p->sb.nregions; i++)
+		if (!strcmp(p->sb.regions[i].name, name))
+			return &p->sb.regions[i];
+	return NULL;
+}
+
+/* Reserve, zero and record a new region of @size bytes, rounded up to 4 KiB. */
+static int region_add(struct paste_pool *p, const char *name, uint64_t size)
+{
+	struct pool_sb *sb = &p->sb;
+	struct pool_region *r;
+
+	if (sb->nregions >= PASTE_POOL_MAX_REGIONS)
+		return paste_fail(-ENOSPC,
+		                  "pool %s: cannot add region '%s': the region table is "
+		                  "full (%d regions); recreate the pool",
+		                  p->path, name, PASTE_POOL_MAX_REGIONS);
+	if (size > sb->region_area_size - sb->region_area_used)
+		return paste_fail(-ENOSPC,
+		                  "pool %s: cannot add region '%s' of %llu bytes: %llu of "
+		                  "the %llu-byte region area are free; recreate the pool with "
+		                  "a larger region_area",
+		                  p->path, name, (unsigned long long)size,
+		                  (unsigned long long)(sb->region_area_size - sb->region_area_used),
+		                  (unsigned long long)sb->region_area_size);
+	size = PASTE_ALIGN_UP(size, (uint64_t)POOL_PAGE); /* still fits: the free space is too */
+	r = &sb->regions[sb->nregions];
+	memset(r, 0, sizeof(*r));
+	strcpy(r->name, name);
+	r->off = sb->region_area_off + sb->region_area_used;
+	r->size = size;
+	pmem_memset_persist(p->base + r->off, 0, size); /* zeroed before it is recorded */
+	sb->nregions++;
+	sb->region_area_used += size;
+	sb_commit(p);
+	return 0;
+}
+
+PASTE_EXPORT int paste_pool__region(struct paste_pool *pool, const char *name, uint64_t size,
+                                    void **addr, uint64_t *len)
+{
+	struct pool_region *r;
+	int err;
+
+	if (!name || !region_name_ok(name))
+		return paste_fail(-EINVAL,
+		                  "pool %s: bad region name '%.40s': use 1 to %d printable "
+		                  "characters without spaces",
+		                  pool->path, name ? name : "(null)", PASTE_POOL_REGION_NAME_MAX);
+	r = region_find(pool, name);
+	if (!r && size == 0)
+		return paste_fail(-ENOENT, "pool %s has no region '%s'", pool->path, name);
+	if (!r) {
+		err = region_add(pool, name, size);
+		if (err)
+			return err;
+		r = region_find(pool, name);
+	} else if (r->size < size) {
+		return paste_fail(-EINVAL,
+		                  "pool %s: region '%s' has %llu bytes, %llu were asked "
+		                  "for: regions cannot grow; recreate the pool",
+		                  pool->path, name, (unsigned long long)r->size,
+		                  (unsigned long long)size);
+	}
+	*addr = pool->base + r->off;
+	*len = r->size;
+	return 0;
+}
+
+/* ---- durability -------------------------------------------------------------------------- */
+
+/*
+ * Direct libpmem calls whatever is_pmem says (see the top of the file): on tmpfs and DAX the
+ * mapping is the memory, and clwb + sfence is what makes a store durable there.
+ */
+PASTE_EXPORT void paste_pool__flush(const struct paste_pool *pool, const void *addr, size_t len)
+{
+	pmem_flush(addr, len);
+}
+
+PASTE_EXPORT void paste_pool__drain(const struct paste_pool *pool)
+{
+	pmem_drain();
+}
+
+PASTE_EXPORT void paste_pool__persist(const struct paste_pool *pool, const void *addr, size_t len)
+{
+	pmem_persist(addr, len);
+}

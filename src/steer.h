@@ -2,10 +2,11 @@
 /*
  * steer.h - loading, configuring and attaching the XDP steering program (bpf/paste_steer.bpf.c).
  *
- * The BPF object is embedded in the library (bpf/CMakeLists.txt), opened from memory with libbpf and
- * attached with libxdp. libxdp's multi-program dispatcher does not work on every kernel (here: freplace
- * is refused), so attaching falls back to libxdp's single-program (legacy) mode. A program of ours left
- * attached by a killed process is recognised by name and replaced; someone else's is never touched.
+ * The BPF object is embedded in the library (bpf/CMakeLists.txt), opened from memory with libbpf
+ * and attached with libxdp. libxdp's multi-program dispatcher does not work on every kernel (here:
+ * freplace is refused), so attaching falls back to libxdp's single-program (legacy) mode. A program
+ * of ours left attached by a killed process is recognised by name and replaced; someone else's is
+ * never touched.
  */
 #ifndef PASTE_STEER_H_USER
 #define PASTE_STEER_H_USER
@@ -20,14 +21,15 @@ struct paste_steer;
 struct paste_steer_cfg {
 	int ifindex;
 	bool shared_ip;
-	uint32_t ip;		  /* network byte order */
+	uint32_t ip;              /* network byte order */
 	uint16_t eph_lo, eph_hi;  /* shared mode: the stack's ephemeral range (host order) */
 	enum paste_xdp_mode mode; /* AUTO: native, then SKB */
 };
 
 /* Open the embedded object, load it, and fill the config map. Does not attach. */
 int paste_steer__open(struct paste_steer **s, const struct paste_steer_cfg *cfg);
-/* Attach to cfg.ifindex (after removing a stale program of ours). -EBUSY if a foreign one is there. */
+/* Attach to cfg.ifindex (after removing a stale program of ours). -EBUSY if a foreign one is there.
+ */
 int paste_steer__attach(struct paste_steer *s);
 /* Detach if attached, free everything, *s = NULL. */
 void paste_steer__close(struct paste_steer **s);

@@ -1,1 +1,242 @@
-/* SPDX-License-Identifier: BSD-2-Clause */ /* placeholder until written */ typedef int paste_unused_xsk;
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * xsk.c - the AF_XDP socket over the pool's frame area.
+ *
+ * The whole frame area of the pool is the UMEM, so every frame the kernel writes is already in the
+ * persistent file. The frame allocator (frames.c) decides where each frame is: FILL (the kernel may
+ * write it), RX (received, held by lwIP or the app), TX (being sent), FREE. Rings go through
+ * libxdp's xsk API; the socket is bound zero-copy first and falls back to copy mode (veth only has
+ * copy mode). need_wakeup is always requested: the kernel is only entered when a ring says it must
+ * be.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <linux/if_xdp.h>
+
+#include "ctx.h"
+
+#ifndef SO_PREFER_BUSY_POLL
+#define SO_PREFER_BUSY_POLL 69
+#endif
+#ifndef SO_BUSY_POLL_BUDGET
+#define SO_BUSY_POLL_BUDGET 70
+#endif
+
+static int xsk_bind(struct paste_ctx *ctx, uint16_t bind_flags)
+{
+	struct paste_xsk *x = &ctx->xsk;
+	struct xsk_socket_config cfg = {
+	    .rx_size = x->ring_size,
+	    .tx_size = x->ring_size,
+	    .libxdp_flags = XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD,
+	    .bind_flags = bind_flags | XDP_USE_NEED_WAKEUP,
+	};
+
+	return xsk_socket__create(&x->xsk, ctx->ifname, ctx->opts.queue, x->umem, &x->rx, &x->tx,
+	                          &cfg);
+}
+
+static void xsk_busy_poll_opts(struct paste_ctx *ctx)
+{
+	int fd = ctx->xsk.fd, one = 1, usecs = 20, budget = (int)ctx->opts.batch_size;
+
+	if (setsockopt(fd, SOL_SOCKET, SO_PREFER_BUSY_POLL, &one, sizeof(one)) ||
+	    setsockopt(fd, SOL_SOCKET, SO_BUSY_POLL, &usecs, sizeof(usecs)) ||
+	    setsockopt(fd, SOL_SOCKET, SO_BUSY_POLL_BUDGET, &budget, sizeof(budget)))
+		pr_warn("busy poll socket options not accepted (%s): spinning in user space only",
+		        strerror(errno));
+}
+
+int paste_xsk__open(struct paste_ctx *ctx)
+{
+	struct paste_xsk *x = &ctx->xsk;
+	struct xsk_umem_config ucfg = {
+	    .fill_size = x->ring_size,
+	    .comp_size = x->ring_size,
+	    .frame_size = ctx->frame_size,
+	    .frame_headroom = 0,
+	};
+	uint64_t size = (uint64_t)ctx->frame_size * ctx->frame_count;
+	int err;
+
+	err = xsk_umem__create(&x->umem, ctx->area, size, &x->fill, &x->comp, &ucfg);
+	if (err == -EFAULT)
+		return paste_fail(err,
+		                  "AF_XDP: the kernel refuses to register the pool's memory as a "
+		                  "UMEM (EFAULT): put the pool on /dev/shm or a device-DAX path");
+	if (err)
+		return paste_fail(err,
+		                  "AF_XDP: creating the UMEM over the pool (%llu bytes) failed: %s",
+		                  (unsigned long long)size, strerror(-err));
+	err = ctx->opts.force_copy ? -EOPNOTSUPP : xsk_bind(ctx, XDP_ZEROCOPY);
+	if (err) {
+		pr_debug("AF_XDP: zero-copy bind on %s queue %u: %s; trying copy mode", ctx->ifname,
+		         ctx->opts.queue, strerror(-err));
+		err = xsk_bind(ctx, XDP_COPY);
+	} else {
+		x->zerocopy = true;
+	}
+	if (err) {
+		xsk_umem__delete(x->umem);
+		x->umem = NULL;
+		return paste_fail(err,
+		                  "AF_XDP: binding a socket to %s queue %u failed: %s (does the "
+		                  "queue exist? is another AF_XDP socket bound to it?)",
+		                  ctx->ifname, ctx->opts.queue, strerror(-err));
+	}
+	x->fd = xsk_socket__fd(x->xsk);
+	if (ctx->opts.busy_poll)
+		xsk_busy_poll_opts(ctx);
+	pr_info("AF_XDP socket on %s queue %u, %s mode, %u frames of %u bytes", ctx->ifname,
+	        ctx->opts.queue, x->zerocopy ? "zero-copy" : "copy", ctx->frame_count,
+	        ctx->frame_size);
+	paste_xsk__refill(ctx);
+	return 0;
+}
+
+void paste_xsk__close(struct paste_ctx *ctx)
+{
+	struct paste_xsk *x = &ctx->xsk;
+
+	if (x->xsk)
+		xsk_socket__delete(x->xsk);
+	if (x->umem)
+		xsk_umem__delete(x->umem);
+	x->xsk = NULL;
+	x->umem = NULL;
+}
+
+unsigned paste_xsk__rx(struct paste_ctx *ctx, unsigned max)
+{
+	struct paste_xsk *x = &ctx->xsk;
+	uint32_t idx = 0;
+	unsigned n, i;
+
+	n = xsk_ring_cons__peek(&x->rx, max, &idx);
+	for (i = 0; i < n; i++) {
+		const struct xdp_desc *d = xsk_ring_cons__rx_desc(&x->rx, idx + i);
+		uint64_t base = xsk_umem__extract_addr(d->addr);
+		uint64_t addr = xsk_umem__add_offset_to_addr(d->addr);
+		uint32_t frame = (uint32_t)(base / ctx->frame_size);
+
+		if (paste_frames__move(&ctx->frames, frame, PASTE_FRAME_FILL, PASTE_FRAME_RX)) {
+			/* The kernel handed back a frame we never gave it: never touch it. */
+			ctx->st.rx_invalid++;
+			continue;
+		}
+		ctx->st.rx_packets++;
+		ctx->st.rx_bytes += d->len;
+		paste_netif__input(ctx, frame, ctx->area + addr, d->len);
+	}
+	if (n)
+		xsk_ring_cons__release(&x->rx, n);
+	return n;
+}
+
+void paste_xsk__refill(struct paste_ctx *ctx)
+{
+	struct paste_xsk *x = &ctx->xsk;
+	uint32_t nfree = paste_frames__nr(&ctx->frames, PASTE_FRAME_FREE);
+	uint32_t want, got, idx = 0, i, frame;
+
+	if (nfree <= PASTE_TX_RESERVE)
+		return;
+	want = xsk_prod_nb_free(&x->fill, nfree - PASTE_TX_RESERVE);
+	if (want > nfree - PASTE_TX_RESERVE)
+		want = nfree - PASTE_TX_RESERVE;
+	if (!want)
+		return;
+	got = xsk_ring_prod__reserve(&x->fill, want, &idx);
+	for (i = 0; i < got; i++) {
+		if (paste_frames__alloc(&ctx->frames, PASTE_FRAME_FILL, &frame))
+			break;
+		*xsk_ring_prod__fill_addr(&x->fill, idx + i) = (uint64_t)frame * ctx->frame_size;
+	}
+	/* i < got only if the allocator disagreed with its own count: submit what was filled. */
+	xsk_ring_prod__submit(&x->fill, i);
+	if (i && xsk_ring_prod__needs_wakeup(&x->fill))
+		recvfrom(x->fd, NULL, 0, MSG_DONTWAIT, NULL, NULL);
+}
+
+void paste_xsk__complete(struct paste_ctx *ctx)
+{
+	struct paste_xsk *x = &ctx->xsk;
+	uint32_t idx = 0, n, i;
+
+	n = xsk_ring_cons__peek(&x->comp, x->ring_size, &idx);
+	for (i = 0; i < n; i++) {
+		uint64_t addr = *xsk_ring_cons__comp_addr(&x->comp, idx + i);
+		uint32_t frame = (uint32_t)(xsk_umem__extract_addr(addr) / ctx->frame_size);
+
+		if (paste_frames__move(&ctx->frames, frame, PASTE_FRAME_TX, PASTE_FRAME_FREE))
+			ctx->st.rx_invalid++;
+	}
+	if (n)
+		xsk_ring_cons__release(&x->comp, n);
+}
+
+int paste_xsk__tx(struct paste_ctx *ctx, const struct pbuf *p)
+{
+	struct paste_xsk *x = &ctx->xsk;
+	struct xdp_desc *d;
+	uint32_t frame, idx;
+
+	if (p->tot_len > ctx->frame_size)
+		return -EMSGSIZE;
+	if (paste_frames__alloc(&ctx->frames, PASTE_FRAME_TX, &frame)) {
+		paste_xsk__complete(ctx);
+		if (paste_frames__alloc(&ctx->frames, PASTE_FRAME_TX, &frame))
+			return -ENOBUFS;
+	}
+	if (xsk_ring_prod__reserve(&x->tx, 1, &idx) != 1) {
+		paste_xsk__kick(ctx);
+		paste_xsk__complete(ctx);
+		if (xsk_ring_prod__reserve(&x->tx, 1, &idx) != 1) {
+			paste_frames__move(&ctx->frames, frame, PASTE_FRAME_TX, PASTE_FRAME_FREE);
+			return -ENOBUFS;
+		}
+	}
+	pbuf_copy_partial(p, ctx->area + (uint64_t)frame * ctx->frame_size, p->tot_len, 0);
+	d = xsk_ring_prod__tx_desc(&x->tx, idx);
+	d->addr = (uint64_t)frame * ctx->frame_size;
+	d->len = p->tot_len;
+	xsk_ring_prod__submit(&x->tx, 1);
+	x->tx_pending++;
+	ctx->st.tx_packets++;
+	ctx->st.tx_bytes += p->tot_len;
+	return 0;
+}
+
+void paste_xsk__kick(struct paste_ctx *ctx)
+{
+	struct paste_xsk *x = &ctx->xsk;
+
+	if (!x->tx_pending)
+		return;
+	x->tx_pending = 0;
+	if (!xsk_ring_prod__needs_wakeup(&x->tx))
+		return;
+	/* EAGAIN/EBUSY: the kernel is still sending the previous batch; it will pick these up. */
+	sendto(x->fd, NULL, 0, MSG_DONTWAIT, NULL, 0);
+}
+
+int paste_xsk__wait(struct paste_ctx *ctx, int timeout_ms)
+{
+	struct pollfd pfd = {.fd = ctx->xsk.fd, .events = POLLIN};
+	int n = poll(&pfd, 1, timeout_ms);
+
+	return n < 0 ? -errno : n;
+}
+
+void paste_xsk__kstats(struct paste_ctx *ctx, struct paste_stats *st)
+{
+	struct xdp_statistics xs;
+	socklen_t len = sizeof(xs);
+
+	if (getsockopt(ctx->xsk.fd, SOL_XDP, XDP_STATISTICS, &xs, &len))
+		return;
+	st->rx_dropped = xs.rx_dropped + xs.rx_ring_full + xs.rx_fill_ring_empty_descs;
+	st->rx_invalid += xs.rx_invalid_descs + xs.tx_invalid_descs;
+}

@@ -2,9 +2,10 @@
 /*
  * paste/paste.h - libpaste-xdp: a TCP server whose received bytes stay where the NIC wrote them.
  *
- * An XDP program steers the server's TCP flows to an AF_XDP socket whose UMEM is the frame area of a
- * persistent pool file (paste/pool.h). lwIP runs TCP in the caller's thread and hands in-order payload
- * to the application as slots that point into the pool: no copy between the network and the pool.
+ * An XDP program steers the server's TCP flows to an AF_XDP socket whose UMEM is the frame area of
+ *a persistent pool file (paste/pool.h). lwIP runs TCP in the caller's thread and hands in-order
+ *payload to the application as slots that point into the pool: no copy between the network and the
+ *pool.
  *
  * A minimal server (an echo, see src/apps/paste-echo.c for the full one):
  *
@@ -94,34 +95,34 @@ enum paste_xdp_mode {
  * Address modes:
  *  - dedicated IP (default): @ip is an address the kernel does not have on @ifname; the XDP program
  *    steers all IPv4 to it and ARP for it to the stack, and lwIP answers ARP and ping itself.
- *  - shared IP (@shared_ip): the stack uses @ifname's own address (@ip may be NULL to take the first
- *    IPv4 address of the interface); only TCP to the listening ports and to the stack's ephemeral
- *    port range is steered. ARP, ICMP and every other port stay with the kernel.
+ *  - shared IP (@shared_ip): the stack uses @ifname's own address (@ip may be NULL to take the
+ * first IPv4 address of the interface); only TCP to the listening ports and to the stack's
+ * ephemeral port range is steered. ARP, ICMP and every other port stay with the kernel.
  */
 struct paste_opts {
-	size_t sz;		 /**< sizeof(struct paste_opts) */
-	const char *ifname;	 /**< required: the interface to attach to */
-	uint32_t queue;		 /**< NIC RX queue to bind (default 0) */
-	const char *ip;		 /**< IPv4 address (dotted quad) the stack answers on */
-	uint8_t prefix_len;	 /**< dedicated IP: subnet prefix length (default 24) */
-	bool shared_ip;		 /**< see above */
+	size_t sz;          /**< sizeof(struct paste_opts) */
+	const char *ifname; /**< required: the interface to attach to */
+	uint32_t queue;     /**< NIC RX queue to bind (default 0) */
+	const char *ip;     /**< IPv4 address (dotted quad) the stack answers on */
+	uint8_t prefix_len; /**< dedicated IP: subnet prefix length (default 24) */
+	bool shared_ip;     /**< see above */
 	enum paste_xdp_mode xdp_mode;
-	const char *pool_path;	 /**< default PASTE_POOL_DEFAULT_PATH; created if absent */
-	uint64_t pool_size;	 /**< size when creating (default PASTE_POOL_DEFAULT_SIZE) */
-	uint32_t frame_size;	 /**< 2048 (default) or 4096, when creating */
-	bool busy_poll;		 /**< spin instead of sleeping in poll(); SO_PREFER_BUSY_POLL */
-	uint32_t batch_size;	 /**< RX descriptors taken per round (default 64) */
-	uint32_t ring_size;	 /**< AF_XDP ring entries, power of two (default 2048) */
-	uint32_t max_conns;	 /**< connections accepted at once (default 4096) */
-	uint16_t ephemeral_lo;	 /**< shared IP: the stack's own port range (default 49152-65535) */
+	const char *pool_path; /**< default PASTE_POOL_DEFAULT_PATH; created if absent */
+	uint64_t pool_size;    /**< size when creating (default PASTE_POOL_DEFAULT_SIZE) */
+	uint32_t frame_size;   /**< 2048 (default) or 4096, when creating */
+	bool busy_poll;        /**< spin instead of sleeping in poll(); SO_PREFER_BUSY_POLL */
+	uint32_t batch_size;   /**< RX descriptors taken per round (default 64) */
+	uint32_t ring_size;    /**< AF_XDP ring entries, power of two (default 4096) */
+	uint32_t max_conns;    /**< connections accepted at once (default 4096) */
+	uint16_t ephemeral_lo; /**< shared IP: the stack's own port range (default 49152-65535) */
 	uint16_t ephemeral_hi;
-	bool force_copy;	 /**< skip the zero-copy bind attempt (copy mode only) */
+	bool force_copy; /**< skip the zero-copy bind attempt (copy mode only) */
 };
 
 /**
- * Open a context: open or create the pool, attach the XDP program to @opts->ifname (replacing a stale
- * one of ours left by a killed process), create the AF_XDP socket over the pool's frame area, and
- * bring up lwIP on it.
+ * Open a context: open or create the pool, attach the XDP program to @opts->ifname (replacing a
+ * stale one of ours left by a killed process), create the AF_XDP socket over the pool's frame area,
+ * and bring up lwIP on it.
  * @return 0; -EINVAL (bad option), -ENODEV (no such interface), -EBUSY (another XDP program that is
  * not ours is attached), -EFAULT (the pool's memory cannot be a UMEM), -EPERM (needs root /
  * CAP_NET_ADMIN+CAP_BPF), pool errors (see paste_pool__open()), or another negative errno.
@@ -151,14 +152,15 @@ struct paste_pool *paste_pool(struct paste_ctx *ctx);
 /* ---- connections ------------------------------------------------------------------------- */
 
 /**
- * One piece of a connection's in-order received payload. The bytes lie inside the pool's frame area:
+ * One piece of a connection's in-order received payload. The bytes lie inside the pool's frame
+ * area:
  * @data == frame base + @offset, and the frame is frame number @frame of the pool.
  */
 struct paste_slot {
-	uint8_t *data;	 /**< first byte (inside the pool) */
-	uint32_t frame;	 /**< frame index in the pool's frame area ("buffer") */
+	uint8_t *data;   /**< first byte (inside the pool) */
+	uint32_t frame;  /**< frame index in the pool's frame area ("buffer") */
 	uint32_t offset; /**< byte offset of @data inside that frame */
-	uint32_t len;	 /**< bytes */
+	uint32_t len;    /**< bytes */
 };
 
 /**
@@ -167,7 +169,8 @@ struct paste_slot {
  * on_data runs once per round for every connection with new data or a new end-of-stream; payload
  * that is not consumed stays and is offered again, with whatever arrives later appended.
  * on_close runs once when the connection is gone: @err is 0 after a graceful close, -ECONNRESET
- * when the peer reset it, -ECONNABORTED when it was aborted locally. The handle is invalid after it.
+ * when the peer reset it, -ECONNABORTED when it was aborted locally. The handle is invalid after
+ * it.
  */
 struct paste_conn_ops {
 	size_t sz; /**< sizeof(struct paste_conn_ops) */
@@ -181,7 +184,7 @@ struct paste_conn_ops {
  * @return 0; -EADDRINUSE, -EINVAL (port 0 or ops NULL), -ENOSPC (too many listeners), -ENOMEM.
  */
 int paste_listen(struct paste_ctx *ctx, uint16_t port, const struct paste_conn_ops *ops,
-		 void *user);
+                 void *user);
 
 /** The connection's pending in-order payload, as *n slots (valid until the callback returns). */
 const struct paste_slot *paste_conn__slots(struct paste_conn *conn, unsigned *n);
@@ -199,8 +202,8 @@ bool paste_conn__eof(const struct paste_conn *conn);
 int paste_conn__consume(struct paste_conn *conn, size_t n);
 
 /**
- * Queue up to @len bytes for sending (copied into the TCP send buffer). They leave at the end of the
- * round. @return bytes queued (may be less than @len, or 0 when the send buffer is full: the
+ * Queue up to @len bytes for sending (copied into the TCP send buffer). They leave at the end of
+ * the round. @return bytes queued (may be less than @len, or 0 when the send buffer is full: the
  * connection's on_data runs again when space frees up), -ENOTCONN after close, -ENOMEM.
  */
 ssize_t paste_conn__send(struct paste_conn *conn, const void *buf, size_t len);
@@ -231,28 +234,28 @@ void paste_conn__peer(const struct paste_conn *conn, struct in_addr *addr, uint1
  * frames_total == frames_free + frames_fill + frames_rx + frames_tx + frames_kept.
  */
 struct paste_stats {
-	uint64_t rx_packets;	/**< frames taken from the RX ring */
+	uint64_t rx_packets; /**< frames taken from the RX ring */
 	uint64_t rx_bytes;
-	uint64_t tx_packets;	/**< frames put on the TX ring */
+	uint64_t tx_packets; /**< frames put on the TX ring */
 	uint64_t tx_bytes;
-	uint64_t rx_dropped;	/**< kernel: dropped for lack of fill/RX ring space (XDP_STATISTICS) */
-	uint64_t rx_invalid;	/**< kernel + stack: invalid descriptors or malformed frames */
-	uint64_t tx_dropped;	/**< frames not sent: no free frame, ring full, or no next hop */
-	uint64_t rx_payload_bytes;   /**< payload bytes handed to applications */
-	uint64_t rx_copied_bytes;    /**< of which copied into the pool (0 on the zero-copy path) */
-	uint64_t steered;	/**< XDP program: frames redirected to the socket */
-	uint64_t passed;	/**< XDP program: frames left to the kernel */
-	uint64_t rounds;	/**< paste_poll() rounds that did work */
+	uint64_t rx_dropped; /**< kernel: dropped for lack of fill/RX ring space (XDP_STATISTICS) */
+	uint64_t rx_invalid; /**< kernel + stack: invalid descriptors or malformed frames */
+	uint64_t tx_dropped; /**< frames not sent: no free frame, ring full, or no next hop */
+	uint64_t rx_payload_bytes; /**< payload bytes handed to applications */
+	uint64_t rx_copied_bytes;  /**< of which copied into the pool (0 on the zero-copy path) */
+	uint64_t steered;          /**< XDP program: frames redirected to the socket */
+	uint64_t passed;           /**< XDP program: frames left to the kernel */
+	uint64_t rounds;           /**< paste_poll() rounds that did work */
 	uint64_t conns_accepted;
-	uint64_t conns_refused;	/**< over max_conns or refused by on_accept */
+	uint64_t conns_refused; /**< over max_conns or refused by on_accept */
 	uint32_t conns_open;
 	uint32_t frames_total;
-	uint32_t frames_free;	/**< in the allocator */
-	uint32_t frames_fill;	/**< given to the kernel on the fill ring */
-	uint32_t frames_rx;	/**< received, held by the stack or the application */
-	uint32_t frames_tx;	/**< on the TX or completion ring */
-	uint32_t frames_kept;	/**< kept by the application (persistent references) */
-	bool zerocopy;		/**< the socket is bound in zero-copy mode */
+	uint32_t frames_free;         /**< in the allocator */
+	uint32_t frames_fill;         /**< given to the kernel on the fill ring */
+	uint32_t frames_rx;           /**< received, held by the stack or the application */
+	uint32_t frames_tx;           /**< on the TX or completion ring */
+	uint32_t frames_kept;         /**< kept by the application (persistent references) */
+	bool zerocopy;                /**< the socket is bound in zero-copy mode */
 	enum paste_xdp_mode xdp_mode; /**< the mode the program is attached in */
 };
 

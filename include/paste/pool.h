@@ -8,9 +8,10 @@
  *   [ superblock, 4 KiB ][ region area: named regions for persistent indexes ][ frame area ]
  *
  * The frame area is page aligned and is registered whole as the AF_XDP UMEM, so received frames are
- * already in the pool. The superblock records magic, version, geometry (pool size, frame size, frame
- * count, region area size), a uuid, a clean-shutdown flag and a CRC32C over all of it; opening checks
- * every field and refuses a mismatched, truncated or corrupt file with a message naming the cause.
+ * already in the pool. The superblock records magic, version, geometry (pool size, frame size,
+ *frame count, region area size), a uuid, a clean-shutdown flag and a CRC32C over all of it; opening
+ *checks every field and refuses a mismatched, truncated or corrupt file with a message naming the
+ *cause.
  *
  * Typical use (paste_open() does this for you; open a pool directly for offline tools):
  *
@@ -56,29 +57,29 @@ struct paste_pool;
 
 /** Options for paste_pool__open(). Zero fields take the defaults. */
 struct paste_pool_opts {
-	size_t sz;	     /**< sizeof(struct paste_pool_opts): lets the struct grow */
-	uint64_t size;	     /**< total file size when creating; 0 = PASTE_POOL_DEFAULT_SIZE */
+	size_t sz;           /**< sizeof(struct paste_pool_opts): lets the struct grow */
+	uint64_t size;       /**< total file size when creating; 0 = PASTE_POOL_DEFAULT_SIZE */
 	uint32_t frame_size; /**< 2048 or 4096 when creating; when opening, 0 = accept the file's */
 	uint64_t region_area; /**< bytes for named regions when creating; 0 = size / 8 (>= 1 MiB) */
-	bool create;	     /**< create the file if it does not exist */
-	bool must_create;    /**< fail with -EEXIST if it exists */
-	bool check_umem;     /**< try XDP_UMEM_REG on the frame area and fail with a clear message if
-				  the kernel refuses (e.g. -EFAULT on ext4) */
+	bool create;          /**< create the file if it does not exist */
+	bool must_create;     /**< fail with -EEXIST if it exists */
+	bool check_umem; /**< try XDP_UMEM_REG on the frame area and fail with a clear message if
+	                      the kernel refuses (e.g. -EFAULT on ext4) */
 };
 
 /** Read-only facts about an open pool. */
 struct paste_pool_info {
-	uint64_t size;		  /**< file size in bytes */
-	uint32_t frame_size;	  /**< bytes per frame */
-	uint32_t frame_count;	  /**< frames in the frame area */
+	uint64_t size;            /**< file size in bytes */
+	uint32_t frame_size;      /**< bytes per frame */
+	uint32_t frame_count;     /**< frames in the frame area */
 	uint64_t frame_area_off;  /**< file offset of frame 0 (page aligned) */
 	uint64_t region_area_off; /**< file offset of the region area */
 	uint64_t region_area_size;
 	uint64_t region_area_used;
 	uint8_t uuid[16];
-	bool created;	   /**< this open created the file */
-	bool was_clean;	   /**< the previous user closed it cleanly */
-	bool is_pmem;	   /**< libpmem reports real persistent memory (false on /dev/shm) */
+	bool created;   /**< this open created the file */
+	bool was_clean; /**< the previous user closed it cleanly */
+	bool is_pmem;   /**< libpmem reports real persistent memory (false on /dev/shm) */
 };
 
 /**
@@ -88,7 +89,8 @@ struct paste_pool_info {
  * -EFAULT (the kernel refuses to register this memory as UMEM: use /dev/shm or device-DAX), or the
  * errno of the failing system call.
  */
-int paste_pool__open(struct paste_pool **pool, const char *path, const struct paste_pool_opts *opts);
+int paste_pool__open(struct paste_pool **pool, const char *path,
+                     const struct paste_pool_opts *opts);
 
 /** Mark the pool cleanly shut down, flush the superblock, unmap, and set *pool to NULL. */
 void paste_pool__close(struct paste_pool **pool);
@@ -109,7 +111,7 @@ void *paste_pool__base(const struct paste_pool *pool);
  * bad name or an existing region smaller than @size.
  */
 int paste_pool__region(struct paste_pool *pool, const char *name, uint64_t size, void **addr,
-		       uint64_t *len);
+                       uint64_t *len);
 
 /** Write back the cache lines of [addr, addr+len) (clwb/clflushopt), no fence. */
 void paste_pool__flush(const struct paste_pool *pool, const void *addr, size_t len);

@@ -1,1 +1,282 @@
-typedef int x;
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * daemon_opts.c - parsing of the options shared by every libpaste-xdp program (see daemon_opts.h).
+ * Every bad value gets a message naming the option and what it accepts.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon_opts.h"
+
+enum {
+	OPT_IFNAME = 256,
+	OPT_IP,
+	OPT_PREFIX,
+	OPT_PORT,
+	OPT_POOL,
+	OPT_POOL_SIZE,
+	OPT_FRAME_SIZE,
+	OPT_SHARED_IP,
+	OPT_BUSY_POLL,
+	OPT_QUEUE,
+	OPT_XDP_MODE,
+	OPT_BATCH,
+	OPT_RING,
+	OPT_MAX_CONNS,
+	OPT_VERBOSE,
+	OPT_HELP,
+};
+
+static const struct option common[] = {
+    {"ifname", required_argument, NULL, OPT_IFNAME},
+    {"ip", required_argument, NULL, OPT_IP},
+    {"prefix", required_argument, NULL, OPT_PREFIX},
+    {"port", required_argument, NULL, OPT_PORT},
+    {"pool", required_argument, NULL, OPT_POOL},
+    {"pool-size", required_argument, NULL, OPT_POOL_SIZE},
+    {"frame-size", required_argument, NULL, OPT_FRAME_SIZE},
+    {"shared-ip", no_argument, NULL, OPT_SHARED_IP},
+    {"busy-poll", no_argument, NULL, OPT_BUSY_POLL},
+    {"queue", required_argument, NULL, OPT_QUEUE},
+    {"xdp-mode", required_argument, NULL, OPT_XDP_MODE},
+    {"batch", required_argument, NULL, OPT_BATCH},
+    {"ring-size", required_argument, NULL, OPT_RING},
+    {"max-conns", required_argument, NULL, OPT_MAX_CONNS},
+    {"verbose", no_argument, NULL, OPT_VERBOSE},
+    {"help", no_argument, NULL, OPT_HELP},
+};
+
+const char daemon_common_help[] =
+    "Network and pool options (shared by every libpaste-xdp program):\n"
+    "  --ifname IF        interface to attach to (required); run inside its network namespace\n"
+    "  --ip ADDR          IPv4 address the stack answers on. Without --shared-ip it must be an\n"
+    "                     address the kernel does NOT have (dedicated-IP mode: lwIP answers ARP\n"
+    "                     and ping for it)\n"
+    "  --prefix N         dedicated IP: subnet prefix length (default 24)\n"
+    "  --port N           TCP port to listen on (1-65535)\n"
+    "  --shared-ip        use the interface's own address (--ip optional): only TCP to the\n"
+    "                     listening port and the stack's ephemeral ports is steered; ARP, ICMP\n"
+    "                     and all other ports stay with the kernel\n"
+    "  --pool PATH        pool file (default " PASTE_POOL_DEFAULT_PATH "); created if absent,\n"
+    "                     reopened if present. Must be on /dev/shm (tmpfs) or a device-DAX path:\n"
+    "                     the kernel refuses AF_XDP memory on ext4/xfs files\n"
+    "  --pool-size SIZE   size when creating, K/M/G suffixes (default 64M)\n"
+    "  --frame-size N     2048 (default) or 4096, when creating\n"
+    "  --busy-poll        spin on the rings instead of sleeping in poll() (lower latency, one\n"
+    "                     core at 100%)\n"
+    "  --queue Q          NIC RX queue to bind (default 0)\n"
+    "  --xdp-mode MODE    auto (default: native, else skb), native or skb\n"
+    "  --batch N          RX frames per round (default 64)\n"
+    "  --ring-size N      AF_XDP ring entries, power of two (default 4096)\n"
+    "  --max-conns N      connections at once (default 4096); more are refused\n"
+    "  --verbose          print debug messages of the library\n"
+    "  --help             this text\n";
+
+int daemon_parse_uint(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (!s || !isdigit((unsigned char)*s))
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || *end || v < lo || v > hi)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int daemon_parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+	unsigned shift = 0;
+
+	if (!s || !isdigit((unsigned char)*s))
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return -1;
+	switch (toupper((unsigned char)*end)) {
+	case 'K':
+		shift = 10;
+		break;
+	case 'M':
+		shift = 20;
+		break;
+	case 'G':
+		shift = 30;
+		break;
+	case '\0':
+		break;
+	default:
+		return -1;
+	}
+	if (*end)
+		end++;
+	if (shift && (!strcasecmp(end, "iB") || !strcasecmp(end, "B")))
+		end += strlen(end);
+	if (*end || (v << shift) >> shift != v)
+		return -1;
+	*out = v << shift;
+	return 0;
+}
+
+static int bad(const char *prog, const char *opt, const char *arg, const char *want)
+{
+	fprintf(stderr, "%s: invalid value '%s' for --%s: expected %s (see --help)\n", prog, arg,
+	        opt, want);
+	return -1;
+}
+
+static int common_opt(struct daemon_opts *d, int opt, const char *arg, const char *prog)
+{
+	struct paste_opts *o = &d->paste;
+	uint64_t v;
+
+	switch (opt) {
+	case OPT_IFNAME:
+		o->ifname = arg;
+		return 0;
+	case OPT_IP:
+		o->ip = arg;
+		return 0;
+	case OPT_PREFIX:
+		if (daemon_parse_uint(arg, 1, 32, &v))
+			return bad(prog, "prefix", arg, "a prefix length 1-32");
+		o->prefix_len = (uint8_t)v;
+		return 0;
+	case OPT_PORT:
+		if (daemon_parse_uint(arg, 1, 65535, &v))
+			return bad(prog, "port", arg, "a TCP port 1-65535");
+		d->port = (uint16_t)v;
+		return 0;
+	case OPT_POOL:
+		o->pool_path = arg;
+		return 0;
+	case OPT_POOL_SIZE:
+		if (daemon_parse_size(arg, &v) || v == 0)
+			return bad(prog, "pool-size", arg, "a size such as 64M or 2G");
+		o->pool_size = v;
+		return 0;
+	case OPT_FRAME_SIZE:
+		if (daemon_parse_uint(arg, 2048, 4096, &v) || (v != 2048 && v != 4096))
+			return bad(prog, "frame-size", arg, "2048 or 4096");
+		o->frame_size = (uint32_t)v;
+		return 0;
+	case OPT_SHARED_IP:
+		o->shared_ip = true;
+		return 0;
+	case OPT_BUSY_POLL:
+		o->busy_poll = true;
+		return 0;
+	case OPT_QUEUE:
+		if (daemon_parse_uint(arg, 0, 63, &v))
+			return bad(prog, "queue", arg, "a queue number 0-63");
+		o->queue = (uint32_t)v;
+		return 0;
+	case OPT_XDP_MODE:
+		if (!strcmp(arg, "auto"))
+			o->xdp_mode = PASTE_XDP_AUTO;
+		else if (!strcmp(arg, "native") || !strcmp(arg, "drv"))
+			o->xdp_mode = PASTE_XDP_NATIVE;
+		else if (!strcmp(arg, "skb") || !strcmp(arg, "generic"))
+			o->xdp_mode = PASTE_XDP_SKB;
+		else
+			return bad(prog, "xdp-mode", arg, "auto, native or skb");
+		return 0;
+	case OPT_BATCH:
+		if (daemon_parse_uint(arg, 1, 4096, &v))
+			return bad(prog, "batch", arg, "a number 1-4096");
+		o->batch_size = (uint32_t)v;
+		return 0;
+	case OPT_RING:
+		if (daemon_parse_uint(arg, 64, 32768, &v) || (v & (v - 1)))
+			return bad(prog, "ring-size", arg, "a power of two 64-32768");
+		o->ring_size = (uint32_t)v;
+		return 0;
+	case OPT_MAX_CONNS:
+		if (daemon_parse_uint(arg, 1, 1000000, &v))
+			return bad(prog, "max-conns", arg, "a number 1-1000000");
+		o->max_conns = (uint32_t)v;
+		return 0;
+	case OPT_VERBOSE:
+		d->verbose = true;
+		return 0;
+	}
+	return 1;
+}
+
+static struct option *merge(const struct option *extra)
+{
+	size_t n = 0, i;
+	struct option *all;
+
+	while (extra && extra[n].name)
+		n++;
+	all = calloc(sizeof(common) / sizeof(common[0]) + n + 1, sizeof(*all));
+	if (!all)
+		return NULL;
+	memcpy(all, common, sizeof(common));
+	for (i = 0; i < n; i++)
+		all[sizeof(common) / sizeof(common[0]) + i] = extra[i];
+	return all;
+}
+
+int daemon_parse(int argc, char **argv, struct daemon_opts *d, const struct option *extra,
+                 daemon_extra_fn fn, void *app, void (*usage)(FILE *out))
+{
+	const char *prog = argv[0];
+	struct option *all = merge(extra);
+	int opt, r = 0;
+
+	if (!all)
+		return 2;
+	memset(d, 0, sizeof(*d));
+	d->paste.sz = sizeof(d->paste);
+	opterr = 0;
+	optind = 1;
+	while (r == 0 && (opt = getopt_long(argc, argv, ":", all, NULL)) != -1) {
+		if (opt == OPT_HELP) {
+			usage(stdout);
+			r = 1;
+		} else if (opt == '?') {
+			fprintf(stderr, "%s: unknown option '%s' (see --help)\n", prog,
+			        argv[optind - 1]);
+			r = 2;
+		} else if (opt == ':') {
+			fprintf(stderr, "%s: option '%s' needs a value (see --help)\n", prog,
+			        argv[optind - 1]);
+			r = 2;
+		} else {
+			int c = common_opt(d, opt, optarg, prog);
+
+			if (c == 1)
+				c = fn ? fn(opt, optarg, app) : -1;
+			if (c)
+				r = 2;
+		}
+	}
+	if (r == 0 && optind < argc) {
+		fprintf(stderr, "%s: unexpected argument '%s' (see --help)\n", prog, argv[optind]);
+		r = 2;
+	}
+	if (r == 0 && !d->paste.ifname) {
+		fprintf(stderr, "%s: --ifname is required (see --help)\n", prog);
+		r = 2;
+	}
+	if (r == 0 && !d->port) {
+		fprintf(stderr, "%s: --port is required (see --help)\n", prog);
+		r = 2;
+	}
+	if (r == 0 && !d->paste.ip && !d->paste.shared_ip) {
+		fprintf(stderr, "%s: --ip is required without --shared-ip (see --help)\n", prog);
+		r = 2;
+	}
+	free(all);
+	return r;
+}

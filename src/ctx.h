@@ -1,0 +1,167 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * ctx.h - the context and connection objects, shared by the layers that make up the event loop:
+ * xsk.c (AF_XDP rings over the pool), netif.c (lwIP netif on those rings), conn.c (TCP connections
+ * and the slot view the application reads), ctx.c (open/close and paste_poll()).
+ *
+ * One round of paste_poll():
+ *   xsk RX ring -> netif (frames wrapped as pbuf_custom, ethernet_input) -> lwIP TCP -> conn queues
+ *   -> application on_data for every ready connection -> [fence: issue 4] -> tcp_output for every
+ *   connection that queued data -> lwIP timers -> reap closed connections -> TX kick, completions,
+ *   fill-ring refill.
+ */
+#ifndef PASTE_CTX_H
+#define PASTE_CTX_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <net/if.h>
+
+#include <lwip/netif.h>
+#include <lwip/pbuf.h>
+#include <xdp/xsk.h>
+
+#include "frames.h"
+#include "internal.h"
+#include "steer.h"
+
+/* Frames kept free for TX: the fill ring is topped up only above this many free frames. */
+#ifndef PASTE_TX_RESERVE
+#define PASTE_TX_RESERVE 256u
+#endif
+/* Entries of the learned next-hop table (shared-IP mode), a power of two. */
+#ifndef PASTE_NEIGH_SLOTS
+#define PASTE_NEIGH_SLOTS 256u
+#endif
+
+/* An RX frame as lwIP sees it: the pbuf_custom wraps the frame in place (PBUF_REF, no copy). One
+ * per frame of the pool, allocated once; its index in ctx->rxbufs is the frame index. */
+struct paste_rxbuf {
+	struct pbuf_custom pc;
+	struct paste_ctx *ctx;
+};
+
+struct paste_xsk {
+	struct xsk_umem *umem;
+	struct xsk_socket *xsk;
+	struct xsk_ring_prod fill;
+	struct xsk_ring_cons comp;
+	struct xsk_ring_cons rx;
+	struct xsk_ring_prod tx;
+	uint32_t ring_size;
+	uint32_t tx_pending; /* descriptors submitted since the last kick */
+	bool zerocopy;
+	int fd;
+};
+
+struct paste_neigh {
+	uint32_t ip; /* network order; 0 = empty */
+	uint8_t mac[6];
+};
+
+struct paste_listener {
+	struct tcp_pcb *pcb;
+	struct paste_conn_ops ops;
+	void *user;
+	uint16_t port;
+	struct paste_ctx *ctx;
+};
+
+/*
+ * A TCP connection. Received payload is a FIFO of single pbufs (chains from lwIP are split on
+ * arrival), each still in its pool frame; @head_off bytes of the first one are already consumed.
+ * The slot array mirrors the FIFO and is rebuilt when the application asks for it after a change.
+ */
+struct paste_conn {
+	struct paste_ctx *ctx;
+	struct paste_listener *listener;
+	struct tcp_pcb *pcb; /* NULL once lwIP freed it (reset/abort) or we closed it */
+	void *user;
+	struct pbuf **q; /* circular FIFO of received pbufs */
+	uint32_t q_cap, q_head, q_len;
+	uint32_t head_off; /* consumed bytes of q[q_head] */
+	size_t pending;    /* unconsumed bytes in the FIFO */
+	struct paste_slot *slots;
+	uint32_t slots_cap;
+	bool slots_valid;
+	bool eof;        /* FIN received */
+	bool ready;      /* on ctx->ready list */
+	bool dirty;      /* queued TX data this round: tcp_output at the end */
+	bool want_write; /* a send came up short: call on_data again when space frees */
+	bool want_close; /* graceful close requested: FIN at flush time */
+	bool closed;     /* on ctx->dead list; on_close pending */
+	int close_err;
+	struct paste_conn *next_ready, *next_dirty, *next_dead;
+	struct paste_conn *prev, *next; /* all live connections */
+	struct in_addr peer;
+	uint16_t peer_port;
+};
+
+struct paste_ctx {
+	struct paste_opts opts;
+	char ifname[IF_NAMESIZE];
+	int ifindex;
+	uint8_t mac[6];
+	uint32_t ip; /* network order */
+	uint32_t netmask;
+	uint32_t mtu;
+	struct paste_pool *pool;
+	uint8_t *area; /* frame area (the UMEM) */
+	uint32_t frame_size;
+	uint32_t frame_count;
+	struct paste_frames frames;
+	struct paste_rxbuf *rxbufs;
+	struct paste_steer *steer;
+	struct paste_xsk xsk;
+	struct netif netif;
+	bool netif_added;
+	struct paste_neigh neigh[PASTE_NEIGH_SLOTS];
+	struct paste_listener *listeners[16];
+	unsigned nlisteners;
+	struct paste_conn *conns; /* all live connections */
+	struct paste_conn *ready, *dirty, *dead;
+	uint32_t nconns;
+	volatile int stop;
+	struct paste_stats st; /* counters kept here; frame counts filled on demand */
+};
+
+/* xsk.c */
+int paste_xsk__open(struct paste_ctx *ctx);
+void paste_xsk__close(struct paste_ctx *ctx);
+/* Take up to @max received frames and hand them to the netif. @return frames taken. */
+unsigned paste_xsk__rx(struct paste_ctx *ctx, unsigned max);
+/* Give free frames to the fill ring (keeping PASTE_TX_RESERVE for TX); wake the kernel if asked. */
+void paste_xsk__refill(struct paste_ctx *ctx);
+/* Reclaim completed TX frames. */
+void paste_xsk__complete(struct paste_ctx *ctx);
+/* Send one frame: copy @p into a TX frame. @return 0, -ENOBUFS (no frame / ring full). */
+int paste_xsk__tx(struct paste_ctx *ctx, const struct pbuf *p);
+/* Kick the kernel to transmit what was submitted. */
+void paste_xsk__kick(struct paste_ctx *ctx);
+/* Wait up to @timeout_ms for RX (poll()); @return >0 readable, 0 timeout, -errno. */
+int paste_xsk__wait(struct paste_ctx *ctx, int timeout_ms);
+/* Kernel-side counters (XDP_STATISTICS) into ctx->st. */
+void paste_xsk__kstats(struct paste_ctx *ctx, struct paste_stats *st);
+
+/* netif.c */
+int paste_netif__open(struct paste_ctx *ctx);
+void paste_netif__close(struct paste_ctx *ctx);
+/* Feed one received frame (frame @idx, @len bytes at @data) into lwIP. Consumes the frame. */
+void paste_netif__input(struct paste_ctx *ctx, uint32_t idx, uint8_t *data, uint32_t len);
+/* Wrap frame @idx (state RX) holding @len bytes at @data as a custom pbuf. */
+struct pbuf *paste_netif__wrap(struct paste_ctx *ctx, uint32_t idx, uint8_t *data, uint32_t len);
+/* Interface facts (MAC, MTU, first IPv4 address/netmask) for @ifname. */
+int paste_netif__query(struct paste_ctx *ctx);
+
+/* conn.c */
+int paste_conn__listen_pcb(struct paste_listener *l);
+/* After the RX batch: run on_data for ready connections. */
+void paste_conns__run_ready(struct paste_ctx *ctx);
+/* tcp_output every connection that queued data this round. */
+void paste_conns__flush(struct paste_ctx *ctx);
+/* on_close + free for connections that ended this round. */
+void paste_conns__reap(struct paste_ctx *ctx);
+/* Abort every connection and listener (paste_close). */
+void paste_conns__shutdown(struct paste_ctx *ctx);
+
+#endif /* PASTE_CTX_H */
