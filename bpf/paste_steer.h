@@ -9,21 +9,21 @@
 
 #include <linux/types.h>
 
-#define PASTE_STEER_PROG_NAME "paste_steer" /* how we recognise a stale program of ours */
+#define PASTE_STEER_PROG_NAME  "paste_steer" /* how we recognise a stale program of ours */
 #define PASTE_STEER_MAX_QUEUES 64
-#define PASTE_STEER_MAX_PORTS 1024
+#define PASTE_STEER_MAX_PORTS  1024
 
 enum paste_steer_mode {
-	PASTE_STEER_OFF = 0,	   /* not configured yet: pass everything */
+	PASTE_STEER_OFF = 0,       /* not configured yet: pass everything */
 	PASTE_STEER_DEDICATED = 1, /* all IPv4 to conf.ip, and ARP for it */
-	PASTE_STEER_SHARED = 2,	   /* only TCP to conf.ip on listening ports / ephemeral range */
+	PASTE_STEER_SHARED = 2,    /* only TCP to conf.ip on listening ports / ephemeral range */
 };
 
 /* Value of map paste_conf (BPF_MAP_TYPE_ARRAY, one entry, key 0). */
 struct paste_steer_conf {
-	__u32 mode;	/* enum paste_steer_mode */
-	__u32 ip;	/* IPv4 address, network byte order */
-	__u16 eph_lo;	/* shared mode: ephemeral port range of the stack, host order, inclusive */
+	__u32 mode;   /* enum paste_steer_mode */
+	__u32 ip;     /* IPv4 address, network byte order */
+	__u16 eph_lo; /* shared mode: ephemeral port range of the stack, host order, inclusive */
 	__u16 eph_hi;
 	__u32 pad;
 };

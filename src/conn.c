@@ -98,7 +98,7 @@ static struct pbuf *to_pool(struct paste_ctx *ctx, struct pbuf *q)
 
 	if (in_pool(ctx, q->payload, q->len))
 		return q;
-	if (q->len > ctx->frame_size || paste_frames__alloc(&ctx->frames, PASTE_FRAME_RX, &idx))
+	if (q->len > ctx->frame_size || paste_frames__alloc(ctx->frames, PASTE_FRAME_RX, &idx))
 		return NULL;
 	dst = ctx->area + (uint64_t)idx * ctx->frame_size;
 	memcpy(dst, q->payload, q->len);

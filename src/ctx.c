@@ -15,6 +15,7 @@
 
 #include "ctx.h"
 #include "paste_steer.h"
+#include "pool_internal.h"
 
 static int parse_ip(struct paste_ctx *ctx)
 {
@@ -101,9 +102,7 @@ static int open_pool(struct paste_ctx *ctx)
 		                  "least %u); use a larger --pool-size",
 		                  ctx->opts.pool_path, info.frame_count, ctx->opts.ring_size,
 		                  2 * ctx->opts.ring_size + PASTE_TX_RESERVE);
-	err = paste_frames__init(&ctx->frames, ctx->frame_count, NULL);
-	if (err)
-		return paste_fail(err, "frame allocator: out of memory");
+	ctx->frames = paste_pool__frame_alloc(ctx->pool);
 	ctx->rxbufs = calloc(ctx->frame_count, sizeof(*ctx->rxbufs));
 	if (!ctx->rxbufs)
 		return paste_fail(-ENOMEM, "out of memory for %u frame descriptors",
@@ -181,10 +180,11 @@ PASTE_EXPORT void paste_close(struct paste_ctx **pctx)
 		paste_xsk__kick(ctx); /* the RSTs of the aborted connections */
 		paste_netif__close(ctx);
 	}
+	if (ctx->pack_open)
+		paste_frames__unref(ctx->frames, ctx->pack_frame);
 	paste_steer__close(&ctx->steer); /* detach first: stop steering to a closing socket */
 	paste_xsk__close(ctx);
 	free(ctx->rxbufs);
-	paste_frames__fini(&ctx->frames);
 	paste_pool__close(&ctx->pool);
 	free(ctx);
 	*pctx = NULL;
@@ -196,6 +196,20 @@ static uint64_t now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* The one fence of the round (group commit), plus the emulated media latency if asked. */
+static void fence(struct paste_ctx *ctx)
+{
+	paste_pool__drain(ctx->pool);
+	if (ctx->opts.fence_delay_ns) {
+		uint64_t end = now_ns() + ctx->opts.fence_delay_ns;
+
+		while (now_ns() < end)
+			__builtin_ia32_pause();
+	}
+	ctx->fence_needed = false;
+	ctx->st.fences++;
 }
 
 /* Nothing received: wait up to @ms (spinning in busy-poll mode). @return frames then taken. */
@@ -239,6 +253,8 @@ PASTE_EXPORT int paste_poll(struct paste_ctx *ctx, int timeout_ms)
 	if (n > 0)
 		ctx->st.rounds++;
 	paste_conns__run_ready(ctx);
+	if (ctx->fence_needed || paste_pool__needs_drain(ctx->pool))
+		fence(ctx); /* before anything the callbacks queued can leave */
 	paste_conns__flush(ctx);
 	sys_check_timeouts();
 	paste_conns__reap(ctx);
@@ -285,11 +301,11 @@ PASTE_EXPORT int paste_stats(struct paste_ctx *ctx, struct paste_stats *out, siz
 	}
 	st.conns_open = ctx->nconns;
 	st.frames_total = ctx->frame_count;
-	st.frames_free = paste_frames__nr(&ctx->frames, PASTE_FRAME_FREE);
-	st.frames_fill = paste_frames__nr(&ctx->frames, PASTE_FRAME_FILL);
-	st.frames_rx = paste_frames__nr(&ctx->frames, PASTE_FRAME_RX);
-	st.frames_tx = paste_frames__nr(&ctx->frames, PASTE_FRAME_TX);
-	st.frames_kept = paste_frames__nr(&ctx->frames, PASTE_FRAME_KEPT);
+	st.frames_free = paste_frames__nr(ctx->frames, PASTE_FRAME_FREE);
+	st.frames_fill = paste_frames__nr(ctx->frames, PASTE_FRAME_FILL);
+	st.frames_rx = paste_frames__nr(ctx->frames, PASTE_FRAME_RX);
+	st.frames_tx = paste_frames__nr(ctx->frames, PASTE_FRAME_TX);
+	st.frames_kept = paste_frames__nr(ctx->frames, PASTE_FRAME_KEPT);
 	st.zerocopy = ctx->xsk.zerocopy;
 	st.xdp_mode = paste_steer__attached_mode(ctx->steer);
 	memcpy(out, &st, sz < sizeof(st) ? sz : sizeof(st));

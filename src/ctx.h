@@ -109,7 +109,7 @@ struct paste_ctx {
 	uint8_t *area; /* frame area (the UMEM) */
 	uint32_t frame_size;
 	uint32_t frame_count;
-	struct paste_frames frames;
+	struct paste_frames *frames; /* the pool's allocator */
 	struct paste_rxbuf *rxbufs;
 	struct paste_steer *steer;
 	struct paste_xsk xsk;
@@ -122,6 +122,9 @@ struct paste_ctx {
 	struct paste_conn *ready, *dirty, *dead;
 	uint32_t nconns;
 	volatile int stop;
+	bool fence_needed; /* something was flushed this round */
+	bool pack_open;	   /* copy_threshold: pack_frame takes small payloads at pack_off */
+	uint32_t pack_frame, pack_off;
 	struct paste_stats st; /* counters kept here; frame counts filled on demand */
 };
 

@@ -32,7 +32,8 @@ int paste_frames__init(struct paste_frames *f, uint32_t count, const uint64_t *k
 	f->free_stack = malloc(sizeof(*f->free_stack) * count);
 	f->state = malloc(sizeof(*f->state) * count);
 	f->refs = calloc(count, sizeof(*f->refs));
-	if (!f->free_stack || !f->state || !f->refs)
+	f->held = calloc(count, sizeof(*f->held));
+	if (!f->free_stack || !f->state || !f->refs || !f->held)
 		goto err_nomem;
 	f->count = count;
 	/* Push from the top down so that the lowest free index is allocated first. */
@@ -59,6 +60,7 @@ void paste_frames__fini(struct paste_frames *f)
 	free(f->free_stack);
 	free(f->state);
 	free(f->refs);
+	free(f->held);
 	memset(f, 0, sizeof(*f));
 }
 
@@ -67,6 +69,7 @@ static void frame_enter(struct paste_frames *f, uint32_t idx, enum paste_frame_s
 {
 	f->state[idx] = (uint8_t)to;
 	f->refs[idx] = to == PASTE_FRAME_KEPT;
+	f->held[idx] = 0;
 	f->n[to]++;
 	if (to == PASTE_FRAME_FREE)
 		f->free_stack[f->nfree++] = idx;
@@ -128,6 +131,7 @@ int paste_frames__ref(struct paste_frames *f, uint32_t idx)
 	if (f->state[idx] == PASTE_FRAME_RX) {
 		f->n[PASTE_FRAME_RX]--;
 		frame_enter(f, idx, PASTE_FRAME_KEPT);
+		f->held[idx] = 1;
 		return 0;
 	}
 	if (unlikely(f->state[idx] != PASTE_FRAME_KEPT))
@@ -150,10 +154,53 @@ int paste_frames__unref(struct paste_frames *f, uint32_t idx)
 		                  "KEPT",
 		                  idx, idx < f->count ? state_name(f->state[idx]) : "out of range");
 	if (--f->refs[idx] == 0) {
+		bool held = f->held[idx];
+
 		f->n[PASTE_FRAME_KEPT]--;
-		frame_enter(f, idx, PASTE_FRAME_FREE);
+		frame_enter(f, idx, held ? PASTE_FRAME_RX : PASTE_FRAME_FREE);
 	}
 	return 0;
+}
+
+int paste_frames__rx_done(struct paste_frames *f, uint32_t idx)
+{
+	if (likely(idx < f->count && f->state[idx] == PASTE_FRAME_RX))
+		return paste_frames__move(f, idx, PASTE_FRAME_RX, PASTE_FRAME_FREE);
+	if (likely(idx < f->count && f->state[idx] == PASTE_FRAME_KEPT && f->held[idx])) {
+		f->held[idx] = 0;
+		return 0;
+	}
+	return paste_fail(-EINVAL,
+			  "frame allocator: frame %u released by its pbuf but it is %s%s: frame "
+			  "accounting is broken",
+			  idx, idx < f->count ? state_name(f->state[idx]) : "out of range",
+			  idx < f->count && f->state[idx] == PASTE_FRAME_KEPT ? " (not held)" : "");
+}
+
+int paste_frames__recover_ref(struct paste_frames *f, uint32_t idx)
+{
+	if (unlikely(idx >= f->count))
+		return -EINVAL;
+	if (f->state[idx] == PASTE_FRAME_FREE) {
+		f->state[idx] = PASTE_FRAME_KEPT;
+		f->refs[idx] = 1;
+		f->n[PASTE_FRAME_FREE]--;
+		f->n[PASTE_FRAME_KEPT]++;
+		f->stack_dirty = true;
+		return 0;
+	}
+	return paste_frames__ref(f, idx);
+}
+
+void paste_frames__recover_done(struct paste_frames *f)
+{
+	if (!f->stack_dirty)
+		return;
+	f->nfree = 0;
+	for (uint32_t i = f->count; i-- > 0;)
+		if (f->state[i] == PASTE_FRAME_FREE)
+			f->free_stack[f->nfree++] = i;
+	f->stack_dirty = false;
 }
 
 /* Every entry of the free stack is a FREE frame and appears once. */
@@ -186,6 +233,8 @@ bool paste_frames__audit(const struct paste_frames *f)
 		if (s >= PASTE_FRAME_NSTATES)
 			return false;
 		if ((s == PASTE_FRAME_KEPT) != (f->refs[i] != 0))
+			return false;
+		if (f->held[i] && s != PASTE_FRAME_KEPT)
 			return false;
 		n[s]++;
 	}

@@ -29,6 +29,8 @@ struct paste_frames {
 	uint32_t *free_stack;            /* indices of FREE frames, top at nfree - 1 */
 	uint8_t *state;                  /* enum paste_frame_state per frame */
 	uint16_t *refs;                  /* kept-reference count per frame (KEPT only) */
+	uint8_t *held;			  /* KEPT frames: 1 while a received pbuf still holds it too */
+	bool stack_dirty;		  /* recovery marked FREE frames KEPT: rebuild the free stack */
 	uint32_t n[PASTE_FRAME_NSTATES]; /* frames per state; sums to count */
 };
 
@@ -51,10 +53,22 @@ int paste_frames__alloc(struct paste_frames *f, enum paste_frame_state to, uint3
 int paste_frames__move(struct paste_frames *f, uint32_t idx, enum paste_frame_state from,
                        enum paste_frame_state to);
 
-/* Add a kept reference: RX or KEPT -> KEPT, refs+1. @return 0, -EINVAL, -EOVERFLOW (65535 refs). */
+/*
+ * Add a kept reference: RX or KEPT -> KEPT, refs+1. A frame kept while a received pbuf still holds
+ * it remembers that (held), so it goes back to RX, not FREE, if every reference is dropped before
+ * the pbuf is. @return 0, -EINVAL, -EOVERFLOW (65535 refs).
+ */
 int paste_frames__ref(struct paste_frames *f, uint32_t idx);
-/* Drop a kept reference; at zero the frame becomes FREE. @return 0 or -EINVAL (not kept). */
+/* Drop a kept reference; at zero the frame becomes RX (still held) or FREE. @return 0 or -EINVAL. */
 int paste_frames__unref(struct paste_frames *f, uint32_t idx);
+/* The received pbuf holding frame @idx was freed: RX -> FREE, or KEPT stays KEPT (held cleared).
+ * @return 0 or -EINVAL (the frame was not held for RX). */
+int paste_frames__rx_done(struct paste_frames *f, uint32_t idx);
+
+/* Recovery: one more reference named by a persistent index (FREE -> KEPT allowed). O(1). */
+int paste_frames__recover_ref(struct paste_frames *f, uint32_t idx);
+/* Recovery finished: rebuild the free stack from the states. */
+void paste_frames__recover_done(struct paste_frames *f);
 
 static inline uint32_t paste_frames__nr(const struct paste_frames *f, enum paste_frame_state s)
 {

@@ -46,7 +46,7 @@ static void rxbuf_free(struct pbuf *p)
 	struct paste_ctx *ctx = rb->ctx;
 	uint32_t idx = (uint32_t)(rb - ctx->rxbufs);
 
-	if (paste_frames__move(&ctx->frames, idx, PASTE_FRAME_RX, PASTE_FRAME_FREE))
+	if (paste_frames__move(ctx->frames, idx, PASTE_FRAME_RX, PASTE_FRAME_FREE))
 		pr_err("frame %u freed by lwIP but not held for RX: frame accounting is broken",
 		       idx);
 }
@@ -86,7 +86,7 @@ void paste_netif__input(struct paste_ctx *ctx, uint32_t idx, uint8_t *data, uint
 
 	if (len < 14 || len > 0xffff) {
 		ctx->st.rx_invalid++;
-		paste_frames__move(&ctx->frames, idx, PASTE_FRAME_RX, PASTE_FRAME_FREE);
+		paste_frames__move(ctx->frames, idx, PASTE_FRAME_RX, PASTE_FRAME_FREE);
 		return;
 	}
 	if (ctx->opts.shared_ip)

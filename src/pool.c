@@ -42,11 +42,13 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <paste/pool.h>
 
 #include "internal.h"
+#include "pool_internal.h"
 
 #ifndef AF_XDP
 #define AF_XDP 44
@@ -94,6 +96,17 @@ struct pool_sb {
 _Static_assert(sizeof(struct pool_sb) == 2048, "superblock record is 2 KiB");
 _Static_assert(offsetof(struct pool_sb, regions) == 88, "superblock header is 88 bytes");
 
+struct pool_hook {
+	void (*fn)(void *arg);
+	void *arg;
+};
+
+struct pool_index {
+	char name[PASTE_POOL_REGION_NAME_MAX + 1];
+	void *handle;
+	void (*free_fn)(void *handle);
+};
+
 struct paste_pool {
 	uint8_t *base;     /* the mapping; the superblock is at base */
 	size_t map_len;    /* bytes mapped (>= sb.pool_size) */
@@ -102,6 +115,16 @@ struct paste_pool {
 	bool created;      /* this open created the file (unlinked again if the open fails) */
 	bool was_clean;    /* clean flag found at open */
 	struct pool_sb sb; /* working copy of the superblock; sb_commit() makes it durable */
+	/* volatile state, rebuilt at every open */
+	struct paste_frames frames; /* who holds each frame; KEPT counts rebuilt from the indexes */
+	bool recovering;	    /* index recovery runs: ref_get accepts FREE frames */
+	bool flushed;		    /* flushes since the last drain */
+	struct paste_pmem_ops ops;  /* flush/drain; libpmem unless the simulator replaced them */
+	struct pool_hook hooks[8];  /* run after every drain */
+	unsigned nhooks;
+	struct paste_ref *deferred; /* references to release after the next drain */
+	size_t ndeferred, deferred_cap;
+	struct pool_index indexes[PASTE_POOL_MAX_REGIONS];
 	char path[];
 };
 
@@ -112,6 +135,21 @@ struct pool_cfg {
 	uint64_t region_area;
 	bool create, must_create, check_umem;
 };
+
+static void pmem_ops_flush(void *arg, const void *addr, size_t len)
+{
+	pmem_flush(addr, len);
+}
+
+static void pmem_ops_drain(void *arg)
+{
+	pmem_drain();
+}
+
+static const struct paste_pmem_ops default_ops = {pmem_ops_flush, pmem_ops_drain, NULL};
+
+static int pool_recover(struct paste_pool *p);
+static void pool_free_volatile(struct paste_pool *p);
 
 /* ---- superblock ------------------------------------------------------------------------- */
 
@@ -127,8 +165,10 @@ static uint32_t sb_crc(const struct pool_sb *sb)
 static void sb_commit(struct paste_pool *p)
 {
 	p->sb.crc = sb_crc(&p->sb);
-	pmem_memcpy_persist(p->base + POOL_SB_BACKUP_OFF, &p->sb, sizeof(p->sb));
-	pmem_memcpy_persist(p->base, &p->sb, sizeof(p->sb));
+	memcpy(p->base + POOL_SB_BACKUP_OFF, &p->sb, sizeof(p->sb));
+	paste_pool__persist(p, p->base + POOL_SB_BACKUP_OFF, sizeof(p->sb));
+	memcpy(p->base, &p->sb, sizeof(p->sb));
+	paste_pool__persist(p, p->base, sizeof(p->sb));
 }
 
 static bool sb_intact(const struct pool_sb *sb)
@@ -536,6 +576,7 @@ PASTE_EXPORT int paste_pool__open(struct paste_pool **pool, const char *path,
 		return paste_fail(-ENOMEM, "pool %s: out of memory", path);
 	strcpy(p->path, path);
 	p->fd = -1;
+	p->ops = default_ops;
 
 	err = pool_open_file(p, &cfg);
 	if (err)
@@ -549,12 +590,16 @@ PASTE_EXPORT int paste_pool__open(struct paste_pool **pool, const char *path,
 			goto err_unmap;
 	}
 	p->was_clean = p->sb.clean;
+	err = pool_recover(p);
+	if (err)
+		goto err_unmap;
 	p->sb.clean = 0;
 	sb_commit(p);
 	*pool = p;
 	return 0;
 
 err_unmap:
+	pool_free_volatile(p);
 	if (p->base)
 		pmem_unmap(p->base, p->map_len);
 err_close:
@@ -572,8 +617,10 @@ PASTE_EXPORT void paste_pool__close(struct paste_pool **pool)
 
 	if (!p)
 		return;
+	paste_pool__drain(p); /* deferred releases, index hooks */
 	p->sb.clean = 1;
 	sb_commit(p);
+	pool_free_volatile(p);
 	pmem_unmap(p->base, p->map_len);
 	close(p->fd);
 	free(p);
@@ -641,7 +688,8 @@ static int region_add(struct paste_pool *p, const char *name, uint64_t size)
 	strcpy(r->name, name);
 	r->off = sb->region_area_off + sb->region_area_used;
 	r->size = size;
-	pmem_memset_persist(p->base + r->off, 0, size); /* zeroed before it is recorded */
+	memset(p->base + r->off, 0, size); /* zeroed and persisted before it is recorded */
+	paste_pool__persist(p, p->base + r->off, size);
 	sb->nregions++;
 	sb->region_area_used += size;
 	sb_commit(p);
@@ -685,17 +733,250 @@ PASTE_EXPORT int paste_pool__region(struct paste_pool *pool, const char *name, u
  * Direct libpmem calls whatever is_pmem says (see the top of the file): on tmpfs and DAX the
  * mapping is the memory, and clwb + sfence is what makes a store durable there.
  */
-PASTE_EXPORT void paste_pool__flush(const struct paste_pool *pool, const void *addr, size_t len)
+PASTE_EXPORT void paste_pool__flush(struct paste_pool *pool, const void *addr, size_t len)
 {
-	pmem_flush(addr, len);
+	pool->ops.flush(pool->ops.arg, addr, len);
+	pool->flushed = true;
 }
 
-PASTE_EXPORT void paste_pool__drain(const struct paste_pool *pool)
+PASTE_EXPORT bool paste_pool__needs_drain(const struct paste_pool *pool)
 {
-	pmem_drain();
+	return pool->flushed || pool->ndeferred;
 }
 
-PASTE_EXPORT void paste_pool__persist(const struct paste_pool *pool, const void *addr, size_t len)
+PASTE_EXPORT void paste_pool__drain(struct paste_pool *pool)
 {
-	pmem_persist(addr, len);
+	size_t i, n;
+
+	pool->ops.drain(pool->ops.arg);
+	pool->flushed = false;
+	/* Only now may what the fenced operations replaced be reused. */
+	n = pool->ndeferred;
+	pool->ndeferred = 0;
+	for (i = 0; i < n; i++)
+		paste_pool__ref_put(pool, &pool->deferred[i]);
+	for (i = 0; i < pool->nhooks; i++)
+		pool->hooks[i].fn(pool->hooks[i].arg);
+}
+
+PASTE_EXPORT void paste_pool__persist(struct paste_pool *pool, const void *addr, size_t len)
+{
+	paste_pool__flush(pool, addr, len);
+	pool->ops.drain(pool->ops.arg);
+}
+
+/* ---- volatile state: frames, references, hooks, indexes -------------------------------------- */
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * Rebuild the frame allocator from the indexes: every region that starts with an index magic is
+ * recovered by its index, which takes one reference per live ref. A frame no index names is free.
+ */
+static int pool_recover(struct paste_pool *p)
+{
+	uint64_t t0 = mono_ns(), magic;
+	unsigned nidx = 0;
+	int err;
+
+	err = paste_frames__init(&p->frames, p->sb.frame_count, NULL);
+	if (err)
+		return err;
+	p->recovering = true;
+	for (uint32_t i = 0; i < p->sb.nregions && !err; i++) {
+		const struct pool_region *r = &p->sb.regions[i];
+
+		if (r->size < sizeof(magic))
+			continue;
+		memcpy(&magic, p->base + r->off, sizeof(magic));
+		if (magic == PASTE_LOG_MAGIC)
+			err = paste_log__recover(p, r->name, p->base + r->off, r->size);
+		else if (magic == PASTE_KV_MAGIC)
+			err = paste_kv__recover(p, r->name, p->base + r->off, r->size);
+		else
+			continue;
+		nidx++;
+	}
+	p->recovering = false;
+	paste_frames__recover_done(&p->frames);
+	if (err)
+		return err;
+	if (nidx)
+		pr_info("pool %s: recovered %u index%s in %.3f ms (%s shutdown): %u frames in use", p->path,
+			nidx, nidx == 1 ? "" : "es", (double)(mono_ns() - t0) / 1e6,
+			p->was_clean ? "clean" : "unclean", p->frames.n[PASTE_FRAME_KEPT]);
+	return 0;
+}
+
+static void pool_free_volatile(struct paste_pool *p)
+{
+	for (unsigned i = 0; i < PASTE_POOL_MAX_REGIONS; i++) {
+		struct pool_index *ix = &p->indexes[i];
+
+		if (ix->handle && ix->free_fn)
+			ix->free_fn(ix->handle);
+		memset(ix, 0, sizeof(*ix));
+	}
+	free(p->deferred);
+	p->deferred = NULL;
+	p->ndeferred = p->deferred_cap = 0;
+	paste_frames__fini(&p->frames);
+}
+
+struct paste_frames *paste_pool__frame_alloc(struct paste_pool *pool)
+{
+	return &pool->frames;
+}
+
+bool paste_pool__ref_in_frame(const struct paste_pool *pool, const struct paste_ref *ref,
+			      uint32_t *frame)
+{
+	const struct pool_sb *sb = &pool->sb;
+	uint64_t rel, fs = sb->frame_size;
+
+	if (!ref || ref->len == 0 || ref->off < sb->frame_area_off)
+		return false;
+	rel = ref->off - sb->frame_area_off;
+	if (rel / fs >= sb->frame_count || rel % fs + ref->len > fs)
+		return false;
+	if (frame)
+		*frame = (uint32_t)(rel / fs);
+	return true;
+}
+
+PASTE_EXPORT void *paste_pool__ref_ptr(const struct paste_pool *pool, const struct paste_ref *ref)
+{
+	if (!ref || ref->off > pool->sb.pool_size || ref->len > pool->sb.pool_size - ref->off) {
+		errno = EINVAL;
+		return NULL;
+	}
+	return pool->base + ref->off;
+}
+
+int paste_pool__ref_get(struct paste_pool *pool, const struct paste_ref *ref)
+{
+	uint32_t frame;
+
+	if (!paste_pool__ref_in_frame(pool, ref, &frame))
+		return paste_fail(-EINVAL, "pool %s: reference [%llu, +%u) is not inside one frame",
+				  pool->path, ref ? (unsigned long long)ref->off : 0ull,
+				  ref ? ref->len : 0);
+	if (pool->recovering)
+		return paste_frames__recover_ref(&pool->frames, frame);
+	return paste_frames__ref(&pool->frames, frame);
+}
+
+int paste_pool__ref_put(struct paste_pool *pool, const struct paste_ref *ref)
+{
+	uint32_t frame;
+
+	if (!paste_pool__ref_in_frame(pool, ref, &frame))
+		return paste_fail(-EINVAL, "pool %s: reference [%llu, +%u) is not inside one frame",
+				  pool->path, ref ? (unsigned long long)ref->off : 0ull,
+				  ref ? ref->len : 0);
+	if (pool->frames.state[frame] != PASTE_FRAME_KEPT)
+		return paste_fail(-EINVAL, "pool %s: release of an unknown reference (frame %u is "
+					   "not kept: never kept, or released twice)",
+				  pool->path, frame);
+	return paste_frames__unref(&pool->frames, frame);
+}
+
+int paste_pool__ref_put_after_fence(struct paste_pool *pool, const struct paste_ref *ref)
+{
+	uint32_t frame;
+
+	if (!paste_pool__ref_in_frame(pool, ref, &frame) ||
+	    pool->frames.state[frame] != PASTE_FRAME_KEPT)
+		return paste_fail(-EINVAL, "pool %s: deferred release of an unknown reference "
+					   "[%llu, +%u)",
+				  pool->path, ref ? (unsigned long long)ref->off : 0ull,
+				  ref ? ref->len : 0);
+	if (pool->ndeferred == pool->deferred_cap) {
+		size_t cap = pool->deferred_cap ? pool->deferred_cap * 2 : 256;
+		struct paste_ref *d = realloc(pool->deferred, cap * sizeof(*d));
+
+		if (!d)
+			return paste_fail(-ENOMEM, "pool %s: out of memory for deferred releases",
+					  pool->path);
+		pool->deferred = d;
+		pool->deferred_cap = cap;
+	}
+	pool->deferred[pool->ndeferred++] = *ref;
+	return 0;
+}
+
+int paste_pool__add_drain_hook(struct paste_pool *pool, void (*fn)(void *arg), void *arg)
+{
+	if (pool->nhooks == ARRAY_SIZE(pool->hooks))
+		return paste_fail(-ENOSPC, "pool %s: too many after-fence hooks", pool->path);
+	pool->hooks[pool->nhooks].fn = fn;
+	pool->hooks[pool->nhooks].arg = arg;
+	pool->nhooks++;
+	return 0;
+}
+
+void paste_pool__del_drain_hook(struct paste_pool *pool, void (*fn)(void *arg), void *arg)
+{
+	for (unsigned i = 0; i < pool->nhooks; i++) {
+		if (pool->hooks[i].fn == fn && pool->hooks[i].arg == arg) {
+			pool->hooks[i] = pool->hooks[--pool->nhooks];
+			return;
+		}
+	}
+}
+
+bool paste_pool__recovering(const struct paste_pool *pool)
+{
+	return pool->recovering;
+}
+
+bool paste_pool__was_clean(const struct paste_pool *pool)
+{
+	return pool->was_clean;
+}
+
+void *paste_pool__index(const struct paste_pool *pool, const char *name)
+{
+	for (unsigned i = 0; i < PASTE_POOL_MAX_REGIONS; i++)
+		if (pool->indexes[i].handle && !strcmp(pool->indexes[i].name, name))
+			return pool->indexes[i].handle;
+	return NULL;
+}
+
+int paste_pool__set_index(struct paste_pool *pool, const char *name, void *index,
+			  void (*free_fn)(void *index))
+{
+	for (unsigned i = 0; i < PASTE_POOL_MAX_REGIONS; i++) {
+		struct pool_index *ix = &pool->indexes[i];
+
+		if (ix->handle)
+			continue;
+		snprintf(ix->name, sizeof(ix->name), "%s", name);
+		ix->handle = index;
+		ix->free_fn = free_fn;
+		return 0;
+	}
+	return paste_fail(-ENOSPC, "pool %s: too many open indexes", pool->path);
+}
+
+int paste_pool__find_region(struct paste_pool *pool, const char *name, void **addr, uint64_t *len)
+{
+	struct pool_region *r = region_find(pool, name);
+
+	if (!r)
+		return -ENOENT;
+	*addr = pool->base + r->off;
+	*len = r->size;
+	return 0;
+}
+
+void paste_pool__set_pmem_ops(struct paste_pool *pool, const struct paste_pmem_ops *ops)
+{
+	pool->ops = ops ? *ops : default_ops;
 }

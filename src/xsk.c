@@ -121,7 +121,7 @@ unsigned paste_xsk__rx(struct paste_ctx *ctx, unsigned max)
 		uint64_t addr = xsk_umem__add_offset_to_addr(d->addr);
 		uint32_t frame = (uint32_t)(base / ctx->frame_size);
 
-		if (paste_frames__move(&ctx->frames, frame, PASTE_FRAME_FILL, PASTE_FRAME_RX)) {
+		if (paste_frames__move(ctx->frames, frame, PASTE_FRAME_FILL, PASTE_FRAME_RX)) {
 			/* The kernel handed back a frame we never gave it: never touch it. */
 			ctx->st.rx_invalid++;
 			continue;
@@ -138,7 +138,7 @@ unsigned paste_xsk__rx(struct paste_ctx *ctx, unsigned max)
 void paste_xsk__refill(struct paste_ctx *ctx)
 {
 	struct paste_xsk *x = &ctx->xsk;
-	uint32_t nfree = paste_frames__nr(&ctx->frames, PASTE_FRAME_FREE);
+	uint32_t nfree = paste_frames__nr(ctx->frames, PASTE_FRAME_FREE);
 	uint32_t want, got, idx = 0, i, frame;
 
 	if (nfree <= PASTE_TX_RESERVE)
@@ -150,7 +150,7 @@ void paste_xsk__refill(struct paste_ctx *ctx)
 		return;
 	got = xsk_ring_prod__reserve(&x->fill, want, &idx);
 	for (i = 0; i < got; i++) {
-		if (paste_frames__alloc(&ctx->frames, PASTE_FRAME_FILL, &frame))
+		if (paste_frames__alloc(ctx->frames, PASTE_FRAME_FILL, &frame))
 			break;
 		*xsk_ring_prod__fill_addr(&x->fill, idx + i) = (uint64_t)frame * ctx->frame_size;
 	}
@@ -170,7 +170,7 @@ void paste_xsk__complete(struct paste_ctx *ctx)
 		uint64_t addr = *xsk_ring_cons__comp_addr(&x->comp, idx + i);
 		uint32_t frame = (uint32_t)(xsk_umem__extract_addr(addr) / ctx->frame_size);
 
-		if (paste_frames__move(&ctx->frames, frame, PASTE_FRAME_TX, PASTE_FRAME_FREE))
+		if (paste_frames__move(ctx->frames, frame, PASTE_FRAME_TX, PASTE_FRAME_FREE))
 			ctx->st.rx_invalid++;
 	}
 	if (n)
@@ -185,16 +185,16 @@ int paste_xsk__tx(struct paste_ctx *ctx, const struct pbuf *p)
 
 	if (p->tot_len > ctx->frame_size)
 		return -EMSGSIZE;
-	if (paste_frames__alloc(&ctx->frames, PASTE_FRAME_TX, &frame)) {
+	if (paste_frames__alloc(ctx->frames, PASTE_FRAME_TX, &frame)) {
 		paste_xsk__complete(ctx);
-		if (paste_frames__alloc(&ctx->frames, PASTE_FRAME_TX, &frame))
+		if (paste_frames__alloc(ctx->frames, PASTE_FRAME_TX, &frame))
 			return -ENOBUFS;
 	}
 	if (xsk_ring_prod__reserve(&x->tx, 1, &idx) != 1) {
 		paste_xsk__kick(ctx);
 		paste_xsk__complete(ctx);
 		if (xsk_ring_prod__reserve(&x->tx, 1, &idx) != 1) {
-			paste_frames__move(&ctx->frames, frame, PASTE_FRAME_TX, PASTE_FRAME_FREE);
+			paste_frames__move(ctx->frames, frame, PASTE_FRAME_TX, PASTE_FRAME_FREE);
 			return -ENOBUFS;
 		}
 	}

@@ -117,6 +117,9 @@ struct paste_opts {
 	uint16_t ephemeral_lo; /**< shared IP: the stack's own port range (default 49152-65535) */
 	uint16_t ephemeral_hi;
 	bool force_copy; /**< skip the zero-copy bind attempt (copy mode only) */
+	uint32_t fence_delay_ns; /**< emulated media write latency added to every fence (0: none) */
+	uint32_t copy_threshold; /**< paste_keep() of fewer bytes copies them into a packing frame
+				      instead of pinning the frame they arrived in (0: never) */
 };
 
 /**
@@ -227,6 +230,56 @@ void *paste_conn__user(const struct paste_conn *conn);
 /** Peer address and port (host byte order port). */
 void paste_conn__peer(const struct paste_conn *conn, struct in_addr *addr, uint16_t *port);
 
+/* ---- durable payload: persist, keep, release (the Pring/Pbuf API) ---------------------- */
+
+/*
+ * The data path of a durable server: in on_data, for the bytes of a request it wants to keep,
+ *
+ *	struct paste_ref refs[8];
+ *	unsigned nrefs;
+ *	paste_conn__keep(c, 0, body_len, true, refs, 8, &nrefs);  // flush + keep, no copy
+ *	paste_log__append(log, refs, nrefs, &seq);                // record, flushed
+ *	paste_conn__consume(c, body_len);
+ *	paste_conn__send(c, reply, reply_len);                    // leaves after the fence
+ *
+ * At the end of the round paste_poll() issues ONE fence (paste_pool__drain) for everything flushed
+ * in the round, and only then sends what the callbacks queued. So a reply never acknowledges bytes
+ * that are not yet durable, and a round of many requests costs one fence (group commit).
+ * References are pool offsets (struct paste_ref in paste/index.h): valid across restarts.
+ */
+
+#include <paste/index.h>
+
+/**
+ * Write back the cache lines of [addr, addr+len) (inside the pool) without a fence; the round's
+ * fence makes them durable. @return 0 or -EINVAL (not inside the pool).
+ */
+int paste_persist(struct paste_ctx *ctx, const void *addr, size_t len);
+
+/**
+ * Keep [addr, addr+len): it must lie inside one received frame still held (a slot the application
+ * has not consumed) or one already kept. The frame is not recycled until every reference to it is
+ * released (several ranges of one frame are reference counted). With copy_threshold set and len
+ * below it, the bytes are copied (and flushed) into a packing frame instead.
+ * @return 0 with *ref set; -EINVAL (not a held frame range), -ENOSPC (no frame for packing).
+ */
+int paste_keep(struct paste_ctx *ctx, const void *addr, size_t len, struct paste_ref *ref);
+
+/**
+ * Keep bytes [off, off+len) of the connection's pending payload, which may span several slots:
+ * one reference per slot piece is written to @refs (at most @max; *n gets the count). With
+ * @persist, the bytes are also flushed. Does not consume.
+ * @return 0; -EINVAL (range beyond pending), -E2BIG (more than @max pieces; nothing kept).
+ */
+int paste_conn__keep(struct paste_conn *conn, size_t off, size_t len, bool persist,
+		     struct paste_ref *refs, unsigned max, unsigned *n);
+
+/**
+ * Give a reference back (its frame is recycled when no reference is left).
+ * @return 0, or -EINVAL for a reference the pool does not hold (unknown, or released twice).
+ */
+int paste_release(struct paste_ctx *ctx, const struct paste_ref *ref);
+
 /* ---- statistics -------------------------------------------------------------------------- */
 
 /**
@@ -255,6 +308,10 @@ struct paste_stats {
 	uint32_t frames_rx;           /**< received, held by the stack or the application */
 	uint32_t frames_tx;           /**< on the TX or completion ring */
 	uint32_t frames_kept;         /**< kept by the application (persistent references) */
+	uint64_t fences;	    /**< fences issued (at most one per round) */
+	uint64_t persisted_bytes;   /**< bytes flushed by paste_persist()/paste_conn__keep() */
+	uint64_t kept_bytes;	    /**< bytes turned into references by paste_keep() */
+	uint64_t kept_copied_bytes; /**< of which copied into packing frames (copy_threshold) */
 	bool zerocopy;                /**< the socket is bound in zero-copy mode */
 	enum paste_xdp_mode xdp_mode; /**< the mode the program is attached in */
 };

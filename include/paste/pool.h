@@ -114,13 +114,17 @@ int paste_pool__region(struct paste_pool *pool, const char *name, uint64_t size,
                        uint64_t *len);
 
 /** Write back the cache lines of [addr, addr+len) (clwb/clflushopt), no fence. */
-void paste_pool__flush(const struct paste_pool *pool, const void *addr, size_t len);
+void paste_pool__flush(struct paste_pool *pool, const void *addr, size_t len);
 
-/** Fence: every earlier flush is durable when this returns. */
-void paste_pool__drain(const struct paste_pool *pool);
+/** Fence: every earlier flush is durable when this returns. Then releases what the fenced
+ * operations replaced (index references and slots queued to be freed after the fence). */
+void paste_pool__drain(struct paste_pool *pool);
+
+/** True if anything was flushed (or queued for release) since the last drain. */
+bool paste_pool__needs_drain(const struct paste_pool *pool);
 
 /** flush + drain. */
-void paste_pool__persist(const struct paste_pool *pool, const void *addr, size_t len);
+void paste_pool__persist(struct paste_pool *pool, const void *addr, size_t len);
 
 #ifdef __cplusplus
 }

@@ -233,11 +233,59 @@ static void test_ref_unref(void **state)
 	assert_int_equal(paste_frames__unref(f, idx), 0);
 	expect(f, N - 2, 1, 0, 0, 1); /* still one reference */
 	assert_int_equal(paste_frames__unref(f, idx), 0);
-	expect(f, N - 1, 1, 0, 0, 0); /* last one: FREE again */
-	assert_int_equal(f->state[idx], PASTE_FRAME_FREE);
+	expect(f, N - 2, 1, 1, 0, 0); /* last one: back to RX, the pbuf still holds it */
+	assert_int_equal(f->state[idx], PASTE_FRAME_RX);
 	assert_int_equal(paste_frames__unref(f, idx), -EINVAL); /* one unref too many */
+	assert_int_equal(paste_frames__rx_done(f, idx), 0);	 /* the pbuf lets go: FREE */
 	expect(f, N - 1, 1, 0, 0, 0);
+	assert_int_equal(paste_frames__rx_done(f, idx), -EINVAL); /* pbuf freed twice */
 	assert_int_equal(paste_frames__move(f, other, PASTE_FRAME_FILL, PASTE_FRAME_FREE), 0);
+}
+
+/* Kept while the pbuf still holds it, the pbuf goes first: KEPT stays until the last reference. */
+static void test_keep_outlives_pbuf(void **state)
+{
+	struct paste_frames *f = *state;
+	uint32_t idx;
+
+	assert_int_equal(paste_frames__alloc(f, PASTE_FRAME_RX, &idx), 0);
+	assert_int_equal(paste_frames__ref(f, idx), 0);
+	assert_int_equal(paste_frames__ref(f, idx), 0); /* two ranges of one frame */
+	assert_int_equal(paste_frames__rx_done(f, idx), 0);
+	expect(f, N - 1, 0, 0, 0, 1);
+	assert_int_equal(f->held[idx], 0);
+	assert_int_equal(paste_frames__rx_done(f, idx), -EINVAL); /* no pbuf holds it any more */
+	assert_int_equal(paste_frames__unref(f, idx), 0);
+	expect(f, N - 1, 0, 0, 0, 1);
+	assert_int_equal(paste_frames__unref(f, idx), 0);
+	expect(f, N, 0, 0, 0, 0); /* straight to FREE: nothing else holds it */
+	assert_int_equal(paste_frames__unref(f, idx), -EINVAL); /* double release */
+}
+
+/* Recovery marks frames named by indexes in O(1) each and rebuilds the free stack once. */
+static void test_recover_refs(void **state)
+{
+	struct paste_frames *f = *state;
+	uint32_t idx, got[N];
+
+	assert_int_equal(paste_frames__recover_ref(f, 3), 0);
+	assert_int_equal(paste_frames__recover_ref(f, 3), 0);
+	assert_int_equal(paste_frames__recover_ref(f, 7), 0);
+	assert_int_equal(paste_frames__recover_ref(f, N), -EINVAL);
+	paste_frames__recover_done(f);
+	expect(f, N - 2, 0, 0, 0, 2);
+	assert_int_equal(f->refs[3], 2);
+	for (uint32_t i = 0; i < N - 2; i++) { /* the kept frames are never handed out */
+		assert_int_equal(paste_frames__alloc(f, PASTE_FRAME_FILL, &got[i]), 0);
+		assert_true(got[i] != 3 && got[i] != 7);
+	}
+	assert_int_equal(paste_frames__alloc(f, PASTE_FRAME_FILL, &idx), -ENOSPC);
+	for (uint32_t i = 0; i < N - 2; i++)
+		assert_int_equal(paste_frames__move(f, got[i], PASTE_FRAME_FILL, PASTE_FRAME_FREE), 0);
+	assert_int_equal(paste_frames__unref(f, 3), 0);
+	assert_int_equal(paste_frames__unref(f, 3), 0);
+	assert_int_equal(paste_frames__unref(f, 7), 0);
+	expect(f, N, 0, 0, 0, 0);
 }
 
 static void test_ref_overflow(void **state)
@@ -254,6 +302,8 @@ static void test_ref_overflow(void **state)
 	expect(f, N - 1, 0, 0, 0, 1);
 	for (uint32_t i = 0; i < UINT16_MAX; i++)
 		assert_int_equal(paste_frames__unref(f, idx), 0);
+	expect(f, N - 1, 0, 1, 0, 0); /* still held by its pbuf */
+	assert_int_equal(paste_frames__rx_done(f, idx), 0);
 	expect(f, N, 0, 0, 0, 0);
 }
 
@@ -308,6 +358,8 @@ int main(void)
 	    cmocka_unit_test(test_kept_bitmap_at_init),
 	    cmocka_unit_test_setup_teardown(test_ref_unref, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_ref_overflow, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_keep_outlives_pbuf, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_recover_refs, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_move_through_kept, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_audit_detects_corruption, setup, teardown),
 	};
