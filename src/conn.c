@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <lwip/tcp.h>
 
@@ -26,7 +27,7 @@
 
 /* ---- lists ------------------------------------------------------------------------------- */
 
-static void mark_ready(struct paste_conn *c)
+void paste_conn__mark_ready(struct paste_conn *c)
 {
 	if (c->ready || c->closed)
 		return;
@@ -35,7 +36,7 @@ static void mark_ready(struct paste_conn *c)
 	c->ctx->ready = c;
 }
 
-static void mark_dirty(struct paste_conn *c)
+void paste_conn__mark_dirty(struct paste_conn *c)
 {
 	if (c->dirty)
 		return;
@@ -44,7 +45,7 @@ static void mark_dirty(struct paste_conn *c)
 	c->ctx->dirty = c;
 }
 
-static void mark_dead(struct paste_conn *c, int err)
+void paste_conn__mark_dead(struct paste_conn *c, int err)
 {
 	if (c->closed)
 		return;
@@ -108,7 +109,7 @@ static struct pbuf *to_pool(struct paste_ctx *ctx, struct pbuf *q)
 	return np;
 }
 
-static void q_free_all(struct paste_conn *c)
+void paste_conn__q_free_all(struct paste_conn *c)
 {
 	while (c->q_len) {
 		pbuf_free(c->q[c->q_head]);
@@ -121,7 +122,7 @@ static void q_free_all(struct paste_conn *c)
 }
 
 /* Append every piece of chain @p; lwIP keeps @p (and retries later) if this fails. */
-static int q_append(struct paste_conn *c, struct pbuf *p)
+int paste_conn__q_append(struct paste_conn *c, struct pbuf *p)
 {
 	struct pbuf *q, *next, *np;
 
@@ -162,7 +163,7 @@ static err_t cb_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
 
 	if (!p) {
 		c->eof = true;
-		mark_ready(c);
+		paste_conn__mark_ready(c);
 		return ERR_OK;
 	}
 	if (err != ERR_OK || c->closed) {
@@ -170,7 +171,7 @@ static err_t cb_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
 		pbuf_free(p);
 		return ERR_OK;
 	}
-	switch (q_append(c, p)) {
+	switch (paste_conn__q_append(c, p)) {
 	case 0:
 		break;
 	case -ENOMEM:
@@ -180,7 +181,7 @@ static err_t cb_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
 		tcp_abort(pcb); /* runs cb_err */
 		return ERR_ABRT;
 	}
-	mark_ready(c);
+	paste_conn__mark_ready(c);
 	return ERR_OK;
 }
 
@@ -190,7 +191,7 @@ static err_t cb_sent(void *arg, struct tcp_pcb *pcb, u16_t len)
 
 	if (c->want_write) {
 		c->want_write = false;
-		mark_ready(c);
+		paste_conn__mark_ready(c);
 	}
 	return ERR_OK;
 }
@@ -201,11 +202,13 @@ static void cb_err(void *arg, err_t err)
 	struct paste_conn *c = arg;
 
 	c->pcb = NULL;
-	q_free_all(c);
-	mark_dead(c, err == ERR_RST ? -ECONNRESET : err == ERR_ABRT ? -ECONNABORTED : -EIO);
+	paste_conn__q_free_all(c);
+	paste_conn__mark_dead(c, err == ERR_RST    ? -ECONNRESET
+	                         : err == ERR_ABRT ? -ECONNABORTED
+	                                           : -EIO);
 }
 
-static void conn_link(struct paste_ctx *ctx, struct paste_conn *c)
+void paste_conn__link(struct paste_ctx *ctx, struct paste_conn *c)
 {
 	c->next = ctx->conns;
 	if (ctx->conns)
@@ -214,7 +217,7 @@ static void conn_link(struct paste_ctx *ctx, struct paste_conn *c)
 	ctx->nconns++;
 }
 
-static void conn_unlink_free(struct paste_ctx *ctx, struct paste_conn *c)
+void paste_conn__unlink_free(struct paste_ctx *ctx, struct paste_conn *c)
 {
 	if (c->prev)
 		c->prev->next = c->next;
@@ -223,9 +226,10 @@ static void conn_unlink_free(struct paste_ctx *ctx, struct paste_conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	ctx->nconns--;
-	q_free_all(c);
+	paste_conn__q_free_all(c);
 	free(c->q);
 	free(c->slots);
+	free(c->out);
 	free(c);
 }
 
@@ -248,12 +252,13 @@ static err_t cb_accept(void *arg, struct tcp_pcb *pcb, err_t err)
 	c = ctx->nconns < ctx->opts.max_conns ? calloc(1, sizeof(*c)) : NULL;
 	if (!c)
 		goto refuse;
+	c->fd = -1;
 	c->ctx = ctx;
 	c->listener = l;
 	c->pcb = pcb;
 	c->peer.s_addr = ip4_addr_get_u32(ip_2_ip4(&pcb->remote_ip));
 	c->peer_port = pcb->remote_port;
-	conn_link(ctx, c);
+	paste_conn__link(ctx, c);
 	tcp_arg(pcb, c);
 	tcp_recv(pcb, cb_recv);
 	tcp_sent(pcb, cb_sent);
@@ -261,7 +266,7 @@ static err_t cb_accept(void *arg, struct tcp_pcb *pcb, err_t err)
 	tcp_nagle_disable(pcb);
 	if (l->ops.on_accept && l->ops.on_accept(c, l->user) < 0) {
 		pcb_detach(pcb);
-		conn_unlink_free(ctx, c);
+		paste_conn__unlink_free(ctx, c);
 		goto refuse;
 	}
 	ctx->st.conns_accepted++;
@@ -322,15 +327,15 @@ static void close_pcb(struct paste_conn *c)
 	/* lwIP resets instead of closing while received bytes are unacknowledged to the window. */
 	for (; left; left -= left > 0xffff ? 0xffff : left)
 		tcp_recved(pcb, (u16_t)(left > 0xffff ? 0xffff : left));
-	q_free_all(c);
+	paste_conn__q_free_all(c);
 	pcb_detach(pcb);
 	c->pcb = NULL;
 	if (tcp_close(pcb) != ERR_OK) {
 		tcp_abort(pcb);
-		mark_dead(c, -ECONNABORTED);
+		paste_conn__mark_dead(c, -ECONNABORTED);
 		return;
 	}
-	mark_dead(c, 0);
+	paste_conn__mark_dead(c, 0);
 }
 
 void paste_conns__flush(struct paste_ctx *ctx)
@@ -341,6 +346,10 @@ void paste_conns__flush(struct paste_ctx *ctx)
 	for (; c; c = next) {
 		next = c->next_dirty;
 		c->dirty = false;
+		if (c->fd >= 0) {
+			paste_k__flush(c);
+			continue;
+		}
 		if (!c->pcb)
 			continue;
 		if (c->want_close)
@@ -370,7 +379,7 @@ void paste_conns__reap(struct paste_ctx *ctx)
 		next = c->next_dead;
 		if (c->listener->ops.on_close)
 			c->listener->ops.on_close(c, c->close_err, c->listener->user);
-		conn_unlink_free(ctx, c);
+		paste_conn__unlink_free(ctx, c);
 	}
 }
 
@@ -380,19 +389,23 @@ void paste_conns__shutdown(struct paste_ctx *ctx)
 	unsigned i;
 
 	for (c = ctx->conns; c; c = c->next) {
+		if (c->fd >= 0)
+			paste_k__abort(c);
 		if (c->pcb) {
 			pcb_detach(c->pcb);
 			tcp_abort(c->pcb);
 			c->pcb = NULL;
 		}
-		q_free_all(c);
-		mark_dead(c, -ECONNABORTED);
+		paste_conn__q_free_all(c);
+		paste_conn__mark_dead(c, -ECONNABORTED);
 	}
 	ctx->dirty = NULL;
 	paste_conns__reap(ctx);
 	for (i = 0; i < ctx->nlisteners; i++) {
 		if (ctx->listeners[i]->pcb)
 			tcp_close(ctx->listeners[i]->pcb);
+		if (ctx->listeners[i]->fd >= 0)
+			close(ctx->listeners[i]->fd);
 		free(ctx->listeners[i]);
 	}
 	ctx->nlisteners = 0;
@@ -419,9 +432,14 @@ PASTE_EXPORT int paste_listen(struct paste_ctx *ctx, uint16_t port,
 	l->user = user;
 	l->port = port;
 	l->ctx = ctx;
-	err = paste_conn__listen_pcb(l);
-	if (!err)
-		err = paste_steer__add_port(ctx->steer, port);
+	l->fd = -1;
+	if (ctx->kernel) {
+		err = paste_k__listen(l);
+	} else {
+		err = paste_conn__listen_pcb(l);
+		if (!err)
+			err = paste_steer__add_port(ctx->steer, port);
+	}
 	if (err) {
 		if (l->pcb)
 			tcp_close(l->pcb);
@@ -498,6 +516,8 @@ PASTE_EXPORT int paste_conn__consume(struct paste_conn *c, size_t n)
 	}
 	c->pending -= n;
 	c->slots_valid = false;
+	if (c->fd >= 0)
+		paste_k__consumed(c);
 	for (left = n; c->pcb && left;) {
 		u16_t step = left > 0xffff ? 0xffff : (u16_t)left;
 
@@ -512,6 +532,8 @@ PASTE_EXPORT ssize_t paste_conn__send(struct paste_conn *c, const void *buf, siz
 	size_t room;
 	err_t err;
 
+	if (c->fd >= 0)
+		return paste_k__send(c, buf, len);
 	if (!c->pcb || c->closed || c->want_close)
 		return -ENOTCONN;
 	room = tcp_sndbuf(c->pcb);
@@ -532,33 +554,37 @@ PASTE_EXPORT ssize_t paste_conn__send(struct paste_conn *c, const void *buf, siz
 	}
 	if (err != ERR_OK)
 		return paste_fail(-EIO, "tcp_write failed (lwIP error %d)", err);
-	mark_dirty(c);
+	paste_conn__mark_dirty(c);
 	return (ssize_t)len;
 }
 
 PASTE_EXPORT size_t paste_conn__sendbuf(const struct paste_conn *c)
 {
+	if (c->fd >= 0)
+		return c->closed || c->want_close ? 0 : PASTE_K_SNDBUF - c->out_len;
 	return c->pcb && !c->want_close ? tcp_sndbuf(c->pcb) : 0;
 }
 
 PASTE_EXPORT int paste_conn__close(struct paste_conn *c)
 {
-	if (!c->pcb || c->closed || c->want_close)
+	if ((!c->pcb && c->fd < 0) || c->closed || c->want_close)
 		return -ENOTCONN;
 	c->want_close = true;
-	mark_dirty(c);
+	paste_conn__mark_dirty(c);
 	return 0;
 }
 
 PASTE_EXPORT void paste_conn__abort(struct paste_conn *c)
 {
+	if (c->fd >= 0)
+		paste_k__abort(c);
 	if (c->pcb) {
 		pcb_detach(c->pcb);
 		tcp_abort(c->pcb);
 		c->pcb = NULL;
 	}
-	q_free_all(c);
-	mark_dead(c, -ECONNABORTED);
+	paste_conn__q_free_all(c);
+	paste_conn__mark_dead(c, -ECONNABORTED);
 }
 
 PASTE_EXPORT void paste_conn__set_user(struct paste_conn *c, void *user)

@@ -44,10 +44,14 @@ static int check_opts(struct paste_ctx *ctx, const struct paste_opts *in)
 	if (!in || in->sz < offsetof(struct paste_opts, ip))
 		return paste_fail(-EINVAL, "paste_open: options missing or .sz not set");
 	memcpy(o, in, in->sz < sizeof(*o) ? in->sz : sizeof(*o));
-	if (!o->ifname || !*o->ifname || strlen(o->ifname) >= IFNAMSIZ)
+	if (o->transport == PASTE_TRANSPORT_KERNEL)
+		o->ifname = NULL; /* not used: kernel sockets in this namespace */
+	else if (!o->ifname || !*o->ifname || strlen(o->ifname) >= IFNAMSIZ)
 		return paste_fail(-EINVAL, "paste_open: an interface name is required (--ifname)");
-	snprintf(ctx->ifname, sizeof(ctx->ifname), "%s", o->ifname);
-	o->ifname = ctx->ifname;
+	else
+		snprintf(ctx->ifname, sizeof(ctx->ifname), "%s", o->ifname);
+	if (o->ifname)
+		o->ifname = ctx->ifname;
 	if (!o->pool_path)
 		o->pool_path = PASTE_POOL_DEFAULT_PATH;
 	if (!o->batch_size)
@@ -69,6 +73,8 @@ static int check_opts(struct paste_ctx *ctx, const struct paste_opts *in)
 	if (o->ephemeral_lo > o->ephemeral_hi)
 		return paste_fail(-EINVAL, "ephemeral port range %u-%u is empty", o->ephemeral_lo,
 		                  o->ephemeral_hi);
+	if (o->transport == PASTE_TRANSPORT_KERNEL)
+		return o->ip ? parse_ip(ctx) : 0;
 	ctx->ifindex = (int)if_nametoindex(o->ifname);
 	if (!ctx->ifindex)
 		return paste_fail(-ENODEV,
@@ -76,6 +82,14 @@ static int check_opts(struct paste_ctx *ctx, const struct paste_opts *in)
 		                  "show lists them)",
 		                  o->ifname);
 	return parse_ip(ctx);
+}
+
+static void noop_flush(void *arg, const void *addr, size_t len)
+{
+}
+
+static void noop_drain(void *arg)
+{
 }
 
 static int open_pool(struct paste_ctx *ctx)
@@ -103,6 +117,13 @@ static int open_pool(struct paste_ctx *ctx)
 		                  ctx->opts.pool_path, info.frame_count, ctx->opts.ring_size,
 		                  2 * ctx->opts.ring_size + PASTE_TX_RESERVE);
 	ctx->frames = paste_pool__frame_alloc(ctx->pool);
+	if (ctx->opts.no_persist) {
+		static const struct paste_pmem_ops none = {noop_flush, noop_drain, NULL};
+
+		pr_warn("--no-persist: flushes and fences are off; nothing written from now on is "
+		        "durable");
+		paste_pool__set_pmem_ops(ctx->pool, &none);
+	}
 	ctx->rxbufs = calloc(ctx->frame_count, sizeof(*ctx->rxbufs));
 	if (!ctx->rxbufs)
 		return paste_fail(-ENOMEM, "out of memory for %u frame descriptors",
@@ -140,6 +161,7 @@ PASTE_EXPORT int paste_open(struct paste_ctx **out, const struct paste_opts *opt
 	if (!ctx)
 		return paste_fail(-ENOMEM, "paste_open: out of memory");
 	ctx->xsk.fd = -1;
+	ctx->epfd = -1;
 	err = check_opts(ctx, opts);
 	if (err)
 		goto fail;
@@ -147,6 +169,13 @@ PASTE_EXPORT int paste_open(struct paste_ctx **out, const struct paste_opts *opt
 	err = open_pool(ctx);
 	if (err)
 		goto fail;
+	if (ctx->opts.transport == PASTE_TRANSPORT_KERNEL) {
+		err = paste_k__open(ctx);
+		if (err)
+			goto fail;
+		*out = ctx;
+		return 0;
+	}
 	err = paste_netif__query(ctx);
 	if (err)
 		goto fail;
@@ -175,11 +204,13 @@ PASTE_EXPORT void paste_close(struct paste_ctx **pctx)
 
 	if (!ctx)
 		return;
-	if (ctx->netif_added) {
+	if (ctx->netif_added || ctx->kernel) {
 		paste_conns__shutdown(ctx);
 		paste_xsk__kick(ctx); /* the RSTs of the aborted connections */
-		paste_netif__close(ctx);
 	}
+	if (ctx->netif_added)
+		paste_netif__close(ctx);
+	paste_k__close(ctx);
 	if (ctx->pack_open)
 		paste_frames__unref(ctx->frames, ctx->pack_frame);
 	paste_steer__close(&ctx->steer); /* detach first: stop steering to a closing socket */
@@ -236,7 +267,25 @@ static int wait_rx(struct paste_ctx *ctx, int ms)
 	return 0;
 }
 
-PASTE_EXPORT int paste_poll(struct paste_ctx *ctx, int timeout_ms)
+/* Kernel transport: wait for and handle socket events (spinning with --busy-poll). */
+static int poll_kernel(struct paste_ctx *ctx, int timeout_ms)
+{
+	uint64_t end;
+	int n;
+
+	if (ctx->ready || ctx->stop)
+		timeout_ms = 0;
+	if (!ctx->opts.busy_poll || timeout_ms == 0)
+		return paste_k__poll(ctx, timeout_ms);
+	end = timeout_ms < 0 ? UINT64_MAX : now_ns() + (uint64_t)timeout_ms * 1000000ull;
+	do {
+		n = paste_k__poll(ctx, 0);
+	} while (n == 0 && !ctx->stop && now_ns() < end);
+	return n;
+}
+
+/* AF_XDP + lwIP: take a batch of frames, waiting for them if there is nothing else to do. */
+static int poll_paste(struct paste_ctx *ctx, int timeout_ms)
 {
 	int n = (int)paste_xsk__rx(ctx, ctx->opts.batch_size);
 
@@ -247,20 +296,36 @@ PASTE_EXPORT int paste_poll(struct paste_ctx *ctx, int timeout_ms)
 		if (timeout_ms >= 0 && (ms < 0 || timeout_ms < ms))
 			ms = timeout_ms;
 		n = wait_rx(ctx, ms);
-		if (n < 0 && n != -EINTR)
-			return paste_fail(n, "waiting for packets: %s", strerror(-n));
 	}
+	return n;
+}
+
+PASTE_EXPORT int paste_poll(struct paste_ctx *ctx, int timeout_ms)
+{
+	int n = ctx->kernel ? poll_kernel(ctx, timeout_ms) : poll_paste(ctx, timeout_ms);
+
+	if (n < 0 && n != -EINTR)
+		return paste_fail(n, "waiting for packets: %s", strerror(-n));
 	if (n > 0)
 		ctx->st.rounds++;
 	paste_conns__run_ready(ctx);
 	if (ctx->fence_needed || paste_pool__needs_drain(ctx->pool))
 		fence(ctx); /* before anything the callbacks queued can leave */
+	if (ctx->round_hook) {
+		int r = ctx->round_hook(ctx, ctx->round_arg);
+
+		if (r < 0)
+			pr_warn("round hook failed: %s", strerror(-r));
+	}
 	paste_conns__flush(ctx);
-	sys_check_timeouts();
+	if (!ctx->kernel)
+		sys_check_timeouts();
 	paste_conns__reap(ctx);
-	paste_xsk__kick(ctx);
-	paste_xsk__complete(ctx);
-	paste_xsk__refill(ctx);
+	if (!ctx->kernel) {
+		paste_xsk__kick(ctx);
+		paste_xsk__complete(ctx);
+		paste_xsk__refill(ctx);
+	}
 	return n;
 }
 
@@ -282,6 +347,14 @@ PASTE_EXPORT void paste_stop(struct paste_ctx *ctx)
 	ctx->stop = 1;
 }
 
+PASTE_EXPORT int paste_set_round_hook(struct paste_ctx *ctx,
+                                      int (*fn)(struct paste_ctx *ctx, void *arg), void *arg)
+{
+	ctx->round_hook = fn;
+	ctx->round_arg = arg;
+	return 0;
+}
+
 PASTE_EXPORT struct paste_pool *paste_pool(struct paste_ctx *ctx)
 {
 	return ctx->pool;
@@ -294,8 +367,9 @@ PASTE_EXPORT int paste_stats(struct paste_ctx *ctx, struct paste_stats *out, siz
 
 	if (!out || !sz)
 		return -EINVAL;
-	paste_xsk__kstats(ctx, &st);
-	if (!paste_steer__counters(ctx->steer, cnt, PASTE_CNT_MAX)) {
+	if (!ctx->kernel)
+		paste_xsk__kstats(ctx, &st);
+	if (ctx->steer && !paste_steer__counters(ctx->steer, cnt, PASTE_CNT_MAX)) {
 		st.steered = cnt[PASTE_CNT_STEERED];
 		st.passed = cnt[PASTE_CNT_PASSED] + cnt[PASTE_CNT_NO_SOCKET];
 	}
@@ -307,7 +381,7 @@ PASTE_EXPORT int paste_stats(struct paste_ctx *ctx, struct paste_stats *out, siz
 	st.frames_tx = paste_frames__nr(ctx->frames, PASTE_FRAME_TX);
 	st.frames_kept = paste_frames__nr(ctx->frames, PASTE_FRAME_KEPT);
 	st.zerocopy = ctx->xsk.zerocopy;
-	st.xdp_mode = paste_steer__attached_mode(ctx->steer);
+	st.xdp_mode = ctx->steer ? paste_steer__attached_mode(ctx->steer) : PASTE_XDP_AUTO;
 	memcpy(out, &st, sz < sizeof(st) ? sz : sizeof(st));
 	return 0;
 }

@@ -29,6 +29,15 @@
 #ifndef PASTE_TX_RESERVE
 #define PASTE_TX_RESERVE 256u
 #endif
+/* Kernel transport: unconsumed bytes per connection before reading pauses (the window analog),
+ * and bytes a connection may have queued for sending. */
+#ifndef PASTE_K_RCVBUF
+#define PASTE_K_RCVBUF (256u << 10)
+#endif
+#ifndef PASTE_K_SNDBUF
+#define PASTE_K_SNDBUF (256u << 10)
+#endif
+
 /* Entries of the learned next-hop table (shared-IP mode), a power of two. */
 #ifndef PASTE_NEIGH_SLOTS
 #define PASTE_NEIGH_SLOTS 256u
@@ -61,6 +70,7 @@ struct paste_neigh {
 
 struct paste_listener {
 	struct tcp_pcb *pcb;
+	int fd; /* kernel transport: the listening socket, else -1 */
 	struct paste_conn_ops ops;
 	void *user;
 	uint16_t port;
@@ -95,6 +105,12 @@ struct paste_conn {
 	struct paste_conn *prev, *next; /* all live connections */
 	struct in_addr peer;
 	uint16_t peer_port;
+	/* kernel transport (fd >= 0): replies wait in @out until the end-of-round flush */
+	int fd;
+	uint8_t *out;
+	size_t out_len, out_cap;
+	bool rd_paused; /* EPOLLIN off: PASTE_K_RCVBUF bytes pending */
+	bool wr_armed;  /* EPOLLOUT on: @out did not drain */
 };
 
 struct paste_ctx {
@@ -122,8 +138,12 @@ struct paste_ctx {
 	struct paste_conn *ready, *dirty, *dead;
 	uint32_t nconns;
 	volatile int stop;
+	bool kernel; /* PASTE_TRANSPORT_KERNEL: epoll sockets instead of XDP/lwIP */
+	int epfd;
 	bool fence_needed; /* something was flushed this round */
-	bool pack_open;	   /* copy_threshold: pack_frame takes small payloads at pack_off */
+	int (*round_hook)(struct paste_ctx *ctx, void *arg);
+	void *round_arg;
+	bool pack_open; /* copy_threshold: pack_frame takes small payloads at pack_off */
 	uint32_t pack_frame, pack_off;
 	struct paste_stats st; /* counters kept here; frame counts filled on demand */
 };
@@ -158,6 +178,24 @@ int paste_netif__query(struct paste_ctx *ctx);
 
 /* conn.c */
 int paste_conn__listen_pcb(struct paste_listener *l);
+void paste_conn__mark_ready(struct paste_conn *c);
+void paste_conn__mark_dirty(struct paste_conn *c);
+void paste_conn__mark_dead(struct paste_conn *c, int err);
+int paste_conn__q_append(struct paste_conn *c, struct pbuf *p);
+void paste_conn__q_free_all(struct paste_conn *c);
+void paste_conn__link(struct paste_ctx *ctx, struct paste_conn *c);
+void paste_conn__unlink_free(struct paste_ctx *ctx, struct paste_conn *c);
+
+/* ktransport.c: the same connections over kernel sockets */
+int paste_k__open(struct paste_ctx *ctx);
+void paste_k__close(struct paste_ctx *ctx);
+int paste_k__listen(struct paste_listener *l);
+/* Wait up to @ms for events and handle them (accept, recv into frames, writable). */
+int paste_k__poll(struct paste_ctx *ctx, int ms);
+ssize_t paste_k__send(struct paste_conn *c, const void *buf, size_t len);
+void paste_k__flush(struct paste_conn *c);
+void paste_k__consumed(struct paste_conn *c);
+void paste_k__abort(struct paste_conn *c);
 /* After the RX batch: run on_data for ready connections. */
 void paste_conns__run_ready(struct paste_ctx *ctx);
 /* tcp_output every connection that queued data this round. */

@@ -171,10 +171,10 @@ int paste_frames__rx_done(struct paste_frames *f, uint32_t idx)
 		return 0;
 	}
 	return paste_fail(-EINVAL,
-			  "frame allocator: frame %u released by its pbuf but it is %s%s: frame "
-			  "accounting is broken",
-			  idx, idx < f->count ? state_name(f->state[idx]) : "out of range",
-			  idx < f->count && f->state[idx] == PASTE_FRAME_KEPT ? " (not held)" : "");
+	                  "frame allocator: frame %u released by its pbuf but it is %s%s: frame "
+	                  "accounting is broken",
+	                  idx, idx < f->count ? state_name(f->state[idx]) : "out of range",
+	                  idx < f->count && f->state[idx] == PASTE_FRAME_KEPT ? " (not held)" : "");
 }
 
 int paste_frames__recover_ref(struct paste_frames *f, uint32_t idx)

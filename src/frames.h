@@ -24,13 +24,13 @@ enum paste_frame_state {
 };
 
 struct paste_frames {
-	uint32_t count;                  /* frames in the area */
-	uint32_t nfree;                  /* entries on the free stack */
-	uint32_t *free_stack;            /* indices of FREE frames, top at nfree - 1 */
-	uint8_t *state;                  /* enum paste_frame_state per frame */
-	uint16_t *refs;                  /* kept-reference count per frame (KEPT only) */
-	uint8_t *held;			  /* KEPT frames: 1 while a received pbuf still holds it too */
-	bool stack_dirty;		  /* recovery marked FREE frames KEPT: rebuild the free stack */
+	uint32_t count;       /* frames in the area */
+	uint32_t nfree;       /* entries on the free stack */
+	uint32_t *free_stack; /* indices of FREE frames, top at nfree - 1 */
+	uint8_t *state;       /* enum paste_frame_state per frame */
+	uint16_t *refs;       /* kept-reference count per frame (KEPT only) */
+	uint8_t *held;        /* KEPT frames: 1 while a received pbuf still holds it too */
+	bool stack_dirty;     /* recovery marked FREE frames KEPT: rebuild the free stack */
 	uint32_t n[PASTE_FRAME_NSTATES]; /* frames per state; sums to count */
 };
 
@@ -59,7 +59,8 @@ int paste_frames__move(struct paste_frames *f, uint32_t idx, enum paste_frame_st
  * the pbuf is. @return 0, -EINVAL, -EOVERFLOW (65535 refs).
  */
 int paste_frames__ref(struct paste_frames *f, uint32_t idx);
-/* Drop a kept reference; at zero the frame becomes RX (still held) or FREE. @return 0 or -EINVAL. */
+/* Drop a kept reference; at zero the frame becomes RX (still held) or FREE. @return 0 or -EINVAL.
+ */
 int paste_frames__unref(struct paste_frames *f, uint32_t idx);
 /* The received pbuf holding frame @idx was freed: RX -> FREE, or KEPT stays KEPT (held cleared).
  * @return 0 or -EINVAL (the frame was not held for RX). */

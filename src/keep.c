@@ -29,8 +29,9 @@ static bool in_area(const struct paste_ctx *ctx, const void *addr, size_t len)
 PASTE_EXPORT int paste_persist(struct paste_ctx *ctx, const void *addr, size_t len)
 {
 	if (!in_area(ctx, addr, len))
-		return paste_fail(-EINVAL, "paste_persist: [%p, +%zu) is not inside the pool's frames",
-				  addr, len);
+		return paste_fail(-EINVAL,
+		                  "paste_persist: [%p, +%zu) is not inside the pool's frames", addr,
+		                  len);
 	paste_pool__flush(ctx->pool, addr, len);
 	ctx->fence_needed = true;
 	ctx->st.persisted_bytes += len;
@@ -47,8 +48,9 @@ static int keep_copy(struct paste_ctx *ctx, const void *addr, size_t len, struct
 		uint32_t idx;
 
 		if (paste_frames__alloc(ctx->frames, PASTE_FRAME_KEPT, &idx))
-			return paste_fail(-ENOSPC, "paste_keep: no free frame to pack small payloads "
-						   "into: the pool is full; release references");
+			return paste_fail(-ENOSPC,
+			                  "paste_keep: no free frame to pack small payloads "
+			                  "into: the pool is full; release references");
 		if (ctx->pack_open) /* drop our own hold on the full one */
 			paste_frames__unref(ctx->frames, ctx->pack_frame);
 		ctx->pack_frame = idx;
@@ -70,7 +72,7 @@ static int keep_copy(struct paste_ctx *ctx, const void *addr, size_t len, struct
 }
 
 PASTE_EXPORT int paste_keep(struct paste_ctx *ctx, const void *addr, size_t len,
-			    struct paste_ref *ref)
+                            struct paste_ref *ref)
 {
 	struct paste_ref r;
 	uint32_t frame;
@@ -78,14 +80,15 @@ PASTE_EXPORT int paste_keep(struct paste_ctx *ctx, const void *addr, size_t len,
 
 	if (!ref || !len || len > UINT32_MAX || !in_area(ctx, addr, len))
 		return paste_fail(-EINVAL, "paste_keep: [%p, +%zu) is not inside the pool's frames",
-				  addr, len);
+		                  addr, len);
 	r.off = (uint64_t)((const uint8_t *)addr - (uint8_t *)paste_pool__base(ctx->pool));
 	r.len = (uint32_t)len;
 	r.flags = 0;
 	if (!paste_pool__ref_in_frame(ctx->pool, &r, &frame))
-		return paste_fail(-EINVAL, "paste_keep: [%p, +%zu) crosses a frame boundary: keep "
-					   "each slot separately (paste_conn__keep does)",
-				  addr, len);
+		return paste_fail(-EINVAL,
+		                  "paste_keep: [%p, +%zu) crosses a frame boundary: keep "
+		                  "each slot separately (paste_conn__keep does)",
+		                  addr, len);
 	if (ctx->opts.copy_threshold && len < ctx->opts.copy_threshold)
 		err = keep_copy(ctx, addr, len, &r);
 	else
@@ -98,7 +101,7 @@ PASTE_EXPORT int paste_keep(struct paste_ctx *ctx, const void *addr, size_t len,
 }
 
 PASTE_EXPORT int paste_conn__keep(struct paste_conn *c, size_t off, size_t len, bool persist,
-				  struct paste_ref *refs, unsigned max, unsigned *n)
+                                  struct paste_ref *refs, unsigned max, unsigned *n)
 {
 	struct paste_ctx *ctx = c->ctx;
 	const struct paste_slot *s;
@@ -107,9 +110,10 @@ PASTE_EXPORT int paste_conn__keep(struct paste_conn *c, size_t off, size_t len, 
 	int err = 0;
 
 	if (off > c->pending || len > c->pending - off || !len)
-		return paste_fail(-EINVAL, "paste_conn__keep: bytes [%zu, +%zu) are not pending "
-					   "(%zu pending)",
-				  off, len, c->pending);
+		return paste_fail(-EINVAL,
+		                  "paste_conn__keep: bytes [%zu, +%zu) are not pending "
+		                  "(%zu pending)",
+		                  off, len, c->pending);
 	s = paste_conn__slots(c, &ns);
 	for (i = 0; i < ns && left && !err; i++) {
 		size_t take;
@@ -133,10 +137,11 @@ PASTE_EXPORT int paste_conn__keep(struct paste_conn *c, size_t off, size_t len, 
 	if (err) { /* all or nothing */
 		while (k)
 			paste_pool__ref_put(ctx->pool, &refs[--k]);
-		return err == -E2BIG ? paste_fail(err, "paste_conn__keep: %zu bytes span more "
-							"than %u slots",
-						  len, max)
-				     : err;
+		return err == -E2BIG ? paste_fail(err,
+		                                  "paste_conn__keep: %zu bytes span more "
+		                                  "than %u slots",
+		                                  len, max)
+		                     : err;
 	}
 	*n = k;
 	return 0;

@@ -60,7 +60,6 @@
 #define KV_MIN_IB    2u
 #define KV_MIN_BKTS  8u
 #define KV_NONE      UINT64_MAX
-#define KV_TOMB_SCAN 1 /* (see kv_del) */
 
 /* Written once at creation: the magic last, in its own persist, so a magic implies the rest. */
 struct kv_super {
@@ -938,28 +937,29 @@ static bool entry_valid(const struct paste_kv *kv, uint64_t s, uint64_t tag, boo
 {
 	const struct kv_entry *e;
 
-	if (s >= kv->nslots || bit_test(kv->used_map, s))
-		return false; /* out of range, or already named by another bucket */
+	if (s >= kv->nslots)
+		return false;
 	e = &kv->slots[s];
 	if (e->crc != entry_crc(e) || kv_tag(kv, e->hash) != tag || e->reserved[0] ||
 	    e->reserved[1] || e->key.flags || e->val.flags ||
 	    !paste_pool__ref_in_frame(kv->pool, &e->key, NULL) ||
 	    !paste_pool__ref_in_frame(kv->pool, &e->val, NULL))
 		return false;
-	if (data && e->data_crc != data_crc(kv, &e->key, &e->val))
-		return false;
-	return e->hash == kv_hash(kv->seed, ref_bytes(kv, &e->key), e->key.len);
+	return !data || e->data_crc == data_crc(kv, &e->key, &e->val);
 }
 
-/* The slot word @w stands for after a crash: cur if valid, else prev (then *nw drops prev). */
+/*
+ * The slot word @w stands for after a crash: cur if valid, else prev (then *nw drops prev).
+ * A valid cur that an earlier bucket already holds is a second copy (compaction): nothing.
+ */
 static uint64_t kv_resolve(const struct paste_kv *kv, uint64_t w, bool data, uint64_t *nw)
 {
 	uint64_t tag = w_tag(kv, w), cur = w_cur(kv, w), prev = w_prev(kv, w);
 
 	*nw = w;
 	if (cur && entry_valid(kv, cur - 1, tag, data))
-		return cur - 1;
-	if (prev && entry_valid(kv, prev - 1, tag, data)) {
+		return bit_test(kv->used_map, cur - 1) ? KV_NONE : cur - 1;
+	if (prev && entry_valid(kv, prev - 1, tag, data) && !bit_test(kv->used_map, prev - 1)) {
 		*nw = w_make(kv, tag, 0, prev);
 		return prev - 1;
 	}
@@ -1085,12 +1085,15 @@ static int kv_take_refs(struct paste_kv *kv)
 	return 0;
 }
 
-/* Zero every slot no bucket names (it may hold a stale valid-looking entry); the caller fences. */
+/*
+ * Zero every slot no bucket names (it may hold a stale valid-looking entry); the caller fences.
+ * After a clean close there is nothing to do: the close's fence retired every replaced slot.
+ */
 static void kv_scrub(struct paste_kv *kv)
 {
 	static const struct kv_entry zero;
 
-	for (uint64_t s = 0; s < kv->nslots; s++) {
+	for (uint64_t s = 0; s < kv->nslots && !paste_pool__was_clean(kv->pool); s++) {
 		if (bit_test(kv->used_map, s) || !memcmp(&kv->slots[s], &zero, sizeof(zero)))
 			continue;
 		memset(&kv->slots[s], 0, sizeof(zero));

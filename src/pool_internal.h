@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
- * pool_internal.h - what the library's own layers (event loop, persistent indexes, the power-failure
- * simulator) use of the pool beyond the public paste/pool.h: the volatile frame allocator the pool
- * owns, frame references, after-fence hooks, index recovery dispatch, and the persistence hook.
+ * pool_internal.h - what the library's own layers (event loop, persistent indexes, the
+ * power-failure simulator) use of the pool beyond the public paste/pool.h: the volatile frame
+ * allocator the pool owns, frame references, after-fence hooks, index recovery dispatch, and the
+ * persistence hook.
  *
  * Frame references: each frame's kept-reference count lives in the pool's allocator (frames.h). An
- * index that takes a reference owns one count; releasing it after a fence is what keeps a crash from
- * ever leaving a durable record that names a recycled frame.
+ * index that takes a reference owns one count; releasing it after a fence is what keeps a crash
+ * from ever leaving a durable record that names a recycled frame.
  */
 #ifndef PASTE_POOL_INTERNAL_H
 #define PASTE_POOL_INTERNAL_H
@@ -24,7 +25,7 @@ struct paste_frames *paste_pool__frame_alloc(struct paste_pool *pool);
 
 /* True if @ref is non-empty and lies inside one frame of the frame area. @frame gets its index. */
 bool paste_pool__ref_in_frame(const struct paste_pool *pool, const struct paste_ref *ref,
-			      uint32_t *frame);
+                              uint32_t *frame);
 
 /*
  * Add one kept reference to the frame @ref lies in. The frame must be RX (received, still held) or
@@ -49,7 +50,7 @@ bool paste_pool__was_clean(const struct paste_pool *pool);
 /* Index handles recovered at open, by region name (NULL if none). */
 void *paste_pool__index(const struct paste_pool *pool, const char *name);
 int paste_pool__set_index(struct paste_pool *pool, const char *name, void *index,
-			  void (*free_fn)(void *index));
+                          void (*free_fn)(void *index));
 
 /* Region lookup by name without creating: 0 with addr/len, or -ENOENT. */
 int paste_pool__find_region(struct paste_pool *pool, const char *name, void **addr, uint64_t *len);
@@ -69,7 +70,7 @@ void paste_pool__set_pmem_ops(struct paste_pool *pool, const struct paste_pmem_o
  * index's magic. They validate the region, take one frame reference per live ref, and register the
  * handle with paste_pool__set_index(). An index that cannot be read at all fails the open. */
 #define PASTE_LOG_MAGIC 0x31474f4c45545350ull /* "PSTELOG1" */
-#define PASTE_KV_MAGIC	0x31564b5f45545350ull /* "PSTE_KV1" */
+#define PASTE_KV_MAGIC  0x31564b5f45545350ull /* "PSTE_KV1" */
 int paste_log__recover(struct paste_pool *pool, const char *name, void *addr, uint64_t len);
 int paste_kv__recover(struct paste_pool *pool, const char *name, void *addr, uint64_t len);
 

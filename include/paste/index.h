@@ -3,9 +3,9 @@
  * paste/index.h - persistent references and the persistent indexes that hold them.
  *
  * A reference names bytes in the pool by file offset and length, so it stays valid across restarts.
- * The application makes one with paste_keep() from a received slot (the frame is then not recycled);
- * an index that takes a reference owns it, and gives it back (paste frame released) when the record
- * or key is truncated, overwritten or deleted.
+ * The application makes one with paste_keep() from a received slot (the frame is then not
+ * recycled); an index that takes a reference owns it, and gives it back (paste frame released) when
+ * the record or key is truncated, overwritten or deleted.
  *
  * Two indexes live in named pool regions:
  *  - the log: append-only records {seq, refs, length, crc32c}; dense sequence numbers; a record is
@@ -20,8 +20,8 @@
  * can never leave a durable record naming a reused frame.
  *
  * Recovery happens in paste_pool__open(): every index region of the pool is checked and the frame
- * allocator is rebuilt from the references the valid records and entries hold (a frame is in use iff
- * an index names it). paste_log__open()/paste_kv__open() then return the recovered index.
+ * allocator is rebuilt from the references the valid records and entries hold (a frame is in use
+ * iff an index names it). paste_log__open()/paste_kv__open() then return the recovered index.
  *
  * All int functions return 0 or a negative errno, with a message through paste_set_print().
  */
@@ -68,16 +68,16 @@ struct paste_log_rec {
  * -ENOENT if absent). The pool recovered it at open.
  */
 int paste_log__open(struct paste_pool *pool, const char *name, uint64_t region_size,
-		    struct paste_log **log);
+                    struct paste_log **log);
 
 /**
- * Append a record naming @refs (1..PASTE_LOG_MAX_REFS; each must lie in the pool's frame area and be
- * kept). The log takes ownership of one kept reference per ref. Flushes the record (no fence).
+ * Append a record naming @refs (1..PASTE_LOG_MAX_REFS; each must lie in the pool's frame area and
+ * be kept). The log takes ownership of one kept reference per ref. Flushes the record (no fence).
  * @return 0 with *seq set; -ENOSPC when the region is full (nothing written; truncate, or use a
  * larger region); -EINVAL for a bad ref.
  */
 int paste_log__append(struct paste_log *log, const struct paste_ref *refs, unsigned nrefs,
-		      uint64_t *seq);
+                      uint64_t *seq);
 
 /** Read record @seq. @return 0, or -ENOENT if it was truncated or not written yet. */
 int paste_log__get(struct paste_log *log, uint64_t seq, struct paste_log_rec *rec);
@@ -87,7 +87,7 @@ int paste_log__get(struct paste_log *log, uint64_t seq, struct paste_log_rec *re
  * returned) or the log ends (0).
  */
 int paste_log__iterate(struct paste_log *log, uint64_t from_seq,
-		       int (*fn)(const struct paste_log_rec *rec, void *arg), void *arg);
+                       int (*fn)(const struct paste_log_rec *rec, void *arg), void *arg);
 
 /**
  * Drop every record with seq <= @upto_seq. Durable (flushed and fenced) when it returns; their
@@ -99,9 +99,10 @@ struct paste_log_info {
 	uint64_t first_seq; /**< oldest record still in the log (== next_seq when empty) */
 	uint64_t next_seq;  /**< sequence number the next append gets */
 	uint64_t records;
-	uint64_t bytes;	    /**< payload bytes named by the records */
+	uint64_t bytes; /**< payload bytes named by the records */
 	uint64_t region_size, region_used;
-	uint64_t recovered, dropped; /**< at the last open: valid records, torn/invalid ones cut off */
+	uint64_t recovered,
+	    dropped; /**< at the last open: valid records, torn/invalid ones cut off */
 };
 void paste_log__info(const struct paste_log *log, struct paste_log_info *info);
 
@@ -114,12 +115,13 @@ struct paste_kv;
  * only). The region holds a bucket array and fixed-size entries (see docs/recovery.md for sizes).
  */
 int paste_kv__open(struct paste_pool *pool, const char *name, uint64_t capacity,
-		   struct paste_kv **kv);
+                   struct paste_kv **kv);
 
 /**
- * Insert or replace: the key is the bytes @key names, the value the bytes @val names. The index takes
- * ownership of one kept reference of each. A replaced entry's references are released after the next
- * fence. Atomic under a crash: after recovery the key maps to the old or the new value, never a mix.
+ * Insert or replace: the key is the bytes @key names, the value the bytes @val names. The index
+ * takes ownership of one kept reference of each. A replaced entry's references are released after
+ * the next fence. Atomic under a crash: after recovery the key maps to the old or the new value,
+ * never a mix.
  * @return 0; -ENOSPC when the index is full (nothing changed); -EINVAL for a bad ref.
  */
 int paste_kv__put(struct paste_kv *kv, const struct paste_ref *key, const struct paste_ref *val);
@@ -132,8 +134,9 @@ int paste_kv__del(struct paste_kv *kv, const void *key, size_t klen);
 
 /** Call @fn for every key until it returns non-zero (returned). Order unspecified. */
 int paste_kv__iterate(struct paste_kv *kv,
-		      int (*fn)(const struct paste_ref *key, const struct paste_ref *val, void *arg),
-		      void *arg);
+                      int (*fn)(const struct paste_ref *key, const struct paste_ref *val,
+                                void *arg),
+                      void *arg);
 
 struct paste_kv_info {
 	uint64_t keys, capacity;

@@ -90,6 +90,18 @@ enum paste_xdp_mode {
 };
 
 /**
+ * The network path under the same API. PASTE: XDP + AF_XDP + lwIP, payload lands in pool frames
+ * with no copy. KERNEL: ordinary kernel TCP sockets (epoll), bound to @ip (or all addresses) in the
+ * current network namespace; each recv() goes straight into a pool frame, so the application sees
+ * the same slots and the same persist/keep/fence rules: the copy-to-NVMM path users have today, for
+ * side-by-side comparison. ifname and the XDP options are ignored on the kernel transport.
+ */
+enum paste_transport {
+	PASTE_TRANSPORT_PASTE = 0,
+	PASTE_TRANSPORT_KERNEL,
+};
+
+/**
  * Options for paste_open(). Zero means "default" for every field.
  *
  * Address modes:
@@ -116,10 +128,13 @@ struct paste_opts {
 	uint32_t max_conns;    /**< connections accepted at once (default 4096) */
 	uint16_t ephemeral_lo; /**< shared IP: the stack's own port range (default 49152-65535) */
 	uint16_t ephemeral_hi;
-	bool force_copy; /**< skip the zero-copy bind attempt (copy mode only) */
+	bool force_copy;                /**< skip the zero-copy bind attempt (copy mode only) */
+	enum paste_transport transport; /**< PASTE_TRANSPORT_PASTE (default) or _KERNEL */
+	bool no_persist; /**< flushes and fences become no-ops: only to measure what persistence
+	                      costs (nothing is durable, recovery after a crash may drop data) */
 	uint32_t fence_delay_ns; /**< emulated media write latency added to every fence (0: none) */
 	uint32_t copy_threshold; /**< paste_keep() of fewer bytes copies them into a packing frame
-				      instead of pinning the frame they arrived in (0: never) */
+	                              instead of pinning the frame they arrived in (0: never) */
 };
 
 /**
@@ -148,6 +163,15 @@ int paste_run(struct paste_ctx *ctx);
 
 /** Make paste_run() return after its current round. Async-signal-safe. */
 void paste_stop(struct paste_ctx *ctx);
+
+/**
+ * Call @fn once per round at the fence point: after the round's fence, before anything the
+ * callbacks queued is sent (e.g. to fdatasync a file the callbacks appended to). A negative return
+ * is reported and the round's replies are still sent: use it to fail requests in the callbacks, not
+ * here. NULL removes the hook. @return 0.
+ */
+int paste_set_round_hook(struct paste_ctx *ctx, int (*fn)(struct paste_ctx *ctx, void *arg),
+                         void *arg);
 
 /** The context's pool (for persistent indexes and offline tools). */
 struct paste_pool *paste_pool(struct paste_ctx *ctx);
@@ -272,7 +296,7 @@ int paste_keep(struct paste_ctx *ctx, const void *addr, size_t len, struct paste
  * @return 0; -EINVAL (range beyond pending), -E2BIG (more than @max pieces; nothing kept).
  */
 int paste_conn__keep(struct paste_conn *conn, size_t off, size_t len, bool persist,
-		     struct paste_ref *refs, unsigned max, unsigned *n);
+                     struct paste_ref *refs, unsigned max, unsigned *n);
 
 /**
  * Give a reference back (its frame is recycled when no reference is left).
@@ -308,10 +332,10 @@ struct paste_stats {
 	uint32_t frames_rx;           /**< received, held by the stack or the application */
 	uint32_t frames_tx;           /**< on the TX or completion ring */
 	uint32_t frames_kept;         /**< kept by the application (persistent references) */
-	uint64_t fences;	    /**< fences issued (at most one per round) */
-	uint64_t persisted_bytes;   /**< bytes flushed by paste_persist()/paste_conn__keep() */
-	uint64_t kept_bytes;	    /**< bytes turned into references by paste_keep() */
-	uint64_t kept_copied_bytes; /**< of which copied into packing frames (copy_threshold) */
+	uint64_t fences;              /**< fences issued (at most one per round) */
+	uint64_t persisted_bytes;     /**< bytes flushed by paste_persist()/paste_conn__keep() */
+	uint64_t kept_bytes;          /**< bytes turned into references by paste_keep() */
+	uint64_t kept_copied_bytes;   /**< of which copied into packing frames (copy_threshold) */
 	bool zerocopy;                /**< the socket is bound in zero-copy mode */
 	enum paste_xdp_mode xdp_mode; /**< the mode the program is attached in */
 };

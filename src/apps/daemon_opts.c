@@ -26,6 +26,9 @@ enum {
 	OPT_RING,
 	OPT_MAX_CONNS,
 	OPT_VERBOSE,
+	OPT_TRANSPORT,
+	OPT_NO_PERSIST,
+	OPT_FENCE_DELAY,
 	OPT_HELP,
 };
 
@@ -45,6 +48,9 @@ static const struct option common[] = {
     {"ring-size", required_argument, NULL, OPT_RING},
     {"max-conns", required_argument, NULL, OPT_MAX_CONNS},
     {"verbose", no_argument, NULL, OPT_VERBOSE},
+    {"transport", required_argument, NULL, OPT_TRANSPORT},
+    {"no-persist", no_argument, NULL, OPT_NO_PERSIST},
+    {"fence-delay", required_argument, NULL, OPT_FENCE_DELAY},
     {"help", no_argument, NULL, OPT_HELP},
 };
 
@@ -71,6 +77,12 @@ const char daemon_common_help[] =
     "  --batch N          RX frames per round (default 64)\n"
     "  --ring-size N      AF_XDP ring entries, power of two (default 4096)\n"
     "  --max-conns N      connections at once (default 4096); more are refused\n"
+    "  --transport T      paste (default: XDP + AF_XDP + lwIP, payload lands in the pool with\n"
+    "                     no copy) or kernel (ordinary kernel TCP sockets with epoll; recv() into\n"
+    "                     pool frames, then flush: the path without PASTE, for comparison;\n"
+    "                     --ifname is then not needed and --ip defaults to all addresses)\n"
+    "  --no-persist       flushes and fences off: only to measure what persistence costs\n"
+    "  --fence-delay NS   emulated media write latency added to every fence (nanoseconds)\n"
     "  --verbose          print debug messages of the library\n"
     "  --help             this text\n";
 
@@ -207,6 +219,22 @@ static int common_opt(struct daemon_opts *d, int opt, const char *arg, const cha
 	case OPT_VERBOSE:
 		d->verbose = true;
 		return 0;
+	case OPT_NO_PERSIST:
+		o->no_persist = true;
+		return 0;
+	case OPT_FENCE_DELAY:
+		if (daemon_parse_uint(arg, 0, 100000000, &v))
+			return bad(prog, "fence-delay", arg, "nanoseconds 0-100000000");
+		o->fence_delay_ns = (uint32_t)v;
+		return 0;
+	case OPT_TRANSPORT:
+		if (!strcmp(arg, "paste"))
+			o->transport = PASTE_TRANSPORT_PASTE;
+		else if (!strcmp(arg, "kernel"))
+			o->transport = PASTE_TRANSPORT_KERNEL;
+		else
+			return bad(prog, "transport", arg, "paste or kernel");
+		return 0;
 	}
 	return 1;
 }
@@ -265,7 +293,7 @@ int daemon_parse(int argc, char **argv, struct daemon_opts *d, const struct opti
 		fprintf(stderr, "%s: unexpected argument '%s' (see --help)\n", prog, argv[optind]);
 		r = 2;
 	}
-	if (r == 0 && !d->paste.ifname) {
+	if (r == 0 && !d->paste.ifname && d->paste.transport == PASTE_TRANSPORT_PASTE) {
 		fprintf(stderr, "%s: --ifname is required (see --help)\n", prog);
 		r = 2;
 	}
@@ -273,7 +301,8 @@ int daemon_parse(int argc, char **argv, struct daemon_opts *d, const struct opti
 		fprintf(stderr, "%s: --port is required (see --help)\n", prog);
 		r = 2;
 	}
-	if (r == 0 && !d->paste.ip && !d->paste.shared_ip) {
+	if (r == 0 && !d->paste.ip && !d->paste.shared_ip &&
+	    d->paste.transport == PASTE_TRANSPORT_PASTE) {
 		fprintf(stderr, "%s: --ip is required without --shared-ip (see --help)\n", prog);
 		r = 2;
 	}

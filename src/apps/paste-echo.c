@@ -120,7 +120,7 @@ static void on_close(struct paste_conn *c, int err, void *user)
 
 static void print_stats(struct paste_ctx *ctx)
 {
-	static const char *const modes[] = {"auto", "native", "skb"};
+	static const char *const modes[] = {"none", "native", "skb"};
 	struct paste_stats s;
 
 	if (paste_stats(ctx, &s, sizeof(s)))
@@ -213,11 +213,15 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	paste_stats(e.ctx, &st, sizeof(st));
-	printf("paste-echo: ready ifname=%s ip=%s port=%u xdp_mode=%s zerocopy=%d pool=%s "
-	       "frames=%u\n",
-	       d.paste.ifname, d.paste.ip ? d.paste.ip : "(interface address)", d.port,
-	       st.xdp_mode == PASTE_XDP_NATIVE ? "native" : "skb", st.zerocopy,
-	       d.paste.pool_path ? d.paste.pool_path : PASTE_POOL_DEFAULT_PATH, st.frames_total);
+	printf("paste-echo: ready transport=%s ifname=%s ip=%s port=%u xdp_mode=%s zerocopy=%d "
+	       "pool=%s frames=%u\n",
+	       d.paste.transport == PASTE_TRANSPORT_KERNEL ? "kernel" : "paste",
+	       d.paste.ifname ? d.paste.ifname : "-", d.paste.ip ? d.paste.ip : "-", d.port,
+	       d.paste.transport == PASTE_TRANSPORT_KERNEL ? "-"
+	       : st.xdp_mode == PASTE_XDP_NATIVE           ? "native"
+	                                                   : "skb",
+	       st.zerocopy, d.paste.pool_path ? d.paste.pool_path : PASTE_POOL_DEFAULT_PATH,
+	       st.frames_total);
 	fflush(stdout);
 	r = serve(e.ctx);
 	print_stats(e.ctx);
