@@ -100,6 +100,21 @@ PASTE_EXPORT int paste_keep(struct paste_ctx *ctx, const void *addr, size_t len,
 	return 0;
 }
 
+PASTE_EXPORT int paste_keep_copy(struct paste_ctx *ctx, const void *src, size_t len,
+				 struct paste_ref *ref)
+{
+	int err;
+
+	if (!ref || !len || len > ctx->frame_size)
+		return paste_fail(-EINVAL, "paste_keep_copy: %zu bytes: must be 1 to %u (the frame "
+					   "size)",
+				  len, ctx->frame_size);
+	err = keep_copy(ctx, src, len, ref);
+	if (!err)
+		ctx->st.kept_bytes += len;
+	return err;
+}
+
 PASTE_EXPORT int paste_conn__keep(struct paste_conn *c, size_t off, size_t len, bool persist,
                                   struct paste_ref *refs, unsigned max, unsigned *n)
 {

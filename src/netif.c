@@ -46,9 +46,8 @@ static void rxbuf_free(struct pbuf *p)
 	struct paste_ctx *ctx = rb->ctx;
 	uint32_t idx = (uint32_t)(rb - ctx->rxbufs);
 
-	if (paste_frames__move(ctx->frames, idx, PASTE_FRAME_RX, PASTE_FRAME_FREE))
-		pr_err("frame %u freed by lwIP but not held for RX: frame accounting is broken",
-		       idx);
+	/* RX -> FREE, or only drop the pbuf's hold on a frame the application kept. */
+	paste_frames__rx_done(ctx->frames, idx); /* prints if accounting is broken */
 }
 
 struct pbuf *paste_netif__wrap(struct paste_ctx *ctx, uint32_t idx, uint8_t *data, uint32_t len)

@@ -290,6 +290,14 @@ int paste_persist(struct paste_ctx *ctx, const void *addr, size_t len);
 int paste_keep(struct paste_ctx *ctx, const void *addr, size_t len, struct paste_ref *ref);
 
 /**
+ * Copy @len bytes from anywhere (e.g. a value that arrived split over two segments) into a packing
+ * frame, flush them, and keep them: the one copy for data that cannot stay where it arrived.
+ * @len must be at most the frame size. @return 0 with *ref set; -EINVAL (len 0 or too large),
+ * -ENOSPC (no free frame).
+ */
+int paste_keep_copy(struct paste_ctx *ctx, const void *src, size_t len, struct paste_ref *ref);
+
+/**
  * Keep bytes [off, off+len) of the connection's pending payload, which may span several slots:
  * one reference per slot piece is written to @refs (at most @max; *n gets the count). With
  * @persist, the bytes are also flushed. Does not consume.
