@@ -321,6 +321,8 @@ PASTE_EXPORT int paste_poll(struct paste_ctx *ctx, int timeout_ms)
 	if (!ctx->kernel)
 		sys_check_timeouts();
 	paste_conns__reap(ctx);
+	if (ctx->kernel)
+		paste_k__unstarve(ctx);
 	if (!ctx->kernel) {
 		paste_xsk__kick(ctx);
 		paste_xsk__complete(ctx);

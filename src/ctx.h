@@ -32,7 +32,7 @@
 /* Kernel transport: unconsumed bytes per connection before reading pauses (the window analog),
  * and bytes a connection may have queued for sending. */
 #ifndef PASTE_K_RCVBUF
-#define PASTE_K_RCVBUF (256u << 10)
+#define PASTE_K_RCVBUF (64u << 10)
 #endif
 #ifndef PASTE_K_SNDBUF
 #define PASTE_K_SNDBUF (256u << 10)
@@ -111,6 +111,7 @@ struct paste_conn {
 	size_t out_len, out_cap;
 	bool rd_paused; /* EPOLLIN off: PASTE_K_RCVBUF bytes pending */
 	bool wr_armed;  /* EPOLLOUT on: @out did not drain */
+	bool starved;   /* reading paused: no free frame to recv() into */
 };
 
 struct paste_ctx {
@@ -138,7 +139,8 @@ struct paste_ctx {
 	struct paste_conn *ready, *dirty, *dead;
 	uint32_t nconns;
 	volatile int stop;
-	bool kernel; /* PASTE_TRANSPORT_KERNEL: epoll sockets instead of XDP/lwIP */
+	bool kernel;  /* PASTE_TRANSPORT_KERNEL: epoll sockets instead of XDP/lwIP */
+	bool starved; /* kernel: a connection paused reading for lack of free frames */
 	int epfd;
 	bool fence_needed; /* something was flushed this round */
 	int (*round_hook)(struct paste_ctx *ctx, void *arg);
@@ -196,6 +198,8 @@ ssize_t paste_k__send(struct paste_conn *c, const void *buf, size_t len);
 void paste_k__flush(struct paste_conn *c);
 void paste_k__consumed(struct paste_conn *c);
 void paste_k__abort(struct paste_conn *c);
+/* Resume connections paused for lack of frames once some are free again. */
+void paste_k__unstarve(struct paste_ctx *ctx);
 /* After the RX batch: run on_data for ready connections. */
 void paste_conns__run_ready(struct paste_ctx *ctx);
 /* tcp_output every connection that queued data this round. */

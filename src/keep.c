@@ -38,6 +38,18 @@ PASTE_EXPORT int paste_persist(struct paste_ctx *ctx, const void *addr, size_t l
 	return 0;
 }
 
+/*
+ * Kept frames leave the RX/FREE cycle. Below this many free frames the fill ring can no longer be
+ * topped up (PASTE_TX_RESERVE stays for TX), or recv() has no frame to read into, so reception would
+ * stop: refuse to keep instead, and let the application answer "full" while it can still receive.
+ */
+static bool keep_would_starve(const struct paste_ctx *ctx)
+{
+	uint32_t held_back = 2 * ctx->opts.batch_size + (ctx->kernel ? 0 : PASTE_TX_RESERVE);
+
+	return paste_frames__nr(ctx->frames, PASTE_FRAME_FREE) < held_back;
+}
+
 /* Copy @len bytes into the current packing frame (a fresh one when it does not fit). */
 static int keep_copy(struct paste_ctx *ctx, const void *addr, size_t len, struct paste_ref *ref)
 {
@@ -89,6 +101,11 @@ PASTE_EXPORT int paste_keep(struct paste_ctx *ctx, const void *addr, size_t len,
 		                  "paste_keep: [%p, +%zu) crosses a frame boundary: keep "
 		                  "each slot separately (paste_conn__keep does)",
 		                  addr, len);
+	if (keep_would_starve(ctx))
+		return paste_fail(-ENOSPC, "paste_keep: the pool is nearly full (%u frames free): "
+					   "keeping more would stop reception; release references or "
+					   "use a larger pool",
+				  paste_frames__nr(ctx->frames, PASTE_FRAME_FREE));
 	if (ctx->opts.copy_threshold && len < ctx->opts.copy_threshold)
 		err = keep_copy(ctx, addr, len, &r);
 	else
@@ -143,7 +160,8 @@ PASTE_EXPORT int paste_conn__keep(struct paste_conn *c, size_t off, size_t len, 
 			break;
 		}
 		err = paste_keep(ctx, s[i].data + skip, take, &refs[k]);
-		if (!err && persist)
+		/* a packed copy was flushed where it went; flush in place otherwise */
+		if (!err && persist && paste_pool__ref_ptr(ctx->pool, &refs[k]) == s[i].data + skip)
 			paste_persist(ctx, s[i].data + skip, take);
 		k += !err;
 		left -= take;

@@ -183,9 +183,25 @@ static void k_read(struct paste_conn *c)
 	}
 }
 
+void paste_k__unstarve(struct paste_ctx *ctx)
+{
+	struct paste_conn *c;
+
+	if (!ctx->starved || paste_frames__nr(ctx->frames, PASTE_FRAME_FREE) < 64)
+		return;
+	ctx->starved = false;
+	for (c = ctx->conns; c; c = c->next) {
+		if (c->starved && c->fd >= 0) {
+			c->starved = false;
+			c->rd_paused = c->pending >= PASTE_K_RCVBUF;
+			k_events(c);
+		}
+	}
+}
+
 void paste_k__consumed(struct paste_conn *c)
 {
-	if (c->rd_paused && !c->eof && c->pending < PASTE_K_RCVBUF / 2) {
+	if (c->rd_paused && !c->starved && !c->eof && c->pending < PASTE_K_RCVBUF / 2) {
 		c->rd_paused = false;
 		k_events(c);
 	}

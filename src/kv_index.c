@@ -52,14 +52,14 @@
  * ib (idx_bits) is the smallest width with nslots <= 2^ib - 2, so the cur field of a live word is
  * never all ones and a live word never equals KV_TOMB.
  */
-#define KV_VERSION   1u
-#define KV_HDR_SIZE  4096u
-#define KV_ENTRY     64u
-#define KV_TOMB      (~0ull)
-#define KV_MAX_IB    28u /* leaves >= 8 tag bits; at most 2^28 - 2 slots */
-#define KV_MIN_IB    2u
-#define KV_MIN_BKTS  8u
-#define KV_NONE      UINT64_MAX
+#define KV_VERSION  1u
+#define KV_HDR_SIZE 4096u
+#define KV_ENTRY    64u
+#define KV_TOMB     (~0ull)
+#define KV_MAX_IB   28u /* leaves >= 8 tag bits; at most 2^28 - 2 slots */
+#define KV_MIN_IB   2u
+#define KV_MIN_BKTS 8u
+#define KV_NONE     UINT64_MAX
 
 /* Written once at creation: the magic last, in its own persist, so a magic implies the rest. */
 struct kv_super {
@@ -191,8 +191,8 @@ static inline uint64_t fmix64(uint64_t x)
 }
 
 /*
- * The key hash (part of the on-media format: entries store it, buckets are placed by it). MurmurHash3
- * x64's word step and finaliser over 8-byte little-endian words, seeded per index.
+ * The key hash (part of the on-media format: entries store it, buckets are placed by it).
+ * MurmurHash3 x64's word step and finaliser over 8-byte little-endian words, seeded per index.
  */
 static uint64_t kv_hash(uint64_t seed, const void *key, size_t n)
 {
@@ -429,7 +429,8 @@ static int kv_compact(struct paste_kv *kv)
 	assigned = calloc(nwords(nb), sizeof(*assigned));
 	if (!assigned || e == nb) {
 		free(assigned);
-		return paste_fail(-ENOMEM, "key-value index '%s': cannot compact the bucket array: %s",
+		return paste_fail(-ENOMEM,
+		                  "key-value index '%s': cannot compact the bucket array: %s",
 		                  kv->name, e == nb ? "no empty bucket" : "out of memory");
 	}
 	kv_fence(kv); /* everything earlier is durable: no prev is needed any more */
@@ -477,14 +478,15 @@ static int kv_check_ref(const struct paste_kv *kv, const struct paste_ref *r, co
 	uint32_t frame;
 
 	if (!r)
-		return paste_fail(-EINVAL, "key-value index '%s': the %s reference is NULL", kv->name,
-		                  what);
+		return paste_fail(-EINVAL, "key-value index '%s': the %s reference is NULL",
+		                  kv->name, what);
 	if (r->flags || !paste_pool__ref_in_frame(kv->pool, r, &frame))
-		return paste_fail(-EINVAL,
-		                  "key-value index '%s': the %s reference ([%llu, +%u), flags %#x) "
-		                  "is not a range inside one frame of the pool: put references made "
-		                  "by paste_keep()",
-		                  kv->name, what, (unsigned long long)r->off, r->len, r->flags);
+		return paste_fail(
+		    -EINVAL,
+		    "key-value index '%s': the %s reference ([%llu, +%u), flags %#x) "
+		    "is not a range inside one frame of the pool: put references made "
+		    "by paste_keep()",
+		    kv->name, what, (unsigned long long)r->off, r->len, r->flags);
 	if (f && f->state[frame] != PASTE_FRAME_KEPT)
 		return paste_fail(-EINVAL,
 		                  "key-value index '%s': the %s reference names frame %u, which is "
@@ -520,7 +522,7 @@ static int kv_no_slot(const struct paste_kv *kv)
 	                  kv->name, kv->pending.n + kv->zeroing.n);
 }
 
-/* Replace the entry of the key in bucket @b: new entry, then the word (keeping the durable prev). */
+/* Update the key in bucket @b: a new entry, then the word (with the prev still durable). */
 static int kv_replace(struct paste_kv *kv, uint64_t b, uint64_t h, const struct paste_ref *key,
                       const struct paste_ref *val)
 {
@@ -539,10 +541,10 @@ static int kv_replace(struct paste_kv *kv, uint64_t b, uint64_t h, const struct 
 	return 0;
 }
 
+/* A new key, into the first tombstone or else the empty bucket its probe @pr ended at. */
 static int kv_insert(struct paste_kv *kv, uint64_t h, const struct paste_ref *key,
-                     const struct paste_ref *val)
+                     const struct paste_ref *val, struct kv_probe pr)
 {
-	struct kv_probe pr;
 	uint64_t b;
 	uint32_t s;
 	int err;
@@ -553,7 +555,6 @@ static int kv_insert(struct paste_kv *kv, uint64_t h, const struct paste_ref *ke
 		                  kv->name, (unsigned long long)kv->keys);
 	if (!kv->nfree)
 		return kv_no_slot(kv);
-	kv_probe(kv, h, ref_bytes(kv, key), key->len, &pr);
 	if (pr.tomb == KV_NONE && (pr.empty == KV_NONE || kv->used + 1 > kv->max_used)) {
 		err = kv_compact(kv); /* tombstones fill the table: clear them */
 		if (err)
@@ -595,7 +596,7 @@ PASTE_EXPORT int paste_kv__put(struct paste_kv *kv, const struct paste_ref *key,
 	kv_probe(kv, h, kb, key->len, &pr);
 	if (pr.found != KV_NONE)
 		return kv_replace(kv, pr.found, h, key, val);
-	return kv_insert(kv, h, key, val);
+	return kv_insert(kv, h, key, val, pr);
 }
 
 PASTE_EXPORT int paste_kv__get(struct paste_kv *kv, const void *key, size_t klen,
@@ -615,9 +616,22 @@ PASTE_EXPORT int paste_kv__get(struct paste_kv *kv, const void *key, size_t klen
 }
 
 /*
- * Delete: a tombstone in the bucket (one 8-byte store). When the next bucket is empty no probe
- * can pass this one, so it becomes empty instead, and so do the tombstones just before it.
+ * Empty bucket @b (whose next bucket is empty, so no probe needs to pass it) and the tombstones
+ * just before it, which then have an empty bucket next in turn. No live key's probe path crosses
+ * any of them, so any subset of these stores reaching media is consistent.
  */
+static void kv_empty_back(struct paste_kv *kv, uint64_t b)
+{
+	uint64_t n = 0;
+
+	do {
+		kv_store(kv, b, 0);
+		kv->used--;
+		b = b ? b - 1 : kv->nbuckets - 1;
+	} while (++n < kv->nbuckets && kv->buckets[b] == KV_TOMB);
+}
+
+/* Delete: a tombstone in the bucket (one 8-byte store), or an empty bucket at a cluster's end. */
 PASTE_EXPORT int paste_kv__del(struct paste_kv *kv, const void *key, size_t klen)
 {
 	struct kv_probe pr;
@@ -632,15 +646,10 @@ PASTE_EXPORT int paste_kv__del(struct paste_kv *kv, const void *key, size_t klen
 		return -ENOMEM;
 	b = pr.found;
 	w = kv->buckets[b];
-	if (kv->buckets[next_bucket(kv, b)] != 0) {
+	if (kv->buckets[next_bucket(kv, b)] != 0)
 		kv_store(kv, b, KV_TOMB);
-	} else {
-		for (uint64_t n = 0; n < kv->nbuckets && (n == 0 || kv->buckets[b] == KV_TOMB); n++) {
-			kv_store(kv, b, 0);
-			kv->used--;
-			b = b ? b - 1 : kv->nbuckets - 1;
-		}
-	}
+	else
+		kv_empty_back(kv, b);
 	list_push(&kv->pending, (uint32_t)(w_cur(kv, w) - 1));
 	kv->keys--;
 	return 0;
@@ -703,6 +712,7 @@ static struct paste_kv *kv_new(struct paste_pool *pool, const char *name, void *
 
 	if (!kv)
 		return NULL;
+	kv->pool = pool;
 	kv->used_map = calloc(nw, sizeof(uint64_t));
 	kv->fresh = calloc(nw, sizeof(uint64_t));
 	if (!kv->used_map || !kv->fresh) {
@@ -711,7 +721,6 @@ static struct paste_kv *kv_new(struct paste_pool *pool, const char *name, void *
 	}
 	if (s->nslots % 64) /* the tail of the last word is never allocated */
 		kv->used_map[nw - 1] = ~0ull << (s->nslots % 64);
-	kv->pool = pool;
 	kv->super = s;
 	kv->buckets = (uint64_t *)((uint8_t *)addr + s->buckets_off);
 	kv->slots = (struct kv_entry *)((uint8_t *)addr + s->slots_off);
@@ -804,11 +813,12 @@ static int kv_create(struct paste_pool *pool, const char *name, void *addr, uint
 	int err;
 
 	if (len < g->region_size)
-		return paste_fail(-EINVAL,
-		                  "key-value index '%s': region of %llu bytes is too small for %llu "
-		                  "keys (%llu bytes needed): use another name",
-		                  name, (unsigned long long)len, (unsigned long long)g->capacity,
-		                  (unsigned long long)g->region_size);
+		return paste_fail(
+		    -EINVAL,
+		    "key-value index '%s': region of %llu bytes is too small for %llu "
+		    "keys (%llu bytes needed): use another name",
+		    name, (unsigned long long)len, (unsigned long long)g->capacity,
+		    (unsigned long long)g->region_size);
 	if (!fresh_region) { /* an old region without an index: its bytes are unknown */
 		memset(addr, 0, g->region_size);
 		paste_pool__persist(pool, addr, g->region_size);
@@ -843,10 +853,11 @@ static int kv_open_existing(struct paste_pool *pool, const char *name, uint64_t 
 	if (magic == PASTE_KV_MAGIC) {
 		kv = paste_pool__index(pool, name);
 		if (!kv || (void *)kv->super != addr)
-			return paste_fail(-EIO,
-			                  "key-value index '%s' was not recovered when the pool was "
-			                  "opened (internal error): close and reopen the pool",
-			                  name);
+			return paste_fail(
+			    -EIO,
+			    "key-value index '%s' was not recovered when the pool was "
+			    "opened (internal error): close and reopen the pool",
+			    name);
 		if (capacity > kv->capacity)
 			return paste_fail(-EINVAL,
 			                  "key-value index '%s' holds at most %llu keys, %llu were "
@@ -905,9 +916,9 @@ static int kv_check_super(const char *name, const void *addr, uint64_t len)
 	uint64_t end;
 
 	if (len < KV_HDR_SIZE || s->magic != PASTE_KV_MAGIC)
-		return paste_fail(-EBADMSG,
-		                  "key-value index '%s': region of %llu bytes holds no index header",
-		                  name, (unsigned long long)len);
+		return paste_fail(
+		    -EBADMSG, "key-value index '%s': region of %llu bytes holds no index header",
+		    name, (unsigned long long)len);
 	if (s->version != KV_VERSION)
 		return paste_fail(-EBADMSG,
 		                  "key-value index '%s' has format version %u; this library reads "
@@ -920,15 +931,15 @@ static int kv_check_super(const char *name, const void *addr, uint64_t len)
 		                  name);
 	end = s->slots_off + s->nslots * KV_ENTRY;
 	if (s->entry_sz != KV_ENTRY || s->idx_bits < KV_MIN_IB || s->idx_bits > KV_MAX_IB ||
-	    s->nslots > (1ull << s->idx_bits) - 2 || s->capacity == 0 ||
-	    s->capacity > s->nslots || s->nbuckets < KV_MIN_BKTS ||
-	    s->capacity >= s->nbuckets - s->nbuckets / 8 || s->buckets_off < sizeof(*s) ||
-	    s->buckets_off % 8 || s->slots_off % KV_ENTRY ||
+	    s->nslots > (1ull << s->idx_bits) - 2 || s->capacity == 0 || s->capacity > s->nslots ||
+	    s->nbuckets < KV_MIN_BKTS || s->capacity >= s->nbuckets - s->nbuckets / 8 ||
+	    s->buckets_off < sizeof(*s) || s->buckets_off % 8 || s->slots_off % KV_ENTRY ||
 	    s->slots_off < s->buckets_off + s->nbuckets * 8 || end > len)
-		return paste_fail(-EBADMSG,
-		                  "key-value index '%s': header geometry does not fit its %llu-byte "
-		                  "region: the index is corrupt; restore or recreate the pool",
-		                  name, (unsigned long long)len);
+		return paste_fail(
+		    -EBADMSG,
+		    "key-value index '%s': header geometry does not fit its %llu-byte "
+		    "region: the index is corrupt; restore or recreate the pool",
+		    name, (unsigned long long)len);
 	return 0;
 }
 
@@ -982,42 +993,106 @@ static bool kv_keep_at(const struct paste_kv *kv, uint64_t p, uint64_t gap, uint
 	for (uint64_t q = home; q != p; q = next_bucket(kv, q)) {
 		uint64_t w = kv->buckets[q];
 
-		if (w_live(w) && w_tag(kv, w) == tag && entry_is(kv, w_cur(kv, w) - 1, e->hash, key,
-		                                                 e->key.len))
+		if (w_live(w) && w_tag(kv, w) == tag &&
+		    entry_is(kv, w_cur(kv, w) - 1, e->hash, key, e->key.len))
 			return false;
 	}
 	return true;
 }
 
-/* Decide bucket @p (live word @w) after a crash: keep it, roll it back to prev, or drop it. */
-static void kv_scan_one(struct paste_kv *kv, uint64_t p, uint64_t w, uint64_t gap, bool data)
+/* One frame reference for the key and one for the value of slot @s. */
+static int kv_take_refs(struct paste_kv *kv, uint64_t s)
+{
+	const struct kv_entry *e = &kv->slots[s];
+	int err = paste_pool__ref_get(kv->pool, &e->key);
+
+	if (!err) {
+		err = paste_pool__ref_get(kv->pool, &e->val);
+		if (err)
+			paste_pool__ref_put(kv->pool, &e->key);
+	}
+	if (err)
+		return paste_fail(
+		    err,
+		    "key-value index '%s': an entry names a frame the pool cannot "
+		    "reference (%d): the pool's frame accounting is inconsistent; the "
+		    "pool was not opened",
+		    kv->name, err);
+	return 0;
+}
+
+/* Put back the references taken for every live slot (a recovery that fails half way). */
+static void kv_put_refs(struct paste_kv *kv)
+{
+	for (uint64_t s = 0; s < kv->nslots; s++) {
+		if (!bit_test(kv->used_map, s))
+			continue;
+		paste_pool__ref_put(kv->pool, &kv->slots[s].key);
+		paste_pool__ref_put(kv->pool, &kv->slots[s].val);
+	}
+}
+
+/*
+ * Decide bucket @p (live word @w) after a crash: keep it (taking its references), roll it back
+ * to prev, or drop it. @return 0, or the error of a reference the pool refuses.
+ */
+static int kv_scan_one(struct paste_kv *kv, uint64_t p, uint64_t w, uint64_t gap, bool data)
 {
 	uint64_t nw, s = kv_resolve(kv, w, data, &nw);
+	int err;
 
-	if (s != KV_NONE && kv_keep_at(kv, p, gap, s)) {
-		if (nw != w) { /* the update never fully reached media: back to the old entry */
-			kv_store(kv, p, nw);
-			kv->dropped++;
-		}
-		bit_set(kv->used_map, s);
-		kv->keys++;
-		if (kv->slots[s].seq >= kv->seq)
-			kv->seq = kv->slots[s].seq + 1;
-		return;
+	if (s == KV_NONE || !kv_keep_at(kv, p, gap, s)) {
+		kv_store(kv, p, KV_TOMB); /* a torn new key, or a stale copy: never acknowledged */
+		kv->dropped++;
+		return 0;
 	}
-	kv_store(kv, p, KV_TOMB); /* a torn new key, or a stale copy: it was never acknowledged */
-	kv->dropped++;
+	err = kv_take_refs(kv, s);
+	if (err)
+		return err;
+	if (nw != w) { /* the update never fully reached media: back to the old entry */
+		kv_store(kv, p, nw);
+		kv->dropped++;
+	}
+	bit_set(kv->used_map, s);
+	kv->keys++;
+	if (kv->slots[s].seq >= kv->seq)
+		kv->seq = kv->slots[s].seq + 1;
+	return 0;
+}
+
+/*
+ * Recovery is bound by cache misses: a bucket's entry lies anywhere in the arena, its key and
+ * value anywhere in the frames. Fetch the entry of the bucket @ahead positions on, and (when the
+ * payload is checked) the bytes of the one half as far, so that the misses overlap.
+ */
+static void kv_prefetch(const struct paste_kv *kv, uint64_t p, unsigned ahead, bool data)
+{
+	uint64_t w = kv->buckets[(p + ahead) % kv->nbuckets];
+	const struct kv_entry *e;
+
+	if (w_live(w) && w_cur(kv, w) <= kv->nslots)
+		__builtin_prefetch(&kv->slots[w_cur(kv, w) - 1]);
+	w = kv->buckets[(p + ahead / 2) % kv->nbuckets];
+	if (!data || !w_live(w) || w_cur(kv, w) > kv->nslots)
+		return;
+	e = &kv->slots[w_cur(kv, w) - 1];
+	if (paste_pool__ref_in_frame(kv->pool, &e->key, NULL))
+		__builtin_prefetch(ref_bytes(kv, &e->key));
+	if (paste_pool__ref_in_frame(kv->pool, &e->val, NULL))
+		__builtin_prefetch(ref_bytes(kv, &e->val));
 }
 
 /*
  * One pass over the buckets in cluster order (from just after an empty bucket, so every cluster is
- * seen from its start): validate each word's entry, fall back to prev, drop what cannot stay.
- * Marks the live slots in used_map. Repairs are flushed; the caller fences.
+ * seen from its start): validate each word's entry, fall back to prev, drop what cannot stay, take
+ * the references of what stays. Marks the live slots in used_map. Repairs are flushed; the caller
+ * fences.
  */
 static int kv_scan(struct paste_kv *kv)
 {
 	bool data = !paste_pool__was_clean(kv->pool);
 	uint64_t nb = kv->nbuckets, e = 0, gap;
+	int err = 0;
 
 	while (e < nb && kv->buckets[e])
 		e++;
@@ -1027,10 +1102,11 @@ static int kv_scan(struct paste_kv *kv)
 		                  "restore or recreate the pool",
 		                  kv->name);
 	gap = e;
-	for (uint64_t k = 1, p = e; k < nb; k++) {
+	for (uint64_t k = 1, p = e; k < nb && !err; k++) {
 		uint64_t w;
 
 		p = next_bucket(kv, p);
+		kv_prefetch(kv, p, 16, data);
 		w = kv->buckets[p];
 		if (w == 0) {
 			gap = p;
@@ -1038,62 +1114,24 @@ static int kv_scan(struct paste_kv *kv)
 		}
 		kv->used++;
 		if (w != KV_TOMB)
-			kv_scan_one(kv, p, w, gap, data);
+			err = kv_scan_one(kv, p, w, gap, data);
 	}
-	return 0;
-}
-
-/* Put back the references taken for the live words of buckets [0, @upto). */
-static void kv_put_refs(struct paste_kv *kv, uint64_t upto)
-{
-	for (uint64_t i = 0; i < upto; i++) {
-		uint64_t w = kv->buckets[i];
-
-		if (!w_live(w))
-			continue;
-		paste_pool__ref_put(kv->pool, &kv->slots[w_cur(kv, w) - 1].key);
-		paste_pool__ref_put(kv->pool, &kv->slots[w_cur(kv, w) - 1].val);
-	}
-}
-
-/* One frame reference per key and value of every live entry; on failure put them back. */
-static int kv_take_refs(struct paste_kv *kv)
-{
-	for (uint64_t i = 0; i < kv->nbuckets; i++) {
-		uint64_t w = kv->buckets[i];
-		const struct kv_entry *e;
-		int err;
-
-		if (!w_live(w))
-			continue;
-		e = &kv->slots[w_cur(kv, w) - 1];
-		err = paste_pool__ref_get(kv->pool, &e->key);
-		if (!err) {
-			err = paste_pool__ref_get(kv->pool, &e->val);
-			if (err)
-				paste_pool__ref_put(kv->pool, &e->key);
-		}
-		if (!err)
-			continue;
-		kv_put_refs(kv, i);
-		return paste_fail(err,
-		                  "key-value index '%s': an entry names a frame the pool cannot "
-		                  "reference (%d): the pool's frame accounting is inconsistent; the "
-		                  "pool was not opened",
-		                  kv->name, err);
-	}
-	return 0;
+	if (err)
+		kv_put_refs(kv);
+	return err;
 }
 
 /*
  * Zero every slot no bucket names (it may hold a stale valid-looking entry); the caller fences.
- * After a clean close there is nothing to do: the close's fence retired every replaced slot.
+ * After a clean close with nothing dropped there is nothing to do: the close's fence retired
+ * every replaced slot.
  */
 static void kv_scrub(struct paste_kv *kv)
 {
 	static const struct kv_entry zero;
+	bool all = !paste_pool__was_clean(kv->pool) || kv->dropped;
 
-	for (uint64_t s = 0; s < kv->nslots && !paste_pool__was_clean(kv->pool); s++) {
+	for (uint64_t s = 0; s < kv->nslots && all; s++) {
 		if (bit_test(kv->used_map, s) || !memcmp(&kv->slots[s], &zero, sizeof(zero)))
 			continue;
 		memset(&kv->slots[s], 0, sizeof(zero));
@@ -1118,13 +1156,10 @@ int paste_kv__recover(struct paste_pool *pool, const char *name, void *addr, uin
 	err = kv_scan(kv);
 	if (err)
 		goto err_free;
-	err = kv_take_refs(kv);
-	if (err)
-		goto err_free;
 	kv_scrub(kv);
 	kv_fence(kv); /* repairs and scrubbed slots durable before any update of this run */
 	kv->recovered = kv->keys;
-	if (kv->used > kv->max_used && kv_compact(kv))
+	if (kv->used >= kv->max_used && kv->used > kv->keys && kv_compact(kv))
 		pr_warn("key-value index '%s': compaction failed; new keys may get -ENOSPC", name);
 	err = kv_register(kv);
 	if (err)
@@ -1137,7 +1172,7 @@ int paste_kv__recover(struct paste_pool *pool, const char *name, void *addr, uin
 	return 0;
 
 err_put:
-	kv_put_refs(kv, kv->nbuckets);
+	kv_put_refs(kv);
 err_free:
 	kv_free(kv);
 	return err;
