@@ -253,6 +253,10 @@ int paste_netif__open(struct paste_ctx *ctx)
 	netif_set_default(&ctx->netif);
 	netif_set_up(&ctx->netif);
 	netif_set_link_up(&ctx->netif);
+	/* ethernet_input() drops IPv4 on a netif without ETHARP. In shared-IP mode set it only now,
+	 * after netif_set_up/link_up, so lwIP sends no gratuitous ARP for the kernel's address; its
+	 * output never ARPs either (netif_output_shared). */
+	ctx->netif.flags |= NETIF_FLAG_ETHARP;
 	return 0;
 }
 

@@ -30,7 +30,7 @@ usage_error() {
 	log "ok: $what -> 2: $(head -n 1 "$ERR")"
 }
 
-OK_ARGS=(--ifname "$VETH_SRV" --ip "$STACK_IP" --pool "$POOL" --pool-size 16M)
+OK_ARGS=(--ifname "$VETH_SRV" --ip "$STACK_IP" --pool "$POOL" --pool-size 64M)
 
 echo_cmd
 [ $RC -eq 2 ] || { show; fail "no arguments: exit status $RC, expected 2"; }
@@ -60,7 +60,7 @@ fstype=$(stat -f -c %T /var/tmp)
 if [ "$fstype" = tmpfs ]; then
 	log "skip: /var/tmp is tmpfs here, cannot test a pool on a disk filesystem"
 else
-	echo_cmd --ifname "$VETH_SRV" --ip "$STACK_IP" --port 7 --pool "$DISK_POOL" --pool-size 16M
+	echo_cmd --ifname "$VETH_SRV" --ip "$STACK_IP" --port 7 --pool "$DISK_POOL" --pool-size 64M
 	[ $RC -ne 0 ] || { show; fail "a pool on $fstype (/var/tmp) was accepted"; }
 	cat "$OUT" "$ERR" | grep -qF /dev/shm ||
 		{ show; fail "pool on $fstype: the message does not point to /dev/shm"; }
@@ -70,7 +70,7 @@ fi
 
 # An interface that does not exist.
 BAD_IF=nosuch$$
-echo_cmd --ifname "$BAD_IF" --ip "$STACK_IP" --port 7 --pool "$POOL" --pool-size 16M
+echo_cmd --ifname "$BAD_IF" --ip "$STACK_IP" --port 7 --pool "$POOL" --pool-size 64M
 [ $RC -ne 0 ] || { show; fail "--ifname $BAD_IF (no such interface) was accepted"; }
 grep -qF -- "$BAD_IF" "$ERR" || { show; fail "--ifname $BAD_IF: stderr does not name the interface"; }
 log "ok: missing interface -> $RC: $(grep -m1 -F -- "$BAD_IF" "$ERR")"

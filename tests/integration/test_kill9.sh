@@ -20,7 +20,7 @@ track_pid "$BG"
 sleep 1
 kill -KILL "$ECHO_PID"
 rc=0
-wait "$ECHO_PID" || rc=$?
+wait "$ECHO_PID" 2>/dev/null || rc=$? # (no "Killed" job notice)
 untrack_pid "$ECHO_PID"
 log "paste-echo killed (status $rc) during a transfer"
 if xdp_attached; then log "stale XDP program left on $VETH_SRV (expected)"; fi
