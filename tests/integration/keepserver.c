@@ -335,8 +335,8 @@ static void on_data(struct paste_conn *c, void *user)
 		return;
 	/* The peer is done: close once every reply is queued; an unfinished request is dropped. */
 	if (paste_conn__eof(c) && why == NEED_DATA && kc->out_len == 0) {
-		if (paste_conn__pending(c) || kc->st != K_HDR)
-			ks->incomplete++;
+		if (paste_conn__pending(c))
+			kc->st = K_DISCARD; /* counted as incomplete in on_close */
 		paste_conn__close(c);
 		kc->closing = true;
 	}
@@ -349,10 +349,9 @@ static void on_close(struct paste_conn *c, int err, void *user)
 
 	if (!kc)
 		return;
-	if (kc->nrefs) { /* an unfinished large request: give its pieces back */
+	if (kc->st != K_HDR) /* ended inside a request */
 		ks->incomplete++;
-		release_refs(ks, kc->refs, kc->nrefs);
-	}
+	release_refs(ks, kc->refs, kc->nrefs); /* an unfinished large request's pieces */
 	free(kc);
 }
 
