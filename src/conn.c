@@ -539,8 +539,10 @@ PASTE_EXPORT ssize_t paste_conn__send(struct paste_conn *c, const void *buf, siz
 	room = tcp_sndbuf(c->pcb);
 	if (tcp_sndqueuelen(c->pcb) >= TCP_SND_QUEUELEN - 2)
 		room = 0;
-	if (len > 0xffff)
+	if (len > 0xffff) {
 		len = 0xffff;
+		c->want_write = true; /* short: offered again when the send buffer has room */
+	}
 	if (len > room) {
 		len = room;
 		c->want_write = true; /* short: on_data runs again when acks free space */

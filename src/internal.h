@@ -35,6 +35,10 @@ void paste_print(enum paste_log_level level, const char *fmt, ...)
 /* Print an ERROR and evaluate to @err (a negative errno): `return paste_fail(-EINVAL, "...")`. */
 int paste_fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* The same for expected outcomes a caller handles routinely (full, absent): the message is kept for
+ * paste_last_error() but printed only at DEBUG level, so back-pressure does not flood the log. */
+int paste_fail_quiet(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* ---- CRC32C (crc32c.c) ------------------------------------------------------------------- */
 
 /* Castagnoli CRC, seed 0 for a fresh sum; chaining: crc = paste_crc32c(crc, next, len). */

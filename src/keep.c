@@ -40,8 +40,9 @@ PASTE_EXPORT int paste_persist(struct paste_ctx *ctx, const void *addr, size_t l
 
 /*
  * Kept frames leave the RX/FREE cycle. Below this many free frames the fill ring can no longer be
- * topped up (PASTE_TX_RESERVE stays for TX), or recv() has no frame to read into, so reception would
- * stop: refuse to keep instead, and let the application answer "full" while it can still receive.
+ * topped up (PASTE_TX_RESERVE stays for TX), or recv() has no frame to read into, so reception
+ * would stop: refuse to keep instead, and let the application answer "full" while it can still
+ * receive.
  */
 static bool keep_would_starve(const struct paste_ctx *ctx)
 {
@@ -60,9 +61,9 @@ static int keep_copy(struct paste_ctx *ctx, const void *addr, size_t len, struct
 		uint32_t idx;
 
 		if (paste_frames__alloc(ctx->frames, PASTE_FRAME_KEPT, &idx))
-			return paste_fail(-ENOSPC,
-			                  "paste_keep: no free frame to pack small payloads "
-			                  "into: the pool is full; release references");
+			return paste_fail_quiet(-ENOSPC,
+			                        "paste_keep: no free frame to pack small payloads "
+			                        "into: the pool is full; release references");
 		if (ctx->pack_open) /* drop our own hold on the full one */
 			paste_frames__unref(ctx->frames, ctx->pack_frame);
 		ctx->pack_frame = idx;
@@ -102,10 +103,11 @@ PASTE_EXPORT int paste_keep(struct paste_ctx *ctx, const void *addr, size_t len,
 		                  "each slot separately (paste_conn__keep does)",
 		                  addr, len);
 	if (keep_would_starve(ctx))
-		return paste_fail(-ENOSPC, "paste_keep: the pool is nearly full (%u frames free): "
-					   "keeping more would stop reception; release references or "
-					   "use a larger pool",
-				  paste_frames__nr(ctx->frames, PASTE_FRAME_FREE));
+		return paste_fail_quiet(-ENOSPC,
+		                        "paste_keep: the pool is nearly full (%u frames free): "
+		                        "keeping more would stop reception; release references or "
+		                        "use a larger pool",
+		                        paste_frames__nr(ctx->frames, PASTE_FRAME_FREE));
 	if (ctx->opts.copy_threshold && len < ctx->opts.copy_threshold)
 		err = keep_copy(ctx, addr, len, &r);
 	else
@@ -118,14 +120,15 @@ PASTE_EXPORT int paste_keep(struct paste_ctx *ctx, const void *addr, size_t len,
 }
 
 PASTE_EXPORT int paste_keep_copy(struct paste_ctx *ctx, const void *src, size_t len,
-				 struct paste_ref *ref)
+                                 struct paste_ref *ref)
 {
 	int err;
 
 	if (!ref || !len || len > ctx->frame_size)
-		return paste_fail(-EINVAL, "paste_keep_copy: %zu bytes: must be 1 to %u (the frame "
-					   "size)",
-				  len, ctx->frame_size);
+		return paste_fail(-EINVAL,
+		                  "paste_keep_copy: %zu bytes: must be 1 to %u (the frame "
+		                  "size)",
+		                  len, ctx->frame_size);
 	err = keep_copy(ctx, src, len, ref);
 	if (!err)
 		ctx->st.kept_bytes += len;

@@ -116,6 +116,12 @@ struct paste_kv {
 	uint64_t idx_mask;
 	uint64_t max_used; /* non-empty buckets (live + tombstones) allowed before a compaction */
 	uint64_t keys, used, seq;
+	/*
+	 * The most non-empty buckets media can show after a crash: non-empty at the last fence,
+	 * plus every bucket filled from empty since (buckets emptied since may still be full on
+	 * media). Kept below nbuckets, so recovery always finds an empty bucket to start from.
+	 */
+	uint64_t used_hi;
 	uint64_t *used_map; /* bit per slot: not free (bits past nslots stay set) */
 	uint64_t *fresh;    /* bit per slot: written since the last fence */
 	uint64_t hint;      /* used_map words below it are full */
@@ -363,6 +369,7 @@ static void kv_after_fence(void *arg)
 	kv->zeroing = kv->pending;
 	kv->pending = t;
 	fresh_clear(kv);
+	kv->used_hi = kv->used;
 }
 
 /* ---- lookup -------------------------------------------------------------------------------- */
@@ -433,7 +440,8 @@ static int kv_compact(struct paste_kv *kv)
 		                  "key-value index '%s': cannot compact the bucket array: %s",
 		                  kv->name, e == nb ? "no empty bucket" : "out of memory");
 	}
-	kv_fence(kv); /* everything earlier is durable: no prev is needed any more */
+	kv_fence(kv); /* earlier updates durable: moved words need no prev (defensive: the source
+	               * words keep theirs until the fences below order everything anyway) */
 	fresh_clear(kv);
 	for (uint64_t k = 1, p = e; k < nb; k++) {
 		uint64_t w, q;
@@ -465,9 +473,16 @@ static int kv_compact(struct paste_kv *kv)
 	        kv->name, (unsigned long long)nb, (unsigned long long)kv->keys,
 	        (unsigned long long)moved, (unsigned long long)(kv->used - kv->keys),
 	        (double)(mono_ns() - t0) / 1e6);
-	kv->used = kv->keys;
+	kv->used = kv->used_hi = kv->keys;
 	kv->compactions++;
 	return 0;
+}
+
+/* Test hook (tests/unit/test_kv_index.c; in no header): compact now. */
+int paste_kv__compact(struct paste_kv *kv);
+int paste_kv__compact(struct paste_kv *kv)
+{
+	return kv_compact(kv);
 }
 
 /* ---- put / get / del / iterate ------------------------------------------------------------- */
@@ -555,7 +570,8 @@ static int kv_insert(struct paste_kv *kv, uint64_t h, const struct paste_ref *ke
 		                  kv->name, (unsigned long long)kv->keys);
 	if (!kv->nfree)
 		return kv_no_slot(kv);
-	if (pr.tomb == KV_NONE && (pr.empty == KV_NONE || kv->used + 1 > kv->max_used)) {
+	if (pr.tomb == KV_NONE && (pr.empty == KV_NONE || kv->used + 1 > kv->max_used ||
+	                           kv->used_hi + 1 >= kv->nbuckets)) {
 		err = kv_compact(kv); /* tombstones fill the table: clear them */
 		if (err)
 			return err;
@@ -568,6 +584,7 @@ static int kv_insert(struct paste_kv *kv, uint64_t h, const struct paste_ref *ke
 	kv_write_entry(kv, s, h, key, val);
 	kv_store(kv, b, w_make(kv, kv_tag(kv, h), 0, (uint64_t)s + 1));
 	kv->used += b == pr.empty;
+	kv->used_hi += b == pr.empty;
 	kv->keys++;
 	bit_set(kv->fresh, s);
 	list_push(&kv->fresh_list, s);
@@ -1157,8 +1174,10 @@ int paste_kv__recover(struct paste_pool *pool, const char *name, void *addr, uin
 	if (err)
 		goto err_free;
 	kv_scrub(kv);
-	kv_fence(kv); /* repairs and scrubbed slots durable before any update of this run */
+	kv_fence(kv); /* the zeroed slots must be durable before the first batch reuses one: else a
+	               * word could reach media over a stale entry that still checks out */
 	kv->recovered = kv->keys;
+	kv->used_hi = kv->used;
 	if (kv->used >= kv->max_used && kv->used > kv->keys && kv_compact(kv))
 		pr_warn("key-value index '%s': compaction failed; new keys may get -ENOSPC", name);
 	err = kv_register(kv);

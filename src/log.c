@@ -4,6 +4,7 @@
  * the application (paste_set_print), the last error of each thread is kept for paste_last_error().
  */
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -26,13 +27,13 @@ PASTE_EXPORT const char *paste_last_error(void)
 	return last_error;
 }
 
-void paste_vprint(enum paste_log_level level, const char *fmt, va_list ap)
+static void vprint(enum paste_log_level level, bool record, const char *fmt, va_list ap)
 {
 	static const char *const names[] = {"error", "warning", "info", "debug"};
 	char msg[512];
 
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	if (level == PASTE_LOG_ERROR)
+	if (record)
 		memcpy(last_error, msg, sizeof(last_error));
 	if (level > print_max)
 		return;
@@ -40,6 +41,11 @@ void paste_vprint(enum paste_log_level level, const char *fmt, va_list ap)
 		print_fn(level, msg, print_user);
 	else
 		fprintf(stderr, "libpaste-xdp: %s: %s\n", names[level], msg);
+}
+
+void paste_vprint(enum paste_log_level level, const char *fmt, va_list ap)
+{
+	vprint(level, level == PASTE_LOG_ERROR, fmt, ap);
 }
 
 void paste_print(enum paste_log_level level, const char *fmt, ...)
@@ -57,6 +63,16 @@ int paste_fail(int err, const char *fmt, ...)
 
 	va_start(ap, fmt);
 	paste_vprint(PASTE_LOG_ERROR, fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+int paste_fail_quiet(int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vprint(PASTE_LOG_DEBUG, true, fmt, ap);
 	va_end(ap);
 	return err;
 }

@@ -333,10 +333,10 @@ PASTE_EXPORT int paste_log__open(struct paste_pool *pool, const char *name, uint
 	*logp = NULL;
 	err = paste_pool__find_region(pool, name, &addr, &len);
 	if (err == -ENOENT && !region_size)
-		return paste_fail(-ENOENT,
-		                  "pool has no log '%s': pass a region size to create it, or "
-		                  "check the name",
-		                  name);
+		return paste_fail_quiet(-ENOENT,
+		                        "pool has no log '%s': pass a region size to create it, or "
+		                        "check the name",
+		                        name);
 	if (err == -ENOENT)
 		err = paste_pool__region(pool, name, region_size, &addr, &len);
 	if (err)
@@ -438,12 +438,12 @@ static int log_full(const struct paste_log *log, uint64_t size)
 		                  "give the log a larger region",
 		                  log->name, (unsigned long long)size,
 		                  (unsigned long long)log->data_size);
-	return paste_fail(-ENOSPC,
-	                  "log '%s' is full (%llu of %llu bytes used, %llu records; %llu more "
-	                  "needed): truncate it or give it a larger region",
-	                  log->name, (unsigned long long)log->used,
-	                  (unsigned long long)log->data_size, (unsigned long long)log_count(log),
-	                  (unsigned long long)size);
+	return paste_fail_quiet(
+	    -ENOSPC,
+	    "log '%s' is full (%llu of %llu bytes used, %llu records; %llu more "
+	    "needed): truncate it or give it a larger region",
+	    log->name, (unsigned long long)log->used, (unsigned long long)log->data_size,
+	    (unsigned long long)log_count(log), (unsigned long long)size);
 }
 
 /* Write and flush a wrap marker at the tail: the record with @seq follows at offset 0. */

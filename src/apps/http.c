@@ -96,8 +96,8 @@ static enum http_method method_of(const char *m, size_t len)
 		const char *name;
 		enum http_method m;
 	} t[] = {
-	    {"GET", HTTP_M_GET},       {"HEAD", HTTP_M_HEAD},     {"POST", HTTP_M_POST},
-	    {"PUT", HTTP_M_PUT},       {"DELETE", HTTP_M_DELETE}, {"OPTIONS", HTTP_M_OPTIONS},
+	    {"GET", HTTP_M_GET}, {"HEAD", HTTP_M_HEAD},     {"POST", HTTP_M_POST},
+	    {"PUT", HTTP_M_PUT}, {"DELETE", HTTP_M_DELETE}, {"OPTIONS", HTTP_M_OPTIONS},
 	};
 
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
@@ -172,7 +172,7 @@ static int parse_length(const char *v, size_t len, uint64_t *out)
 
 /* Call @fn for each comma-separated element (trimmed, non-empty) of @v[0..@len). */
 static void each_token(const char *v, size_t len, void (*fn)(const char *t, size_t n, void *a),
-		       void *arg)
+                       void *arg)
 {
 	size_t i = 0;
 

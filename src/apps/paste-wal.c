@@ -144,7 +144,7 @@ struct wal {
 	uint64_t max_body, log_region, reserve, copy_threshold;
 	uint64_t header_timeout_ms, idle_timeout_ms;
 	bool no_persist;
-	bool full; /* fewer than @reserve frames free or on the fill ring */
+	bool full; /* fewer than @reserve frames free (the fill ring is full before this falls) */
 	uint64_t full_checked_ns;
 	struct wconn *conns;
 	int fatal;
@@ -180,8 +180,8 @@ struct wconn {
 	struct wconn *prev, *next;
 	enum wstate st;
 	enum route route;
-	int status;     /* body done: answer this error status instead of running the route */
-	bool store;     /* W_BODY: keep the body (else read and drop it) */
+	int status; /* body done: answer this error status instead of running the route */
+	bool store; /* W_BODY: keep the body (else read and drop it) */
 	bool keep_alive;
 	bool head_only; /* HEAD: headers without the body */
 	uint64_t need, got;
@@ -278,7 +278,8 @@ static int wf_write_head(struct wal_file *f, uint64_t first, uint64_t start_off)
 	unsigned slot = f->gen ? f->slot ^ 1 : 0;
 
 	s.crc = wf_slot_crc(&s);
-	if (pwrite(f->fd, &s, sizeof(s), WF_SLOT0_OFF * (1 + slot)) != (ssize_t)sizeof(s)) /* 64, 128 */
+	if (pwrite(f->fd, &s, sizeof(s), WF_SLOT0_OFF * (1 + slot)) !=
+	    (ssize_t)sizeof(s)) /* 64, 128 */
 		return wf_fail(f, "writing the head");
 	f->gen = s.gen;
 	f->slot = slot;
@@ -642,7 +643,8 @@ static bool out_flush(struct wconn *wc)
 	return true;
 }
 
-static void out_printf(struct wconn *wc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void out_printf(struct wconn *wc, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* Append to the reply buffer. The callers keep replies far below its free space (OUT_HIGH). */
 static void out_printf(struct wconn *wc, const char *fmt, ...)
@@ -691,8 +693,8 @@ static void reply_head(struct wal *w, struct wconn *wc, int status, const char *
 }
 
 /* A complete reply with a small body (unless HEAD). */
-static void reply(struct wal *w, struct wconn *wc, int status, const char *ctype,
-                  const char *extra, const char *body)
+static void reply(struct wal *w, struct wconn *wc, int status, const char *ctype, const char *extra,
+                  const char *body)
 {
 	size_t len = strlen(body);
 
@@ -787,8 +789,8 @@ static void stats_json(struct wal *w, char *buf, size_t size)
 	                       transport_name(w), w->sync == SYNC_PMEM ? "pmem" : "fdatasync",
 	                       w->no_persist ? "false" : "true");
 	for (size_t i = 0; i < n && off < size; i++)
-		off += (size_t)snprintf(buf + off, size - off, ",\"%s\":%" PRIu64, t[i].name,
-		                        t[i].v);
+		off +=
+		    (size_t)snprintf(buf + off, size - off, ",\"%s\":%" PRIu64, t[i].name, t[i].v);
 	if (off < size)
 		snprintf(buf + off, size - off, ",\"avg_batch\":%.2f}\n", avg_batch(w));
 }
@@ -863,7 +865,8 @@ static void do_get_one(struct wal *w, struct wconn *wc)
 	char hdr[64];
 
 	for (size_t i = w->prefix_len + 1; i < r->path_len; i++)
-		seq = seq * 10 + (uint64_t)(r->path[i] - '0'); /* <= 20 digits: checked by route_of */
+		seq =
+		    seq * 10 + (uint64_t)(r->path[i] - '0'); /* <= 20 digits: checked by route_of */
 	if (store_len(w, seq, &len)) {
 		reply_error(w, wc, 404, "no such record (truncated, or not written yet)");
 		return;
@@ -871,8 +874,8 @@ static void do_get_one(struct wal *w, struct wconn *wc)
 	snprintf(hdr, sizeof(hdr), "X-Seq: %" PRIu64 "\r\n", seq);
 	reply_head(w, wc, 200, "application/octet-stream", len, hdr);
 	if (!wc->head_only)
-		wc->job = (struct job){.active = true, .part = 1, .seq = seq, .end = seq + 1,
-		                       .len = len};
+		wc->job =
+		    (struct job){.active = true, .part = 1, .seq = seq, .end = seq + 1, .len = len};
 }
 
 /* Range body: for each record "<seq> <len>\n", the bytes, "\n". */
@@ -886,7 +889,8 @@ static void do_get_range(struct wal *w, struct wconn *wc)
 	store_info(w, &si);
 	from = si.first;
 	if (http_query_u64(r->query, r->query_len, "from", &from) == -2 ||
-	    http_query_u64(r->query, r->query_len, "limit", &limit) == -2 || limit > WAL_RANGE_MAX) {
+	    http_query_u64(r->query, r->query_len, "limit", &limit) == -2 ||
+	    limit > WAL_RANGE_MAX) {
 		reply_error(w, wc, 400, "from and limit are decimal numbers, limit at most 10000");
 		return;
 	}
@@ -895,8 +899,9 @@ static void do_get_range(struct wal *w, struct wconn *wc)
 	end = from >= si.next ? from : (si.next - from < limit ? si.next : from + limit);
 	for (uint64_t s = from; s < end; s++) {
 		store_len(w, s, &len);
-		total += (uint64_t)snprintf(line, sizeof(line), "%" PRIu64 " %" PRIu64 "\n", s, len) +
-		         len + 1;
+		total +=
+		    (uint64_t)snprintf(line, sizeof(line), "%" PRIu64 " %" PRIu64 "\n", s, len) +
+		    len + 1;
 	}
 	snprintf(hdr, sizeof(hdr),
 	         "X-First-Seq: %" PRIu64 "\r\nX-Next-Seq: %" PRIu64 "\r\nX-Records: %" PRIu64
@@ -936,7 +941,7 @@ static void do_delete(struct wal *w, struct wconn *wc)
 
 /* The record a reply is streaming vanished (truncated meanwhile): the promised length cannot be
  * kept, so reset the connection. */
-static enum stop job_lost(struct wal *w, struct wconn *wc)
+static enum stop job_lost(struct wconn *wc)
 {
 	fprintf(stderr,
 	        "paste-wal: record %" PRIu64 " was truncated while being sent: connection reset\n",
@@ -958,7 +963,7 @@ static enum stop job_payload(struct wal *w, struct wconn *wc)
 		ssize_t n = store_chunk(w, j, &p, room ? room : 1), s;
 
 		if (n < 0)
-			return job_lost(w, wc);
+			return job_lost(wc);
 		s = paste_conn__send(wc->c, p, (size_t)n);
 		if (s < 0)
 			return S_GONE;
@@ -987,7 +992,7 @@ static enum stop job_run(struct wal *w, struct wconn *wc)
 		}
 		if (j->part == 0) {
 			if (store_len(w, j->seq, &j->len))
-				return job_lost(w, wc);
+				return job_lost(wc);
 			j->off = j->ref_base = 0;
 			j->ref_idx = 0;
 			out_printf(wc, "%" PRIu64 " %" PRIu64 "\n", j->seq, j->len);
@@ -1034,7 +1039,7 @@ static void refresh_full(struct wal *w)
 	if (t - w->full_checked_ns < WAL_FULL_CHECK_NS || paste_stats(w->ctx, &s, sizeof(s)))
 		return;
 	w->full_checked_ns = t;
-	w->full = (uint64_t)s.frames_free + s.frames_fill < w->reserve;
+	w->full = s.frames_free < w->reserve;
 }
 
 /* A POST to the log: decide whether its body will be stored. */
@@ -1405,7 +1410,8 @@ static void check_timeouts(struct wal *w)
 			w->n.timeouts++;
 			fail_close(w, wc, 408, "the request head took too long");
 			serve(w, wc);
-		} else if (w->idle_timeout_ms && t - wc->last_ns > w->idle_timeout_ms * 1000000ull) {
+		} else if (w->idle_timeout_ms &&
+		           t - wc->last_ns > w->idle_timeout_ms * 1000000ull) {
 			w->n.timeouts++;
 			wc->st = W_CLOSED;
 			release_pieces(w, wc);
@@ -1455,10 +1461,10 @@ static void usage(FILE *out)
 	    "  --log NAME           name of the log region in the pool (default wal.log)\n"
 	    "  --log-region SIZE    its size when creating it (default: 3/4 of the pool's free\n"
 	    "                       region area)\n"
-	    "  --reserve-frames N   refuse bodies (507) while fewer frames than this are free or\n"
-	    "                       on the fill ring, so that receiving never starves (default\n"
-	    "                       2048)\n"
-	    "  --copy-threshold SIZE  bodies pieces below SIZE are copied into shared packing\n"
+	    "  --reserve-frames N   refuse bodies (507) while fewer frames than this are free,\n"
+	    "                       so that receiving never starves (default 2048; the library\n"
+	    "                       itself refuses to keep below 2 x batch + 256)\n"
+	    "  --copy-threshold SIZE  body pieces below SIZE are copied into shared packing\n"
 	    "                       frames instead of pinning a frame each (default 0: never)\n"
 	    "  --header-timeout S   close (408) a connection whose request head is not complete\n"
 	    "                       S seconds after its first byte (default 10; 0: never)\n"
@@ -1531,7 +1537,8 @@ static int extra_opt(int opt, const char *arg, void *app)
 	case OPT_HEADER_TIMEOUT:
 	case OPT_IDLE_TIMEOUT:
 		if (daemon_parse_uint(arg, 0, 86400, &v))
-			return bad_value(opt == OPT_IDLE_TIMEOUT ? "idle-timeout" : "header-timeout",
+			return bad_value(opt == OPT_IDLE_TIMEOUT ? "idle-timeout"
+			                                         : "header-timeout",
 			                 arg, "seconds 0-86400");
 		*(opt == OPT_IDLE_TIMEOUT ? &w->idle_timeout_ms : &w->header_timeout_ms) = v * 1000;
 		return 0;
@@ -1661,7 +1668,8 @@ static int check_frames(struct wal *w)
 		free(fc.named);
 	}
 	ok = !s.frames_rx && !fc.bad &&
-	     (s.frames_kept == fc.distinct || (w->copy_threshold && s.frames_kept == fc.distinct + 1));
+	     (s.frames_kept == fc.distinct ||
+	      (w->copy_threshold && s.frames_kept == fc.distinct + 1));
 	if (ok)
 		return 0;
 	fprintf(stderr,

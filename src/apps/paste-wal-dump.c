@@ -1,0 +1,313 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * paste-wal-dump - offline lister and checker of the records paste-wal keeps in a pool (no
+ * network, public API only).
+ *
+ * It opens the pool the way the server does, so recovery runs: every log record whose checksum
+ * (over the record and the payload bytes it names) does not hold is cut off with everything after
+ * it, and what survives is listed - one line per record with its sequence number, length, number
+ * of references and the CRC32C of its payload - or, with --raw, the payloads themselves are written
+ * to stdout back to back. --verify adds structural checks of every record. The pool is locked
+ * while open, so this refuses to run on a pool a live server holds.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <paste/index.h>
+#include <paste/paste.h>
+
+struct dump {
+	const char *pool_path, *log_name;
+	uint64_t from, limit;
+	bool verify, raw, quiet, verbose;
+	struct paste_pool *pool;
+	struct paste_pool_info pi;
+	uint64_t listed, bytes, problems, expect_seq;
+	struct span *spans; /* --verify: every referenced byte range */
+	size_t nspans, cap;
+};
+
+struct span {
+	uint64_t off, len, seq;
+};
+
+static uint32_t crc_table[256];
+
+static void crc_init(void)
+{
+	for (uint32_t i = 0; i < 256; i++) {
+		uint32_t c = i;
+
+		for (int k = 0; k < 8; k++)
+			c = (c >> 1) ^ (0x82F63B78u & (0u - (c & 1)));
+		crc_table[i] = c;
+	}
+}
+
+/* CRC32C (Castagnoli), chainable, seed 0: the checksum paste-wal and the log use. */
+static uint32_t crc32c(uint32_t crc, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+
+	crc = ~crc;
+	while (len--)
+		crc = crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+	return ~crc;
+}
+
+static void usage(FILE *out)
+{
+	fprintf(
+	    out,
+	    "Usage: paste-wal-dump --pool PATH [--log NAME] [--from SEQ] [--limit N]\n"
+	    "                      [--verify] [--raw] [--quiet] [--verbose]\n"
+	    "\n"
+	    "List, check or extract the records of a paste-wal log, offline. The pool is\n"
+	    "opened as the server opens it: recovery runs (and is written back), so a record\n"
+	    "whose checksum over its payload does not hold is cut off with every record after\n"
+	    "it - every record listed passed that check. The pool must not be in use: a\n"
+	    "running paste-wal holds its lock.\n"
+	    "\n"
+	    "  --pool PATH    the pool file (required)\n"
+	    "  --log NAME     the log region (default wal.log)\n"
+	    "  --from SEQ     first record to show (default: the oldest)\n"
+	    "  --limit N      at most N records (default: all)\n"
+	    "  --verify       also check every record: references inside the frame area and\n"
+	    "                 each within one frame, lengths adding up, sequence numbers dense,\n"
+	    "                 no two references naming the same bytes, nothing cut by recovery\n"
+	    "  --raw          write the payloads to stdout, back to back, in sequence order\n"
+	    "                 (the listing goes to stderr then, unless --quiet)\n"
+	    "  --quiet        no per-record lines (the summary line is still printed)\n"
+	    "  --verbose      print the library's messages, recovery details included\n"
+	    "\n"
+	    "Output: one line per record 'SEQ LEN NREFS CRC32C', then a summary line\n"
+	    "'paste-wal-dump: log=NAME first=F next=X records=N bytes=B listed=L recovered=R\n"
+	    "dropped=D was_clean=C problems=P'.\n"
+	    "Exit status: 0 fine, 1 the pool or log cannot be read or --verify found problems\n"
+	    "(each one named on stderr), 2 usage error.\n"
+	    "\n"
+	    "Example: paste-wal-dump --pool /dev/shm/wal.pool --from 42 --limit 1 --raw > rec42\n");
+}
+
+static int parse_u64(const char *opt, const char *s, uint64_t *v)
+{
+	char *end = NULL;
+
+	errno = 0;
+	if (s && *s >= '0' && *s <= '9') {
+		*v = strtoull(s, &end, 10);
+		if (!errno && !*end)
+			return 0;
+	}
+	fprintf(stderr, "paste-wal-dump: invalid value '%s' for --%s: expected a number\n", s, opt);
+	return -1;
+}
+
+/* @return 0 to run, 1 after --help, 2 on a usage error. */
+static int parse_args(int argc, char **argv, struct dump *d)
+{
+	static const struct option opts[] = {
+	    {"pool", required_argument, NULL, 'p'}, {"log", required_argument, NULL, 'l'},
+	    {"from", required_argument, NULL, 'f'}, {"limit", required_argument, NULL, 'n'},
+	    {"verify", no_argument, NULL, 'v'},     {"raw", no_argument, NULL, 'r'},
+	    {"quiet", no_argument, NULL, 'q'},      {"verbose", no_argument, NULL, 'V'},
+	    {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
+	};
+	int c;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+		switch (c) {
+		case 'p':
+			d->pool_path = optarg;
+			break;
+		case 'l':
+			d->log_name = optarg;
+			break;
+		case 'f':
+			if (parse_u64("from", optarg, &d->from))
+				return 2;
+			break;
+		case 'n':
+			if (parse_u64("limit", optarg, &d->limit))
+				return 2;
+			break;
+		case 'v':
+			d->verify = true;
+			break;
+		case 'r':
+			d->raw = true;
+			break;
+		case 'q':
+			d->quiet = true;
+			break;
+		case 'V':
+			d->verbose = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 1;
+		default:
+			fprintf(stderr, "paste-wal-dump: %s option '%s' (see --help)\n",
+			        c == ':' ? "missing value for" : "unknown", argv[optind - 1]);
+			return 2;
+		}
+	}
+	if (optind < argc || !d->pool_path) {
+		fprintf(stderr, "paste-wal-dump: %s (see --help)\n",
+		        optind < argc ? "unexpected argument" : "--pool PATH is required");
+		return 2;
+	}
+	return 0;
+}
+
+static void problem(struct dump *d, uint64_t seq, const char *what)
+{
+	d->problems++;
+	fprintf(stderr, "paste-wal-dump: record %" PRIu64 ": %s\n", seq, what);
+}
+
+/* --verify: structure of one record; remembers its byte ranges for the overlap check. */
+static void verify_rec(struct dump *d, const struct paste_log_rec *rec)
+{
+	uint64_t sum = 0, area = d->pi.frame_area_off;
+	uint64_t end = area + (uint64_t)d->pi.frame_size * d->pi.frame_count;
+
+	if (rec->seq != d->expect_seq)
+		problem(d, rec->seq, "sequence numbers are not dense");
+	d->expect_seq = rec->seq + 1;
+	if (rec->nrefs == 0 || rec->nrefs > PASTE_LOG_MAX_REFS)
+		problem(d, rec->seq, "bad number of references");
+	for (uint32_t i = 0; i < rec->nrefs; i++) {
+		const struct paste_ref *r = &rec->refs[i];
+
+		sum += r->len;
+		if (r->off < area || r->off >= end || r->len == 0 || r->len > end - r->off)
+			problem(d, rec->seq, "a reference lies outside the frame area");
+		else if ((r->off - area) / d->pi.frame_size !=
+		         (r->off + r->len - 1 - area) / d->pi.frame_size)
+			problem(d, rec->seq, "a reference crosses a frame boundary");
+		if (d->nspans == d->cap) {
+			size_t cap = d->cap ? d->cap * 2 : 4096;
+			struct span *s = realloc(d->spans, cap * sizeof(*s));
+
+			if (!s) {
+				problem(d, rec->seq, "out of memory for the overlap check");
+				continue;
+			}
+			d->spans = s;
+			d->cap = cap;
+		}
+		d->spans[d->nspans++] = (struct span){r->off, r->len, rec->seq};
+	}
+	if (sum != rec->len)
+		problem(d, rec->seq, "reference lengths do not add up to the record length");
+}
+
+static int by_off(const void *a, const void *b)
+{
+	const struct span *x = a, *y = b;
+
+	return x->off < y->off ? -1 : x->off > y->off;
+}
+
+static void verify_overlaps(struct dump *d)
+{
+	qsort(d->spans, d->nspans, sizeof(*d->spans), by_off);
+	for (size_t i = 1; i < d->nspans; i++)
+		if (d->spans[i - 1].off + d->spans[i - 1].len > d->spans[i].off)
+			problem(d, d->spans[i].seq, "names bytes another record names too");
+}
+
+static int each_rec(const struct paste_log_rec *rec, void *arg)
+{
+	struct dump *d = arg;
+	FILE *list = d->raw ? stderr : stdout;
+	uint32_t crc = 0;
+
+	if (d->limit && d->listed == d->limit)
+		return 1;
+	for (uint32_t i = 0; i < rec->nrefs; i++) {
+		const void *p = paste_pool__ref_ptr(d->pool, &rec->refs[i]);
+
+		if (!p) {
+			problem(d, rec->seq, "a reference is not inside the pool");
+			continue;
+		}
+		crc = crc32c(crc, p, rec->refs[i].len);
+		if (d->raw && fwrite(p, 1, rec->refs[i].len, stdout) != rec->refs[i].len)
+			return -EIO;
+	}
+	if (d->verify)
+		verify_rec(d, rec);
+	if (!d->quiet)
+		fprintf(list, "%" PRIu64 " %" PRIu64 " %u %08x\n", rec->seq, rec->len, rec->nrefs,
+		        crc);
+	d->listed++;
+	d->bytes += rec->len;
+	return 0;
+}
+
+static int run(struct dump *d)
+{
+	struct paste_pool_opts po = {.sz = sizeof(po)};
+	struct paste_log *log;
+	struct paste_log_info li;
+	int err;
+
+	err = paste_pool__open(&d->pool, d->pool_path, &po);
+	if (err) {
+		fprintf(stderr, "paste-wal-dump: cannot open pool %s: %s\n", d->pool_path,
+		        paste_last_error());
+		return 1;
+	}
+	paste_pool__info(d->pool, &d->pi);
+	err = paste_log__open(d->pool, d->log_name, 0, &log);
+	if (err) {
+		fprintf(stderr, "paste-wal-dump: pool %s has no log '%s': %s\n", d->pool_path,
+		        d->log_name, paste_last_error());
+		paste_pool__close(&d->pool);
+		return 1;
+	}
+	paste_log__info(log, &li);
+	d->expect_seq = d->from > li.first_seq ? d->from : li.first_seq;
+	err = paste_log__iterate(log, d->from, each_rec, d);
+	if (err < 0) {
+		fprintf(stderr, "paste-wal-dump: writing payloads failed: %s\n", strerror(-err));
+		d->problems++;
+	}
+	if (fflush(stdout))
+		d->problems++;
+	if (d->verify) {
+		verify_overlaps(d);
+		if (li.dropped)
+			problem(d, li.next_seq, "recovery cut off invalid (torn) records at open");
+	}
+	fprintf(d->raw ? stderr : stdout,
+	        "paste-wal-dump: log=%s first=%" PRIu64 " next=%" PRIu64 " records=%" PRIu64
+	        " bytes=%" PRIu64 " listed=%" PRIu64 " listed_bytes=%" PRIu64 " recovered=%" PRIu64
+	        " dropped=%" PRIu64 " was_clean=%d problems=%" PRIu64 "\n",
+	        d->log_name, li.first_seq, li.next_seq, li.records, li.bytes, d->listed, d->bytes,
+	        li.recovered, li.dropped, d->pi.was_clean, d->problems);
+	paste_pool__close(&d->pool);
+	return d->problems ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct dump d = {.log_name = "wal.log"};
+	int r;
+
+	r = parse_args(argc, argv, &d);
+	if (r)
+		return r == 1 ? 0 : 2;
+	crc_init();
+	paste_set_print(NULL, NULL, d.verbose ? PASTE_LOG_DEBUG : PASTE_LOG_WARN);
+	r = run(&d);
+	free(d.spans);
+	return r;
+}

@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
+# Acknowledged means durable, for paste-wal, in each mode (paste transport, kernel transport, kernel
+# transport + --sync fdatasync). Each round restarts the server on the same pool (and log file),
+# runs wal_client.py's load (connections with pipelined POSTs of 64 B..64 KiB; every 201 is
+# appended to an ack file at once) and SIGKILLs the server at a random moment under that load.
+# Then:
+#  - pool modes: paste-wal-dump opens the pool in a new process (recovery) and its --raw output
+#    must hold every acknowledged record byte for byte, and nothing that was never sent;
+#  - the next start must report recovered >= every ack so far, next > the highest acked seq, and
+#    (pool modes: a process crash cannot tear a record) dropped=0; on the paste transport it must
+#    replace the stale XDP program the killed process left behind.
+# After the last round the server is started once more, the whole log is read back over HTTP and
+# checked the same way, and SIGTERM must end it with status 0 (its frame accounting included).
+#
+# Environment: PASTE_WAL_MODES (default "paste kernel fdatasync"), PASTE_CRASH_ROUNDS (default 3),
+# PASTE_CRASH_SEED (payloads and kill times; default random, printed), plus lib.sh's.
+. "$(dirname "$0")/lib.sh"
+
+MODES=${PASTE_WAL_MODES:-paste kernel fdatasync}
+ROUNDS=${PASTE_CRASH_ROUNDS:-3}
+SEED=${PASTE_CRASH_SEED:-$((RANDOM * 32768 + RANDOM))}
+RANDOM=$SEED # kill times follow the seed too
+HERE=$(cd "$(dirname "$0")" && pwd)
+CLIENT_PY=$HERE/wal_client.py
+WAL=$PASTE_BUILD/paste-wal
+DUMP=$PASTE_BUILD/paste-wal-dump
+LOGFILE=/dev/shm/paste-test-$$-wal.log
+CLEANUP_FILES+=("$LOGFILE")
+PORT=8080
+for f in "$WAL" "$DUMP"; do
+	[ -x "$f" ] || fail "$f not built"
+done
+command -v python3 >/dev/null || fail "python3 not installed (scripts/deps installs it)"
+log "seed $SEED, $ROUNDS rounds per mode (PASTE_CRASH_SEED=$SEED reproduces payloads and kill times)"
+
+WAL_PID=
+WAL_LOG=
+WAL_N=0
+READY=
+
+start_wal() {
+	local i rc=0
+	WAL_N=$((WAL_N + 1))
+	WAL_LOG=$LOGDIR/wal.$WAL_N.log
+	log "start: paste-wal $*"
+	ip netns exec "$NS_SRV" "$WAL" "$@" >"$WAL_LOG" 2>&1 &
+	WAL_PID=$!
+	track_pid "$WAL_PID"
+	ECHO_PID=$WAL_PID
+	ECHO_LOG=$WAL_LOG
+	for ((i = 0; i < READY_TIMEOUT * 10; i++)); do
+		READY=$(grep -m1 '^paste-wal: ready' "$WAL_LOG" || true)
+		if [ -n "$READY" ]; then
+			log "$READY"
+			return 0
+		fi
+		if ! kill -0 "$WAL_PID" 2>/dev/null; then
+			wait "$WAL_PID" || rc=$?
+			untrack_pid "$WAL_PID"
+			fail "paste-wal exited with status $rc before it was ready"
+		fi
+		sleep 0.1
+	done
+	fail "paste-wal not ready after ${READY_TIMEOUT}s"
+}
+
+field() {
+	local v
+	v=$(printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -n 1)
+	[ -n "$v" ] || fail "no field '$2' in: $1"
+	printf '%s\n' "$v"
+}
+
+nacks() { if [ -f "$1" ]; then wc -l <"$1"; else echo 0; fi; }
+max_acked() { if [ -s "$1" ]; then awk 'BEGIN{m=0} $1>m{m=$1} END{print m}' "$1"; else echo 0; fi; }
+
+# No error from the library or the server in the current log (the recovery notes excepted).
+check_server_log() {
+	local bad
+	bad=$(grep -E '^(libpaste-xdp: error:|paste-wal: )' "$WAL_LOG" | grep -v '^paste-wal: ready' |
+		grep -v 'cutting a torn tail' || true)
+	[ -z "$bad" ] || { printf '%s\n' "$bad" | head -n 10 >&2; fail "errors in $WAL_LOG"; }
+}
+
+# dump_verify TAG ACKS: paste-wal-dump --raw of the (unlocked) pool against the acks.
+dump_verify() {
+	local listing=$LOGDIR/dump.$1.txt raw=$LOGDIR/dump.$1.raw sum
+	"$DUMP" --pool "$POOL" --verify --raw >"$raw" 2>"$listing" ||
+		{ tail -n 20 "$listing" >&2; fail "$1: paste-wal-dump --verify failed"; }
+	python3 "$CLIENT_PY" verify-dump --listing "$listing" --raw "$raw" --ack-file "$2" --seed "$SEED" \
+		--strict >"$LOGDIR/vdump.$1.log" 2>&1 || { cat "$LOGDIR/vdump.$1.log" >&2; fail "$1: acknowledged records lost or changed"; }
+	sum=$(tail -n 1 "$LOGDIR/vdump.$1.log")
+	log "$1: $(grep '^paste-wal-dump:' "$listing" | cut -d' ' -f2-6); $sum"
+	rm -f "$raw"
+}
+
+run_mode() {
+	local mode=$1 acks=$LOGDIR/acks.$1 srv host r before after ms cpid rc sum
+	case $mode in
+	paste)
+		host=$STACK_IP
+		srv=(--ifname "$VETH_SRV" --ip "$STACK_IP" --pool "$POOL" --pool-size 2G)
+		;;
+	kernel)
+		host=$SRV_IP
+		srv=(--transport kernel --ip "$SRV_IP" --pool "$POOL" --pool-size 2G)
+		;;
+	fdatasync)
+		host=$SRV_IP
+		srv=(--transport kernel --ip "$SRV_IP" --pool "$POOL" --pool-size 256M --sync fdatasync
+			--log-file "$LOGFILE")
+		;;
+	esac
+	srv+=(--port $PORT)
+	rm -f "$POOL" "$LOGFILE" "$acks"
+	for ((r = 1; r <= ROUNDS; r++)); do
+		before=$(nacks "$acks")
+		start_wal "${srv[@]}"
+		if ((r > 1)); then
+			[ "$(field "$READY" recovered)" -ge "$before" ] ||
+				fail "$mode round $r: recovered $(field "$READY" recovered), but $before were acknowledged"
+			[ "$(field "$READY" next)" -gt "$(max_acked "$acks")" ] ||
+				fail "$mode round $r: next=$(field "$READY" next), but seq $(max_acked "$acks") was acknowledged"
+			if [ "$mode" != fdatasync ]; then
+				[ "$(field "$READY" dropped)" = 0 ] || fail "$mode round $r: recovery cut records"
+			fi
+			if [ "$mode" = paste ]; then
+				grep -q 'replaced a stale steering program' "$WAL_LOG" ||
+					fail "$mode round $r: the stale XDP program was not replaced"
+			fi
+		fi
+		ip netns exec "$NS_CLI" python3 "$CLIENT_PY" load --host "$host" --port $PORT --conns 6 \
+			--depth 4 --duration 4 --stall 2 --grace 3 --max-size 65536 --seed "$SEED" \
+			--conn-base $((r * 100)) --ack-file "$acks" >"$LOGDIR/load.$mode.$r.log" 2>&1 &
+		cpid=$!
+		track_pid $cpid
+		ms=$((700 + RANDOM % 2300))
+		sleep "$((ms / 1000)).$(printf '%03d' $((ms % 1000)))"
+		kill -0 "$WAL_PID" 2>/dev/null || fail "$mode round $r: paste-wal died on its own"
+		kill -KILL "$WAL_PID"
+		wait "$WAL_PID" 2>/dev/null || true
+		untrack_pid "$WAL_PID"
+		ECHO_PID=
+		check_server_log
+		rc=0
+		wait $cpid || rc=$?
+		untrack_pid $cpid
+		sum=$(grep '^wal_client: load' "$LOGDIR/load.$mode.$r.log" || true)
+		[ $rc -eq 0 ] && [ -n "$sum" ] || { cat "$LOGDIR/load.$mode.$r.log" >&2; fail "$mode round $r: client status $rc"; }
+		[ "$(field "$sum" errors)" = 0 ] || fail "$mode round $r: the server refused requests: $sum"
+		after=$(nacks "$acks")
+		log "$mode round $r: SIGKILL at ${ms} ms; $sum; $((after - before)) new acks, $after in all"
+		[ "$after" -gt "$before" ] || fail "$mode round $r: nothing was acknowledged"
+		[ "$mode" = fdatasync ] || dump_verify "$mode.$r" "$acks"
+	done
+	# Recover once more, read everything back over HTTP, shut down cleanly.
+	start_wal "${srv[@]}"
+	[ "$(field "$READY" recovered)" -ge "$(nacks "$acks")" ] || fail "$mode: final restart lost records"
+	ip netns exec "$NS_CLI" python3 "$CLIENT_PY" verify --host "$host" --port $PORT --ack-file "$acks" --seed "$SEED" \
+		--strict >"$LOGDIR/verify.$mode.log" 2>&1 || { cat "$LOGDIR/verify.$mode.log" >&2; fail "$mode: records read back differ"; }
+	log "$mode: $(tail -n 1 "$LOGDIR/verify.$mode.log")"
+	kill -TERM "$WAL_PID"
+	rc=0
+	wait "$WAL_PID" || rc=$?
+	untrack_pid "$WAL_PID"
+	ECHO_PID=
+	[ $rc -eq 0 ] || fail "$mode: paste-wal exited with status $rc after SIGTERM"
+	check_server_log
+	log "$mode: $ROUNDS kill -9 rounds, $(nacks "$acks") acknowledged records all present and identical"
+}
+
+for m in $MODES; do
+	log "==== mode $m ===="
+	run_mode "$m"
+done

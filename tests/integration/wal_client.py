@@ -1,0 +1,582 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-2-Clause
+"""wal_client.py - the test client of paste-wal's integration tests (Python 3 standard library only).
+
+Subcommands (each prints one summary line "wal_client: <cmd> key=value ..." and exits 0 on success,
+1 on a failed check, 2 on a usage error):
+
+  pipeline   N POSTs and GETs written in one burst on one connection; the replies must come back
+             complete and in order (201s with increasing seqs, then each record's bytes).
+  load       C connections, each with up to D pipelined POSTs in flight, for S seconds. For every
+             201 one line "seq conn idx len" is appended to --ack-file and flushed at once, so the
+             file lists exactly what the server acknowledged, whatever happens to it. A server
+             that goes away (EOF, reset, or no reply for --stall seconds) ends a connection
+             normally: this is the load of the kill -9 test.
+  verify     read the whole log back over HTTP (GET ?from=&limit= ranges) and check: every acked
+             seq present and byte-identical, every record a valid payload (no record with content
+             never sent), sequence numbers dense.
+  verify-dump  the same checks on paste-wal-dump's output (--listing: its record lines, --raw: the
+             payloads back to back).
+  badinput   malformed request lines, huge heads, bad Content-Length, chunked bodies, a
+             slowloris trickle, a reset mid-body, Expect: 100-continue; each must get its status
+             (or close) while the server keeps serving; run it beside a load client.
+
+Payloads are a pure function of (seed, conn, idx, len) and start with a header naming them
+("WAL1 seed conn idx len\\n"), so any record found in the log can be regenerated and compared.
+"""
+import argparse
+import json
+import os
+import random
+import selectors
+import socket
+import struct
+import sys
+import time
+
+MIN_LEN = 64
+
+
+# ---- payloads -------------------------------------------------------------------------------
+
+def payload(seed, conn, idx, length):
+    hdr = b"WAL1 %d %d %d %d\n" % (seed, conn, idx, length)
+    rng = random.Random((seed * 1000003 + conn) * 1000003 + idx)
+    return hdr + rng.randbytes(length - len(hdr))
+
+
+def payload_len(rng, max_size):
+    r = rng.random()
+    if r < 0.80:
+        hi = min(2048, max_size)
+    elif r < 0.98:
+        hi = min(16384, max_size)
+    else:
+        hi = max_size
+    return rng.randint(MIN_LEN, max(MIN_LEN, hi))
+
+
+def check_payload(data):
+    """None if @data is a valid payload, else what is wrong."""
+    nl = data.find(b"\n", 0, 100)
+    if not data.startswith(b"WAL1 ") or nl < 0:
+        return "no payload header"
+    try:
+        seed, conn, idx, length = (int(x) for x in data[5:nl].split())
+    except ValueError:
+        return "bad payload header"
+    if length != len(data):
+        return "length %d, header says %d" % (len(data), length)
+    if payload(seed, conn, idx, length) != data:
+        return "bytes differ from payload (seed %d conn %d idx %d)" % (seed, conn, idx)
+    return None
+
+
+# ---- HTTP -----------------------------------------------------------------------------------
+
+def post_request(host, path, body, close=False):
+    return (b"POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/octet-stream\r\n"
+            b"Content-Length: %d\r\n%s\r\n" % (path.encode(), host.encode(), len(body),
+                                              b"Connection: close\r\n" if close else b"")) + body
+
+
+def get_request(host, target, close=False):
+    return b"GET %s HTTP/1.1\r\nHost: %s\r\n%s\r\n" % (
+        target.encode(), host.encode(), b"Connection: close\r\n" if close else b"")
+
+
+def take_response(buf, head_only=False):
+    """Parse one response from the front of bytearray @buf: (status, headers, body) and remove it,
+    or None if it is not complete yet."""
+    end = buf.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    lines = bytes(buf[:end]).decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ", 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/1."):
+        raise ValueError("bad status line %r" % lines[0])
+    status = int(parts[1])
+    headers = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    if 100 <= status < 200:
+        del buf[:end + 4]
+        return (status, headers, b"")
+    clen = 0 if head_only else int(headers.get("content-length", "0"))
+    if len(buf) < end + 4 + clen:
+        return None
+    body = bytes(buf[end + 4:end + 4 + clen])
+    del buf[:end + 4 + clen]
+    return (status, headers, body)
+
+
+def connect(host, port, timeout=10):
+    s = socket.create_connection((host, port), timeout=timeout)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return s
+
+
+def read_responses(sock, n, timeout=20, head_only=False):
+    """Read @n responses (interim 1xx skipped); returns the list (shorter if the peer closed)."""
+    buf = bytearray()
+    out = []
+    sock.settimeout(timeout)
+    while len(out) < n:
+        r = take_response(buf, head_only)
+        if r is not None:
+            if r[0] >= 200:
+                out.append(r)
+            continue
+        try:
+            data = sock.recv(1 << 16)
+        except (ConnectionResetError, socket.timeout):
+            break
+        if not data:
+            break
+        buf += data
+    return out
+
+
+def closed_by_peer(sock, timeout=5):
+    """True if the server closes (EOF or reset) within @timeout, reading and dropping data."""
+    sock.settimeout(timeout)
+    end = time.monotonic() + timeout
+    try:
+        while time.monotonic() < end:
+            if not sock.recv(1 << 16):
+                return True
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
+    return False
+
+
+def fail(msg):
+    print("wal_client: FAIL: %s" % msg, file=sys.stderr)
+    sys.exit(1)
+
+
+# ---- pipeline -------------------------------------------------------------------------------
+
+def cmd_pipeline(a):
+    rng = random.Random(a.seed)
+    bodies = [payload(a.seed, 900000, i, rng.randint(MIN_LEN, 3000)) for i in range(a.n)]
+    s = connect(a.host, a.port)
+    s.sendall(b"".join(post_request(a.host, a.path, b) for b in bodies))
+    posts = read_responses(s, a.n)
+    if len(posts) != a.n:
+        fail("pipeline: %d of %d POST replies" % (len(posts), a.n))
+    seqs = []
+    for st, h, body in posts:
+        if st != 201:
+            fail("pipeline: POST answered %d: %r" % (st, body[:200]))
+        seq = json.loads(body)["seq"]
+        if h.get("x-seq") != str(seq):
+            fail("pipeline: X-Seq %r but body says %d" % (h.get("x-seq"), seq))
+        seqs.append(seq)
+    if seqs != sorted(seqs) or len(set(seqs)) != len(seqs):
+        fail("pipeline: replies out of order: %s" % seqs[:20])
+    # Now every record back, again in one burst, the last request closing the connection.
+    s.sendall(b"".join(get_request(a.host, "%s/%d" % (a.path, q), i == a.n - 1)
+                       for i, q in enumerate(seqs)))
+    gets = read_responses(s, a.n)
+    if len(gets) != a.n:
+        fail("pipeline: %d of %d GET replies" % (len(gets), a.n))
+    for (st, _, body), want in zip(gets, bodies):
+        if st != 200 or body != want:
+            fail("pipeline: GET answered %d with %d bytes, want 200 with %d" %
+                 (st, len(body), len(want)))
+    if not closed_by_peer(s):
+        fail("pipeline: the server kept the connection after 'Connection: close'")
+    print("wal_client: pipeline requests=%d first_seq=%d last_seq=%d ok" %
+          (2 * a.n, seqs[0], seqs[-1]))
+
+
+# ---- load -----------------------------------------------------------------------------------
+
+class LoadConn:
+    def __init__(self, a, cid, rng):
+        self.a, self.cid, self.rng = a, cid, rng
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock.setblocking(False)
+        self.sock.connect_ex((a.host, a.port))
+        self.out = bytearray()
+        self.inbuf = bytearray()
+        self.inflight = []  # (idx, len)
+        self.next_idx = 0
+        self.dead = None
+        self.last_progress = time.monotonic()
+
+    def fill(self, now, deadline):
+        while now < deadline and len(self.inflight) < self.a.depth and len(self.out) < (1 << 20):
+            n = payload_len(self.rng, self.a.max_size)
+            body = payload(self.a.seed, self.cid, self.next_idx, n)
+            self.out += post_request(self.a.host, self.a.path, body)
+            self.inflight.append((self.next_idx, n))
+            self.next_idx += 1
+
+
+def cmd_load(a):
+    rng = random.Random(a.seed * 7919 + a.conn_base)
+    conns = [LoadConn(a, a.conn_base + i, random.Random(rng.random())) for i in range(a.conns)]
+    sel = selectors.DefaultSelector()
+    for c in conns:
+        sel.register(c.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, c)
+    ackfd = os.open(a.ack_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    stats = dict(sent=0, acked=0, errors=0, eof=0, reset=0, stall=0)
+    t0 = time.monotonic()
+    deadline = t0 + a.duration
+    while True:
+        now = time.monotonic()
+        live = [c for c in conns if not c.dead]
+        if not live or (now >= deadline + a.grace):
+            break
+        if now >= deadline and not any(c.inflight for c in live):
+            break
+        for c in live:
+            before = len(c.inflight)
+            c.fill(now, deadline)
+            stats["sent"] += len(c.inflight) - before
+            ev = selectors.EVENT_READ | (selectors.EVENT_WRITE if c.out else 0)
+            sel.modify(c.sock, ev, c)
+            if c.inflight and now - c.last_progress > a.stall:
+                c.dead = "stall"
+        for key, ev in sel.select(0.05):
+            c = key.data
+            if c.dead:
+                continue
+            try:
+                if ev & selectors.EVENT_WRITE and c.out:
+                    n = c.sock.send(c.out)
+                    del c.out[:n]
+                if ev & selectors.EVENT_READ:
+                    data = c.sock.recv(1 << 16)
+                    if not data:
+                        c.dead = "eof"
+                        continue
+                    c.inbuf += data
+                    c.last_progress = time.monotonic()
+                    while True:
+                        r = take_response(c.inbuf)
+                        if r is None:
+                            break
+                        st, _, body = r
+                        if st < 200:
+                            continue
+                        idx, n = c.inflight.pop(0)
+                        if st == 201:
+                            seq = json.loads(body)["seq"]
+                            os.write(ackfd, b"%d %d %d %d\n" % (seq, c.cid, idx, n))
+                            stats["acked"] += 1
+                        else:
+                            stats["errors"] += 1
+                            if stats["errors"] <= 5:
+                                    print("wal_client: load: conn %d request %d answered %d: %r" %
+                                      (c.cid, idx, st, body[:120]), file=sys.stderr)
+            except (ConnectionResetError, BrokenPipeError, ConnectionRefusedError):
+                c.dead = "reset"
+            except BlockingIOError:
+                pass
+    for c in conns:
+        if c.dead:
+            stats[c.dead] += 1
+        c.sock.close()
+    os.close(ackfd)
+    done = sum(1 for c in conns if not c.dead)
+    print("wal_client: load conns=%d done=%d sent=%d acked=%d errors=%d eof=%d reset=%d stall=%d "
+          "secs=%.1f" % (a.conns, done, stats["sent"], stats["acked"], stats["errors"],
+                         stats["eof"], stats["reset"], stats["stall"], time.monotonic() - t0))
+    if a.no_errors and stats["errors"]:
+        sys.exit(1)
+
+
+# ---- verify ---------------------------------------------------------------------------------
+
+def read_acks(path):
+    acks = {}
+    if path and os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                seq, conn, idx, n = (int(x) for x in line.split())
+                if seq in acks:
+                    fail("seq %d acknowledged twice" % seq)
+                acks[seq] = (conn, idx, n)
+    return acks
+
+
+class Checker:
+    def __init__(self, a):
+        self.acks = read_acks(a.ack_file)
+        self.seed = a.seed
+        self.strict = a.strict
+        self.seen = set()
+        self.prev = None
+        self.records = 0
+        self.problems = 0
+
+    def problem(self, msg):
+        self.problems += 1
+        if self.problems <= 20:
+            print("wal_client: verify: %s" % msg, file=sys.stderr)
+
+    def record(self, seq, data):
+        self.records += 1
+        if self.prev is not None and seq != self.prev + 1:
+            self.problem("seq %d follows %d: not dense" % (seq, self.prev))
+        self.prev = seq
+        self.seen.add(seq)
+        if seq in self.acks:
+            conn, idx, n = self.acks[seq]
+            if data != payload(self.seed, conn, idx, n):
+                self.problem("acked record %d (conn %d idx %d, %d bytes) differs: %d bytes, %s" %
+                             (seq, conn, idx, n, len(data), check_payload(data)))
+        elif self.strict:
+            why = check_payload(data)
+            if why:
+                self.problem("record %d (%d bytes) was never sent: %s" % (seq, len(data), why))
+
+    def finish(self, what):
+        missing = sorted(set(self.acks) - self.seen)
+        if missing:
+            self.problem("%d acknowledged records missing, e.g. %s" % (len(missing), missing[:10]))
+        print("wal_client: %s records=%d acked=%d missing=%d problems=%d" %
+              (what, self.records, len(self.acks), len(missing), self.problems))
+        sys.exit(1 if self.problems else 0)
+
+
+def parse_range(body, chk):
+    off = 0
+    while off < len(body):
+        nl = body.index(b"\n", off)
+        seq, n = (int(x) for x in body[off:nl].split())
+        data = body[nl + 1:nl + 1 + n]
+        if len(data) != n or body[nl + 1 + n:nl + 2 + n] != b"\n":
+            raise ValueError("bad range framing at record %d" % seq)
+        chk.record(seq, data)
+        off = nl + 2 + n
+
+
+def cmd_verify(a):
+    chk = Checker(a)
+    s = connect(a.host, a.port)
+    frm = 0
+    while True:
+        s.sendall(get_request(a.host, "%s?from=%d&limit=%d" % (a.path, frm, a.batch)))
+        r = read_responses(s, 1, timeout=60)
+        if not r or r[0][0] != 200:
+            fail("verify: range request from %d failed: %r" % (frm, (r[0][:2] if r else None)))
+        st, h, body = r[0]
+        parse_range(body, chk)
+        if int(h["x-records"]) == 0:
+            break
+        frm = int(h["x-next-seq"])
+    s.close()
+    chk.finish("verify")
+
+
+def cmd_verify_dump(a):
+    chk = Checker(a)
+    with open(a.raw, "rb") as raw, open(a.listing) as listing:
+        for line in listing:
+            f = line.split()
+            if len(f) != 4 or not f[0].isdigit():
+                continue  # the summary and messages
+            data = raw.read(int(f[1]))
+            chk.record(int(f[0]), data)
+        if raw.read(1):
+            chk.problem("raw output longer than the listed records")
+    chk.finish("verify-dump")
+
+
+# ---- bad input ------------------------------------------------------------------------------
+
+class Bad:
+    def __init__(self, a):
+        self.a = a
+        self.passed = 0
+        self.failed = 0
+
+    def check(self, name, ok, detail=""):
+        if ok:
+            self.passed += 1
+        else:
+            self.failed += 1
+            print("wal_client: badinput: %s FAILED %s" % (name, detail), file=sys.stderr)
+
+    def expect_status_close(self, name, raw, status, split=False):
+        s = connect(self.a.host, self.a.port)
+        try:
+            if split:
+                for i in range(0, len(raw), 7):
+                    s.sendall(raw[i:i + 7])
+            else:
+                s.sendall(raw)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server answered and closed before the end: read what it said
+        r = read_responses(s, 1, timeout=10)
+        got = r[0][0] if r else None
+        self.check(name, got == status and closed_by_peer(s), "got %r want %d + close" %
+                   (got, status))
+        s.close()
+
+    def post_ok(self, name, body):
+        """A normal POST on a fresh connection: the server still serves."""
+        s = connect(self.a.host, self.a.port)
+        s.sendall(post_request(self.a.host, self.a.path, body, close=True))
+        r = read_responses(s, 1)
+        self.check(name, bool(r) and r[0][0] == 201, "got %r" % ((r[0][:2] if r else None),))
+        s.close()
+
+
+def cmd_badinput(a):
+    b = Bad(a)
+    h, p = a.host, a.path
+    good = payload(a.seed, 990000, 0, 100)
+    b.expect_status_close("garbage line", b"GARBAGE\r\n\r\n", 400)
+    b.expect_status_close("two spaces", b"GET  /log HTTP/1.1\r\nHost: x\r\n\r\n", 400)
+    b.expect_status_close("bad version", b"GET /log HTTP/9.9\r\nHost: x\r\n\r\n", 505)
+    b.expect_status_close("no host", b"GET /stats HTTP/1.1\r\n\r\n", 400)
+    b.expect_status_close("bare LF", b"GET /stats HTTP/1.1\nHost: x\n\n", 400)
+    b.expect_status_close("NUL", b"GET /st\0ats HTTP/1.1\r\nHost: x\r\n\r\n", 400)
+    b.expect_status_close("huge head", b"GET /stats HTTP/1.1\r\nHost: x\r\nX-Big: " +
+                          b"a" * 20000 + b"\r\n\r\n", 431)
+    b.expect_status_close("huge head in pieces", b"GET /stats HTTP/1.1\r\nHost: x\r\n" +
+                          b"X-Many: 0123456789\r\n" * 600 + b"\r\n", 431, split=True)
+    for v in (b"abc", b"-5", b"+5", b"5, 5", b"99999999999999999999999"):
+        b.expect_status_close("Content-Length %s" % v.decode(), b"POST %s HTTP/1.1\r\nHost: "
+                              b"x\r\nContent-Length: %s\r\n\r\nhello" % (p.encode(), v), 400)
+    b.expect_status_close("duplicate Content-Length", b"POST %s HTTP/1.1\r\nHost: x\r\n"
+                          b"Content-Length: 5\r\nContent-Length: 5\r\n\r\nhello" % p.encode(), 400)
+    b.expect_status_close("chunked", b"POST %s HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
+                          b"chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n" % p.encode(), 411)
+    # Content-Length shorter than what follows: the rest is parsed as the next request (400).
+    s = connect(h, a.port)
+    s.sendall(post_request(h, p, good) + b"this is not a request\r\n\r\n")
+    r = read_responses(s, 2)
+    b.check("short Content-Length", [x[0] for x in r] == [201, 400] and closed_by_peer(s),
+            "got %r" % [x[0] for x in r])
+    s.close()
+    # Content-Length longer than what is sent, then the client half-closes: no reply, close.
+    s = connect(h, a.port)
+    s.sendall(post_request(h, p, good)[:-40])
+    s.shutdown(socket.SHUT_WR)
+    r = read_responses(s, 1, timeout=5)
+    b.check("long Content-Length + EOF", not r and closed_by_peer(s), "got %r" % (r,))
+    s.close()
+    # Unknown method, wrong method, unknown path: answered, connection kept.
+    s = connect(h, a.port)
+    s.sendall(b"BREW %s HTTP/1.1\r\nHost: x\r\n\r\n" % p.encode() +
+              b"PUT %s HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc" % p.encode() +
+              get_request(h, "/nowhere") + get_request(h, p + "/abc") +
+              get_request(h, p + "/999999999999", close=True))
+    r = read_responses(s, 5)
+    b.check("method/path errors", [x[0] for x in r] == [501, 405, 404, 404, 404],
+            "got %r" % [x[0] for x in r])
+    s.close()
+    # Expect: 100-continue: the interim reply comes before the body is sent.
+    s = connect(h, a.port)
+    s.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nExpect: 100-continue\r\n"
+              b"\r\n" % (p.encode(), len(good)))
+    s.settimeout(5)
+    interim = s.recv(100)
+    s.sendall(good)
+    r = read_responses(s, 1)
+    b.check("expect 100-continue", interim.startswith(b"HTTP/1.1 100") and r and r[0][0] == 201,
+            "got %r then %r" % (interim[:20], (r[0][:2] if r else None)))
+    s.close()
+    b.expect_status_close("expect + too large", b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length:"
+                          b" %d\r\nExpect: 100-continue\r\n\r\n" % (p.encode(), a.max_body + 1),
+                          413)
+    # Too large without Expect: the body is read and dropped, the connection stays usable.
+    s = connect(h, a.port)
+    s.sendall(post_request(h, p, b"x" * (a.max_body + 1)) + post_request(h, p, good, close=True))
+    r = read_responses(s, 2, timeout=30)
+    b.check("too large then ok", [x[0] for x in r] == [413, 201], "got %r" % [x[0] for x in r])
+    s.close()
+    # A reset in the middle of a large body: its kept pieces must be released, no record.
+    s = connect(h, a.port)
+    big = payload(a.seed, 990000, 1, a.max_body)
+    s.sendall(post_request(h, p, big)[:a.max_body // 2])
+    time.sleep(0.3)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()  # RST
+    b.post_ok("served after a reset mid-body", good)
+    # Slowloris: a head trickled one byte at a time is cut off by --header-timeout with 408,
+    # while others are served meanwhile.
+    s = connect(h, a.port)
+    t0 = time.monotonic()
+    head = b"GET /stats HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"s" * 400
+    got = None
+    try:
+        for i in range(len(head)):
+            s.sendall(head[i:i + 1])
+            if i == 5:
+                b.post_ok("served during a slowloris", good)
+            time.sleep(0.05)
+            if time.monotonic() - t0 > a.header_timeout + 5:
+                break
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    r = read_responses(s, 1, timeout=a.header_timeout + 5)
+    got = r[0][0] if r else None
+    took = time.monotonic() - t0
+    b.check("slowloris", got == 408 and took < a.header_timeout + 5,
+            "got %r after %.1f s" % (got, took))
+    s.close()
+    # HTTP/1.0 keep-alive, and HEAD.
+    s = connect(h, a.port)
+    s.sendall(b"GET /stats HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+    r1 = read_responses(s, 1)
+    s.sendall(b"HEAD /stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    r2 = read_responses(s, 1, head_only=True)
+    b.check("1.0 keep-alive + HEAD", r1 and r1[0][0] == 200 and r2 and r2[0][0] == 200 and
+            r2[0][2] == b"" and closed_by_peer(s), "got %r %r" % (r1[:1], r2[:1]))
+    s.close()
+    print("wal_client: badinput passed=%d failed=%d" % (b.passed, b.failed))
+    sys.exit(1 if b.failed else 0)
+
+
+# ---- main -----------------------------------------------------------------------------------
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--host", default="127.0.0.1")
+    common.add_argument("--port", type=int, default=80)
+    common.add_argument("--path", default="/log")
+    common.add_argument("--seed", type=int, default=1)
+    p = sub.add_parser("pipeline", parents=[common])
+    p.add_argument("--n", type=int, default=100)
+    p = sub.add_parser("load", parents=[common])
+    p.add_argument("--conns", type=int, default=8)
+    p.add_argument("--depth", type=int, default=4)
+    p.add_argument("--duration", type=float, default=4)
+    p.add_argument("--grace", type=float, default=3)
+    p.add_argument("--stall", type=float, default=2)
+    p.add_argument("--max-size", type=int, default=262144)
+    p.add_argument("--conn-base", type=int, default=0)
+    p.add_argument("--ack-file", required=True)
+    p.add_argument("--no-errors", action="store_true", help="exit 1 on any non-201 reply")
+    for name in ("verify", "verify-dump"):
+        p = sub.add_parser(name, parents=[common])
+        p.add_argument("--ack-file")
+        p.add_argument("--strict", action="store_true",
+                       help="every record must be a payload of this client")
+        p.add_argument("--batch", type=int, default=2000)
+        if name == "verify-dump":
+            p.add_argument("--listing", required=True)
+            p.add_argument("--raw", required=True)
+    p = sub.add_parser("badinput", parents=[common])
+    p.add_argument("--max-body", type=int, default=1 << 20)
+    p.add_argument("--header-timeout", type=float, default=2)
+    a = ap.parse_args()
+    {"pipeline": cmd_pipeline, "load": cmd_load, "verify": cmd_verify,
+     "verify-dump": cmd_verify_dump, "badinput": cmd_badinput}[a.cmd](a)
+
+
+if __name__ == "__main__":
+    main()
