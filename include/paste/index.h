@@ -112,7 +112,7 @@ struct paste_kv;
 
 /**
  * Open the key-value index in region @name, creating it for @capacity keys if absent (0: lookup
- * only). The region holds a bucket array and fixed-size entries (see docs/recovery.md for sizes).
+ * only). The region holds a bucket array and fixed-size entries (see docs/kv-index.md for sizes).
  */
 int paste_kv__open(struct paste_pool *pool, const char *name, uint64_t capacity,
                    struct paste_kv **kv);
