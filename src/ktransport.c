@@ -225,7 +225,8 @@ static void k_write(struct paste_conn *c)
 		c->close_err = -ECONNRESET;
 		return;
 	}
-	memmove(c->out, c->out + done, c->out_len - done);
+	if (done && done < c->out_len)
+		memmove(c->out, c->out + done, c->out_len - done);
 	c->out_len -= done;
 	if (done && c->want_write) {
 		c->want_write = false;
