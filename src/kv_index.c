@@ -1087,10 +1087,11 @@ static void kv_prefetch(const struct paste_kv *kv, uint64_t p, unsigned ahead, b
 	uint64_t w = kv->buckets[(p + ahead) % kv->nbuckets];
 	const struct kv_entry *e;
 
-	if (w_live(w) && w_cur(kv, w) <= kv->nslots)
+	/* the word may be corrupt: slot numbers are 1..nslots (0 - 1 wraps and fails too) */
+	if (w_live(w) && w_cur(kv, w) - 1 < kv->nslots)
 		__builtin_prefetch(&kv->slots[w_cur(kv, w) - 1]);
 	w = kv->buckets[(p + ahead / 2) % kv->nbuckets];
-	if (!data || !w_live(w) || w_cur(kv, w) > kv->nslots)
+	if (!data || !w_live(w) || w_cur(kv, w) - 1 >= kv->nslots)
 		return;
 	e = &kv->slots[w_cur(kv, w) - 1];
 	if (paste_pool__ref_in_frame(kv->pool, &e->key, NULL))
