@@ -59,7 +59,7 @@ struct pbuf *paste_netif__wrap(struct paste_ctx *ctx, uint32_t idx, uint8_t *dat
 	return pbuf_alloced_custom(PBUF_RAW, (u16_t)len, PBUF_REF, &rb->pc, data, (u16_t)len);
 }
 
-/* Shared-IP mode: remember which MAC the peer at the frame's source IPv4 address sits behind. */
+/* Remember which MAC the peer at the frame's source IPv4 address sits behind (its next hop). */
 static void neigh_learn(struct paste_ctx *ctx, const uint8_t *frame, uint32_t len)
 {
 	uint32_t ip, h, i;
@@ -88,8 +88,7 @@ void paste_netif__input(struct paste_ctx *ctx, uint32_t idx, uint8_t *data, uint
 		paste_frames__move(ctx->frames, idx, PASTE_FRAME_RX, PASTE_FRAME_FREE);
 		return;
 	}
-	if (ctx->opts.shared_ip)
-		neigh_learn(ctx, data, len);
+	neigh_learn(ctx, data, len);
 	p = paste_netif__wrap(ctx, idx, data, len);
 	/* ethernet_input always consumes p (frees it on error). */
 	ethernet_input(p, &ctx->netif);
@@ -131,26 +130,47 @@ static bool neigh_kernel(struct paste_ctx *ctx, uint32_t ip, uint8_t mac[6])
 	return found;
 }
 
+/* Next hop learned from a received frame (see neigh_learn), or false. */
+static bool neigh_lookup(const struct paste_ctx *ctx, uint32_t ip, struct eth_addr *to)
+{
+	uint32_t h = (ntohl(ip) * 2654435761u) & (PASTE_NEIGH_SLOTS - 1);
+
+	for (uint32_t i = 0; i < 8; i++) {
+		const struct paste_neigh *n = &ctx->neigh[(h + i) & (PASTE_NEIGH_SLOTS - 1)];
+
+		if (n->ip == ip) {
+			memcpy(to->addr, n->mac, 6);
+			return true;
+		}
+	}
+	return false;
+}
+
 static err_t netif_output_shared(struct netif *netif, struct pbuf *p, const ip4_addr_t *dst)
 {
 	struct paste_ctx *ctx = netif->state;
-	uint32_t ip = ip4_addr_get_u32(dst),
-	         h = (ntohl(ip) * 2654435761u) & (PASTE_NEIGH_SLOTS - 1);
+	uint32_t ip = ip4_addr_get_u32(dst);
 	struct eth_addr to;
 
-	for (uint32_t i = 0; i < 8; i++) {
-		struct paste_neigh *n = &ctx->neigh[(h + i) & (PASTE_NEIGH_SLOTS - 1)];
-
-		if (n->ip == ip) {
-			memcpy(to.addr, n->mac, 6);
-			return ethernet_output(netif, p, (struct eth_addr *)netif->hwaddr, &to,
-			                       ETHTYPE_IP);
-		}
-	}
-	if (neigh_kernel(ctx, ip, to.addr))
+	if (neigh_lookup(ctx, ip, &to) || neigh_kernel(ctx, ip, to.addr))
 		return ethernet_output(netif, p, (struct eth_addr *)netif->hwaddr, &to, ETHTYPE_IP);
 	ctx->st.tx_dropped++;
 	return ERR_RTE;
+}
+
+/*
+ * Dedicated IP: answer a peer at the MAC its own frames came from, and ARP (lwIP) only for peers
+ * never heard from. lwIP's ARP table has 10 entries in Debian's build; a flood of SYNs from spoofed
+ * addresses would otherwise evict the real clients' entries and stall their connections.
+ */
+static err_t netif_output_dedicated(struct netif *netif, struct pbuf *p, const ip4_addr_t *dst)
+{
+	struct paste_ctx *ctx = netif->state;
+	struct eth_addr to;
+
+	if (neigh_lookup(ctx, ip4_addr_get_u32(dst), &to))
+		return ethernet_output(netif, p, (struct eth_addr *)netif->hwaddr, &to, ETHTYPE_IP);
+	return etharp_output(netif, p, dst);
 }
 
 static err_t netif_init_cb(struct netif *netif)
@@ -166,7 +186,7 @@ static err_t netif_init_cb(struct netif *netif)
 	if (!ctx->opts.shared_ip)
 		netif->flags |= NETIF_FLAG_ETHARP;
 	netif->linkoutput = netif_linkoutput;
-	netif->output = ctx->opts.shared_ip ? netif_output_shared : etharp_output;
+	netif->output = ctx->opts.shared_ip ? netif_output_shared : netif_output_dedicated;
 	return ERR_OK;
 }
 

@@ -117,8 +117,8 @@ struct paste_pool {
 	struct pool_sb sb; /* working copy of the superblock; sb_commit() makes it durable */
 	/* volatile state, rebuilt at every open */
 	struct paste_frames frames; /* who holds each frame; KEPT counts rebuilt from the indexes */
-	bool recovering;	    /* index recovery runs: ref_get accepts FREE frames */
-	bool flushed;		    /* flushes since the last drain */
+	bool recovering;            /* index recovery runs: ref_get accepts FREE frames */
+	bool flushed;               /* flushes since the last drain */
 	struct paste_pmem_ops ops;  /* flush/drain; libpmem unless the simulator replaced them */
 	struct pool_hook hooks[8];  /* run after every drain */
 	unsigned nhooks;
@@ -226,7 +226,8 @@ static const char *sb_check_geometry(const struct pool_sb *sb)
 	if (sb->frame_count < POOL_MIN_FRAMES)
 		return "too few frames";
 	if (sb->region_area_off != POOL_SB_AREA || sb->region_area_size % POOL_PAGE ||
-	    sb->region_area_size > sb->pool_size || sb->region_area_used > sb->region_area_size)
+	    sb->region_area_size > sb->pool_size || sb->region_area_used > sb->region_area_size ||
+	    sb->region_area_used % POOL_PAGE)
 		return "region area out of place";
 	if (sb->frame_area_off % POOL_PAGE || sb->frame_area_off < region_end ||
 	    sb->frame_area_off > sb->pool_size ||
@@ -808,9 +809,9 @@ static int pool_recover(struct paste_pool *p)
 	if (err)
 		return err;
 	if (nidx)
-		pr_info("pool %s: recovered %u index%s in %.3f ms (%s shutdown): %u frames in use", p->path,
-			nidx, nidx == 1 ? "" : "es", (double)(mono_ns() - t0) / 1e6,
-			p->was_clean ? "clean" : "unclean", p->frames.n[PASTE_FRAME_KEPT]);
+		pr_info("pool %s: recovered %u index%s in %.3f ms (%s shutdown): %u frames in use",
+		        p->path, nidx, nidx == 1 ? "" : "es", (double)(mono_ns() - t0) / 1e6,
+		        p->was_clean ? "clean" : "unclean", p->frames.n[PASTE_FRAME_KEPT]);
 	return 0;
 }
 
@@ -835,7 +836,7 @@ struct paste_frames *paste_pool__frame_alloc(struct paste_pool *pool)
 }
 
 bool paste_pool__ref_in_frame(const struct paste_pool *pool, const struct paste_ref *ref,
-			      uint32_t *frame)
+                              uint32_t *frame)
 {
 	const struct pool_sb *sb = &pool->sb;
 	uint64_t rel, fs = sb->frame_size;
@@ -865,8 +866,8 @@ int paste_pool__ref_get(struct paste_pool *pool, const struct paste_ref *ref)
 
 	if (!paste_pool__ref_in_frame(pool, ref, &frame))
 		return paste_fail(-EINVAL, "pool %s: reference [%llu, +%u) is not inside one frame",
-				  pool->path, ref ? (unsigned long long)ref->off : 0ull,
-				  ref ? ref->len : 0);
+		                  pool->path, ref ? (unsigned long long)ref->off : 0ull,
+		                  ref ? ref->len : 0);
 	if (pool->recovering)
 		return paste_frames__recover_ref(&pool->frames, frame);
 	return paste_frames__ref(&pool->frames, frame);
@@ -878,12 +879,13 @@ int paste_pool__ref_put(struct paste_pool *pool, const struct paste_ref *ref)
 
 	if (!paste_pool__ref_in_frame(pool, ref, &frame))
 		return paste_fail(-EINVAL, "pool %s: reference [%llu, +%u) is not inside one frame",
-				  pool->path, ref ? (unsigned long long)ref->off : 0ull,
-				  ref ? ref->len : 0);
+		                  pool->path, ref ? (unsigned long long)ref->off : 0ull,
+		                  ref ? ref->len : 0);
 	if (pool->frames.state[frame] != PASTE_FRAME_KEPT)
-		return paste_fail(-EINVAL, "pool %s: release of an unknown reference (frame %u is "
-					   "not kept: never kept, or released twice)",
-				  pool->path, frame);
+		return paste_fail(-EINVAL,
+		                  "pool %s: release of an unknown reference (frame %u is "
+		                  "not kept: never kept, or released twice)",
+		                  pool->path, frame);
 	return paste_frames__unref(&pool->frames, frame);
 }
 
@@ -893,17 +895,18 @@ int paste_pool__ref_put_after_fence(struct paste_pool *pool, const struct paste_
 
 	if (!paste_pool__ref_in_frame(pool, ref, &frame) ||
 	    pool->frames.state[frame] != PASTE_FRAME_KEPT)
-		return paste_fail(-EINVAL, "pool %s: deferred release of an unknown reference "
-					   "[%llu, +%u)",
-				  pool->path, ref ? (unsigned long long)ref->off : 0ull,
-				  ref ? ref->len : 0);
+		return paste_fail(-EINVAL,
+		                  "pool %s: deferred release of an unknown reference "
+		                  "[%llu, +%u)",
+		                  pool->path, ref ? (unsigned long long)ref->off : 0ull,
+		                  ref ? ref->len : 0);
 	if (pool->ndeferred == pool->deferred_cap) {
 		size_t cap = pool->deferred_cap ? pool->deferred_cap * 2 : 256;
 		struct paste_ref *d = realloc(pool->deferred, cap * sizeof(*d));
 
 		if (!d)
 			return paste_fail(-ENOMEM, "pool %s: out of memory for deferred releases",
-					  pool->path);
+			                  pool->path);
 		pool->deferred = d;
 		pool->deferred_cap = cap;
 	}
@@ -950,7 +953,7 @@ void *paste_pool__index(const struct paste_pool *pool, const char *name)
 }
 
 int paste_pool__set_index(struct paste_pool *pool, const char *name, void *index,
-			  void (*free_fn)(void *index))
+                          void (*free_fn)(void *index))
 {
 	for (unsigned i = 0; i < PASTE_POOL_MAX_REGIONS; i++) {
 		struct pool_index *ix = &pool->indexes[i];

@@ -52,6 +52,7 @@
 #define KV_BYTES_KEY   80u /* index region bytes per key (buckets at 75 % load + 64 B entry) */
 #define KV_SCAN_POS    40  /* SCAN cursor: position bits ... */
 #define KV_SCAN_EPOCH  23  /* ... and deletion-count bits above them (cursor < 2^63) */
+#define KV_SCAN_CALLS  8   /* a full SCAN takes at most about 2^8 calls, whatever COUNT says */
 #define KV_FLUSH_BATCH 1024u
 #define KV_VERSION     "0.1.0"
 
@@ -347,9 +348,9 @@ static void oi_pop(struct kvd *d, struct kconn *kc)
 }
 
 /*
- * Send what the send buffer takes. Stops only when a send takes nothing: a short but non-zero
- * send does not promise another on_data (paste_conn__send caps one call at 64 KiB - 1 without
- * asking for one), a send of 0 does. @return 0, or -1 when the connection is gone.
+ * Send what the send buffer takes. Stops only when a send takes nothing, which always re-arms
+ * on_data (a short non-zero send did not, before libpaste-xdp 2a64ddb). @return 0, or -1 when the
+ * connection is gone.
  */
 static int flush_out(struct kvd *d, struct paste_conn *c, struct kconn *kc)
 {
@@ -1057,12 +1058,14 @@ static int cmd_keys(struct req *r)
  * index compaction; a deletion moves later entries one place up, so the next call starts earlier
  * by the number of deletions since: a key present for the whole scan is never missed (it may be
  * returned twice, as Redis allows). Each call walks the index from its start (no resume point in
- * paste_kv__iterate), so a full scan costs O(keys^2 / COUNT) bucket visits.
+ * paste_kv__iterate), so each call visits at least keys / 2^KV_SCAN_CALLS entries (COUNT is a
+ * hint): a full scan costs at most ~2^KV_SCAN_CALLS walks of the index.
  */
 static int cmd_scan(struct req *r)
 {
 	struct walk w = {.d = r->d, .visit = 10};
 	uint64_t cur, pos, dels, next;
+	struct paste_kv_info info;
 	const uint8_t *c = arg(r, 1);
 	char h[RESP_HDR_MAX + 24];
 	int64_t v;
@@ -1093,6 +1096,10 @@ static int cmd_scan(struct req *r)
 	}
 	if (w.pat && is_all(w.pat, w.plen))
 		w.pat = NULL;
+	paste_kv__info(r->d->kv, &info);
+	if (w.visit && w.visit < info.keys >> KV_SCAN_CALLS)
+		w.visit =
+		    info.keys >> KV_SCAN_CALLS; /* COUNT is a hint: bound a full scan's cost */
 	cur = (uint64_t)v;
 	pos = cur & ((1ull << KV_SCAN_POS) - 1);
 	dels = (r->d->del_epoch - (cur >> KV_SCAN_POS)) & ((1ull << KV_SCAN_EPOCH) - 1);
