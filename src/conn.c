@@ -383,10 +383,9 @@ void paste_conns__reap(struct paste_ctx *ctx)
 	}
 }
 
-void paste_conns__shutdown(struct paste_ctx *ctx)
+void paste_conns__shutdown_conns(struct paste_ctx *ctx)
 {
 	struct paste_conn *c;
-	unsigned i;
 
 	for (c = ctx->conns; c; c = c->next) {
 		if (c->fd >= 0)
@@ -400,6 +399,13 @@ void paste_conns__shutdown(struct paste_ctx *ctx)
 		paste_conn__mark_dead(c, -ECONNABORTED);
 	}
 	ctx->dirty = NULL;
+}
+
+void paste_conns__shutdown(struct paste_ctx *ctx)
+{
+	unsigned i;
+
+	paste_conns__shutdown_conns(ctx);
 	paste_conns__reap(ctx);
 	for (i = 0; i < ctx->nlisteners; i++) {
 		if (ctx->listeners[i]->pcb)

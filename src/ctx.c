@@ -11,6 +11,10 @@
 #include <string.h>
 #include <time.h>
 
+#include <lwip/etharp.h>
+#include <lwip/ip4_frag.h>
+#include <lwip/priv/tcp_priv.h>
+#include <lwip/tcp.h>
 #include <lwip/timeouts.h>
 
 #include "ctx.h"
@@ -198,6 +202,33 @@ fail:
 	return err;
 }
 
+/* Every pcb lwIP has not handed to us (half-open, or closing after we let go) holds no frame of
+ * ours once aborted; IP reassembly and the ARP queue may: age them out. */
+static void drain_stack(struct paste_ctx *ctx)
+{
+	while (tcp_active_pcbs) {
+		struct tcp_pcb *pcb = tcp_active_pcbs;
+
+		tcp_arg(pcb, NULL);
+		tcp_err(pcb, NULL);
+		tcp_abort(pcb);
+	}
+	for (int i = 0; i < 2 * IP_REASS_MAXAGE + 2; i++)
+		ip_reass_tmr();
+	etharp_cleanup_netif(&ctx->netif);
+}
+
+PASTE_EXPORT int paste_shutdown(struct paste_ctx *ctx)
+{
+	paste_conns__shutdown_conns(ctx);
+	paste_conns__reap(ctx);
+	if (ctx->netif_added) {
+		drain_stack(ctx);
+		paste_xsk__kick(ctx); /* the RSTs */
+	}
+	return 0;
+}
+
 PASTE_EXPORT void paste_close(struct paste_ctx **pctx)
 {
 	struct paste_ctx *ctx = pctx ? *pctx : NULL;
@@ -205,8 +236,8 @@ PASTE_EXPORT void paste_close(struct paste_ctx **pctx)
 	if (!ctx)
 		return;
 	if (ctx->netif_added || ctx->kernel) {
-		paste_conns__shutdown(ctx);
-		paste_xsk__kick(ctx); /* the RSTs of the aborted connections */
+		paste_shutdown(ctx);
+		paste_conns__shutdown(ctx); /* listeners */
 	}
 	if (ctx->netif_added)
 		paste_netif__close(ctx);

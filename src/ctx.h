@@ -206,7 +206,8 @@ void paste_conns__run_ready(struct paste_ctx *ctx);
 void paste_conns__flush(struct paste_ctx *ctx);
 /* on_close + free for connections that ended this round. */
 void paste_conns__reap(struct paste_ctx *ctx);
-/* Abort every connection and listener (paste_close). */
+/* Abort every connection (paste_shutdown), and also close the listeners (paste_close). */
+void paste_conns__shutdown_conns(struct paste_ctx *ctx);
 void paste_conns__shutdown(struct paste_ctx *ctx);
 
 #endif /* PASTE_CTX_H */

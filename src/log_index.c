@@ -596,6 +596,10 @@ PASTE_EXPORT int paste_log__truncate(struct paste_log *log, uint64_t upto_seq)
 	if (upto_seq < first || last < first)
 		return 0;
 	new_off = last + 1 < log->next_seq ? ring_off(log, last + 1) : log->tail_off;
+	if (last + 1 == log->next_seq && log->used < log->data_size) { /* empties the log */
+		memset(log_at(log, new_off), 0, LOG_ALIGN);
+		paste_pool__flush(log->pool, log_at(log, new_off), LOG_ALIGN);
+	}
 	head_write(log, last + 1, new_off, log->epoch); /* durable: flushed and fenced */
 	for (uint64_t s = first; s <= last; s++)
 		log_release(log, s);
@@ -742,18 +746,20 @@ static int log_scan(struct paste_log *log)
 {
 	bool check_payload = !paste_pool__was_clean(log->pool);
 	uint64_t off = log->head_off, waste;
-	uint32_t floor = 0;
+	uint32_t floor = 0, mfloor;
 
 	for (;;) {
 		const struct log_rec *r;
 
 		waste = 0;
+		mfloor = floor;
 		if (wrap_valid(log, off, log->next_seq, floor) &&
 		    log->used + (log->data_size - off) < log->data_size) {
 			waste = log->data_size - off;
+			mfloor = log_at(log, off)->epoch; /* the record behind a marker is as new */
 			off = 0;
 		}
-		if (!rec_valid(log, off, log->next_seq, floor, log->data_size - log->used - waste,
+		if (!rec_valid(log, off, log->next_seq, mfloor, log->data_size - log->used - waste,
 		               check_payload))
 			break;
 		if (ring_reserve(log))

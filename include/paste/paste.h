@@ -147,6 +147,14 @@ struct paste_opts {
  */
 int paste_open(struct paste_ctx **ctx, const struct paste_opts *opts);
 
+/**
+ * Quiesce: abort every connection and drop every packet the TCP/IP stack still holds (half-open
+ * connections, IP fragments awaiting reassembly, packets queued for ARP), so that afterwards
+ * paste_stats() shows frames_rx == 0 unless the application itself holds frames. The context stays
+ * open (listeners included). paste_close() does this first. @return 0.
+ */
+int paste_shutdown(struct paste_ctx *ctx);
+
 /** Abort every connection, detach the XDP program, close the socket and pool; *ctx = NULL. */
 void paste_close(struct paste_ctx **ctx);
 

@@ -224,6 +224,8 @@ int main(int argc, char **argv)
 	       st.frames_total);
 	fflush(stdout);
 	r = serve(e.ctx);
+	paste_shutdown(
+	    e.ctx); /* connections and whatever lwIP still holds: now frames_rx must be 0 */
 	print_stats(e.ctx);
 	paste_stats(e.ctx, &st, sizeof(st));
 	if (r == 0 && st.conns_open == 0 && (st.frames_rx || st.frames_kept)) {

@@ -644,11 +644,16 @@ static void adopt(struct sim_run *r)
 	sim_debug(r, "  new session from the crash image (op %llu)", (unsigned long long)op);
 }
 
-/* After an operation: verify a captured image; sometimes go on from it. */
+/* After an operation: verify a captured image; sometimes go on from it, more often when its
+ * recovery had to cut torn log records (what is left behind them is what a second session can
+ * trip over). */
 static void step_done(struct sim_run *r)
 {
-	if (after(r) && !r->crash.closing && !r->fatal && !r->replay &&
-	    sim_chance(&r->crash_rng, r->cfg->adopt_pct))
+	uint64_t cut = sim_events.log_cut;
+	bool ok = after(r);
+	unsigned pct = sim_events.log_cut != cut ? 10 * r->cfg->adopt_pct : r->cfg->adopt_pct;
+
+	if (ok && !r->crash.closing && !r->fatal && !r->replay && sim_chance(&r->crash_rng, pct))
 		adopt(r);
 }
 
@@ -825,10 +830,16 @@ static void set_components(struct sim_run *r)
  * same workload stream (and getrandom() stream: same uuid, same hash seed), so it makes the same
  * calls, and another stream for its crash choices.
  */
+static uint64_t mix(uint64_t a, uint64_t b)
+{
+	struct sim_rng t = {a ^ b * 0x9e3779b97f4a7c15ull};
+
+	return sim_rand(&t);
+}
+
 static void seed_run(struct sim_run *r, bool replay)
 {
-	r->rng.s = r->cfg->seed ^ (uint64_t)r->wl << 56 ^ (uint64_t)r->brk << 48 ^ r->run_no;
-	sim_rand(&r->rng);
+	r->rng.s = mix(mix(mix(r->cfg->seed, 1 + r->wl), 1 + r->brk), 1 + r->run_no);
 	r->crash_rng.s = sim_rand(&r->rng) ^ 0x5deece66dull ^ (replay ? 0x9e3779b97f4a7c15ull : 0);
 	sim_interpose__seed(sim_rand(&r->rng));
 	/* Mostly sparse crash points; some runs take nearly every call (dense coverage of
