@@ -882,7 +882,7 @@ static void do_get_one(struct wal *w, struct wconn *wc)
 static void do_get_range(struct wal *w, struct wconn *wc)
 {
 	const struct http_req *r = &wc->req;
-	uint64_t from, limit = WAL_RANGE_DEFAULT, end, total = 0, len;
+	uint64_t from, limit = WAL_RANGE_DEFAULT, end, total = 0, len = 0;
 	struct store_info si;
 	char hdr[160], line[48];
 

@@ -1245,7 +1245,8 @@ static int fz_apply(struct fz_model *m, const struct fz_op *op, int trial, int i
 	if (op->type == 0) {
 		if (!m->val[op->key][0] && live >= fz_cap)
 			return -ENOSPC;
-		snprintf(m->val[op->key], sizeof(m->val[0]), "v%d-%d", trial, i);
+		snprintf(m->val[op->key], sizeof(m->val[0]), "v%hu-%hu", (unsigned short)trial,
+		         (unsigned short)i);
 	}
 	return 0;
 }
