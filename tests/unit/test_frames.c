@@ -236,7 +236,7 @@ static void test_ref_unref(void **state)
 	expect(f, N - 2, 1, 1, 0, 0); /* last one: back to RX, the pbuf still holds it */
 	assert_int_equal(f->state[idx], PASTE_FRAME_RX);
 	assert_int_equal(paste_frames__unref(f, idx), -EINVAL); /* one unref too many */
-	assert_int_equal(paste_frames__rx_done(f, idx), 0);	 /* the pbuf lets go: FREE */
+	assert_int_equal(paste_frames__rx_done(f, idx), 0);     /* the pbuf lets go: FREE */
 	expect(f, N - 1, 1, 0, 0, 0);
 	assert_int_equal(paste_frames__rx_done(f, idx), -EINVAL); /* pbuf freed twice */
 	assert_int_equal(paste_frames__move(f, other, PASTE_FRAME_FILL, PASTE_FRAME_FREE), 0);
@@ -281,7 +281,8 @@ static void test_recover_refs(void **state)
 	}
 	assert_int_equal(paste_frames__alloc(f, PASTE_FRAME_FILL, &idx), -ENOSPC);
 	for (uint32_t i = 0; i < N - 2; i++)
-		assert_int_equal(paste_frames__move(f, got[i], PASTE_FRAME_FILL, PASTE_FRAME_FREE), 0);
+		assert_int_equal(paste_frames__move(f, got[i], PASTE_FRAME_FILL, PASTE_FRAME_FREE),
+		                 0);
 	assert_int_equal(paste_frames__unref(f, 3), 0);
 	assert_int_equal(paste_frames__unref(f, 3), 0);
 	assert_int_equal(paste_frames__unref(f, 7), 0);
