@@ -309,3 +309,28 @@ int daemon_parse(int argc, char **argv, struct daemon_opts *d, const struct opti
 	free(all);
 	return r;
 }
+
+volatile sig_atomic_t daemon_got_stop, daemon_got_usr1;
+struct paste_ctx *volatile daemon_sig_ctx;
+
+static void on_signal(int sig)
+{
+	if (sig == SIGUSR1) {
+		daemon_got_usr1 = 1;
+		return;
+	}
+	daemon_got_stop = 1;
+	if (daemon_sig_ctx)
+		paste_stop(daemon_sig_ctx);
+}
+
+void daemon_install_signals(void)
+{
+	struct sigaction sa = {.sa_handler = on_signal};
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}

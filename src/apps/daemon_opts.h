@@ -9,6 +9,7 @@
 #define PASTE_DAEMON_OPTS_H
 
 #include <getopt.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -39,5 +40,14 @@ int daemon_parse(int argc, char **argv, struct daemon_opts *d, const struct opti
 int daemon_parse_size(const char *s, uint64_t *out);
 /* Decimal integer in [lo, hi]. @return 0 or -1. */
 int daemon_parse_uint(const char *s, uint64_t lo, uint64_t hi, uint64_t *out);
+
+/*
+ * Signals every daemon handles the same way: SIGTERM/SIGINT set daemon_got_stop and stop the event
+ * loop of daemon_sig_ctx (set it once the context is open, NULL it before closing), SIGUSR1 sets
+ * daemon_got_usr1 (print stats), SIGPIPE is ignored.
+ */
+extern volatile sig_atomic_t daemon_got_stop, daemon_got_usr1;
+extern struct paste_ctx *volatile daemon_sig_ctx;
+void daemon_install_signals(void);
 
 #endif

@@ -31,9 +31,6 @@ struct echo_conn {
 	uint64_t echoed;
 };
 
-static volatile sig_atomic_t got_stop, got_usr1;
-static struct paste_ctx *sig_ctx;
-
 static void usage(FILE *out)
 {
 	fprintf(
@@ -138,40 +135,18 @@ static void print_stats(struct paste_ctx *ctx)
 	fflush(stdout);
 }
 
-static void on_signal(int sig)
-{
-	if (sig == SIGUSR1) {
-		got_usr1 = 1;
-		return;
-	}
-	got_stop = 1;
-	if (sig_ctx)
-		paste_stop(sig_ctx);
-}
-
-static void install_signals(void)
-{
-	struct sigaction sa = {.sa_handler = on_signal};
-
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGUSR1, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
-}
-
 static int serve(struct paste_ctx *ctx)
 {
 	int n;
 
-	while (!got_stop) {
+	while (!daemon_got_stop) {
 		n = paste_poll(ctx, -1);
 		if (n < 0 && n != -EINTR) {
 			fprintf(stderr, "paste-echo: event loop failed: %s\n", strerror(-n));
 			return 1;
 		}
-		if (got_usr1) {
-			got_usr1 = 0;
+		if (daemon_got_usr1) {
+			daemon_got_usr1 = 0;
 			print_stats(ctx);
 		}
 	}
@@ -199,13 +174,13 @@ int main(int argc, char **argv)
 	if (r)
 		return r == 1 ? 0 : 2;
 	paste_set_print(NULL, NULL, d.verbose ? PASTE_LOG_DEBUG : PASTE_LOG_INFO);
-	install_signals();
+	daemon_install_signals();
 	err = paste_open(&e.ctx, &d.paste);
 	if (err) {
 		fprintf(stderr, "paste-echo: cannot start: %s\n", paste_last_error());
 		return 1;
 	}
-	sig_ctx = e.ctx;
+	daemon_sig_ctx = e.ctx;
 	err = paste_listen(e.ctx, d.port, &ops, &e);
 	if (err) {
 		fprintf(stderr, "paste-echo: %s\n", paste_last_error());
@@ -235,7 +210,7 @@ int main(int argc, char **argv)
 		        st.frames_rx + st.frames_kept);
 		r = 3;
 	}
-	sig_ctx = NULL;
+	daemon_sig_ctx = NULL;
 	paste_close(&e.ctx);
 	return r;
 }

@@ -142,9 +142,6 @@ struct str {
 	bool pool;
 };
 
-static volatile sig_atomic_t got_stop, got_usr1;
-static struct paste_ctx *sig_ctx;
-
 /* ---- time, scratch ------------------------------------------------------------------------- */
 
 static uint64_t mono_ns(void)
@@ -1946,28 +1943,6 @@ static int extra_opt(int opt, const char *arg, void *app)
 	return -1;
 }
 
-static void on_signal(int sig)
-{
-	if (sig == SIGUSR1) {
-		got_usr1 = 1;
-		return;
-	}
-	got_stop = 1;
-	if (sig_ctx)
-		paste_stop(sig_ctx);
-}
-
-static void install_signals(void)
-{
-	struct sigaction sa = {.sa_handler = on_signal};
-
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGUSR1, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
-}
-
 static void print_stats(struct kvd *d)
 {
 	struct paste_kv_info i;
@@ -2007,7 +1982,7 @@ static void refresh_low(struct kvd *d)
 
 static int run(struct kvd *d)
 {
-	while (!got_stop) {
+	while (!daemon_got_stop) {
 		int n = paste_poll(d->ctx, -1);
 
 		if (n < 0 && n != -EINTR) {
@@ -2015,8 +1990,8 @@ static int run(struct kvd *d)
 			return 1;
 		}
 		refresh_low(d);
-		if (got_usr1) {
-			got_usr1 = 0;
+		if (daemon_got_usr1) {
+			daemon_got_usr1 = 0;
 			print_stats(d);
 		}
 	}
@@ -2032,7 +2007,7 @@ static int setup(struct kvd *d)
 		fprintf(stderr, "paste-kv: cannot start: %s\n", paste_last_error());
 		return 1;
 	}
-	sig_ctx = d->ctx;
+	daemon_sig_ctx = d->ctx;
 	if (open_store(d))
 		return 1;
 	d->lim.max_arg = d->max_value > d->max_key ? d->max_value : d->max_key;
@@ -2089,13 +2064,13 @@ int main(int argc, char **argv)
 	if (r)
 		return r == 1 ? 0 : 2;
 	paste_set_print(NULL, NULL, d.d.verbose ? PASTE_LOG_DEBUG : PASTE_LOG_INFO);
-	install_signals();
+	daemon_install_signals();
 	r = setup(&d);
 	if (!r)
 		r = run(&d);
 	if (d.ctx) {
 		print_stats(&d);
-		sig_ctx = NULL;
+		daemon_sig_ctx = NULL;
 		paste_close(&d.ctx);
 	}
 	free(d.arena);

@@ -195,9 +195,6 @@ struct wconn {
 	struct http_head head;
 };
 
-static volatile sig_atomic_t got_stop, got_usr1;
-static struct paste_ctx *sig_ctx;
-
 /* ---- small utilities --------------------------------------------------------------------- */
 
 static uint64_t now_ns(void)
@@ -1552,28 +1549,6 @@ static int extra_opt(int opt, const char *arg, void *app)
 
 /* ---- startup and shutdown ---------------------------------------------------------------- */
 
-static void on_signal(int sig)
-{
-	if (sig == SIGUSR1) {
-		got_usr1 = 1;
-		return;
-	}
-	got_stop = 1;
-	if (sig_ctx)
-		paste_stop(sig_ctx);
-}
-
-static void install_signals(void)
-{
-	struct sigaction sa = {.sa_handler = on_signal};
-
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGUSR1, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
-}
-
 /*
  * Open (or create) the pool log; the pool recovered it already. Without --log-region a new log
  * takes 3/4 of the free region area; an existing one is always larger than that default (it was
@@ -1699,14 +1674,14 @@ static int serve_loop(struct wal *w)
 	uint64_t last_tick = now_ns();
 	int n;
 
-	while (!got_stop && !w->fatal) {
+	while (!daemon_got_stop && !w->fatal) {
 		n = paste_poll(w->ctx, WAL_TICK_MS);
 		if (n < 0 && n != -EINTR) {
 			fprintf(stderr, "paste-wal: event loop failed: %s\n", strerror(-n));
 			return 1;
 		}
-		if (got_usr1) {
-			got_usr1 = 0;
+		if (daemon_got_usr1) {
+			daemon_got_usr1 = 0;
 			print_stats(w);
 		}
 		if (now_ns() - last_tick >= WAL_TICK_MS * 1000000ull) {
@@ -1735,7 +1710,7 @@ static int start(struct wal *w, struct daemon_opts *d)
 		fprintf(stderr, "paste-wal: cannot start: %s\n", paste_last_error());
 		return err;
 	}
-	sig_ctx = w->ctx;
+	daemon_sig_ctx = w->ctx;
 	w->pool = paste_pool(w->ctx);
 	if (w->sync == SYNC_PMEM) {
 		err = open_pool_log(w);
@@ -1791,9 +1766,9 @@ int main(int argc, char **argv)
 		return 2;
 	crc_init();
 	paste_set_print(NULL, NULL, d.verbose ? PASTE_LOG_DEBUG : PASTE_LOG_INFO);
-	install_signals();
+	daemon_install_signals();
 	if (start(&w, &d)) {
-		sig_ctx = NULL;
+		daemon_sig_ctx = NULL;
 		paste_close(&w.ctx);
 		return 1;
 	}
@@ -1802,7 +1777,7 @@ int main(int argc, char **argv)
 	print_stats(&w);
 	if (r == 0)
 		r = check_frames(&w);
-	sig_ctx = NULL;
+	daemon_sig_ctx = NULL;
 	paste_close(&w.ctx);
 	if (w.file.fd >= 0) {
 		if (!w.fatal && !w.no_persist && fdatasync(w.file.fd))

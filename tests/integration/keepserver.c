@@ -70,9 +70,6 @@ struct kconn {
 	struct paste_ref refs[PASTE_LOG_MAX_REFS];
 };
 
-static volatile sig_atomic_t got_stop, got_usr1;
-static struct paste_ctx *sig_ctx;
-
 static void usage(FILE *out)
 {
 	fprintf(
@@ -449,28 +446,6 @@ static int check_frames(struct ks *ks)
 
 /* ---- main ----------------------------------------------------------------------------------- */
 
-static void on_signal(int sig)
-{
-	if (sig == SIGUSR1) {
-		got_usr1 = 1;
-		return;
-	}
-	got_stop = 1;
-	if (sig_ctx)
-		paste_stop(sig_ctx);
-}
-
-static void install_signals(void)
-{
-	struct sigaction sa = {.sa_handler = on_signal};
-
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGUSR1, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
-}
-
 int main(int argc, char **argv)
 {
 	static const struct option extra[] = {
@@ -497,19 +472,19 @@ int main(int argc, char **argv)
 		return r == 1 ? 0 : 2;
 	d.paste.copy_threshold = (uint32_t)ks.copy_threshold;
 	paste_set_print(NULL, NULL, d.verbose ? PASTE_LOG_DEBUG : PASTE_LOG_INFO);
-	install_signals();
+	daemon_install_signals();
 	err = paste_open(&ks.ctx, &d.paste);
 	if (err) {
 		fprintf(stderr, "keepserver: cannot start: %s\n", paste_last_error());
 		return 1;
 	}
-	sig_ctx = ks.ctx;
+	daemon_sig_ctx = ks.ctx;
 	err = paste_log__open(paste_pool(ks.ctx), LOG_NAME, ks.log_region, &ks.log);
 	if (!err)
 		err = paste_listen(ks.ctx, d.port, &ops, &ks);
 	if (err) {
 		fprintf(stderr, "keepserver: %s\n", paste_last_error());
-		sig_ctx = NULL;
+		daemon_sig_ctx = NULL;
 		paste_close(&ks.ctx);
 		return 1;
 	}
@@ -523,22 +498,22 @@ int main(int argc, char **argv)
 	       pi.was_clean, st.frames_total, st.frames_kept,
 	       st.xdp_mode == PASTE_XDP_NATIVE ? "native" : "skb", st.zerocopy, d.port);
 	fflush(stdout);
-	while (!got_stop) {
+	while (!daemon_got_stop) {
 		n = paste_poll(ks.ctx, -1);
 		if (n < 0 && n != -EINTR) {
 			fprintf(stderr, "keepserver: event loop failed: %s\n", strerror(-n));
 			r = 1;
 			break;
 		}
-		if (got_usr1) {
-			got_usr1 = 0;
+		if (daemon_got_usr1) {
+			daemon_got_usr1 = 0;
 			print_stats(&ks);
 		}
 	}
 	print_stats(&ks);
 	if (!r)
 		r = check_frames(&ks);
-	sig_ctx = NULL;
+	daemon_sig_ctx = NULL;
 	paste_close(&ks.ctx);
 	return r;
 }
