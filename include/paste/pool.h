@@ -126,6 +126,11 @@ bool paste_pool__needs_drain(const struct paste_pool *pool);
 /** flush + drain. */
 void paste_pool__persist(struct paste_pool *pool, const void *addr, size_t len);
 
+/** CRC32C (Castagnoli) of buf, the checksum the pool's indexes use (SSE4.2 and PCLMULQDQ where
+ * the CPU has them). Chainable: paste_crc32c(paste_crc32c(0, a), b) == paste_crc32c(0, a || b);
+ * seed 0 for a fresh sum. */
+uint32_t paste_crc32c(uint32_t crc, const void *buf, size_t len);
+
 #ifdef __cplusplus
 }
 #endif

@@ -2,7 +2,8 @@
 /*
  * test_crc32c.c - src/crc32c.c: the standard check values, chaining, and agreement of the portable
  * (slicing-by-8) and SSE4.2 paths with a bit-at-a-time reference over every length and alignment
- * that exercises the head/body/tail split.
+ * that exercises the head/body/tail split, and of the three-stream SSE4.2 + PCLMULQDQ path with the
+ * portable one over random lengths 0..5000 at random alignments (a wrong join constant fails).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,7 +18,9 @@
 /* Test hooks defined in crc32c.c (not in a header: nothing else should pick a path). */
 uint32_t paste_crc32c_portable(uint32_t crc, const void *buf, size_t len);
 uint32_t paste_crc32c_sse42(uint32_t crc, const void *buf, size_t len);
+uint32_t paste_crc32c_sse42x3(uint32_t crc, const void *buf, size_t len);
 int paste_crc32c_have_sse42(void);
+int paste_crc32c_have_pclmul(void);
 
 static uint32_t crc32c_bitwise(uint32_t crc, const void *buf, size_t len)
 {
@@ -87,8 +90,50 @@ static void test_paths_agree(void **state)
 			assert_int_equal(paste_crc32c(0, buf + off, len), ref);
 			if (sse)
 				assert_int_equal(paste_crc32c_sse42(0, buf + off, len), ref);
+			if (paste_crc32c_have_pclmul())
+				assert_int_equal(paste_crc32c_sse42x3(0, buf + off, len), ref);
 		}
 	}
+}
+
+/*
+ * The three-stream path against the portable one: every length 0..5000 once at a random
+ * alignment and with a random seed, then random (length, alignment, seed) triples, and every
+ * block size it can pick (lengths 96..3 * 1024 + 200 at each alignment 0..7) for the join
+ * constants. Also through paste_crc32c(), whatever path it chose.
+ */
+static void test_three_streams(void **state)
+{
+	size_t cap = 3 * 1024 + 512;
+	uint8_t *buf = malloc(cap + 5000 + 64);
+	bool x3 = paste_crc32c_have_pclmul();
+
+	assert_non_null(buf);
+	fill_random(buf, cap + 5000 + 64, 5);
+	srandom(6);
+	for (size_t len = 0; len <= 5000; len++) {
+		size_t off = (size_t)random() % 64;
+		uint32_t seed = (uint32_t)random() ^ ((uint32_t)random() << 16);
+		uint32_t ref = paste_crc32c_portable(seed, buf + off, len);
+
+		assert_int_equal(paste_crc32c(seed, buf + off, len), ref);
+		if (x3)
+			assert_int_equal(paste_crc32c_sse42x3(seed, buf + off, len), ref);
+	}
+	for (int i = 0; i < 20000; i++) {
+		size_t len = (size_t)random() % 5001, off = (size_t)random() % 64;
+		uint32_t seed = (uint32_t)random();
+		uint32_t ref = paste_crc32c_portable(seed, buf + off, len);
+
+		assert_int_equal(paste_crc32c(seed, buf + off, len), ref);
+		if (x3)
+			assert_int_equal(paste_crc32c_sse42x3(seed, buf + off, len), ref);
+	}
+	for (size_t off = 0; off < 8 && x3; off++)
+		for (size_t len = 96; len <= 3 * 1024 + 200; len++)
+			assert_int_equal(paste_crc32c_sse42x3(0, buf + off, len),
+			                 paste_crc32c_portable(0, buf + off, len));
+	free(buf);
 }
 
 /* A single flipped bit anywhere changes the sum (what the superblock check relies on). */
@@ -116,6 +161,9 @@ static void test_large_buffer(void **state)
 	fill_random(buf, len + 1, 4);
 	assert_int_equal(paste_crc32c(0, buf + 1, len), crc32c_bitwise(0, buf + 1, len));
 	assert_int_equal(paste_crc32c_portable(0, buf + 1, len), crc32c_bitwise(0, buf + 1, len));
+	if (paste_crc32c_have_pclmul())
+		assert_int_equal(paste_crc32c_sse42x3(0, buf + 1, len),
+		                 crc32c_bitwise(0, buf + 1, len));
 	free(buf);
 }
 
@@ -124,7 +172,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_check_values), cmocka_unit_test(test_chaining),
 	    cmocka_unit_test(test_paths_agree),  cmocka_unit_test(test_detects_bit_flips),
-	    cmocka_unit_test(test_large_buffer),
+	    cmocka_unit_test(test_large_buffer), cmocka_unit_test(test_three_streams),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
