@@ -156,8 +156,8 @@ static struct {
 	uint64_t size;
 	double duration, warmup, rate, timeout;
 	uint64_t requests; /* 0: run for --duration */
-	uint32_t keyspace;
-	bool no_fill, busy, json, quiet;
+	uint32_t keyspace, key_start;
+	bool no_fill, busy, json, quiet, key_seq;
 	long server_pid; /* 0: none */
 	const char *path, *cdf;
 	uint64_t seed;
@@ -183,7 +183,8 @@ static const char usage_text[] =
 "    paste-bench --connect IP:PORT [--mode MODE] [--conns N] [--pipeline D]\n"
 "                [--size BYTES] [--duration SEC | --requests N] [--warmup SEC]\n"
 "                [--rate R] [--busy] [--server-pid PID] [--keyspace N] [--no-fill]\n"
-"                [--path P] [--timeout SEC] [--cdf FILE] [--seed S] [--json] [--quiet]\n"
+"                [--key-order uniform|seq] [--key-start K] [--path P] [--timeout SEC]\n"
+"                [--cdf FILE] [--seed S] [--json] [--quiet]\n"
 "\n"
 "DESCRIPTION\n"
 "    Opens N TCP connections over ordinary kernel sockets (non-blocking, TCP_NODELAY,\n"
@@ -208,12 +209,12 @@ static const char usage_text[] =
 "               {\"seq\":N} body) larger than the previous one on the same connection\n"
 "               (paste-wal).\n"
 "    resp-set   RESP2 SET key value: keys \"key:\" + 12 digits, drawn uniformly from\n"
-"               --keyspace; expect +OK. The value of key k is a function of k and\n"
-"               BYTES (\"v:\" + k in 14 digits, then a slice of a fixed pattern), so\n"
-"               any later GET of k can be checked.\n"
-"    resp-get   RESP2 GET key, uniform over --keyspace; first SETs every key of the\n"
-"               keyspace (unless --no-fill); expect exactly the value of that key,\n"
-"               byte for byte. A miss ($-1) is an error.\n"
+"               --keyspace (or in sequence: --key-order seq); expect +OK. The value\n"
+"               of key k is a function of k and BYTES (\"v:\" + k in 14 digits, then\n"
+"               a slice of a fixed pattern), so any later GET of k can be checked.\n"
+"    resp-get   RESP2 GET key, uniform over --keyspace (or --key-order seq); first\n"
+"               SETs every key of the keyspace (unless --no-fill); expect exactly the\n"
+"               value of that key, byte for byte. A miss ($-1) is an error.\n"
 "\n"
 "OPTIONS\n"
 "    --connect IP:PORT  IPv4 address and port of the server (required).\n"
@@ -233,6 +234,14 @@ static const char usage_text[] =
 "    --keyspace N       number of distinct keys for resp-set/resp-get (default 10000).\n"
 "    --no-fill          resp-get: do not SET the keyspace first (it must already hold\n"
 "                       the values resp-set writes for the same --size).\n"
+"    --key-order ORDER  how resp-set and resp-get choose keys after the fill:\n"
+"                       uniform (default: drawn uniformly from --keyspace) or seq\n"
+"                       (K, K+1, K+2, ... in the order the requests are sent over all\n"
+"                       connections, warm-up included, wrapping to 0 after keyspace-1).\n"
+"                       With --requests N and --warmup 0, resp-set --key-order seq\n"
+"                       writes exactly the N distinct keys K..K+N-1 (N <= keyspace):\n"
+"                       a fill that resumes where the previous one stopped.\n"
+"    --key-start K      the first key of --key-order seq (default 0, below --keyspace).\n"
 "    --path P           URL path for http-post (default /log).\n"
 "    --timeout SEC      connect timeout; longest wait for a reply while requests are\n"
 "                       in flight, and for the replies still due at the end\n"
@@ -395,6 +404,8 @@ static void parse_args(int argc, char **argv)
 	    {"server-pid", required_argument, NULL, 'P'},
 	    {"keyspace", required_argument, NULL, 'k'},
 	    {"no-fill", no_argument, NULL, 'F'},
+	    {"key-order", required_argument, NULL, 'O'},
+	    {"key-start", required_argument, NULL, 'K'},
 	    {"path", required_argument, NULL, 'u'},
 	    {"timeout", required_argument, NULL, 't'},
 	    {"cdf", required_argument, NULL, 'C'},
@@ -449,6 +460,19 @@ static void parse_args(int argc, char **argv)
 		case 'F':
 			opt.no_fill = true;
 			break;
+		case 'O':
+			if (!strcmp(optarg, "seq"))
+				opt.key_seq = true;
+			else if (!strcmp(optarg, "uniform"))
+				opt.key_seq = false;
+			else
+				usage_error("--key-order: expected uniform or seq, got '%s'",
+				            optarg);
+			break;
+		case 'K':
+			opt.key_start =
+			    (uint32_t)parse_range("--key-start", optarg, 0, UINT32_MAX - 1, true);
+			break;
 		case 'u':
 			if (optarg[0] != '/' || strpbrk(optarg, " \r\n"))
 				usage_error("--path: expected an absolute URL path, got '%s'",
@@ -482,6 +506,9 @@ static void parse_args(int argc, char **argv)
 		usage_error("unexpected argument '%s'", argv[optind]);
 	if (!opt.target)
 		usage_error("--connect IP:PORT is required");
+	if (opt.key_start >= opt.keyspace)
+		usage_error("--key-start %" PRIu32 " must be below --keyspace %" PRIu32,
+		            opt.key_start, opt.keyspace);
 }
 
 /* ---- the run's state ---------------------------------------------------------------------- */
@@ -530,6 +557,7 @@ static struct {
 	uint64_t outstanding;      /* requests in flight, all connections */
 	uint64_t missed;           /* open loop: due in the interval but never sent */
 	uint32_t fill_next;        /* resp-get: next key to SET while filling */
+	uint64_t seq_next;         /* --key-order seq: keys chosen so far */
 	unsigned up;               /* connections usable */
 	unsigned failed_connect;   /* connections that never came up */
 	uint64_t err[E_MAX], n_msgs;
@@ -810,7 +838,10 @@ static bool next_request(struct conn *c, enum kind *kind, uint32_t *key)
 		break;
 	default:
 		*kind = opt.mode == M_RESP_SET ? K_SET : K_GET;
-		*key = (uint32_t)(rng_next(&c->rng) % opt.keyspace);
+		if (opt.key_seq)
+			*key = (uint32_t)((opt.key_start + S.seq_next++) % opt.keyspace);
+		else
+			*key = (uint32_t)(rng_next(&c->rng) % opt.keyspace);
 		break;
 	}
 	return true;
