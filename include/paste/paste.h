@@ -354,6 +354,7 @@ struct paste_stats {
 	uint64_t kept_copied_bytes;   /**< of which copied into packing frames (copy_threshold) */
 	bool zerocopy;                /**< the socket is bound in zero-copy mode */
 	enum paste_xdp_mode xdp_mode; /**< the mode the program is attached in */
+	uint64_t tw_recycled;         /**< SYNs that ended a TIME-WAIT of the same 4-tuple */
 };
 
 /** Fill @st (@sz = sizeof(*st)). @return 0 or -EINVAL. */

@@ -186,6 +186,15 @@ run_mode() {
 	sum=$(wal_py pipeline --host "$host" --port 8080 --n 200 --seed 3 | tail -n 1) ||
 		fail "pipelining client failed"
 	log "$sum"
+	# Server-side TIME-WAIT: with 64 client ports, 300 "Connection: close" connections reuse
+	# every port while the server still holds the old 4-tuple; all must connect at once.
+	local range
+	range=$(in_cli sysctl -n net.ipv4.ip_local_port_range | tr -s '\t ' ' ')
+	in_cli sysctl -qw net.ipv4.ip_local_port_range="40000 40063"
+	sum=$(wal_py reconnect --host "$host" --port 8080 --n 300 --timeout 2 | tail -n 1) ||
+		{ in_cli sysctl -qw net.ipv4.ip_local_port_range="$range"; fail "reconnect after server close failed"; }
+	in_cli sysctl -qw net.ipv4.ip_local_port_range="$range"
+	log "$sum"
 	# Bad input beside a load client that must see nothing but 201s.
 	ip netns exec "$NS_CLI" python3 "$CLIENT_PY" load --host "$host" --port 8080 --ack-file "$acks" \
 		--duration 6 --conns 4 --seed 5 --no-errors >"$LOGDIR/load.$MODE.log" 2>&1 &

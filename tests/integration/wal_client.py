@@ -541,6 +541,42 @@ def cmd_badinput(a):
 
 # ---- main -----------------------------------------------------------------------------------
 
+def cmd_reconnect(a):
+    """N connections one after the other, each one request with "Connection: close": the server
+    closes first and so holds the TIME-WAIT, while the client may reuse its port at once. Every
+    connection must be accepted and answered within --timeout seconds."""
+    slow = []
+    worst = 0.0
+    for i in range(a.n):
+        t0 = time.monotonic()
+        try:
+            s = connect(a.host, a.port, timeout=a.timeout)
+            port = s.getsockname()[1]
+            s.sendall(get_request(a.host, "/stats", close=True))
+            buf = bytearray()
+            while True:
+                d = s.recv(65536)
+                if not d:
+                    break
+                buf += d
+            r = take_response(buf)
+            if not r or r[0] != 200:
+                slow.append((i, port, "reply %r" % (r[0] if r else None)))
+        except OSError as e:
+            slow.append((i, None, repr(e)))
+        finally:
+            try:
+                s.close()
+            except Exception:
+                pass
+        worst = max(worst, time.monotonic() - t0)
+    for i, port, why in slow[:5]:
+        print(f"connection {i} (client port {port}): {why}", file=sys.stderr)
+    print(f"reconnect: {a.n} connections with Connection: close, {len(slow)} failed, "
+          f"slowest {worst * 1e3:.1f} ms")
+    sys.exit(1 if slow else 0)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -570,12 +606,16 @@ def main():
         if name == "verify-dump":
             p.add_argument("--listing", required=True)
             p.add_argument("--raw", required=True)
+    p = sub.add_parser("reconnect", parents=[common])
+    p.add_argument("--n", type=int, default=300)
+    p.add_argument("--timeout", type=float, default=2)
     p = sub.add_parser("badinput", parents=[common])
     p.add_argument("--max-body", type=int, default=1 << 20)
     p.add_argument("--header-timeout", type=float, default=2)
     a = ap.parse_args()
     {"pipeline": cmd_pipeline, "load": cmd_load, "verify": cmd_verify,
-     "verify-dump": cmd_verify_dump, "badinput": cmd_badinput}[a.cmd](a)
+     "verify-dump": cmd_verify_dump, "badinput": cmd_badinput,
+     "reconnect": cmd_reconnect}[a.cmd](a)
 
 
 if __name__ == "__main__":
