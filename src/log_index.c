@@ -462,7 +462,7 @@ PASTE_EXPORT int paste_log__append(struct paste_log *log, const struct paste_ref
                                    unsigned nrefs, uint64_t *seq)
 {
 	uint64_t len, size, off;
-	struct log_rec *r;
+	struct log_rec *r, h;
 	bool wrap;
 	int err;
 
@@ -480,14 +480,24 @@ PASTE_EXPORT int paste_log__append(struct paste_log *log, const struct paste_ref
 	if (wrap)
 		log_write_wrap(log, log->next_seq);
 	r = log_at(log, off);
-	*r = (struct log_rec){.seq = log->next_seq,
-	                      .len = (uint32_t)len,
-	                      .nrefs = (uint16_t)nrefs,
-	                      .kind = LOG_KIND_REC,
-	                      .epoch = log->epoch,
-	                      .pcrc = payload_crc(log->pool, refs, nrefs)};
+	h = (struct log_rec){.seq = log->next_seq,
+	                     .len = (uint32_t)len,
+	                     .nrefs = (uint16_t)nrefs,
+	                     .kind = LOG_KIND_REC,
+	                     .epoch = log->epoch,
+	                     .pcrc = payload_crc(log->pool, refs, nrefs)};
+	/*
+	 * A process that dies mid-append (kill -9) leaves its stores in the page cache: recovery
+	 * would find a header with the expected seq and a bad checksum, a torn record. So the seq,
+	 * which is what makes recovery look at the record, is stored last, in one 8-byte store,
+	 * after everything else: a process crash leaves either no record or a whole one. (A power
+	 * failure can still lose any unfenced line; the checksums catch that.)
+	 */
 	memcpy(r->refs, refs, nrefs * sizeof(*refs));
-	r->crc = rec_crc(r, nrefs);
+	h.crc = paste_crc32c(paste_crc32c(0, &h, sizeof(h)), r->refs, nrefs * sizeof(*refs));
+	memcpy((uint8_t *)r + sizeof(r->seq), (const uint8_t *)&h + sizeof(h.seq),
+	       sizeof(h) - sizeof(h.seq));
+	__atomic_store_n(&r->seq, h.seq, __ATOMIC_RELEASE);
 	paste_pool__flush(log->pool, r, sizeof(*r) + nrefs * sizeof(*refs));
 	*seq = log->next_seq;
 	ring_push(log, off);
