@@ -114,12 +114,18 @@ static uint64_t rec_size(unsigned nrefs)
 }
 
 /* CRC of a header (crc field taken as 0) and its @nrefs refs. */
-static uint32_t rec_crc(const struct log_rec *r, unsigned nrefs)
+/* CRC of header @hd (its crc field taken as 0) followed by @nrefs refs at @refs. */
+static uint32_t hdr_crc(const struct log_rec *hd, const struct paste_ref *refs, unsigned nrefs)
 {
-	struct log_rec h = *r;
+	struct log_rec h = *hd;
 
 	h.crc = 0;
-	return paste_crc32c(paste_crc32c(0, &h, sizeof(h)), r->refs, nrefs * sizeof(r->refs[0]));
+	return paste_crc32c(paste_crc32c(0, &h, sizeof(h)), refs, nrefs * sizeof(*refs));
+}
+
+static uint32_t rec_crc(const struct log_rec *r, unsigned nrefs)
+{
+	return hdr_crc(r, r->refs, nrefs);
 }
 
 static uint32_t payload_crc(const struct paste_pool *pool, const struct paste_ref *refs,
@@ -494,7 +500,7 @@ PASTE_EXPORT int paste_log__append(struct paste_log *log, const struct paste_ref
 	 * failure can still lose any unfenced line; the checksums catch that.)
 	 */
 	memcpy(r->refs, refs, nrefs * sizeof(*refs));
-	h.crc = paste_crc32c(paste_crc32c(0, &h, sizeof(h)), r->refs, nrefs * sizeof(*refs));
+	h.crc = hdr_crc(&h, r->refs, nrefs);
 	memcpy((uint8_t *)r + sizeof(r->seq), (const uint8_t *)&h + sizeof(h.seq),
 	       sizeof(h) - sizeof(h.seq));
 	__atomic_store_n(&r->seq, h.seq, __ATOMIC_RELEASE);

@@ -206,13 +206,6 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* CRC32C (Castagnoli), chainable, seed 0: the library's (SSE4.2), so that the file log
- * baseline pays what the pool log pays for the same check. */
-static uint32_t crc32c(uint32_t crc, const void *buf, size_t len)
-{
-	return paste_crc32c(crc, buf, len);
-}
-
 static const char *transport_name(const struct wal *w)
 {
 	return w->transport == PASTE_TRANSPORT_KERNEL ? "kernel" : "paste";
@@ -249,7 +242,7 @@ static int wf_index_push(struct wal_file *f, uint64_t off, uint32_t len)
 
 static uint32_t wf_slot_crc(const struct wf_slot *s)
 {
-	return crc32c(0, s, offsetof(struct wf_slot, crc));
+	return paste_crc32c(0, s, offsetof(struct wf_slot, crc));
 }
 
 /* Write head slot (the one not current) naming @first/@start_off; synced with the next round. */
@@ -275,7 +268,7 @@ static int wf_create(struct wal_file *f)
 	char *dir, *slash;
 
 	memcpy(s.magic, WF_MAGIC, 8);
-	s.crc = crc32c(0, &s, offsetof(struct wf_super, crc));
+	s.crc = paste_crc32c(0, &s, offsetof(struct wf_super, crc));
 	if (ftruncate(f->fd, WF_DATA_OFF) || pwrite(f->fd, &s, sizeof(s), 0) != (ssize_t)sizeof(s))
 		return wf_fail(f, "creating");
 	f->gen = 0;
@@ -306,8 +299,8 @@ static int wf_load_head(struct wal_file *f, uint64_t size)
 	int cur = -1;
 
 	if (pread(f->fd, &s, sizeof(s), 0) != (ssize_t)sizeof(s) || memcmp(s.magic, WF_MAGIC, 8) ||
-	    s.crc != crc32c(0, &s, offsetof(struct wf_super, crc)) || s.version != WF_VERSION ||
-	    s.data_off != WF_DATA_OFF ||
+	    s.crc != paste_crc32c(0, &s, offsetof(struct wf_super, crc)) ||
+	    s.version != WF_VERSION || s.data_off != WF_DATA_OFF ||
 	    pread(f->fd, &sl[0], sizeof(sl[0]), WF_SLOT0_OFF) != (ssize_t)sizeof(sl[0]) ||
 	    pread(f->fd, &sl[1], sizeof(sl[1]), 2 * WF_SLOT0_OFF) != (ssize_t)sizeof(sl[1])) {
 		fprintf(stderr,
@@ -345,14 +338,14 @@ static int wf_check_one(struct wal_file *f, uint64_t size, uint8_t *buf, size_t 
 	    h.magic != WF_REC_MAGIC || h.seq != f->next_seq || h.len == 0 || h.len > WF_REC_MAX ||
 	    size - off - sizeof(h) - 4 < h.len)
 		return 0;
-	crc = crc32c(0, &h, sizeof(h));
+	crc = paste_crc32c(0, &h, sizeof(h));
 	off += sizeof(h);
 	for (left = h.len; left;) {
 		size_t n = left < bufsz ? (size_t)left : bufsz;
 
 		if (pread(f->fd, buf, n, (off_t)off) != (ssize_t)n)
 			return 0;
-		crc = crc32c(crc, buf, n);
+		crc = paste_crc32c(crc, buf, n);
 		off += n;
 		left -= n;
 	}
@@ -424,14 +417,14 @@ static int wf_append(struct wal *w, const struct paste_ref *refs, unsigned n, ui
 	struct wal_file *f = &w->file;
 	struct wf_rec h = {.magic = WF_REC_MAGIC, .len = (uint32_t)len, .seq = f->next_seq};
 	struct iovec iov[PASTE_LOG_MAX_REFS + 2];
-	uint32_t crc = crc32c(0, &h, sizeof(h));
+	uint32_t crc = paste_crc32c(0, &h, sizeof(h));
 	int err;
 
 	iov[0] = (struct iovec){&h, sizeof(h)};
 	for (unsigned i = 0; i < n; i++) {
 		void *p = paste_pool__ref_ptr(w->pool, &refs[i]);
 
-		crc = crc32c(crc, p, refs[i].len);
+		crc = paste_crc32c(crc, p, refs[i].len);
 		iov[i + 1] = (struct iovec){p, refs[i].len};
 	}
 	iov[n + 1] = (struct iovec){&crc, sizeof(crc)};
@@ -682,54 +675,33 @@ static size_t put_u64(char *p, uint64_t v)
 	return n;
 }
 
-static char *put_str(char *p, const char *s, size_t n)
+static char *put_str(char *p, const char *src, size_t n)
 {
-	memcpy(p, s, n);
+	memcpy(p, src, n);
 	return p + n;
 }
 
-#define PUT_LIT(p, lit) put_str(p, lit, sizeof(lit) - 1)
-
-/*
- * The 201 of an append, written straight into the reply buffer: the same bytes as
- * reply(w, wc, 201, "application/json", "Location: <prefix>/<seq>\r\nX-Seq: <seq>\r\n",
- * "{\"seq\":<seq>}\n") without formatting through printf. @return false (nothing written) when
- * the reply might not fit: the caller then takes the general path.
- */
-static bool reply_created(struct wal *w, struct wconn *wc, uint64_t seq)
+/* Append @n bytes to the reply buffer (cut to its free space, like out_printf). */
+static void out_put(struct wconn *wc, const void *src, size_t n)
 {
-	char digits[20], *p, *start;
-	size_t nd = put_u64(digits, seq), room = sizeof(wc->out) - wc->out_len;
-	const char *date = http_date(w);
+	size_t room = sizeof(wc->out) - wc->out_len;
 
-	/* The general path formats the two extra headers into 96 bytes: beyond that it differs. */
-	if (w->prefix_len + 2 * nd + 22 > 95 || room <= 256 + w->prefix_len + w->date_len)
-		return false;
-	p = start = (char *)wc->out + wc->out_len;
-	p = PUT_LIT(p, "HTTP/1.1 201 Created\r\nServer: paste-wal\r\nDate: ");
-	p = put_str(p, date, w->date_len);
-	p = PUT_LIT(p, "\r\nContent-Type: application/json\r\nContent-Length: ");
-	p += put_u64(p, 9 + nd); /* {"seq":N}\n */
-	p = PUT_LIT(p, "\r\nLocation: ");
-	p = put_str(p, w->prefix, w->prefix_len);
-	*p++ = '/';
-	p = put_str(p, digits, nd);
-	p = PUT_LIT(p, "\r\nX-Seq: ");
-	p = put_str(p, digits, nd);
-	p = PUT_LIT(p, "\r\n");
-	if (!wc->keep_alive)
-		p = PUT_LIT(p, "Connection: close\r\n");
-	else if (wc->req.minor == 0)
-		p = PUT_LIT(p, "Connection: keep-alive\r\n");
-	p = PUT_LIT(p, "\r\n");
-	if (!wc->head_only) {
-		p = PUT_LIT(p, "{\"seq\":");
-		p = put_str(p, digits, nd);
-		p = PUT_LIT(p, "}\n");
-	}
-	wc->out_len += (size_t)(p - start);
-	w->n.r2xx++;
-	return true;
+	if (n >= room)
+		n = room ? room - 1 : 0;
+	memcpy(wc->out + wc->out_len, src, n);
+	wc->out_len += n;
+}
+
+static void out_str(struct wconn *wc, const char *str)
+{
+	out_put(wc, str, strlen(str));
+}
+
+static void out_u64(struct wconn *wc, uint64_t v)
+{
+	char d[20];
+
+	out_put(wc, d, put_u64(d, v));
 }
 
 /* Status line and headers; @extra is more header lines ("Name: value\r\n"...), or "". */
@@ -742,13 +714,23 @@ static void reply_head(struct wal *w, struct wconn *wc, int status, const char *
 		w->n.r4xx++;
 	else
 		w->n.r5xx++;
-	out_printf(wc,
-	           "HTTP/1.1 %d %s\r\nServer: paste-wal\r\nDate: %s\r\nContent-Type: %s\r\n"
-	           "Content-Length: %" PRIu64 "\r\n%s%s\r\n",
-	           status, http_reason(status), http_date(w), ctype, clen, extra,
-	           !wc->keep_alive      ? "Connection: close\r\n"
-	           : wc->req.minor == 0 ? "Connection: keep-alive\r\n"
-	                                : "");
+	/* Pieces, not printf: this runs for every reply (a 201 per append). */
+	out_str(wc, "HTTP/1.1 ");
+	out_u64(wc, (uint64_t)status);
+	out_str(wc, " ");
+	out_str(wc, http_reason(status));
+	out_str(wc, "\r\nServer: paste-wal\r\nDate: ");
+	http_date(w);
+	out_put(wc, w->date, w->date_len);
+	out_str(wc, "\r\nContent-Type: ");
+	out_str(wc, ctype);
+	out_str(wc, "\r\nContent-Length: ");
+	out_u64(wc, clen);
+	out_str(wc, "\r\n");
+	out_str(wc, extra);
+	out_str(wc, !wc->keep_alive      ? "Connection: close\r\n\r\n"
+	            : wc->req.minor == 0 ? "Connection: keep-alive\r\n\r\n"
+	                                 : "\r\n");
 }
 
 /* A complete reply with a small body (unless HEAD). */
@@ -759,7 +741,7 @@ static void reply(struct wal *w, struct wconn *wc, int status, const char *ctype
 
 	reply_head(w, wc, status, ctype, len, extra);
 	if (!wc->head_only)
-		out_printf(wc, "%s", body);
+		out_put(wc, body, len);
 }
 
 /* An error reply: "<status> <reason>: <detail>\n" as text. */
@@ -1212,8 +1194,9 @@ static void release_pieces(struct wal *w, struct wconn *wc)
 /* Append the kept body and queue the 201 (or the error). */
 static void commit(struct wal *w, struct wconn *wc, const struct paste_ref *refs, unsigned n)
 {
-	char hdr[96], body[48];
+	char hdr[288], digits[20], *h;
 	uint64_t seq;
+	size_t nd;
 	int err = store_append(w, refs, n, wc->need, &seq);
 
 	if (err == -ENOSPC) {
@@ -1228,12 +1211,20 @@ static void commit(struct wal *w, struct wconn *wc, const struct paste_ref *refs
 	w->n.appended++;
 	w->n.appended_bytes += wc->need;
 	w->round_appends++;
-	if (reply_created(w, wc, seq))
-		return;
-	snprintf(hdr, sizeof(hdr), "Location: %s/%" PRIu64 "\r\nX-Seq: %" PRIu64 "\r\n", w->prefix,
-	         seq, seq);
-	snprintf(body, sizeof(body), "{\"seq\":%" PRIu64 "}\n", seq);
-	reply(w, wc, 201, "application/json", hdr, body);
+	nd = put_u64(digits, seq);
+	h = put_str(hdr, "Location: ", 10);
+	h = put_str(h, w->prefix, w->prefix_len); /* at most 200 bytes (--path-prefix) */
+	*h++ = '/';
+	h = put_str(h, digits, nd);
+	h = put_str(h, "\r\nX-Seq: ", 9);
+	h = put_str(h, digits, nd);
+	put_str(h, "\r\n", 3);                                   /* with the terminator */
+	reply_head(w, wc, 201, "application/json", 9 + nd, hdr); /* {"seq":N}\n */
+	if (!wc->head_only) {
+		out_str(wc, "{\"seq\":");
+		out_put(wc, digits, nd);
+		out_str(wc, "}\n");
+	}
 }
 
 /* A kept piece failed (@err): drop what was kept, read the rest and answer an error. */
