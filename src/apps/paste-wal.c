@@ -1072,12 +1072,17 @@ static void finish_request(struct wconn *wc)
 	wc->nrefs = 0;
 }
 
-/* @t: the caller's on_data clock (wconn.last_ns), close enough for a check every few ms. */
+/*
+ * @t: the caller's on_data clock (wconn.last_ns). While the pool has room, a check every ms is
+ * enough; once full, every admission checks again, since frames come back at any fence (a
+ * DELETE, a closed connection): a cached "full" must not refuse the POST after a truncation.
+ */
 static void refresh_full(struct wal *w, uint64_t t)
 {
 	struct paste_stats s;
 
-	if (t - w->full_checked_ns < WAL_FULL_CHECK_NS || paste_stats(w->ctx, &s, sizeof(s)))
+	if ((!w->full && t - w->full_checked_ns < WAL_FULL_CHECK_NS) ||
+	    paste_stats(w->ctx, &s, sizeof(s)))
 		return;
 	w->full_checked_ns = t;
 	w->full = s.frames_free < w->reserve;
