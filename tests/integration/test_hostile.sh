@@ -87,7 +87,7 @@ check_load() {
 # ---- paste-wal -----------------------------------------------------------------------------------
 log "start: paste-wal on $VETH_SRV $STACK_IP:$PORT"
 ip netns exec "$NS_SRV" "$WAL" --ifname "$VETH_SRV" --ip "$STACK_IP" --port $PORT --pool "$POOL" \
-	--pool-size 2G >"$WAL_LOG" 2>&1 &
+	--pool-size 4G >"$WAL_LOG" 2>&1 &
 WAL_PID=$!
 track_pid "$WAL_PID"
 ECHO_PID=$WAL_PID ECHO_LOG=$WAL_LOG # fail() shows this log
