@@ -60,7 +60,10 @@ jfield() {
 	[ -n "$v" ] || fail "no field '$2' in /stats: $1"
 	printf '%s\n' "$v"
 }
-wal_stats() { in_cli curl -sS --max-time 10 "http://$STACK_IP:$PORT/stats" || fail "GET /stats failed"; }
+# wal_stats [SECS]: GET /stats within SECS (10). Right after the flood lwIP walks ~100k SYN_RCVD pcbs on
+# every segment and timer tick (its pcb lists are linear): an ASan build on a busy machine took over
+# 10 s to answer there (seen once), so that call gets 40 s.
+wal_stats() { in_cli curl -sS --max-time "${1:-10}" "http://$STACK_IP:$PORT/stats" || fail "GET /stats failed"; }
 # rss_kb PID: "VmRSS/RssAnon" in kB (VmRSS includes the mapped pool; RssAnon is the heap).
 rss_kb() { awk '/^VmRSS/{r=$2} /^RssAnon/{a=$2} END{print r "/" a}' "/proc/$1/status"; }
 alive() { kill -0 "$WAL_PID" 2>/dev/null || fail "paste-wal (pid $WAL_PID) died"; }
@@ -124,7 +127,7 @@ FLOOD_END=$SECONDS
 log "$F"
 alive
 RSS1=$(rss_kb "$WAL_PID")
-S1=$(wal_stats)
+S1=$(wal_stats 40)
 log "right after the flood: conns_open=$(jfield "$S1" conns_open) frames_rx=$(jfield "$S1" frames_rx)" \
 	"frames_free=$(jfield "$S1" frames_free) VmRSS/RssAnon ${RSS0} -> ${RSS1} kB"
 # A second malformed burst while the flood's SYN_RCVD state is still held.
