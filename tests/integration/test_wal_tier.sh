@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
+# paste-wal's capacity tier (--tier-dir): a pool far too small for the load (8 MiB, ~3,500 frames)
+# with its oldest records destaged to segment files on an ordinary file system (/var/tmp).
+#  - kill -9 rounds: each round restarts the server on the same pool and tier, runs wal_client.py's
+#    load (pipelined POSTs of 64 B..64 KiB; every 201 goes to an ack file at once) and SIGKILLs the
+#    server at a random moment, while destage jobs run. No request may be refused (507: the tier
+#    has room, so a POST that finds the pool short of frames must wait, not fail). Each restart
+#    must report recovered >= every ack, next > the highest acked seq and dropped=0, and (after the
+#    first round) records in the tier.
+#  - then: every acknowledged record read back over HTTP (ranges across both tiers) byte for byte,
+#    dense sequence numbers, nothing never sent; the acknowledged bytes are several times the
+#    pool; /stats shows destaged records, tier reads, no 507.
+#  - DELETE into the middle of the tier: segment files deleted, the cut record 404, the next one
+#    200 from the tier; a clean restart keeps exactly that; SIGTERM exits 0 (frame accounting).
+#
+# Environment: PASTE_CRASH_ROUNDS (default 3), PASTE_CRASH_SEED (default random, printed), PASTE_TIER_BASE
+# (directory for the tier, default /var/tmp: must not be tmpfs to mean anything), plus lib.sh's.
+. "$(dirname "$0")/lib.sh"
+
+ROUNDS=${PASTE_CRASH_ROUNDS:-3}
+SEED=${PASTE_CRASH_SEED:-$((RANDOM * 32768 + RANDOM))}
+RANDOM=$SEED
+HERE=$(cd "$(dirname "$0")" && pwd)
+CLIENT_PY=$HERE/wal_client.py
+WAL=$PASTE_BUILD/paste-wal
+TIER=${PASTE_TIER_BASE:-/var/tmp}/paste-test-$$-tier
+CLEANUP_DIRS+=("$TIER")
+PORT=8080
+POOL_SIZE=$((8 << 20))
+[ -x "$WAL" ] || fail "$WAL not built"
+command -v python3 >/dev/null || fail "python3 not installed (scripts/deps installs it)"
+command -v curl >/dev/null || fail "curl not installed (scripts/deps installs it)"
+log "seed $SEED, $ROUNDS kill -9 rounds (PASTE_CRASH_SEED=$SEED reproduces payloads and kill times)"
+
+SRV=(--transport kernel --ip "$SRV_IP" --port $PORT --pool "$POOL" --pool-size $POOL_SIZE
+	--ring-size 512 --reserve-frames 512 --tier-dir "$TIER" --tier-size 1G)
+ACKS=$LOGDIR/acks
+WAL_PID=
+WAL_LOG=
+WAL_N=0
+READY=
+
+start_wal() {
+	local i rc=0
+	WAL_N=$((WAL_N + 1))
+	WAL_LOG=$LOGDIR/wal.$WAL_N.log
+	log "start: paste-wal $*"
+	ip netns exec "$NS_SRV" "$WAL" "$@" >"$WAL_LOG" 2>&1 &
+	WAL_PID=$!
+	track_pid "$WAL_PID"
+	for ((i = 0; i < READY_TIMEOUT * 10; i++)); do
+		READY=$(grep -m1 '^paste-wal: ready' "$WAL_LOG" || true)
+		if [ -n "$READY" ]; then
+			log "$READY"
+			return 0
+		fi
+		if ! kill -0 "$WAL_PID" 2>/dev/null; then
+			wait "$WAL_PID" || rc=$?
+			untrack_pid "$WAL_PID"
+			cat "$WAL_LOG" >&2
+			fail "paste-wal exited with status $rc before it was ready"
+		fi
+		sleep 0.1
+	done
+	fail "paste-wal not ready after ${READY_TIMEOUT}s"
+}
+
+stop_wal() { # SIGTERM; must exit 0 (its frame accounting check included)
+	local rc=0
+	kill -TERM "$WAL_PID"
+	wait "$WAL_PID" || rc=$?
+	untrack_pid "$WAL_PID"
+	[ $rc -eq 0 ] || { tail -n 5 "$WAL_LOG" >&2; fail "paste-wal exited with status $rc after SIGTERM"; }
+}
+
+field() {
+	local v
+	v=$(printf '%s\n' "$1" | tr ' ,{}' '\n\n\n\n' | sed -n "s/^\"\{0,1\}$2\"\{0,1\}[=:]//p" | head -n 1)
+	[ -n "$v" ] || fail "no field '$2' in: $1"
+	printf '%s\n' "$v"
+}
+
+nacks() { if [ -f "$ACKS" ]; then wc -l <"$ACKS"; else echo 0; fi; }
+max_acked() { if [ -s "$ACKS" ]; then awk 'BEGIN{m=0} $1>m{m=$1} END{print m}' "$ACKS"; else echo 0; fi; }
+acked_bytes() { if [ -s "$ACKS" ]; then awk '{b+=$4} END{print b+0}' "$ACKS"; else echo 0; fi; }
+stats() { in_cli curl -sS --max-time 10 "http://$SRV_IP:$PORT/stats"; }
+http_status() { in_cli curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$@"; }
+
+check_server_log() {
+	local bad
+	bad=$(grep -E '^(libpaste-xdp: error:|paste-wal: )' "$WAL_LOG" | grep -v '^paste-wal: ready' || true)
+	[ -z "$bad" ] || { printf '%s\n' "$bad" | head -n 10 >&2; fail "errors in $WAL_LOG"; }
+}
+
+rm -rf "$TIER" "$POOL"
+for ((r = 1; r <= ROUNDS; r++)); do
+	before=$(nacks)
+	start_wal "${SRV[@]}"
+	if ((r > 1)); then
+		[ "$(field "$READY" recovered)" -ge 0 ] || true
+		[ "$(field "$READY" records)" -ge "$before" ] ||
+			fail "round $r: the log holds $(field "$READY" records) records, but $before were acknowledged"
+		[ "$(field "$READY" next)" -gt "$(max_acked)" ] ||
+			fail "round $r: next=$(field "$READY" next), but seq $(max_acked) was acknowledged"
+		[ "$(field "$READY" dropped)" = 0 ] || fail "round $r: recovery cut records"
+		[ "$(field "$READY" tier_records)" -gt 0 ] || fail "round $r: no record is in the tier"
+	fi
+	ip netns exec "$NS_CLI" python3 "$CLIENT_PY" load --host "$SRV_IP" --port $PORT --conns 6 \
+		--depth 4 --duration 5 --stall 3 --grace 3 --max-size 65536 --seed "$SEED" \
+		--conn-base $((r * 100)) --ack-file "$ACKS" >"$LOGDIR/load.$r.log" 2>&1 &
+	cpid=$!
+	track_pid $cpid
+	ms=$((1500 + RANDOM % 2500))
+	sleep "$((ms / 1000)).$(printf '%03d' $((ms % 1000)))"
+	kill -0 "$WAL_PID" 2>/dev/null || fail "round $r: paste-wal died on its own"
+	st=$(stats) || fail "round $r: /stats failed under load"
+	kill -KILL "$WAL_PID"
+	wait "$WAL_PID" 2>/dev/null || true
+	untrack_pid "$WAL_PID"
+	check_server_log
+	rc=0
+	wait $cpid || rc=$?
+	untrack_pid $cpid
+	sum=$(grep '^wal_client: load' "$LOGDIR/load.$r.log" || true)
+	[ $rc -eq 0 ] && [ -n "$sum" ] || { cat "$LOGDIR/load.$r.log" >&2; fail "round $r: client status $rc"; }
+	[ "$(field "$sum" errors)" = 0 ] || fail "round $r: the server refused requests (507 with a tier that has room?): $sum"
+	log "round $r: SIGKILL at ${ms} ms with tier_jobs=$(field "$st" tier_jobs) tier_destaging=$(field "$st" tier_destaging) stalls=$(field "$st" stalls); $sum; $(nacks) acks in all"
+	[ "$(nacks)" -gt "$before" ] || fail "round $r: nothing was acknowledged"
+done
+
+# Recover, read everything back across both tiers.
+start_wal "${SRV[@]}"
+[ "$(field "$READY" records)" -ge "$(nacks)" ] || fail "final restart lost records"
+[ "$(field "$READY" tier_records)" -gt 0 ] || fail "no record is in the tier after the rounds"
+bytes=$(acked_bytes)
+((bytes > 2 * POOL_SIZE)) || fail "only $bytes bytes acknowledged: the load did not fill the pool twice over"
+ip netns exec "$NS_CLI" python3 "$CLIENT_PY" verify --host "$SRV_IP" --port $PORT --ack-file "$ACKS" \
+	--seed "$SEED" --strict >"$LOGDIR/verify.log" 2>&1 || { cat "$LOGDIR/verify.log" >&2; fail "records read back differ"; }
+log "$(tail -n 1 "$LOGDIR/verify.log"); $bytes acknowledged bytes into a $POOL_SIZE-byte pool"
+st=$(stats)
+[ "$(field "$st" tier_reads)" -gt 0 ] || fail "the read-back served nothing from the tier: $st"
+[ "$(field "$st" replies_5xx)" = 0 ] || fail "5xx replies: $st"
+
+# DELETE into the middle of the tier: whole segments go, the rest is still served.
+tfirst=$(field "$st" tier_first_seq)
+tend=$(($(field "$st" tier_records) + tfirst))
+segs=$(find "$TIER" -name 'seg-*.pwt' | wc -l)
+((segs >= 2)) || fail "only $segs segment file(s) in $TIER"
+cut=$((tfirst + (tend - tfirst) * 3 / 4))
+out=$(in_cli curl -sS --max-time 10 -X DELETE "http://$SRV_IP:$PORT/log?upto=$cut") || fail "DELETE failed"
+[ "$(field "$out" first_seq)" = $((cut + 1)) ] || fail "DELETE upto=$cut answered $out"
+[ "$(http_status "http://$SRV_IP:$PORT/log/$cut")" = 404 ] || fail "record $cut still served after DELETE"
+[ "$(http_status "http://$SRV_IP:$PORT/log/$((cut + 1))")" = 200 ] || fail "record $((cut + 1)) not served after DELETE"
+after=$(find "$TIER" -name 'seg-*.pwt' | wc -l)
+st=$(stats)
+((after < segs)) && [ "$(field "$st" tier_segments_deleted)" -gt 0 ] ||
+	fail "DELETE upto=$cut left $after of $segs segment files: $st"
+[ "$(field "$st" tier_first_seq)" = $((cut + 1)) ] || fail "tier_first_seq after DELETE: $st"
+log "DELETE upto=$cut (tier was $tfirst..$((tend - 1))): segment files $segs -> $after"
+stop_wal
+check_server_log
+
+# A clean restart keeps exactly what the DELETE left; a DELETE of everything empties both tiers.
+start_wal "${SRV[@]}"
+[ "$(field "$READY" first)" = $((cut + 1)) ] || fail "after restart first=$(field "$READY" first), not $((cut + 1))"
+[ "$(http_status "http://$SRV_IP:$PORT/log/$((cut + 1))")" = 200 ] || fail "record $((cut + 1)) lost at restart"
+next=$(field "$READY" next)
+out=$(in_cli curl -sS --max-time 10 -X DELETE "http://$SRV_IP:$PORT/log?upto=$next") || fail "DELETE all failed"
+[ "$(field "$out" records)" = 0 ] || fail "DELETE of everything answered $out"
+[ -z "$(find "$TIER" -name 'seg-*.pwt')" ] || fail "segment files left after deleting everything: $(ls "$TIER")"
+stop_wal
+check_server_log
+log "$ROUNDS kill -9 rounds, $(nacks) acknowledged records all present and identical across pool and tier"
