@@ -251,17 +251,27 @@ static bool job_grow(struct tier_job *j, size_t recs, size_t refs)
 	return true;
 }
 
-/* Pool fill in percent: frames kept for records, or the log region, whichever is fuller. */
-static uint64_t pool_fill(struct wal *w)
+/*
+ * Pool fill in percent: frames kept for records, or the log region, whichever is fuller. Also
+ * what a job must take to get below --tier-stop: *frames references (about one frame each) and
+ * *region bytes of log records.
+ */
+static uint64_t pool_fill(struct wal *w, uint64_t *frames, uint64_t *region)
 {
 	struct paste_stats s;
 	struct paste_log_info li;
-	uint64_t f = 0, g;
+	uint64_t f = 0, g, stop = w->tier.stop_pct, keep;
 
-	if (!paste_stats(w->ctx, &s, sizeof(s)) && s.frames_total)
+	*frames = *region = 0;
+	if (!paste_stats(w->ctx, &s, sizeof(s)) && s.frames_total) {
 		f = (uint64_t)s.frames_kept * 100 / s.frames_total;
+		keep = (uint64_t)s.frames_total * stop / 100;
+		*frames = s.frames_kept > keep ? s.frames_kept - keep : 0;
+	}
 	paste_log__info(w->log, &li);
 	g = li.region_size ? li.region_used * 100 / li.region_size : 0;
+	keep = li.region_size * stop / 100;
+	*region = li.region_used > keep ? li.region_used - keep : 0;
 	return f > g ? f : g;
 }
 
@@ -299,7 +309,8 @@ static void job_start(struct wal *w)
 	struct tier_job *j = &t->job;
 	struct paste_log_info li;
 	struct paste_log_rec rec;
-	uint64_t fill = pool_fill(w), seq;
+	uint64_t want_frames, want_region, fill = pool_fill(w, &want_frames, &want_region), seq;
+	uint64_t region = 0;
 	size_t nref = 0;
 
 	if (fill >= t->start_pct || w->stalled || w->full)
@@ -311,8 +322,13 @@ static void job_start(struct wal *w)
 	paste_log__info(w->log, &li);
 	j->first = li.first_seq;
 	j->bytes = j->payload = 0;
-	for (seq = li.first_seq; seq < li.next_seq && seq - li.first_seq < TIER_JOB_RECORDS &&
-	                         j->payload < TIER_JOB_BYTES;
+	/* The oldest records, up to the job's bounds, and no more than it takes to reach the stop
+	 * threshold: the newest records stay in the pool (at least one record when a body waits).
+	 */
+	for (seq = li.first_seq;
+	     seq < li.next_seq && seq - li.first_seq < TIER_JOB_RECORDS &&
+	     j->payload < TIER_JOB_BYTES &&
+	     (seq == li.first_seq || nref < want_frames || region < want_region);
 	     seq++) {
 		if (paste_log__get(w->log, seq, &rec))
 			break;
@@ -323,6 +339,7 @@ static void job_start(struct wal *w)
 		memcpy(j->refs + nref, rec.refs, rec.nrefs * sizeof(*rec.refs));
 		j->nrefs[seq - li.first_seq] = rec.nrefs;
 		nref += rec.nrefs;
+		region += (32 + 16 * rec.nrefs + 63) & ~63u; /* its size in the log region */
 		j->bytes += rec.len + TIER_REC_OVER;
 		j->payload += rec.len;
 	}

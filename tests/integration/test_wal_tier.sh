@@ -7,7 +7,8 @@
 #    server at a random moment, while destage jobs run. No request may be refused (507: the tier
 #    has room, so a POST that finds the pool short of frames must wait, not fail). Each restart
 #    must report recovered >= every ack, next > the highest acked seq and dropped=0, and (after the
-#    first round) records in the tier.
+#    first round) records in the tier; before it, paste-wal-dump --tier-dir --verify --raw reads
+#    both tiers offline and every acknowledged record must be there byte for byte, nothing else.
 #  - then: every acknowledged record read back over HTTP (ranges across both tiers) byte for byte,
 #    dense sequence numbers, nothing never sent; the acknowledged bytes are several times the
 #    pool; /stats shows destaged records, tier reads, no 507.
@@ -24,11 +25,14 @@ RANDOM=$SEED
 HERE=$(cd "$(dirname "$0")" && pwd)
 CLIENT_PY=$HERE/wal_client.py
 WAL=$PASTE_BUILD/paste-wal
+DUMP=$PASTE_BUILD/paste-wal-dump
 TIER=${PASTE_TIER_BASE:-/var/tmp}/paste-test-$$-tier
 CLEANUP_DIRS+=("$TIER")
 PORT=8080
 POOL_SIZE=$((8 << 20))
-[ -x "$WAL" ] || fail "$WAL not built"
+for f in "$WAL" "$DUMP"; do
+	[ -x "$f" ] || fail "$f not built"
+done
 command -v python3 >/dev/null || fail "python3 not installed (scripts/deps installs it)"
 command -v curl >/dev/null || fail "curl not installed (scripts/deps installs it)"
 log "seed $SEED, $ROUNDS kill -9 rounds (PASTE_CRASH_SEED=$SEED reproduces payloads and kill times)"
@@ -93,7 +97,20 @@ check_server_log() {
 	[ -z "$bad" ] || { printf '%s\n' "$bad" | head -n 10 >&2; fail "errors in $WAL_LOG"; }
 }
 
-rm -rf "$TIER" "$POOL"
+# dump_verify TAG: paste-wal-dump of the pool and the tier (offline) against the acks.
+dump_verify() {
+	local listing=$LOGDIR/dump.$1.txt raw=$LOGDIR/dump.$1.raw
+	"$DUMP" --pool "$POOL" --tier-dir "$TIER" --verify --raw >"$raw" 2>"$listing" ||
+		{ tail -n 20 "$listing" >&2; fail "$1: paste-wal-dump --verify failed"; }
+	python3 "$CLIENT_PY" verify-dump --listing "$listing" --raw "$raw" --ack-file "$ACKS" --seed "$SEED" \
+		--strict >"$LOGDIR/vdump.$1.log" 2>&1 || { cat "$LOGDIR/vdump.$1.log" >&2; fail "$1: acknowledged records lost or changed"; }
+	grep -q '^paste-wal-dump: .* dropped=0 ' "$listing" ||
+		{ tail -n 3 "$listing" >&2; fail "$1: recovery after kill -9 cut records"; }
+	log "$1: $(grep '^paste-wal-dump:' "$listing" | tr ' ' '\n' | grep -E '^(first|next|tier_records|tier_listed|problems)=' | tr '\n' ' ')$(tail -n 1 "$LOGDIR/vdump.$1.log")"
+	rm -f "$raw"
+}
+
+rm -rf "$TIER" "$POOL" "$ACKS"
 for ((r = 1; r <= ROUNDS; r++)); do
 	before=$(nacks)
 	start_wal "${SRV[@]}"
@@ -127,6 +144,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 	[ "$(field "$sum" errors)" = 0 ] || fail "round $r: the server refused requests (507 with a tier that has room?): $sum"
 	log "round $r: SIGKILL at ${ms} ms with tier_jobs=$(field "$st" tier_jobs) tier_destaging=$(field "$st" tier_destaging) stalls=$(field "$st" stalls); $sum; $(nacks) acks in all"
 	[ "$(nacks)" -gt "$before" ] || fail "round $r: nothing was acknowledged"
+	dump_verify "round$r"
 done
 
 # Recover, read everything back across both tiers.
