@@ -15,7 +15,6 @@
  * in the directory (read only) and each checked against its CRC32C.
  */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -23,10 +22,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <paste/index.h>
 #include <paste/paste.h>
+
+#include "wal_seg.h"
 
 struct dump {
 	const char *pool_path, *log_name, *tier_dir;
@@ -309,13 +311,6 @@ static uint64_t tier_head(struct dump *d)
 	return w[0] == TIER_MAGIC ? w[1] : 0;
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 /* One tier record: listed (and written with --raw) if --from/--limit want it. */
 static int tier_rec(struct dump *d, uint64_t seq, const uint8_t *p, uint32_t len, uint32_t crc)
 {
@@ -340,18 +335,15 @@ static int tier_rec(struct dump *d, uint64_t seq, const uint8_t *p, uint32_t len
 static int tier_seg(struct dump *d, int dfd, uint64_t first, uint8_t **buf, size_t *cap)
 {
 	char name[64];
-	struct {
-		uint32_t magic, len;
-		uint64_t seq;
-	} h;
-	uint32_t crc;
+	struct wf_rec h;
+	struct stat st;
+	uint64_t off = 0;
+	uint32_t len, crc;
 	int fd, err = 0;
-	FILE *f;
 
-	snprintf(name, sizeof(name), "seg-%020" PRIu64 ".pwt", first);
+	seg_name(name, sizeof(name), first);
 	fd = openat(dfd, name, O_RDONLY | O_CLOEXEC);
-	f = fd >= 0 ? fdopen(fd, "rb") : NULL;
-	if (!f) {
+	if (fd < 0 || fstat(fd, &st)) {
 		fprintf(stderr, "paste-wal-dump: cannot open %s/%s: %s\n", d->tier_dir, name,
 		        strerror(errno));
 		if (fd >= 0)
@@ -359,66 +351,47 @@ static int tier_seg(struct dump *d, int dfd, uint64_t first, uint8_t **buf, size
 		return -1;
 	}
 	for (uint64_t seq = first; seq < d->tier_end && !err; seq++) {
-		if (fread(&h, sizeof(h), 1, f) != 1 || h.magic != SEG_REC_MAGIC || h.seq != seq ||
-		    !h.len || h.len > (1u << 30))
+		if (pread(fd, &h, sizeof(h), (off_t)off) != sizeof(h) || h.len > WF_REC_MAX)
 			break;
 		if (h.len > *cap) {
 			uint8_t *n = realloc(*buf, h.len);
 
-			if (!n) {
-				err = -ENOMEM;
+			if (!n)
 				break;
-			}
 			*buf = n;
 			*cap = h.len;
 		}
-		if (fread(*buf, 1, h.len, f) != h.len || fread(&crc, 4, 1, f) != 1 ||
-		    crc != crc32c(crc32c(0, &h, sizeof(h)), *buf, h.len))
+		len = seg_check(fd, (uint64_t)st.st_size, off, seq, true, *buf, *cap, &crc);
+		if (!len)
 			break;
+		off += len + SEG_REC_OVER;
 		if (seq < d->tier_first)
 			continue; /* truncated: the segment still holds it */
 		if (seq == d->expect_tier)
 			d->expect_tier = seq + 1;
-		err = tier_rec(d, seq, *buf, h.len, crc32c(0, *buf, h.len));
+		err = tier_rec(d, seq, *buf, len, crc);
 	}
-	fclose(f);
+	close(fd);
 	return err;
 }
 
 /* List the tier's records [tier_first, tier_end) from the segment files in --tier-dir. */
 static void tier_list(struct dump *d)
 {
-	int dfd = open(d->tier_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *dir = dfd >= 0 ? fdopendir(dup(dfd)) : NULL;
-	uint64_t *v = NULL, first;
-	size_t n = 0, cap = 0, bcap = 0;
+	int dfd = open(d->tier_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), err;
+	uint64_t *v = NULL;
+	size_t n = 0, bcap = 0;
 	uint8_t *buf = NULL;
-	struct dirent *e;
-	char tail[8];
 
-	if (!dir) {
+	err = dfd < 0 ? -errno : seg_list(dfd, &v, &n);
+	if (err) {
 		fprintf(stderr, "paste-wal-dump: cannot read the tier directory %s: %s\n",
-		        d->tier_dir, strerror(errno));
+		        d->tier_dir, strerror(-err));
 		d->problems++;
 		if (dfd >= 0)
 			close(dfd);
 		return;
 	}
-	while ((e = readdir(dir))) {
-		if (sscanf(e->d_name, "seg-%20" SCNu64 "%7s", &first, tail) != 2 ||
-		    strcmp(tail, ".pwt") || strlen(e->d_name) != 28)
-			continue;
-		if (n == cap) {
-			uint64_t *nv = realloc(v, (cap = cap ? cap * 2 : 64) * sizeof(*v));
-
-			if (!nv)
-				break;
-			v = nv;
-		}
-		v[n++] = first;
-	}
-	closedir(dir);
-	qsort(v, n, sizeof(*v), cmp_u64);
 	d->expect_tier = d->tier_first;
 	for (size_t i = 0; i < n && v[i] < d->tier_end; i++)
 		if (tier_seg(d, dfd, v[i], &buf, &bcap) == -EIO)

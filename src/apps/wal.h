@@ -27,6 +27,7 @@
 #include <paste/paste.h>
 
 #include "http.h"
+#include "wal_seg.h"
 
 /* ---- limits -------------------------------------------------------------------------------- */
 
@@ -50,16 +51,6 @@ enum wal_sync { SYNC_PMEM, SYNC_FDATASYNC };
  * higher gen) names the first live record (truncation moves it); recovery walks the records from
  * there and cuts the file at the first one that does not check out (a torn tail).
  */
-#define WF_REC_MAGIC 0x31525750u /* "PWR1" */
-#define WF_REC_MAX   (1u << 30)
-
-/* A record of the log file and of a tier segment: this header, the payload, CRC32C(both). */
-struct wf_rec {
-	uint32_t magic;
-	uint32_t len;
-	uint64_t seq;
-};
-
 struct wf_index {
 	uint64_t off;
 	uint32_t len;

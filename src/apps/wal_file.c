@@ -163,31 +163,11 @@ static int wf_load_head(struct wal_file *f, uint64_t size)
 /* Check the record at f->end; on success index it and advance. @return 1 valid, 0 not. */
 static int wf_check_one(struct wal_file *f, uint64_t size, uint8_t *buf, size_t bufsz)
 {
-	struct wf_rec h;
-	uint32_t crc, want;
-	uint64_t off = f->end, left;
+	uint32_t len = seg_check(f->fd, size, f->end, f->next_seq, true, buf, bufsz, NULL);
 
-	if (size - off < sizeof(h) + 4 ||
-	    pread(f->fd, &h, sizeof(h), (off_t)off) != (ssize_t)sizeof(h) ||
-	    h.magic != WF_REC_MAGIC || h.seq != f->next_seq || h.len == 0 || h.len > WF_REC_MAX ||
-	    size - off - sizeof(h) - 4 < h.len)
+	if (!len || wf_index_push(f, f->end, len))
 		return 0;
-	crc = paste_crc32c(0, &h, sizeof(h));
-	off += sizeof(h);
-	for (left = h.len; left;) {
-		size_t n = left < bufsz ? (size_t)left : bufsz;
-
-		if (pread(f->fd, buf, n, (off_t)off) != (ssize_t)n)
-			return 0;
-		crc = paste_crc32c(crc, buf, n);
-		off += n;
-		left -= n;
-	}
-	if (pread(f->fd, &want, 4, (off_t)off) != 4 || want != crc)
-		return 0;
-	if (wf_index_push(f, f->end, h.len))
-		return 0;
-	f->end = off + 4;
+	f->end += len + SEG_REC_OVER;
 	return 1;
 }
 

@@ -41,17 +41,11 @@
 #include <unistd.h>
 
 #include "wal.h"
+#include "wal_seg.h"
 
-#define TIER_MAGIC    0x3152454954574150ull /* "PAWTIER1" */
-#define TIER_REGION   4096u
-#define TIER_REC_OVER (sizeof(struct wf_rec) + 4u) /* header + CRC trailer per record */
+#define TIER_REC_OVER SEG_REC_OVER
 
 enum { JOB_IDLE, JOB_RUNNING, JOB_DONE };
-
-struct tier_region {
-	uint64_t magic;
-	uint64_t first; /* first tier record, 0 when the tier is empty; one 8-byte store */
-};
 
 static int tier_fail(const struct wal_tier *t, int err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -66,11 +60,6 @@ static int tier_fail(const struct wal_tier *t, int err, const char *fmt, ...)
 	va_end(ap);
 	fputc('\n', stderr);
 	return err;
-}
-
-static void seg_name(char *buf, size_t n, uint64_t first)
-{
-	snprintf(buf, n, "seg-%020" PRIu64 ".pwt", first);
 }
 
 /* The persistent first: one aligned 8-byte store, then flush + fence. */
@@ -537,81 +526,6 @@ int tier_truncate(struct wal *w, uint64_t upto)
 
 /* ---- recovery ----------------------------------------------------------------------------- */
 
-/* Check record @seq at @off of @fd (@size bytes) and its CRC. @return its length, or 0. */
-static uint32_t rec_check(struct wal *w, int fd, uint64_t size, uint64_t off, uint64_t seq,
-                          bool payload)
-{
-	struct wf_rec h;
-	uint32_t crc, want;
-	uint64_t left, o;
-
-	if (size - off < TIER_REC_OVER || pread(fd, &h, sizeof(h), (off_t)off) != sizeof(h) ||
-	    h.magic != WF_REC_MAGIC || h.seq != seq || !h.len || h.len > WF_REC_MAX ||
-	    size - off - TIER_REC_OVER < h.len)
-		return 0;
-	if (!payload)
-		return h.len;
-	crc = paste_crc32c(0, &h, sizeof(h));
-	o = off + sizeof(h);
-	for (left = h.len; left;) {
-		size_t n = left < sizeof(w->scratch) ? (size_t)left : sizeof(w->scratch);
-
-		if (pread(fd, w->scratch, n, (off_t)o) != (ssize_t)n)
-			return 0;
-		crc = paste_crc32c(crc, w->scratch, n);
-		o += n;
-		left -= n;
-	}
-	if (pread(fd, &want, 4, (off_t)o) != 4 || want != crc)
-		return 0;
-	return h.len;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/* The first seqs of the segment files in the directory, sorted. */
-static int seg_list(struct wal_tier *t, uint64_t **out, size_t *n)
-{
-	int fd = dup(t->dirfd);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-	struct dirent *e;
-	uint64_t *v = NULL, first;
-	size_t cap = 0;
-	char tail[8];
-
-	*n = 0;
-	if (!d) {
-		if (fd >= 0)
-			close(fd);
-		return tier_fail(t, -errno, "cannot list: %s", strerror(errno));
-	}
-	while ((e = readdir(d))) {
-		if (sscanf(e->d_name, "seg-%20" SCNu64 "%7s", &first, tail) != 2 ||
-		    strcmp(tail, ".pwt") || strlen(e->d_name) != 28)
-			continue;
-		if (*n == cap) {
-			uint64_t *nv = realloc(v, (cap = cap ? cap * 2 : 64) * sizeof(*v));
-
-			if (!nv) {
-				closedir(d);
-				free(v);
-				return -ENOMEM;
-			}
-			v = nv;
-		}
-		v[(*n)++] = first;
-	}
-	closedir(d);
-	qsort(v, *n, sizeof(*v), cmp_u64);
-	*out = v;
-	return 0;
-}
-
 /* Recover one segment: index its records of [first, @pool_first), cut what lies at or above. */
 static int seg_recover(struct wal *w, uint64_t sfirst, uint64_t pool_first)
 {
@@ -632,7 +546,8 @@ static int seg_recover(struct wal *w, uint64_t sfirst, uint64_t pool_first)
 	if (fd < 0 || fstat(fd, &st))
 		return tier_fail(t, -errno, "cannot open %s: %s", name, strerror(errno));
 	while (seq < pool_first &&
-	       (len = rec_check(w, fd, (uint64_t)st.st_size, off, seq, seq >= t->first))) {
+	       (len = seg_check(fd, (uint64_t)st.st_size, off, seq, seq >= t->first, w->scratch,
+	                        sizeof(w->scratch), NULL))) {
 		if (seq >= t->first) {
 			if (seq != t->end)
 				break; /* a gap before it: reported by the caller */
@@ -675,8 +590,10 @@ static int tier_scan(struct wal *w, uint64_t pool_first)
 	struct wal_tier *t = &w->tier;
 	uint64_t *v = NULL;
 	size_t n;
-	int err = seg_list(t, &v, &n);
+	int err = seg_list(t->dirfd, &v, &n);
 
+	if (err)
+		return tier_fail(t, err, "cannot list the directory: %s", strerror(-err));
 	for (size_t i = 0; i < n && !err; i++)
 		err = seg_recover(w, v[i], pool_first);
 	free(v);
@@ -704,7 +621,7 @@ static int region_open(struct wal *w, struct tier_region **reg)
 		        w->log_name);
 		return -EINVAL;
 	}
-	err = paste_pool__region(w->pool, name, TIER_REGION, &addr, &len);
+	err = paste_pool__region(w->pool, name, TIER_REGION_SIZE, &addr, &len);
 	if (err) {
 		fprintf(stderr, "paste-wal: cannot open the tier's pool region '%s': %s\n", name,
 		        paste_last_error());
