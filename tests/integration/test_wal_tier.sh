@@ -18,6 +18,7 @@
 # Environment: PASTE_CRASH_ROUNDS (default 3), PASTE_CRASH_SEED (default random, printed), PASTE_TIER_BASE
 # (directory for the tier, default /var/tmp: must not be tmpfs to mean anything), plus lib.sh's.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/wal_lib.sh"
 
 ROUNDS=${PASTE_CRASH_ROUNDS:-3}
 SEED=${PASTE_CRASH_SEED:-$((RANDOM * 32768 + RANDOM))}
@@ -40,36 +41,6 @@ log "seed $SEED, $ROUNDS kill -9 rounds (PASTE_CRASH_SEED=$SEED reproduces paylo
 SRV=(--transport kernel --ip "$SRV_IP" --port $PORT --pool "$POOL" --pool-size $POOL_SIZE
 	--ring-size 512 --reserve-frames 512 --tier-dir "$TIER" --tier-size 1G)
 ACKS=$LOGDIR/acks
-WAL_PID=
-WAL_LOG=
-WAL_N=0
-READY=
-
-start_wal() {
-	local i rc=0
-	WAL_N=$((WAL_N + 1))
-	WAL_LOG=$LOGDIR/wal.$WAL_N.log
-	log "start: paste-wal $*"
-	ip netns exec "$NS_SRV" "$WAL" "$@" >"$WAL_LOG" 2>&1 &
-	WAL_PID=$!
-	track_pid "$WAL_PID"
-	for ((i = 0; i < READY_TIMEOUT * 10; i++)); do
-		READY=$(grep -m1 '^paste-wal: ready' "$WAL_LOG" || true)
-		if [ -n "$READY" ]; then
-			log "$READY"
-			return 0
-		fi
-		if ! kill -0 "$WAL_PID" 2>/dev/null; then
-			wait "$WAL_PID" || rc=$?
-			untrack_pid "$WAL_PID"
-			cat "$WAL_LOG" >&2
-			fail "paste-wal exited with status $rc before it was ready"
-		fi
-		sleep 0.1
-	done
-	fail "paste-wal not ready after ${READY_TIMEOUT}s"
-}
-
 stop_wal() { # SIGTERM; must exit 0 (its frame accounting check included)
 	local rc=0
 	kill -TERM "$WAL_PID"
@@ -78,48 +49,18 @@ stop_wal() { # SIGTERM; must exit 0 (its frame accounting check included)
 	[ $rc -eq 0 ] || { tail -n 5 "$WAL_LOG" >&2; fail "paste-wal exited with status $rc after SIGTERM"; }
 }
 
-field() {
-	local v
-	v=$(printf '%s\n' "$1" | tr ' ,{}' '\n\n\n\n' | sed -n "s/^\"\{0,1\}$2\"\{0,1\}[=:]//p" | head -n 1)
-	[ -n "$v" ] || fail "no field '$2' in: $1"
-	printf '%s\n' "$v"
-}
-
-nacks() { if [ -f "$ACKS" ]; then wc -l <"$ACKS"; else echo 0; fi; }
-max_acked() { if [ -s "$ACKS" ]; then awk 'BEGIN{m=0} $1>m{m=$1} END{print m}' "$ACKS"; else echo 0; fi; }
-acked_bytes() { if [ -s "$ACKS" ]; then awk '{b+=$4} END{print b+0}' "$ACKS"; else echo 0; fi; }
 stats() { in_cli curl -sS --max-time 10 "http://$SRV_IP:$PORT/stats"; }
 http_status() { in_cli curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$@"; }
 
-check_server_log() {
-	local bad
-	bad=$(grep -E '^(libpaste-xdp: error:|paste-wal: )' "$WAL_LOG" | grep -v '^paste-wal: ready' || true)
-	[ -z "$bad" ] || { printf '%s\n' "$bad" | head -n 10 >&2; fail "errors in $WAL_LOG"; }
-}
-
-# dump_verify TAG: paste-wal-dump of the pool and the tier (offline) against the acks.
-dump_verify() {
-	local listing=$LOGDIR/dump.$1.txt raw=$LOGDIR/dump.$1.raw
-	"$DUMP" --pool "$POOL" --tier-dir "$TIER" --verify --raw >"$raw" 2>"$listing" ||
-		{ tail -n 20 "$listing" >&2; fail "$1: paste-wal-dump --verify failed"; }
-	python3 "$CLIENT_PY" verify-dump --listing "$listing" --raw "$raw" --ack-file "$ACKS" --seed "$SEED" \
-		--strict >"$LOGDIR/vdump.$1.log" 2>&1 || { cat "$LOGDIR/vdump.$1.log" >&2; fail "$1: acknowledged records lost or changed"; }
-	grep -q '^paste-wal-dump: .* dropped=0 ' "$listing" ||
-		{ tail -n 3 "$listing" >&2; fail "$1: recovery after kill -9 cut records"; }
-	log "$1: $(grep '^paste-wal-dump:' "$listing" | tr ' ' '\n' | grep -E '^(first|next|tier_records|tier_listed|problems)=' | tr '\n' ' ')$(tail -n 1 "$LOGDIR/vdump.$1.log")"
-	rm -f "$raw"
-}
-
 rm -rf "$TIER" "$POOL" "$ACKS"
 for ((r = 1; r <= ROUNDS; r++)); do
-	before=$(nacks)
+	before=$(nacks "$ACKS")
 	start_wal "${SRV[@]}"
 	if ((r > 1)); then
-		[ "$(field "$READY" recovered)" -ge 0 ] || true
 		[ "$(field "$READY" records)" -ge "$before" ] ||
 			fail "round $r: the log holds $(field "$READY" records) records, but $before were acknowledged"
-		[ "$(field "$READY" next)" -gt "$(max_acked)" ] ||
-			fail "round $r: next=$(field "$READY" next), but seq $(max_acked) was acknowledged"
+		[ "$(field "$READY" next)" -gt "$(max_acked "$ACKS")" ] ||
+			fail "round $r: next=$(field "$READY" next), but seq $(max_acked "$ACKS") was acknowledged"
 		[ "$(field "$READY" dropped)" = 0 ] || fail "round $r: recovery cut records"
 		[ "$(field "$READY" tier_records)" -gt 0 ] || fail "round $r: no record is in the tier"
 	fi
@@ -142,16 +83,16 @@ for ((r = 1; r <= ROUNDS; r++)); do
 	sum=$(grep '^wal_client: load' "$LOGDIR/load.$r.log" || true)
 	[ $rc -eq 0 ] && [ -n "$sum" ] || { cat "$LOGDIR/load.$r.log" >&2; fail "round $r: client status $rc"; }
 	[ "$(field "$sum" errors)" = 0 ] || fail "round $r: the server refused requests (507 with a tier that has room?): $sum"
-	log "round $r: SIGKILL at ${ms} ms with tier_jobs=$(field "$st" tier_jobs) tier_destaging=$(field "$st" tier_destaging) stalls=$(field "$st" stalls); $sum; $(nacks) acks in all"
-	[ "$(nacks)" -gt "$before" ] || fail "round $r: nothing was acknowledged"
-	dump_verify "round$r"
+	log "round $r: SIGKILL at ${ms} ms with tier_jobs=$(field "$st" tier_jobs) tier_destaging=$(field "$st" tier_destaging) stalls=$(field "$st" stalls); $sum; $(nacks "$ACKS") acks in all"
+	[ "$(nacks "$ACKS")" -gt "$before" ] || fail "round $r: nothing was acknowledged"
+	dump_verify "round$r" "$ACKS" --tier-dir "$TIER"
 done
 
 # Recover, read everything back across both tiers.
 start_wal "${SRV[@]}"
-[ "$(field "$READY" records)" -ge "$(nacks)" ] || fail "final restart lost records"
+[ "$(field "$READY" records)" -ge "$(nacks "$ACKS")" ] || fail "final restart lost records"
 [ "$(field "$READY" tier_records)" -gt 0 ] || fail "no record is in the tier after the rounds"
-bytes=$(acked_bytes)
+bytes=$(acked_bytes "$ACKS")
 ((bytes > 2 * POOL_SIZE)) || fail "only $bytes bytes acknowledged: the load did not fill the pool twice over"
 ip netns exec "$NS_CLI" python3 "$CLIENT_PY" verify --host "$SRV_IP" --port $PORT --ack-file "$ACKS" \
 	--seed "$SEED" --strict >"$LOGDIR/verify.log" 2>&1 || { cat "$LOGDIR/verify.log" >&2; fail "records read back differ"; }
@@ -189,4 +130,4 @@ out=$(in_cli curl -sS --max-time 10 -X DELETE "http://$SRV_IP:$PORT/log?upto=$ne
 [ -z "$(find "$TIER" -name 'seg-*.pwt')" ] || fail "segment files left after deleting everything: $(ls "$TIER")"
 stop_wal
 check_server_log
-log "$ROUNDS kill -9 rounds, $(nacks) acknowledged records all present and identical across pool and tier"
+log "$ROUNDS kill -9 rounds, $(nacks "$ACKS") acknowledged records all present and identical across pool and tier"
