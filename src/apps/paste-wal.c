@@ -63,6 +63,8 @@ enum {
 	OPT_TIER_SIZE,
 	OPT_TIER_START,
 	OPT_TIER_STOP,
+	OPT_RETAIN_BYTES,
+	OPT_RETAIN_SECS,
 };
 
 /* ---- statistics -------------------------------------------------------------------------- */
@@ -124,6 +126,11 @@ static size_t stats_collect(struct wal *w, struct kv *t, size_t max)
 	KV("persisted_bytes", s.persisted_bytes);
 	KV("kept_bytes", s.kept_bytes);
 	KV("rx_dropped", s.rx_dropped);
+	KV("retain_bytes", w->retain.bytes);
+	KV("retain_secs", w->retain.secs);
+	KV("retention_truncations", w->retain.n.truncations);
+	KV("retention_dropped_records", w->retain.n.records);
+	KV("retention_dropped_bytes", w->retain.n.bytes);
 	KV("stalls", w->n.stalls);
 	KV("stalled", w->stalled);
 	if (w->tier.on) {
@@ -256,6 +263,14 @@ static void usage(FILE *out)
 	    "  With a tier, a POST that finds the pool short of frames waits (its body stays\n"
 	    "  unread) until destaging frees some; 507 only when the tier is full too.\n"
 	    "\n"
+	    "Retention (off by default; either mode, with or without a tier):\n"
+	    "  --retain-bytes SIZE  drop the oldest records while the log holds more than SIZE\n"
+	    "                       payload bytes (checked 4 times a second)\n"
+	    "  --retain-secs S      drop records appended more than S seconds ago (records\n"
+	    "                       recovered at startup count as appended then)\n"
+	    "  Each drop is a truncation like DELETE, with a line on stderr and counters in\n"
+	    "  /stats (retention_dropped_records, retention_dropped_bytes).\n"
+	    "\n"
 	    "Startup prints 'paste-wal: ready ... recovered=N first=F next=X ...' on stdout once\n"
 	    "serving: N records were found valid in the pool log (or the file) after the last\n"
 	    "run, whether it ended cleanly or not. SIGUSR1 prints one line 'stats k=v ...';\n"
@@ -345,6 +360,14 @@ static int extra_opt(int opt, const char *arg, void *app)
 			return bad_value(opt == OPT_TIER_START ? "tier-start" : "tier-stop", arg,
 			                 "a percentage 1-100");
 		*(opt == OPT_TIER_START ? &w->tier.start_pct : &w->tier.stop_pct) = v;
+		return 0;
+	case OPT_RETAIN_BYTES:
+		if (daemon_parse_size(arg, &w->retain.bytes) || !w->retain.bytes)
+			return bad_value("retain-bytes", arg, "a size of at least 1");
+		return 0;
+	case OPT_RETAIN_SECS:
+		if (daemon_parse_uint(arg, 1, 100ull * 365 * 86400, &w->retain.secs))
+			return bad_value("retain-secs", arg, "seconds, at least 1");
 		return 0;
 	case OPT_COPY_THRESHOLD:
 		if (daemon_parse_size(arg, &w->copy_threshold) || w->copy_threshold > 4096)
@@ -516,6 +539,7 @@ static int serve_loop(struct wal *w)
 		if (now_ns() - last_tick >= WAL_TICK_MS * 1000000ull) {
 			last_tick = now_ns();
 			check_timeouts(w);
+			retain_apply(w);
 			resume_stalled(w);
 		}
 	}
@@ -582,6 +606,8 @@ int main(int argc, char **argv)
 	    {"tier-size", required_argument, NULL, OPT_TIER_SIZE},
 	    {"tier-start", required_argument, NULL, OPT_TIER_START},
 	    {"tier-stop", required_argument, NULL, OPT_TIER_STOP},
+	    {"retain-bytes", required_argument, NULL, OPT_RETAIN_BYTES},
+	    {"retain-secs", required_argument, NULL, OPT_RETAIN_SECS},
 	    {NULL, 0, NULL, 0},
 	};
 	static struct wal w = {
@@ -610,6 +636,12 @@ int main(int argc, char **argv)
 		paste_close(&w.ctx);
 		return 1;
 	}
+	if (w.retain.secs) { /* what recovery found counts as appended now */
+		struct store_info si;
+
+		store_info(&w, &si);
+		retain_mark(&w, si.first);
+	}
 	print_ready(&w, &d);
 	r = serve_loop(&w);
 	tier_close(&w); /* commits a job in flight: its frames are free before the check */
@@ -624,5 +656,6 @@ int main(int argc, char **argv)
 		close(w.file.fd);
 	}
 	free(w.file.idx);
+	free(w.retain.marks);
 	return r;
 }

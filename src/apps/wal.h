@@ -133,6 +133,26 @@ struct wal_tier {
 	} n;
 };
 
+/* ---- retention (wal_store.c) -------------------------------------------------------------- */
+
+/* Records from @seq on were appended at or after @t (seconds, CLOCK_REALTIME): one mark per
+ * second with appends; the records a restart recovered are marked with the startup time. */
+struct retain_mark {
+	uint64_t seq;
+	time_t t;
+};
+
+struct wal_retain {
+	uint64_t bytes, secs; /* --retain-bytes, --retain-secs (0: off) */
+	struct retain_mark *marks;
+	size_t nmarks, cap, head;            /* live marks: [head, nmarks) */
+	time_t printed;                      /* the last line on stderr */
+	uint64_t quiet_records, quiet_bytes; /* dropped since */
+	struct {
+		uint64_t records, bytes, truncations;
+	} n;
+};
+
 /* ---- server state ------------------------------------------------------------------------ */
 
 struct wconn;
@@ -143,6 +163,7 @@ struct wal {
 	struct paste_log *log; /* SYNC_PMEM */
 	struct wal_file file;  /* SYNC_FDATASYNC */
 	struct wal_tier tier;  /* SYNC_PMEM with --tier-dir */
+	struct wal_retain retain;
 	enum wal_sync sync;
 	enum paste_transport transport;
 	const char *prefix;
@@ -238,6 +259,8 @@ ssize_t store_chunk(struct wal *w, struct job *j, const uint8_t **p, size_t max)
 int store_append(struct wal *w, const struct paste_ref *refs, unsigned n, uint64_t len,
                  uint64_t *seq);
 int store_truncate(struct wal *w, uint64_t upto);
+void retain_mark(struct wal *w, uint64_t seq);
+void retain_apply(struct wal *w);
 
 /* wal_tier.c */
 int tier_open(struct wal *w);

@@ -176,6 +176,7 @@ static void commit(struct wal *w, struct wconn *wc, const struct paste_ref *refs
 		reply_error(w, wc, 500, "append failed");
 		return;
 	}
+	retain_mark(w, seq);
 	w->n.appended++;
 	w->n.appended_bytes += wc->need;
 	w->round_appends++;

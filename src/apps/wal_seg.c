@@ -45,7 +45,8 @@ int seg_list(int dirfd, uint64_t **out, size_t *n)
 			close(fd);
 		return err;
 	}
-	rewinddir(d); /* the dup shares the offset of @dirfd: an earlier listing left it at the end */
+	rewinddir(
+	    d); /* the dup shares the offset of @dirfd: an earlier listing left it at the end */
 	while ((e = readdir(d))) {
 		if (strlen(e->d_name) != 28 ||
 		    sscanf(e->d_name, "seg-%20" SCNu64 "%7s", &first, tail) != 2 ||

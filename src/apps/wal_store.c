@@ -4,7 +4,8 @@
  * records name payload kept in pool frames, paste_log__*) and the log file (--sync fdatasync,
  * wal_file.c). With a capacity tier (wal_tier.c) the oldest records of the pool log live in
  * segment files: the log is then tier records [tier.first, tier.end) followed by the pool log's
- * records [tier.end, next), and every call here sees both.
+ * records [tier.end, next), and every call here sees both. The retention policies
+ * (--retain-bytes, --retain-secs) drop the oldest records through the same interface.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "wal.h"
@@ -136,4 +138,117 @@ int store_truncate(struct wal *w, uint64_t upto)
 		return err ? err : paste_log__truncate(w->log, upto);
 	}
 	return wf_truncate(&w->file, upto);
+}
+
+/* ---- retention ------------------------------------------------------------------------------ */
+
+/* Note that record @seq is appended now (--retain-secs): a new mark when the second changed. */
+void retain_mark(struct wal *w, uint64_t seq)
+{
+	struct wal_retain *r = &w->retain;
+	time_t t;
+
+	if (!r->secs)
+		return;
+	t = time(NULL);
+	if (r->nmarks > r->head && r->marks[r->nmarks - 1].t >= t)
+		return;
+	if (r->nmarks == r->cap) {
+		if (r->head) { /* drop the marks of truncated records first */
+			memmove(r->marks, r->marks + r->head,
+			        (r->nmarks - r->head) * sizeof(*r->marks));
+			r->nmarks -= r->head;
+			r->head = 0;
+		}
+		if (r->nmarks == r->cap) {
+			size_t cap = r->cap ? r->cap * 2 : 1024;
+			struct retain_mark *m = realloc(r->marks, cap * sizeof(*m));
+
+			if (!m)
+				return; /* the next second's mark covers these records (kept longer)
+				         */
+			r->marks = m;
+			r->cap = cap;
+		}
+	}
+	r->marks[r->nmarks++] = (struct retain_mark){seq, t};
+}
+
+/* The last record to drop so that at most --retain-bytes remain, or 0. */
+static uint64_t retain_bytes_upto(struct wal *w, const struct store_info *si)
+{
+	uint64_t over, len, s;
+
+	if (!w->retain.bytes || si->bytes <= w->retain.bytes)
+		return 0;
+	over = si->bytes - w->retain.bytes;
+	for (s = si->first; s < si->next && over; s++) {
+		if (store_len(w, s, &len))
+			break;
+		over = len >= over ? 0 : over - len;
+	}
+	return s > si->first ? s - 1 : 0;
+}
+
+/* The last record appended more than --retain-secs ago, or 0. */
+static uint64_t retain_secs_upto(struct wal *w, const struct store_info *si)
+{
+	struct wal_retain *r = &w->retain;
+	time_t limit = time(NULL) - (time_t)r->secs;
+	uint64_t upto = 0;
+
+	if (!r->secs)
+		return 0;
+	/* marks[i] and the next mark: records [seq_i, seq_i+1) were appended in second t_i */
+	while (r->head + 1 < r->nmarks && r->marks[r->head].t < limit) {
+		upto = r->marks[r->head + 1].seq - 1;
+		r->head++;
+	}
+	if (r->head + 1 == r->nmarks && r->marks[r->head].t < limit) { /* all of them */
+		upto = si->next - 1;
+		r->marks[r->head].seq = si->next;
+	}
+	return upto >= si->first ? upto : 0;
+}
+
+/*
+ * Once per tick and after every destage job: drop the oldest records beyond --retain-bytes or
+ * older than --retain-secs, as a DELETE would (durable before anything else happens), with a line
+ * on stderr. Not while a destage job runs (the truncation would wait for its fdatasync).
+ */
+void retain_apply(struct wal *w)
+{
+	struct store_info si;
+	uint64_t a, b, upto, bytes, first;
+
+	if ((!w->retain.bytes && !w->retain.secs) || tier_running(w))
+		return;
+	store_info(w, &si);
+	a = retain_bytes_upto(w, &si);
+	b = retain_secs_upto(w, &si);
+	upto = a > b ? a : b;
+	if (!upto || upto < si.first)
+		return;
+	bytes = si.bytes;
+	first = si.first;
+	if (store_truncate(w, upto)) {
+		fprintf(stderr,
+		        "paste-wal: retention: truncating up to record %" PRIu64 " failed\n", upto);
+		return;
+	}
+	store_info(w, &si);
+	w->retain.n.truncations++;
+	w->retain.n.records += si.first - first;
+	w->retain.n.bytes += bytes - si.bytes;
+	w->retain.quiet_records += si.first - first;
+	w->retain.quiet_bytes += bytes - si.bytes;
+	if (time(NULL) == w->retain.printed) /* at most one line a second */
+		return;
+	w->retain.printed = time(NULL);
+	fprintf(stderr,
+	        "paste-wal: retention: dropped %" PRIu64 " records (%" PRIu64
+	        " bytes) up to record %" PRIu64 ": %s\n",
+	        w->retain.quiet_records, w->retain.quiet_bytes, upto,
+	        upto == a ? "over --retain-bytes" : "older than --retain-secs");
+	w->retain.quiet_records = w->retain.quiet_bytes = 0;
 }

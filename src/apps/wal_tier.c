@@ -438,8 +438,10 @@ bool tier_poll(struct wal *w)
 	if (!t->on || !t->thread_up)
 		return false;
 	s = job_state(t);
-	if (s == JOB_DONE)
+	if (s == JOB_DONE) {
 		freed = job_commit(w);
+		retain_apply(w); /* before the next job, which would destage what it drops */
+	}
 	if (s != JOB_RUNNING && !t->failed && !w->fatal)
 		job_start(w);
 	return freed;

@@ -3,7 +3,7 @@
 # paste-wal's capacity tier (--tier-dir): a pool far too small for the load (8 MiB, ~3,500 frames)
 # with its oldest records destaged to segment files on an ordinary file system (/var/tmp).
 #  - kill -9 rounds: each round restarts the server on the same pool and tier, runs wal_client.py's
-#    load (pipelined POSTs of 64 B..64 KiB; every 201 goes to an ack file at once) and SIGKILLs the
+#    load (pipelined POSTs of 64 B..16 KiB; every 201 goes to an ack file at once) and SIGKILLs the
 #    server at a random moment, while destage jobs run. No request may be refused (507: the tier
 #    has room, so a POST that finds the pool short of frames must wait, not fail). Each restart
 #    must report recovered >= every ack, next > the highest acked seq and dropped=0, and (after the
@@ -14,6 +14,8 @@
 #    pool; /stats shows destaged records, tier reads, no 507.
 #  - DELETE into the middle of the tier: segment files deleted, the cut record 404, the next one
 #    200 from the tier; a clean restart keeps exactly that; SIGTERM exits 0 (frame accounting).
+#  - retention: --retain-bytes 4M keeps at most 4 MiB under load (and says so on stderr),
+#    --retain-secs 3 empties both tiers once idle.
 #
 # Environment: PASTE_CRASH_ROUNDS (default 3), PASTE_CRASH_SEED (default random, printed), PASTE_TIER_BASE
 # (directory for the tier, default /var/tmp: must not be tmpfs to mean anything), plus lib.sh's.
@@ -64,8 +66,8 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		[ "$(field "$READY" dropped)" = 0 ] || fail "round $r: recovery cut records"
 		[ "$(field "$READY" tier_records)" -gt 0 ] || fail "round $r: no record is in the tier"
 	fi
-	ip netns exec "$NS_CLI" python3 "$CLIENT_PY" load --host "$SRV_IP" --port $PORT --conns 6 \
-		--depth 4 --duration 5 --stall 3 --grace 3 --max-size 65536 --seed "$SEED" \
+	ip netns exec "$NS_CLI" python3 "$CLIENT_PY" load --host "$SRV_IP" --port $PORT --conns 4 \
+		--depth 2 --duration 5 --stall 3 --grace 3 --max-size 16384 --seed "$SEED" \
 		--conn-base $((r * 100)) --ack-file "$ACKS" >"$LOGDIR/load.$r.log" 2>&1 &
 	cpid=$!
 	track_pid $cpid
@@ -130,4 +132,23 @@ out=$(in_cli curl -sS --max-time 10 -X DELETE "http://$SRV_IP:$PORT/log?upto=$ne
 [ -z "$(find "$TIER" -name 'seg-*.pwt')" ] || fail "segment files left after deleting everything: $(ls "$TIER")"
 stop_wal
 check_server_log
+# Retention: at most 4 MiB of payload kept while loading, nothing after 3 s idle; never silently.
+start_wal "${SRV[@]}" --retain-bytes 4M --retain-secs 3
+ip netns exec "$NS_CLI" python3 "$CLIENT_PY" load --host "$SRV_IP" --port $PORT --conns 4 --depth 4 \
+	--duration 2 --max-size 65536 --seed "$SEED" --conn-base 900 --ack-file "$LOGDIR/acks.retain" \
+	>"$LOGDIR/load.retain.log" 2>&1 || { cat "$LOGDIR/load.retain.log" >&2; fail "retention load failed"; }
+sleep 0.6 # a tick
+st=$(stats)
+((bytes = $(field "$st" bytes), bytes <= 4 << 20)) || fail "--retain-bytes 4M, but $bytes bytes kept: $st"
+[ "$(field "$st" retention_dropped_records)" -gt 0 ] || fail "retention dropped nothing: $st"
+grep -q '^paste-wal: retention: dropped .* over --retain-bytes' "$WAL_LOG" || fail "retention was silent"
+for ((i = 0; i < 100; i++)); do
+	st=$(stats)
+	[ "$(field "$st" records)" = 0 ] && break
+	sleep 0.1
+done
+[ "$(field "$st" records)" = 0 ] || fail "--retain-secs 3: records left after ${i}00 ms idle: $st"
+[ -z "$(find "$TIER" -name 'seg-*.pwt')" ] || fail "segment files left after retention emptied the log"
+log "retention: $(printf '%s\n' "$st" | tr ',' '\n' | grep -E 'retention_' | tr -d '"' | tr '\n' ' ')"
+stop_wal
 log "$ROUNDS kill -9 rounds, $(nacks "$ACKS") acknowledged records all present and identical across pool and tier"
