@@ -17,12 +17,13 @@
 #  - retention: --retain-bytes 4M keeps at most 4 MiB under load (and says so on stderr),
 #    --retain-secs 3 empties both tiers once idle.
 #
-# Environment: PASTE_CRASH_ROUNDS (default 3), PASTE_CRASH_SEED (default random, printed), PASTE_TIER_BASE
+# Environment: PASTE_TIER_TRANSPORT (kernel, the default, or paste), PASTE_CRASH_ROUNDS (default 3), PASTE_CRASH_SEED (default random, printed), PASTE_TIER_BASE
 # (directory for the tier, default /var/tmp: must not be tmpfs to mean anything), plus lib.sh's.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/wal_lib.sh"
 
 ROUNDS=${PASTE_CRASH_ROUNDS:-3}
+TRANSPORT=${PASTE_TIER_TRANSPORT:-kernel}
 SEED=${PASTE_CRASH_SEED:-$((RANDOM * 32768 + RANDOM))}
 RANDOM=$SEED
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -40,8 +41,13 @@ command -v python3 >/dev/null || fail "python3 not installed (scripts/deps insta
 command -v curl >/dev/null || fail "curl not installed (scripts/deps installs it)"
 log "seed $SEED, $ROUNDS kill -9 rounds (PASTE_CRASH_SEED=$SEED reproduces payloads and kill times)"
 
-SRV=(--transport kernel --ip "$SRV_IP" --port $PORT --pool "$POOL" --pool-size $POOL_SIZE
-	--ring-size 512 --reserve-frames 512 --tier-dir "$TIER" --tier-size 1G)
+case $TRANSPORT in
+kernel) HOST=$SRV_IP SRV=(--transport kernel --ip "$SRV_IP") ;;
+paste) HOST=$STACK_IP SRV=(--ifname "$VETH_SRV" --ip "$STACK_IP") ;;
+*) fail "PASTE_TIER_TRANSPORT must be kernel or paste" ;;
+esac
+SRV+=(--port $PORT --pool "$POOL" --pool-size $POOL_SIZE --ring-size 512 --reserve-frames 512
+	--tier-dir "$TIER" --tier-size 1G)
 ACKS=$LOGDIR/acks
 stop_wal() { # SIGTERM; must exit 0 (its frame accounting check included)
 	local rc=0
@@ -51,7 +57,7 @@ stop_wal() { # SIGTERM; must exit 0 (its frame accounting check included)
 	[ $rc -eq 0 ] || { tail -n 5 "$WAL_LOG" >&2; fail "paste-wal exited with status $rc after SIGTERM"; }
 }
 
-stats() { in_cli curl -sS --max-time 10 "http://$SRV_IP:$PORT/stats"; }
+stats() { in_cli curl -sS --max-time 10 "http://$HOST:$PORT/stats"; }
 http_status() { in_cli curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$@"; }
 
 rm -rf "$TIER" "$POOL" "$ACKS"
@@ -66,7 +72,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		[ "$(field "$READY" dropped)" = 0 ] || fail "round $r: recovery cut records"
 		[ "$(field "$READY" tier_records)" -gt 0 ] || fail "round $r: no record is in the tier"
 	fi
-	ip netns exec "$NS_CLI" python3 "$CLIENT_PY" load --host "$SRV_IP" --port $PORT --conns 4 \
+	ip netns exec "$NS_CLI" python3 "$CLIENT_PY" load --host "$HOST" --port $PORT --conns 4 \
 		--depth 2 --duration 5 --stall 3 --grace 3 --max-size 16384 --seed "$SEED" \
 		--conn-base $((r * 100)) --ack-file "$ACKS" >"$LOGDIR/load.$r.log" 2>&1 &
 	cpid=$!
@@ -96,7 +102,7 @@ start_wal "${SRV[@]}"
 [ "$(field "$READY" tier_records)" -gt 0 ] || fail "no record is in the tier after the rounds"
 bytes=$(acked_bytes "$ACKS")
 ((bytes > 2 * POOL_SIZE)) || fail "only $bytes bytes acknowledged: the load did not fill the pool twice over"
-ip netns exec "$NS_CLI" python3 "$CLIENT_PY" verify --host "$SRV_IP" --port $PORT --ack-file "$ACKS" \
+ip netns exec "$NS_CLI" python3 "$CLIENT_PY" verify --host "$HOST" --port $PORT --ack-file "$ACKS" \
 	--seed "$SEED" --strict >"$LOGDIR/verify.log" 2>&1 || { cat "$LOGDIR/verify.log" >&2; fail "records read back differ"; }
 log "$(tail -n 1 "$LOGDIR/verify.log"); $bytes acknowledged bytes into a $POOL_SIZE-byte pool"
 st=$(stats)
@@ -109,10 +115,10 @@ tend=$(($(field "$st" tier_records) + tfirst))
 segs=$(find "$TIER" -name 'seg-*.pwt' | wc -l)
 ((segs >= 2)) || fail "only $segs segment file(s) in $TIER"
 cut=$((tfirst + (tend - tfirst) * 3 / 4))
-out=$(in_cli curl -sS --max-time 10 -X DELETE "http://$SRV_IP:$PORT/log?upto=$cut") || fail "DELETE failed"
+out=$(in_cli curl -sS --max-time 10 -X DELETE "http://$HOST:$PORT/log?upto=$cut") || fail "DELETE failed"
 [ "$(field "$out" first_seq)" = $((cut + 1)) ] || fail "DELETE upto=$cut answered $out"
-[ "$(http_status "http://$SRV_IP:$PORT/log/$cut")" = 404 ] || fail "record $cut still served after DELETE"
-[ "$(http_status "http://$SRV_IP:$PORT/log/$((cut + 1))")" = 200 ] || fail "record $((cut + 1)) not served after DELETE"
+[ "$(http_status "http://$HOST:$PORT/log/$cut")" = 404 ] || fail "record $cut still served after DELETE"
+[ "$(http_status "http://$HOST:$PORT/log/$((cut + 1))")" = 200 ] || fail "record $((cut + 1)) not served after DELETE"
 after=$(find "$TIER" -name 'seg-*.pwt' | wc -l)
 st=$(stats)
 ((after < segs)) && [ "$(field "$st" tier_segments_deleted)" -gt 0 ] ||
@@ -125,16 +131,16 @@ check_server_log
 # A clean restart keeps exactly what the DELETE left; a DELETE of everything empties both tiers.
 start_wal "${SRV[@]}"
 [ "$(field "$READY" first)" = $((cut + 1)) ] || fail "after restart first=$(field "$READY" first), not $((cut + 1))"
-[ "$(http_status "http://$SRV_IP:$PORT/log/$((cut + 1))")" = 200 ] || fail "record $((cut + 1)) lost at restart"
+[ "$(http_status "http://$HOST:$PORT/log/$((cut + 1))")" = 200 ] || fail "record $((cut + 1)) lost at restart"
 next=$(field "$READY" next)
-out=$(in_cli curl -sS --max-time 10 -X DELETE "http://$SRV_IP:$PORT/log?upto=$next") || fail "DELETE all failed"
+out=$(in_cli curl -sS --max-time 10 -X DELETE "http://$HOST:$PORT/log?upto=$next") || fail "DELETE all failed"
 [ "$(field "$out" records)" = 0 ] || fail "DELETE of everything answered $out"
 [ -z "$(find "$TIER" -name 'seg-*.pwt')" ] || fail "segment files left after deleting everything: $(ls "$TIER")"
 stop_wal
 check_server_log
 # Retention: at most 4 MiB of payload kept while loading, nothing after 3 s idle; never silently.
 start_wal "${SRV[@]}" --retain-bytes 4M --retain-secs 3
-ip netns exec "$NS_CLI" python3 "$CLIENT_PY" load --host "$SRV_IP" --port $PORT --conns 4 --depth 4 \
+ip netns exec "$NS_CLI" python3 "$CLIENT_PY" load --host "$HOST" --port $PORT --conns 4 --depth 4 \
 	--duration 2 --max-size 65536 --seed "$SEED" --conn-base 900 --ack-file "$LOGDIR/acks.retain" \
 	>"$LOGDIR/load.retain.log" 2>&1 || { cat "$LOGDIR/load.retain.log" >&2; fail "retention load failed"; }
 sleep 0.6 # a tick
