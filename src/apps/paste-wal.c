@@ -69,7 +69,7 @@ enum {
 
 /* ---- statistics -------------------------------------------------------------------------- */
 
-#define WAL_STATS_MAX 72
+#define WAL_STATS_MAX 80
 
 struct kv {
 	const char *name;

@@ -219,7 +219,7 @@ enum route route_of(struct wal *w, const struct http_req *r, int *status)
 
 void do_stats(struct wal *w, struct wconn *wc)
 {
-	char buf[2048];
+	char buf[4096]; /* about 2 KiB with a tier: room for 20-digit counters */
 
 	stats_json(w, buf, sizeof(buf));
 	reply(w, wc, 200, "application/json", "", buf);

@@ -106,6 +106,7 @@ ip netns exec "$NS_CLI" python3 "$CLIENT_PY" verify --host "$HOST" --port $PORT 
 	--seed "$SEED" --strict >"$LOGDIR/verify.log" 2>&1 || { cat "$LOGDIR/verify.log" >&2; fail "records read back differ"; }
 log "$(tail -n 1 "$LOGDIR/verify.log"); $bytes acknowledged bytes into a $POOL_SIZE-byte pool"
 st=$(stats)
+printf '%s' "$st" | python3 -c 'import json, sys; json.load(sys.stdin)' || fail "/stats is not valid JSON: $st"
 [ "$(field "$st" tier_reads)" -gt 0 ] || fail "the read-back served nothing from the tier: $st"
 [ "$(field "$st" replies_5xx)" = 0 ] || fail "5xx replies: $st"
 
