@@ -60,6 +60,17 @@ stop_wal() { # SIGTERM; must exit 0 (its frame accounting check included)
 stats() { in_cli curl -sS --max-time 10 "http://$HOST:$PORT/stats"; }
 http_status() { in_cli curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$@"; }
 
+# Usage errors exit 2 and name the problem.
+for bad in "--sync fdatasync --log-file $LOGDIR/x.log|needs --sync pmem" "--tier-start 20 --tier-stop 30|must be below" \
+	"--tier-size 10K|--tier-size" "--tier-start 0|--tier-start" "--retain-bytes 0|--retain-bytes"; do
+	rc=0
+	# shellcheck disable=SC2086 # the options are words
+	"$WAL" --transport kernel --port $PORT --tier-dir "$TIER" ${bad%|*} >/dev/null 2>"$LOGDIR/usage.err" || rc=$?
+	[ $rc = 2 ] && grep -qF -- "${bad#*|}" "$LOGDIR/usage.err" ||
+		fail "paste-wal ${bad%|*}: exit $rc, $(cat "$LOGDIR/usage.err")"
+done
+[ ! -e "$TIER" ] || fail "a usage error created $TIER"
+
 rm -rf "$TIER" "$POOL" "$ACKS"
 for ((r = 1; r <= ROUNDS; r++)); do
 	before=$(nacks "$ACKS")
