@@ -9,19 +9,29 @@
  * of references and the CRC32C of its payload - or, with --raw, the payloads themselves are written
  * to stdout back to back. --verify adds structural checks of every record. The pool is locked
  * while open, so this refuses to run on a pool a live server holds.
+ *
+ * With --tier-dir, the records of the capacity tier (docs/paste-wal.md) come first: the range
+ * [tier first, pool log first) named by the pool region "<log>.tier", read from the segment files
+ * in the directory (read only) and each checked against its CRC32C.
  */
+#define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <paste/index.h>
 #include <paste/paste.h>
 
+#include "wal_seg.h"
+
 struct dump {
-	const char *pool_path, *log_name;
+	const char *pool_path, *log_name, *tier_dir;
 	uint64_t from, limit;
 	bool verify, raw, quiet, verbose;
 	struct paste_pool *pool;
@@ -29,7 +39,12 @@ struct dump {
 	uint64_t listed, bytes, problems, expect_seq;
 	struct span *spans; /* --verify: every referenced byte range */
 	size_t nspans, cap;
+	uint64_t tier_first, tier_end, tier_listed; /* tier records [first, end) */
+	uint64_t expect_tier;                       /* the next tier record the files must have */
 };
+
+#define TIER_MAGIC    0x3152454954574150ull /* paste-wal's "<log>.tier" region */
+#define SEG_REC_MAGIC 0x31525750u           /* "PWR1": {magic, len, seq}, payload, CRC32C */
 
 struct span {
 	uint64_t off, len, seq;
@@ -63,8 +78,8 @@ static void usage(FILE *out)
 {
 	fprintf(
 	    out,
-	    "Usage: paste-wal-dump --pool PATH [--log NAME] [--from SEQ] [--limit N]\n"
-	    "                      [--verify] [--raw] [--quiet] [--verbose]\n"
+	    "Usage: paste-wal-dump --pool PATH [--log NAME] [--tier-dir DIR] [--from SEQ]\n"
+	    "                      [--limit N] [--verify] [--raw] [--quiet] [--verbose]\n"
 	    "\n"
 	    "List, check or extract the records of a paste-wal log, offline. The pool is\n"
 	    "opened as the server opens it: recovery runs (and is written back), so a record\n"
@@ -74,6 +89,11 @@ static void usage(FILE *out)
 	    "\n"
 	    "  --pool PATH    the pool file (required)\n"
 	    "  --log NAME     the log region (default wal.log)\n"
+	    "  --tier-dir DIR the capacity tier of that log (paste-wal --tier-dir): its\n"
+	    "                 records come first, read from the segment files (read only),\n"
+	    "                 each checked against its CRC32C; a missing or bad one is a\n"
+	    "                 problem. Without it, records in a tier are not listed (said on\n"
+	    "                 stderr)\n"
 	    "  --from SEQ     first record to show (default: the oldest)\n"
 	    "  --limit N      at most N records (default: all)\n"
 	    "  --verify       also check every record: references inside the frame area and\n"
@@ -86,9 +106,11 @@ static void usage(FILE *out)
 	    "  --quiet        no per-record lines (the summary line is still printed)\n"
 	    "  --verbose      print the library's messages, recovery details included\n"
 	    "\n"
-	    "Output: one line per record 'SEQ LEN NREFS CRC32C', then a summary line\n"
-	    "'paste-wal-dump: log=NAME first=F next=X records=N bytes=B listed=L recovered=R\n"
-	    "dropped=D was_clean=C problems=P'.\n"
+	    "Output: one line per record 'SEQ LEN NREFS CRC32C' (NREFS 0: a tier record),\n"
+	    "then a summary line 'paste-wal-dump: log=NAME first=F next=X records=N bytes=B\n"
+	    "listed=L listed_bytes=LB recovered=R dropped=D was_clean=C problems=P\n"
+	    "tier_records=TR tier_listed=TL' (records and bytes: the pool log's; the tier's\n"
+	    "are [first, first + TR)).\n"
 	    "Exit status: 0 fine, 1 the pool or log cannot be read or --verify found problems\n"
 	    "(each one named on stderr), 2 usage error.\n"
 	    "\n"
@@ -113,11 +135,17 @@ static int parse_u64(const char *opt, const char *s, uint64_t *v)
 static int parse_args(int argc, char **argv, struct dump *d)
 {
 	static const struct option opts[] = {
-	    {"pool", required_argument, NULL, 'p'}, {"log", required_argument, NULL, 'l'},
-	    {"from", required_argument, NULL, 'f'}, {"limit", required_argument, NULL, 'n'},
-	    {"verify", no_argument, NULL, 'v'},     {"raw", no_argument, NULL, 'r'},
-	    {"quiet", no_argument, NULL, 'q'},      {"verbose", no_argument, NULL, 'V'},
-	    {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
+	    {"pool", required_argument, NULL, 'p'},
+	    {"log", required_argument, NULL, 'l'},
+	    {"from", required_argument, NULL, 'f'},
+	    {"limit", required_argument, NULL, 'n'},
+	    {"verify", no_argument, NULL, 'v'},
+	    {"raw", no_argument, NULL, 'r'},
+	    {"quiet", no_argument, NULL, 'q'},
+	    {"verbose", no_argument, NULL, 'V'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"tier-dir", required_argument, NULL, 't'},
+	    {NULL, 0, NULL, 0},
 	};
 	int c;
 
@@ -129,6 +157,9 @@ static int parse_args(int argc, char **argv, struct dump *d)
 			break;
 		case 'l':
 			d->log_name = optarg;
+			break;
+		case 't':
+			d->tier_dir = optarg;
 			break;
 		case 'f':
 			if (parse_u64("from", optarg, &d->from))
@@ -254,6 +285,125 @@ static int each_rec(const struct paste_log_rec *rec, void *arg)
 	return 0;
 }
 
+/* ---- the capacity tier ------------------------------------------------------------------- */
+
+static void quiet_print(enum paste_log_level level, const char *msg, void *user)
+{
+	(void)level, (void)msg, (void)user;
+}
+
+/* The tier's first record from the pool region "<log>.tier" (0: no tier, or it is empty). */
+static uint64_t tier_head(struct dump *d)
+{
+	char name[PASTE_POOL_REGION_NAME_MAX + 8];
+	uint64_t len, w[2];
+	void *addr;
+	int err;
+
+	if (snprintf(name, sizeof(name), "%s.tier", d->log_name) > PASTE_POOL_REGION_NAME_MAX)
+		return 0;
+	paste_set_print(quiet_print, NULL, PASTE_LOG_ERROR); /* absent is an answer */
+	err = paste_pool__region(d->pool, name, 0, &addr, &len);
+	paste_set_print(NULL, NULL, d->verbose ? PASTE_LOG_DEBUG : PASTE_LOG_WARN);
+	if (err || len < sizeof(w))
+		return 0;
+	memcpy(w, addr, sizeof(w));
+	return w[0] == TIER_MAGIC ? w[1] : 0;
+}
+
+/* One tier record: listed (and written with --raw) if --from/--limit want it. */
+static int tier_rec(struct dump *d, uint64_t seq, const uint8_t *p, uint32_t len, uint32_t crc)
+{
+	FILE *list = d->raw ? stderr : stdout;
+
+	if (seq < d->from || (d->limit && d->listed == d->limit))
+		return 0;
+	if (d->raw && fwrite(p, 1, len, stdout) != len)
+		return -EIO;
+	if (d->verify && seq != d->expect_seq)
+		problem(d, seq, "sequence numbers are not dense");
+	d->expect_seq = seq + 1;
+	if (!d->quiet)
+		fprintf(list, "%" PRIu64 " %u 0 %08x\n", seq, len, crc);
+	d->listed++;
+	d->tier_listed++;
+	d->bytes += len;
+	return 0;
+}
+
+/* Walk segment @first of the tier; records of [tier_first, tier_end) go to tier_rec(). */
+static int tier_seg(struct dump *d, int dfd, uint64_t first, uint8_t **buf, size_t *cap)
+{
+	char name[64];
+	struct wf_rec h;
+	struct stat st;
+	uint64_t off = 0;
+	uint32_t len, crc;
+	int fd, err = 0;
+
+	seg_name(name, sizeof(name), first);
+	fd = openat(dfd, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st)) {
+		fprintf(stderr, "paste-wal-dump: cannot open %s/%s: %s\n", d->tier_dir, name,
+		        strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	for (uint64_t seq = first; seq < d->tier_end && !err; seq++) {
+		if (pread(fd, &h, sizeof(h), (off_t)off) != sizeof(h) || h.len > WF_REC_MAX)
+			break;
+		if (h.len > *cap) {
+			uint8_t *n = realloc(*buf, h.len);
+
+			if (!n)
+				break;
+			*buf = n;
+			*cap = h.len;
+		}
+		len = seg_check(fd, (uint64_t)st.st_size, off, seq, true, *buf, *cap, &crc);
+		if (!len)
+			break;
+		off += len + SEG_REC_OVER;
+		if (seq < d->tier_first)
+			continue; /* truncated: the segment still holds it */
+		if (seq == d->expect_tier)
+			d->expect_tier = seq + 1;
+		err = tier_rec(d, seq, *buf, len, crc);
+	}
+	close(fd);
+	return err;
+}
+
+/* List the tier's records [tier_first, tier_end) from the segment files in --tier-dir. */
+static void tier_list(struct dump *d)
+{
+	int dfd = open(d->tier_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), err;
+	uint64_t *v = NULL;
+	size_t n = 0, bcap = 0;
+	uint8_t *buf = NULL;
+
+	err = dfd < 0 ? -errno : seg_list(dfd, &v, &n);
+	if (err) {
+		fprintf(stderr, "paste-wal-dump: cannot read the tier directory %s: %s\n",
+		        d->tier_dir, strerror(-err));
+		d->problems++;
+		if (dfd >= 0)
+			close(dfd);
+		return;
+	}
+	d->expect_tier = d->tier_first;
+	for (size_t i = 0; i < n && v[i] < d->tier_end; i++)
+		if (tier_seg(d, dfd, v[i], &buf, &bcap) == -EIO)
+			break;
+	if (d->expect_tier != d->tier_end)
+		problem(d, d->expect_tier,
+		        "a tier record is missing from the segment files or fails its checksum");
+	free(buf);
+	free(v);
+	close(dfd);
+}
+
 static int run(struct dump *d)
 {
 	struct paste_pool_opts po = {.sz = sizeof(po)};
@@ -276,7 +426,22 @@ static int run(struct dump *d)
 		return 1;
 	}
 	paste_log__info(log, &li);
+	d->tier_first = tier_head(d);
+	d->tier_end = d->tier_first ? li.first_seq : 0;
+	if (d->tier_first > li.first_seq) {
+		problem(d, d->tier_first, "the tier starts after the pool log's first record");
+		d->tier_first = d->tier_end = 0;
+	}
 	d->expect_seq = d->from > li.first_seq ? d->from : li.first_seq;
+	if (d->tier_first < d->tier_end && d->tier_dir) {
+		d->expect_seq = d->from > d->tier_first ? d->from : d->tier_first;
+		tier_list(d);
+	} else if (d->tier_first < d->tier_end) {
+		fprintf(stderr,
+		        "paste-wal-dump: records %" PRIu64 "..%" PRIu64 " are in the capacity "
+		        "tier: give --tier-dir DIR to list them\n",
+		        d->tier_first, d->tier_end - 1);
+	}
 	err = paste_log__iterate(log, d->from, each_rec, d);
 	if (err < 0) {
 		fprintf(stderr, "paste-wal-dump: writing payloads failed: %s\n", strerror(-err));
@@ -301,9 +466,11 @@ static int run(struct dump *d)
 	fprintf(d->raw ? stderr : stdout,
 	        "paste-wal-dump: log=%s first=%" PRIu64 " next=%" PRIu64 " records=%" PRIu64
 	        " bytes=%" PRIu64 " listed=%" PRIu64 " listed_bytes=%" PRIu64 " recovered=%" PRIu64
-	        " dropped=%" PRIu64 " was_clean=%d problems=%" PRIu64 "\n",
-	        d->log_name, li.first_seq, li.next_seq, li.records, li.bytes, d->listed, d->bytes,
-	        li.recovered, li.dropped, d->pi.was_clean, d->problems);
+	        " dropped=%" PRIu64 " was_clean=%d problems=%" PRIu64 " tier_records=%" PRIu64
+	        " tier_listed=%" PRIu64 "\n",
+	        d->log_name, d->tier_first < d->tier_end ? d->tier_first : li.first_seq,
+	        li.next_seq, li.records, li.bytes, d->listed, d->bytes, li.recovered, li.dropped,
+	        d->pi.was_clean, d->problems, d->tier_end - d->tier_first, d->tier_listed);
 	paste_pool__close(&d->pool);
 	return d->problems ? 1 : 0;
 }

@@ -37,6 +37,7 @@ POOL=/dev/shm/paste-test-$$.pool
 
 STARTED_PIDS=()
 CLEANUP_FILES=("$POOL")
+CLEANUP_DIRS=() # directories the test made (a tier's segment files), removed with rm -rf
 ECHO_PID=
 ECHO_LOG=
 ECHO_N=0
@@ -121,6 +122,9 @@ cleanup() {
 	"$TESTBED" down >/dev/null 2>&1
 	for p in "${CLEANUP_FILES[@]}"; do
 		rm -f -- "$p"
+	done
+	for p in "${CLEANUP_DIRS[@]+"${CLEANUP_DIRS[@]}"}"; do
+		rm -rf -- "$p"
 	done
 	rm -f -- "$PIDFILE"
 	if [ $rc -eq 0 ]; then

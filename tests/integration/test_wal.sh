@@ -18,6 +18,7 @@
 # Environment: PASTE_WAL_MODES (default "paste kernel fdatasync"), PASTE_WAL_WRK_SECS (default
 # 10), plus lib.sh's. Needs curl, wrk and python3 (scripts/deps).
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/wal_lib.sh"
 
 MODES=${PASTE_WAL_MODES:-paste kernel fdatasync}
 WRK_SECS=${PASTE_WAL_WRK_SECS:-10}
@@ -35,38 +36,6 @@ done
 for t in curl wrk python3; do
 	command -v $t >/dev/null || fail "$t not installed (scripts/deps installs it)"
 done
-
-WAL_PID=
-WAL_LOG=
-WAL_N=0
-READY=
-
-# start_wal ARGS...: paste-wal in the server namespace; waits for its ready line (in READY).
-start_wal() {
-	local i rc=0
-	WAL_N=$((WAL_N + 1))
-	WAL_LOG=$LOGDIR/wal.$WAL_N.log
-	log "start: paste-wal $*"
-	ip netns exec "$NS_SRV" "$WAL" "$@" >"$WAL_LOG" 2>&1 &
-	WAL_PID=$!
-	track_pid "$WAL_PID"
-	ECHO_PID=$WAL_PID # fail() shows this log
-	ECHO_LOG=$WAL_LOG
-	for ((i = 0; i < READY_TIMEOUT * 10; i++)); do
-		READY=$(grep -m1 '^paste-wal: ready' "$WAL_LOG" || true)
-		if [ -n "$READY" ]; then
-			log "$READY"
-			return 0
-		fi
-		if ! kill -0 "$WAL_PID" 2>/dev/null; then
-			wait "$WAL_PID" || rc=$?
-			untrack_pid "$WAL_PID"
-			fail "paste-wal exited with status $rc before it was ready"
-		fi
-		sleep 0.1
-	done
-	fail "paste-wal not ready after ${READY_TIMEOUT}s"
-}
 
 # stop_wal: SIGTERM and wait; fails unless the exit status is 0.
 stop_wal() {

@@ -16,6 +16,7 @@
 # Environment: PASTE_WAL_MODES (default "paste kernel fdatasync"), PASTE_CRASH_ROUNDS (default 3),
 # PASTE_CRASH_SEED (payloads and kill times; default random, printed), plus lib.sh's.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/wal_lib.sh"
 
 MODES=${PASTE_WAL_MODES:-paste kernel fdatasync}
 ROUNDS=${PASTE_CRASH_ROUNDS:-3}
@@ -33,70 +34,6 @@ for f in "$WAL" "$DUMP"; do
 done
 command -v python3 >/dev/null || fail "python3 not installed (scripts/deps installs it)"
 log "seed $SEED, $ROUNDS rounds per mode (PASTE_CRASH_SEED=$SEED reproduces payloads and kill times)"
-
-WAL_PID=
-WAL_LOG=
-WAL_N=0
-READY=
-
-start_wal() {
-	local i rc=0
-	WAL_N=$((WAL_N + 1))
-	WAL_LOG=$LOGDIR/wal.$WAL_N.log
-	log "start: paste-wal $*"
-	ip netns exec "$NS_SRV" "$WAL" "$@" >"$WAL_LOG" 2>&1 &
-	WAL_PID=$!
-	track_pid "$WAL_PID"
-	ECHO_PID=$WAL_PID
-	ECHO_LOG=$WAL_LOG
-	for ((i = 0; i < READY_TIMEOUT * 10; i++)); do
-		READY=$(grep -m1 '^paste-wal: ready' "$WAL_LOG" || true)
-		if [ -n "$READY" ]; then
-			log "$READY"
-			return 0
-		fi
-		if ! kill -0 "$WAL_PID" 2>/dev/null; then
-			wait "$WAL_PID" || rc=$?
-			untrack_pid "$WAL_PID"
-			fail "paste-wal exited with status $rc before it was ready"
-		fi
-		sleep 0.1
-	done
-	fail "paste-wal not ready after ${READY_TIMEOUT}s"
-}
-
-field() {
-	local v
-	v=$(printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -n 1)
-	[ -n "$v" ] || fail "no field '$2' in: $1"
-	printf '%s\n' "$v"
-}
-
-nacks() { if [ -f "$1" ]; then wc -l <"$1"; else echo 0; fi; }
-max_acked() { if [ -s "$1" ]; then awk 'BEGIN{m=0} $1>m{m=$1} END{print m}' "$1"; else echo 0; fi; }
-
-# No error from the library or the server in the current log (the recovery notes excepted).
-check_server_log() {
-	local bad
-	bad=$(grep -E '^(libpaste-xdp: error:|paste-wal: )' "$WAL_LOG" | grep -v '^paste-wal: ready' |
-		grep -v 'cutting a torn tail' || true)
-	[ -z "$bad" ] || { printf '%s\n' "$bad" | head -n 10 >&2; fail "errors in $WAL_LOG"; }
-}
-
-# dump_verify TAG ACKS: paste-wal-dump --raw of the (unlocked) pool against the acks.
-dump_verify() {
-	local listing=$LOGDIR/dump.$1.txt raw=$LOGDIR/dump.$1.raw sum
-	"$DUMP" --pool "$POOL" --verify --raw >"$raw" 2>"$listing" ||
-		{ tail -n 20 "$listing" >&2; fail "$1: paste-wal-dump --verify failed"; }
-	python3 "$CLIENT_PY" verify-dump --listing "$listing" --raw "$raw" --ack-file "$2" --seed "$SEED" \
-		--strict >"$LOGDIR/vdump.$1.log" 2>&1 || { cat "$LOGDIR/vdump.$1.log" >&2; fail "$1: acknowledged records lost or changed"; }
-	# A process crash cannot tear a record (its seq is stored last): recovery cuts nothing.
-	grep -q '^paste-wal-dump: .* dropped=0 ' "$listing" ||
-		{ tail -n 3 "$listing" >&2; fail "$1: recovery after kill -9 cut records"; }
-	sum=$(tail -n 1 "$LOGDIR/vdump.$1.log")
-	log "$1: $(grep '^paste-wal-dump:' "$listing" | cut -d' ' -f2-6); $sum"
-	rm -f "$raw"
-}
 
 run_mode() {
 	local mode=$1 acks=$LOGDIR/acks.$1 srv host r before after ms cpid rc sum

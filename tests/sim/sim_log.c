@@ -12,6 +12,16 @@
  * < A / < I): the recovered records are dense and in order; each is a record that was issued, with
  * its exact bytes; none has seq <= T_ack; every acknowledged record with seq > T_all is there; the
  * next sequence number is above every acknowledged record (no seq is ever reused).
+ *
+ * Half of the runs add paste-wal's capacity tier (src/apps/wal_tier.c) on top: a "destage" moves
+ * the oldest records to a file (modelled: the copy is synced, so it survives any crash) and then
+ * switches them as paste-wal does - if the tier was empty, the tier word in region "sim.log.tier"
+ * gets the first destaged seq (one 8-byte store, persisted), then the pool log's head moves past
+ * them (paste_log__truncate). A truncate stores the tier word (the new first, or 0 when the tier
+ * empties) before it truncates the pool log. The log is then the tier range [word, pool first)
+ * followed by the pool log, and every check above applies to that union; in addition, a record of
+ * the recovered tier range must have had its file copy made before the crash (never switched
+ * without one), and the word must not point past the pool log's first record.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -22,11 +32,14 @@
 #define SIM_LOG_MAXREFS 12
 #define SIM_LOG_MAXSEG  1500u
 #define SIM_LOG_BUF     (SIM_LOG_MAXREFS * SIM_LOG_MAXSEG)
+#define SIM_TIER_NAME   "sim.log.tier"
+#define SIM_TIER_MAGIC  0x3152454954574150ull /* as paste-wal's tier region (wal_seg.h) */
 
 struct sim_lrec {
 	uint64_t op, seq;
 	uint32_t len;
 	uint8_t *bytes;
+	uint64_t file_op; /* tier: the destage that copied it to the file (0: none) */
 };
 
 struct sim_trunc {
@@ -35,11 +48,15 @@ struct sim_trunc {
 
 struct sim_log {
 	struct paste_log *log;
-	uint64_t region;    /* region size: small ones make the ring wrap and fill up */
-	unsigned fresh_ops; /* operations left in which a new session truncates more often: the
-	                       head then moves over what the last recovery cut and sealed */
-	uint64_t base_seq;  /* next_seq of the new log */
-	uint64_t first;     /* working: oldest seq not truncated */
+	uint64_t region;     /* region size: small ones make the ring wrap and fill up */
+	unsigned fresh_ops;  /* operations left in which a new session truncates more often: the
+	                        head then moves over what the last recovery cut and sealed */
+	uint64_t base_seq;   /* next_seq of the new log */
+	uint64_t first;      /* working: oldest seq not truncated (tier included) */
+	bool tier;           /* this run destages to a modelled tier (see the top) */
+	uint64_t *tier_word; /* {magic, first} in region SIM_TIER_NAME: [1] is the tier's first */
+	uint64_t pool_first; /* working: the pool log's first seq (the tier's end) */
+	size_t obs_tier;     /* the last check saw this many tier records first in obs[] */
 	struct sim_lrec *rec;
 	size_t nrec, caprec;
 	struct sim_trunc *tr;
@@ -89,7 +106,25 @@ static int log_setup(struct sim_run *r)
 	}
 	paste_log__info(l->log, &in);
 	l->base_seq = in.next_seq;
-	l->first = in.first_seq;
+	l->first = l->pool_first = in.first_seq;
+	l->tier = sim_chance(&r->rng, 50);
+	if (l->tier) {
+		uint64_t len;
+		void *addr;
+
+		sim_region_name(r, SIM_TIER_NAME);
+		sim_issue(r);
+		err = paste_pool__region(r->pool, SIM_TIER_NAME, 4096, &addr, &len);
+		if (err) {
+			sim_violation(r, "creating the tier region fails: %d", err);
+			return err;
+		}
+		l->tier_word = addr;
+		l->tier_word[1] = 0;
+		paste_pool__persist(r->pool, &l->tier_word[1], 8);
+		l->tier_word[0] = SIM_TIER_MAGIC;
+		paste_pool__persist(r->pool, &l->tier_word[0], 8);
+	}
 	if (in.records || in.first_seq != in.next_seq)
 		sim_violation(r, "a new log is not empty: %llu records, seq %llu..%llu",
 		              (unsigned long long)in.records, (unsigned long long)in.first_seq,
@@ -127,6 +162,11 @@ static int log_truncate(struct sim_run *r, uint64_t upto)
 	sim_fence(r);
 	l->tr[l->ntr].op = sim_issue(r);
 	l->tr[l->ntr].upto = upto;
+	if (l->tier && l->tier_word[1] && upto >= l->tier_word[1]) { /* as tier_truncate() */
+		__atomic_store_n(&l->tier_word[1], upto + 1 < l->pool_first ? upto + 1 : 0,
+		                 __ATOMIC_RELEASE);
+		paste_pool__persist(r->pool, &l->tier_word[1], 8);
+	}
 	err = paste_log__truncate(l->log, upto);
 	if (err) {
 		sim_violation(r, "paste_log__truncate(%llu) fails: %d", (unsigned long long)upto,
@@ -137,6 +177,44 @@ static int log_truncate(struct sim_run *r, uint64_t upto)
 	l->ntr++;
 	if (upto >= l->first)
 		l->first = upto + 1;
+	if (upto >= l->pool_first)
+		l->pool_first = upto + 1;
+	return 0;
+}
+
+static const struct sim_lrec *find_seq(const struct sim_log *l, uint64_t seq);
+
+/* Tier: copy the @k oldest pool records to the (modelled, synced) file, then switch them. */
+static int log_destage(struct sim_run *r, uint64_t k)
+{
+	struct sim_log *l = r->log;
+	uint64_t first = l->pool_first, end = first + k, op;
+	int err;
+
+	if (end > last_seq(l) + 1)
+		end = last_seq(l) + 1;
+	if (end <= first)
+		return 0;
+	sim_fence(r); /* paste-wal destages only records whose round has fenced */
+	op = sim_issue(r);
+	for (uint64_t s = first; s < end; s++) {
+		struct sim_lrec *m = (struct sim_lrec *)find_seq(l, s);
+
+		if (m)
+			m->file_op = op; /* written and fdatasync()ed by the destage thread */
+	}
+	if (!l->tier_word[1]) { /* the tier was empty: it starts here (one 8-byte store) */
+		__atomic_store_n(&l->tier_word[1], first, __ATOMIC_RELEASE);
+		paste_pool__persist(r->pool, &l->tier_word[1], 8);
+	}
+	err = paste_log__truncate(l->log, end - 1); /* the switch */
+	if (err) {
+		sim_violation(r, "paste_log__truncate(%llu) for a destage fails: %d",
+		              (unsigned long long)(end - 1), err);
+		return err;
+	}
+	r->acked = r->issued;
+	l->pool_first = end;
 	return 0;
 }
 
@@ -243,9 +321,9 @@ static void log_read_back(struct sim_run *r)
 	const struct sim_lrec *m;
 	uint64_t seq;
 
-	if (last_seq(l) < l->first)
+	if (last_seq(l) < l->pool_first)
 		return;
-	seq = l->first + sim_below(&r->rng, (uint32_t)(last_seq(l) - l->first + 1));
+	seq = l->pool_first + sim_below(&r->rng, (uint32_t)(last_seq(l) - l->pool_first + 1));
 	m = find_seq(l, seq);
 	if (!m)
 		return;
@@ -262,6 +340,8 @@ static int log_step(struct sim_run *r)
 
 	if (sim_chance(&r->rng, 5))
 		log_read_back(r);
+	if (l->tier && sim_chance(&r->rng, 12))
+		return log_destage(r, 1 + sim_below(&r->rng, 8));
 	if (sim_chance(&r->rng, fresh ? 30 : 7) && last_seq(l) >= l->first) {
 		uint64_t span = last_seq(l) - l->first + 2;
 		uint64_t upto = sim_chance(&r->rng, fresh ? 70 : 20)
@@ -400,39 +480,96 @@ static void check_present(struct sim_run *r, const struct sim_log *l, uint64_t t
 		              (unsigned long long)n, (unsigned long long)lo);
 }
 
+/* The recovered tier word (0: no tier, or empty; also before the region got its magic). */
+static uint64_t *tier_word_of(struct paste_pool *pool)
+{
+	uint64_t len;
+	void *addr;
+
+	if (paste_pool__find_region(pool, SIM_TIER_NAME, &addr, &len) || len < 16 ||
+	    ((uint64_t *)addr)[0] != SIM_TIER_MAGIC)
+		return NULL;
+	return addr;
+}
+
+/* Tier: the recovered range [word, pool first) must be records whose file copy was made before
+ * the crash. Walks them as the first records of @w. @return how many. */
+static uint64_t check_tier(struct sim_run *r, struct paste_pool *rec,
+                           const struct paste_log_info *in, struct log_walk *w)
+{
+	struct sim_log *l = r->log;
+	uint64_t *word = tier_word_of(rec), t = word ? word[1] : 0;
+
+	if (!t)
+		return 0;
+	if (t > in->first_seq) {
+		sim_violation(r, "the tier word says %llu, past the pool log's first record %llu",
+		              (unsigned long long)t, (unsigned long long)in->first_seq);
+		return 0;
+	}
+	for (uint64_t s = t; s < in->first_seq; s++) {
+		const struct sim_lrec *m = find_seq(l, s);
+
+		if (!m || m->op >= r->crash.issued) {
+			sim_violation(r, "tier record %llu was never appended",
+			              (unsigned long long)s);
+			continue;
+		}
+		if (!m->file_op || m->file_op >= r->crash.issued)
+			sim_violation(r,
+			              "record %llu is in the recovered tier range, but its file "
+			              "copy was not made before the crash (switched without one)",
+			              (unsigned long long)s);
+		if (s <= w->t_ack)
+			sim_violation(r,
+			              "tier record %llu is back although a truncate to %llu was "
+			              "acknowledged",
+			              (unsigned long long)s, (unsigned long long)w->t_ack);
+		obs_push(l, (size_t)(m - l->rec));
+		w->prev = s;
+		w->n++;
+	}
+	return w->n;
+}
+
 static void log_check(struct sim_run *r, struct paste_pool *rec)
 {
 	struct sim_log *l = r->log;
 	struct paste_log *log = open_log(r, rec);
 	struct log_walk w = {.r = r, .pool = rec, .l = l};
 	struct paste_log_info in;
-	uint64_t lo, max_acked = l->base_seq - 1;
+	uint64_t lo, first, ntier = 0, max_acked = l->base_seq - 1;
 
 	l->nobs = 0;
 	l->live = false;
 	if (!log)
 		return;
 	w.t_ack = trunc_upto(l, r->crash.acked);
-	paste_log__iterate(log, 0, walk_cb, &w);
 	paste_log__info(log, &in);
+	if (l->tier)
+		ntier = check_tier(r, rec, &in, &w);
+	l->obs_tier = (size_t)ntier;
+	paste_log__iterate(log, 0, walk_cb, &w);
 	lo = w.n ? w.prev + 1 - w.n : 0;
+	first = ntier ? lo : in.first_seq; /* of the whole log: the tier's first, if it has one */
 	check_present(r, l, trunc_upto(l, r->crash.issued), lo, w.n);
 	for (size_t i = 0; i < l->nrec && l->rec[i].op < r->crash.acked; i++)
 		max_acked = l->rec[i].seq;
-	if (in.records != w.n || (w.n && (in.first_seq != lo || in.next_seq != w.prev + 1)) ||
-	    (!w.n && in.first_seq != in.next_seq))
+	if (in.records != w.n - ntier ||
+	    (w.n > ntier && (in.first_seq != lo + ntier || in.next_seq != w.prev + 1)) ||
+	    (w.n == ntier && in.first_seq != in.next_seq))
 		sim_violation(r,
 		              "log info says %llu records, seq %llu..%llu; iterate found %llu "
 		              "from %llu",
 		              (unsigned long long)in.records, (unsigned long long)in.first_seq,
 		              (unsigned long long)in.next_seq, (unsigned long long)w.n,
 		              (unsigned long long)lo);
-	if (in.first_seq <= w.t_ack || in.first_seq > trunc_upto(l, r->crash.issued) + 1)
+	if (first <= w.t_ack || first > trunc_upto(l, r->crash.issued) + 1)
 		sim_violation(
 		    r,
 		    "the log starts at %llu: a truncate to %llu was acknowledged and none "
 		    "went past %llu (records lost at the head)",
-		    (unsigned long long)in.first_seq, (unsigned long long)w.t_ack,
+		    (unsigned long long)first, (unsigned long long)w.t_ack,
 		    (unsigned long long)trunc_upto(l, r->crash.issued));
 	if (in.bytes != w.bytes)
 		sim_violation(r, "log info says %llu payload bytes, the records name %llu",
@@ -481,7 +618,7 @@ static void log_recheck(struct sim_run *r, struct paste_pool *rec)
 {
 	struct sim_log *l = r->log;
 	struct paste_log *log = open_log(r, rec);
-	struct log_walk w = {.r = r, .pool = rec, .l = l, .exact = true};
+	struct log_walk w = {.r = r, .pool = rec, .l = l, .exact = true, .n = l->obs_tier};
 
 	if (!log)
 		return;
@@ -507,17 +644,25 @@ static void log_rebase(struct sim_run *r, struct paste_pool *pool, uint64_t op)
 	for (size_t i = 0; i < l->nrec; i++) {
 		if (j < l->nobs && l->obs[j] == i) {
 			l->rec[n] = l->rec[i];
-			l->rec[n++].op = op;
+			l->rec[n].op = op;
+			/* the tier's records keep their file copy; the pool's need none */
+			l->rec[n++].file_op = j < l->obs_tier ? op : 0;
 			j++;
 		} else {
 			free(l->rec[i].bytes);
 		}
 	}
 	l->nrec = n;
-	l->nobs = 0;
 	l->ntr = 0;
-	l->base_seq = in.first_seq; /* what lies below counts as truncated */
-	l->first = in.first_seq;
+	l->pool_first = in.first_seq;
+	l->first = l->obs_tier ? l->rec[0].seq : in.first_seq;
+	l->base_seq = l->first; /* what lies below counts as truncated */
+	l->nobs = 0;
+	l->obs_tier = 0;
+	if (l->tier) {
+		l->tier_word = tier_word_of(pool);
+		l->tier = l->tier_word != NULL; /* the crash came before the region was made */
+	}
 	l->fresh_ops = 16;
 }
 

@@ -1,0 +1,381 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * wal_reply.c - paste-wal's replies: the per-connection output buffer, status lines and headers
+ * built by pieces, the routes (append is in wal_conn.c), and record replies (GET one, GET range)
+ * streamed from either store or tier under send-buffer backpressure, resumed by sequence number
+ * and offset.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "wal.h"
+
+/* ---- output ------------------------------------------------------------------------------ */
+
+/* Hand queued reply bytes to the connection. @return false when the connection is gone. */
+bool out_flush(struct wconn *wc)
+{
+	size_t done = 0;
+
+	while (done < wc->out_len) {
+		ssize_t s = paste_conn__send(wc->c, wc->out + done, wc->out_len - done);
+
+		if (s < 0) {
+			wc->out_len = 0;
+			return false;
+		}
+		if (s == 0)
+			break;
+		done += (size_t)s;
+	}
+	if (done) {
+		memmove(wc->out, wc->out + done, wc->out_len - done);
+		wc->out_len -= done;
+	}
+	return true;
+}
+
+/* Append to the reply buffer. The callers keep replies far below its free space (OUT_HIGH). */
+void out_printf(struct wconn *wc, const char *fmt, ...)
+{
+	size_t room = sizeof(wc->out) - wc->out_len;
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf((char *)wc->out + wc->out_len, room, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		wc->out_len += (size_t)n < room ? (size_t)n : room - 1;
+}
+
+static const char *http_date(struct wal *w)
+{
+	time_t t = time(NULL);
+	struct tm tm;
+
+	if (t != w->date_t) {
+		w->date_t = t;
+		gmtime_r(&t, &tm);
+		w->date_len = strftime(w->date, sizeof(w->date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+	}
+	return w->date;
+}
+
+/* The decimal digits of @v at @p (no terminator, at most 20); @return how many. */
+size_t put_u64(char *p, uint64_t v)
+{
+	static const char pairs[201] = "00010203040506070809101112131415161718192021222324"
+	                               "25262728293031323334353637383940414243444546474849"
+	                               "50515253545556575859606162636465666768697071727374"
+	                               "75767778798081828384858687888990919293949596979899";
+	char tmp[20];
+	size_t i = sizeof(tmp), n;
+
+	while (v >= 100) {
+		unsigned d = (unsigned)(v % 100) * 2;
+
+		v /= 100;
+		tmp[--i] = pairs[d + 1];
+		tmp[--i] = pairs[d];
+	}
+	if (v >= 10) {
+		tmp[--i] = pairs[v * 2 + 1];
+		tmp[--i] = pairs[v * 2];
+	} else {
+		tmp[--i] = (char)('0' + v);
+	}
+	n = sizeof(tmp) - i;
+	memcpy(p, tmp + i, n);
+	return n;
+}
+
+char *put_str(char *p, const char *src, size_t n)
+{
+	memcpy(p, src, n);
+	return p + n;
+}
+
+/* Append @n bytes to the reply buffer (cut to its free space, like out_printf). */
+void out_put(struct wconn *wc, const void *src, size_t n)
+{
+	size_t room = sizeof(wc->out) - wc->out_len;
+
+	if (n >= room)
+		n = room ? room - 1 : 0;
+	memcpy(wc->out + wc->out_len, src, n);
+	wc->out_len += n;
+}
+
+void out_str(struct wconn *wc, const char *str)
+{
+	out_put(wc, str, strlen(str));
+}
+
+static void out_u64(struct wconn *wc, uint64_t v)
+{
+	char d[20];
+
+	out_put(wc, d, put_u64(d, v));
+}
+
+/* Status line and headers; @extra is more header lines ("Name: value\r\n"...), or "". */
+void reply_head(struct wal *w, struct wconn *wc, int status, const char *ctype, uint64_t clen,
+                const char *extra)
+{
+	if (status < 300)
+		w->n.r2xx++;
+	else if (status < 500)
+		w->n.r4xx++;
+	else
+		w->n.r5xx++;
+	/* Pieces, not printf: this runs for every reply (a 201 per append). */
+	out_str(wc, "HTTP/1.1 ");
+	out_u64(wc, (uint64_t)status);
+	out_str(wc, " ");
+	out_str(wc, http_reason(status));
+	out_str(wc, "\r\nServer: paste-wal\r\nDate: ");
+	http_date(w);
+	out_put(wc, w->date, w->date_len);
+	out_str(wc, "\r\nContent-Type: ");
+	out_str(wc, ctype);
+	out_str(wc, "\r\nContent-Length: ");
+	out_u64(wc, clen);
+	out_str(wc, "\r\n");
+	out_str(wc, extra);
+	out_str(wc, !wc->keep_alive      ? "Connection: close\r\n\r\n"
+	            : wc->req.minor == 0 ? "Connection: keep-alive\r\n\r\n"
+	                                 : "\r\n");
+}
+
+/* A complete reply with a small body (unless HEAD). */
+void reply(struct wal *w, struct wconn *wc, int status, const char *ctype, const char *extra,
+           const char *body)
+{
+	size_t len = strlen(body);
+
+	reply_head(w, wc, status, ctype, len, extra);
+	if (!wc->head_only)
+		out_put(wc, body, len);
+}
+
+/* An error reply: "<status> <reason>: <detail>\n" as text. */
+void reply_error(struct wal *w, struct wconn *wc, int status, const char *detail)
+{
+	char body[256];
+
+	snprintf(body, sizeof(body), "%d %s: %s\n", status, http_reason(status), detail);
+	reply(w, wc, status, "text/plain",
+	      status == 405 ? "Allow: GET, HEAD, POST, DELETE\r\n" : "", body);
+}
+
+/* ---- routes ------------------------------------------------------------------------------ */
+
+/* Which handler serves @r; an error status (404, 405, 501) goes to *status. */
+enum route route_of(struct wal *w, const struct http_req *r, int *status)
+{
+	const char *p = r->path;
+	size_t n = r->path_len;
+	bool get = r->method == HTTP_M_GET || r->method == HTTP_M_HEAD;
+
+	*status = 0;
+	if (r->method == HTTP_M_OTHER) {
+		*status = 501;
+		return R_ERROR;
+	}
+	if (n == 6 && !memcmp(p, "/stats", 6)) {
+		*status = get ? 0 : 405;
+		return get ? R_STATS : R_ERROR;
+	}
+	if (n < w->prefix_len || memcmp(p, w->prefix, w->prefix_len)) {
+		*status = 404;
+		return R_ERROR;
+	}
+	p += w->prefix_len;
+	n -= w->prefix_len;
+	if (n == 0) {
+		if (r->method == HTTP_M_POST)
+			return R_APPEND;
+		if (get)
+			return R_GET_RANGE;
+		if (r->method == HTTP_M_DELETE)
+			return R_DELETE;
+		*status = 405;
+		return R_ERROR;
+	}
+	if (n < 2 || p[0] != '/' || n > 20 || strspn(p + 1, "0123456789") < n - 1) {
+		*status = 404;
+		return R_ERROR;
+	}
+	*status = get ? 0 : 405;
+	return get ? R_GET_ONE : R_ERROR;
+}
+
+void do_stats(struct wal *w, struct wconn *wc)
+{
+	char buf[4096]; /* about 2 KiB with a tier: room for 20-digit counters */
+
+	stats_json(w, buf, sizeof(buf));
+	reply(w, wc, 200, "application/json", "", buf);
+}
+
+void do_get_one(struct wal *w, struct wconn *wc)
+{
+	const struct http_req *r = &wc->req;
+	uint64_t seq = 0, len;
+	char hdr[64];
+
+	for (size_t i = w->prefix_len + 1; i < r->path_len; i++)
+		seq =
+		    seq * 10 + (uint64_t)(r->path[i] - '0'); /* <= 20 digits: checked by route_of */
+	if (store_len(w, seq, &len)) {
+		reply_error(w, wc, 404, "no such record (truncated, or not written yet)");
+		return;
+	}
+	snprintf(hdr, sizeof(hdr), "X-Seq: %" PRIu64 "\r\n", seq);
+	reply_head(w, wc, 200, "application/octet-stream", len, hdr);
+	if (!wc->head_only)
+		wc->job =
+		    (struct job){.active = true, .part = 1, .seq = seq, .end = seq + 1, .len = len};
+}
+
+/* Range body: for each record "<seq> <len>\n", the bytes, "\n". */
+void do_get_range(struct wal *w, struct wconn *wc)
+{
+	const struct http_req *r = &wc->req;
+	uint64_t from, limit = WAL_RANGE_DEFAULT, end, total = 0, len = 0;
+	struct store_info si;
+	char hdr[160], line[48];
+
+	store_info(w, &si);
+	from = si.first;
+	if (http_query_u64(r->query, r->query_len, "from", &from) == -2 ||
+	    http_query_u64(r->query, r->query_len, "limit", &limit) == -2 ||
+	    limit > WAL_RANGE_MAX) {
+		reply_error(w, wc, 400, "from and limit are decimal numbers, limit at most 10000");
+		return;
+	}
+	if (from < si.first)
+		from = si.first;
+	end = from >= si.next ? from : (si.next - from < limit ? si.next : from + limit);
+	for (uint64_t s = from; s < end; s++) {
+		store_len(w, s, &len);
+		total +=
+		    (uint64_t)snprintf(line, sizeof(line), "%" PRIu64 " %" PRIu64 "\n", s, len) +
+		    len + 1;
+	}
+	snprintf(hdr, sizeof(hdr),
+	         "X-First-Seq: %" PRIu64 "\r\nX-Next-Seq: %" PRIu64 "\r\nX-Records: %" PRIu64
+	         "\r\n",
+	         from, end, end - from);
+	reply_head(w, wc, 200, "application/x-paste-wal-records", total, hdr);
+	if (!wc->head_only && end > from)
+		wc->job = (struct job){.active = true, .range = true, .seq = from, .end = end};
+}
+
+void do_delete(struct wal *w, struct wconn *wc)
+{
+	const struct http_req *r = &wc->req;
+	struct store_info si;
+	uint64_t upto;
+	char body[160];
+	int err;
+
+	if (http_query_u64(r->query, r->query_len, "upto", &upto)) {
+		reply_error(w, wc, 400, "DELETE needs ?upto=<seq> (a decimal sequence number)");
+		return;
+	}
+	err = store_truncate(w, upto);
+	if (err) {
+		reply_error(w, wc, 500, "truncation failed");
+		return;
+	}
+	w->n.truncations++;
+	store_info(w, &si);
+	snprintf(body, sizeof(body),
+	         "{\"first_seq\":%" PRIu64 ",\"next_seq\":%" PRIu64 ",\"records\":%" PRIu64 "}\n",
+	         si.first, si.next, si.records);
+	reply(w, wc, 200, "application/json", "", body);
+}
+
+/* ---- record replies under backpressure --------------------------------------------------- */
+
+/* The record a reply is streaming vanished (truncated meanwhile): the promised length cannot be
+ * kept, so reset the connection. */
+static enum stop job_lost(struct wconn *wc)
+{
+	fprintf(stderr,
+	        "paste-wal: record %" PRIu64 " was truncated while being sent: connection reset\n",
+	        wc->job.seq);
+	wc->job.active = false;
+	wc->st = W_CLOSED;
+	paste_conn__abort(wc->c);
+	return S_GONE;
+}
+
+/* Send the payload bytes of the job's current record. @return S_MORE when all are queued. */
+static enum stop job_payload(struct wal *w, struct wconn *wc)
+{
+	struct job *j = &wc->job;
+
+	while (j->off < j->len) {
+		size_t room = paste_conn__sendbuf(wc->c);
+		const uint8_t *p;
+		ssize_t n = store_chunk(w, j, &p, room ? room : 1), s;
+
+		if (n < 0)
+			return job_lost(wc);
+		s = paste_conn__send(wc->c, p, (size_t)n);
+		if (s < 0)
+			return S_GONE;
+		j->off += (uint64_t)s;
+		if (s < n)
+			return S_BLOCKED; /* on_data runs again when acks free space */
+	}
+	return S_MORE;
+}
+
+enum stop job_run(struct wal *w, struct wconn *wc)
+{
+	struct job *j = &wc->job;
+	enum stop s;
+
+	while (j->active) {
+		if (wc->out_len) { /* reply bytes queued earlier go first */
+			if (!out_flush(wc))
+				return S_GONE;
+			if (wc->out_len)
+				return S_BLOCKED;
+		}
+		if (j->seq >= j->end) {
+			j->active = false;
+			break;
+		}
+		if (j->part == 0) {
+			if (store_len(w, j->seq, &j->len))
+				return job_lost(wc);
+			j->off = j->ref_base = 0;
+			j->ref_idx = 0;
+			out_printf(wc, "%" PRIu64 " %" PRIu64 "\n", j->seq, j->len);
+			j->part = 1;
+			continue;
+		}
+		if (j->part == 1) {
+			s = job_payload(w, wc);
+			if (s != S_MORE)
+				return s;
+			j->part = 2;
+		}
+		if (j->range)
+			out_printf(wc, "\n");
+		j->seq++;
+		j->part = 0;
+	}
+	return S_MORE;
+}

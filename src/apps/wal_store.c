@@ -1,0 +1,254 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * wal_store.c - the store interface of paste-wal: one set of calls over the pool log (--sync pmem:
+ * records name payload kept in pool frames, paste_log__*) and the log file (--sync fdatasync,
+ * wal_file.c). With a capacity tier (wal_tier.c) the oldest records of the pool log live in
+ * segment files: the log is then tier records [tier.first, tier.end) followed by the pool log's
+ * records [tier.end, next), and every call here sees both. The retention policies
+ * (--retain-bytes, --retain-secs) drop the oldest records through the same interface.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "wal.h"
+
+void store_info(struct wal *w, struct store_info *si)
+{
+	if (w->sync == SYNC_PMEM) {
+		struct paste_log_info li;
+
+		paste_log__info(w->log, &li);
+		*si = (struct store_info){li.first_seq, li.next_seq, li.records, li.bytes};
+		if (w->tier.on && w->tier.first < w->tier.end) { /* the older records */
+			si->first = w->tier.first;
+			si->records += w->tier.end - w->tier.first;
+			si->bytes += w->tier.payload;
+		}
+	} else {
+		struct wal_file *f = &w->file;
+
+		*si = (struct store_info){f->first_seq, f->next_seq, f->next_seq - f->first_seq,
+		                          f->bytes};
+	}
+}
+
+/* Payload length of record @seq. @return 0 or -ENOENT. */
+int store_len(struct wal *w, uint64_t seq, uint64_t *len)
+{
+	struct paste_log_rec rec;
+
+	if (tier_holds(w, seq)) {
+		*len = tier_len(w, seq);
+		return 0;
+	}
+	if (w->sync == SYNC_PMEM) {
+		if (paste_log__get(w->log, seq, &rec))
+			return -ENOENT;
+		*len = rec.len;
+		return 0;
+	}
+	if (seq < w->file.first_seq || seq >= w->file.next_seq)
+		return -ENOENT;
+	*len = w->file.idx[seq - w->file.base].len;
+	return 0;
+}
+
+/*
+ * The next contiguous bytes of the job's record at j->off: a pointer into the pool (pmem), or
+ * into w->scratch after a read of at most @max bytes (file, tier). @return bytes (> 0) or -ENOENT
+ * when the record is gone (truncated since the reply started), -EIO when a read failed. A record
+ * destaged while its reply was being sent continues from the tier at the same offset.
+ */
+ssize_t store_chunk(struct wal *w, struct job *j, const uint8_t **p, size_t max)
+{
+	struct paste_log_rec rec;
+	size_t n;
+
+	if (tier_holds(w, j->seq)) {
+		ssize_t r;
+
+		n = max < sizeof(w->scratch) ? max : sizeof(w->scratch);
+		r = tier_read(w, j->seq, j->off, w->scratch, n);
+		if (r <= 0)
+			return r < 0 ? r : -EIO;
+		*p = w->scratch;
+		return r;
+	}
+	if (w->sync == SYNC_FDATASYNC) {
+		struct wal_file *f = &w->file;
+		ssize_t r;
+
+		if (j->seq < f->first_seq || j->seq >= f->next_seq)
+			return -ENOENT;
+		n = j->len - j->off < max ? (size_t)(j->len - j->off) : max;
+		if (n > sizeof(w->scratch))
+			n = sizeof(w->scratch);
+		r = pread(f->fd, w->scratch, n,
+		          (off_t)(f->idx[j->seq - f->base].off + sizeof(struct wf_rec) + j->off));
+		if (r <= 0)
+			return -EIO;
+		*p = w->scratch;
+		return r;
+	}
+	if (paste_log__get(w->log, j->seq, &rec) || j->ref_idx >= rec.nrefs)
+		return -ENOENT;
+	while (j->off >= j->ref_base + rec.refs[j->ref_idx].len) {
+		j->ref_base += rec.refs[j->ref_idx].len;
+		if (++j->ref_idx >= rec.nrefs)
+			return -ENOENT;
+	}
+	*p = (const uint8_t *)paste_pool__ref_ptr(w->pool, &rec.refs[j->ref_idx]) +
+	     (j->off - j->ref_base);
+	n = (size_t)(j->ref_base + rec.refs[j->ref_idx].len - j->off);
+	return (ssize_t)(n > 0xffff ? 0xffff : n);
+}
+
+/* Append a record naming @refs. Takes the references (released here unless the pool log owns
+ * them now). @return 0 with *seq, -ENOSPC (log or disk full), or another -errno. */
+int store_append(struct wal *w, const struct paste_ref *refs, unsigned n, uint64_t len,
+                 uint64_t *seq)
+{
+	int err;
+
+	if (w->sync == SYNC_PMEM) {
+		err = paste_log__append(w->log, refs, n, seq);
+		if (!err)
+			return 0;
+	} else {
+		err = wf_append(w, refs, n, len, seq);
+	}
+	for (unsigned i = 0; i < n; i++)
+		paste_release(w->ctx, &refs[i]);
+	return err;
+}
+
+/* Drop every record <= @upto: the tier's first (durable), then the pool log's head (fenced). */
+int store_truncate(struct wal *w, uint64_t upto)
+{
+	if (w->sync == SYNC_PMEM) {
+		int err = tier_truncate(w, upto);
+
+		return err ? err : paste_log__truncate(w->log, upto);
+	}
+	return wf_truncate(&w->file, upto);
+}
+
+/* ---- retention ------------------------------------------------------------------------------ */
+
+/* Note that record @seq is appended now (--retain-secs): a new mark when the second changed. */
+void retain_mark(struct wal *w, uint64_t seq)
+{
+	struct wal_retain *r = &w->retain;
+	time_t t;
+
+	if (!r->secs)
+		return;
+	t = time(NULL);
+	if (r->nmarks > r->head && r->marks[r->nmarks - 1].t >= t)
+		return;
+	if (r->nmarks == r->cap) {
+		if (r->head) { /* drop the marks of truncated records first */
+			memmove(r->marks, r->marks + r->head,
+			        (r->nmarks - r->head) * sizeof(*r->marks));
+			r->nmarks -= r->head;
+			r->head = 0;
+		}
+		if (r->nmarks == r->cap) {
+			size_t cap = r->cap ? r->cap * 2 : 1024;
+			struct retain_mark *m = realloc(r->marks, cap * sizeof(*m));
+
+			if (!m)
+				return; /* the next second's mark covers these records (kept longer)
+				         */
+			r->marks = m;
+			r->cap = cap;
+		}
+	}
+	r->marks[r->nmarks++] = (struct retain_mark){seq, t};
+}
+
+/* The last record to drop so that at most --retain-bytes remain, or 0. */
+static uint64_t retain_bytes_upto(struct wal *w, const struct store_info *si)
+{
+	uint64_t over, len, s;
+
+	if (!w->retain.bytes || si->bytes <= w->retain.bytes)
+		return 0;
+	over = si->bytes - w->retain.bytes;
+	for (s = si->first; s < si->next && over; s++) {
+		if (store_len(w, s, &len))
+			break;
+		over = len >= over ? 0 : over - len;
+	}
+	return s > si->first ? s - 1 : 0;
+}
+
+/* The last record appended more than --retain-secs ago, or 0. */
+static uint64_t retain_secs_upto(struct wal *w, const struct store_info *si)
+{
+	struct wal_retain *r = &w->retain;
+	time_t limit = time(NULL) - (time_t)r->secs;
+	uint64_t upto = 0;
+
+	if (!r->secs)
+		return 0;
+	/* marks[i] and the next mark: records [seq_i, seq_i+1) were appended in second t_i */
+	while (r->head + 1 < r->nmarks && r->marks[r->head].t < limit) {
+		upto = r->marks[r->head + 1].seq - 1;
+		r->head++;
+	}
+	if (r->head + 1 == r->nmarks && r->marks[r->head].t < limit) { /* all of them */
+		upto = si->next - 1;
+		r->marks[r->head].seq = si->next;
+	}
+	return upto >= si->first ? upto : 0;
+}
+
+/*
+ * Once per tick and after every destage job: drop the oldest records beyond --retain-bytes or
+ * older than --retain-secs, as a DELETE would (durable before anything else happens), with a line
+ * on stderr. Not while a destage job runs (the truncation would wait for its fdatasync).
+ */
+void retain_apply(struct wal *w)
+{
+	struct store_info si;
+	uint64_t a, b, upto, bytes, first;
+
+	if ((!w->retain.bytes && !w->retain.secs) || tier_running(w))
+		return;
+	store_info(w, &si);
+	a = retain_bytes_upto(w, &si);
+	b = retain_secs_upto(w, &si);
+	upto = a > b ? a : b;
+	if (!upto || upto < si.first)
+		return;
+	bytes = si.bytes;
+	first = si.first;
+	if (store_truncate(w, upto)) {
+		fprintf(stderr,
+		        "paste-wal: retention: truncating up to record %" PRIu64 " failed\n", upto);
+		return;
+	}
+	store_info(w, &si);
+	w->retain.n.truncations++;
+	w->retain.n.records += si.first - first;
+	w->retain.n.bytes += bytes - si.bytes;
+	w->retain.quiet_records += si.first - first;
+	w->retain.quiet_bytes += bytes - si.bytes;
+	if (time(NULL) == w->retain.printed) /* at most one line a second */
+		return;
+	w->retain.printed = time(NULL);
+	fprintf(stderr,
+	        "paste-wal: retention: dropped %" PRIu64 " records (%" PRIu64
+	        " bytes) up to record %" PRIu64 ": %s\n",
+	        w->retain.quiet_records, w->retain.quiet_bytes, upto,
+	        upto == a ? "over --retain-bytes" : "older than --retain-secs");
+	w->retain.quiet_records = w->retain.quiet_bytes = 0;
+}

@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
+# paste-wal's capacity tier (--tier-dir): a pool far too small for the load (8 MiB, ~3,500 frames)
+# with its oldest records destaged to segment files on an ordinary file system (/var/tmp).
+#  - kill -9 rounds: each round restarts the server on the same pool and tier, runs wal_client.py's
+#    load (pipelined POSTs of 64 B..16 KiB; every 201 goes to an ack file at once) and SIGKILLs the
+#    server at a random moment, while destage jobs run. No request may be refused (507: the tier
+#    has room, so a POST that finds the pool short of frames must wait, not fail). Each restart
+#    must report recovered >= every ack, next > the highest acked seq and dropped=0, and (after the
+#    first round) records in the tier; before it, paste-wal-dump --tier-dir --verify --raw reads
+#    both tiers offline and every acknowledged record must be there byte for byte, nothing else.
+#  - then: every acknowledged record read back over HTTP (ranges across both tiers) byte for byte,
+#    dense sequence numbers, nothing never sent; the acknowledged bytes are several times the
+#    pool; /stats shows destaged records, tier reads, no 507.
+#  - DELETE into the middle of the tier: segment files deleted, the cut record 404, the next one
+#    200 from the tier; a clean restart keeps exactly that; SIGTERM exits 0 (frame accounting).
+#  - retention: --retain-bytes 4M keeps at most 4 MiB under load (and says so on stderr),
+#    --retain-secs 3 empties both tiers once idle.
+#
+# Environment: PASTE_TIER_TRANSPORT (kernel, the default, or paste), PASTE_CRASH_ROUNDS (default 3), PASTE_CRASH_SEED (default random, printed), PASTE_TIER_BASE
+# (directory for the tier, default /var/tmp: must not be tmpfs to mean anything), plus lib.sh's.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/wal_lib.sh"
+
+ROUNDS=${PASTE_CRASH_ROUNDS:-3}
+TRANSPORT=${PASTE_TIER_TRANSPORT:-kernel}
+SEED=${PASTE_CRASH_SEED:-$((RANDOM * 32768 + RANDOM))}
+RANDOM=$SEED
+HERE=$(cd "$(dirname "$0")" && pwd)
+CLIENT_PY=$HERE/wal_client.py
+WAL=$PASTE_BUILD/paste-wal
+DUMP=$PASTE_BUILD/paste-wal-dump
+TIER=${PASTE_TIER_BASE:-/var/tmp}/paste-test-$$-tier
+CLEANUP_DIRS+=("$TIER")
+PORT=8080
+POOL_SIZE=$((8 << 20))
+for f in "$WAL" "$DUMP"; do
+	[ -x "$f" ] || fail "$f not built"
+done
+command -v python3 >/dev/null || fail "python3 not installed (scripts/deps installs it)"
+command -v curl >/dev/null || fail "curl not installed (scripts/deps installs it)"
+log "seed $SEED, $ROUNDS kill -9 rounds (PASTE_CRASH_SEED=$SEED reproduces payloads and kill times)"
+
+case $TRANSPORT in
+kernel) HOST=$SRV_IP SRV=(--transport kernel --ip "$SRV_IP") ;;
+paste) HOST=$STACK_IP SRV=(--ifname "$VETH_SRV" --ip "$STACK_IP") ;;
+*) fail "PASTE_TIER_TRANSPORT must be kernel or paste" ;;
+esac
+SRV+=(--port $PORT --pool "$POOL" --pool-size $POOL_SIZE --ring-size 512 --reserve-frames 512
+	--tier-dir "$TIER" --tier-size 1G)
+ACKS=$LOGDIR/acks
+stop_wal() { # SIGTERM; must exit 0 (its frame accounting check included)
+	local rc=0
+	kill -TERM "$WAL_PID"
+	wait "$WAL_PID" || rc=$?
+	untrack_pid "$WAL_PID"
+	[ $rc -eq 0 ] || { tail -n 5 "$WAL_LOG" >&2; fail "paste-wal exited with status $rc after SIGTERM"; }
+}
+
+stats() { in_cli curl -sS --max-time 10 "http://$HOST:$PORT/stats"; }
+http_status() { in_cli curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$@"; }
+
+# Usage errors exit 2 and name the problem.
+for bad in "--sync fdatasync --log-file $LOGDIR/x.log|needs --sync pmem" "--tier-start 20 --tier-stop 30|must be below" \
+	"--tier-size 10K|--tier-size" "--tier-start 0|--tier-start" "--retain-bytes 0|--retain-bytes"; do
+	rc=0
+	# shellcheck disable=SC2086 # the options are words
+	"$WAL" --transport kernel --port $PORT --tier-dir "$TIER" ${bad%|*} >/dev/null 2>"$LOGDIR/usage.err" || rc=$?
+	[ $rc = 2 ] && grep -qF -- "${bad#*|}" "$LOGDIR/usage.err" ||
+		fail "paste-wal ${bad%|*}: exit $rc, $(cat "$LOGDIR/usage.err")"
+done
+[ ! -e "$TIER" ] || fail "a usage error created $TIER"
+
+rm -rf "$TIER" "$POOL" "$ACKS"
+for ((r = 1; r <= ROUNDS; r++)); do
+	before=$(nacks "$ACKS")
+	start_wal "${SRV[@]}"
+	if ((r > 1)); then
+		[ "$(field "$READY" records)" -ge "$before" ] ||
+			fail "round $r: the log holds $(field "$READY" records) records, but $before were acknowledged"
+		[ "$(field "$READY" next)" -gt "$(max_acked "$ACKS")" ] ||
+			fail "round $r: next=$(field "$READY" next), but seq $(max_acked "$ACKS") was acknowledged"
+		[ "$(field "$READY" dropped)" = 0 ] || fail "round $r: recovery cut records"
+		[ "$(field "$READY" tier_records)" -gt 0 ] || fail "round $r: no record is in the tier"
+	fi
+	ip netns exec "$NS_CLI" python3 "$CLIENT_PY" load --host "$HOST" --port $PORT --conns 4 \
+		--depth 2 --duration 5 --stall 3 --grace 3 --max-size 16384 --seed "$SEED" \
+		--conn-base $((r * 100)) --ack-file "$ACKS" >"$LOGDIR/load.$r.log" 2>&1 &
+	cpid=$!
+	track_pid $cpid
+	ms=$((1500 + RANDOM % 2500))
+	sleep "$((ms / 1000)).$(printf '%03d' $((ms % 1000)))"
+	kill -0 "$WAL_PID" 2>/dev/null || fail "round $r: paste-wal died on its own"
+	st=$(stats) || fail "round $r: /stats failed under load"
+	kill -KILL "$WAL_PID"
+	wait "$WAL_PID" 2>/dev/null || true
+	untrack_pid "$WAL_PID"
+	check_server_log
+	rc=0
+	wait $cpid || rc=$?
+	untrack_pid $cpid
+	sum=$(grep '^wal_client: load' "$LOGDIR/load.$r.log" || true)
+	[ $rc -eq 0 ] && [ -n "$sum" ] || { cat "$LOGDIR/load.$r.log" >&2; fail "round $r: client status $rc"; }
+	[ "$(field "$sum" errors)" = 0 ] || fail "round $r: the server refused requests (507 with a tier that has room?): $sum"
+	log "round $r: SIGKILL at ${ms} ms with tier_jobs=$(field "$st" tier_jobs) tier_destaging=$(field "$st" tier_destaging) stalls=$(field "$st" stalls); $sum; $(nacks "$ACKS") acks in all"
+	[ "$(nacks "$ACKS")" -gt "$before" ] || fail "round $r: nothing was acknowledged"
+	dump_verify "round$r" "$ACKS" --tier-dir "$TIER"
+done
+
+# Recover, read everything back across both tiers.
+start_wal "${SRV[@]}"
+[ "$(field "$READY" records)" -ge "$(nacks "$ACKS")" ] || fail "final restart lost records"
+[ "$(field "$READY" tier_records)" -gt 0 ] || fail "no record is in the tier after the rounds"
+bytes=$(acked_bytes "$ACKS")
+((bytes > 2 * POOL_SIZE)) || fail "only $bytes bytes acknowledged: the load did not fill the pool twice over"
+ip netns exec "$NS_CLI" python3 "$CLIENT_PY" verify --host "$HOST" --port $PORT --ack-file "$ACKS" \
+	--seed "$SEED" --strict >"$LOGDIR/verify.log" 2>&1 || { cat "$LOGDIR/verify.log" >&2; fail "records read back differ"; }
+log "$(tail -n 1 "$LOGDIR/verify.log"); $bytes acknowledged bytes into a $POOL_SIZE-byte pool"
+st=$(stats)
+printf '%s' "$st" | python3 -c 'import json, sys; json.load(sys.stdin)' || fail "/stats is not valid JSON: $st"
+[ "$(field "$st" tier_reads)" -gt 0 ] || fail "the read-back served nothing from the tier: $st"
+[ "$(field "$st" replies_5xx)" = 0 ] || fail "5xx replies: $st"
+
+# DELETE into the middle of the tier: whole segments go, the rest is still served.
+tfirst=$(field "$st" tier_first_seq)
+tend=$(($(field "$st" tier_records) + tfirst))
+segs=$(find "$TIER" -name 'seg-*.pwt' | wc -l)
+((segs >= 2)) || fail "only $segs segment file(s) in $TIER"
+cut=$((tfirst + (tend - tfirst) * 3 / 4))
+out=$(in_cli curl -sS --max-time 10 -X DELETE "http://$HOST:$PORT/log?upto=$cut") || fail "DELETE failed"
+[ "$(field "$out" first_seq)" = $((cut + 1)) ] || fail "DELETE upto=$cut answered $out"
+[ "$(http_status "http://$HOST:$PORT/log/$cut")" = 404 ] || fail "record $cut still served after DELETE"
+[ "$(http_status "http://$HOST:$PORT/log/$((cut + 1))")" = 200 ] || fail "record $((cut + 1)) not served after DELETE"
+after=$(find "$TIER" -name 'seg-*.pwt' | wc -l)
+st=$(stats)
+((after < segs)) && [ "$(field "$st" tier_segments_deleted)" -gt 0 ] ||
+	fail "DELETE upto=$cut left $after of $segs segment files: $st"
+[ "$(field "$st" tier_first_seq)" = $((cut + 1)) ] || fail "tier_first_seq after DELETE: $st"
+log "DELETE upto=$cut (tier was $tfirst..$((tend - 1))): segment files $segs -> $after"
+stop_wal
+check_server_log
+
+# A clean restart keeps exactly what the DELETE left; a DELETE of everything empties both tiers.
+start_wal "${SRV[@]}"
+[ "$(field "$READY" first)" = $((cut + 1)) ] || fail "after restart first=$(field "$READY" first), not $((cut + 1))"
+[ "$(http_status "http://$HOST:$PORT/log/$((cut + 1))")" = 200 ] || fail "record $((cut + 1)) lost at restart"
+next=$(field "$READY" next)
+out=$(in_cli curl -sS --max-time 10 -X DELETE "http://$HOST:$PORT/log?upto=$next") || fail "DELETE all failed"
+[ "$(field "$out" records)" = 0 ] || fail "DELETE of everything answered $out"
+[ -z "$(find "$TIER" -name 'seg-*.pwt')" ] || fail "segment files left after deleting everything: $(ls "$TIER")"
+stop_wal
+check_server_log
+# Retention: at most 4 MiB of payload kept while loading, nothing after 3 s idle; never silently.
+start_wal "${SRV[@]}" --retain-bytes 4M --retain-secs 3
+ip netns exec "$NS_CLI" python3 "$CLIENT_PY" load --host "$HOST" --port $PORT --conns 4 --depth 4 \
+	--duration 2 --max-size 65536 --seed "$SEED" --conn-base 900 --ack-file "$LOGDIR/acks.retain" \
+	>"$LOGDIR/load.retain.log" 2>&1 || { cat "$LOGDIR/load.retain.log" >&2; fail "retention load failed"; }
+sleep 0.6 # a tick
+st=$(stats)
+((bytes = $(field "$st" bytes), bytes <= 4 << 20)) || fail "--retain-bytes 4M, but $bytes bytes kept: $st"
+[ "$(field "$st" retention_dropped_records)" -gt 0 ] || fail "retention dropped nothing: $st"
+grep -q '^paste-wal: retention: dropped .* over --retain-bytes' "$WAL_LOG" || fail "retention was silent"
+for ((i = 0; i < 100; i++)); do
+	st=$(stats)
+	[ "$(field "$st" records)" = 0 ] && break
+	sleep 0.1
+done
+[ "$(field "$st" records)" = 0 ] || fail "--retain-secs 3: records left after ${i}00 ms idle: $st"
+[ -z "$(find "$TIER" -name 'seg-*.pwt')" ] || fail "segment files left after retention emptied the log"
+log "retention: $(printf '%s\n' "$st" | tr ',' '\n' | grep -E 'retention_' | tr -d '"' | tr '\n' ' ')"
+stop_wal
+log "$ROUNDS kill -9 rounds, $(nacks "$ACKS") acknowledged records all present and identical across pool and tier"

@@ -1,0 +1,77 @@
+# SPDX-License-Identifier: BSD-2-Clause
+# tests/integration/wal_lib.sh - paste-wal helpers of the WAL integration tests (sourced after
+# lib.sh, with WAL set to the paste-wal binary).
+#
+#	start_wal ARGS...      paste-wal in the server namespace; waits for its ready line (READY),
+#	                       WAL_PID and WAL_LOG name it
+#	field LINE KEY         the value of KEY in a "k=v ..." line or a flat JSON object
+#	nacks FILE, max_acked FILE, acked_bytes FILE   of a wal_client.py ack file
+#	check_server_log       fail on an error from the library or the server in WAL_LOG
+#	dump_verify TAG ACKS [ARGS]  paste-wal-dump --verify --raw of POOL (plus ARGS) against the
+#	                       acks (DUMP, CLIENT_PY, SEED set by the test)
+
+WAL_PID=
+WAL_LOG=
+WAL_N=0
+READY=
+
+start_wal() {
+	local i rc=0
+	WAL_N=$((WAL_N + 1))
+	WAL_LOG=$LOGDIR/wal.$WAL_N.log
+	log "start: paste-wal $*"
+	ip netns exec "$NS_SRV" "$WAL" "$@" >"$WAL_LOG" 2>&1 &
+	WAL_PID=$!
+	track_pid "$WAL_PID"
+	ECHO_PID=$WAL_PID # fail() shows this log
+	ECHO_LOG=$WAL_LOG
+	for ((i = 0; i < READY_TIMEOUT * 10; i++)); do
+		READY=$(grep -m1 '^paste-wal: ready' "$WAL_LOG" || true)
+		if [ -n "$READY" ]; then
+			log "$READY"
+			return 0
+		fi
+		if ! kill -0 "$WAL_PID" 2>/dev/null; then
+			wait "$WAL_PID" || rc=$?
+			untrack_pid "$WAL_PID"
+			fail "paste-wal exited with status $rc before it was ready"
+		fi
+		sleep 0.1
+	done
+	fail "paste-wal not ready after ${READY_TIMEOUT}s"
+}
+
+field() {
+	local v
+	v=$(printf '%s\n' "$1" | tr ' ,{}' '\n\n\n\n' | sed -n "s/^\"\{0,1\}$2\"\{0,1\}[=:]//p" | head -n 1)
+	[ -n "$v" ] || fail "no field '$2' in: $1"
+	printf '%s\n' "$v"
+}
+
+nacks() { if [ -f "$1" ]; then wc -l <"$1"; else echo 0; fi; }
+max_acked() { if [ -s "$1" ]; then awk 'BEGIN{m=0} $1>m{m=$1} END{print m}' "$1"; else echo 0; fi; }
+acked_bytes() { if [ -s "$1" ]; then awk '{b+=$4} END{print b+0}' "$1"; else echo 0; fi; }
+
+# No error from the library or the server in the current log (the recovery notes excepted).
+check_server_log() {
+	local bad
+	bad=$(grep -E '^(libpaste-xdp: error:|paste-wal: )' "$WAL_LOG" | grep -v '^paste-wal: ready' |
+		grep -v 'cutting a torn tail' || true)
+	[ -z "$bad" ] || { printf '%s\n' "$bad" | head -n 10 >&2; fail "errors in $WAL_LOG"; }
+}
+
+# dump_verify TAG ACKS [ARGS...]: paste-wal-dump --raw of the (unlocked) pool against the acks.
+dump_verify() {
+	local tag=$1 acks=$2 listing=$LOGDIR/dump.$1.txt raw=$LOGDIR/dump.$1.raw sum
+	shift 2
+	"$DUMP" --pool "$POOL" "$@" --verify --raw >"$raw" 2>"$listing" ||
+		{ tail -n 20 "$listing" >&2; fail "$tag: paste-wal-dump --verify failed"; }
+	python3 "$CLIENT_PY" verify-dump --listing "$listing" --raw "$raw" --ack-file "$acks" --seed "$SEED" \
+		--strict >"$LOGDIR/vdump.$tag.log" 2>&1 || { cat "$LOGDIR/vdump.$tag.log" >&2; fail "$tag: acknowledged records lost or changed"; }
+	# A process crash cannot tear a record (its seq is stored last): recovery cuts nothing.
+	grep -q '^paste-wal-dump: .* dropped=0 ' "$listing" ||
+		{ tail -n 3 "$listing" >&2; fail "$tag: recovery after kill -9 cut records"; }
+	sum=$(tail -n 1 "$LOGDIR/vdump.$tag.log")
+	log "$tag: $(grep '^paste-wal-dump:' "$listing" | tr ' ' '\n' | grep -E '^(first|next|records|tier_records|tier_listed|problems)=' | tr '\n' ' ')$sum"
+	rm -f "$raw"
+}
