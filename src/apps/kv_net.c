@@ -1,0 +1,494 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * kv_net.c - paste-kv networking: scratch memory, reply queues, request arguments, and the
+ * per-connection read/execute/reply loop (on_accept/on_data/on_close).
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kv.h"
+
+/* ---- time, scratch ------------------------------------------------------------------------- */
+
+uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000ull + (uint64_t)ts.tv_nsec / 1000000ull;
+}
+
+uint8_t *arena_alloc(struct kvd *d, size_t n)
+{
+	uint8_t *p;
+
+	if (n > d->arena_cap - d->arena_used)
+		return NULL;
+	p = d->arena + d->arena_used;
+	d->arena_used += n;
+	return p;
+}
+
+int big_reserve(struct kvd *d, size_t more)
+{
+	size_t cap = d->big_cap ? d->big_cap : 4096;
+	char *p;
+
+	if (d->big_len + more <= d->big_cap)
+		return 0;
+	while (cap < d->big_len + more)
+		cap *= 2;
+	p = realloc(d->big, cap);
+	if (!p)
+		return -ENOMEM;
+	d->big = p;
+	d->big_cap = cap;
+	return 0;
+}
+
+int big_add(struct kvd *d, const void *p, size_t n)
+{
+	if (big_reserve(d, n))
+		return -ENOMEM;
+	memcpy(d->big + d->big_len, p, n);
+	d->big_len += n;
+	return 0;
+}
+
+int big_printf(struct kvd *d, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0 || big_reserve(d, (size_t)n + 1))
+		return -ENOMEM;
+	va_start(ap, fmt);
+	vsnprintf(d->big + d->big_len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	d->big_len += (size_t)n;
+	return 0;
+}
+
+/* A bulk string into the scratch. */
+int big_bulk(struct kvd *d, const void *p, size_t n)
+{
+	char h[RESP_HDR_MAX];
+
+	if (big_add(d, h, resp_fmt_hdr(h, '$', (int64_t)n)) || big_add(d, p, n))
+		return -ENOMEM;
+	return big_add(d, "\r\n", 2);
+}
+
+/* ---- output ------------------------------------------------------------------------------ */
+
+int oi_push(struct kconn *kc, const struct oitem *it)
+{
+	if (kc->oi_head + kc->oi_n == kc->oi_cap) {
+		if (kc->oi_head) { /* slide down before growing */
+			memmove(kc->oi, kc->oi + kc->oi_head, kc->oi_n * sizeof(*kc->oi));
+			kc->oi_head = 0;
+		} else {
+			size_t cap = kc->oi_cap ? kc->oi_cap * 2 : 16;
+			struct oitem *v = realloc(kc->oi, cap * sizeof(*v));
+
+			if (!v)
+				return -ENOMEM;
+			kc->oi = v;
+			kc->oi_cap = cap;
+		}
+	}
+	kc->oi[kc->oi_head + kc->oi_n++] = *it;
+	kc->queued += it->len;
+	return 0;
+}
+
+int ob_reserve(struct kconn *kc, size_t more)
+{
+	size_t cap = kc->ob_cap ? kc->ob_cap : 4096;
+	uint8_t *p;
+
+	if (kc->ob_len + more <= kc->ob_cap)
+		return 0;
+	while (cap < kc->ob_len + more)
+		cap *= 2;
+	p = realloc(kc->ob, cap);
+	if (!p)
+		return -ENOMEM;
+	kc->ob = p;
+	kc->ob_cap = cap;
+	return 0;
+}
+
+/* Queue @n bytes (copied). */
+int out(struct kconn *kc, const void *p, size_t n)
+{
+	struct oitem *last = kc->oi_n ? &kc->oi[kc->oi_head + kc->oi_n - 1] : NULL;
+
+	if (!n)
+		return 0;
+	if (ob_reserve(kc, n))
+		return -ENOMEM;
+	memcpy(kc->ob + kc->ob_len, p, n);
+	if (last && last->kind == OI_BUF && last->off + last->len == kc->ob_len &&
+	    (uint64_t)last->len + n <= UINT32_MAX) {
+		last->len += (uint32_t)n;
+		kc->queued += n;
+	} else {
+		struct oitem it = {.kind = OI_BUF, .len = (uint32_t)n, .off = kc->ob_len};
+
+		if (oi_push(kc, &it))
+			return -ENOMEM;
+	}
+	kc->ob_len += n;
+	return 0;
+}
+
+int out_str(struct kconn *kc, const char *s)
+{
+	return out(kc, s, strlen(s));
+}
+
+int out_hdr(struct kconn *kc, char type, int64_t n)
+{
+	char h[RESP_HDR_MAX];
+
+	return out(kc, h, resp_fmt_hdr(h, type, n));
+}
+
+/* "-<msg>\r\n" with CR/LF in the message turned into spaces, as Redis does. */
+int out_err(struct kconn *kc, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	for (char *q = msg; *q; q++)
+		if (*q == '\r' || *q == '\n')
+			*q = ' ';
+	return out(kc, "-", 1) || out_str(kc, msg) || out(kc, "\r\n", 2) ? -ENOMEM : 0;
+}
+
+/* A bulk reply of @n bytes of a stored value at @p (inside a kept frame). */
+int out_value(struct kconn *kc, const uint8_t *p, size_t n)
+{
+	struct oitem it = {.kind = OI_POOL, .len = (uint32_t)n, .p = p};
+
+	if (out_hdr(kc, '$', (int64_t)n))
+		return -ENOMEM;
+	if (n <= KV_INLINE_REPLY) {
+		if (out(kc, p, n))
+			return -ENOMEM;
+	} else if (oi_push(kc, &it)) {
+		return -ENOMEM;
+	}
+	return out(kc, "\r\n", 2);
+}
+
+void oi_pop(struct kvd *d, struct kconn *kc)
+{
+	struct oitem *it = &kc->oi[kc->oi_head];
+
+	if (it->kind == OI_PIN)
+		paste_release(d->ctx, &it->pin);
+	kc->oi_head++;
+	if (--kc->oi_n == 0) {
+		kc->oi_head = 0;
+		kc->ob_len = 0;
+	}
+}
+
+/*
+ * Send what the send buffer takes. Stops only when a send takes nothing, which always re-arms
+ * on_data (a short non-zero send did not, before libpaste-xdp 2a64ddb). @return 0, or -1 when the
+ * connection is gone.
+ */
+int flush_out(struct kvd *d, struct paste_conn *c, struct kconn *kc)
+{
+	while (kc->oi_n) {
+		struct oitem *it = &kc->oi[kc->oi_head];
+		const uint8_t *p = it->kind == OI_BUF ? kc->ob + it->off : it->p;
+		ssize_t w = paste_conn__send(c, p, it->len);
+
+		if (w < 0)
+			return -1;
+		kc->queued -= (size_t)w;
+		it->len -= (uint32_t)w;
+		if (it->kind == OI_BUF)
+			it->off += (size_t)w;
+		else
+			it->p += w;
+		if (w == 0)
+			return 0; /* full: on_data runs again when space frees up */
+		if (!it->len)
+			oi_pop(d, kc);
+	}
+	return 0;
+}
+
+/*
+ * End of on_data: value bytes still queued must outlive this round (a DEL or overwrite releases
+ * them after the round's fence), so take our own reference to each; if that fails, copy them.
+ */
+void pin_queued(struct kvd *d, struct kconn *kc)
+{
+	for (size_t i = 0; i < kc->oi_n; i++) {
+		struct oitem *it = &kc->oi[kc->oi_head + i];
+
+		if (it->kind != OI_POOL)
+			continue;
+		if (paste_keep(d->ctx, it->p, it->len, &it->pin) == 0) {
+			it->p =
+			    paste_pool__ref_ptr(d->pool, &it->pin); /* copy_threshold may copy */
+			it->kind = OI_PIN;
+			d->st.pins++;
+			continue;
+		}
+		if (ob_reserve(kc, it->len) == 0) { /* copy: the bytes are still valid now */
+			memcpy(kc->ob + kc->ob_len, it->p, it->len);
+			it->off = kc->ob_len;
+			kc->ob_len += it->len;
+			it->kind = OI_BUF;
+			d->st.pin_copies++;
+		}
+	}
+}
+
+void out_drop(struct kvd *d, struct kconn *kc)
+{
+	while (kc->oi_n)
+		oi_pop(d, kc);
+	kc->queued = 0;
+}
+
+/* ---- arguments --------------------------------------------------------------------------- */
+
+uint32_t arg_len(const struct req *r, unsigned i)
+{
+	return r->cmd->argv[i].len;
+}
+
+/* Argument @i as contiguous bytes (in place, or gathered into the arena). NULL: no room. */
+const uint8_t *arg(struct req *r, unsigned i)
+{
+	struct kconn *kc = r->kc;
+	uint32_t n = arg_len(r, i);
+	const uint8_t *q;
+	uint8_t *tmp;
+
+	if (r->cmd->inl)
+		return kc->rp.line + r->cmd->argv[i].off;
+	q = resp_buf_contig(r->b, r->base + r->cmd->argv[i].off, n);
+	if (q)
+		return q;
+	tmp = arena_alloc(r->d, n);
+	if (!tmp)
+		return NULL;
+	resp_buf_copy(r->b, r->base + r->cmd->argv[i].off, n, tmp);
+	return tmp;
+}
+
+bool arg_is(struct req *r, unsigned i, const char *word)
+{
+	size_t n = strlen(word);
+	const uint8_t *a;
+
+	if (arg_len(r, i) != n)
+		return false;
+	a = arg(r, i);
+	for (size_t k = 0; a && k < n; k++)
+		if (tolower(a[k]) != tolower((unsigned char)word[k]))
+			return false;
+	return a != NULL;
+}
+
+bool arg_ll(struct req *r, unsigned i, int64_t *v)
+{
+	const uint8_t *a = arg(r, i);
+
+	return a && resp_parse_ll(a, arg_len(r, i), v);
+}
+
+/*
+ * Argument @i in stored form: its bytes and the one after them. In a RESP request that byte is the
+ * framing '\r' and the whole range may lie in one received slot; otherwise gather it.
+ */
+int arg_str(struct req *r, unsigned i, struct str *s)
+{
+	uint32_t n = arg_len(r, i);
+	const uint8_t *q = NULL;
+	uint8_t *tmp;
+
+	if (!r->cmd->inl)
+		q = resp_buf_contig(r->b, r->base + r->cmd->argv[i].off, (size_t)n + 1);
+	if (q) {
+		*s = (struct str){.p = q, .n = n + 1, .pool = true};
+		return 0;
+	}
+	tmp = arena_alloc(r->d, (size_t)n + 1);
+	if (!tmp)
+		return -ENOMEM;
+	if (r->cmd->inl)
+		memcpy(tmp, r->kc->rp.line + r->cmd->argv[i].off, n);
+	else
+		resp_buf_copy(r->b, r->base + r->cmd->argv[i].off, n, tmp);
+	tmp[n] = '\r';
+	*s = (struct str){.p = tmp, .n = n + 1, .pool = false};
+	return 0;
+}
+
+/* ---- the store --------------------------------------------------------------------------- */
+
+/* ---- connections -------------------------------------------------------------------------- */
+
+int on_accept(struct paste_conn *c, void *user)
+{
+	struct kvd *d = user;
+	struct kconn *kc = calloc(1, sizeof(*kc));
+
+	if (!kc)
+		return -ENOMEM;
+	resp_parser_init(&kc->rp, &d->lim);
+	paste_conn__set_user(c, kc);
+	d->st.conns++;
+	d->conns_open++;
+	return 0;
+}
+
+/* The connection's pending bytes as parser segments. */
+int view(struct paste_conn *c, struct kconn *kc, struct resp_buf *b)
+{
+	unsigned n;
+	const struct paste_slot *s = paste_conn__slots(c, &n);
+
+	if (n > kc->segs_cap) {
+		struct resp_seg *v = realloc(kc->segs, n * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		kc->segs = v;
+		kc->segs_cap = n;
+	}
+	for (unsigned i = 0; i < n; i++)
+		kc->segs[i] = (struct resp_seg){.p = s[i].data, .len = s[i].len};
+	resp_buf_init(b, kc->segs, n);
+	return 0;
+}
+
+void skipped_reply(struct kvd *d, struct kconn *kc, const struct resp_cmd *cmd)
+{
+	d->st.skipped++;
+	if (cmd->why == RESP_SKIP_ARG)
+		out_err(kc, "ERR string exceeds maximum allowed size (max-value %u)", d->max_value);
+	else
+		out_err(kc, "ERR request exceeds maximum allowed size (max-request %u)",
+		        d->lim.max_request);
+}
+
+/* Run the pending requests. @return bytes to consume; kc->waiting when a request is partial. */
+size_t serve(struct kvd *d, struct paste_conn *c, struct kconn *kc)
+{
+	struct resp_buf b;
+	size_t base = 0;
+
+	kc->waiting = false;
+	if (view(c, kc, &b))
+		return 0;
+	while (!kc->quit) {
+		struct resp_cmd cmd;
+		struct req r = {.d = d, .kc = kc, .b = &b, .cmd = &cmd};
+		int res;
+
+		if (kc->queued >= KV_OUT_HIGH && (flush_out(d, c, kc) || kc->queued >= KV_OUT_HIGH))
+			break; /* the peer does not read: stop reading it */
+		res = resp_parse(&kc->rp, &b, base, &cmd);
+		r.base = base;
+		d->arena_used = 0;
+		switch (res) {
+		case RESP_AGAIN:
+			kc->waiting = true;
+			return base;
+		case RESP_CMD:
+			execute(&r);
+			break;
+		case RESP_SKIPPED:
+			skipped_reply(d, kc, &cmd);
+			break;
+		case RESP_ERROR:
+			d->st.proto_errors++;
+			out_err(kc, "ERR %s", cmd.err);
+			kc->quit = true;
+			break;
+		case RESP_EMPTY:
+		case RESP_SKIP:
+			break;
+		default: /* -ENOMEM */
+			out_err(kc, "ERR out of memory");
+			kc->quit = true;
+			break;
+		}
+		base += cmd.len;
+	}
+	return base;
+}
+
+void on_data(struct paste_conn *c, void *user)
+{
+	struct kvd *d = user;
+	struct kconn *kc = paste_conn__user(c);
+	size_t done;
+
+	if (kc->closing)
+		return;
+	d->now_ms = wall_ms();
+	if (flush_out(d, c, kc))
+		return;
+	if (!kc->quit && kc->queued < KV_OUT_HIGH) {
+		done = serve(d, c, kc);
+		if (done)
+			paste_conn__consume(c, done);
+		if (flush_out(d, c, kc))
+			return;
+		pin_queued(d, kc);
+	}
+	if (kc->queued)
+		return; /* on_data runs again when the send buffer has room */
+	if (kc->quit || (paste_conn__eof(c) && (kc->waiting || !paste_conn__pending(c)))) {
+		paste_conn__close(c);
+		kc->closing = true;
+	}
+}
+
+void on_close(struct paste_conn *c, int err, void *user)
+{
+	struct kvd *d = user;
+	struct kconn *kc = paste_conn__user(c);
+
+	if (!kc)
+		return;
+	out_drop(d, kc);
+	resp_parser_free(&kc->rp);
+	free(kc->ob);
+	free(kc->oi);
+	free(kc->segs);
+	free(kc);
+	d->conns_open--;
+}

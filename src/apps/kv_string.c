@@ -1,0 +1,306 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * kv_string.c - paste-kv's string commands (GET, SET, MSET, INCR..., APPEND, STRLEN).
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kv.h"
+
+int cmd_get(struct req *r)
+{
+	struct paste_ref v;
+	const uint8_t *p;
+	struct str k;
+	size_t n;
+
+	if (arg_str(r, 1, &k) || lookup(r->d, &k, &v)) {
+		r->d->st.misses++;
+		return out_str(r->kc, "$-1\r\n");
+	}
+	r->d->st.hits++;
+	p = val_bytes(r->d, &v, &n);
+	return p ? out_value(r->kc, p, n) : out_err(r->kc, "ERR stored value unreadable");
+}
+
+struct set_opts {
+	bool nx, xx, get, keepttl;
+	uint64_t deadline; /* 0: none */
+};
+
+int parse_set_opts(struct req *r, struct set_opts *o)
+{
+	for (unsigned i = 3; i < r->cmd->argc; i++) {
+		bool ex = arg_is(r, i, "EX"), px = arg_is(r, i, "PX");
+		bool exat = arg_is(r, i, "EXAT"), pxat = arg_is(r, i, "PXAT");
+		int64_t v;
+
+		if (arg_is(r, i, "NX") && !o->xx) {
+			o->nx = true;
+		} else if (arg_is(r, i, "XX") && !o->nx) {
+			o->xx = true;
+		} else if (arg_is(r, i, "GET")) {
+			o->get = true;
+		} else if (arg_is(r, i, "KEEPTTL") && !o->deadline) {
+			o->keepttl = true;
+		} else if ((ex || px || exat || pxat) && !o->keepttl && !o->deadline &&
+		           i + 1 < r->cmd->argc) {
+			if (!arg_ll(r, ++i, &v))
+				return out_err(r->kc,
+				               "ERR value is not an integer or out of range"),
+				       -1;
+			if (v <= 0 || (ex || exat ? v > INT64_MAX / 1000 : false))
+				return out_err(r->kc, "ERR invalid expire time in 'set' command"),
+				       -1;
+			o->deadline = ex     ? r->d->now_ms + (uint64_t)v * 1000
+			              : px   ? r->d->now_ms + (uint64_t)v
+			              : exat ? (uint64_t)v * 1000
+			                     : (uint64_t)v;
+		} else {
+			return out_err(r->kc, "ERR syntax error"), -1;
+		}
+	}
+	return 0;
+}
+
+int cmd_set(struct req *r)
+{
+	struct set_opts o = {0};
+	struct paste_ref old;
+	struct str k, v;
+	bool exists;
+	int err;
+
+	if (parse_set_opts(r, &o) || check_key(r, 1) || check_value(r, arg_len(r, 2)))
+		return 0;
+	if (refuse_write(r))
+		return 0;
+	if (arg_str(r, 1, &k) || arg_str(r, 2, &v))
+		return out_err(r->kc, "ERR request too large");
+	exists = lookup(r->d, &k, &old) == 0;
+	if ((o.nx && exists) || (o.xx && !exists)) {
+		if (o.get && exists) {
+			size_t n;
+			const uint8_t *p = val_bytes(r->d, &old, &n);
+
+			return out_value(r->kc, p, n);
+		}
+		return out_str(r->kc, "$-1\r\n");
+	}
+	if (o.deadline && o.deadline <= r->d->now_ms) { /* already expired: Redis deletes */
+		if (exists)
+			del_key(r->d, k.p, k.n);
+		return out_str(r->kc, "+OK\r\n");
+	}
+	err = store(r->d, &k, &v, o.deadline ? o.deadline : o.keepttl ? UINT64_MAX : 0, S_VAL);
+	if (err)
+		return reply_store_err(r, err);
+	if (o.get && exists) {
+		size_t n;
+		const uint8_t *p = val_bytes(r->d, &old, &n); /* released only after the fence */
+
+		return out_value(r->kc, p, n);
+	}
+	return out_str(r->kc, o.get ? "$-1\r\n" : "+OK\r\n");
+}
+
+int cmd_mset(struct req *r)
+{
+	struct paste_kv_info info;
+	unsigned argc = r->cmd->argc;
+
+	if (argc % 2 == 0)
+		return out_err(r->kc, "ERR wrong number of arguments for 'mset' command");
+	for (unsigned i = 1; i < argc; i += 2)
+		if (check_key(r, i) || check_value(r, arg_len(r, i + 1)))
+			return 0;
+	paste_kv__info(r->d->kv, &info);
+	if (refuse_write(r))
+		return 0;
+	if (info.keys + argc / 2 > info.capacity) /* all or nothing where it can be told */
+		return reply_store_err(r, -ENOSPC);
+	for (unsigned i = 1; i < argc; i += 2) {
+		struct str k, v;
+		int err;
+
+		r->d->arena_used = 0;
+		if (arg_str(r, i, &k) || arg_str(r, i + 1, &v))
+			return out_err(r->kc, "ERR request too large");
+		err = store(r->d, &k, &v, 0, S_VAL);
+		if (err)
+			return reply_store_err(r, err);
+	}
+	return out_str(r->kc, "+OK\r\n");
+}
+
+int cmd_mget(struct req *r)
+{
+	if (out_hdr(r->kc, '*', r->cmd->argc - 1))
+		return -ENOMEM;
+	for (unsigned i = 1; i < r->cmd->argc; i++) {
+		struct paste_ref v;
+		struct str k;
+		size_t n;
+		const uint8_t *p;
+
+		r->d->arena_used = 0;
+		if (arg_str(r, i, &k) || lookup(r->d, &k, &v)) {
+			r->d->st.misses++;
+			if (out_str(r->kc, "$-1\r\n"))
+				return -ENOMEM;
+			continue;
+		}
+		r->d->st.hits++;
+		p = val_bytes(r->d, &v, &n);
+		if (out_value(r->kc, p, n))
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+/* DEL (@del) or EXISTS: count the keys. */
+int count_keys(struct req *r, bool del)
+{
+	int64_t n = 0;
+
+	for (unsigned i = 1; i < r->cmd->argc; i++) {
+		struct paste_ref v;
+		struct str k;
+
+		r->d->arena_used = 0;
+		if (arg_str(r, i, &k) || lookup(r->d, &k, &v))
+			continue;
+		n += del ? del_key(r->d, k.p, k.n) : 1;
+	}
+	return out_hdr(r->kc, ':', n);
+}
+
+int cmd_del(struct req *r)
+{
+	return count_keys(r, true);
+}
+
+int cmd_exists(struct req *r)
+{
+	return count_keys(r, false);
+}
+
+/* Store a computed value (copied once into the pool). */
+int store_new(struct req *r, const struct str *k, const void *p, size_t n, uint64_t ttl)
+{
+	uint8_t *buf = arena_alloc(r->d, n + 1);
+	struct str v;
+
+	if (!buf)
+		return -ENOMEM;
+	memcpy(buf, p, n);
+	buf[n] = '\r';
+	v = (struct str){.p = buf, .n = (uint32_t)n + 1, .pool = false};
+	return store(r->d, k, &v, ttl, S_NEW);
+}
+
+int incr_by(struct req *r, int64_t by)
+{
+	struct paste_ref old;
+	int64_t cur = 0;
+	char num[24];
+	struct str k;
+	int err, n;
+
+	if (check_key(r, 1) || refuse_write(r))
+		return 0;
+	if (arg_str(r, 1, &k))
+		return out_err(r->kc, "ERR request too large");
+	if (lookup(r->d, &k, &old) == 0) {
+		size_t len;
+		const uint8_t *p = val_bytes(r->d, &old, &len);
+
+		if (!p || !resp_parse_ll(p, len, &cur))
+			return out_err(r->kc, "ERR value is not an integer or out of range");
+	}
+	if ((by > 0 && cur > INT64_MAX - by) || (by < 0 && cur < INT64_MIN - by))
+		return out_err(r->kc, "ERR increment or decrement would overflow");
+	cur += by;
+	n = snprintf(num, sizeof(num), "%lld", (long long)cur);
+	err = store_new(r, &k, num, (size_t)n, UINT64_MAX);
+	if (err)
+		return reply_store_err(r, err);
+	return out_hdr(r->kc, ':', cur);
+}
+
+int cmd_incr(struct req *r)
+{
+	return incr_by(r, 1);
+}
+
+int cmd_decr(struct req *r)
+{
+	return incr_by(r, -1);
+}
+
+int cmd_incrby(struct req *r)
+{
+	int64_t by;
+
+	if (!arg_ll(r, 2, &by))
+		return out_err(r->kc, "ERR value is not an integer or out of range");
+	return incr_by(r, by);
+}
+
+int cmd_decrby(struct req *r)
+{
+	int64_t by;
+
+	if (!arg_ll(r, 2, &by) || by == INT64_MIN)
+		return out_err(r->kc, "ERR value is not an integer or out of range");
+	return incr_by(r, -by);
+}
+
+int cmd_append(struct req *r)
+{
+	struct paste_ref old;
+	size_t olen = 0, alen = arg_len(r, 2);
+	const uint8_t *op = NULL, *ap;
+	struct str k, v;
+	uint8_t *buf;
+	int err;
+
+	if (check_key(r, 1) || refuse_write(r))
+		return 0;
+	if (arg_str(r, 1, &k))
+		return out_err(r->kc, "ERR request too large");
+	if (lookup(r->d, &k, &old) == 0)
+		op = val_bytes(r->d, &old, &olen);
+	if (check_value(r, olen + alen))
+		return 0;
+	if (!op) { /* a new key: the value can stay where it arrived, as for SET */
+		if (arg_str(r, 2, &v))
+			return out_err(r->kc, "ERR request too large");
+		err = store(r->d, &k, &v, 0, S_VAL);
+		return err ? reply_store_err(r, err) : out_hdr(r->kc, ':', (int64_t)alen);
+	}
+	ap = arg(r, 2);
+	buf = arena_alloc(r->d, olen + alen);
+	if (!ap || !buf)
+		return out_err(r->kc, "ERR request too large");
+	memcpy(buf, op, olen);
+	memcpy(buf + olen, ap, alen);
+	err = store_new(r, &k, buf, olen + alen, UINT64_MAX);
+	return err ? reply_store_err(r, err) : out_hdr(r->kc, ':', (int64_t)(olen + alen));
+}
+
+int cmd_strlen(struct req *r)
+{
+	struct paste_ref v;
+	struct str k;
+
+	if (arg_str(r, 1, &k) || lookup(r->d, &k, &v))
+		return out_hdr(r->kc, ':', 0);
+	return out_hdr(r->kc, ':', (int64_t)v.len - 1);
+}
