@@ -37,15 +37,38 @@ uint64_t ttl_get(struct kvd *d, const struct str *k)
 	return ms;
 }
 
-bool del_key(struct kvd *d, const uint8_t *k, size_t n)
+/* The object @k names now, if it is one (to retire it once replaced or deleted). */
+static bool old_obj(struct kvd *d, const uint8_t *k, size_t n, struct obj *o)
 {
+	struct paste_ref ref;
+
+	if (!d->have_objs || paste_kv__get(d->kv, k, n, &ref))
+		return false;
+	obj_decode(d, &ref, o);
+	return o->type != T_STR;
+}
+
+/* Delete @k (and its expiry); @retire: its object's pieces go too (not when renamed). */
+bool del_key_ex(struct kvd *d, const uint8_t *k, size_t n, bool retire)
+{
+	struct obj o;
+	bool obj = retire && old_obj(d, k, n, &o);
 	bool gone = paste_kv__del(d->kv, k, n) == 0;
+
+	if (gone && obj)
+		obj_retire(d, &o);
+	touch_key(d, k, n);
 
 	if (gone)
 		d->del_epoch++;
 	if (ttl_count(d))
 		paste_kv__del(d->ttl, k, n);
 	return gone;
+}
+
+bool del_key(struct kvd *d, const uint8_t *k, size_t n)
+{
+	return del_key_ex(d, k, n, true);
 }
 
 /* Look @k up; an expired key is deleted and reported absent. @return 0 or -ENOENT. */
@@ -136,6 +159,8 @@ int store(struct kvd *d, const struct str *k, const struct str *v, uint64_t ttl,
           enum str_kind vkind)
 {
 	struct paste_ref kr = {0}, vr = {0};
+	struct obj o;
+	bool obj = old_obj(d, k->p, k->n, &o);
 	int err = keep_str(d, v, &vr, vkind);
 
 	if (!err)
@@ -147,6 +172,9 @@ int store(struct kvd *d, const struct str *k, const struct str *v, uint64_t ttl,
 		release(d, &vr);
 		return err;
 	}
+	if (obj)
+		obj_retire(d, &o);
+	touch_key(d, k->p, k->n);
 	if (ttl == 0 && ttl_count(d))
 		paste_kv__del(d->ttl, k->p, k->n);
 	else if (ttl && ttl != UINT64_MAX && ttl_set(d, k, ttl))
@@ -190,13 +218,6 @@ int check_value(struct req *r, size_t n)
 	return -1;
 }
 
-struct batch {
-	struct kvd *d;
-	uint8_t *buf;
-	size_t len, cap;
-	unsigned n;
-};
-
 int collect_fn(const struct paste_ref *key, const struct paste_ref *val, void *arg)
 {
 	struct batch *bt = arg;
@@ -237,13 +258,83 @@ uint64_t flush_index(struct kvd *d, struct paste_kv *kv)
 	return total;
 }
 
-int cmd_flushall(struct req *r)
+/* Every key of every database, their expiries and their objects' pieces. */
+static void flush_all(struct kvd *d)
+{
+	d->del_epoch += flush_index(d, d->kv);
+	flush_index(d, d->ttl);
+	flush_index(d, d->sub);
+	free(d->hc);
+	d->hc = NULL;
+	d->hc_cap = d->hc_used = 0;
+	d->dead_n = 0;
+	d->have_objs = false;
+}
+
+static int flush_args(struct req *r)
 {
 	if (r->cmd->argc > 2 ||
 	    (r->cmd->argc == 2 && !arg_is(r, 1, "ASYNC") && !arg_is(r, 1, "SYNC")))
-		return out_err(r->kc, "ERR syntax error");
-	r->d->del_epoch += flush_index(r->d, r->d->kv);
-	flush_index(r->d, r->d->ttl);
+		return out_err(r->kc, "ERR syntax error"), -1;
+	return 0;
+}
+
+int cmd_flushall(struct req *r)
+{
+	if (flush_args(r))
+		return 0;
+	touch_all(r->d);
+	flush_all(r->d);
+	return out_str(r->kc, "+OK\r\n");
+}
+
+struct tagged {
+	struct batch bt;
+	uint8_t tag;
+};
+
+static int tagged_fn(const struct paste_ref *key, const struct paste_ref *val, void *arg)
+{
+	struct tagged *t = arg;
+	const uint8_t *p = paste_pool__ref_ptr(t->bt.d->pool, key);
+
+	if (!p || p[key->len - 1] != t->tag)
+		return 0;
+	return collect_fn(key, val, &t->bt);
+}
+
+int cmd_flushdb(struct req *r)
+{
+	struct kvd *d = r->d;
+	struct tagged t = {.bt = {.d = d, .cap = (size_t)KV_FLUSH_BATCH * (4 + d->frame_size)},
+	                   .tag = db_tag(r->kc->db)};
+	uint64_t pass;
+
+	if (flush_args(r))
+		return 0;
+	touch_all(d);
+	if (!d->multi_db) {
+		if (!r->kc->db)
+			flush_all(d);
+		return out_str(r->kc, "+OK\r\n");
+	}
+	t.bt.buf = malloc(t.bt.cap);
+	if (!t.bt.buf)
+		return out_err(r->kc, "ERR out of memory");
+	do {
+		t.bt.len = 0;
+		t.bt.n = 0;
+		pass = 0;
+		paste_kv__iterate(d->kv, tagged_fn, &t);
+		for (size_t o = 0; o < t.bt.len;) {
+			uint32_t n;
+
+			memcpy(&n, t.bt.buf + o, 4);
+			pass += del_key(d, t.bt.buf + o + 4, n);
+			o += 4 + n;
+		}
+	} while (t.bt.n && pass);
+	free(t.bt.buf);
 	return out_str(r->kc, "+OK\r\n");
 }
 
@@ -337,22 +428,25 @@ int open_store(struct kvd *d)
 	paste_pool__info(d->pool, &pi);
 	d->frame_size = pi.frame_size;
 	if (!d->max_value)
-		d->max_value = pi.frame_size - 1;
-	if (d->max_value > pi.frame_size - 1 || d->max_key > pi.frame_size - 1) {
+		d->max_value = 512u << 20;
+	if (d->max_key > pi.frame_size - 9) {
 		fprintf(stderr,
-		        "paste-kv: --max-value and --max-key must be at most %u (frame size - 1): "
-		        "a stored string is one reference inside one frame\n",
-		        pi.frame_size - 1);
+		        "paste-kv: --max-key must be at most %u (frame size - 9): a key is one "
+		        "reference inside one frame\n",
+		        pi.frame_size - 9);
 		return -EINVAL;
 	}
 	room = pi.region_area_size - pi.region_area_used;
 	room = room > (64u << 10) ? room - (64u << 10) : 0;
 	if (!d->keys)
-		d->keys = room * 4 / 5 / KV_BYTES_KEY;
+		d->keys = room * 2 / 5 / KV_BYTES_KEY;
 	if (!d->ttl_keys)
 		d->ttl_keys = d->keys / 4 ? d->keys / 4 : 1;
+	if (!d->sub_keys)
+		d->sub_keys = d->keys;
 	if (!d->keys || open_index(d, KV_INDEX, d->keys, &d->kv) ||
-	    open_index(d, KV_TTL_INDEX, d->ttl_keys, &d->ttl)) {
+	    open_index(d, KV_TTL_INDEX, d->ttl_keys, &d->ttl) ||
+	    open_index(d, KV_SUB_INDEX, d->sub_keys, &d->sub)) {
 		if (!d->keys)
 			fprintf(stderr,
 			        "paste-kv: no room for an index in the pool's region area\n");
@@ -363,11 +457,17 @@ int open_store(struct kvd *d)
 	d->keys = d->rec_kv.capacity;
 	d->ttl_keys = d->rec_ttl.capacity;
 	sweep(d);
+	if (obj_sweep(d)) {
+		fprintf(stderr, "paste-kv: out of memory while checking the stored objects\n");
+		return -ENOMEM;
+	}
 	printf("paste-kv: recovered keys=%" PRIu64 " expires=%" PRIu64 " dropped=%" PRIu64
-	       " expired_at_start=%" PRIu64 " orphan_expires=%" PRIu64
-	       " pool_was_clean=%d pool_created=%d capacity=%" PRIu64 " ttl_capacity=%" PRIu64 "\n",
+	       " pieces=%" PRIu64 " orphan_pieces=%" PRIu64 " expired_at_start=%" PRIu64
+	       " orphan_expires=%" PRIu64 " pool_was_clean=%d pool_created=%d capacity=%" PRIu64
+	       " ttl_capacity=%" PRIu64 "\n",
 	       d->rec_kv.keys, d->rec_ttl.keys, d->rec_kv.dropped + d->rec_ttl.dropped,
-	       d->start_expired, d->start_orphans, pi.was_clean, pi.created, d->keys, d->ttl_keys);
+	       sub_count(d), d->start_orphan_pieces, d->start_expired, d->start_orphans,
+	       pi.was_clean, pi.created, d->keys, d->ttl_keys);
 	return 0;
 }
 

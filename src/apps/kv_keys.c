@@ -13,32 +13,6 @@
 
 #include "kv.h"
 
-/* TTL (@ms false) / PTTL. */
-int ttl_reply(struct req *r, bool ms)
-{
-	struct paste_ref v;
-	struct str k;
-	uint64_t dl;
-
-	if (arg_str(r, 1, &k) || lookup(r->d, &k, &v))
-		return out_hdr(r->kc, ':', -2);
-	dl = ttl_get(r->d, &k);
-	if (!dl)
-		return out_hdr(r->kc, ':', -1);
-	dl -= r->d->now_ms;
-	return out_hdr(r->kc, ':', ms ? (int64_t)dl : (int64_t)((dl + 500) / 1000));
-}
-
-int cmd_ttl(struct req *r)
-{
-	return ttl_reply(r, false);
-}
-
-int cmd_pttl(struct req *r)
-{
-	return ttl_reply(r, true);
-}
-
 /* ---- keyspace commands ---------------------------------------------------------------------- */
 
 struct walk {
@@ -47,17 +21,26 @@ struct walk {
 	size_t plen;
 	uint64_t skip, visit, seen, matched;
 	bool stopped;
+	uint8_t tag; /* the database's key tag */
+	int type;    /* SCAN TYPE: T_STR (string), T_HASH, or -1 (any) */
 };
 
 /* Add the key to the scratch if it matches and is not expired. */
-int walk_key(struct walk *w, const struct paste_ref *key)
+int walk_key(struct walk *w, const struct paste_ref *key, const struct paste_ref *val)
 {
 	const uint8_t *p = paste_pool__ref_ptr(w->d->pool, key);
 	struct str k;
 	uint64_t dl;
 
-	if (!p || !key->len)
+	if (!p || !key->len || p[key->len - 1] != w->tag)
 		return 0;
+	if (w->type >= 0) {
+		struct obj o;
+
+		obj_decode(w->d, val, &o);
+		if ((o.type == T_HASH) != (w->type == T_HASH))
+			return 0;
+	}
 	k = (struct str){.p = p, .n = key->len};
 	if (w->pat && !resp_glob(w->pat, w->plen, p, key->len - 1))
 		return 0;
@@ -70,7 +53,7 @@ int walk_key(struct walk *w, const struct paste_ref *key)
 
 int keys_fn(const struct paste_ref *key, const struct paste_ref *val, void *arg)
 {
-	return walk_key(arg, key);
+	return walk_key(arg, key, val);
 }
 
 int scan_fn(const struct paste_ref *key, const struct paste_ref *val, void *arg)
@@ -83,7 +66,7 @@ int scan_fn(const struct paste_ref *key, const struct paste_ref *val, void *arg)
 		w->stopped = true;
 		return 1;
 	}
-	return walk_key(w, key);
+	return walk_key(w, key, val);
 }
 
 bool is_all(const uint8_t *pat, size_t n)
@@ -93,7 +76,11 @@ bool is_all(const uint8_t *pat, size_t n)
 
 int cmd_keys(struct req *r)
 {
-	struct walk w = {.d = r->d, .pat = arg(r, 1), .plen = arg_len(r, 1)};
+	struct walk w = {.d = r->d,
+	                 .pat = arg(r, 1),
+	                 .plen = arg_len(r, 1),
+	                 .tag = db_tag(r->kc->db),
+	                 .type = -1};
 
 	if (!w.pat)
 		return out_err(r->kc, "ERR request too large");
@@ -118,7 +105,7 @@ int cmd_keys(struct req *r)
  */
 int cmd_scan(struct req *r)
 {
-	struct walk w = {.d = r->d, .visit = 10};
+	struct walk w = {.d = r->d, .visit = 10, .tag = db_tag(r->kc->db), .type = -1};
 	uint64_t cur, pos, dels, next;
 	struct paste_kv_info info;
 	const uint8_t *c = arg(r, 1);
@@ -143,8 +130,12 @@ int cmd_scan(struct req *r)
 			w.pat = arg(r, ++i);
 			w.plen = arg_len(r, i);
 		} else if (arg_is(r, i, "TYPE")) {
-			if (!arg_is(r, ++i, "string"))
-				w.visit = 0; /* only strings here: nothing matches */
+			if (arg_is(r, ++i, "string"))
+				w.type = T_STR;
+			else if (arg_is(r, i, "hash"))
+				w.type = T_HASH;
+			else
+				w.visit = 0; /* no other types here: nothing matches */
 		} else {
 			return out_err(r->kc, "ERR syntax error");
 		}
@@ -160,7 +151,7 @@ int cmd_scan(struct req *r)
 	dels = (r->d->del_epoch - (cur >> KV_SCAN_POS)) & ((1ull << KV_SCAN_EPOCH) - 1);
 	w.skip = pos > dels ? pos - dels : 0;
 	r->d->big_len = 0;
-	if (w.visit == 0) { /* TYPE other than string */
+	if (w.visit == 0) { /* a TYPE that does not exist here */
 		w.stopped = false;
 	} else if (paste_kv__iterate(r->d->kv, scan_fn, &w) < 0) {
 		return out_err(r->kc, "ERR out of memory");
@@ -177,10 +168,24 @@ int cmd_scan(struct req *r)
 	return out(r->kc, r->d->big, r->d->big_len);
 }
 
+static int count_fn(const struct paste_ref *key, const struct paste_ref *val, void *arg)
+{
+	struct walk *w = arg;
+	const uint8_t *p = paste_pool__ref_ptr(w->d->pool, key);
+
+	(void)val;
+	w->matched += p && p[key->len - 1] == w->tag;
+	return 0;
+}
+
 int cmd_dbsize(struct req *r)
 {
+	struct walk w = {.d = r->d, .tag = db_tag(r->kc->db)};
 	struct paste_kv_info i;
 
 	paste_kv__info(r->d->kv, &i);
-	return out_hdr(r->kc, ':', (int64_t)i.keys);
+	if (!r->d->multi_db) /* every key is database 0's */
+		return out_hdr(r->kc, ':', r->kc->db ? 0 : (int64_t)i.keys);
+	paste_kv__iterate(r->d->kv, count_fn, &w);
+	return out_hdr(r->kc, ':', (int64_t)w.matched);
 }

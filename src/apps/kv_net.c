@@ -32,15 +32,36 @@ uint64_t wall_ms(void)
 	return (uint64_t)ts.tv_sec * 1000ull + (uint64_t)ts.tv_nsec / 1000000ull;
 }
 
+/* Scratch for the request being executed: the arena, or (larger needs) the heap. */
 uint8_t *arena_alloc(struct kvd *d, size_t n)
 {
 	uint8_t *p;
 
-	if (n > d->arena_cap - d->arena_used)
-		return NULL;
-	p = d->arena + d->arena_used;
-	d->arena_used += n;
+	if (n <= d->arena_cap - d->arena_used) {
+		p = d->arena + d->arena_used;
+		d->arena_used += n;
+		return p;
+	}
+	if (d->extra_n == d->extra_cap) {
+		size_t cap = d->extra_cap ? d->extra_cap * 2 : 8;
+		void **v = realloc(d->extra, cap * sizeof(*v));
+
+		if (!v)
+			return NULL;
+		d->extra = v;
+		d->extra_cap = cap;
+	}
+	p = malloc(n);
+	if (p)
+		d->extra[d->extra_n++] = p;
 	return p;
+}
+
+void arena_reset(struct kvd *d)
+{
+	while (d->extra_n)
+		free(d->extra[--d->extra_n]);
+	d->arena_used = 0;
 }
 
 int big_reserve(struct kvd *d, size_t more)
@@ -203,6 +224,16 @@ int out_value(struct kconn *kc, const uint8_t *p, size_t n)
 	return out(kc, "\r\n", 2);
 }
 
+/* Queue @n bytes at @p (pool bytes valid this round) without a header. */
+int out_piece(struct kconn *kc, const uint8_t *p, size_t n)
+{
+	struct oitem it = {.kind = OI_POOL, .len = (uint32_t)n, .p = p};
+
+	if (n <= KV_INLINE_REPLY)
+		return out(kc, p, n);
+	return oi_push(kc, &it);
+}
+
 void oi_pop(struct kvd *d, struct kconn *kc)
 {
 	struct oitem *it = &kc->oi[kc->oi_head];
@@ -340,7 +371,7 @@ int arg_str(struct req *r, unsigned i, struct str *s)
 	if (!r->cmd->inl)
 		q = resp_buf_contig(r->b, r->base + r->cmd->argv[i].off, (size_t)n + 1);
 	if (q) {
-		*s = (struct str){.p = q, .n = n + 1, .pool = true};
+		*s = (struct str){.p = q, .n = n + 1, .pool = !r->queued};
 		return 0;
 	}
 	tmp = arena_alloc(r->d, (size_t)n + 1);
@@ -351,6 +382,37 @@ int arg_str(struct req *r, unsigned i, struct str *s)
 	else
 		resp_buf_copy(r->b, r->base + r->cmd->argv[i].off, n, tmp);
 	tmp[n] = '\r';
+	*s = (struct str){.p = tmp, .n = n + 1, .pool = false};
+	return 0;
+}
+
+/* The tag byte a key of database @db is stored with ('\r' for 0: the RESP framing byte). */
+uint8_t db_tag(int db)
+{
+	return db ? (uint8_t)(0x80 + db) : '\r';
+}
+
+/* Argument @i as a key of the connection's database, in stored form. */
+int arg_key(struct req *r, unsigned i, struct str *s)
+{
+	return arg_key_db(r, i, r->kc->db, s);
+}
+
+/* Argument @i as a key of database @db, in stored form. */
+int arg_key_db(struct req *r, unsigned i, int db, struct str *s)
+{
+	uint32_t n = arg_len(r, i);
+	const uint8_t *a;
+	uint8_t *tmp;
+
+	if (!db)
+		return arg_str(r, i, s);
+	a = arg(r, i);
+	tmp = arena_alloc(r->d, (size_t)n + 1);
+	if (!a || !tmp)
+		return -ENOMEM;
+	memcpy(tmp, a, n);
+	tmp[n] = db_tag(db);
 	*s = (struct str){.p = tmp, .n = n + 1, .pool = false};
 	return 0;
 }
@@ -366,6 +428,8 @@ int on_accept(struct paste_conn *c, void *user)
 
 	if (!kc)
 		return -ENOMEM;
+	kc->d = d;
+	kc->id = ++d->next_client_id;
 	resp_parser_init(&kc->rp, &d->lim);
 	paste_conn__set_user(c, kc);
 	d->st.conns++;
@@ -378,18 +442,22 @@ int view(struct paste_conn *c, struct kconn *kc, struct resp_buf *b)
 {
 	unsigned n;
 	const struct paste_slot *s = paste_conn__slots(c, &n);
+	unsigned k = kc->nspill;
 
-	if (n > kc->segs_cap) {
-		struct resp_seg *v = realloc(kc->segs, n * sizeof(*v));
+	if (n + k > kc->segs_cap) {
+		struct resp_seg *v = realloc(kc->segs, (n + k) * sizeof(*v));
 
 		if (!v)
 			return -ENOMEM;
 		kc->segs = v;
-		kc->segs_cap = n;
+		kc->segs_cap = n + k;
 	}
+	for (unsigned i = 0; i < k; i++) /* a large request's first bytes, kept */
+		kc->segs[i] = (struct resp_seg){
+		    .p = paste_pool__ref_ptr(kc->d->pool, &kc->spill[i]), .len = kc->spill[i].len};
 	for (unsigned i = 0; i < n; i++)
-		kc->segs[i] = (struct resp_seg){.p = s[i].data, .len = s[i].len};
-	resp_buf_init(b, kc->segs, n);
+		kc->segs[k + i] = (struct resp_seg){.p = s[i].data, .len = s[i].len};
+	resp_buf_init(b, kc->segs, n + k);
 	return 0;
 }
 
@@ -401,6 +469,57 @@ void skipped_reply(struct kvd *d, struct kconn *kc, const struct resp_cmd *cmd)
 	else
 		out_err(kc, "ERR request exceeds maximum allowed size (max-request %u)",
 		        d->lim.max_request);
+}
+
+/*
+ * A request too large to wait pending whole (lwIP's window, the kernel transport's receive
+ * budget): keep its bytes received so far where they are (references on their frames) and
+ * consume them, so more can arrive. The parser goes on unchanged: view() puts the kept bytes
+ * first. @return 0, or -1 (no pool room: the connection is closed with an error).
+ */
+static int spill(struct kvd *d, struct paste_conn *c, struct kconn *kc, size_t base)
+{
+	size_t pend = paste_conn__pending(c), off = kc->spilled ? 0 : base;
+	unsigned max = 0, n = 0;
+	const struct paste_slot *s = paste_conn__slots(c, &max);
+
+	if (pend <= off)
+		return 0;
+	if (kc->nspill + max > kc->spill_cap) {
+		unsigned cap = (kc->nspill + max) * 2;
+		struct paste_ref *v = realloc(kc->spill, cap * sizeof(*v));
+
+		(void)s;
+		if (!v)
+			return -1;
+		kc->spill = v;
+		kc->spill_cap = cap;
+	}
+	if (paste_conn__keep(c, off, pend - off, false, kc->spill + kc->nspill,
+	                     kc->spill_cap - kc->nspill, &n)) {
+		for (unsigned i = 0; i < n; i++)
+			paste_release(d->ctx, &kc->spill[kc->nspill + i]);
+		d->st.oom++;
+		out_err(kc, "ERR no pool room to receive a request this large");
+		kc->quit = true;
+		return -1;
+	}
+	kc->nspill += n;
+	kc->spilled += pend - off;
+	d->st.spills++;
+	d->st.spill_bytes += pend - off;
+	paste_conn__consume(c, pend);
+	return 0;
+}
+
+/* The request the kept bytes began is done: drop our references (stored values hold theirs). */
+static void spill_drop(struct kvd *d, struct kconn *kc)
+{
+	for (unsigned i = 0; i < kc->nspill; i++)
+		paste_release(d->ctx, &kc->spill[i]);
+	kc->nspill = 0;
+	kc->spilled = 0;
+	kc->spill_done = false;
 }
 
 /* Run the pending requests. @return bytes to consume; kc->waiting when a request is partial. */
@@ -421,13 +540,19 @@ size_t serve(struct kvd *d, struct paste_conn *c, struct kconn *kc)
 			break; /* the peer does not read: stop reading it */
 		res = resp_parse(&kc->rp, &b, base, &cmd);
 		r.base = base;
-		d->arena_used = 0;
+		arena_reset(d);
 		switch (res) {
 		case RESP_AGAIN:
 			kc->waiting = true;
-			return base;
+			/* the partial request is large: keep it and consume it (unless a kept one
+			 * just ended: its references go first, at the end of on_data) */
+			if (!kc->spill_done && b.len - base >= KV_SPILL) {
+				spill(d, c, kc, base);
+				return 0; /* consumed by spill() */
+			}
+			return base > kc->spilled ? base - kc->spilled : 0;
 		case RESP_CMD:
-			execute(&r);
+			dispatch(&r);
 			break;
 		case RESP_SKIPPED:
 			skipped_reply(d, kc, &cmd);
@@ -446,8 +571,10 @@ size_t serve(struct kvd *d, struct paste_conn *c, struct kconn *kc)
 			break;
 		}
 		base += cmd.len;
+		if (kc->spilled && base >= kc->spilled)
+			kc->spill_done = true;
 	}
-	return base;
+	return base > kc->spilled ? base - kc->spilled : 0;
 }
 
 void on_data(struct paste_conn *c, void *user)
@@ -468,6 +595,8 @@ void on_data(struct paste_conn *c, void *user)
 		if (flush_out(d, c, kc))
 			return;
 		pin_queued(d, kc);
+		if (kc->spill_done) /* the large request ran: our references on its bytes go */
+			spill_drop(d, kc);
 	}
 	if (kc->queued)
 		return; /* on_data runs again when the send buffer has room */
@@ -485,10 +614,13 @@ void on_close(struct paste_conn *c, int err, void *user)
 	if (!kc)
 		return;
 	out_drop(d, kc);
+	spill_drop(d, kc);
+	multi_free(d, kc);
 	resp_parser_free(&kc->rp);
 	free(kc->ob);
 	free(kc->oi);
 	free(kc->segs);
+	free(kc->spill);
 	free(kc);
 	d->conns_open--;
 }

@@ -13,20 +13,62 @@
 
 #include "kv.h"
 
-int cmd_get(struct req *r)
+int out_wrongtype(struct kconn *kc)
 {
-	struct paste_ref v;
-	const uint8_t *p;
-	struct str k;
-	size_t n;
+	return out_str(kc,
+	               "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n");
+}
 
-	if (arg_str(r, 1, &k) || lookup(r->d, &k, &v)) {
+/* Look up the string at argument @i. @return 0 found (*o), 1 absent, -1 another type (replied). */
+int get_str(struct req *r, unsigned i, struct str *k, struct obj *o)
+{
+	if (arg_key(r, i, k) || obj_lookup(r->d, k, o)) {
 		r->d->st.misses++;
-		return out_str(r->kc, "$-1\r\n");
+		return 1;
+	}
+	if (o->type == T_HASH) {
+		out_wrongtype(r->kc);
+		return -1;
 	}
 	r->d->st.hits++;
-	p = val_bytes(r->d, &v, &n);
-	return p ? out_value(r->kc, p, n) : out_err(r->kc, "ERR stored value unreadable");
+	return 0;
+}
+
+/* Store argument @i as @k's value: in place (one reference, or a big string's pieces). */
+int store_arg(struct req *r, const struct str *k, unsigned i, uint64_t ttl)
+{
+	uint32_t n = arg_len(r, i);
+	struct str v;
+
+	if ((size_t)n + 1 <= r->d->frame_size) {
+		if (arg_str(r, i, &v))
+			return -ENOMEM;
+		return store(r->d, k, &v, ttl, S_VAL);
+	}
+	if (!r->cmd->inl && !r->queued)
+		return big_store(r->d, k, r->b, r->base + r->cmd->argv[i].off, NULL, n, ttl);
+	return big_store(r->d, k, NULL, 0, arg(r, i), n, ttl);
+}
+
+/* Store computed bytes as @k's value (copied into the pool). */
+int store_bytes(struct req *r, const struct str *k, const void *p, size_t n, uint64_t ttl)
+{
+	if (n + 1 <= r->d->frame_size)
+		return store_new(r, k, p, n, ttl);
+	if (!p)
+		return -ENOMEM;
+	return big_store(r->d, k, NULL, 0, p, n, ttl);
+}
+
+int cmd_get(struct req *r)
+{
+	struct str k;
+	struct obj o;
+	int f = get_str(r, 1, &k, &o);
+
+	if (f)
+		return f > 0 ? out_str(r->kc, "$-1\r\n") : 0;
+	return out_obj(r->d, r->kc, &o);
 }
 
 struct set_opts {
@@ -72,42 +114,32 @@ int parse_set_opts(struct req *r, struct set_opts *o)
 int cmd_set(struct req *r)
 {
 	struct set_opts o = {0};
-	struct paste_ref old;
-	struct str k, v;
-	bool exists;
-	int err;
+	struct obj old;
+	struct str k;
+	int exists, err;
 
 	if (parse_set_opts(r, &o) || check_key(r, 1) || check_value(r, arg_len(r, 2)))
 		return 0;
 	if (refuse_write(r))
 		return 0;
-	if (arg_str(r, 1, &k) || arg_str(r, 2, &v))
+	if (arg_key(r, 1, &k))
 		return out_err(r->kc, "ERR request too large");
-	exists = lookup(r->d, &k, &old) == 0;
-	if ((o.nx && exists) || (o.xx && !exists)) {
-		if (o.get && exists) {
-			size_t n;
-			const uint8_t *p = val_bytes(r->d, &old, &n);
-
-			return out_value(r->kc, p, n);
-		}
-		return out_str(r->kc, "$-1\r\n");
-	}
+	exists = obj_lookup(r->d, &k, &old) == 0;
+	if (exists && o.get && old.type == T_HASH)
+		return out_wrongtype(r->kc);
+	if ((o.nx && exists) || (o.xx && !exists))
+		return o.get && exists ? out_obj(r->d, r->kc, &old) : out_str(r->kc, "$-1\r\n");
 	if (o.deadline && o.deadline <= r->d->now_ms) { /* already expired: Redis deletes */
 		if (exists)
 			del_key(r->d, k.p, k.n);
-		return out_str(r->kc, "+OK\r\n");
+		return o.get && exists ? out_obj(r->d, r->kc, &old) : out_str(r->kc, "+OK\r\n");
 	}
-	err = store(r->d, &k, &v, o.deadline ? o.deadline : o.keepttl ? UINT64_MAX : 0, S_VAL);
+	err = store_arg(r, &k, 2, o.deadline ? o.deadline : o.keepttl ? UINT64_MAX : 0);
 	if (err)
 		return reply_store_err(r, err);
-	if (o.get && exists) {
-		size_t n;
-		const uint8_t *p = val_bytes(r->d, &old, &n); /* released only after the fence */
-
-		return out_value(r->kc, p, n);
-	}
-	return out_str(r->kc, o.get ? "$-1\r\n" : "+OK\r\n");
+	if (o.get) /* the old value is released (its pieces deleted) only after the fence */
+		return exists ? out_obj(r->d, r->kc, &old) : out_str(r->kc, "$-1\r\n");
+	return out_str(r->kc, "+OK\r\n");
 }
 
 int cmd_mset(struct req *r)
@@ -129,10 +161,11 @@ int cmd_mset(struct req *r)
 		struct str k, v;
 		int err;
 
-		r->d->arena_used = 0;
-		if (arg_str(r, i, &k) || arg_str(r, i + 1, &v))
+		arena_reset(r->d);
+		(void)v;
+		if (arg_key(r, i, &k))
 			return out_err(r->kc, "ERR request too large");
-		err = store(r->d, &k, &v, 0, S_VAL);
+		err = store_arg(r, &k, i + 1, 0);
 		if (err)
 			return reply_store_err(r, err);
 	}
@@ -144,21 +177,18 @@ int cmd_mget(struct req *r)
 	if (out_hdr(r->kc, '*', r->cmd->argc - 1))
 		return -ENOMEM;
 	for (unsigned i = 1; i < r->cmd->argc; i++) {
-		struct paste_ref v;
 		struct str k;
-		size_t n;
-		const uint8_t *p;
+		struct obj o;
 
-		r->d->arena_used = 0;
-		if (arg_str(r, i, &k) || lookup(r->d, &k, &v)) {
+		arena_reset(r->d);
+		if (arg_key(r, i, &k) || obj_lookup(r->d, &k, &o) || o.type == T_HASH) {
 			r->d->st.misses++;
 			if (out_str(r->kc, "$-1\r\n"))
 				return -ENOMEM;
 			continue;
 		}
 		r->d->st.hits++;
-		p = val_bytes(r->d, &v, &n);
-		if (out_value(r->kc, p, n))
+		if (out_obj(r->d, r->kc, &o))
 			return -ENOMEM;
 	}
 	return 0;
@@ -173,8 +203,8 @@ int count_keys(struct req *r, bool del)
 		struct paste_ref v;
 		struct str k;
 
-		r->d->arena_used = 0;
-		if (arg_str(r, i, &k) || lookup(r->d, &k, &v))
+		arena_reset(r->d);
+		if (arg_key(r, i, &k) || lookup(r->d, &k, &v))
 			continue;
 		n += del ? del_key(r->d, k.p, k.n) : 1;
 	}
@@ -207,23 +237,19 @@ int store_new(struct req *r, const struct str *k, const void *p, size_t n, uint6
 
 int incr_by(struct req *r, int64_t by)
 {
-	struct paste_ref old;
 	int64_t cur = 0;
 	char num[24];
 	struct str k;
-	int err, n;
+	struct obj o;
+	int err, n, f;
 
 	if (check_key(r, 1) || refuse_write(r))
 		return 0;
-	if (arg_str(r, 1, &k))
-		return out_err(r->kc, "ERR request too large");
-	if (lookup(r->d, &k, &old) == 0) {
-		size_t len;
-		const uint8_t *p = val_bytes(r->d, &old, &len);
-
-		if (!p || !resp_parse_ll(p, len, &cur))
-			return out_err(r->kc, "ERR value is not an integer or out of range");
-	}
+	f = get_str(r, 1, &k, &o);
+	if (f < 0)
+		return 0;
+	if (f == 0 && (o.type != T_STR || !resp_parse_ll(o.p, o.len, &cur)))
+		return out_err(r->kc, "ERR value is not an integer or out of range");
 	if ((by > 0 && cur > INT64_MAX - by) || (by < 0 && cur < INT64_MIN - by))
 		return out_err(r->kc, "ERR increment or decrement would overflow");
 	cur += by;
@@ -264,43 +290,44 @@ int cmd_decrby(struct req *r)
 
 int cmd_append(struct req *r)
 {
-	struct paste_ref old;
-	size_t olen = 0, alen = arg_len(r, 2);
-	const uint8_t *op = NULL, *ap;
-	struct str k, v;
+	size_t alen = arg_len(r, 2);
+	const uint8_t *op, *ap;
+	struct str k;
+	struct obj o;
 	uint8_t *buf;
-	int err;
+	int err, f;
 
 	if (check_key(r, 1) || refuse_write(r))
 		return 0;
-	if (arg_str(r, 1, &k))
-		return out_err(r->kc, "ERR request too large");
-	if (lookup(r->d, &k, &old) == 0)
-		op = val_bytes(r->d, &old, &olen);
-	if (check_value(r, olen + alen))
+	f = get_str(r, 1, &k, &o);
+	if (f < 0)
 		return 0;
-	if (!op) { /* a new key: the value can stay where it arrived, as for SET */
-		if (arg_str(r, 2, &v))
-			return out_err(r->kc, "ERR request too large");
-		err = store(r->d, &k, &v, 0, S_VAL);
+	if (f > 0) { /* a new key: the value can stay where it arrived, as for SET */
+		if (check_value(r, alen))
+			return 0;
+		err = store_arg(r, &k, 2, 0);
 		return err ? reply_store_err(r, err) : out_hdr(r->kc, ':', (int64_t)alen);
 	}
+	if (check_value(r, o.len + alen))
+		return 0;
+	op = obj_bytes(r->d, &o);
 	ap = arg(r, 2);
-	buf = arena_alloc(r->d, olen + alen);
-	if (!ap || !buf)
-		return out_err(r->kc, "ERR request too large");
-	memcpy(buf, op, olen);
-	memcpy(buf + olen, ap, alen);
-	err = store_new(r, &k, buf, olen + alen, UINT64_MAX);
-	return err ? reply_store_err(r, err) : out_hdr(r->kc, ':', (int64_t)(olen + alen));
+	buf = arena_alloc(r->d, o.len + alen + 1);
+	if (!op || !ap || !buf)
+		return out_err(r->kc, "ERR out of memory");
+	memcpy(buf, op, o.len);
+	memcpy(buf + o.len, ap, alen);
+	err = store_bytes(r, &k, buf, o.len + alen, UINT64_MAX);
+	return err ? reply_store_err(r, err) : out_hdr(r->kc, ':', (int64_t)(o.len + alen));
 }
 
 int cmd_strlen(struct req *r)
 {
-	struct paste_ref v;
 	struct str k;
+	struct obj o;
+	int f = get_str(r, 1, &k, &o);
 
-	if (arg_str(r, 1, &k) || lookup(r->d, &k, &v))
-		return out_hdr(r->kc, ':', 0);
-	return out_hdr(r->kc, ':', (int64_t)v.len - 1);
+	if (f < 0)
+		return 0;
+	return out_hdr(r->kc, ':', f ? 0 : (int64_t)o.len);
 }

@@ -44,22 +44,27 @@ static void usage(FILE *out)
 	    "\n"
 	    "A durable key-value server speaking the Redis protocol (RESP2 and inline). Values\n"
 	    "stay in the pool frames they arrived in, named by a persistent index; every write\n"
-	    "is durable before its reply leaves. Commands: PING ECHO SET(EX PX EXAT PXAT NX XX\n"
-	    "GET KEEPTTL) GET DEL EXISTS MGET MSET INCR DECR INCRBY DECRBY APPEND STRLEN TTL\n"
-	    "PTTL DBSIZE FLUSHALL FLUSHDB KEYS SCAN INFO COMMAND CONFIG GET SELECT 0 QUIT.\n"
+	    "is durable before its reply leaves. Values of any size (a large value is a list\n"
+	    "of references to the frames it arrived in), strings, expiry, keyspace commands,\n"
+	    "hashes, MULTI/EXEC/WATCH, SELECT 0-15; 'COMMAND LIST' (or docs/paste-kv.md)\n"
+	    "lists the commands.\n"
 	    "\n"
 	    "%s"
 	    "\n"
 	    "Store options:\n"
-	    "  --keys N             key capacity when creating the index (default: what 80%%\n"
+	    "  --keys N             key capacity when creating the index (default: what 40%%\n"
 	    "                       of the pool's free region area holds, ~80 bytes a key)\n"
 	    "  --ttl-keys N         capacity of the expiry index (default keys/4)\n"
-	    "  --max-value SIZE     longest value (default and maximum: frame size - 1)\n"
+	    "  --sub-keys N         capacity of the piece index: one entry per piece of a\n"
+	    "                       value larger than a frame, one per hash field\n"
+	    "                       (default: keys)\n"
+	    "  --max-value SIZE     longest value (default 512M, Redis' limit)\n"
 	    "  --max-key SIZE       longest key (default 512, at most frame size - 1)\n"
-	    "  --max-request SIZE   largest request kept pending whole; larger ones are\n"
-	    "                       skipped with an error (default 48K, at most 60K)\n"
+	    "  --max-request SIZE   largest request (all its arguments); larger ones are\n"
+	    "                       skipped with an error (default 1G). A request is received\n"
+	    "                       in place: its frames are kept as they arrive\n"
 	    "  --max-bulk SIZE      a bulk length above this is a protocol error and closes\n"
-	    "                       the connection, like Redis' proto-max-bulk-len (default 512K)\n"
+	    "                       the connection, like Redis' proto-max-bulk-len (default 512M)\n"
 	    "  --reserve-frames N   writes get -OOM while fewer frames are free (default 1/8\n"
 	    "                       of the frames, at least 512)\n"
 	    "  --copy-threshold SIZE  values and keys shorter than SIZE are copied into packing\n"
@@ -84,18 +89,25 @@ static int extra_opt(int opt, const char *arg, void *app)
 	switch (opt) {
 	case OPT_KEYS:
 	case OPT_TTL_KEYS:
+	case OPT_SUB_KEYS:
 		if (daemon_parse_uint(arg, 1, 1ull << 27, &v))
 			break;
-		*(opt == OPT_KEYS ? &d->keys : &d->ttl_keys) = v;
+		*(opt == OPT_KEYS       ? &d->keys
+		  : opt == OPT_TTL_KEYS ? &d->ttl_keys
+		                        : &d->sub_keys) = v;
 		return 0;
 	case OPT_MAX_KEY:
-	case OPT_MAX_VALUE:
 		if (daemon_parse_size(arg, &v) || v < 1 || v > 4095)
 			break;
-		*(opt == OPT_MAX_KEY ? &d->max_key : &d->max_value) = (uint32_t)v;
+		d->max_key = (uint32_t)v;
+		return 0;
+	case OPT_MAX_VALUE:
+		if (daemon_parse_size(arg, &v) || v < 1 || v > (512u << 20))
+			break;
+		d->max_value = (uint32_t)v;
 		return 0;
 	case OPT_MAX_REQUEST:
-		if (daemon_parse_size(arg, &v) || v < 1024 || v > (60u << 10))
+		if (daemon_parse_size(arg, &v) || v < 1024 || v > (1u << 30))
 			break;
 		d->lim.max_request = (uint32_t)v;
 		return 0;
@@ -166,6 +178,8 @@ static int run(struct kvd *d)
 			return 1;
 		}
 		refresh_low(d);
+		obj_reap(d);     /* after the round's fence: pieces of replaced objects */
+		expire_cycle(d); /* active expiry, every 100 ms */
 		if (daemon_got_usr1) {
 			daemon_got_usr1 = 0;
 			print_stats(d);
@@ -188,10 +202,10 @@ static int setup(struct kvd *d)
 		return 1;
 	d->lim.max_arg = d->max_value > d->max_key ? d->max_value : d->max_key;
 	if (!d->lim.max_request)
-		d->lim.max_request = 48u << 10;
+		d->lim.max_request = 1u << 30;
 	if (!d->lim.max_bulk)
-		d->lim.max_bulk = 512u << 10;
-	d->arena_cap = 2 * (size_t)d->lim.max_request + 2 * (size_t)d->lim.max_arg + 4096;
+		d->lim.max_bulk = 512u << 20;
+	d->arena_cap = KV_ARENA;
 	d->arena = malloc(d->arena_cap);
 	if (!d->arena)
 		return 1;
@@ -225,6 +239,7 @@ int main(int argc, char **argv)
 	static const struct option extra[] = {
 	    {"keys", required_argument, NULL, OPT_KEYS},
 	    {"ttl-keys", required_argument, NULL, OPT_TTL_KEYS},
+	    {"sub-keys", required_argument, NULL, OPT_SUB_KEYS},
 	    {"max-key", required_argument, NULL, OPT_MAX_KEY},
 	    {"max-value", required_argument, NULL, OPT_MAX_VALUE},
 	    {"max-request", required_argument, NULL, OPT_MAX_REQUEST},
@@ -249,7 +264,11 @@ int main(int argc, char **argv)
 		daemon_sig_ctx = NULL;
 		paste_close(&d.ctx);
 	}
+	arena_reset(&d);
 	free(d.arena);
+	free(d.extra);
+	free(d.hc);
+	free(d.dead);
 	free(d.big);
 	if (!r)
 		printf("paste-kv: clean shutdown\n");
