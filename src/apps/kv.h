@@ -59,7 +59,9 @@ struct kv_stats {
 };
 
 /* Value types (kv_obj.c): a plain string (one reference), or an object header. */
-enum { T_STR = 0, T_BIG = 1, T_HASH = 2 };
+enum { T_STR = 0, T_BIG = 1, T_HASH = 2, T_SET = 3, T_LIST = 4, T_ZSET = 5 };
+#define IS_STRING(t)  ((t) == T_STR || (t) == T_BIG)
+#define LIST_HEAD_BIT (1ull << 63) /* hash_count(gen ^ this): a list's first position */
 
 struct obj {
 	int type;
@@ -190,6 +192,18 @@ struct command {
 	const char *group, *summary, *since, *complexity;
 };
 
+struct hfield {
+	const uint8_t *f, *v;
+	uint32_t flen, vlen;
+};
+
+struct hlist {
+	struct kvd *d;
+	uint64_t gen;
+	struct hfield *v;
+	size_t n, cap;
+};
+
 struct walk;
 struct watch;
 struct set_opts;
@@ -203,6 +217,8 @@ int cmd_echo(struct req *r);
 int cmd_function(struct req *r);
 int cmd_client(struct req *r);
 int cmd_hello(struct req *r);
+int cmd_time(struct req *r);
+int cmd_memory(struct req *r);
 int cmd_quit(struct req *r);
 int command_info(struct kvd *d, const struct command *c);
 int command_docs(struct kvd *d, const struct command *c);
@@ -254,6 +270,10 @@ int cmd_pexpiretime(struct req *r);
 void expire_cycle(struct kvd *d);
 
 /* kv_hash.c */
+int get_typed(struct req *r, int type, struct str *k, struct obj *o);
+int field_get(struct req *r, uint64_t gen, unsigned i, const uint8_t **p, size_t *n);
+int check_field(struct req *r, unsigned f, size_t vlen);
+int field_put(struct req *r, uint64_t gen, unsigned fi, unsigned vi, const uint8_t *p, size_t n);
 int cmd_hset(struct req *r);
 int cmd_hsetnx(struct req *r);
 int cmd_hget(struct req *r);
@@ -264,6 +284,7 @@ int cmd_hstrlen(struct req *r);
 int cmd_hexists(struct req *r);
 int cmd_hincrby(struct req *r);
 int cmd_hincrbyfloat(struct req *r);
+int hash_list(struct kvd *d, uint64_t gen, struct hlist *l);
 int cmd_hgetall(struct req *r);
 int cmd_hkeys(struct req *r);
 int cmd_hvals(struct req *r);
@@ -280,6 +301,7 @@ int cmd_scan(struct req *r);
 int cmd_dbsize(struct req *r);
 
 /* kv_keyspace.c */
+const char *type_reply(int t);
 int cmd_type(struct req *r);
 int cmd_rename(struct req *r);
 int cmd_renamenx(struct req *r);
@@ -290,6 +312,15 @@ int cmd_select(struct req *r);
 
 /* kv_lcs.c */
 int cmd_lcs(struct req *r);
+
+/* kv_list.c */
+int cmd_lpush(struct req *r);
+int cmd_rpush(struct req *r);
+int cmd_lpop(struct req *r);
+int cmd_rpop(struct req *r);
+int cmd_llen(struct req *r);
+int cmd_lrange(struct req *r);
+int cmd_lindex(struct req *r);
 
 /* kv_multi.c */
 void touch_key(struct kvd *d, const uint8_t *k, size_t n);
@@ -359,6 +390,19 @@ void hash_count_add(struct kvd *d, uint64_t gen, int64_t delta);
 void obj_retire(struct kvd *d, const struct obj *o);
 void obj_reap(struct kvd *d);
 int obj_sweep(struct kvd *d);
+
+/* kv_set.c */
+int cmd_sadd(struct req *r);
+int cmd_srem(struct req *r);
+int cmd_scard(struct req *r);
+int cmd_zcard(struct req *r);
+int cmd_sismember(struct req *r);
+int cmd_smembers(struct req *r);
+int cmd_srandmember(struct req *r);
+int cmd_spop(struct req *r);
+int cmd_zadd(struct req *r);
+int cmd_zscore(struct req *r);
+int cmd_zrange(struct req *r);
 
 /* kv_string.c */
 int out_wrongtype(struct kconn *kc);

@@ -128,6 +128,41 @@ int cmd_hello(struct req *r)
 	           : 0;
 }
 
+int cmd_time(struct req *r)
+{
+	struct timespec ts;
+	char a[24], b[24];
+	int na, nb;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	na = snprintf(a, sizeof(a), "%lld", (long long)ts.tv_sec);
+	nb = snprintf(b, sizeof(b), "%ld", ts.tv_nsec / 1000);
+	return out_str(r->kc, "*2\r\n") || out_value(r->kc, (const uint8_t *)a, (size_t)na) ||
+	               out_value(r->kc, (const uint8_t *)b, (size_t)nb)
+	           ? -ENOMEM
+	           : 0;
+}
+
+/* MEMORY USAGE key: the pool bytes the key's references name (key, value or header, pieces). */
+int cmd_memory(struct req *r)
+{
+	struct str k;
+	struct obj o;
+	uint64_t n;
+
+	if (!arg_is(r, 1, "USAGE") || r->cmd->argc < 3)
+		return out_err(r->kc, "ERR unknown subcommand or wrong number of arguments for "
+		                      "'MEMORY'");
+	if (arg_key(r, 2, &k) || obj_lookup(r->d, &k, &o))
+		return out_str(r->kc, "$-1\r\n");
+	n = k.n + o.ref.len + 2 * sizeof(struct paste_ref);
+	if (o.type == T_BIG)
+		n += o.len + o.n * (12 + 2 * sizeof(struct paste_ref));
+	else if (!IS_STRING(o.type))
+		n += hash_count(r->d, o.gen) * (16 + 2 * sizeof(struct paste_ref));
+	return out_hdr(r->kc, ':', (int64_t)n);
+}
+
 int cmd_quit(struct req *r)
 {
 	r->kc->quit = true;

@@ -18,20 +18,25 @@
 
 #include "kv.h"
 
-/* The hash at argument 1. @return 0 found, 1 absent, -1 another type (replied). */
-static int get_hash(struct req *r, struct str *k, struct obj *o)
+/* The collection of @type at argument 1. @return 0 found, 1 absent, -1 another type (replied). */
+int get_typed(struct req *r, int type, struct str *k, struct obj *o)
 {
 	if (arg_key(r, 1, k) || obj_lookup(r->d, k, o))
 		return 1;
-	if (o->type != T_HASH) {
+	if (o->type != type) {
 		out_wrongtype(r->kc);
 		return -1;
 	}
 	return 0;
 }
 
+static int get_hash(struct req *r, struct str *k, struct obj *o)
+{
+	return get_typed(r, T_HASH, k, o);
+}
+
 /* Field argument @i's value in the hash @gen. @return 0 with *p and *n set, or -ENOENT. */
-static int field_get(struct req *r, uint64_t gen, unsigned i, const uint8_t **p, size_t *n)
+int field_get(struct req *r, uint64_t gen, unsigned i, const uint8_t **p, size_t *n)
 {
 	struct paste_ref v;
 	const uint8_t *f = arg(r, i);
@@ -43,7 +48,7 @@ static int field_get(struct req *r, uint64_t gen, unsigned i, const uint8_t **p,
 	return *p ? 0 : -ENOENT;
 }
 
-static int check_field(struct req *r, unsigned f, size_t vlen)
+int check_field(struct req *r, unsigned f, size_t vlen)
 {
 	if (arg_len(r, f) + 8 > r->d->frame_size || arg_len(r, f) > r->d->max_key) {
 		out_err(r->kc, "ERR hash field exceeds maximum allowed size (max-key %u)",
@@ -60,8 +65,7 @@ static int check_field(struct req *r, unsigned f, size_t vlen)
 
 /* Put field -> value (value: argument @vi in place, or @p and @n computed). @return 1 new, 0
  * updated. */
-static int field_put(struct req *r, uint64_t gen, unsigned fi, unsigned vi, const uint8_t *p,
-                     size_t n)
+int field_put(struct req *r, uint64_t gen, unsigned fi, unsigned vi, const uint8_t *p, size_t n)
 {
 	struct paste_ref v = {0}, old;
 	const uint8_t *f = arg(r, fi);
@@ -285,6 +289,8 @@ static int hincr(struct req *r, bool flt)
 
 		if (!a || !parse_ld(a, arg_len(r, 3), &by))
 			return out_err(r->kc, "ERR value is not a valid float");
+		if (isinf(by))
+			return out_err(r->kc, "ERR value is NaN or Infinity");
 		if (p && !parse_ld(p, n, &cur))
 			return out_err(r->kc, "ERR hash value is not a float");
 		cur += by;
@@ -326,18 +332,6 @@ int cmd_hincrbyfloat(struct req *r)
 /* ---- listing
  * -------------------------------------------------------------------------------------- */
 
-struct hfield {
-	const uint8_t *f, *v;
-	uint32_t flen, vlen;
-};
-
-struct hlist {
-	struct kvd *d;
-	uint64_t gen;
-	struct hfield *v;
-	size_t n, cap;
-};
-
 static int list_fn(const struct paste_ref *key, const struct paste_ref *val, void *arg)
 {
 	struct hlist *l = arg;
@@ -361,7 +355,7 @@ static int list_fn(const struct paste_ref *key, const struct paste_ref *val, voi
 }
 
 /* All fields of the hash @gen (pointers into the pool, valid this round). Free l->v. */
-static int hash_list(struct kvd *d, uint64_t gen, struct hlist *l)
+int hash_list(struct kvd *d, uint64_t gen, struct hlist *l)
 {
 	*l = (struct hlist){.d = d, .gen = gen};
 	return paste_kv__iterate(d->sub, list_fn, l);
@@ -473,8 +467,10 @@ int cmd_hrandfield(struct req *r)
 	withvalues = r->cmd->argc == 4;
 	if (!single && !arg_ll(r, 2, &count))
 		return out_err(r->kc, "ERR value is not an integer or out of range");
-	if (withvalues && (count < -INT64_MAX / 2 || count > INT64_MAX / 2))
+	if (count == INT64_MIN || (withvalues && count < -INT64_MAX / 2))
 		return out_err(r->kc, "ERR value is out of range");
+	if (count < -(int64_t)(64u << 20))
+		return out_err(r->kc, "ERR count is too large for paste-kv (at most 67108864)");
 	f = get_hash(r, &k, &o);
 	if (f)
 		return f > 0 ? out_str(r->kc, single ? "$-1\r\n" : "*0\r\n") : 0;

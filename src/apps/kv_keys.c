@@ -22,7 +22,7 @@ struct walk {
 	uint64_t skip, visit, seen, matched;
 	bool stopped;
 	uint8_t tag; /* the database's key tag */
-	int type;    /* SCAN TYPE: T_STR (string), T_HASH, or -1 (any) */
+	int type;    /* SCAN TYPE: T_STR (any string), T_HASH, ... or -1 (any) */
 };
 
 /* Add the key to the scratch if it matches and is not expired. */
@@ -38,7 +38,7 @@ int walk_key(struct walk *w, const struct paste_ref *key, const struct paste_ref
 		struct obj o;
 
 		obj_decode(w->d, val, &o);
-		if ((o.type == T_HASH) != (w->type == T_HASH))
+		if ((IS_STRING(o.type) ? T_STR : o.type) != w->type)
 			return 0;
 	}
 	k = (struct str){.p = p, .n = key->len};
@@ -134,6 +134,12 @@ int cmd_scan(struct req *r)
 				w.type = T_STR;
 			else if (arg_is(r, i, "hash"))
 				w.type = T_HASH;
+			else if (arg_is(r, i, "set"))
+				w.type = T_SET;
+			else if (arg_is(r, i, "list"))
+				w.type = T_LIST;
+			else if (arg_is(r, i, "zset"))
+				w.type = T_ZSET;
 			else
 				w.visit = 0; /* no other types here: nothing matches */
 		} else {

@@ -16,6 +16,23 @@
 
 #include "kv.h"
 
+/* TYPE's reply for type @t. */
+const char *type_reply(int t)
+{
+	switch (t) {
+	case T_HASH:
+		return "+hash\r\n";
+	case T_SET:
+		return "+set\r\n";
+	case T_LIST:
+		return "+list\r\n";
+	case T_ZSET:
+		return "+zset\r\n";
+	default:
+		return "+string\r\n";
+	}
+}
+
 int cmd_type(struct req *r)
 {
 	struct str k;
@@ -23,7 +40,7 @@ int cmd_type(struct req *r)
 
 	if (arg_key(r, 1, &k) || obj_lookup(r->d, &k, &o))
 		return out_str(r->kc, "+none\r\n");
-	return out_str(r->kc, o.type == T_HASH ? "+hash\r\n" : "+string\r\n");
+	return out_str(r->kc, type_reply(o.type));
 }
 
 /* Another reference on the bytes @ref names (a string value or an object header). */
@@ -112,8 +129,11 @@ static int copy_object(struct kvd *d, const struct str *dst, const struct obj *o
 	paste_kv__iterate(d->sub, copy_field_fn, &c);
 	if (c.err)
 		return c.err; /* the pieces copied so far are swept at the next startup */
-	if (o->type == T_HASH)
+	if (!IS_STRING(o->type))
 		hash_count_add(d, c.to, (int64_t)hash_count(d, o->gen));
+	if (o->type == T_LIST)
+		hash_count_add(d, c.to ^ LIST_HEAD_BIT,
+		               (int64_t)hash_count(d, o->gen ^ LIST_HEAD_BIT));
 	return hdr_store(d, dst, o->type, c.to, o->len, o->n, ttl);
 }
 
@@ -218,7 +238,9 @@ int cmd_object(struct req *r)
 	if (arg_is(r, 1, "ENCODING")) {
 		int64_t v;
 
-		if (o.type == T_HASH)
+		if (o.type == T_LIST)
+			return out_value(r->kc, (const uint8_t *)"quicklist", 9);
+		if (!IS_STRING(o.type))
 			return out_value(r->kc, (const uint8_t *)"hashtable", 9);
 		if (o.type == T_STR && resp_parse_ll(o.p, o.len, &v))
 			return out_value(r->kc, (const uint8_t *)"int", 3);

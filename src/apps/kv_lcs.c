@@ -54,7 +54,7 @@ static int lcs_arg(struct req *r, unsigned i, const uint8_t **p, size_t *n)
 	*n = 0;
 	if (arg_key(r, i, &k) || obj_lookup(r->d, &k, &o))
 		return 0;
-	if (o.type == T_HASH)
+	if (!IS_STRING(o.type))
 		return out_err(r->kc, "ERR The specified keys must contain string values"), -1;
 	*p = obj_bytes(r->d, &o);
 	*n = o.len;

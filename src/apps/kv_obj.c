@@ -50,7 +50,7 @@ void obj_decode(struct kvd *d, const struct paste_ref *ref, struct obj *o)
 	if (!p || ref->len != sizeof(h) + 1 || p[sizeof(h)] != OBJ_TAG)
 		return;
 	memcpy(&h, p, sizeof(h));
-	if (h.magic != OBJ_MAGIC || (h.type != T_BIG && h.type != T_HASH))
+	if (h.magic != OBJ_MAGIC || h.type < T_BIG || h.type > T_ZSET)
 		return;
 	o->type = h.type;
 	o->gen = h.gen;
@@ -486,6 +486,9 @@ void obj_reap(struct kvd *d)
 
 			sub_delete_picked(d, &g);
 			hash_count_add(d, o->gen, -(int64_t)hash_count(d, o->gen));
+			if (o->type == T_LIST)
+				hash_count_add(d, o->gen ^ LIST_HEAD_BIT,
+				               -(int64_t)hash_count(d, o->gen ^ LIST_HEAD_BIT));
 		}
 	}
 }
@@ -513,8 +516,10 @@ static int live_fn(const struct paste_ref *key, const struct paste_ref *val, voi
 		g->cap = cap;
 	}
 	g->v[g->n++] = o.gen;
-	if (o.type == T_HASH)
+	if (!IS_STRING(o.type))
 		hash_count_add(g->d, o.gen, 0);
+	if (o.type == T_LIST)
+		hash_count_add(g->d, o.gen ^ LIST_HEAD_BIT, 0);
 	return 0;
 }
 
@@ -527,9 +532,16 @@ static int count_fn(const struct paste_ref *key, const struct paste_ref *val, vo
 	(void)val;
 	if (!k || key->len < 8)
 		return 0;
-	c = hc_slot(g->d, sub_gen(k), false); /* hashes only: live_fn registered them */
+	c = hc_slot(g->d, sub_gen(k), false); /* collections only: live_fn registered them */
 	if (c)
 		(*c)++;
+	c = hc_slot(g->d, sub_gen(k) ^ LIST_HEAD_BIT, false); /* a list's first position */
+	if (c && key->len == 16) {
+		uint64_t pos = sub_gen(k + 8);
+
+		if (!*c || pos < *c)
+			*c = pos;
+	}
 	return 0;
 }
 

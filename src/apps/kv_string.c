@@ -26,7 +26,7 @@ int get_str(struct req *r, unsigned i, struct str *k, struct obj *o)
 		r->d->st.misses++;
 		return 1;
 	}
-	if (o->type == T_HASH) {
+	if (!IS_STRING(o->type)) {
 		out_wrongtype(r->kc);
 		return -1;
 	}
@@ -125,7 +125,7 @@ int cmd_set(struct req *r)
 	if (arg_key(r, 1, &k))
 		return out_err(r->kc, "ERR request too large");
 	exists = obj_lookup(r->d, &k, &old) == 0;
-	if (exists && o.get && old.type == T_HASH)
+	if (exists && o.get && !IS_STRING(old.type))
 		return out_wrongtype(r->kc);
 	if ((o.nx && exists) || (o.xx && !exists))
 		return o.get && exists ? out_obj(r->d, r->kc, &old) : out_str(r->kc, "$-1\r\n");
@@ -181,7 +181,7 @@ int cmd_mget(struct req *r)
 		struct obj o;
 
 		arena_reset(r->d);
-		if (arg_key(r, i, &k) || obj_lookup(r->d, &k, &o) || o.type == T_HASH) {
+		if (arg_key(r, i, &k) || obj_lookup(r->d, &k, &o) || !IS_STRING(o.type)) {
 			r->d->st.misses++;
 			if (out_str(r->kc, "$-1\r\n"))
 				return -ENOMEM;

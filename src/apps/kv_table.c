@@ -6,6 +6,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kv.h"
@@ -19,6 +20,39 @@
 	}
 
 static const struct command commands[] = {
+    C("lindex", 3, cmd_lindex, R, 1, 1, 1, "list", "Returns an element from a list by its index.",
+      "1.0.0"),
+    C("llen", 2, cmd_llen, R | FA, 1, 1, 1, "list", "Returns the length of a list.", "1.0.0"),
+    C("lpop", -2, cmd_lpop, W | FA, 1, 1, 1, "list",
+      "Returns the first elements in a list after removing it.", "1.0.0"),
+    C("lpush", -3, cmd_lpush, W | FA, 1, 1, 1, "list", "Prepends one or more elements to a list.",
+      "1.0.0"),
+    C("lrange", 4, cmd_lrange, R, 1, 1, 1, "list", "Returns a range of elements from a list.",
+      "1.0.0"),
+    C("rpop", -2, cmd_rpop, W | FA, 1, 1, 1, "list",
+      "Returns and removes the last elements of a list.", "1.0.0"),
+    C("rpush", -3, cmd_rpush, W | FA, 1, 1, 1, "list", "Appends one or more elements to a list.",
+      "1.0.0"),
+    C("sadd", -3, cmd_sadd, W | FA, 1, 1, 1, "set", "Adds one or more members to a set.", "1.0.0"),
+    C("scard", 2, cmd_scard, R | FA, 1, 1, 1, "set", "Returns the number of members in a set.",
+      "1.0.0"),
+    C("sismember", 3, cmd_sismember, R | FA, 1, 1, 1, "set",
+      "Determines whether a member belongs to a set.", "1.0.0"),
+    C("smembers", 2, cmd_smembers, R, 1, 1, 1, "set", "Returns all members of a set.", "1.0.0"),
+    C("spop", -2, cmd_spop, W | FA, 1, 1, 1, "set",
+      "Returns one or more random members from a set after removing them.", "1.0.0"),
+    C("srandmember", -2, cmd_srandmember, R, 1, 1, 1, "set",
+      "Get one or multiple random members from a set.", "1.0.0"),
+    C("srem", -3, cmd_srem, W | FA, 1, 1, 1, "set", "Removes one or more members from a set.",
+      "1.0.0"),
+    C("zadd", -4, cmd_zadd, W | FA, 1, 1, 1, "sorted-set",
+      "Adds members to a sorted set (score member ...).", "1.2.0"),
+    C("zcard", 2, cmd_zcard, R | FA, 1, 1, 1, "sorted-set",
+      "Returns the number of members in a sorted set.", "1.2.0"),
+    C("zrange", -4, cmd_zrange, R, 1, 1, 1, "sorted-set",
+      "Returns members in a sorted set by rank.", "1.2.0"),
+    C("zscore", 3, cmd_zscore, R | FA, 1, 1, 1, "sorted-set",
+      "Returns the score of a member in a sorted set.", "1.2.0"),
     C("append", 3, cmd_append, W, 1, 1, 1, "string", "Appends a string to the value of a key.",
       "2.0.0"),
     C("bitcount", -2, cmd_bitcount, R, 1, 1, 1, "bitmap", "Counts the set bits in a string.",
@@ -113,6 +147,8 @@ static const struct command commands[] = {
       "Atomically returns the string values of one or more keys.", "1.0.0"),
     C("mset", -3, cmd_mset, W, 1, -1, 2, "string",
       "Atomically creates or modifies the string values of one or more keys.", "1.0.1"),
+    C("memory", -2, cmd_memory, R, 0, 0, 0, "server", "MEMORY USAGE: the pool bytes a key uses.",
+      "4.0.0"),
     C("msetnx", -3, cmd_msetnx, W, 1, -1, 2, "string",
       "Sets several keys only when none of them exists.", "1.0.1"),
     C("multi", 1, cmd_multi, FA, 0, 0, 0, "transactions", "Starts a transaction.", "1.2.0"),
@@ -157,6 +193,7 @@ static const struct command commands[] = {
       "2.2.0"),
     C("substr", 4, cmd_getrange, R, 1, 1, 1, "string", "Returns a substring from a string value.",
       "1.0.0"),
+    C("time", 1, cmd_time, FA, 0, 0, 0, "server", "Returns the server time.", "2.6.0"),
     C("touch", -2, cmd_exists, R | FA, 1, -1, 1, "generic",
       "Returns the number of existing keys out of those specified.", "3.2.1"),
     C("ttl", 2, cmd_ttl, R | FA, 1, 1, 1, "generic",
@@ -192,22 +229,35 @@ bool arity_ok(const struct command *c, unsigned argc)
 	return c->arity > 0 ? (int)argc == c->arity : (int)argc >= -c->arity;
 }
 
+static const struct command *sorted[NCOMMANDS];
+
+static int by_name(const void *a, const void *b)
+{
+	return strcmp((*(const struct command *const *)a)->name,
+	              (*(const struct command *const *)b)->name);
+}
+
 const struct command *find_command(const uint8_t *name, size_t n)
 {
 	size_t lo = 0, hi = NCOMMANDS;
 	char low[16];
 
+	if (!sorted[0]) { /* once: the table in name order, for a binary search */
+		for (size_t i = 0; i < NCOMMANDS; i++)
+			sorted[i] = &commands[i];
+		qsort(sorted, NCOMMANDS, sizeof(sorted[0]), by_name);
+	}
 	if (n >= sizeof(low))
 		return NULL;
 	for (size_t i = 0; i < n; i++)
 		low[i] = (char)tolower(name[i]);
 	low[n] = 0;
-	while (lo < hi) { /* the table is sorted by name */
+	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
-		int c = strcmp(low, commands[mid].name);
+		int c = strcmp(low, sorted[mid]->name);
 
 		if (!c)
-			return &commands[mid];
+			return sorted[mid];
 		if (c < 0)
 			hi = mid;
 		else

@@ -459,7 +459,8 @@ static size_t find_lf(struct resp_buf *b, size_t from, size_t to)
 static int parse_inline(struct resp_parser *p, struct resp_buf *b, size_t base,
                         struct resp_cmd *cmd)
 {
-	size_t lim = p->lim.max_request, avail = b->len - base, nl, n;
+	size_t lim = p->lim.max_request < RESP_INLINE_MAX ? p->lim.max_request : RESP_INLINE_MAX;
+	size_t avail = b->len - base, nl, n;
 	const uint8_t *z;
 	int argc;
 

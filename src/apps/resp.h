@@ -39,6 +39,8 @@
 #define RESP_MAX_MULTIBULK (1024 * 1024)
 /* Digits in a length line (a signed 64-bit value has at most 19). */
 #define RESP_MAX_DIGITS 19
+/* Longest inline request line (Redis' PROTO_INLINE_MAX_SIZE). */
+#define RESP_INLINE_MAX (64 * 1024)
 /* Room for any one reply header or integer reply ("$-9223372036854775808\r\n"). */
 #define RESP_HDR_MAX 24
 
