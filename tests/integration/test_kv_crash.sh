@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: BSD-2-Clause
-# Acknowledged means durable, for paste-kv, on both transports: eight connections pipeline SETs of
-# binary values (up to 1500 bytes, so many straddle segments and take the copy-once path) and log
-# every +OK the moment they read it; paste-kv is killed with SIGKILL at a random moment; after the
+# Acknowledged means durable, for paste-kv, on both transports: eight connections pipeline writes
+# of binary values - SETs up to 1500 bytes (many straddle segments and take the copy-once path),
+# SETs of 2-300 KB (big strings: a list of references to the frames they arrived in) and HSETs
+# (one piece per field) - and log every acknowledgement the moment they read it; paste-kv is killed with SIGKILL at a random moment; after the
 # restart (recovery) every key the client saw acknowledged holds its last acknowledged value or a
 # later one, byte-identical - also the keys of every earlier round, over several kills.
 . "$(dirname "$0")/lib.sh"
@@ -47,7 +48,7 @@ crash_rounds() {
 		args=(--transport kernel --ip "$SRV_IP")
 	fi
 	rm -f "$POOL"
-	start_kv "${args[@]}" --port "$PORT" --pool "$POOL" --pool-size 256M
+	start_kv "${args[@]}" --port "$PORT" --pool "$POOL" --pool-size 512M
 	for ((r = 1; r <= ROUNDS; r++)); do
 		logs+=("$LOGDIR/acked.$tr.$r")
 		in_cli python3 "$KV_TOOL" load "$host" "$PORT" "${logs[-1]}" "$tr$r" \
