@@ -588,15 +588,22 @@ void on_data(struct paste_conn *c, void *user)
 	d->now_ms = wall_ms();
 	if (flush_out(d, c, kc))
 		return;
-	if (!kc->quit && kc->queued < KV_OUT_HIGH) {
+	while (!kc->quit && kc->queued < KV_OUT_HIGH) {
+		bool again;
+
 		done = serve(d, c, kc);
 		if (done)
 			paste_conn__consume(c, done);
 		if (flush_out(d, c, kc))
 			return;
 		pin_queued(d, kc);
-		if (kc->spill_done) /* the large request ran: our references on its bytes go */
+		/* a large request ran: drop our references on its bytes; a large one right after it
+		 * must be kept now (the transport may not call again while so much is pending) */
+		again = kc->spill_done && kc->waiting;
+		if (kc->spill_done)
 			spill_drop(d, kc);
+		if (!again)
+			break;
 	}
 	if (kc->queued)
 		return; /* on_data runs again when the send buffer has room */

@@ -290,7 +290,9 @@ def load_conn(host, port, tag, ci, log, lock, counts, depth=16, keys=200):
                     log.write(b"%s %d\n" % (k, s))
                     log.flush()
                     counts[0] += 1
-    except (OSError, ConnectionError, ValueError):
+    except ValueError as e:  # a wrong reply: reported (the check decides what it means)
+        print("kv_tool: load: connection %d stopped: %s" % (ci, e), file=sys.stderr)
+    except (OSError, ConnectionError):
         pass
     finally:
         c.close()
