@@ -436,8 +436,6 @@ int cmd_getset(struct req *r);
 int cmd_msetnx(struct req *r);
 int cmd_getrange(struct req *r);
 int cmd_setrange(struct req *r);
-bool parse_ld(const uint8_t *s, size_t n, long double *v);
-int fmt_ld(char *buf, size_t cap, long double v);
 int cmd_incrbyfloat(struct req *r);
 int cmd_setbit(struct req *r);
 int cmd_getbit(struct req *r);

@@ -287,16 +287,16 @@ static int hincr(struct req *r, bool flt)
 		long double cur = 0, by;
 		const uint8_t *a = arg(r, 3);
 
-		if (!a || !parse_ld(a, arg_len(r, 3), &by))
+		if (!a || !resp_parse_ld(a, arg_len(r, 3), &by))
 			return out_err(r->kc, "ERR value is not a valid float");
 		if (isinf(by))
 			return out_err(r->kc, "ERR value is NaN or Infinity");
-		if (p && !parse_ld(p, n, &cur))
+		if (p && !resp_parse_ld(p, n, &cur))
 			return out_err(r->kc, "ERR hash value is not a float");
 		cur += by;
 		if (isnan(cur) || isinf(cur))
 			return out_err(r->kc, "ERR increment would produce NaN or Infinity");
-		len = fmt_ld(num, sizeof(num), cur);
+		len = resp_fmt_ld(num, sizeof(num), cur);
 	} else {
 		int64_t cur = 0, by;
 

@@ -230,7 +230,7 @@ int cmd_zadd(struct req *r)
 		long double v;
 		const uint8_t *a = arg(r, i);
 
-		if (!a || !parse_ld(a, arg_len(r, i), &v))
+		if (!a || !resp_parse_ld(a, arg_len(r, i), &v))
 			return out_err(r->kc, "ERR value is not a valid float");
 	}
 	return coll_add(r, T_ZSET, 3, 2, &added) ? 0 : out_hdr(r->kc, ':', added);

@@ -274,45 +274,6 @@ int cmd_setrange(struct req *r)
 /* ---- INCRBYFLOAT --------------------------------------------------------------------------------
  */
 
-/* Redis' string2ld: the whole string is one long double, no spaces, not NaN. */
-bool parse_ld(const uint8_t *s, size_t n, long double *v)
-{
-	char buf[5600];
-	char *end;
-
-	if (n == 0 || n >= sizeof(buf) || isspace(s[0]) || isspace(s[n - 1]))
-		return false;
-	memcpy(buf, s, n);
-	buf[n] = 0;
-	if (strlen(buf) != n)
-		return false;
-	errno = 0;
-	*v = strtold(buf, &end);
-	return *end == 0 && errno != ERANGE && !isnan(*v);
-}
-
-/* Redis' ld2string in human-friendly form: "%.17Lf" without trailing zeros. @return length. */
-int fmt_ld(char *buf, size_t cap, long double v)
-{
-	int n;
-
-	if (isinf(v))
-		return snprintf(buf, cap, v > 0 ? "inf" : "-inf");
-	n = snprintf(buf, cap, "%.17Lf", v);
-	if (n < 0 || (size_t)n >= cap)
-		return -1;
-	if (strchr(buf, '.')) {
-		while (n > 0 && buf[n - 1] == '0')
-			n--;
-		if (n > 0 && buf[n - 1] == '.')
-			n--;
-	}
-	if (n == 2 && buf[0] == '-' && buf[1] == '0')
-		n = snprintf(buf, cap, "0");
-	buf[n] = 0;
-	return n;
-}
-
 int cmd_incrbyfloat(struct req *r)
 {
 	long double cur = 0, by;
@@ -327,13 +288,13 @@ int cmd_incrbyfloat(struct req *r)
 	f = get_str(r, 1, &k, &o);
 	if (f < 0)
 		return 0;
-	if ((!f && (o.type != T_STR || !parse_ld(o.p, o.len, &cur))) || !a ||
-	    !parse_ld(a, arg_len(r, 2), &by))
+	if ((!f && (o.type != T_STR || !resp_parse_ld(o.p, o.len, &cur))) || !a ||
+	    !resp_parse_ld(a, arg_len(r, 2), &by))
 		return out_err(r->kc, "ERR value is not a valid float");
 	cur += by;
 	if (isnan(cur) || isinf(cur))
 		return out_err(r->kc, "ERR increment would produce NaN or Infinity");
-	n = fmt_ld(num, sizeof(num), cur);
+	n = resp_fmt_ld(num, sizeof(num), cur);
 	if (n < 0)
 		return out_err(r->kc, "ERR value is not a valid float");
 	err = store_bytes(r, &k, num, (size_t)n, UINT64_MAX);

@@ -174,6 +174,18 @@ size_t resp_fmt_hdr(char *dst, char type, int64_t n);
  */
 bool resp_parse_ll(const uint8_t *s, size_t len, int64_t *v);
 
+/*
+ * Redis' string2ld: the whole of s[0, len) is one long double (strtold), no leading or trailing
+ * space, no NUL inside, not NaN, not out of range. @return true with *v set.
+ */
+bool resp_parse_ld(const uint8_t *s, size_t len, long double *v);
+
+/*
+ * Redis' ld2string in its human-friendly form (INCRBYFLOAT, HINCRBYFLOAT): "%.17Lf" without
+ * trailing zeros or a trailing '.', "-0" as "0", "inf"/"-inf". @return length, or -1 (no room).
+ */
+int resp_fmt_ld(char *buf, size_t cap, long double v);
+
 /* Redis' glob match (*, ?, [abc], [^a], [a-z], \x), case sensitive. */
 bool resp_glob(const uint8_t *pat, size_t plen, const uint8_t *s, size_t slen);
 

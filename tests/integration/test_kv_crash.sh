@@ -39,7 +39,7 @@ start_kv() {
 }
 
 crash_rounds() {
-	local tr=$1 args host r ms lpid logs=() n
+	local tr=$1 args host r ms lpid logs=() n i
 	if [ "$tr" = paste ]; then
 		host=$STACK_IP
 		args=(--ifname "$VETH_SRV" --ip "$STACK_IP")
@@ -55,7 +55,11 @@ crash_rounds() {
 			>"$LOGDIR/load.$tr.$r.txt" 2>&1 &
 		lpid=$!
 		track_pid "$lpid"
-		ms=$((300 + RANDOM % 2500))
+		for ((i = 0; i < 300; i++)); do # the kill comes once writes are being acknowledged
+			[ -s "${logs[-1]}" ] && break
+			sleep 0.1
+		done
+		ms=$((100 + RANDOM % 2500))
 		sleep "$((ms / 1000)).$(printf '%03d' $((ms % 1000)))"
 		kill -KILL "$ECHO_PID"
 		wait "$ECHO_PID" 2>/dev/null || true
