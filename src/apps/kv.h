@@ -30,7 +30,7 @@
 #define KV_TTL_INDEX   "paste-kv.ttl"
 #define KV_SUB_INDEX   "paste-kv.sub" /* pieces of big strings and hash fields (kv_obj.c) */
 #define KV_ARENA       (256u << 10)   /* per-request scratch; larger needs are malloc'ed */
-#define KV_SPILL       (16u << 10)    /* a partial request this large is kept and consumed */
+#define KV_SPILL       (32u << 10)    /* a partial request this large is kept and consumed */
 #define KV_DBS         16             /* SELECT 0..15 */
 #define KV_BYTES_KEY   80u /* index region bytes per key (buckets at 75 % load + 64 B entry) */
 #define KV_SCAN_POS    40  /* SCAN cursor: position bits ... */

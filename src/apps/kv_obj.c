@@ -424,7 +424,7 @@ static int cmp_u64(const void *a, const void *b)
 
 static bool gen_live(const struct gens *g, uint64_t gen)
 {
-	return bsearch(&gen, g->v, g->n, sizeof(gen), cmp_u64) != NULL;
+	return g->n && bsearch(&gen, g->v, g->n, sizeof(gen), cmp_u64) != NULL;
 }
 
 static int pick_fn(const struct paste_ref *key, const struct paste_ref *val, void *arg)
@@ -561,7 +561,8 @@ int obj_sweep(struct kvd *d)
 		return err;
 	}
 	d->have_objs = g.n > 0;
-	qsort(g.v, g.n, sizeof(*g.v), cmp_u64);
+	if (g.n)
+		qsort(g.v, g.n, sizeof(*g.v), cmp_u64);
 	d->start_orphan_pieces = sub_delete_picked(d, &g);
 	paste_pool__drain(d->pool);
 	/* hash field counts: every live piece that is not a 4-byte chunk key of a big string */

@@ -284,7 +284,8 @@ int cmd_zrange(struct req *r)
 		free(l.v);
 		return out_err(r->kc, "ERR out of memory");
 	}
-	qsort(l.v, l.n, sizeof(*l.v), by_score); /* scores end with '\r': strtold stops there */
+	if (l.n) /* scores end with '\r': strtold stops there */
+		qsort(l.v, l.n, sizeof(*l.v), by_score);
 	len = (int64_t)l.n;
 	if (start < 0)
 		start += len;
