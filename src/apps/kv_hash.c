@@ -45,6 +45,15 @@ int field_get(struct req *r, uint64_t gen, unsigned i, const uint8_t **p, size_t
 		return -ENOENT;
 	*p = paste_pool__ref_ptr(r->d->pool, &v);
 	*n = v.len ? v.len - 1 : 0;
+	if (*p && v.len == 33) { /* a big string header: the value is larger than a frame */
+		struct obj o;
+
+		obj_decode(r->d, &v, &o);
+		if (o.type == T_BIG) {
+			*p = obj_bytes(r->d, &o);
+			*n = o.len;
+		}
+	}
 	return *p ? 0 : -ENOENT;
 }
 
@@ -55,12 +64,7 @@ int check_field(struct req *r, unsigned f, size_t vlen)
 		        r->d->max_key);
 		return -1;
 	}
-	if (vlen + 1 > r->d->frame_size) {
-		out_err(r->kc, "ERR hash value exceeds maximum allowed size (%u)",
-		        r->d->frame_size - 1);
-		return -1;
-	}
-	return 0;
+	return check_value(r, vlen);
 }
 
 /* Put field -> value (value: argument @vi in place, or @p and @n computed). @return 1 new, 0
@@ -77,6 +81,25 @@ int field_put(struct req *r, uint64_t gen, unsigned fi, unsigned vi, const uint8
 	if (!f)
 		return -ENOMEM;
 	fresh = sub_get(r->d, gen, f, arg_len(r, fi), &old) != 0;
+	if ((p ? n : arg_len(r, vi)) + 1 > r->d->frame_size) { /* a big string of its own */
+		uint64_t g2, nc, len = p ? n : arg_len(r, vi);
+
+		if (p)
+			err = big_pieces(r->d, NULL, 0, p, n, &g2, &nc);
+		else if (!r->cmd->inl && !r->queued)
+			err = big_pieces(r->d, r->b, r->base + r->cmd->argv[vi].off, NULL, len, &g2,
+			                 &nc);
+		else
+			err = big_pieces(r->d, NULL, 0, arg(r, vi), len, &g2, &nc);
+		if (!err)
+			err = big_header_ref(r->d, g2, len, nc, &v);
+		if (!err)
+			err = sub_put(r->d, gen, f, arg_len(r, fi), &v);
+		r->d->arena_used = mark;
+		if (err)
+			return err; /* pieces without a header are swept at the next startup */
+		goto put;
+	}
 	if (p) {
 		uint8_t *buf = arena_alloc(r->d, n + 1);
 
@@ -94,6 +117,9 @@ int field_put(struct req *r, uint64_t gen, unsigned fi, unsigned vi, const uint8
 	r->d->arena_used = mark;
 	if (err)
 		return err;
+put:
+	if (!fresh)
+		value_retire(r->d, &old); /* its pieces go after the fence, if it had any */
 	if (fresh)
 		hash_count_add(r->d, gen, 1);
 	return fresh;
@@ -210,7 +236,10 @@ int cmd_hdel(struct req *r)
 		return f > 0 ? out_hdr(r->kc, ':', 0) : 0;
 	for (unsigned i = 2; i < r->cmd->argc; i++) {
 		const uint8_t *a = arg(r, i);
+		struct paste_ref v;
 
+		if (a && sub_get(r->d, o.gen, a, arg_len(r, i), &v) == 0)
+			value_retire(r->d, &v);
 		if (a && sub_del(r->d, o.gen, a, arg_len(r, i)) == 0) {
 			hash_count_add(r->d, o.gen, -1);
 			n++;
@@ -349,8 +378,20 @@ static int list_fn(const struct paste_ref *key, const struct paste_ref *val, voi
 		l->v = nv;
 		l->cap = cap;
 	}
-	l->v[l->n++] =
+	l->v[l->n] =
 	    (struct hfield){.f = k + 8, .flen = key->len - 8, .v = v, .vlen = val->len - 1};
+	if (val->len == 33) { /* a big string header: gather the field's value */
+		struct obj o;
+
+		obj_decode(l->d, val, &o);
+		if (o.type == T_BIG) {
+			l->v[l->n].v = obj_bytes(l->d, &o);
+			l->v[l->n].vlen = (uint32_t)o.len;
+			if (!l->v[l->n].v)
+				return -ENOMEM;
+		}
+	}
+	l->n++;
 	return 0;
 }
 

@@ -210,11 +210,12 @@ static void chunks_del(struct kvd *d, uint64_t gen, uint64_t n)
 }
 
 /*
- * Store @k -> a big string of @n bytes: from the request's buffer @b at @off (in place, one
- * chunk per frame piece) when @b is set, else from @p (copied, frame-sized chunks).
+ * The pieces of a big string of @n bytes, under a new generation (*gen, *nchunks): from the
+ * request's buffer @b at @off (in place, one chunk per frame piece) when @b is set, else from @p
+ * (copied, frame-sized chunks). On failure nothing is left.
  */
-int big_store(struct kvd *d, const struct str *k, struct resp_buf *b, size_t off, const uint8_t *p,
-              size_t n, uint64_t ttl)
+int big_pieces(struct kvd *d, struct resp_buf *b, size_t off, const uint8_t *p, size_t n,
+               uint64_t *gen, uint64_t *nchunks)
 {
 	struct chunker c = {.d = d, .gen = d->next_gen++};
 	size_t done = 0;
@@ -229,8 +230,10 @@ int big_store(struct kvd *d, const struct str *k, struct resp_buf *b, size_t off
 
 			while (i < b->nseg && skip >= b->seg[i].len)
 				skip -= b->seg[i++].len;
-			if (i == b->nseg)
-				return -EINVAL;
+			if (i == b->nseg) {
+				err = -EINVAL;
+				break;
+			}
 			take = b->seg[i].len - skip;
 			if (take > n - done)
 				take = n - done;
@@ -246,13 +249,51 @@ int big_store(struct kvd *d, const struct str *k, struct resp_buf *b, size_t off
 		}
 		d->arena_used = mark;
 	}
-	if (!err)
-		err = hdr_store(d, k, T_BIG, c.gen, n, c.idx, ttl);
-	if (err)
+	if (err) {
 		chunks_del(d, c.gen, c.idx);
-	if (!err)
-		d->st.val_big++;
+		return err;
+	}
+	*gen = c.gen;
+	*nchunks = c.idx;
+	d->have_objs = true;
+	d->st.val_big++;
+	return 0;
+}
+
+/* A kept reference to a big-string header (for a hash field whose value is a big string). */
+int big_header_ref(struct kvd *d, uint64_t gen, uint64_t len, uint64_t n, struct paste_ref *ref)
+{
+	uint8_t buf[sizeof(struct obj_hdr) + 1];
+	struct obj_hdr h = {.magic = OBJ_MAGIC, .type = T_BIG, .gen = gen, .len = len, .n = n};
+
+	memcpy(buf, &h, sizeof(h));
+	buf[sizeof(h)] = OBJ_TAG;
+	return paste_keep_copy(d->ctx, buf, sizeof(buf), ref);
+}
+
+/* Store @k -> a big string of @n bytes (see big_pieces()); @ttl as for store(). */
+int big_store(struct kvd *d, const struct str *k, struct resp_buf *b, size_t off, const uint8_t *p,
+              size_t n, uint64_t ttl)
+{
+	uint64_t gen, nchunks;
+	int err = big_pieces(d, b, off, p, n, &gen, &nchunks);
+
+	if (err)
+		return err;
+	err = hdr_store(d, k, T_BIG, gen, n, nchunks, ttl);
+	if (err)
+		chunks_del(d, gen, nchunks);
 	return err;
+}
+
+/* A piece's value that is itself a big string (a large hash field) is retired with it. */
+void value_retire(struct kvd *d, const struct paste_ref *v)
+{
+	struct obj o;
+
+	obj_decode(d, v, &o);
+	if (o.type == T_BIG)
+		obj_retire(d, &o);
 }
 
 /* Chunk @i of a big string. @return 0 or -ENOENT (damaged). */
@@ -439,6 +480,8 @@ static int pick_fn(const struct paste_ref *key, const struct paste_ref *val, voi
 	gen = sub_gen(k);
 	if (g->want ? gen != g->want : gen_live(g, gen))
 		return 0;
+	if (g->want)
+		value_retire(g->d, val); /* a field's own big string goes with the field */
 	return collect_fn(key, val, &g->bt);
 }
 
@@ -472,11 +515,15 @@ static uint64_t sub_delete_picked(struct kvd *d, struct gens *g)
 /* After a fence: delete the pieces of the objects retired before it. */
 void obj_reap(struct kvd *d)
 {
+	struct obj *dead = d->dead; /* reaping a collection may retire its fields' big strings */
 	size_t n = d->dead_n;
 
-	d->dead_n = 0;
+	if (!n)
+		return;
+	d->dead = NULL;
+	d->dead_n = d->dead_cap = 0;
 	for (size_t i = 0; i < n; i++) {
-		struct obj *o = &d->dead[i];
+		struct obj *o = &dead[i];
 
 		d->arena_used = 0;
 		if (o->type == T_BIG) {
@@ -491,6 +538,24 @@ void obj_reap(struct kvd *d)
 				               -(int64_t)hash_count(d, o->gen ^ LIST_HEAD_BIT));
 		}
 	}
+	free(dead);
+}
+
+static int add_gen(struct gens *g, uint64_t gen)
+{
+	if (gen >= g->d->next_gen)
+		g->d->next_gen = gen + 1;
+	if (g->n == g->cap) {
+		size_t cap = g->cap ? g->cap * 2 : 256;
+		uint64_t *v = realloc(g->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		g->v = v;
+		g->cap = cap;
+	}
+	g->v[g->n++] = gen;
+	return 0;
 }
 
 static int live_fn(const struct paste_ref *key, const struct paste_ref *val, void *arg)
@@ -504,23 +569,28 @@ static int live_fn(const struct paste_ref *key, const struct paste_ref *val, voi
 	obj_decode(g->d, val, &o);
 	if (o.type == T_STR)
 		return 0;
-	if (o.gen >= g->d->next_gen)
-		g->d->next_gen = o.gen + 1;
-	if (g->n == g->cap) {
-		size_t cap = g->cap ? g->cap * 2 : 256;
-		uint64_t *v = realloc(g->v, cap * sizeof(*v));
-
-		if (!v)
-			return -ENOMEM;
-		g->v = v;
-		g->cap = cap;
-	}
-	g->v[g->n++] = o.gen;
+	if (add_gen(g, o.gen))
+		return -ENOMEM;
 	if (!IS_STRING(o.type))
 		hash_count_add(g->d, o.gen, 0);
 	if (o.type == T_LIST)
 		hash_count_add(g->d, o.gen ^ LIST_HEAD_BIT, 0);
 	return 0;
+}
+
+/* A piece of a live collection whose value is a big string header: that string is live. */
+static int nested_fn(const struct paste_ref *key, const struct paste_ref *val, void *arg)
+{
+	struct gens *g = arg;
+	const uint8_t *k = paste_pool__ref_ptr(g->d->pool, key);
+	struct obj o;
+
+	if (!k || key->len < 8 || val->len != 33)
+		return 0;
+	obj_decode(g->d, val, &o);
+	if (o.type != T_BIG || !hc_slot(g->d, sub_gen(k), false))
+		return 0;
+	return add_gen(g, o.gen);
 }
 
 static int count_fn(const struct paste_ref *key, const struct paste_ref *val, void *arg)
@@ -563,6 +633,17 @@ int obj_sweep(struct kvd *d)
 	d->have_objs = g.n > 0;
 	if (g.n)
 		qsort(g.v, g.n, sizeof(*g.v), cmp_u64);
+	if (g.n) { /* big strings that are field values of live collections are live too */
+		size_t before = g.n;
+
+		err = paste_kv__iterate(d->sub, nested_fn, &g);
+		if (err) {
+			free(g.v);
+			return err;
+		}
+		if (g.n != before)
+			qsort(g.v, g.n, sizeof(*g.v), cmp_u64);
+	}
 	d->start_orphan_pieces = sub_delete_picked(d, &g);
 	paste_pool__drain(d->pool);
 	/* hash field counts: every live piece that is not a 4-byte chunk key of a big string */
