@@ -106,7 +106,9 @@ struct kvd {
 	struct obj *dead; /* retired this round: pieces deleted after the fence */
 	size_t dead_n, dead_cap;
 	uint64_t next_client_id;
-	uint64_t expire_cursor; /* active expiry: where the last cycle stopped */
+	uint64_t expire_last;         /* monotonic ns of the last active expiry cycle */
+	struct watch *watches;        /* WATCH: all clients' watched keys (kv_multi.c) */
+	size_t nwatches, watches_cap; /* active expiry: where the last cycle stopped */
 	uint32_t conns_open;
 	struct kv_stats st;
 	/* per-request scratch: arguments gathered from several segments, computed values */

@@ -206,13 +206,12 @@ static int expired_fn(const struct paste_ref *key, const struct paste_ref *val, 
 /* Delete up to KV_EXPIRE_BATCH expired keys; called from the event loop between rounds. */
 void expire_cycle(struct kvd *d)
 {
-	static uint64_t last;
 	uint64_t now = mono_ns();
 	struct expired e = {.d = d};
 
-	if (now - last < KV_EXPIRE_NS || !ttl_count(d))
+	if (now - d->expire_last < KV_EXPIRE_NS || !ttl_count(d))
 		return;
-	last = now;
+	d->expire_last = now;
 	d->now_ms = wall_ms();
 	e.bt = (struct batch){.d = d, .cap = (size_t)KV_EXPIRE_BATCH * (4 + d->frame_size)};
 	e.bt.buf = malloc(e.bt.cap);

@@ -28,41 +28,37 @@ struct watch {
 	bool existed; /* for the expiry check at EXEC */
 };
 
-/* All watches of all clients (few, in practice: a linear list). */
-static struct watch *watches;
-static size_t nwatches, watches_cap;
-
 void touch_key(struct kvd *d, const uint8_t *k, size_t n)
 {
-	(void)d;
-	for (size_t i = 0; i < nwatches; i++)
-		if (watches[i].n == n && !memcmp(watches[i].key, k, n))
-			watches[i].kc->dirty = true;
+	for (size_t i = 0; i < d->nwatches; i++)
+		if (d->watches[i].n == n && !memcmp(d->watches[i].key, k, n))
+			d->watches[i].kc->dirty = true;
 }
 
 /* FLUSHALL/FLUSHDB: the watchers of keys that exist now are touched. */
 void touch_all(struct kvd *d)
 {
-	for (size_t i = 0; i < nwatches; i++) {
-		struct str k = {.p = watches[i].key, .n = watches[i].n};
+	for (size_t i = 0; i < d->nwatches; i++) {
+		struct str k = {.p = d->watches[i].key, .n = d->watches[i].n};
 		struct paste_ref v;
 
 		if (lookup(d, &k, &v) == 0)
-			watches[i].kc->dirty = true;
+			d->watches[i].kc->dirty = true;
 	}
 }
 
 static void unwatch(struct kconn *kc)
 {
+	struct kvd *d = kc->d;
 	size_t w = 0;
 
-	for (size_t i = 0; i < nwatches; i++) {
-		if (watches[i].kc == kc)
-			free(watches[i].key);
+	for (size_t i = 0; i < d->nwatches; i++) {
+		if (d->watches[i].kc == kc)
+			free(d->watches[i].key);
 		else
-			watches[w++] = watches[i];
+			d->watches[w++] = d->watches[i];
 	}
-	nwatches = w;
+	d->nwatches = w;
 	kc->nwatch = 0;
 	kc->dirty = false;
 }
@@ -143,11 +139,11 @@ int cmd_discard(struct req *r)
 /* A watched key that existed at WATCH and has expired since aborts EXEC. */
 static bool watched_expired(struct kvd *d, struct kconn *kc)
 {
-	for (size_t i = 0; i < nwatches; i++) {
-		struct str k = {.p = watches[i].key, .n = watches[i].n};
+	for (size_t i = 0; i < d->nwatches; i++) {
+		struct str k = {.p = d->watches[i].key, .n = d->watches[i].n};
 		uint64_t dl;
 
-		if (watches[i].kc != kc || !watches[i].existed)
+		if (d->watches[i].kc != kc || !d->watches[i].existed)
 			continue;
 		dl = ttl_get(d, &k);
 		if (dl && dl <= d->now_ms)
@@ -219,20 +215,20 @@ int cmd_watch(struct req *r)
 		arena_reset(r->d);
 		if (arg_key(r, i, &k))
 			return -ENOMEM;
-		if (nwatches == watches_cap) {
-			size_t cap = watches_cap ? watches_cap * 2 : 16;
-			struct watch *nv = realloc(watches, cap * sizeof(*nv));
+		if (r->d->nwatches == r->d->watches_cap) {
+			size_t cap = r->d->watches_cap ? r->d->watches_cap * 2 : 16;
+			struct watch *nv = realloc(r->d->watches, cap * sizeof(*nv));
 
 			if (!nv)
 				return out_err(kc, "ERR out of memory");
-			watches = nv;
-			watches_cap = cap;
+			r->d->watches = nv;
+			r->d->watches_cap = cap;
 		}
 		copy = malloc(k.n);
 		if (!copy)
 			return out_err(kc, "ERR out of memory");
 		memcpy(copy, k.p, k.n);
-		watches[nwatches++] = (struct watch){
+		r->d->watches[r->d->nwatches++] = (struct watch){
 		    .kc = kc, .key = copy, .n = k.n, .existed = lookup(r->d, &k, &v) == 0};
 		kc->nwatch++;
 	}

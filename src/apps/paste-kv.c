@@ -269,6 +269,7 @@ int main(int argc, char **argv)
 	free(d.extra);
 	free(d.hc);
 	free(d.dead);
+	free(d.watches);
 	free(d.big);
 	if (!r)
 		printf("paste-kv: clean shutdown\n");
