@@ -4,7 +4,9 @@
  * bulk arguments where they arrived, reply header encoding, Redis' integer parsing and glob
  * matching. The error texts are Redis' own (networking.c), so clients see what they expect.
  */
+#include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -459,7 +461,8 @@ static size_t find_lf(struct resp_buf *b, size_t from, size_t to)
 static int parse_inline(struct resp_parser *p, struct resp_buf *b, size_t base,
                         struct resp_cmd *cmd)
 {
-	size_t lim = p->lim.max_request, avail = b->len - base, nl, n;
+	size_t lim = p->lim.max_request < RESP_INLINE_MAX ? p->lim.max_request : RESP_INLINE_MAX;
+	size_t avail = b->len - base, nl, n;
 	const uint8_t *z;
 	int argc;
 
@@ -637,4 +640,43 @@ bool resp_glob(const uint8_t *pat, size_t plen, const uint8_t *s, size_t slen)
 	while (pi < plen && pat[pi] == '*')
 		pi++;
 	return pi == plen;
+}
+
+/* Redis' string2ld: the whole string is one long double, no spaces, not NaN. */
+bool resp_parse_ld(const uint8_t *s, size_t n, long double *v)
+{
+	char buf[5600];
+	char *end;
+
+	if (n == 0 || n >= sizeof(buf) || isspace(s[0]) || isspace(s[n - 1]))
+		return false;
+	memcpy(buf, s, n);
+	buf[n] = 0;
+	if (strlen(buf) != n)
+		return false;
+	errno = 0;
+	*v = strtold(buf, &end);
+	return *end == 0 && errno != ERANGE && !isnan(*v);
+}
+
+/* Redis' ld2string in human-friendly form: "%.17Lf" without trailing zeros. @return length. */
+int resp_fmt_ld(char *buf, size_t cap, long double v)
+{
+	int n;
+
+	if (isinf(v))
+		return snprintf(buf, cap, v > 0 ? "inf" : "-inf");
+	n = snprintf(buf, cap, "%.17Lf", v);
+	if (n < 0 || (size_t)n >= cap)
+		return -1;
+	if (strchr(buf, '.')) {
+		while (n > 0 && buf[n - 1] == '0')
+			n--;
+		if (n > 0 && buf[n - 1] == '.')
+			n--;
+	}
+	if (n == 2 && buf[0] == '-' && buf[1] == '0')
+		n = snprintf(buf, cap, "0");
+	buf[n] = 0;
+	return n;
 }

@@ -39,6 +39,8 @@
 #define RESP_MAX_MULTIBULK (1024 * 1024)
 /* Digits in a length line (a signed 64-bit value has at most 19). */
 #define RESP_MAX_DIGITS 19
+/* Longest inline request line (Redis' PROTO_INLINE_MAX_SIZE). */
+#define RESP_INLINE_MAX (64 * 1024)
 /* Room for any one reply header or integer reply ("$-9223372036854775808\r\n"). */
 #define RESP_HDR_MAX 24
 
@@ -171,6 +173,18 @@ size_t resp_fmt_hdr(char *dst, char type, int64_t n);
  * within the range of int64_t. @return true with *v set.
  */
 bool resp_parse_ll(const uint8_t *s, size_t len, int64_t *v);
+
+/*
+ * Redis' string2ld: the whole of s[0, len) is one long double (strtold), no leading or trailing
+ * space, no NUL inside, not NaN, not out of range. @return true with *v set.
+ */
+bool resp_parse_ld(const uint8_t *s, size_t len, long double *v);
+
+/*
+ * Redis' ld2string in its human-friendly form (INCRBYFLOAT, HINCRBYFLOAT): "%.17Lf" without
+ * trailing zeros or a trailing '.', "-0" as "0", "inf"/"-inf". @return length, or -1 (no room).
+ */
+int resp_fmt_ld(char *buf, size_t cap, long double v);
 
 /* Redis' glob match (*, ?, [abc], [^a], [a-z], \x), case sensitive. */
 bool resp_glob(const uint8_t *pat, size_t plen, const uint8_t *s, size_t slen);

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: BSD-2-Clause
-# Acknowledged means durable, for paste-kv, on both transports: eight connections pipeline SETs of
-# binary values (up to 1500 bytes, so many straddle segments and take the copy-once path) and log
-# every +OK the moment they read it; paste-kv is killed with SIGKILL at a random moment; after the
+# Acknowledged means durable, for paste-kv, on both transports: eight connections pipeline writes
+# of binary values - SETs up to 1500 bytes (many straddle segments and take the copy-once path),
+# SETs of 2-300 KB (big strings: a list of references to the frames they arrived in) and HSETs
+# (one piece per field) - and log every acknowledgement the moment they read it; paste-kv is killed with SIGKILL at a random moment; after the
 # restart (recovery) every key the client saw acknowledged holds its last acknowledged value or a
 # later one, byte-identical - also the keys of every earlier round, over several kills.
 . "$(dirname "$0")/lib.sh"
@@ -38,7 +39,7 @@ start_kv() {
 }
 
 crash_rounds() {
-	local tr=$1 args host r ms lpid logs=() n
+	local tr=$1 args host r ms lpid logs=() n i
 	if [ "$tr" = paste ]; then
 		host=$STACK_IP
 		args=(--ifname "$VETH_SRV" --ip "$STACK_IP")
@@ -47,14 +48,18 @@ crash_rounds() {
 		args=(--transport kernel --ip "$SRV_IP")
 	fi
 	rm -f "$POOL"
-	start_kv "${args[@]}" --port "$PORT" --pool "$POOL" --pool-size 256M
+	start_kv "${args[@]}" --port "$PORT" --pool "$POOL" --pool-size 512M
 	for ((r = 1; r <= ROUNDS; r++)); do
 		logs+=("$LOGDIR/acked.$tr.$r")
 		in_cli python3 "$KV_TOOL" load "$host" "$PORT" "${logs[-1]}" "$tr$r" \
 			>"$LOGDIR/load.$tr.$r.txt" 2>&1 &
 		lpid=$!
 		track_pid "$lpid"
-		ms=$((300 + RANDOM % 2500))
+		for ((i = 0; i < 300; i++)); do # the kill comes once writes are being acknowledged
+			[ -s "${logs[-1]}" ] && break
+			sleep 0.1
+		done
+		ms=$((100 + RANDOM % 2500))
 		sleep "$((ms / 1000)).$(printf '%03d' $((ms % 1000)))"
 		kill -KILL "$ECHO_PID"
 		wait "$ECHO_PID" 2>/dev/null || true

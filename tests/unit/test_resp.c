@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -467,6 +468,63 @@ static void test_fmt(void **state)
 	assert_int_equal(resp_fmt_hdr(b, '*', -1), 5);
 }
 
+static bool ld(const char *s, long double *v)
+{
+	return resp_parse_ld((const uint8_t *)s, strlen(s), v);
+}
+
+static void test_parse_ld(void **state)
+{
+	long double v;
+
+	assert_true(ld("1.5", &v) && v == 1.5L);
+	assert_true(ld("-10", &v) && v == -10.0L);
+	assert_true(ld("3.0e3", &v) && v == 3000.0L);
+	assert_true(ld("+inf", &v) && isinf(v)); /* parsed; the commands refuse it */
+	assert_false(ld("nan", &v));
+	assert_false(ld("", &v));
+	assert_false(ld(" 1", &v));
+	assert_false(ld("1 ", &v));
+	assert_false(ld("1x", &v));
+	assert_false(resp_parse_ld((const uint8_t *)"1\0002", 3, &v)); /* NUL inside */
+	assert_false(ld("1e99999", &v));
+}
+
+static const char *fmt_ld(long double v)
+{
+	static char buf[5600];
+
+	assert_true(resp_fmt_ld(buf, sizeof(buf), v) >= 0);
+	return buf;
+}
+
+static void test_fmt_ld(void **state)
+{
+	assert_string_equal(fmt_ld(10.5L), "10.5");
+	assert_string_equal(fmt_ld(3010.5L), "3010.5");
+	assert_string_equal(fmt_ld(1.0L), "1");
+	assert_string_equal(fmt_ld(-0.0L), "0");
+	assert_string_equal(fmt_ld(17179869185.5L), "17179869185.5");
+	assert_string_equal(fmt_ld(1.23L), "1.23");
+	assert_string_equal(fmt_ld(-1.1L), "-1.1");
+	assert_string_equal(fmt_ld(5.0e3L), "5000");
+	assert_string_equal(fmt_ld(1.0L / 0.0L), "inf");
+}
+
+/* Inline lines are limited to Redis' 64 KiB whatever the request limit (large requests are fine).
+ */
+static void test_inline_limit(void **state)
+{
+	struct resp_limits lim = {.max_request = 1u << 30, .max_arg = 1u << 29};
+	size_t n = RESP_INLINE_MAX + 10;
+	char *line = malloc(n + 1);
+
+	memset(line, 'a', n);
+	line[n] = 0;
+	expect(line, &lim, "E:Protocol error: too big inline request\n");
+	free(line);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -483,6 +541,9 @@ int main(void)
 	    cmocka_unit_test(test_parse_ll),
 	    cmocka_unit_test(test_glob),
 	    cmocka_unit_test(test_fmt),
+	    cmocka_unit_test(test_parse_ld),
+	    cmocka_unit_test(test_fmt_ld),
+	    cmocka_unit_test(test_inline_limit),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
