@@ -1550,11 +1550,11 @@ static void info_stats(struct kvd *d, const struct paste_stats *s)
 	    "\r\nvalues_copied_bytes:%" PRIu64 "\r\nvalues_computed:%" PRIu64
 	    "\r\nkeys_in_place:%" PRIu64 "\r\nkeys_copied:%" PRIu64 "\r\nreplies_pinned:%" PRIu64
 	    "\r\nreplies_copied:%" PRIu64 "\r\nrx_payload_bytes:%" PRIu64
-	    "\r\nrx_copied_bytes:%" PRIu64 "\r\nrounds:%" PRIu64 "\r\n\r\n",
+	    "\r\nrx_copied_bytes:%" PRIu64 "\r\nrounds:%" PRIu64 "\r\nzerocopy:%d\r\n\r\n",
 	    k->conns, k->cmds, k->hits, k->misses, k->expired, k->oom, k->proto_errors, k->skipped,
 	    k->val_inplace, k->val_inplace_bytes, k->val_copied, k->val_copied_bytes,
 	    k->val_computed, k->key_inplace, k->key_copied, k->pins, k->pin_copies,
-	    s->rx_payload_bytes, s->rx_copied_bytes, s->rounds);
+	    s->rx_payload_bytes, s->rx_copied_bytes, s->rounds, s->zerocopy);
 }
 
 static void info_keyspace(struct kvd *d)
@@ -2032,14 +2032,15 @@ static int setup(struct kvd *d)
 		fprintf(stderr, "paste-kv: %s\n", paste_last_error());
 		return 1;
 	}
-	printf(
-	    "paste-kv: ready transport=%s ifname=%s ip=%s port=%u busy_poll=%d pool=%s "
-	    "frames=%u frame_size=%u max_value=%u max_key=%u max_request=%u reserve=%" PRIu64 "\n",
-	    d->d.paste.transport == PASTE_TRANSPORT_KERNEL ? "kernel" : "paste",
-	    d->d.paste.ifname ? d->d.paste.ifname : "-", d->d.paste.ip ? d->d.paste.ip : "-",
-	    d->d.port, d->d.paste.busy_poll,
-	    d->d.paste.pool_path ? d->d.paste.pool_path : PASTE_POOL_DEFAULT_PATH, st.frames_total,
-	    d->frame_size, d->max_value, d->max_key, d->lim.max_request, d->reserve);
+	printf("paste-kv: ready transport=%s ifname=%s ip=%s port=%u busy_poll=%d pool=%s "
+	       "frames=%u frame_size=%u max_value=%u max_key=%u max_request=%u reserve=%" PRIu64
+	       " zerocopy=%d\n",
+	       d->d.paste.transport == PASTE_TRANSPORT_KERNEL ? "kernel" : "paste",
+	       d->d.paste.ifname ? d->d.paste.ifname : "-", d->d.paste.ip ? d->d.paste.ip : "-",
+	       d->d.port, d->d.paste.busy_poll,
+	       d->d.paste.pool_path ? d->d.paste.pool_path : PASTE_POOL_DEFAULT_PATH,
+	       st.frames_total, d->frame_size, d->max_value, d->max_key, d->lim.max_request,
+	       d->reserve, st.zerocopy);
 	fflush(stdout);
 	return 0;
 }
