@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # SPDX-License-Identifier: BSD-2-Clause
 # tests/zerocopy/lib.sh - shared helpers of the zero-copy tests (sourced, not run).
 #
@@ -97,6 +98,7 @@ rc=0
 "$VMTB" up >"$LOGDIR/up.log" 2>&1 || { cat "$LOGDIR/up.log" >&2; fail "the guest did not boot"; }
 log "$(grep 'up:' "$LOGDIR/up.log")"
 eval "$("$VMTB" env)"
+# shellcheck disable=SC2034 # used by the tests
 STACK_IP=$PASTE_VM_STACK_IP
 
 in_vm() { "$VMTB" run "$@"; }

@@ -11,7 +11,7 @@
 . "$(dirname "$0")/lib.sh"
 
 POOL=/dev/shm/zc-echo.pool
-ECHO=(paste-echo --ifname eth0 --ip "$STACK_IP" --port 7 --pool $POOL --pool-size 64M)
+ECHO=(paste-echo --ifname eth0 --ip "$STACK_IP" --port 7 --pool "$POOL" --pool-size 64M)
 
 ready=$(vm_start echo /tmp/echo.log "${ECHO[*]}" --zero-copy required) || fail "paste-echo did not start: $ready"
 [ "$(field "$ready" zerocopy)" = 1 ] || fail "not zero-copy: $ready"

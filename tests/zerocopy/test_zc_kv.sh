@@ -12,7 +12,7 @@
 KV_TOOL=$PASTE_SRC/tests/integration/kv_tool.py
 POOL=/dev/shm/zc-kv.pool
 PORT=6379
-KV=(paste-kv --ifname eth0 --ip "$STACK_IP" --port $PORT --pool $POOL --pool-size 128M --zero-copy required)
+KV=(paste-kv --ifname eth0 --ip "$STACK_IP" --port "$PORT" --pool "$POOL" --pool-size 128M --zero-copy required)
 ROUNDS=${ZC_CRASH_ROUNDS:-2}
 command -v redis-cli >/dev/null || fail "redis-cli not installed (scripts/deps)"
 cli() { on_host redis-cli -h "$STACK_IP" -p $PORT "$@"; }
