@@ -47,11 +47,18 @@ static int xsk_bind(struct paste_ctx *ctx, uint16_t bind_flags)
 	                          &cfg);
 }
 
+/*
+ * Busy polling. SO_PREFER_BUSY_POLL makes the kernel skip the driver wakeup on sendto() for a
+ * zero-copy socket and count on the busy-polled NAPI to transmit; a driver whose AF_XDP TX runs in
+ * a NAPI of its own (virtio_net) then never sends (seen in the zero-copy guest: SYN-ACKs stayed on
+ * the TX ring). So it is asked for in copy mode only; zero copy gets SO_BUSY_POLL and the budget.
+ */
 static void xsk_busy_poll_opts(struct paste_ctx *ctx)
 {
 	int fd = ctx->xsk.fd, one = 1, usecs = 20, budget = (int)ctx->opts.batch_size;
 
-	if (setsockopt(fd, SOL_SOCKET, SO_PREFER_BUSY_POLL, &one, sizeof(one)) ||
+	if ((!ctx->xsk.zerocopy &&
+	     setsockopt(fd, SOL_SOCKET, SO_PREFER_BUSY_POLL, &one, sizeof(one))) ||
 	    setsockopt(fd, SOL_SOCKET, SO_BUSY_POLL, &usecs, sizeof(usecs)) ||
 	    setsockopt(fd, SOL_SOCKET, SO_BUSY_POLL_BUDGET, &budget, sizeof(budget)))
 		pr_warn("busy poll socket options not accepted (%s): spinning in user space only",
