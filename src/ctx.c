@@ -74,6 +74,15 @@ static int check_opts(struct paste_ctx *ctx, const struct paste_opts *in)
 	if (o->batch_size > o->ring_size)
 		return paste_fail(-EINVAL, "batch size %u is larger than the ring (%u)",
 		                  o->batch_size, o->ring_size);
+	if (o->zero_copy != PASTE_ZC_AUTO && o->zero_copy != PASTE_ZC_REQUIRED &&
+	    o->zero_copy != PASTE_ZC_OFF)
+		return paste_fail(-EINVAL, "zero_copy %d: must be auto, required or off",
+		                  (int)o->zero_copy);
+	if (o->force_copy && o->zero_copy == PASTE_ZC_REQUIRED)
+		return paste_fail(-EINVAL,
+		                  "force_copy and zero_copy = required contradict each other");
+	if (o->force_copy)
+		o->zero_copy = PASTE_ZC_OFF;
 	if (o->ephemeral_lo > o->ephemeral_hi)
 		return paste_fail(-EINVAL, "ephemeral port range %u-%u is empty", o->ephemeral_lo,
 		                  o->ephemeral_hi);

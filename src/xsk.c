@@ -5,15 +5,24 @@
  * The whole frame area of the pool is the UMEM, so every frame the kernel writes is already in the
  * persistent file. The frame allocator (frames.c) decides where each frame is: FILL (the kernel may
  * write it), RX (received, held by lwIP or the app), TX (being sent), FREE. Rings go through
- * libxdp's xsk API; the socket is bound zero-copy first and falls back to copy mode (veth only has
- * copy mode). need_wakeup is always requested: the kernel is only entered when a ring says it must
- * be.
+ * libxdp's xsk API. Zero copy (opts.zero_copy): auto binds zero-copy first and falls back to copy
+ * mode (veth only has copy mode), required fails with the driver and kernel named, off binds copy
+ * mode. Both modes hand back frames the same way (the descriptor's address is the frame base plus
+ * the kernel's 256-byte headroom), so the frame handling below is the same. Whether the socket is
+ * zero-copy is what the kernel reports (XDP_OPTIONS), not what was asked. need_wakeup is always
+ * requested: the kernel is only entered when a ring says it must be.
  */
 #include <errno.h>
 #include <poll.h>
 #include <string.h>
+#include <unistd.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/utsname.h>
+#include <linux/ethtool.h>
 #include <linux/if_xdp.h>
+#include <linux/sockios.h>
 
 #include "ctx.h"
 
@@ -38,15 +47,106 @@ static int xsk_bind(struct paste_ctx *ctx, uint16_t bind_flags)
 	                          &cfg);
 }
 
+/*
+ * Busy polling. SO_PREFER_BUSY_POLL makes the kernel skip the driver wakeup on sendto() for a
+ * zero-copy socket and count on the busy-polled NAPI to transmit; a driver whose AF_XDP TX runs in
+ * a NAPI of its own (virtio_net) then never sends (seen in the zero-copy guest: SYN-ACKs stayed on
+ * the TX ring). So it is asked for in copy mode only; zero copy gets SO_BUSY_POLL and the budget.
+ */
 static void xsk_busy_poll_opts(struct paste_ctx *ctx)
 {
 	int fd = ctx->xsk.fd, one = 1, usecs = 20, budget = (int)ctx->opts.batch_size;
 
-	if (setsockopt(fd, SOL_SOCKET, SO_PREFER_BUSY_POLL, &one, sizeof(one)) ||
+	if ((!ctx->xsk.zerocopy &&
+	     setsockopt(fd, SOL_SOCKET, SO_PREFER_BUSY_POLL, &one, sizeof(one))) ||
 	    setsockopt(fd, SOL_SOCKET, SO_BUSY_POLL, &usecs, sizeof(usecs)) ||
 	    setsockopt(fd, SOL_SOCKET, SO_BUSY_POLL_BUDGET, &budget, sizeof(budget)))
 		pr_warn("busy poll socket options not accepted (%s): spinning in user space only",
 		        strerror(errno));
+}
+
+/* The driver of @ifname as ethtool reports it ("veth", "virtio_net", "ice"), or "unknown". */
+static void driver_name(const char *ifname, char *out, size_t n)
+{
+	struct ethtool_drvinfo info = {.cmd = ETHTOOL_GDRVINFO};
+	struct ifreq ifr = {0};
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	snprintf(out, n, "unknown");
+	if (fd < 0)
+		return;
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+	ifr.ifr_data = (void *)&info;
+	if (!ioctl(fd, SIOCETHTOOL, &ifr) && info.driver[0])
+		snprintf(out, n, "%.*s", (int)sizeof(info.driver), info.driver);
+	close(fd);
+}
+
+/* Zero copy was required and the kernel said no: say who refused, where, and what to do. */
+static int zerocopy_refused(struct paste_ctx *ctx, int err)
+{
+	struct utsname u = {0};
+	char drv[40];
+	const char *why;
+
+	driver_name(ctx->ifname, drv, sizeof(drv));
+	uname(&u);
+	switch (err) {
+	case -EOPNOTSUPP:
+		why =
+		    "the driver has no zero-copy AF_XDP support (veth never has; virtio_net has it "
+		    "from Linux 6.13, ice, i40e, ixgbe, igb, igc, mlx5 and others have it)";
+		break;
+	case -EINVAL:
+		why = "the driver refused this queue or device setup (is the queue enabled, see "
+		      "ethtool -l? virtio_net also needs VIRTIO_F_ACCESS_PLATFORM, e.g. QEMU's "
+		      "iommu_platform=on)";
+		break;
+	case -EBUSY:
+		why = "the queue is in use by another AF_XDP socket";
+		break;
+	default:
+		why = "the kernel refused the zero-copy bind";
+		break;
+	}
+	return paste_fail(err,
+	                  "AF_XDP: zero copy required (--zero-copy required), but driver %s of %s "
+	                  "on kernel %s refused it on queue %u: %s: %s. Use --zero-copy auto to "
+	                  "fall back to copy mode",
+	                  drv, ctx->ifname, u.release, ctx->opts.queue, strerror(-err), why);
+}
+
+/* Bind as opts.zero_copy asks; on success x->zerocopy is what the kernel reports. */
+static int xsk_bind_mode(struct paste_ctx *ctx)
+{
+	struct paste_xsk *x = &ctx->xsk;
+	struct xdp_options xo = {0};
+	socklen_t len = sizeof(xo);
+	int err = -EOPNOTSUPP;
+
+	if (ctx->opts.zero_copy != PASTE_ZC_OFF) {
+		err = xsk_bind(ctx, XDP_ZEROCOPY);
+		if (err && ctx->opts.zero_copy == PASTE_ZC_REQUIRED)
+			return zerocopy_refused(ctx, err);
+		if (err)
+			pr_debug("AF_XDP: zero-copy bind on %s queue %u: %s; trying copy mode",
+			         ctx->ifname, ctx->opts.queue, strerror(-err));
+	}
+	if (err)
+		err = xsk_bind(ctx, XDP_COPY);
+	if (err)
+		return paste_fail(err,
+		                  "AF_XDP: binding a socket to %s queue %u failed: %s (does the "
+		                  "queue exist? is another AF_XDP socket bound to it?)",
+		                  ctx->ifname, ctx->opts.queue, strerror(-err));
+	x->zerocopy = !getsockopt(xsk_socket__fd(x->xsk), SOL_XDP, XDP_OPTIONS, &xo, &len) &&
+	              (xo.flags & XDP_OPTIONS_ZEROCOPY);
+	if (!x->zerocopy && ctx->opts.zero_copy == PASTE_ZC_REQUIRED) {
+		xsk_socket__delete(x->xsk);
+		x->xsk = NULL;
+		return zerocopy_refused(ctx, -EOPNOTSUPP);
+	}
+	return 0;
 }
 
 int paste_xsk__open(struct paste_ctx *ctx)
@@ -70,21 +170,11 @@ int paste_xsk__open(struct paste_ctx *ctx)
 		return paste_fail(err,
 		                  "AF_XDP: creating the UMEM over the pool (%llu bytes) failed: %s",
 		                  (unsigned long long)size, strerror(-err));
-	err = ctx->opts.force_copy ? -EOPNOTSUPP : xsk_bind(ctx, XDP_ZEROCOPY);
-	if (err) {
-		pr_debug("AF_XDP: zero-copy bind on %s queue %u: %s; trying copy mode", ctx->ifname,
-		         ctx->opts.queue, strerror(-err));
-		err = xsk_bind(ctx, XDP_COPY);
-	} else {
-		x->zerocopy = true;
-	}
+	err = xsk_bind_mode(ctx);
 	if (err) {
 		xsk_umem__delete(x->umem);
 		x->umem = NULL;
-		return paste_fail(err,
-		                  "AF_XDP: binding a socket to %s queue %u failed: %s (does the "
-		                  "queue exist? is another AF_XDP socket bound to it?)",
-		                  ctx->ifname, ctx->opts.queue, strerror(-err));
+		return err;
 	}
 	x->fd = xsk_socket__fd(x->xsk);
 	if (ctx->opts.busy_poll)

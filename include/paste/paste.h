@@ -90,6 +90,16 @@ enum paste_xdp_mode {
 };
 
 /**
+ * Whether the AF_XDP socket is bound in zero-copy mode (the NIC writes frames straight into the
+ * pool) or copy mode (the kernel copies each frame into the pool; veth has only this mode).
+ */
+enum paste_zero_copy {
+	PASTE_ZC_AUTO = 0, /**< try zero copy, fall back to copy mode if the driver refuses */
+	PASTE_ZC_REQUIRED, /**< zero copy or paste_open() fails (-EOPNOTSUPP, or the bind errno) */
+	PASTE_ZC_OFF,      /**< copy mode only */
+};
+
+/**
  * The network path under the same API. PASTE: XDP + AF_XDP + lwIP, payload lands in pool frames
  * with no copy. KERNEL: ordinary kernel TCP sockets (epoll), bound to @ip (or all addresses) in the
  * current network namespace; each recv() goes straight into a pool frame, so the application sees
@@ -128,13 +138,14 @@ struct paste_opts {
 	uint32_t max_conns;    /**< connections accepted at once (default 4096) */
 	uint16_t ephemeral_lo; /**< shared IP: the stack's own port range (default 49152-65535) */
 	uint16_t ephemeral_hi;
-	bool force_copy;                /**< skip the zero-copy bind attempt (copy mode only) */
+	bool force_copy; /**< same as zero_copy = PASTE_ZC_OFF (kept for older callers) */
 	enum paste_transport transport; /**< PASTE_TRANSPORT_PASTE (default) or _KERNEL */
 	bool no_persist; /**< flushes and fences become no-ops: only to measure what persistence
 	                      costs (nothing is durable, recovery after a crash may drop data) */
 	uint32_t fence_delay_ns; /**< emulated media write latency added to every fence (0: none) */
 	uint32_t copy_threshold; /**< paste_keep() of fewer bytes copies them into a packing frame
 	                              instead of pinning the frame they arrived in (0: never) */
+	enum paste_zero_copy zero_copy; /**< PASTE_ZC_AUTO (default), _REQUIRED or _OFF */
 };
 
 /**
@@ -142,8 +153,10 @@ struct paste_opts {
  * stale one of ours left by a killed process), create the AF_XDP socket over the pool's frame area,
  * and bring up lwIP on it.
  * @return 0; -EINVAL (bad option), -ENODEV (no such interface), -EBUSY (another XDP program that is
- * not ours is attached), -EFAULT (the pool's memory cannot be a UMEM), -EPERM (needs root /
- * CAP_NET_ADMIN+CAP_BPF), pool errors (see paste_pool__open()), or another negative errno.
+ * not ours is attached), -EFAULT (the pool's memory cannot be a UMEM), -EOPNOTSUPP (zero copy
+ * required but the driver has no zero-copy AF_XDP; other refusals of the zero-copy bind keep their
+ * errno), -EPERM (needs root / CAP_NET_ADMIN+CAP_BPF), pool errors (see paste_pool__open()), or
+ * another negative errno.
  */
 int paste_open(struct paste_ctx **ctx, const struct paste_opts *opts);
 
@@ -352,7 +365,7 @@ struct paste_stats {
 	uint64_t persisted_bytes;     /**< bytes flushed by paste_persist()/paste_conn__keep() */
 	uint64_t kept_bytes;          /**< bytes turned into references by paste_keep() */
 	uint64_t kept_copied_bytes;   /**< of which copied into packing frames (copy_threshold) */
-	bool zerocopy;                /**< the socket is bound in zero-copy mode */
+	bool zerocopy;                /**< the kernel says: zero-copy mode (XDP_OPTIONS) */
 	enum paste_xdp_mode xdp_mode; /**< the mode the program is attached in */
 	uint64_t tw_recycled;         /**< SYNs that ended a TIME-WAIT of the same 4-tuple */
 };

@@ -29,6 +29,7 @@ enum {
 	OPT_TRANSPORT,
 	OPT_NO_PERSIST,
 	OPT_FENCE_DELAY,
+	OPT_ZERO_COPY,
 	OPT_HELP,
 };
 
@@ -51,6 +52,7 @@ static const struct option common[] = {
     {"transport", required_argument, NULL, OPT_TRANSPORT},
     {"no-persist", no_argument, NULL, OPT_NO_PERSIST},
     {"fence-delay", required_argument, NULL, OPT_FENCE_DELAY},
+    {"zero-copy", required_argument, NULL, OPT_ZERO_COPY},
     {"help", no_argument, NULL, OPT_HELP},
 };
 
@@ -74,6 +76,11 @@ const char daemon_common_help[] =
     "                     core at 100%)\n"
     "  --queue Q          NIC RX queue to bind (default 0)\n"
     "  --xdp-mode MODE    auto (default: native, else skb), native or skb\n"
+    "  --zero-copy MODE   AF_XDP zero copy (the NIC writes frames straight into the pool):\n"
+    "                     auto (default: try it, else copy mode, where the kernel copies each\n"
+    "                     frame into the pool), required (fail, naming the driver and the\n"
+    "                     kernel, if the NIC refuses; veth always does) or off (copy mode).\n"
+    "                     Stats show zerocopy=1 when the kernel reports zero-copy mode\n"
     "  --batch N          RX frames per round (default 64)\n"
     "  --ring-size N      AF_XDP ring entries, power of two (default 4096)\n"
     "  --max-conns N      connections at once (default 4096); more are refused\n"
@@ -200,6 +207,16 @@ static int common_opt(struct daemon_opts *d, int opt, const char *arg, const cha
 			o->xdp_mode = PASTE_XDP_SKB;
 		else
 			return bad(prog, "xdp-mode", arg, "auto, native or skb");
+		return 0;
+	case OPT_ZERO_COPY:
+		if (!strcmp(arg, "auto"))
+			o->zero_copy = PASTE_ZC_AUTO;
+		else if (!strcmp(arg, "required"))
+			o->zero_copy = PASTE_ZC_REQUIRED;
+		else if (!strcmp(arg, "off"))
+			o->zero_copy = PASTE_ZC_OFF;
+		else
+			return bad(prog, "zero-copy", arg, "auto, required or off");
 		return 0;
 	case OPT_BATCH:
 		if (daemon_parse_uint(arg, 1, 4096, &v))

@@ -222,14 +222,15 @@ static int setup(struct kvd *d)
 		fprintf(stderr, "paste-kv: %s\n", paste_last_error());
 		return 1;
 	}
-	printf(
-	    "paste-kv: ready transport=%s ifname=%s ip=%s port=%u busy_poll=%d pool=%s "
-	    "frames=%u frame_size=%u max_value=%u max_key=%u max_request=%u reserve=%" PRIu64 "\n",
-	    d->d.paste.transport == PASTE_TRANSPORT_KERNEL ? "kernel" : "paste",
-	    d->d.paste.ifname ? d->d.paste.ifname : "-", d->d.paste.ip ? d->d.paste.ip : "-",
-	    d->d.port, d->d.paste.busy_poll,
-	    d->d.paste.pool_path ? d->d.paste.pool_path : PASTE_POOL_DEFAULT_PATH, st.frames_total,
-	    d->frame_size, d->max_value, d->max_key, d->lim.max_request, d->reserve);
+	printf("paste-kv: ready transport=%s ifname=%s ip=%s port=%u busy_poll=%d pool=%s "
+	       "frames=%u frame_size=%u max_value=%u max_key=%u max_request=%u reserve=%" PRIu64
+	       " zerocopy=%d\n",
+	       d->d.paste.transport == PASTE_TRANSPORT_KERNEL ? "kernel" : "paste",
+	       d->d.paste.ifname ? d->d.paste.ifname : "-", d->d.paste.ip ? d->d.paste.ip : "-",
+	       d->d.port, d->d.paste.busy_poll,
+	       d->d.paste.pool_path ? d->d.paste.pool_path : PASTE_POOL_DEFAULT_PATH,
+	       st.frames_total, d->frame_size, d->max_value, d->max_key, d->lim.max_request,
+	       d->reserve, st.zerocopy);
 	fflush(stdout);
 	return 0;
 }

@@ -126,6 +126,7 @@ static size_t stats_collect(struct wal *w, struct kv *t, size_t max)
 	KV("persisted_bytes", s.persisted_bytes);
 	KV("kept_bytes", s.kept_bytes);
 	KV("rx_dropped", s.rx_dropped);
+	KV("zerocopy", s.zerocopy);
 	KV("retain_bytes", w->retain.bytes);
 	KV("retain_secs", w->retain.secs);
 	KV("retention_truncations", w->retain.n.truncations);
@@ -415,12 +416,12 @@ static void print_ready(struct wal *w, const struct daemon_opts *d)
 	printf("paste-wal: ready transport=%s sync=%s persist=%d port=%u ip=%s pool=%s "
 	       "recovered=%" PRIu64 " first=%" PRIu64 " next=%" PRIu64 " records=%" PRIu64
 	       " bytes=%" PRIu64 " dropped=%" PRIu64 " torn_bytes=%" PRIu64
-	       " was_clean=%d frames=%u kept=%u prefix=%s max_body=%" PRIu64,
+	       " was_clean=%d frames=%u kept=%u prefix=%s max_body=%" PRIu64 " zerocopy=%d",
 	       transport_name(w), w->sync == SYNC_PMEM ? "pmem" : "fdatasync", !w->no_persist,
 	       d->port, d->paste.ip ? d->paste.ip : "(any)",
 	       d->paste.pool_path ? d->paste.pool_path : PASTE_POOL_DEFAULT_PATH, li.recovered,
 	       si.first, si.next, si.records, si.bytes, li.dropped, w->file.torn_bytes,
-	       pi.was_clean, st.frames_total, st.frames_kept, w->prefix, w->max_body);
+	       pi.was_clean, st.frames_total, st.frames_kept, w->prefix, w->max_body, st.zerocopy);
 	if (w->tier.on) /* the pool holds [tier_end, next), the segment files [first, tier_end) */
 		printf(" tier=%s tier_records=%" PRIu64 " tier_bytes=%" PRIu64 " tier_end=%" PRIu64
 		       " tier_segments=%u tier_size=%" PRIu64 " tier_trimmed=%" PRIu64,

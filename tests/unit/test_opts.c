@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * test_opts.c - paste_open()'s checks of paste_opts.zero_copy (src/ctx.c): a value outside the
+ * enum and force_copy combined with PASTE_ZC_REQUIRED are refused with -EINVAL and a message
+ * naming the option, before any pool, program or socket is made (no root needed).
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <paste/paste.h>
+
+static void quiet(enum paste_log_level level, const char *msg, void *user)
+{
+	(void)level;
+	(void)msg;
+	(void)user;
+}
+
+static int open_with(struct paste_opts *o)
+{
+	struct paste_ctx *ctx = (struct paste_ctx *)1;
+	int err = paste_open(&ctx, o);
+
+	assert_null(ctx);
+	return err;
+}
+
+static void zero_copy_out_of_range(void **state)
+{
+	struct paste_opts o = {.sz = sizeof(o),
+	                       .ifname = "lo",
+	                       .ip = "10.9.9.9",
+	                       .pool_path = "/nonexistent/never-created.pool"};
+
+	(void)state;
+	o.zero_copy = (enum paste_zero_copy)7;
+	assert_int_equal(open_with(&o), -EINVAL);
+	assert_non_null(strstr(paste_last_error(), "zero_copy 7"));
+}
+
+static void force_copy_contradicts_required(void **state)
+{
+	struct paste_opts o = {.sz = sizeof(o),
+	                       .ifname = "lo",
+	                       .ip = "10.9.9.9",
+	                       .pool_path = "/nonexistent/never-created.pool",
+	                       .force_copy = true,
+	                       .zero_copy = PASTE_ZC_REQUIRED};
+
+	(void)state;
+	assert_int_equal(open_with(&o), -EINVAL);
+	assert_non_null(strstr(paste_last_error(), "force_copy and zero_copy"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(zero_copy_out_of_range),
+	    cmocka_unit_test(force_copy_contradicts_required),
+	};
+
+	paste_set_print(quiet, NULL, PASTE_LOG_ERROR);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

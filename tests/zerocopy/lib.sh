@@ -1,0 +1,139 @@
+# shellcheck shell=bash
+# SPDX-License-Identifier: BSD-2-Clause
+# tests/zerocopy/lib.sh - shared helpers of the zero-copy tests (sourced, not run).
+#
+# Sourcing it boots a private scripts/vm-testbed guest (named after the shell's PID), whose
+# virtio-net NIC does AF_XDP zero copy, and installs an EXIT trap that kills the host processes the
+# test started (by PID) and stops the guest. The programs run in the guest (in_vm), the kernel TCP
+# clients on the host side of the tap (on_host):
+#
+#	. "$(dirname "$0")/lib.sh"
+#	vm_start echo /tmp/echo.log paste-echo --ifname eth0 --ip "$STACK_IP" --port 7 --zero-copy required
+#	on_host "$PASTE_CLIENT" --connect "$STACK_IP:7" --conns 100 || fail "client failed"
+#
+# When the guest kernel cannot be downloaded (no network, no Debian mirror), the test exits 77
+# (ctest: SKIP) with the reason. Environment: PASTE_BUILD, PASTE_SRC as for tests/integration.
+set -euo pipefail
+shopt -s inherit_errexit
+
+TEST_NAME=$(basename "$0" .sh)
+PASTE_SRC=$(cd "${PASTE_SRC:-$(dirname "${BASH_SOURCE[0]}")/../..}" && pwd)
+PASTE_BUILD=$(cd "${PASTE_BUILD:-./build}" 2>/dev/null && pwd) || {
+	echo "FAIL $TEST_NAME: build directory '${PASTE_BUILD:-./build}' not found (set PASTE_BUILD)" >&2
+	exit 1
+}
+export PASTE_BUILD
+PASTE_CLIENT=$PASTE_BUILD/tests/paste-testclient
+[ -x "$PASTE_CLIENT" ] || PASTE_CLIENT=$PASTE_BUILD/paste-testclient
+VMTB=$PASTE_SRC/scripts/vm-testbed
+LOGDIR=$PASTE_BUILD/Testing/zerocopy-logs/$TEST_NAME
+export PASTE_VM_NAME=zc-$$
+HOST_PIDS=()
+T_START=$(date +%s)
+
+log() { printf '[%s +%ss] %s\n' "$TEST_NAME" "$(($(date +%s) - T_START))" "$*" >&2; }
+
+# fail MSG: report with the guest's view (dmesg tail, program logs) and exit 1.
+fail() {
+	echo "FAIL $TEST_NAME: $*" >&2
+	if "$VMTB" status >/dev/null 2>&1; then
+		"$VMTB" run --timeout 30 'for f in /tmp/*.log; do [ -f "$f" ] && { echo "---- guest $f"; tail -n 30 "$f"; }; done; echo "---- guest dmesg"; dmesg | tail -n 15' >&2 || true
+	fi
+	exit 1
+}
+
+skip() {
+	echo "SKIP $TEST_NAME: $*" >&2
+	exit 77
+}
+
+cleanup() {
+	local rc=$? p
+	set +e
+	for p in "${HOST_PIDS[@]+"${HOST_PIDS[@]}"}"; do
+		kill -TERM "$p" 2>/dev/null
+		wait "$p" 2>/dev/null
+	done
+	if [ -f "/run/paste-vm/$PASTE_VM_NAME/console.log" ]; then
+		cp "/run/paste-vm/$PASTE_VM_NAME/console.log" "$LOGDIR/console.log" 2>/dev/null
+	fi
+	"$VMTB" down >/dev/null 2>&1
+	case $rc in
+	0) log "PASS" ;;
+	77) ;;
+	*) log "FAILED (exit $rc); logs in $LOGDIR" ;;
+	esac
+	exit $rc
+}
+
+# Guests of earlier runs whose test process is gone (a ctest timeout kills with SIGKILL).
+remove_stale() {
+	local d pid
+	for d in /run/paste-vm/zc-*; do
+		[ -d "$d" ] || continue
+		pid=${d##*/zc-}
+		[[ $pid =~ ^[0-9]+$ ]] || continue
+		kill -0 "$pid" 2>/dev/null && continue
+		PASTE_VM_NAME=zc-$pid "$VMTB" down >/dev/null 2>&1 || true
+	done
+}
+
+[ "$(id -u)" -eq 0 ] || { echo "FAIL $TEST_NAME: must run as root" >&2; exit 1; }
+for f in paste-echo paste-wal paste-kv paste-wal-dump; do
+	[ -x "$PASTE_BUILD/$f" ] || { echo "FAIL $TEST_NAME: $PASTE_BUILD/$f not built" >&2; exit 1; }
+done
+command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 not installed (scripts/deps vm)"
+command -v busybox >/dev/null || skip "busybox not installed (scripts/deps vm)"
+mkdir -p "$LOGDIR"
+rm -f "$LOGDIR"/*
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+remove_stale
+
+rc=0
+"$VMTB" fetch >"$LOGDIR/fetch.log" 2>&1 || rc=$?
+[ $rc -eq 3 ] && skip "the guest kernel cannot be downloaded: $(tail -n 1 "$LOGDIR/fetch.log")"
+[ $rc -eq 0 ] || { cat "$LOGDIR/fetch.log" >&2; fail "vm-testbed fetch failed ($rc)"; }
+"$VMTB" up >"$LOGDIR/up.log" 2>&1 || { cat "$LOGDIR/up.log" >&2; fail "the guest did not boot"; }
+log "$(grep 'up:' "$LOGDIR/up.log")"
+eval "$("$VMTB" env)"
+# shellcheck disable=SC2034 # used by the tests
+STACK_IP=$PASTE_VM_STACK_IP
+
+in_vm() { "$VMTB" run "$@"; }
+on_host() { ip netns exec "$PASTE_VM_NS" "$@"; }
+
+# bg_host CMD...: start CMD on the host side in the background; its PID in BG_PID.
+BG_PID=
+bg_host() {
+	on_host "$@" &
+	BG_PID=$!
+	HOST_PIDS+=("$BG_PID")
+}
+
+# vm_start NAME LOG CMD...: start CMD in the guest in the background (output to LOG, its PID to
+# /tmp/NAME.pid, its exit status to /tmp/NAME.rc when it ends) and wait up to 60 s for its "ready"
+# line (printed).
+vm_start() {
+	local name=$1 glog=$2
+	shift 2
+	log "guest: $*"
+	in_vm "rm -f /tmp/$name.pid /tmp/$name.rc
+		( $* & echo \$! >/tmp/$name.pid; wait \$!; echo \$? >/tmp/$name.rc ) >$glog 2>&1 &
+		i=0; while [ \$i -lt 600 ]; do
+			grep -m1 ': ready ' $glog 2>/dev/null && exit 0
+			[ -f /tmp/$name.rc ] && { echo 'exited before ready:'; cat $glog; exit 1; }
+			sleep 0.1; i=\$((i + 1))
+		done; echo 'not ready in 60 s:'; cat $glog; exit 1"
+}
+
+# vm_signal NAME SIG: send SIG to the guest program NAME.
+vm_signal() { in_vm "kill -$2 \$(cat /tmp/$1.pid)"; }
+# vm_wait NAME: wait (up to 60 s) for the guest program NAME to end; print its exit status.
+vm_wait() {
+	in_vm "i=0; while [ ! -f /tmp/$1.rc ] && [ \$i -lt 600 ]; do sleep 0.1; i=\$((i+1)); done; cat /tmp/$1.rc"
+}
+
+# field LINE KEY: the value of KEY=value in LINE.
+field() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -n1; }
