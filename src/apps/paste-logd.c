@@ -343,8 +343,8 @@ static void print_stats(struct logd *l)
 	    "tx_full=%llu invalid=%llu frames_free=%u frames_pinned=%u frames_kernel=%u "
 	    "first_seq=%llu next_seq=%llu bpf_seen=%llu bpf_selected=%llu bpf_malformed=%llu "
 	    "bpf_no_meta=%llu bpf_no_socket=%llu\n",
-	    (unsigned long long)s.rx[0], (unsigned long long)s.rx[1], (unsigned long long)s.tx[1],
-	    (unsigned long long)s.tx[0], (unsigned long long)s.rx_bytes,
+	    (unsigned long long)s.rx[0], (unsigned long long)s.rx[1], (unsigned long long)s.tx[0],
+	    (unsigned long long)s.tx[1], (unsigned long long)s.rx_bytes,
 	    (unsigned long long)s.tx_bytes, (unsigned long long)s.inplace,
 	    (unsigned long long)s.copied_bytes, (unsigned long long)s.completed,
 	    (unsigned long long)s.logged, (unsigned long long)s.unlogged,

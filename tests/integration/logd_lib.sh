@@ -113,6 +113,9 @@ for ns in "$NS_CLI" "$NS_MB" "$NS_SRV"; do
 	ip netns add "$ns"
 	ip -n "$ns" link set lo up
 done
+# The middlebox kernel must not send anything itself (IPv6 autoconfiguration would): the only way
+# across is paste-logd.
+in_mb sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
 ip link add "$VETH_CLI" netns "$NS_CLI" type veth peer name "$VETH_MBC" netns "$NS_MB"
 ip link add "$VETH_SRV" netns "$NS_SRV" type veth peer name "$VETH_MBS" netns "$NS_MB"
 ip -n "$NS_CLI" addr add "$CLI_IP/24" dev "$VETH_CLI"
@@ -159,14 +162,16 @@ logd_stats() {
 # stat_field LINE NAME: the value of NAME=... in a stats line.
 stat_field() { tr ' ' '\n' <<<"$1" | sed -n "s/^$2=//p"; }
 
-# stop_logd: SIGTERM and wait; fails the test unless it exits 0. Prints the final stats line.
+# stop_logd: SIGTERM and wait; fails the test unless it exits 0. Sets ST to the final stats line
+# (not in a $(...) subshell: wait needs the parent shell).
+ST=
 stop_logd() {
 	local rc=0
 	kill -TERM "$LOGD_PID"
 	wait "$LOGD_PID" || rc=$?
 	[ $rc -eq 0 ] || fail "paste-logd exited with $rc"
 	LOGD_PID=
-	grep '^stats ' "$LOGD_LOG" | tail -n 1
+	ST=$(grep '^stats ' "$LOGD_LOG" | tail -n 1)
 }
 
 # kill9_logd: SIGKILL, as a crash.
@@ -183,4 +188,50 @@ wait_ping() {
 		in_cli ping -c 1 -W 1 "$SRV_IP" >/dev/null 2>&1 && return 0
 	done
 	fail "no ping through paste-logd"
+}
+
+TOOL="python3 $(dirname "${BASH_SOURCE[0]}")/logd_tool.py"
+
+# start_capture FILE [--immediate-mode]: tcpdump on the server's veth, frames it received, until
+# stop_capture. Without immediate mode the last second's frames may be lost at the stop (TPACKET_V3
+# blocks); with it, a fast transfer makes tcpdump drop frames: use it for a few frames only.
+CAP_PID= CAP_LOG=
+start_capture() {
+	local i
+	CAP_LOG=$1.log # one per capture: an old "listening on" must not be read as this one's
+	rm -f -- "$CAP_LOG"
+	ip netns exec "$NS_SRV" tcpdump -i "$VETH_SRV" -Q in -s 0 -B 65536 ${2:-} -U -w "$1" >"$CAP_LOG" 2>&1 &
+	CAP_PID=$!
+	STARTED_PIDS+=("$CAP_PID")
+	for ((i = 0; i < 100; i++)); do
+		grep -q 'listening on' "$CAP_LOG" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	fail "tcpdump did not start: $(cat "$CAP_LOG")"
+}
+
+# stop_capture: stop tcpdump; fail if the kernel dropped frames it should have captured.
+stop_capture() {
+	sleep 0.5
+	kill -INT "$CAP_PID"
+	wait "$CAP_PID" || true
+	grep -q '^0 packets dropped by kernel' "$CAP_LOG" || fail "tcpdump dropped frames: $(cat "$CAP_LOG")"
+}
+
+# transfer MB [RATE]: a TCP transfer client -> server through paste-logd; fails unless the server
+# got the same bytes (count and sha256).
+transfer() {
+	local port=5001 got sent i
+	ip netns exec "$NS_SRV" $TOOL serve $port "$WORK/recv.txt" &
+	local spid=$!
+	STARTED_PIDS+=("$spid")
+	for ((i = 0; i < 50; i++)); do
+		in_srv ss -ltn | grep -q ":$port " && break
+		sleep 0.1
+	done
+	sent=$(in_cli timeout 120 $TOOL send "$SRV_IP" $port "$1" 7 "${2:-0}") || fail "sender failed"
+	wait "$spid" || fail "receiver failed"
+	got=$(cat "$WORK/recv.txt")
+	[ "$sent" = "$got" ] || fail "transfer differs: sent '$sent', received '$got'"
+	log "transfer of $1 MiB byte-identical ($got)"
 }
