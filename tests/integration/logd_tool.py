@@ -6,6 +6,10 @@
   send HOST PORT MB [SEED] [RATE_MBPS]
                           send MB MiB of seeded pseudo-random bytes, print "bytes sha256"
   frames FILE             print one line per frame of a pcap or pcapng file: "sha256 len"
+  malformed send IF DST_MAC SRC_MAC
+                          send the malformed test frames (and one well-formed frame of an unknown
+                          EtherType) out of IF through a packet socket
+  malformed count FILE    print "malformed=N odd=M": how many frames of FILE are test frames
   subset CAPTURE EXPORT   check that every frame of CAPTURE is in EXPORT (as multisets); print
                           "captured=N logged=M missing=K" and exit 1 if K > 0
 """
@@ -95,6 +99,50 @@ def subset(cap, exp):
     return 1 if missing else 0
 
 
+def test_frames(dst, src):
+    """Frames whose headers do not fit them, and one fine frame of EtherType 0x88b5."""
+    eth = bytes.fromhex(dst.replace(":", "")) + bytes.fromhex(src.replace(":", ""))
+    ip = eth + b"\x08\x00"
+
+    def ipv4(ihl, tot, proto, payload):
+        h = struct.pack("!BBHHHBBH4s4s", 0x40 | ihl, 0, tot, 0x1234, 0, 64, proto, 0,
+                        socket.inet_aton("10.77.0.1"), socket.inet_aton("10.77.0.2"))
+        return h + payload
+
+    bad = [
+        ip,  # no IPv4 header at all
+        ip + ipv4(3, 40, 17, b"\0" * 20)[:20] + b"\0" * 20,  # IHL 3
+        ip + ipv4(5, 1400, 17, b"\0" * 26),  # total length past the frame
+        ip + ipv4(5, 40, 6, struct.pack("!HHIIBBHHH", 1, 2, 0, 0, 0x20, 0, 0, 0, 0)),  # doff 2
+        ip + ipv4(5, 24, 17, b"\0\x09\0"),  # UDP header cut off by the frame
+    ]
+    odd = eth + b"\x88\xb5" + b"paste-logd odd ethertype".ljust(46, b".")
+    return bad, odd
+
+
+def malformed(cmd, *args):
+    if cmd == "send":
+        ifname, dst, src = args
+        bad, odd = test_frames(dst, src)
+        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+        s.bind((ifname, 0))
+        for fr in bad + [odd]:
+            s.send(fr)
+        print(f"sent={len(bad) + 1}")
+        return 0
+    path = args[0]
+    bad, odd = test_frames("00:00:00:00:00:00", "00:00:00:00:00:00")
+    n = m = 0
+    for fr in frames(path):
+        # compare without the MAC addresses
+        if any(fr[12:] == b[12:] for b in bad):
+            n += 1
+        elif fr[12:] == odd[12:]:
+            m += 1
+    print(f"malformed={n} odd={m}")
+    return 0
+
+
 def main(argv):
     if len(argv) < 2 or argv[1] in ("-h", "--help"):
         print(__doc__)
@@ -107,6 +155,8 @@ def main(argv):
     elif cmd == "frames":
         for fr in frames(args[0]):
             print(hashlib.sha256(fr).hexdigest(), len(fr))
+    elif cmd == "malformed":
+        return malformed(*args)
     elif cmd == "subset":
         return subset(*args)
     else:
