@@ -10,6 +10,7 @@
                           send the malformed test frames (and one well-formed frame of an unknown
                           EtherType) out of IF through a packet socket
   malformed count FILE    print "malformed=N odd=M": how many frames of FILE are test frames
+  tail N FILE             write the last N frames of FILE as a pcap file to standard output
   subset CAPTURE EXPORT   check that every frame of CAPTURE is in EXPORT (as multisets); print
                           "captured=N logged=M missing=K" and exit 1 if K > 0
 """
@@ -157,6 +158,12 @@ def main(argv):
             print(hashlib.sha256(fr).hexdigest(), len(fr))
     elif cmd == "malformed":
         return malformed(*args)
+    elif cmd == "tail":
+        frs = list(frames(args[1]))[-int(args[0]):]
+        out = sys.stdout.buffer
+        out.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1))
+        for fr in frs:
+            out.write(struct.pack("<IIII", 0, 0, len(fr), len(fr)) + fr)
     elif cmd == "subset":
         return subset(*args)
     else:
