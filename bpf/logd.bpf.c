@@ -40,6 +40,14 @@ struct {
 	__type(value, __u32);
 } logd_xsks SEC(".maps");
 
+/* --kernel-redirect (a benchmark baseline): side -> the other interface's ifindex. */
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, __u32);
+} logd_devs SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, LOGD_CNT_MAX);
@@ -153,6 +161,8 @@ int logd_xdp(struct xdp_md *ctx)
 	conf = bpf_map_lookup_elem(&logd_conf, &key);
 	if (!conf)
 		return XDP_DROP;
+	if (conf->redirect)
+		return bpf_redirect_map(&logd_devs, ctx->ingress_ifindex != conf->ifindex_a, XDP_DROP);
 	slot = ctx->rx_queue_index;
 	if (slot >= LOGD_MAX_QUEUES)
 		slot = LOGD_MAX_QUEUES - 1;

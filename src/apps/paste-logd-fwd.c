@@ -182,8 +182,10 @@ static int attach(struct logd *l, struct side *s)
 
 static int bpf_setup(struct logd *l)
 {
-	struct logd_conf conf = {
-	    .mode = l->o.sel_mode, .nrules = l->o.nrules, .ifindex_a = l->s[0].ifindex};
+	struct logd_conf conf = {.mode = l->o.sel_mode,
+	                         .nrules = l->o.nrules,
+	                         .ifindex_a = l->s[0].ifindex,
+	                         .redirect = l->o.kernel_redirect};
 	struct bpf_program *prog;
 	uint32_t key = 0;
 	int err;
@@ -213,6 +215,16 @@ static int bpf_setup(struct logd *l)
 
 		if (bpf_map_update_elem(l->rules_fd, &i, &r, 0))
 			return -errno;
+	}
+	if (l->o.kernel_redirect) {
+		int devs = bpf_object__find_map_fd_by_name(l->obj, "logd_devs");
+
+		for (uint32_t i = 0; i < 2; i++) {
+			uint32_t to = (uint32_t)l->s[i ^ 1].ifindex;
+
+			if (devs < 0 || bpf_map_update_elem(devs, &i, &to, 0))
+				return devs < 0 ? -ENOENT : -errno;
+		}
 	}
 	return bpf_map_update_elem(l->conf_fd, &key, &conf, 0) ? -errno : 0;
 }

@@ -69,6 +69,8 @@ static const char usage_text[] =
     "                     logged nor forwarded), log (logged with a malformed flag, then dropped), "
     "or\n"
     "                     forward (handled like any frame; logged under --log all).\n"
+    "  --kernel-redirect  benchmark baseline: the XDP program forwards every frame itself\n"
+    "                     (XDP_REDIRECT); nothing reaches the sockets, nothing is logged.\n"
     "  --busy-poll        never sleep in poll(): lower latency, one core spinning.\n"
     "  --stats-interval S print the statistics line every S seconds (default: only on SIGUSR1 and\n"
     "                     at exit).\n"
@@ -188,6 +190,7 @@ enum {
 	O_MATCH,
 	O_MALFORMED,
 	O_BUSY,
+	O_KREDIR,
 	O_STATS,
 	O_FROM,
 	O_TO
@@ -205,6 +208,7 @@ static const struct option long_opts[] = {
     {"match", required_argument, 0, O_MATCH},
     {"malformed", required_argument, 0, O_MALFORMED},
     {"busy-poll", no_argument, 0, O_BUSY},
+    {"kernel-redirect", no_argument, 0, O_KREDIR},
     {"stats-interval", required_argument, 0, O_STATS},
     {"from", required_argument, 0, O_FROM},
     {"to", required_argument, 0, O_TO},
@@ -272,6 +276,9 @@ static int parse_one(struct cmdline *c, int opt, const char *arg)
 		if (pick(arg, mals, 3) < 0)
 			return -1;
 		c->o.malformed = (enum logd_malformed_policy)pick(arg, mals, 3);
+		return 0;
+	case O_KREDIR:
+		c->o.kernel_redirect = true;
 		return 0;
 	case O_BUSY:
 		c->o.busy_poll = true;

@@ -96,6 +96,7 @@ struct logd_opts {
 	struct logd_rule_spec rules[8];
 	enum logd_malformed_policy malformed;
 	bool busy_poll, verbose;
+	bool kernel_redirect; /* benchmark baseline: XDP_REDIRECT in the kernel, no AF_XDP, no log */
 	unsigned stats_interval; /* seconds, 0 = only on SIGUSR1 and exit */
 };
 
