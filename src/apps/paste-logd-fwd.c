@@ -490,15 +490,19 @@ static unsigned receive(struct logd *l, int si, uint64_t ts, unsigned *logged)
 			        ? LOGD_V_LOG
 			        : LOGD_V_PASS;
 		}
-		if (v == LOGD_V_LOG && !log_frame(l, in, &d, ts, mal ? PLOG_F_MALFORMED : 0)) {
-			(*logged)++;
-			if (!fwd)
-				l->st.malformed_logged++;
+		if (v == LOGD_V_LOG) {
+			if (log_frame(l, in, &d, ts, mal ? PLOG_F_MALFORMED : 0)) {
+				l->st.log_errors++; /* selected but not logged: never forwarded */
+				fwd = false;
+			} else {
+				(*logged)++;
+				l->st.malformed_logged += mal && !fwd;
+			}
 		} else if (fwd) {
 			l->st.unlogged++;
 		}
 		if (!fwd) {
-			if (l->o.malformed == LOGD_MALFORMED_DROP)
+			if (mal && l->o.malformed == LOGD_MALFORMED_DROP)
 				l->st.malformed_dropped++;
 			frame_put(l, f); /* free unless a record keeps it */
 			continue;

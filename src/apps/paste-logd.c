@@ -96,7 +96,8 @@ static const char usage_text[] =
     "inplace TX descriptors that are the RX descriptor of a received frame (no copy),\n"
     "copied_bytes (always 0: there is no copy path), logged/unlogged, fences, evicted, "
     "malformed*,\n"
-    "tx_full drops, frames_free/pinned/kernel, first_seq/next_seq, bpf_* (the XDP program's).\n"
+    "log_errors (selected frames the log refused: dropped, never forwarded unlogged), tx_full\n"
+    "drops, frames_free/pinned/kernel, first_seq/next_seq, bpf_* (the XDP program's).\n"
     "\n"
     "Exit status: 0 after a clean stop, 1 on a runtime error, 2 on a usage error.\n";
 
@@ -343,28 +344,46 @@ static void print_stats(struct logd *l)
 	struct logd_stats s;
 
 	logd_get_stats(l, &s);
-	printf(
-	    "stats rx_in=%llu rx_out=%llu tx_in=%llu tx_out=%llu rx_bytes=%llu tx_bytes=%llu "
-	    "inplace=%llu copied_bytes=%llu completed=%llu logged=%llu unlogged=%llu fences=%llu "
-	    "evicted=%llu malformed=%llu malformed_logged=%llu malformed_dropped=%llu no_meta=%llu "
-	    "tx_full=%llu invalid=%llu frames_free=%u frames_pinned=%u frames_kernel=%u "
-	    "first_seq=%llu next_seq=%llu bpf_seen=%llu bpf_selected=%llu bpf_malformed=%llu "
-	    "bpf_no_meta=%llu bpf_no_socket=%llu\n",
-	    (unsigned long long)s.rx[0], (unsigned long long)s.rx[1], (unsigned long long)s.tx[0],
-	    (unsigned long long)s.tx[1], (unsigned long long)s.rx_bytes,
-	    (unsigned long long)s.tx_bytes, (unsigned long long)s.inplace,
-	    (unsigned long long)s.copied_bytes, (unsigned long long)s.completed,
-	    (unsigned long long)s.logged, (unsigned long long)s.unlogged,
-	    (unsigned long long)s.fences, (unsigned long long)s.evicted,
-	    (unsigned long long)s.malformed, (unsigned long long)s.malformed_logged,
-	    (unsigned long long)s.malformed_dropped, (unsigned long long)s.no_meta,
-	    (unsigned long long)s.tx_full, (unsigned long long)s.invalid, s.frames_free,
-	    s.frames_pinned, s.frames_kernel, (unsigned long long)s.first_seq,
-	    (unsigned long long)s.next_seq, (unsigned long long)s.bpf[LOGD_CNT_SEEN],
-	    (unsigned long long)s.bpf[LOGD_CNT_SELECTED],
-	    (unsigned long long)s.bpf[LOGD_CNT_MALFORMED],
-	    (unsigned long long)s.bpf[LOGD_CNT_NO_META],
-	    (unsigned long long)s.bpf[LOGD_CNT_NO_SOCKET]);
+	const struct {
+		const char *name;
+		uint64_t v;
+	} f[] = {
+	    {"rx_in", s.rx[0]},
+	    {"rx_out", s.rx[1]},
+	    {"tx_in", s.tx[0]},
+	    {"tx_out", s.tx[1]},
+	    {"rx_bytes", s.rx_bytes},
+	    {"tx_bytes", s.tx_bytes},
+	    {"inplace", s.inplace},
+	    {"copied_bytes", s.copied_bytes},
+	    {"completed", s.completed},
+	    {"logged", s.logged},
+	    {"unlogged", s.unlogged},
+	    {"fences", s.fences},
+	    {"evicted", s.evicted},
+	    {"malformed", s.malformed},
+	    {"malformed_logged", s.malformed_logged},
+	    {"malformed_dropped", s.malformed_dropped},
+	    {"no_meta", s.no_meta},
+	    {"log_errors", s.log_errors},
+	    {"tx_full", s.tx_full},
+	    {"invalid", s.invalid},
+	    {"frames_free", s.frames_free},
+	    {"frames_pinned", s.frames_pinned},
+	    {"frames_kernel", s.frames_kernel},
+	    {"first_seq", s.first_seq},
+	    {"next_seq", s.next_seq},
+	    {"bpf_seen", s.bpf[LOGD_CNT_SEEN]},
+	    {"bpf_selected", s.bpf[LOGD_CNT_SELECTED]},
+	    {"bpf_malformed", s.bpf[LOGD_CNT_MALFORMED]},
+	    {"bpf_no_meta", s.bpf[LOGD_CNT_NO_META]},
+	    {"bpf_no_socket", s.bpf[LOGD_CNT_NO_SOCKET]},
+	};
+
+	printf("stats");
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+		printf(" %s=%llu", f[i].name, (unsigned long long)f[i].v);
+	printf("\n");
 	fflush(stdout);
 }
 

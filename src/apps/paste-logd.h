@@ -96,7 +96,8 @@ struct logd_opts {
 	struct logd_rule_spec rules[8];
 	enum logd_malformed_policy malformed;
 	bool busy_poll, verbose;
-	bool kernel_redirect; /* benchmark baseline: XDP_REDIRECT in the kernel, no AF_XDP, no log */
+	bool
+	    kernel_redirect; /* benchmark baseline: XDP_REDIRECT in the kernel, no AF_XDP, no log */
 	unsigned stats_interval; /* seconds, 0 = only on SIGUSR1 and exit */
 };
 
@@ -110,9 +111,10 @@ struct logd_stats {
 	uint64_t fences;           /* paste_pool__drain() calls: one per batch that logged */
 	uint64_t evicted;          /* oldest records dropped to free frames (capacity policy) */
 	uint64_t malformed, malformed_logged, malformed_dropped;
-	uint64_t no_meta; /* frames without the XDP verdict (logged, safe side) */
-	uint64_t tx_full; /* dropped: TX ring full */
-	uint64_t invalid; /* descriptors naming a frame the kernel did not own: ignored */
+	uint64_t no_meta;    /* frames without the XDP verdict (logged, safe side) */
+	uint64_t log_errors; /* selected frames the log refused: dropped, never forwarded */
+	uint64_t tx_full;    /* dropped: TX ring full */
+	uint64_t invalid;    /* descriptors naming a frame the kernel did not own: ignored */
 	uint32_t frames_free, frames_pinned, frames_kernel;
 	uint64_t first_seq, next_seq;
 	uint64_t bpf[8]; /* bpf/logd.h counters */
