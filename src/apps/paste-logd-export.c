@@ -143,6 +143,16 @@ static void write_epb(struct out *o, uint32_t ifid, const struct plog_rec *r, co
 	put32(o, len);
 }
 
+/* Index of @ifindex in ifs[0..n), or n. */
+static uint32_t if_slot(const uint32_t *ifs, uint32_t n, uint32_t ifindex)
+{
+	uint32_t i = 0;
+
+	while (i < n && ifs[i] != ifindex)
+		i++;
+	return i;
+}
+
 int logd_export(const char *pool_path, uint64_t from, uint64_t to, int fd)
 {
 	struct paste_pool *pool;
@@ -163,26 +173,18 @@ int logd_export(const char *pool_path, uint64_t from, uint64_t to, int fd)
 	}
 	range(log, from, to, &lo, &hi);
 	/* Interface blocks first: one per ingress interface in the range. */
-	for (uint64_t s = lo; s < hi && nifs < 64; s++) {
-		uint32_t i = 0;
-
-		if (plog_get(log, s, &r, &b))
-			continue;
-		while (i < nifs && ifs[i] != r.ifindex)
-			i++;
-		if (i == nifs)
+	for (uint64_t s = lo; s < hi && nifs < 64; s++)
+		if (!plog_get(log, s, &r, &b) && if_slot(ifs, nifs, r.ifindex) == nifs)
 			ifs[nifs++] = r.ifindex;
-	}
 	write_shb(&o);
 	for (uint32_t i = 0; i < nifs; i++)
 		write_idb(&o, ifs[i]);
 	for (uint64_t s = lo; s < hi && !o.err; s++) {
-		uint32_t i = 0;
+		uint32_t i;
 
 		if (plog_get(log, s, &r, &b))
 			continue;
-		while (i < nifs && ifs[i] != r.ifindex)
-			i++;
+		i = if_slot(ifs, nifs, r.ifindex);
 		if (i == nifs)
 			continue; /* more than 64 interfaces: not exported */
 		write_epb(&o, i, &r, b);

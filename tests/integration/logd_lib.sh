@@ -235,3 +235,16 @@ transfer() {
 	[ "$sent" = "$got" ] || fail "transfer differs: sent '$sent', received '$got'"
 	log "transfer of $1 MiB byte-identical ($got)"
 }
+
+# check_logged CAPTURE MIN: export the whole log and check that every frame of CAPTURE (tcpdump at
+# the server) is in it - a frame forwarded but not logged fails the test - and that CAPTURE has
+# more than MIN frames (else the check means little). Leaves the export in $WORK/log.pcapng.
+check_logged() {
+	local captured
+	"$LOGD" export --pool "$POOL" >"$WORK/log.pcapng" || fail "export failed"
+	$TOOL subset "$1" "$WORK/log.pcapng" >"$WORK/subset.txt" ||
+		fail "frames forwarded but not logged: $(cat "$WORK/subset.txt")"
+	log "$(cat "$WORK/subset.txt")"
+	captured=$(sed 's/.*captured=\([0-9]*\).*/\1/' "$WORK/subset.txt")
+	[ "$captured" -gt "$2" ] || fail "capture too small to mean anything: $captured"
+}

@@ -32,10 +32,5 @@ wait "$tpid" || fail "the transfer did not survive the kills"
 stop_capture
 stop_logd
 log "$ST"
-"$LOGD" export --pool "$POOL" >"$WORK/log.pcapng" || fail "export failed"
-$TOOL subset "$WORK/server.pcap" "$WORK/log.pcapng" >"$WORK/subset.txt" ||
-	fail "frames forwarded but not logged: $(cat "$WORK/subset.txt")"
-log "$(cat "$WORK/subset.txt")"
-captured=$(sed 's/.*captured=\([0-9]*\).*/\1/' "$WORK/subset.txt")
-[ "$captured" -gt 30000 ] || fail "capture too small to mean anything: $captured"
+check_logged "$WORK/server.pcap" 30000
 exit 0
