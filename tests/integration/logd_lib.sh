@@ -17,11 +17,12 @@
 #	stop_logd                      # SIGTERM, waits, checks the exit status
 #
 # Environment: PASTE_BUILD (build tree with paste-logd; default ./build), PASTE_READY_TIMEOUT
-# (seconds, default 30), LOGD_XDP_MODE (native or skb; default native).
+# (seconds, default 30), LOGD_XDP_MODE (native or skb; default native), LOGD_TEST_NAME (name for
+# messages and the log directory; default the script's).
 set -euo pipefail
 shopt -s inherit_errexit
 
-TEST_NAME=$(basename "$0" .sh)
+TEST_NAME=${LOGD_TEST_NAME:-$(basename "$0" .sh)}
 PASTE_BUILD=$(cd "${PASTE_BUILD:-./build}" 2>/dev/null && pwd) || {
 	echo "FAIL $TEST_NAME: build directory '${PASTE_BUILD:-./build}' not found (set PASTE_BUILD)" >&2
 	exit 1

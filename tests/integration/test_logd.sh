@@ -12,6 +12,9 @@
 . "$(dirname "$0")/logd_lib.sh"
 
 start_logd --pool "$POOL" --pool-size 512M
+want=xdp
+[ "$XDP_MODE" = skb ] && want=xdpgeneric
+in_mb ip link show dev "$VETH_MBC" | grep -Eq " $want( |$)" || fail "XDP program not attached in $XDP_MODE mode"
 wait_ping
 start_capture "$WORK/server.pcap"
 transfer 40
@@ -23,6 +26,7 @@ tx=$(($(stat_field "$st" tx_in) + $(stat_field "$st" tx_out)))
 [ "$tx" -gt 20000 ] || fail "too few frames forwarded ($tx) for 40 MiB"
 [ "$(stat_field "$st" inplace)" = "$tx" ] || fail "not every TX frame was a received one: $st"
 [ "$(stat_field "$st" copied_bytes)" = 0 ] || fail "bytes copied: $st"
+[ "$(stat_field "$st" no_meta)" = 0 ] || fail "verdicts missing from the XDP metadata: $st"
 [ "$(stat_field "$st" evicted)" = 0 ] || fail "records evicted with a large pool: $st"
 [ "$(stat_field "$st" logged)" = "$tx" ] || fail "logged != forwarded under --log all: $st"
 [ "$(stat_field "$st" fences)" -le "$tx" ] || fail "more fences than frames"
