@@ -33,7 +33,9 @@ int logd_open_offline(const char *path, struct paste_pool **pool, struct plog **
 		            : "");
 		return err;
 	}
-	err = plog_open(*pool, false, false, log);
+	err = plog_check_pool(*pool, path);
+	if (!err)
+		err = plog_open(*pool, false, false, log);
 	if (err)
 		paste_pool__close(pool);
 	return err;

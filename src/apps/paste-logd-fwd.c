@@ -325,7 +325,8 @@ static int pool_open(struct logd *l)
 		        l->nframes, 8 * l->o.ring_size, l->o.ring_size);
 		return -ENOSPC;
 	}
-	return plog_open(l->pool, true, true, &l->log);
+	err = plog_check_pool(l->pool, l->o.pool_path);
+	return err ? err : plog_open(l->pool, true, true, &l->log);
 }
 
 int logd_open(const struct logd_opts *o, struct logd **out)

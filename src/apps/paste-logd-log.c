@@ -216,6 +216,24 @@ static void recover(struct plog *l)
 	l->cut_seq = seq;
 }
 
+int plog_check_pool(struct paste_pool *pool, const char *path)
+{
+	struct paste_pool_info pi;
+	uint64_t mine;
+
+	paste_pool__info(pool, &pi);
+	mine = PLOG_HDR_SIZE + pow2_at_least(pi.frame_count) * PLOG_REC_SIZE;
+	mine = (mine + 4095) & ~4095ull;
+	if (pi.region_area_used == 0 || pi.region_area_used == mine)
+		return 0;
+	fprintf(stderr,
+	        "paste-logd: pool %s holds regions paste-logd did not make (%llu bytes used, a "
+	        "packet log takes %llu): it belongs to another program (paste-wal, paste-kv?), and "
+	        "paste-logd owns every frame of its pool. Use a pool file of its own.\n",
+	        path, (unsigned long long)pi.region_area_used, (unsigned long long)mine);
+	return -EINVAL;
+}
+
 int plog_open(struct paste_pool *pool, bool create, bool writable, struct plog **out)
 {
 	struct paste_pool_info pi;

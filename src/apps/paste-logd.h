@@ -58,6 +58,10 @@ struct plog_info {
  */
 int plog_open(struct paste_pool *pool, bool create, bool writable, struct plog **log);
 void plog_close(struct plog **log);
+
+/* Refuse (-EINVAL, message on stderr) a pool whose region area holds anything but a packet log:
+ * paste-logd owns every frame of its pool, so it must never run on another program's pool. */
+int plog_check_pool(struct paste_pool *pool, const char *path);
 void plog_info(const struct plog *log, struct plog_info *info);
 
 /* Append @r (its seq is assigned, returned in *seq): writes and flushes the record and the packet

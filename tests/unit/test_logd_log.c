@@ -238,6 +238,17 @@ static void test_corrupt_header_refused(void **state)
 	assert_int_equal(plog_open(pool, false, false, &l2), -EBADMSG);
 }
 
+/* paste-logd owns every frame of its pool: a pool with another program's regions is refused. */
+static void test_foreign_pool_refused(void **state)
+{
+	void *addr;
+	uint64_t len;
+
+	assert_int_equal(plog_check_pool(pool, path), 0); /* only the packet log */
+	assert_int_equal(paste_pool__region(pool, "wal.log", 4096, &addr, &len), 0);
+	assert_int_equal(plog_check_pool(pool, path), -EINVAL);
+}
+
 static void quiet(enum paste_log_level level, const char *msg, void *user)
 {
 }
@@ -252,6 +263,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_truncate, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_full_and_bad_input, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_corrupt_header_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_foreign_pool_refused, setup, teardown),
 	};
 
 	paste_set_print(quiet, NULL, PASTE_LOG_ERROR);
