@@ -162,7 +162,8 @@ int logd_xdp(struct xdp_md *ctx)
 	if (!conf)
 		return XDP_DROP;
 	if (conf->redirect)
-		return bpf_redirect_map(&logd_devs, ctx->ingress_ifindex != conf->ifindex_a, XDP_DROP);
+		return bpf_redirect_map(&logd_devs, ctx->ingress_ifindex != conf->ifindex_a,
+		                        XDP_DROP);
 	slot = ctx->rx_queue_index;
 	if (slot >= LOGD_MAX_QUEUES)
 		slot = LOGD_MAX_QUEUES - 1;

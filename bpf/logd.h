@@ -25,7 +25,7 @@ struct logd_conf {
 	__u32 mode;      /* enum logd_mode */
 	__u32 nrules;    /* rules in logd_rules used (RULES mode) */
 	__u32 ifindex_a; /* ifindex of side 0: frames from it go to XSK slot queue, else 64+queue */
-	__u32 redirect; /* benchmark baseline: XDP_REDIRECT to the other interface (logd_devs) */
+	__u32 redirect;  /* benchmark baseline: XDP_REDIRECT to the other interface (logd_devs) */
 };
 
 /*
