@@ -603,7 +603,8 @@ static uint64_t now_ns(clockid_t c)
 	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
 }
 
-int logd_run(struct logd *l, volatile int *stop, void (*tick)(struct logd *l, void *arg), void *arg)
+int logd_run(struct logd *l, volatile sig_atomic_t *stop, void (*tick)(struct logd *l, void *arg),
+             void *arg)
 {
 	struct pollfd pfd[2] = {{.fd = l->s[0].fd, .events = POLLIN},
 	                        {.fd = l->s[1].fd, .events = POLLIN}};

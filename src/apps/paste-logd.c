@@ -89,7 +89,7 @@ static const char usage_text[] =
     "           pcapng to standard output, with the original receive timestamps (ns) and each\n"
     "           record's seq as a packet comment. Readable by tcpdump -r and tshark.\n"
     "  replay   send the records of [--from, --to], in order, out of --out IF (packet socket).\n"
-    "  info     print the log's range and what recovery found.\n"
+    "  info     print the log's range (seq and receive times) and what recovery found.\n"
     "\n"
     "Signals: SIGTERM/SIGINT stop cleanly (XDP programs detached); SIGUSR1 prints the statistics\n"
     "line. Statistics: rx_in/rx_out frames received per side, tx_in/tx_out frames sent per side,\n"
@@ -106,7 +106,7 @@ static void usage(FILE *f)
 	fputs(usage_text, f);
 }
 
-static volatile int stop;
+static volatile sig_atomic_t stop;
 static volatile sig_atomic_t got_usr1;
 
 static void on_signal(int sig)
@@ -443,11 +443,19 @@ static int cmd_run(struct cmdline *c)
 	return err ? 1 : 0;
 }
 
+static void print_time(const char *name, uint64_t ns)
+{
+	printf("%s=%llu.%09llu", name, (unsigned long long)(ns / 1000000000u),
+	       (unsigned long long)(ns % 1000000000u));
+}
+
 static int cmd_info(struct cmdline *c)
 {
 	struct paste_pool *pool;
 	struct plog *log;
 	struct plog_info i;
+	struct plog_rec r;
+	const uint8_t *b;
 
 	if (logd_open_offline(c->o.pool_path, &pool, &log))
 		return 1;
@@ -458,6 +466,10 @@ static int cmd_info(struct cmdline *c)
 	       i.epoch, i.cut ? "yes" : "no");
 	if (i.cut)
 		printf(" cut_seq=%llu", (unsigned long long)i.cut_seq);
+	if (!plog_get(log, i.first_seq, &r, &b))
+		print_time(" first_time", r.ts_ns);
+	if (i.next_seq > i.first_seq && !plog_get(log, i.next_seq - 1, &r, &b))
+		print_time(" last_time", r.ts_ns);
 	printf("\n");
 	plog_close(&log);
 	paste_pool__close(&pool);

@@ -15,6 +15,7 @@
 #ifndef PASTE_LOGD_H
 #define PASTE_LOGD_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -127,7 +128,7 @@ struct logd_stats {
 struct logd;
 int logd_open(const struct logd_opts *o, struct logd **l);
 /* Run until *stop becomes non-zero; calls @tick about every 100 ms. @return 0 or -errno. */
-int logd_run(struct logd *l, volatile int *stop, void (*tick)(struct logd *l, void *arg),
+int logd_run(struct logd *l, volatile sig_atomic_t *stop, void (*tick)(struct logd *l, void *arg),
              void *arg);
 void logd_get_stats(struct logd *l, struct logd_stats *st);
 void logd_close(struct logd **l);
