@@ -44,7 +44,8 @@ const char ref_opts_help[] =
     "  POST /log          body (Content-Length, at most 8192 bytes) appended; after the\n"
     "                     batch's drain: 201 Created, X-Seq and Location headers, {\"seq\":N}\n"
     "  DELETE /log        200 (accepted and ignored: the ring overwrites its oldest records)\n"
-    "  GET /stats         200 with {\"next_seq\":N,\"drains\":N}\n"
+    "  GET /stats         200 with {\"appended\":N,\"fences\":N,\"next_seq\":N} (fences:\n"
+    "                     drains, i.e. batches made durable)\n"
     "  anything else      404 / 405; malformed heads 400 and the connection is closed\n";
 
 static int bad(const struct ref_opts *o, const char *what, const char *arg)
@@ -352,8 +353,10 @@ enum ref_route ref_route(const struct ref_opts *o, const struct ref_log *log, in
 		*out_len =
 		    reply(o, out, 200, text, "", "ring log: nothing to truncate\n", !r->keep_alive);
 	} else if (path_is(r, "/stats") && r->method == HTTP_M_GET) {
-		snprintf(body, sizeof(body), "{\"next_seq\":%" PRIu64 ",\"drains\":%" PRIu64 "}\n",
-		         log->next_seq, log->drains);
+		snprintf(body, sizeof(body),
+		         "{\"appended\":%" PRIu64 ",\"fences\":%" PRIu64 ",\"next_seq\":%" PRIu64
+		         "}\n",
+		         log->appended, log->drains, log->next_seq);
 		*out_len = reply(o, out, 200, "application/json", "", body, !r->keep_alive);
 	} else if (path_is(r, "/log") || path_is(r, "/stats")) {
 		*out_len = reply(o, out, 405, text, "", "405 Method Not Allowed\n", !r->keep_alive);
