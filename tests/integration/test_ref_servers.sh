@@ -11,7 +11,8 @@
 # reads the log file after the protocol check (every acknowledged record present, body byte for
 # byte, CRC32C). Then the
 # emulated media latency: with PASTE_EMU_FENCE_NS=2000000 no 1-connection request completes in
-# under 2 ms (a lower bound, safe under CPU contention), and a bad value is refused with exit 2.
+# under 2 ms (a lower bound, safe under CPU contention), and a bad value is refused with exit 2;
+# the same for paste-wal --transport kernel, which takes the variable as its --fence-delay.
 # About 20 s per server.
 . "$(dirname "$0")/lib.sh"
 
@@ -83,3 +84,28 @@ for name in ref-epoll ref-uring; do
 	[ ! -e "$POOL.x" ] || fail "$name created its log despite a bad option"
 done
 [ $ran -gt 0 ] || fail "neither ref-epoll nor ref-uring is built"
+
+# paste-wal takes the same variable as the default of --fence-delay (the library's fence spins).
+WAL=$PASTE_BUILD/paste-wal
+[ -x "$WAL" ] || fail "paste-wal not built"
+rc=0
+PASTE_EMU_FENCE_NS=soon "$WAL" --transport kernel --port 8080 --pool "$POOL.x" >"$LOGDIR/wal.bad.log" 2>&1 || rc=$?
+[ $rc = 2 ] && grep -q PASTE_EMU_FENCE_NS "$LOGDIR/wal.bad.log" ||
+	fail "paste-wal: a bad PASTE_EMU_FENCE_NS gave exit $rc: $(cat "$LOGDIR/wal.bad.log")"
+rm -f "$POOL"
+ip netns exec "$NS_SRV" env PASTE_EMU_FENCE_NS=2000000 "$WAL" --transport kernel --ip "$SRV_IP" \
+	--port 8080 --pool "$POOL" --pool-size 64M >"$LOGDIR/paste-wal.log" 2>&1 &
+SRV_PID=$!
+track_pid "$SRV_PID"
+for ((i = 0; i < READY_TIMEOUT * 10; i++)); do
+	grep -q '^paste-wal: ready' "$LOGDIR/paste-wal.log" && break
+	kill -0 "$SRV_PID" 2>/dev/null || fail "paste-wal exited: $(tail -n 3 "$LOGDIR/paste-wal.log")"
+	sleep 0.1
+done
+out=$(in_cli "$BENCH" --mode http-post --connect "$SRV_IP:8080" --size 64 --conns 1 \
+	--duration 1 --warmup 0.1 --json --quiet) || fail "paste-wal: paste-bench (fence delay) failed"
+min=$(sed -n 's/.*"latency_us":{"min":\([0-9.]*\).*/\1/p' <<<"$out")
+python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) >= 2000 else 1)" "${min:-0}" ||
+	fail "paste-wal: with PASTE_EMU_FENCE_NS=2000000 a request took only ${min:-?} us"
+stop_ref || fail "paste-wal exited with status $? after SIGTERM"
+log "paste-wal --transport kernel: PASTE_EMU_FENCE_NS=2000000 -> fastest request $min us"
