@@ -28,7 +28,8 @@ def category(frames):
         return "tcp-tx"
     if any(s.startswith("tcp_recvmsg") for s in syms):
         return "tcp-rx-copy"
-    if any(s.startswith(("do_epoll_wait", "do_sys_poll", "__schedule", "schedule")) for s in syms):
+    if any(s.startswith(("do_epoll_wait", "do_sys_poll", "__schedule", "schedule",
+                         "io_cqring_wait")) for s in syms):
         return "wait"
     sym, dso = frames[0]
     if "[kernel" in dso or dso.startswith("[") and "vdso" not in dso:
@@ -39,26 +40,27 @@ def category(frames):
         return "user:paste"
     if "libc" in dso or "ld-linux" in dso or "vdso" in dso:
         return "user:libc"
-    if "paste-" in dso:
+    if "paste-" in dso or "ref-" in dso:
         return "user:app"
     return "user:other"
 
 
 def parse(lines):
-    """Yield (comm, frames) per sample of perf script output (header line, then stack lines)."""
-    comm, frames = None, []
+    """Yield (comm, pid, frames) per sample of perf script output (header line, then stack)."""
+    comm, pid, frames = None, None, []
     for line in lines:
         line = line.rstrip("\n")
         if not line.strip():
             if comm is not None:
-                yield comm, frames
-            comm, frames = None, []
+                yield comm, pid, frames
+            comm, pid, frames = None, None, []
             continue
         if not line.startswith((" ", "\t")):
             if comm is not None:
-                yield comm, frames
+                yield comm, pid, frames
             parts = line.split()
             comm, frames = (parts[0] if parts else "?"), []
+            pid = parts[1] if len(parts) > 1 else None
             continue
         parts = line.split(None, 1)
         rest = parts[1] if len(parts) > 1 else ""
@@ -66,17 +68,23 @@ def parse(lines):
         sym = sym.split("+")[0]
         frames.append((sym, dso.rstrip(")")))
     if comm is not None:
-        yield comm, frames
+        yield comm, pid, frames
 
 
 def classify(argv):
-    tr, rep, freq, secs, srv_comm, bench_json = argv
+    """Samples by side. With the PIDs given, by PID: other processes of the same name (another
+    benchmark or test on a shared machine) must not count as the server or the client."""
+    tr, rep, freq, secs, srv_comm, bench_json = argv[:6]
+    srv_pid, cli_pid = (argv[6], argv[7]) if len(argv) == 8 else (None, None)
     counts = {"server": {}, "client": {}, "other": {}}
-    for comm, frames in parse(sys.stdin):
+    for comm, pid, frames in parse(sys.stdin):
         if not frames:
             continue
-        side = ("server" if srv_comm.startswith(comm) or comm.startswith(srv_comm[:15])
-                else "client" if comm.startswith("paste-bench") else "other")
+        if srv_pid:
+            side = "server" if pid == srv_pid else "client" if pid == cli_pid else "other"
+        else:
+            side = ("server" if srv_comm.startswith(comm) or comm.startswith(srv_comm[:15])
+                    else "client" if comm.startswith("paste-bench") else "other")
         if side == "other" and comm.startswith("swapper"):
             continue  # idle
         c = category(frames)
@@ -114,10 +122,10 @@ def report(argv):
                 agg.setdefault(k, []).append(x)
         rows[tr] = {k: st.median([x for x in xs if x is not None]) for k, xs in agg.items()
                     if any(x is not None for x in xs)}
-    trs = [t for t in ("paste", "kernel") if t in rows]
+    trs = [t for t in ("paste", "kernel", "ref-epoll", "ref-uring") if t in rows]
     print(f"\n{app} {size} B, {conns} connections, pin {pin}; medians of {len(runs) // max(1, len(trs))}"
           " run(s) per transport; CPU µs per request\n")
-    print("| | " + " | ".join(trs) + (" | paste / kernel |" if len(trs) == 2 else " |"))
+    print("| | " + " | ".join(trs) + (f" | {trs[0]} / {trs[1]} |" if len(trs) == 2 else " |"))
     print("|---|" + "---|" * (len(trs) + (1 if len(trs) == 2 else 0)))
 
     def line(label, key, d=2):
@@ -143,7 +151,7 @@ def report(argv):
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--report":
         report(sys.argv[2:])
-    elif len(sys.argv) == 7:
+    elif len(sys.argv) in (7, 9):
         classify(sys.argv[1:])
     else:
         sys.exit(__doc__)

@@ -89,7 +89,8 @@ const char daemon_common_help[] =
     "                     pool frames, then flush: the path without PASTE, for comparison;\n"
     "                     --ifname is then not needed and --ip defaults to all addresses)\n"
     "  --no-persist       flushes and fences off: only to measure what persistence costs\n"
-    "  --fence-delay NS   emulated media write latency added to every fence (nanoseconds)\n"
+    "  --fence-delay NS   emulated media write latency added to every fence (nanoseconds;\n"
+    "                     default: the environment variable PASTE_EMU_FENCE_NS, else 0)\n"
     "  --verbose          print debug messages of the library\n"
     "  --help             this text\n";
 
@@ -272,6 +273,27 @@ static struct option *merge(const struct option *extra)
 	return all;
 }
 
+/*
+ * PASTE_EMU_FENCE_NS: the emulated media latency of the slow-media experiment (issue 15), the same
+ * variable the reference servers of bench/ read, so one setting applies to every server compared.
+ * --fence-delay overrides it.
+ */
+static int env_fence_delay(struct daemon_opts *d, const char *prog)
+{
+	const char *env = getenv("PASTE_EMU_FENCE_NS");
+	uint64_t v;
+
+	if (!env || !*env)
+		return 0;
+	if (daemon_parse_uint(env, 0, 100000000, &v)) {
+		fprintf(stderr, "%s: PASTE_EMU_FENCE_NS: bad value '%s': nanoseconds 0-100000000\n",
+		        prog, env);
+		return 2;
+	}
+	d->paste.fence_delay_ns = (uint32_t)v;
+	return 0;
+}
+
 int daemon_parse(int argc, char **argv, struct daemon_opts *d, const struct option *extra,
                  daemon_extra_fn fn, void *app, void (*usage)(FILE *out))
 {
@@ -283,6 +305,7 @@ int daemon_parse(int argc, char **argv, struct daemon_opts *d, const struct opti
 		return 2;
 	memset(d, 0, sizeof(*d));
 	d->paste.sz = sizeof(d->paste);
+	r = env_fence_delay(d, prog); /* the default of --fence-delay */
 	opterr = 0;
 	optind = 1;
 	while (r == 0 && (opt = getopt_long(argc, argv, ":", all, NULL)) != -1) {
