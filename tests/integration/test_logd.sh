@@ -8,7 +8,8 @@
 #     tcpdump -r reads the export with the original (increasing, recent) timestamps;
 #  3. restart: the log is recovered whole (same range, frames still pinned), forwarding resumes;
 #  4. selection: with --match 'udp port 9', TCP is forwarded but not logged, and the matching UDP is;
-#  5. replay re-sends logged frames out of an interface (seen by tcpdump there).
+#  5. replay re-sends logged frames out of an interface (seen by tcpdump there);
+#  6. selection by protocol and prefix (--match 'icmp net ...'): only the pings are logged.
 . "$(dirname "$0")/logd_lib.sh"
 
 start_logd --pool "$POOL" --pool-size 512M
@@ -76,4 +77,19 @@ out=$(in_mb "$LOGD" replay --pool "$POOL" --out "$VETH_MBS" --from "$next") || f
 stop_capture
 [ "$out" = "replayed=5" ] || fail "replay said: $out"
 $TOOL subset "$WORK/sel.pcapng" "$WORK/replay.pcap" >&2 || fail "replayed frames differ"
+
+# 6. selection by protocol and prefix: ICMP of 10.77.0.0/24 is logged; a TCP rule for a host that is
+# not in the transfer logs nothing of it; ARP (not IPv4) is never matched by rules.
+next=$("$LOGD" info --pool "$POOL" | tr ' ' '\n' | sed -n 's/^next_seq=//p')
+start_logd --pool "$POOL" --match 'icmp net 10.77.0.0/24' --match 'tcp host 10.77.0.9'
+wait_ping
+in_cli ping -c 3 -i 0.2 "$SRV_IP" >/dev/null || fail "ping failed"
+transfer 1
+stop_logd
+"$LOGD" export --pool "$POOL" --from "$next" >"$WORK/icmp.pcapng"
+tcpdump -nn -r "$WORK/icmp.pcapng" 2>/dev/null >"$WORK/icmp.txt"
+icmp=$(grep -c 'ICMP echo' "$WORK/icmp.txt" || true)
+[ "$icmp" -ge 6 ] || fail "expected the pings logged, export has $icmp ICMP echo frames"
+[ "$(wc -l <"$WORK/icmp.txt")" = "$icmp" ] || fail "frames other than the pings were logged: $(grep -v 'ICMP echo' "$WORK/icmp.txt" | head -3)"
+[ "$(stat_field "$ST" logged)" = "$icmp" ] || fail "logged $(stat_field "$ST" logged), exported $icmp"
 exit 0
