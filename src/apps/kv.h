@@ -55,7 +55,7 @@ struct kv_stats {
 	uint64_t cmds, conns, hits, misses, expired, oom, proto_errors, skipped;
 	uint64_t val_inplace, val_inplace_bytes, val_copied, val_copied_bytes, val_computed;
 	uint64_t key_inplace, key_copied, pins, pin_copies;
-	uint64_t val_big, spills, spill_bytes, expired_active;
+	uint64_t val_big, pieces_inplace, pieces_copied, spills, spill_bytes, expired_active;
 };
 
 /* Value types (kv_obj.c): a plain string (one reference), or an object header. */

@@ -192,8 +192,13 @@ static int chunk_add(struct chunker *c, const uint8_t *p, size_t n, bool pool)
 		return err;
 	chunk_key(ck, c->idx);
 	err = sub_put(d, c->gen, ck, 4, &ref);
-	if (!err)
+	if (!err) {
 		c->idx++;
+		if (pool)
+			d->st.pieces_inplace++;
+		else
+			d->st.pieces_copied++;
+	}
 	return err;
 }
 
