@@ -55,7 +55,7 @@ struct kv_stats {
 	uint64_t cmds, conns, hits, misses, expired, oom, proto_errors, skipped;
 	uint64_t val_inplace, val_inplace_bytes, val_copied, val_copied_bytes, val_computed;
 	uint64_t key_inplace, key_copied, pins, pin_copies;
-	uint64_t val_big, spills, spill_bytes, expired_active;
+	uint64_t val_big, pieces_inplace, pieces_copied, spills, spill_bytes, expired_active;
 };
 
 /* Value types (kv_obj.c): a plain string (one reference), or an object header. */
@@ -386,6 +386,7 @@ int big_pieces(struct kvd *d, struct resp_buf *b, size_t off, const uint8_t *p, 
 int big_header_ref(struct kvd *d, uint64_t gen, uint64_t len, uint64_t n, struct paste_ref *ref);
 int big_store(struct kvd *d, const struct str *k, struct resp_buf *b, size_t off, const uint8_t *p,
               size_t n, uint64_t ttl);
+int big_clone(struct kvd *d, const struct obj *o, struct paste_ref *hdr);
 void value_retire(struct kvd *d, const struct paste_ref *v);
 int big_chunk(struct kvd *d, const struct obj *o, uint64_t i, const uint8_t **p, size_t *n);
 int obj_read(struct kvd *d, const struct obj *o, uint64_t off, uint64_t n, uint8_t *dst);

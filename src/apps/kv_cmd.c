@@ -356,7 +356,7 @@ void info_server(struct kvd *d)
 	           "# Server\r\nredis_version:7.0.0\r\npaste_kv_version:" KV_VERSION "\r\n"
 	           "redis_mode:standalone\r\nos:Linux\r\nprocess_id:%d\r\ntcp_port:%u\r\n"
 	           "transport:%s\r\nbusy_poll:%d\r\nuptime_in_seconds:%lld\r\n"
-	           "connected_clients:%u\r\n\r\n",
+	           "connected_clients:%u\r\nmem_allocator:libc\r\n\r\n",
 	           (int)getpid(), d->d.port,
 	           d->d.paste.transport == PASTE_TRANSPORT_KERNEL ? "kernel" : "paste",
 	           d->d.paste.busy_poll, (long long)(time(NULL) - d->started), d->conns_open);
@@ -400,11 +400,16 @@ void info_stats(struct kvd *d, const struct paste_stats *s)
 	    "\r\nvalues_copied_bytes:%" PRIu64 "\r\nvalues_computed:%" PRIu64
 	    "\r\nkeys_in_place:%" PRIu64 "\r\nkeys_copied:%" PRIu64 "\r\nreplies_pinned:%" PRIu64
 	    "\r\nreplies_copied:%" PRIu64 "\r\nrx_payload_bytes:%" PRIu64
-	    "\r\nrx_copied_bytes:%" PRIu64 "\r\nrounds:%" PRIu64 "\r\nzerocopy:%d\r\n\r\n",
-	    k->conns, k->cmds, k->hits, k->misses, k->expired, k->oom, k->proto_errors, k->skipped,
-	    k->val_inplace, k->val_inplace_bytes, k->val_copied, k->val_copied_bytes,
-	    k->val_computed, k->key_inplace, k->key_copied, k->pins, k->pin_copies,
-	    s->rx_payload_bytes, s->rx_copied_bytes, s->rounds, s->zerocopy);
+	    "\r\nrx_copied_bytes:%" PRIu64 "\r\nrounds:%" PRIu64 "\r\nbig_values:%" PRIu64
+	    "\r\nbig_pieces_in_place:%" PRIu64 "\r\nbig_pieces_copied:%" PRIu64
+	    "\r\nlarge_requests_kept:%" PRIu64 "\r\nlarge_request_bytes_kept:%" PRIu64
+	    "\r\nexpired_keys_active:%" PRIu64 "\r\nzerocopy:%d\r\n\r\n",
+	    k->conns, k->cmds, k->hits, k->misses, k->expired + k->expired_active, k->oom,
+	    k->proto_errors, k->skipped, k->val_inplace, k->val_inplace_bytes, k->val_copied,
+	    k->val_copied_bytes, k->val_computed, k->key_inplace, k->key_copied, k->pins,
+	    k->pin_copies, s->rx_payload_bytes, s->rx_copied_bytes, s->rounds, k->val_big,
+	    k->pieces_inplace, k->pieces_copied, k->spills, k->spill_bytes, k->expired_active,
+	    s->zerocopy);
 }
 
 void info_keyspace(struct kvd *d)

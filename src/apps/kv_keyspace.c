@@ -97,44 +97,83 @@ int cmd_renamenx(struct req *r)
 	return rename_generic(r, true);
 }
 
-struct copy_fields {
-	struct kvd *d;
-	uint64_t from, to;
-	int err;
+struct piece {
+	const uint8_t *sk; /* the sub-key after the generation (in the pool) */
+	uint32_t skn;
+	struct paste_ref val;
 };
 
-static int copy_field_fn(const struct paste_ref *key, const struct paste_ref *val, void *arg)
-{
-	struct copy_fields *c = arg;
-	const uint8_t *k = paste_pool__ref_ptr(c->d->pool, key);
-	struct paste_ref v;
-	size_t mark = c->d->arena_used;
+struct pieces {
+	struct kvd *d;
+	uint64_t gen;
+	struct piece *v;
+	size_t n, cap;
+};
 
-	if (!k || key->len < 8 || sub_gen(k) != c->from)
+static int piece_fn(const struct paste_ref *key, const struct paste_ref *val, void *arg)
+{
+	struct pieces *l = arg;
+	const uint8_t *k = paste_pool__ref_ptr(l->d->pool, key);
+
+	if (!k || key->len < 8 || sub_gen(k) != l->gen)
 		return 0;
-	c->err = ref_again(c->d, val, &v);
-	if (!c->err)
-		c->err = sub_put(c->d, c->to, k + 8, key->len - 8, &v);
-	c->d->arena_used = mark;
-	return c->err;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		struct piece *v = realloc(l->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	l->v[l->n++] = (struct piece){.sk = k + 8, .skn = key->len - 8, .val = *val};
+	return 0;
 }
 
-/* A new object with the same pieces as @o (each referenced again). */
+/* Piece @p again under generation @to: its value referenced again (a field's big string cloned). */
+static int copy_piece(struct kvd *d, uint64_t to, const struct piece *p, bool fields)
+{
+	struct paste_ref v;
+	size_t mark = d->arena_used;
+	struct obj o;
+	int err;
+
+	obj_decode(d, &p->val, &o);
+	if (fields && o.type == T_BIG)
+		err = big_clone(d, &o, &v);
+	else
+		err = ref_again(d, &p->val, &v);
+	if (!err)
+		err = sub_put(d, to, p->sk, p->skn, &v);
+	d->arena_used = mark;
+	return err;
+}
+
+/*
+ * A new object with the same pieces as @o, each referenced again (no byte copied). The pieces are
+ * listed first and put afterwards: the piece index is not changed while it is walked.
+ */
 static int copy_object(struct kvd *d, const struct str *dst, const struct obj *o, uint64_t ttl)
 {
-	struct copy_fields c = {.d = d, .from = o->gen, .to = d->next_gen++};
+	struct pieces l = {.d = d, .gen = o->gen};
+	uint64_t to;
+	int err;
 
 	if (o->type == T_STR)
 		return link_value(d, dst, o, ttl);
-	paste_kv__iterate(d->sub, copy_field_fn, &c);
-	if (c.err)
-		return c.err; /* the pieces copied so far are swept at the next startup */
+	to = d->next_gen++;
+	err = paste_kv__iterate(d->sub, piece_fn, &l);
+	for (size_t i = 0; i < l.n && !err; i++)
+		err = copy_piece(d, to, &l.v[i], o->type != T_BIG);
+	free(l.v);
+	if (err)
+		return err; /* the pieces copied so far are swept at the next startup */
 	if (!IS_STRING(o->type))
-		hash_count_add(d, c.to, (int64_t)hash_count(d, o->gen));
+		hash_count_add(d, to, (int64_t)hash_count(d, o->gen));
 	if (o->type == T_LIST)
-		hash_count_add(d, c.to ^ LIST_HEAD_BIT,
+		hash_count_add(d, to ^ LIST_HEAD_BIT,
 		               (int64_t)hash_count(d, o->gen ^ LIST_HEAD_BIT));
-	return hdr_store(d, dst, o->type, c.to, o->len, o->n, ttl);
+	return hdr_store(d, dst, o->type, to, o->len, o->n, ttl);
 }
 
 int cmd_copy(struct req *r)

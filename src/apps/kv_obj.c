@@ -192,8 +192,13 @@ static int chunk_add(struct chunker *c, const uint8_t *p, size_t n, bool pool)
 		return err;
 	chunk_key(ck, c->idx);
 	err = sub_put(d, c->gen, ck, 4, &ref);
-	if (!err)
+	if (!err) {
 		c->idx++;
+		if (pool)
+			d->st.pieces_inplace++;
+		else
+			d->st.pieces_copied++;
+	}
 	return err;
 }
 
@@ -283,6 +288,33 @@ int big_store(struct kvd *d, const struct str *k, struct resp_buf *b, size_t off
 	err = hdr_store(d, k, T_BIG, gen, n, nchunks, ttl);
 	if (err)
 		chunks_del(d, gen, nchunks);
+	return err;
+}
+
+/* A new big string with the pieces of @o (each referenced again, no copy); *hdr its header. */
+int big_clone(struct kvd *d, const struct obj *o, struct paste_ref *hdr)
+{
+	uint64_t gen = d->next_gen++, i;
+	int err = 0;
+
+	for (i = 0; i < o->n && !err; i++) {
+		struct paste_ref ref = {0};
+		const uint8_t *p;
+		size_t n, mark = d->arena_used;
+		uint8_t ck[4];
+
+		err = big_chunk(d, o, i, &p, &n);
+		if (!err)
+			err = paste_keep(d->ctx, p, n, &ref);
+		chunk_key(ck, i);
+		if (!err)
+			err = sub_put(d, gen, ck, 4, &ref);
+		d->arena_used = mark;
+	}
+	if (!err)
+		err = big_header_ref(d, gen, o->len, o->n, hdr);
+	if (err)
+		chunks_del(d, gen, i);
 	return err;
 }
 
