@@ -534,8 +534,8 @@ static int pool_open_dax(struct paste_pool *p, const struct pool_cfg *cfg)
 		return paste_fail(-EBADMSG,
 		                  "device DAX %s holds data that is not a paste pool: refusing to "
 		                  "format it; if nothing on it is needed, zero its first 4 KiB "
-		                  "(daxio --output=%s --zero --len=4096) and open it again",
-		                  p->path, p->path);
+		                  "(docs/deploying.md shows how) and open it again",
+		                  p->path);
 	if (!paste_dax__blank(p->base, POOL_SB_AREA))
 		return pool_load(p, cfg);
 	if (!cfg->create)

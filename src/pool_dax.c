@@ -115,7 +115,7 @@ int paste_dax__probe_at(const char *sysfs, int fd, const char *path, struct past
 		return paste_fail(-EINVAL,
 		                  "device DAX %s: size %" PRIu64
 		                  " is not a multiple of its alignment %" PRIu64
-		                  ": reconfigure it (daxctl reconfigure-device --align)",
+		                  ": recreate it with a size that is (see docs/deploying.md)",
 		                  path, out->size, out->align);
 	return 0;
 }
