@@ -525,19 +525,20 @@ static int pool_load(struct paste_pool *p, const struct pool_cfg *cfg)
 static int pool_open_dax(struct paste_pool *p, const struct pool_cfg *cfg)
 {
 	struct pool_cfg c = *cfg;
+	enum paste_dax_content content;
 	int err = pool_map(p);
 
 	if (err)
 		return err;
-	if (memcmp(p->base, POOL_MAGIC, 8) && memcmp(p->base + POOL_SB_BACKUP_OFF, POOL_MAGIC, 8) &&
-	    !paste_dax__blank(p->base, POOL_SB_AREA))
+	content = paste_dax__classify(p->base, POOL_SB_AREA, POOL_MAGIC, 8, POOL_SB_BACKUP_OFF);
+	if (content == PASTE_DAX_POOL)
+		return pool_load(p, cfg);
+	if (content == PASTE_DAX_FOREIGN)
 		return paste_fail(-EBADMSG,
 		                  "device DAX %s holds data that is not a paste pool: refusing to "
 		                  "format it; if nothing on it is needed, zero its first 4 KiB "
 		                  "(docs/deploying.md shows how) and open it again",
 		                  p->path);
-	if (!paste_dax__blank(p->base, POOL_SB_AREA))
-		return pool_load(p, cfg);
 	if (!cfg->create)
 		return paste_fail(
 		    -ENOENT, "device DAX %s holds no pool yet: open it with create to format it",

@@ -167,14 +167,20 @@ bool paste_dax__is_chardev(int fd)
 	return !fstat(fd, &st) && S_ISCHR(st.st_mode);
 }
 
-bool paste_dax__blank(const void *p, size_t n)
+enum paste_dax_content paste_dax__classify(const void *page, size_t len, const void *magic,
+                                           size_t magic_len, size_t backup_off)
 {
-	const uint8_t *b = p;
+	const uint8_t *b = page;
 
-	for (size_t i = 0; i < n; i++)
+	if (len >= magic_len && !memcmp(b, magic, magic_len))
+		return PASTE_DAX_POOL;
+	if (len >= magic_len && backup_off <= len - magic_len &&
+	    !memcmp(b + backup_off, magic, magic_len))
+		return PASTE_DAX_POOL;
+	for (size_t i = 0; i < len; i++)
 		if (b[i])
-			return false;
-	return true;
+			return PASTE_DAX_FOREIGN;
+	return PASTE_DAX_BLANK;
 }
 
 /* True if the comma-separated option list @opts has "dax" or "dax=always". */

@@ -3,7 +3,7 @@
  * pool_dax.h - device DAX (/dev/daxX.Y: persistent memory from an NVDIMM namespace or a CXL region)
  * as a pool, and why a file on a DAX filesystem (fsdax) cannot be one. Used by the pool (pool.c),
  * which calls paste_dax__probe() on a character device, then paste_dax__map(), and formats the
- * device on first use (its superblock page all zeros: paste_dax__blank()).
+ * device on first use (its superblock page all zeros: paste_dax__classify()).
  *
  * A device-DAX node has no file size and refuses read/write/ftruncate: its size and the alignment
  * every mapping of it must respect (offset, length and address: 4 KiB, 2 MiB or 1 GiB) are read
@@ -54,8 +54,19 @@ int paste_dax__map(int fd, const char *path, const struct paste_dax_info *info, 
 /** True if @fd is a character device (a device-DAX candidate). */
 bool paste_dax__is_chardev(int fd);
 
-/** True if the @n bytes at @p are all zero (a device that holds no pool yet). */
-bool paste_dax__blank(const void *p, size_t n);
+/** What the superblock page of a device holds (paste_dax__classify()). */
+enum paste_dax_content {
+	PASTE_DAX_BLANK,   /**< all zeros: never used, the pool formats it */
+	PASTE_DAX_POOL,    /**< the pool magic in the primary or the backup superblock: open it */
+	PASTE_DAX_FOREIGN, /**< anything else: refused, never formatted */
+};
+
+/**
+ * Classify the @len-byte superblock page at @page: @magic (@magic_len bytes) is looked for at 0
+ * and at @backup_off (a crash may have torn either copy, never both).
+ */
+enum paste_dax_content paste_dax__classify(const void *page, size_t len, const void *magic,
+                                           size_t magic_len, size_t backup_off);
 
 /**
  * True if the file at @path is accessed through DAX: statx() reports STATX_ATTR_DAX (Linux 5.8+);

@@ -369,14 +369,28 @@ static void test_umem_refused_message(void **state)
 	unlink(file);
 }
 
-static void test_blank(void **state)
+/* Format only what was never used; open what has a pool magic in either copy; refuse the rest. */
+static void test_classify(void **state)
 {
 	static uint8_t page[4096];
+	const char magic[8] = "PASTEPL";
 
-	assert_true(paste_dax__blank(page, sizeof(page)));
-	page[4095] = 1;
-	assert_false(paste_dax__blank(page, sizeof(page)));
-	page[4095] = 0;
+	assert_int_equal(paste_dax__classify(page, sizeof(page), magic, 8, 2048), PASTE_DAX_BLANK);
+	page[4095] = 1; /* one stray byte anywhere in the page: somebody's data */
+	assert_int_equal(paste_dax__classify(page, sizeof(page), magic, 8, 2048),
+	                 PASTE_DAX_FOREIGN);
+	memset(page, 0, sizeof(page));
+	memcpy(page + 100, "PASTEPL", 8); /* the magic in the wrong place is not a pool */
+	assert_int_equal(paste_dax__classify(page, sizeof(page), magic, 8, 2048),
+	                 PASTE_DAX_FOREIGN);
+	memcpy(page, magic, 8);
+	assert_int_equal(paste_dax__classify(page, sizeof(page), magic, 8, 2048), PASTE_DAX_POOL);
+	memset(page, 0, 2048); /* primary torn to zeros, backup intact: a pool, never reformatted */
+	memcpy(page + 2048, magic, 8);
+	assert_int_equal(paste_dax__classify(page, sizeof(page), magic, 8, 2048), PASTE_DAX_POOL);
+	memset(page, 0xff, 2048); /* primary torn to garbage, backup intact */
+	assert_int_equal(paste_dax__classify(page, sizeof(page), magic, 8, 2048), PASTE_DAX_POOL);
+	memset(page, 0, sizeof(page));
 }
 
 static void quiet(enum paste_log_level level, const char *msg, void *user)
@@ -394,7 +408,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_pool_on_device, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_mountinfo_dax, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_umem_refused_message, setup, teardown),
-	    cmocka_unit_test(test_blank),
+	    cmocka_unit_test(test_classify),
 	};
 
 	paste_set_print(quiet, NULL, PASTE_LOG_DEBUG);
