@@ -27,7 +27,8 @@
  *
  * Device DAX (/dev/daxX.Y, pool_dax.c): the pool is the whole device, mapped at its sysfs
  * alignment, never created or truncated; a device whose superblock page is all zeros is formatted
- * on first use (with create), one holding anything else must hold a valid pool.
+ * on first use (with create), one with a pool superblock is opened like a file, anything else is
+ * refused and left alone.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
