@@ -25,8 +25,10 @@
  * A pool is used by one open at a time: the open holds flock(LOCK_EX) on the file until close (a
  * crashed process releases it), and a second open gets -EBUSY.
  *
- * Device-DAX (/dev/daxX.Y) paths are mapped whole and validated like files, but not created or
- * formatted here: only regular files are created (O_EXCL).
+ * Device DAX (/dev/daxX.Y, pool_dax.c): the pool is the whole device, mapped at its sysfs
+ * alignment, never created or truncated; a device whose superblock page is all zeros is formatted
+ * on first use (with create), one with a pool superblock is opened like a file, anything else is
+ * refused and left alone.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -48,6 +50,7 @@
 #include <paste/pool.h>
 
 #include "internal.h"
+#include "pool_dax.h" /* device DAX (issue 14) */
 #include "pool_internal.h"
 
 #ifndef AF_XDP
@@ -114,6 +117,7 @@ struct paste_pool {
 	bool is_pmem;      /* from pmem_map_file */
 	bool created;      /* this open created the file (unlinked again if the open fails) */
 	bool was_clean;    /* clean flag found at open */
+	bool dax_new;      /* device DAX formatted by this open (never unlinked, unlike created) */
 	struct pool_sb sb; /* working copy of the superblock; sb_commit() makes it durable */
 	/* volatile state, rebuilt at every open */
 	struct paste_frames frames; /* who holds each frame; KEPT counts rebuilt from the indexes */
@@ -392,6 +396,15 @@ static int pool_map(struct paste_pool *p)
 		                  "%s is not a paste pool: %lld bytes, smaller than a "
 		                  "superblock: check the path, or remove the file",
 		                  p->path, (long long)st.st_size);
+	if (S_ISCHR(st.st_mode)) { /* device DAX (issue 14): sysfs size, aligned mapping */
+		struct paste_dax_info dax;
+		int err = paste_dax__probe(p->fd, p->path, &dax);
+
+		if (!err)
+			err = paste_dax__map(p->fd, p->path, &dax, (void **)&p->base, &p->map_len);
+		p->is_pmem = !err;
+		return err;
+	}
 	snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", p->fd); /* the inode we locked */
 	p->base = pmem_map_file(fdpath, 0, 0, 0, &p->map_len, &is_pmem);
 	if (!p->base)
@@ -484,7 +497,7 @@ static int pool_load(struct paste_pool *p, const struct pool_cfg *cfg)
 	const char *why;
 	int err;
 
-	err = pool_map(p);
+	err = p->base ? 0 : pool_map(p); /* device DAX: pool_open_dax mapped it */
 	if (!err)
 		err = pool_load_sb(p);
 	if (err)
@@ -503,6 +516,43 @@ static int pool_load(struct paste_pool *p, const struct pool_cfg *cfg)
 		                  "pool %s has %u-byte frames, %u-byte frames were "
 		                  "requested: ask for %u (or 0), or recreate the pool",
 		                  p->path, p->sb.frame_size, cfg->frame_size, p->sb.frame_size);
+	return 0;
+}
+
+/*
+ * Device DAX (issue 14): map it, format it if its superblock page is all zeros (first use), else
+ * load it as a pool. Not "created": a failed open must never unlink a device node.
+ */
+static int pool_open_dax(struct paste_pool *p, const struct pool_cfg *cfg)
+{
+	struct pool_cfg c = *cfg;
+	enum paste_dax_content content;
+	int err = pool_map(p);
+
+	if (err)
+		return err;
+	content = paste_dax__classify(p->base, POOL_SB_AREA, POOL_MAGIC, 8, POOL_SB_BACKUP_OFF);
+	if (content == PASTE_DAX_POOL)
+		return pool_load(p, cfg);
+	if (content == PASTE_DAX_FOREIGN)
+		return paste_fail(-EBADMSG,
+		                  "device DAX %s holds data that is not a paste pool: refusing to "
+		                  "format it; if nothing on it is needed, zero its first 4 KiB "
+		                  "(docs/deploying.md shows how) and open it again",
+		                  p->path);
+	if (!cfg->create)
+		return paste_fail(
+		    -ENOENT, "device DAX %s holds no pool yet: open it with create to format it",
+		    p->path);
+	c.size = p->map_len; /* the whole device */
+	c.frame_size = c.frame_size ? c.frame_size : PASTE_POOL_DEFAULT_FRAME_SIZE;
+	err = pool_layout(&p->sb, p->path, &c);
+	if (err)
+		return err;
+	sb_commit(p);
+	p->dax_new = true;
+	pr_info("formatted device DAX %s as a pool: %llu bytes, %u frames of %u bytes", p->path,
+	        (unsigned long long)p->sb.pool_size, p->sb.frame_count, p->sb.frame_size);
 	return 0;
 }
 
@@ -533,13 +583,8 @@ static int pool_check_umem(const struct paste_pool *p)
 		                  p->path, strerror(errno));
 	err = setsockopt(fd, SOL_XDP, XDP_UMEM_REG, &mr, sizeof(mr)) ? -errno : 0;
 	close(fd);
-	if (err == -EFAULT)
-		return paste_fail(err,
-		                  "the kernel refuses to register memory of %s for AF_XDP "
-		                  "(EFAULT): file pages on this filesystem cannot be pinned "
-		                  "long-term; put the pool on /dev/shm (tmpfs) or a device-DAX "
-		                  "path (/dev/daxX.Y)",
-		                  p->path);
+	if (err == -EFAULT || err == -EOPNOTSUPP) /* fsdax or a disk filesystem (issue 14) */
+		return paste_dax__umem_refused(p->path, err);
 	if (err == -ENOBUFS || err == -ENOMEM || err == -EPERM)
 		return paste_fail(err,
 		                  "cannot register %llu bytes of pool %s for AF_XDP (%s): the "
@@ -582,7 +627,10 @@ PASTE_EXPORT int paste_pool__open(struct paste_pool **pool, const char *path,
 	err = pool_open_file(p, &cfg);
 	if (err)
 		goto err_close;
-	err = p->created ? pool_create(p, &cfg) : pool_load(p, &cfg);
+	if (!p->created && paste_dax__is_chardev(p->fd)) /* device DAX (issue 14) */
+		err = pool_open_dax(p, &cfg);
+	else
+		err = p->created ? pool_create(p, &cfg) : pool_load(p, &cfg);
 	if (err)
 		goto err_unmap;
 	if (cfg.check_umem) {
@@ -641,7 +689,7 @@ PASTE_EXPORT void paste_pool__info(const struct paste_pool *pool, struct paste_p
 	info->region_area_size = sb->region_area_size;
 	info->region_area_used = sb->region_area_used;
 	memcpy(info->uuid, sb->uuid, sizeof(info->uuid));
-	info->created = pool->created;
+	info->created = pool->created || pool->dax_new; /* device DAX (issue 14) */
 	info->was_clean = pool->was_clean;
 	info->is_pmem = pool->is_pmem;
 }

@@ -25,6 +25,7 @@
 #include <linux/sockios.h>
 
 #include "ctx.h"
+#include "pool_dax.h"
 
 #ifndef SO_PREFER_BUSY_POLL
 #define SO_PREFER_BUSY_POLL 69
@@ -162,10 +163,8 @@ int paste_xsk__open(struct paste_ctx *ctx)
 	int err;
 
 	err = xsk_umem__create(&x->umem, ctx->area, size, &x->fill, &x->comp, &ucfg);
-	if (err == -EFAULT)
-		return paste_fail(err,
-		                  "AF_XDP: the kernel refuses to register the pool's memory as a "
-		                  "UMEM (EFAULT): put the pool on /dev/shm or a device-DAX path");
+	if (err == -EFAULT || err == -EOPNOTSUPP) /* pinning refused: fsdax, a disk filesystem */
+		return paste_dax__umem_refused(ctx->opts.pool_path, err);
 	if (err)
 		return paste_fail(err,
 		                  "AF_XDP: creating the UMEM over the pool (%llu bytes) failed: %s",

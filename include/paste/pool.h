@@ -58,7 +58,7 @@ struct paste_pool;
 /** Options for paste_pool__open(). Zero fields take the defaults. */
 struct paste_pool_opts {
 	size_t sz;           /**< sizeof(struct paste_pool_opts): lets the struct grow */
-	uint64_t size;       /**< total file size when creating; 0 = PASTE_POOL_DEFAULT_SIZE */
+	uint64_t size;       /**< file size when creating (0: the default); device DAX: all of it */
 	uint32_t frame_size; /**< 2048 or 4096 when creating; when opening, 0 = accept the file's */
 	uint64_t region_area; /**< bytes for named regions when creating; 0 = size / 8 (>= 1 MiB) */
 	bool create;          /**< create the file if it does not exist */
@@ -86,8 +86,11 @@ struct paste_pool_info {
  * Open (or create) a pool file.
  * @return 0; -ENOENT (absent and !create), -EEXIST (must_create), -EINVAL (bad option or geometry
  * mismatch), -EBADMSG (bad magic/checksum/version: not a pool or corrupt), -EFBIG/-ENOSPC (size),
- * -EFAULT (the kernel refuses to register this memory as UMEM: use /dev/shm or device-DAX), or the
- * errno of the failing system call.
+ * -EFAULT or -EOPNOTSUPP (the kernel refuses to register this memory as UMEM: a disk or fsdax
+ * file; use /dev/shm or device DAX), -ENODEV (a character device that is not a device DAX), or the
+ * errno of the failing system call. A device-DAX node (/dev/daxX.Y) is mapped whole at its sysfs
+ * alignment and never truncated; with create, one whose first 4 KiB are zero is formatted, one
+ * holding something that is not a pool is refused (-EBADMSG).
  */
 int paste_pool__open(struct paste_pool **pool, const char *path,
                      const struct paste_pool_opts *opts);
