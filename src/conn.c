@@ -228,6 +228,18 @@ static void conn_abort(struct paste_conn *c)
 	paste_conn__mark_dead(c, -ECONNABORTED);
 }
 
+void paste_conns__abort_dirty(struct paste_ctx *ctx)
+{
+	struct paste_conn *c = ctx->dirty, *next;
+
+	ctx->dirty = NULL;
+	for (; c; c = next) {
+		next = c->next_dirty;
+		c->dirty = false;
+		conn_abort(c);
+	}
+}
+
 void paste_conns__shutdown_conns(struct paste_ctx *ctx)
 {
 	struct paste_conn *c;

@@ -216,8 +216,12 @@ PASTE_EXPORT int paste_poll(struct paste_ctx *ctx, int timeout_ms)
 	if (ctx->round_hook) {
 		int r = ctx->round_hook(ctx, ctx->round_arg);
 
-		if (r < 0)
-			pr_warn("round hook failed: %s", strerror(-r));
+		if (r < 0) { /* nothing this round acknowledged may leave: reset, do not send */
+			pr_warn("round hook failed (%s): resetting every connection with output "
+			        "queued this round",
+			        strerror(-r));
+			paste_conns__abort_dirty(ctx);
+		}
 	}
 	paste_conns__flush(ctx);
 	if (ctx->tp->tick)

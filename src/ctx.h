@@ -110,6 +110,8 @@ void paste_conn__unlink_free(struct paste_ctx *ctx, struct paste_conn *c);
 void paste_conns__run_ready(struct paste_ctx *ctx);
 /* The transport's flush for every connection that queued data this round. */
 void paste_conns__flush(struct paste_ctx *ctx);
+/* Reset every connection that queued output this round (a failed round hook): nothing leaves. */
+void paste_conns__abort_dirty(struct paste_ctx *ctx);
 /* on_close + free for connections that ended this round. */
 void paste_conns__reap(struct paste_ctx *ctx);
 /* Abort every connection (paste_shutdown), and also close the listeners (paste_close). */

@@ -193,6 +193,58 @@ static void test_ctx_calls(void **state)
 	paste_close(&ctx);
 }
 
+static void on_data_reply(struct paste_conn *c, void *user)
+{
+	paste_conn__consume(c, paste_conn__pending(c));
+	assert_int_equal(paste_conn__send(c, "reply", 5), 5);
+}
+
+static int failing_hook(struct paste_ctx *ctx, void *arg)
+{
+	(*(int *)arg)++;
+	return -EIO;
+}
+
+/* A failing round hook: the reply queued in that round never leaves, the connection is reset. */
+static void test_failing_round_hook(void **state)
+{
+	struct paste_conn_ops ops = {.sz = sizeof(ops), .on_data = on_data_reply};
+	struct paste_opts o = kernel_opts();
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	socklen_t alen = sizeof(a);
+	struct paste_ctx *ctx;
+	struct paste_stats st;
+	int fd, calls = 0;
+	char buf[16];
+	ssize_t n = 1;
+
+	assert_int_equal(paste_open(&ctx, &o), 0);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
+	close(fd);
+	assert_int_equal(paste_listen(ctx, ntohs(a.sin_port), &ops, NULL), 0);
+	assert_int_equal(paste_set_round_hook(ctx, failing_hook, &calls), 0);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(send(fd, "x", 1, 0), 1);
+	for (int i = 0; i < 500; i++) {
+		paste_poll(ctx, 10);
+		assert_int_equal(paste_stats(ctx, &st, sizeof(st)), 0);
+		if (st.conns_accepted && !st.conns_open)
+			break;
+	}
+	assert_true(calls > 0);
+	assert_int_equal(st.conns_accepted, 1);
+	assert_int_equal(st.conns_open, 0); /* reset */
+	assert_int_equal(st.tx_bytes, 0);   /* the reply never left */
+	n = recv(fd, buf, sizeof(buf), 0);
+	assert_true(n <= 0); /* a reset (or EOF), never "reply" */
+	close(fd);
+	paste_close(&ctx);
+}
+
 static void test_index_calls(void **state)
 {
 	struct paste_pool_opts o = {.sz = sizeof(o), .size = 4 << 20, .create = true};
@@ -224,10 +276,8 @@ int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 	const struct CMUnitTest tests[] = {
-	    T(test_open_opts),
-	    T(test_pool_opts),
-	    T(test_ctx_calls),
-	    T(test_index_calls),
+	    T(test_open_opts),          T(test_pool_opts),   T(test_ctx_calls),
+	    T(test_failing_round_hook), T(test_index_calls),
 	};
 #undef T
 
