@@ -333,6 +333,8 @@ static int pool_map(struct paste_pool *p)
 	if (!p->base)
 		return paste_fail(-errno, "cannot map pool %s: %s", p->path, pmem_errormsg());
 	p->is_pmem = is_pmem;
+	if (p->ops.map)
+		p->ops.map(p->ops.arg, p->base, p->map_len);
 	if (is_pmem || fstatfs(p->fd, &fs) || fs.f_type == TMPFS_MAGIC ||
 	    fs.f_type == HUGETLBFS_MAGIC || S_ISCHR(st.st_mode))
 		return 0;

@@ -93,6 +93,9 @@ struct paste_pmem_ops {
 	void (*flush)(void *arg, const void *addr, size_t len);
 	void (*drain)(void *arg);
 	void *arg;
+	/* Optional: the pool file was mapped at @base, @len bytes (before any flush of the open),
+	 * so a simulator can track the mapping. */
+	void (*map)(void *arg, void *base, size_t len);
 };
 void paste_pool__set_pmem_ops(struct paste_pool *pool, const struct paste_pmem_ops *ops);
 /* The ops every later paste_pool__open starts with (NULL: libpmem's again). Not thread safe. */
