@@ -39,6 +39,26 @@ int paste_fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3
  * paste_last_error() but printed only at DEBUG level, so back-pressure does not flood the log. */
 int paste_fail_quiet(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* ---- options structs (log.c) ------------------------------------------------------------- */
+
+/*
+ * The one check of every public options struct that starts with `size_t sz` (libbpf's
+ * OPTS_VALID): @in must be there, in->sz must cover at least the fields up to @min_field (those
+ * every version of the struct had), and every byte past the struct this build knows must be zero
+ * (a caller built against a newer header may only use new fields a newer library understands).
+ * Then min(in->sz, sizeof(*@out)) bytes are copied into @out, zeroed first, so fields the caller's
+ * older header lacks read as 0 ("default"). Evaluates to 0, or -EINVAL with a message naming @what.
+ */
+#define PASTE_OPTS_COPY(out, in, min_field, what)                                                  \
+	paste_opts_copy((out), sizeof(*(out)), (in), offsetof(__typeof__(*(out)), min_field),      \
+	                (what))
+int paste_opts_copy(void *out, size_t out_sz, const void *in, size_t min_sz, const char *what);
+
+/* ---- clock (spin.c) ---------------------------------------------------------------------- */
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+uint64_t paste_now_ns(void);
+
 /* ---- CRC32C (crc32c.c) ------------------------------------------------------------------- */
 
 /* Castagnoli CRC, seed 0 for a fresh sum; chaining: crc = paste_crc32c(crc, next, len). */

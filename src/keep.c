@@ -40,13 +40,13 @@ PASTE_EXPORT int paste_persist(struct paste_ctx *ctx, const void *addr, size_t l
 
 /*
  * Kept frames leave the RX/FREE cycle. Below this many free frames the fill ring can no longer be
- * topped up (PASTE_TX_RESERVE stays for TX), or recv() has no frame to read into, so reception
- * would stop: refuse to keep instead, and let the application answer "full" while it can still
- * receive.
+ * topped up (the transport's frames_reserved stay for TX), or recv() has no frame to read into, so
+ * reception would stop: refuse to keep instead, and let the application answer "full" while it can
+ * still receive.
  */
 static bool keep_would_starve(const struct paste_ctx *ctx)
 {
-	uint32_t held_back = 2 * ctx->opts.batch_size + (ctx->kernel ? 0 : PASTE_TX_RESERVE);
+	uint32_t held_back = 2 * ctx->opts.batch_size + ctx->tp->frames_reserved;
 
 	return paste_frames__nr(ctx->frames, PASTE_FRAME_FREE) < held_back;
 }

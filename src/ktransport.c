@@ -4,9 +4,10 @@
  *
  * The path a server without PASTE has: the kernel's TCP, epoll, and one recv() per frame straight
  * into a pool frame (the kernel copies the payload from its socket buffer into the pool). Each
- * received chunk is wrapped as the same custom pbuf the AF_XDP path uses and appended to the
- * connection's FIFO, so the application sees the same slots and the same persist/keep/fence rules,
- * and a benchmark of the two transports compares only the network path.
+ * received chunk is appended to the connection's FIFO as a piece of that frame, as the AF_XDP path
+ * does, so the application sees the same slots and the same persist/keep/fence rules, and a
+ * benchmark of the two transports compares only the network path. One of the two tables of
+ * transport.h; nothing here knows lwIP.
  *
  * Replies are copied into a per-connection buffer and written at the end-of-round flush, after the
  * fence, as on the paste path. Back-pressure: reading a connection pauses while PASTE_K_RCVBUF
@@ -34,10 +35,62 @@
 #define K_EVENTS       256
 #define K_LISTENER_TAG 1ull /* low bit of epoll data marks a listener */
 
-int paste_k__open(struct paste_ctx *ctx)
+/* Unconsumed bytes per connection before reading pauses (the window analog), and bytes a
+ * connection may have queued for sending. */
+#ifndef PASTE_K_RCVBUF
+#define PASTE_K_RCVBUF (64u << 10)
+#endif
+#ifndef PASTE_K_SNDBUF
+#define PASTE_K_SNDBUF (256u << 10)
+#endif
+
+/* ctx->tp_state */
+struct k_state {
+	int epfd;
+	bool starved; /* a connection paused reading for lack of free frames */
+};
+
+/* after each struct paste_conn: replies wait in @out until the end-of-round flush */
+struct k_conn {
+	int fd; /* -2 once closed */
+	uint8_t *out;
+	size_t out_len, out_cap;
+	bool rd_paused; /* EPOLLIN off: PASTE_K_RCVBUF bytes pending */
+	bool wr_armed;  /* EPOLLOUT on: @out did not drain */
+	bool starved;   /* reading paused: no free frame to recv() into */
+};
+
+struct k_listener {
+	int fd;
+};
+
+static struct k_state *kst(const struct paste_ctx *ctx)
 {
-	ctx->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (ctx->epfd < 0)
+	return ctx->tp_state;
+}
+
+static struct k_conn *kc(struct paste_conn *c)
+{
+	return paste_conn__tp(c);
+}
+
+static int k_init(struct paste_ctx *ctx)
+{
+	struct k_state *k = calloc(1, sizeof(*k));
+
+	if (!k)
+		return paste_fail(-ENOMEM, "paste_open: out of memory");
+	k->epfd = -1;
+	ctx->tp_state = k;
+	return 0;
+}
+
+static int k_open(struct paste_ctx *ctx)
+{
+	struct k_state *k = kst(ctx);
+
+	k->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (k->epfd < 0)
 		return paste_fail(-errno, "epoll_create1: %s", strerror(errno));
 	/*
 	 * Fault the frame area in now. The paste transport gets this from registering the pool as
@@ -49,17 +102,21 @@ int paste_k__open(struct paste_ctx *ctx)
 		pr_info("kernel transport: pool pages not pre-faulted (%s): the first use of each "
 		        "frame page faults",
 		        strerror(errno));
-	ctx->kernel = true;
 	pr_info(
 	    "kernel transport: epoll sockets, received bytes copied into pool frames by recv()");
 	return 0;
 }
 
-void paste_k__close(struct paste_ctx *ctx)
+static void k_close(struct paste_ctx *ctx)
 {
-	if (ctx->epfd > 0)
-		close(ctx->epfd);
-	ctx->epfd = -1;
+	struct k_state *k = kst(ctx);
+
+	if (!k)
+		return;
+	if (k->epfd >= 0)
+		close(k->epfd);
+	free(k);
+	ctx->tp_state = NULL;
 }
 
 static void k_sockopts(struct paste_ctx *ctx, int fd)
@@ -71,9 +128,10 @@ static void k_sockopts(struct paste_ctx *ctx, int fd)
 		setsockopt(fd, SOL_SOCKET, SO_BUSY_POLL, &usecs, sizeof(usecs));
 }
 
-int paste_k__listen(struct paste_listener *l)
+static int k_listen(struct paste_listener *l)
 {
 	struct paste_ctx *ctx = l->ctx;
+	struct k_listener *kl = paste_listener__tp(l);
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(l->port)};
 	struct epoll_event ev = {.events = EPOLLIN};
 	int fd, one = 1, err;
@@ -89,52 +147,50 @@ int paste_k__listen(struct paste_listener *l)
 		return err;
 	}
 	ev.data.u64 = (uint64_t)(uintptr_t)l | K_LISTENER_TAG;
-	if (epoll_ctl(ctx->epfd, EPOLL_CTL_ADD, fd, &ev)) {
+	if (epoll_ctl(kst(ctx)->epfd, EPOLL_CTL_ADD, fd, &ev)) {
 		err = -errno;
 		close(fd);
 		return err;
 	}
-	l->fd = fd;
+	kl->fd = fd;
 	return 0;
+}
+
+static void k_unlisten(struct paste_listener *l)
+{
+	struct k_listener *kl = paste_listener__tp(l);
+
+	if (kl->fd >= 0)
+		close(kl->fd);
+	kl->fd = -1;
 }
 
 static void k_events(struct paste_conn *c)
 {
+	struct k_conn *k = kc(c);
 	struct epoll_event ev = {.data.ptr = c};
 
-	ev.events = (c->rd_paused ? 0 : EPOLLIN | EPOLLRDHUP) | (c->wr_armed ? EPOLLOUT : 0);
-	epoll_ctl(c->ctx->epfd, EPOLL_CTL_MOD, c->fd, &ev);
+	ev.events = (k->rd_paused ? 0 : EPOLLIN | EPOLLRDHUP) | (k->wr_armed ? EPOLLOUT : 0);
+	epoll_ctl(kst(c->ctx)->epfd, EPOLL_CTL_MOD, k->fd, &ev);
+}
+
+static int k_attach(struct paste_conn *c, void *handle)
+{
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
+	int fd = (int)(intptr_t)handle;
+
+	if (epoll_ctl(kst(c->ctx)->epfd, EPOLL_CTL_ADD, fd, &ev))
+		return -errno;
+	kc(c)->fd = fd;
+	k_sockopts(c->ctx, fd);
+	return 0;
 }
 
 static void k_accept_one(struct paste_listener *l, int fd, const struct sockaddr_in *peer)
 {
-	struct paste_ctx *ctx = l->ctx;
-	struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP};
-	struct paste_conn *c = ctx->nconns < ctx->opts.max_conns ? calloc(1, sizeof(*c)) : NULL;
-
-	if (!c)
-		goto refuse;
-	c->ctx = ctx;
-	c->listener = l;
-	c->fd = fd;
-	c->peer = peer->sin_addr;
-	c->peer_port = ntohs(peer->sin_port);
-	ev.data.ptr = c;
-	if (epoll_ctl(ctx->epfd, EPOLL_CTL_ADD, fd, &ev)) {
-		free(c);
-		goto refuse;
-	}
-	k_sockopts(ctx, fd);
-	paste_conn__link(ctx, c);
-	if (l->ops.on_accept && l->ops.on_accept(c, l->user) < 0) {
-		c->fd = -1;
-		paste_conn__unlink_free(ctx, c);
-		goto refuse;
-	}
-	ctx->st.conns_accepted++;
-	return;
-refuse:
-	ctx->st.conns_refused++;
+	if (paste_conn__accept(l, &peer->sin_addr, ntohs(peer->sin_port), k_attach, NULL,
+	                       (void *)(intptr_t)fd))
+		return;
 	setsockopt(fd, SOL_SOCKET, SO_LINGER, &(struct linger){1, 0}, sizeof(struct linger));
 	close(fd); /* RST, like lwIP's refusal */
 }
@@ -147,17 +203,40 @@ static void k_accept(struct paste_listener *l)
 
 	for (;;) {
 		len = sizeof(peer);
-		fd = accept4(l->fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		fd = accept4(((struct k_listener *)paste_listener__tp(l))->fd,
+		             (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0)
 			return; /* EAGAIN, or a connection that died in the backlog */
 		k_accept_one(l, fd, &peer);
 	}
 }
 
+/* Reset the socket now (RST), if it is still open. */
+static void k_abort(struct paste_conn *c)
+{
+	struct k_conn *k = kc(c);
+
+	if (k->fd < 0)
+		return;
+	epoll_ctl(kst(c->ctx)->epfd, EPOLL_CTL_DEL, k->fd, NULL);
+	setsockopt(k->fd, SOL_SOCKET, SO_LINGER, &(struct linger){1, 0}, sizeof(struct linger));
+	close(k->fd);
+	k->fd = -2;
+}
+
+/* The connection failed with @err: reset it and let it be reaped. */
+static void k_fail(struct paste_conn *c, int err)
+{
+	k_abort(c);
+	paste_conn__q_free_all(c);
+	paste_conn__mark_dead(c, err);
+}
+
 /* Read into fresh pool frames until the socket is empty or the connection has enough pending. */
 static void k_read(struct paste_conn *c)
 {
 	struct paste_ctx *ctx = c->ctx;
+	struct k_conn *k = kc(c);
 	uint32_t idx;
 	ssize_t n;
 
@@ -165,29 +244,29 @@ static void k_read(struct paste_conn *c)
 		uint8_t *frame;
 
 		if (paste_frames__alloc(ctx->frames, PASTE_FRAME_RX, &idx)) {
-			ctx->st
-			    .rx_dropped++; /* pool exhausted: leave it in the socket, retry later */
+			/* pool exhausted: leave it in the socket, retry later */
+			ctx->st.rx_dropped++;
 			return;
 		}
 		frame = ctx->area + (uint64_t)idx * ctx->frame_size;
-		n = recv(c->fd, frame, ctx->frame_size, MSG_DONTWAIT);
+		n = recv(k->fd, frame, ctx->frame_size, MSG_DONTWAIT);
 		if (n <= 0) {
 			paste_frames__move(ctx->frames, idx, PASTE_FRAME_RX, PASTE_FRAME_FREE);
 			if (n == 0) {
 				c->eof = true;
-				c->rd_paused = true;
+				k->rd_paused = true;
 				k_events(c);
 				paste_conn__mark_ready(c);
 			} else if (errno != EAGAIN && errno != EINTR) {
-				paste_k__abort(c);
-				c->close_err = errno == ECONNRESET ? -ECONNRESET : -EIO;
+				k_fail(c, errno == ECONNRESET ? -ECONNRESET : -EIO);
 			}
 			return;
 		}
 		ctx->st.rx_packets++;
 		ctx->st.rx_bytes += (uint64_t)n;
-		if (paste_conn__q_append(c, paste_netif__wrap(ctx, idx, frame, (uint32_t)n))) {
-			paste_k__abort(c);
+		if (paste_conn__q_append(c, idx, 0, (uint32_t)n)) {
+			paste_frames__move(ctx->frames, idx, PASTE_FRAME_RX, PASTE_FRAME_FREE);
+			k_fail(c, -ECONNABORTED);
 			return;
 		}
 		paste_conn__mark_ready(c);
@@ -199,123 +278,127 @@ static void k_read(struct paste_conn *c)
 		if ((uint32_t)n < ctx->frame_size)
 			break;
 	}
-	if (!c->rd_paused && c->pending >= PASTE_K_RCVBUF) {
-		c->rd_paused = true;
+	if (!k->rd_paused && c->pending >= PASTE_K_RCVBUF) {
+		k->rd_paused = true;
 		k_events(c);
 	}
 }
 
-void paste_k__unstarve(struct paste_ctx *ctx)
+/* Resume connections paused for lack of frames once some are free again. */
+static void k_after_round(struct paste_ctx *ctx)
 {
 	struct paste_conn *c;
 
-	if (!ctx->starved || paste_frames__nr(ctx->frames, PASTE_FRAME_FREE) < 64)
+	if (!kst(ctx)->starved || paste_frames__nr(ctx->frames, PASTE_FRAME_FREE) < 64)
 		return;
-	ctx->starved = false;
+	kst(ctx)->starved = false;
 	for (c = ctx->conns; c; c = c->next) {
-		if (c->starved && c->fd >= 0) {
-			c->starved = false;
-			c->rd_paused = c->pending >= PASTE_K_RCVBUF;
+		struct k_conn *k = kc(c);
+
+		if (k->starved && k->fd >= 0) {
+			k->starved = false;
+			k->rd_paused = c->pending >= PASTE_K_RCVBUF;
 			k_events(c);
 		}
 	}
 }
 
-void paste_k__consumed(struct paste_conn *c)
+static void k_consumed(struct paste_conn *c, size_t n)
 {
-	if (c->rd_paused && !c->starved && !c->eof && c->pending < PASTE_K_RCVBUF / 2) {
-		c->rd_paused = false;
+	struct k_conn *k = kc(c);
+
+	if (k->rd_paused && !k->starved && !c->eof && c->pending < PASTE_K_RCVBUF / 2) {
+		k->rd_paused = false;
 		k_events(c);
 	}
 }
 
 static void k_write(struct paste_conn *c)
 {
+	struct k_conn *k = kc(c);
 	size_t done = 0;
 	ssize_t n = 0;
 
-	while (done < c->out_len) {
-		n = send(c->fd, c->out + done, c->out_len - done, MSG_DONTWAIT | MSG_NOSIGNAL);
+	while (done < k->out_len) {
+		n = send(k->fd, k->out + done, k->out_len - done, MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (n <= 0)
 			break;
 		done += (size_t)n;
 		c->ctx->st.tx_packets++;
 		c->ctx->st.tx_bytes += (uint64_t)n;
 	}
-	if (n < 0 && errno != EAGAIN && errno != EINTR && done < c->out_len) {
-		paste_k__abort(c);
-		c->close_err = -ECONNRESET;
+	if (n < 0 && errno != EAGAIN && errno != EINTR && done < k->out_len) {
+		k_fail(c, -ECONNRESET);
 		return;
 	}
-	if (done && done < c->out_len)
-		memmove(c->out, c->out + done, c->out_len - done);
-	c->out_len -= done;
+	if (done && done < k->out_len)
+		memmove(k->out, k->out + done, k->out_len - done);
+	k->out_len -= done;
 	if (done && c->want_write) {
 		c->want_write = false;
 		paste_conn__mark_ready(c);
 	}
-	if (c->wr_armed != (c->out_len > 0)) {
-		c->wr_armed = c->out_len > 0;
+	if (k->wr_armed != (k->out_len > 0)) {
+		k->wr_armed = k->out_len > 0;
 		k_events(c);
 	}
 }
 
-ssize_t paste_k__send(struct paste_conn *c, const void *buf, size_t len)
+static ssize_t k_send(struct paste_conn *c, const void *buf, size_t len)
 {
-	size_t room = PASTE_K_SNDBUF - c->out_len;
+	struct k_conn *k = kc(c);
+	size_t room = PASTE_K_SNDBUF - k->out_len;
 
-	if (c->closed || c->want_close)
-		return -ENOTCONN;
 	if (len > room) {
 		len = room;
 		c->want_write = true;
 	}
 	if (!len)
 		return 0;
-	if (c->out_len + len > c->out_cap) {
-		size_t cap = c->out_cap ? c->out_cap : 4096;
+	if (k->out_len + len > k->out_cap) {
+		size_t cap = k->out_cap ? k->out_cap : 4096;
 		uint8_t *o;
 
-		while (cap < c->out_len + len)
+		while (cap < k->out_len + len)
 			cap *= 2;
-		o = realloc(c->out, cap);
+		o = realloc(k->out, cap);
 		if (!o)
-			return -ENOMEM;
-		c->out = o;
-		c->out_cap = cap;
+			return paste_fail(-ENOMEM, "paste_conn__send: out of memory for %zu bytes",
+			                  cap);
+		k->out = o;
+		k->out_cap = cap;
 	}
-	memcpy(c->out + c->out_len, buf, len);
-	c->out_len += len;
+	memcpy(k->out + k->out_len, buf, len);
+	k->out_len += len;
 	paste_conn__mark_dirty(c);
 	return (ssize_t)len;
 }
 
-/* End of round (after the fence): write what the callbacks queued; FIN once it is all out. */
-void paste_k__flush(struct paste_conn *c)
+static size_t k_sendbuf(const struct paste_conn *c)
 {
+	return PASTE_K_SNDBUF - kc((struct paste_conn *)c)->out_len;
+}
+
+/* End of round (after the fence): write what the callbacks queued; FIN once it is all out. */
+static void k_flush(struct paste_conn *c)
+{
+	struct k_conn *k = kc(c);
+
 	if (c->closed)
 		return;
 	k_write(c);
-	if (c->closed || !c->want_close || c->out_len)
+	if (c->closed || !c->want_close || k->out_len)
 		return;
 	paste_conn__q_free_all(c);
-	epoll_ctl(c->ctx->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-	close(c->fd);
-	c->fd = -2; /* closed: still a kernel connection until reaped */
+	epoll_ctl(kst(c->ctx)->epfd, EPOLL_CTL_DEL, k->fd, NULL);
+	close(k->fd);
+	k->fd = -2; /* closed: still a connection until reaped */
 	paste_conn__mark_dead(c, 0);
 }
 
-void paste_k__abort(struct paste_conn *c)
+static void k_conn_free(struct paste_conn *c)
 {
-	if (c->fd >= 0) {
-		epoll_ctl(c->ctx->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-		setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &(struct linger){1, 0},
-		           sizeof(struct linger));
-		close(c->fd);
-		c->fd = -2;
-	}
-	paste_conn__q_free_all(c);
-	paste_conn__mark_dead(c, -ECONNABORTED);
+	free(kc(c)->out);
 }
 
 /* A paused connection reported an error: reset it instead of polling it forever. */
@@ -324,19 +407,19 @@ static bool k_failed(struct paste_conn *c)
 	int e = 0;
 	socklen_t len = sizeof(e);
 
-	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &e, &len) || !e)
+	if (getsockopt(kc(c)->fd, SOL_SOCKET, SO_ERROR, &e, &len) || !e)
 		return false;
-	paste_k__abort(c);
-	c->close_err = -ECONNRESET;
+	k_fail(c, -ECONNRESET);
 	return true;
 }
 
-int paste_k__poll(struct paste_ctx *ctx, int ms)
+/* Wait up to @ms for events and handle them (accept, recv into frames, writable). */
+static int k_poll_once(struct paste_ctx *ctx, int ms)
 {
 	struct epoll_event ev[K_EVENTS];
 	int n, i;
 
-	n = epoll_wait(ctx->epfd, ev, K_EVENTS, ms);
+	n = epoll_wait(kst(ctx)->epfd, ev, K_EVENTS, ms);
 	if (n < 0)
 		return errno == EINTR ? -EINTR
 		                      : paste_fail(-errno, "epoll_wait: %s", strerror(errno));
@@ -349,14 +432,48 @@ int paste_k__poll(struct paste_ctx *ctx, int ms)
 			continue;
 		}
 		c = ev[i].data.ptr;
-		if (c->closed || c->fd < 0)
+		if (c->closed || kc(c)->fd < 0)
 			continue;
-		if ((ev[i].events & (EPOLLERR | EPOLLHUP)) && c->rd_paused && k_failed(c))
+		if ((ev[i].events & (EPOLLERR | EPOLLHUP)) && kc(c)->rd_paused && k_failed(c))
 			continue;
 		if (ev[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
 			k_read(c);
-		if (!c->closed && c->fd >= 0 && (ev[i].events & EPOLLOUT))
-			paste_k__flush(c);
+		if (!c->closed && kc(c)->fd >= 0 && (ev[i].events & EPOLLOUT))
+			k_flush(c);
 	}
 	return n;
 }
+
+static int k_spin_once(struct paste_ctx *ctx)
+{
+	return k_poll_once(ctx, 0);
+}
+
+/* Wait for and handle socket events (spinning with --busy-poll). */
+static int k_poll(struct paste_ctx *ctx, int timeout_ms)
+{
+	if (!ctx->opts.busy_poll || timeout_ms == 0)
+		return k_poll_once(ctx, timeout_ms);
+	return paste_spin(ctx, timeout_ms, k_spin_once);
+}
+
+const struct paste_transport_ops paste_transport_kernel = {
+    .name = "kernel (epoll sockets)",
+    .conn_size = sizeof(struct k_conn),
+    .listener_size = sizeof(struct k_listener),
+    .frames_reserved = 0,
+    .needs_ifname = false,
+    .init = k_init,
+    .open = k_open,
+    .close = k_close,
+    .listen = k_listen,
+    .unlisten = k_unlisten,
+    .poll = k_poll,
+    .send = k_send,
+    .sendbuf = k_sendbuf,
+    .consumed = k_consumed,
+    .flush = k_flush,
+    .abort = k_abort,
+    .conn_free = k_conn_free,
+    .after_round = k_after_round,
+};

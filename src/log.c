@@ -76,3 +76,26 @@ int paste_fail_quiet(int err, const char *fmt, ...)
 	va_end(ap);
 	return err;
 }
+
+int paste_opts_copy(void *out, size_t out_sz, const void *in, size_t min_sz, const char *what)
+{
+	size_t sz;
+
+	if (!in)
+		return paste_fail(-EINVAL, "%s: options missing: pass a struct with .sz set", what);
+	memcpy(&sz, in, sizeof(sz));
+	if (sz < min_sz || sz < sizeof(size_t))
+		return paste_fail(-EINVAL,
+		                  "%s: options .sz is %zu: set .sz = sizeof(the options struct)",
+		                  what, sz);
+	for (size_t i = out_sz; i < sz; i++)
+		if (((const unsigned char *)in)[i])
+			return paste_fail(
+			    -EINVAL,
+			    "%s: options newer than this library are set (byte %zu of "
+			    "%zu): upgrade libpaste-xdp or leave them zero",
+			    what, i, sz);
+	memset(out, 0, out_sz);
+	memcpy(out, in, sz < out_sz ? sz : out_sz);
+	return 0;
+}

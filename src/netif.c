@@ -36,7 +36,7 @@
 #include <lwip/timeouts.h>
 #include <netif/ethernet.h>
 
-#include "ctx.h"
+#include "ptransport.h"
 
 /* lwIP keeps global state: it is initialised once per process, and one context uses it at a time
  * (see paste.h). */
@@ -46,17 +46,22 @@ static void rxbuf_free(struct pbuf *p)
 {
 	struct paste_rxbuf *rb = (struct paste_rxbuf *)p;
 	struct paste_ctx *ctx = rb->ctx;
-	uint32_t idx = (uint32_t)(rb - ctx->rxbufs);
+	uint32_t idx = (uint32_t)(rb - paste_ptp(ctx)->rxbufs);
 
+	if (rb->detached) { /* a connection holds the frame now (ptransport.c, take_piece) */
+		rb->detached = false;
+		return;
+	}
 	/* RX -> FREE, or only drop the pbuf's hold on a frame the application kept. */
 	paste_frames__rx_done(ctx->frames, idx); /* prints if accounting is broken */
 }
 
 struct pbuf *paste_netif__wrap(struct paste_ctx *ctx, uint32_t idx, uint8_t *data, uint32_t len)
 {
-	struct paste_rxbuf *rb = &ctx->rxbufs[idx];
+	struct paste_rxbuf *rb = &paste_ptp(ctx)->rxbufs[idx];
 
 	rb->ctx = ctx;
+	rb->detached = false;
 	rb->pc.custom_free_function = rxbuf_free;
 	return pbuf_alloced_custom(PBUF_RAW, (u16_t)len, PBUF_REF, &rb->pc, data, (u16_t)len);
 }
@@ -71,7 +76,7 @@ static void neigh_learn(struct paste_ctx *ctx, const uint8_t *frame, uint32_t le
 	memcpy(&ip, frame + 14 + 12, 4);
 	h = (ntohl(ip) * 2654435761u) & (PASTE_NEIGH_SLOTS - 1);
 	for (i = 0; i < 8; i++) {
-		struct paste_neigh *n = &ctx->neigh[(h + i) & (PASTE_NEIGH_SLOTS - 1)];
+		struct paste_neigh *n = &paste_ptp(ctx)->neigh[(h + i) & (PASTE_NEIGH_SLOTS - 1)];
 
 		if (n->ip == ip || n->ip == 0 || i == 7) {
 			n->ip = ip;
@@ -138,7 +143,7 @@ void paste_netif__input(struct paste_ctx *ctx, uint32_t idx, uint8_t *data, uint
 	tw_recycle(ctx, data, len);
 	p = paste_netif__wrap(ctx, idx, data, len);
 	/* ethernet_input always consumes p (frees it on error). */
-	ethernet_input(p, &ctx->netif);
+	ethernet_input(p, &paste_ptp(ctx)->netif);
 }
 
 static err_t netif_linkoutput(struct netif *netif, struct pbuf *p)
@@ -183,7 +188,8 @@ static bool neigh_lookup(const struct paste_ctx *ctx, uint32_t ip, struct eth_ad
 	uint32_t h = (ntohl(ip) * 2654435761u) & (PASTE_NEIGH_SLOTS - 1);
 
 	for (uint32_t i = 0; i < 8; i++) {
-		const struct paste_neigh *n = &ctx->neigh[(h + i) & (PASTE_NEIGH_SLOTS - 1)];
+		const struct paste_neigh *n =
+		    &paste_ptp(ctx)->neigh[(h + i) & (PASTE_NEIGH_SLOTS - 1)];
 
 		if (n->ip == ip) {
 			memcpy(to->addr, n->mac, 6);
@@ -226,9 +232,9 @@ static err_t netif_init_cb(struct netif *netif)
 
 	netif->name[0] = 'p';
 	netif->name[1] = 'x';
-	netif->mtu = (u16_t)ctx->mtu;
+	netif->mtu = (u16_t)paste_ptp(ctx)->mtu;
 	netif->hwaddr_len = 6;
-	memcpy(netif->hwaddr, ctx->mac, 6);
+	memcpy(netif->hwaddr, paste_ptp(ctx)->mac, 6);
 	netif->flags = NETIF_FLAG_BROADCAST | NETIF_FLAG_ETHERNET | NETIF_FLAG_LINK_UP;
 	if (!ctx->opts.shared_ip)
 		netif->flags |= NETIF_FLAG_ETHARP;
@@ -275,17 +281,17 @@ int paste_netif__query(struct paste_ctx *ctx)
 		                 strerror(errno));
 		goto out;
 	}
-	memcpy(ctx->mac, ifr.ifr_hwaddr.sa_data, 6);
+	memcpy(paste_ptp(ctx)->mac, ifr.ifr_hwaddr.sa_data, 6);
 	if (ioctl(fd, SIOCGIFMTU, &ifr)) {
 		err = paste_fail(-errno, "reading the MTU of %s: %s", ctx->ifname, strerror(errno));
 		goto out;
 	}
-	ctx->mtu = (uint32_t)ifr.ifr_mtu;
-	if (ctx->mtu + 14 > ctx->frame_size - 256) {
+	paste_ptp(ctx)->mtu = (uint32_t)ifr.ifr_mtu;
+	if (paste_ptp(ctx)->mtu + 14 > ctx->frame_size - 256) {
 		err = paste_fail(-EINVAL,
 		                 "%s has MTU %u, too large for %u-byte frames: lower the MTU "
 		                 "or use 4096-byte frames",
-		                 ctx->ifname, ctx->mtu, ctx->frame_size);
+		                 ctx->ifname, paste_ptp(ctx)->mtu, ctx->frame_size);
 		goto out;
 	}
 	if (ctx->opts.shared_ip && !ctx->opts.ip)
@@ -314,25 +320,25 @@ int paste_netif__open(struct paste_ctx *ctx)
 	ip4_addr_set_u32(&ip, ctx->ip);
 	ip4_addr_set_u32(&mask, ctx->netmask);
 	ip4_addr_set_zero(&gw);
-	if (!netif_add(&ctx->netif, &ip, &mask, &gw, ctx, netif_init_cb, ethernet_input))
+	if (!netif_add(&paste_ptp(ctx)->netif, &ip, &mask, &gw, ctx, netif_init_cb, ethernet_input))
 		return paste_fail(-ENOMEM, "lwIP: netif_add failed");
-	ctx->netif_added = true;
-	netif_set_default(&ctx->netif);
-	netif_set_up(&ctx->netif);
-	netif_set_link_up(&ctx->netif);
+	paste_ptp(ctx)->netif_added = true;
+	netif_set_default(&paste_ptp(ctx)->netif);
+	netif_set_up(&paste_ptp(ctx)->netif);
+	netif_set_link_up(&paste_ptp(ctx)->netif);
 	/* ethernet_input() drops IPv4 on a netif without ETHARP. In shared-IP mode set it only now,
 	 * after netif_set_up/link_up, so lwIP sends no gratuitous ARP for the kernel's address; its
 	 * output never ARPs either (netif_output_shared). */
-	ctx->netif.flags |= NETIF_FLAG_ETHARP;
+	paste_ptp(ctx)->netif.flags |= NETIF_FLAG_ETHARP;
 	return 0;
 }
 
 void paste_netif__close(struct paste_ctx *ctx)
 {
-	if (ctx->netif_added) {
-		netif_set_down(&ctx->netif);
-		netif_remove(&ctx->netif);
-		ctx->netif_added = false;
+	if (paste_ptp(ctx)->netif_added) {
+		netif_set_down(&paste_ptp(ctx)->netif);
+		netif_remove(&paste_ptp(ctx)->netif);
+		paste_ptp(ctx)->netif_added = false;
 	}
 	lwip_in_use = false;
 }

@@ -32,6 +32,7 @@
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <limits.h>
 #include <libpmem.h>
 #include <linux/if_xdp.h>
 #include <linux/magic.h>
@@ -52,6 +53,7 @@
 #include "internal.h"
 #include "pool_dax.h" /* device DAX (issue 14) */
 #include "pool_internal.h"
+#include "pool_priv.h"
 
 #ifndef AF_XDP
 #define AF_XDP 44
@@ -59,86 +61,6 @@
 #ifndef SOL_XDP
 #define SOL_XDP 283
 #endif
-
-#define POOL_MAGIC           "PASTEPL" /* with its NUL: 8 bytes */
-#define POOL_VERSION         1u
-#define POOL_PAGE            4096u
-#define POOL_SB_AREA         4096u /* the superblock page; the region area starts after it */
-#define POOL_SB_BACKUP_OFF   2048u /* the backup copy of the superblock record */
-#define POOL_MIN_FRAMES      64u
-#define POOL_MIN_REGION_AREA (1ull << 20)
-
-/* One named region: [off, off + size) of the file, inside the region area. */
-struct pool_region {
-	char name[PASTE_POOL_REGION_NAME_MAX + 1]; /* NUL terminated */
-	uint64_t off;
-	uint64_t size; /* a multiple of 4 KiB, > 0 */
-};
-
-/*
- * The on-media superblock record (2 KiB; two copies in the first page). crc is the CRC32C of the
- * whole record with crc = 0. Every field is checked at open; reserved bytes are zero.
- */
-struct pool_sb {
-	char magic[8];             /* POOL_MAGIC */
-	uint32_t version;          /* POOL_VERSION */
-	uint32_t crc;              /* paste_crc32c over the record, this field zeroed */
-	uint64_t pool_size;        /* bytes of the file the pool uses (the file may be larger) */
-	uint32_t frame_size;       /* 2048 or 4096 */
-	uint32_t frame_count;      /* >= POOL_MIN_FRAMES */
-	uint64_t region_area_off;  /* POOL_SB_AREA */
-	uint64_t region_area_size; /* multiple of POOL_PAGE */
-	uint64_t region_area_used; /* bump pointer: regions fill [off, off + used) */
-	uint64_t frame_area_off;   /* page aligned, >= region area end */
-	uint8_t uuid[16];          /* random (v4), set at creation */
-	uint32_t clean;            /* 1: the last user closed the pool; 0 while open */
-	uint32_t nregions;         /* entries used in regions[] */
-	struct pool_region regions[PASTE_POOL_MAX_REGIONS];
-	uint8_t reserved[2048 - 88 - PASTE_POOL_MAX_REGIONS * sizeof(struct pool_region)];
-};
-_Static_assert(sizeof(struct pool_sb) == 2048, "superblock record is 2 KiB");
-_Static_assert(offsetof(struct pool_sb, regions) == 88, "superblock header is 88 bytes");
-
-struct pool_hook {
-	void (*fn)(void *arg);
-	void *arg;
-};
-
-struct pool_index {
-	char name[PASTE_POOL_REGION_NAME_MAX + 1];
-	void *handle;
-	void (*free_fn)(void *handle);
-};
-
-struct paste_pool {
-	uint8_t *base;     /* the mapping; the superblock is at base */
-	size_t map_len;    /* bytes mapped (>= sb.pool_size) */
-	int fd;            /* holds flock(LOCK_EX) while the pool is open */
-	bool is_pmem;      /* from pmem_map_file */
-	bool created;      /* this open created the file (unlinked again if the open fails) */
-	bool was_clean;    /* clean flag found at open */
-	bool dax_new;      /* device DAX formatted by this open (never unlinked, unlike created) */
-	struct pool_sb sb; /* working copy of the superblock; sb_commit() makes it durable */
-	/* volatile state, rebuilt at every open */
-	struct paste_frames frames; /* who holds each frame; KEPT counts rebuilt from the indexes */
-	bool recovering;            /* index recovery runs: ref_get accepts FREE frames */
-	bool flushed;               /* flushes since the last drain */
-	struct paste_pmem_ops ops;  /* flush/drain; libpmem unless the simulator replaced them */
-	struct pool_hook hooks[8];  /* run after every drain */
-	unsigned nhooks;
-	struct paste_ref *deferred; /* references to release after the next drain */
-	size_t ndeferred, deferred_cap;
-	struct pool_index indexes[PASTE_POOL_MAX_REGIONS];
-	char path[];
-};
-
-/* Options after defaults; sz-checked copy of the caller's struct. */
-struct pool_cfg {
-	uint64_t size;
-	uint32_t frame_size;
-	uint64_t region_area;
-	bool create, must_create, check_umem;
-};
 
 static void pmem_ops_flush(void *arg, const void *addr, size_t len)
 {
@@ -150,10 +72,11 @@ static void pmem_ops_drain(void *arg)
 	pmem_drain();
 }
 
-static const struct paste_pmem_ops default_ops = {pmem_ops_flush, pmem_ops_drain, NULL};
+static const struct paste_pmem_ops libpmem_ops = {pmem_ops_flush, pmem_ops_drain, NULL};
 
-static int pool_recover(struct paste_pool *p);
-static void pool_free_volatile(struct paste_pool *p);
+/* What the next open uses (paste_pool__set_default_pmem_ops): libpmem's unless a test replaced it.
+ */
+static struct paste_pmem_ops default_ops = {pmem_ops_flush, pmem_ops_drain, NULL};
 
 /* ---- superblock ------------------------------------------------------------------------- */
 
@@ -312,31 +235,43 @@ static int pool_size_file(struct paste_pool *p, uint64_t size)
 
 /* ---- opening ----------------------------------------------------------------------------- */
 
+/* A nanosecond count from the environment (0 if unset or not a number below 1 s). */
+static uint32_t env_ns(const char *name)
+{
+	const char *v = getenv(name);
+	char *end;
+	unsigned long n;
+
+	if (!v || !*v)
+		return 0;
+	n = strtoul(v, &end, 10);
+	if (*end || n >= 1000000000ul) {
+		pr_warn("%s=%s ignored: expected nanoseconds below 1000000000", name, v);
+		return 0;
+	}
+	return (uint32_t)n;
+}
+
 static int pool_cfg_from_opts(struct pool_cfg *cfg, const char *path,
                               const struct paste_pool_opts *opts)
 {
 	struct paste_pool_opts o = {0};
+	char what[PATH_MAX + 8];
 
-	if (opts) {
-		if (opts->sz < offsetof(struct paste_pool_opts, size))
-			return paste_fail(-EINVAL,
-			                  "pool %s: opts->sz is %zu: set .sz = "
-			                  "sizeof(struct paste_pool_opts)",
-			                  path, opts->sz);
-		for (size_t i = sizeof(o); i < opts->sz; i++)
-			if (((const char *)opts)[i])
-				return paste_fail(-EINVAL,
-				                  "pool %s: options newer than this "
-				                  "library are set: upgrade libpaste-xdp",
-				                  path);
-		memcpy(&o, opts, opts->sz < sizeof(o) ? opts->sz : sizeof(o));
-	}
+	snprintf(what, sizeof(what), "pool %s", path);
+	if (opts && PASTE_OPTS_COPY(&o, opts, size, what))
+		return -EINVAL;
 	cfg->size = o.size ? o.size : PASTE_POOL_DEFAULT_SIZE;
 	cfg->frame_size = o.frame_size;
 	cfg->region_area = o.region_area;
 	cfg->create = o.create || o.must_create;
 	cfg->must_create = o.must_create;
 	cfg->check_umem = o.check_umem;
+	cfg->emu_fence_ns = o.emu_fence_ns ? o.emu_fence_ns : env_ns("PASTE_EMU_FENCE_NS");
+	cfg->emu_line_ns = o.emu_line_ns ? o.emu_line_ns : env_ns("PASTE_EMU_LINE_NS");
+	if (cfg->emu_fence_ns || cfg->emu_line_ns)
+		pr_warn("pool %s: emulating slow media: %u ns per fence + %u ns per flushed line",
+		        path, cfg->emu_fence_ns, cfg->emu_line_ns);
 	if (cfg->frame_size && cfg->frame_size != 2048 && cfg->frame_size != 4096)
 		return paste_fail(-EINVAL,
 		                  "pool %s: frame size %u is not supported: use 2048 or 4096", path,
@@ -403,6 +338,8 @@ static int pool_map(struct paste_pool *p)
 		if (!err)
 			err = paste_dax__map(p->fd, p->path, &dax, (void **)&p->base, &p->map_len);
 		p->is_pmem = !err;
+		if (!err && p->ops.map)
+			p->ops.map(p->ops.arg, p->base, p->map_len);
 		return err;
 	}
 	snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", p->fd); /* the inode we locked */
@@ -410,6 +347,8 @@ static int pool_map(struct paste_pool *p)
 	if (!p->base)
 		return paste_fail(-errno, "cannot map pool %s: %s", p->path, pmem_errormsg());
 	p->is_pmem = is_pmem;
+	if (p->ops.map)
+		p->ops.map(p->ops.arg, p->base, p->map_len);
 	if (is_pmem || fstatfs(p->fd, &fs) || fs.f_type == TMPFS_MAGIC ||
 	    fs.f_type == HUGETLBFS_MAGIC || S_ISCHR(st.st_mode))
 		return 0;
@@ -602,8 +541,8 @@ static int pool_check_umem(const struct paste_pool *p)
 
 /* ---- public API -------------------------------------------------------------------------- */
 
-PASTE_EXPORT int paste_pool__open(struct paste_pool **pool, const char *path,
-                                  const struct paste_pool_opts *opts)
+int paste_pool__open_registered(struct paste_pool **pool, const char *path,
+                                const struct paste_pool_opts *opts)
 {
 	struct paste_pool *p;
 	struct pool_cfg cfg;
@@ -623,6 +562,8 @@ PASTE_EXPORT int paste_pool__open(struct paste_pool **pool, const char *path,
 	strcpy(p->path, path);
 	p->fd = -1;
 	p->ops = default_ops;
+	p->emu_fence_ns = cfg.emu_fence_ns;
+	p->emu_line_ns = cfg.emu_line_ns;
 
 	err = pool_open_file(p, &cfg);
 	if (err)
@@ -639,7 +580,7 @@ PASTE_EXPORT int paste_pool__open(struct paste_pool **pool, const char *path,
 			goto err_unmap;
 	}
 	p->was_clean = p->sb.clean;
-	err = pool_recover(p);
+	err = paste_pool__recover(p);
 	if (err)
 		goto err_unmap;
 	p->sb.clean = 0;
@@ -648,7 +589,7 @@ PASTE_EXPORT int paste_pool__open(struct paste_pool **pool, const char *path,
 	return 0;
 
 err_unmap:
-	pool_free_volatile(p);
+	paste_pool__free_volatile(p);
 	if (p->base)
 		pmem_unmap(p->base, p->map_len);
 err_close:
@@ -669,7 +610,7 @@ PASTE_EXPORT void paste_pool__close(struct paste_pool **pool)
 	paste_pool__drain(p); /* deferred releases, index hooks */
 	p->sb.clean = 1;
 	sb_commit(p);
-	pool_free_volatile(p);
+	paste_pool__free_volatile(p);
 	pmem_unmap(p->base, p->map_len);
 	close(p->fd);
 	free(p);
@@ -786,6 +727,25 @@ PASTE_EXPORT void paste_pool__flush(struct paste_pool *pool, const void *addr, s
 {
 	pool->ops.flush(pool->ops.arg, addr, len);
 	pool->flushed = true;
+	if (unlikely(pool->emu_line_ns) && len) {
+		uintptr_t a = (uintptr_t)addr;
+
+		pool->emu_lines += ((a + len + 63) >> 6) - (a >> 6);
+	}
+}
+
+/* The drain itself, plus the emulated media latency if asked (cfg emu_*). */
+static void pool_drain_ops(struct paste_pool *pool)
+{
+	pool->ops.drain(pool->ops.arg);
+	if (unlikely(pool->emu_fence_ns || pool->emu_line_ns)) {
+		uint64_t end = paste_now_ns() + pool->emu_fence_ns +
+		               pool->emu_lines * (uint64_t)pool->emu_line_ns;
+
+		pool->emu_lines = 0;
+		while (paste_now_ns() < end)
+			__builtin_ia32_pause();
+	}
 }
 
 PASTE_EXPORT bool paste_pool__needs_drain(const struct paste_pool *pool)
@@ -797,7 +757,7 @@ PASTE_EXPORT void paste_pool__drain(struct paste_pool *pool)
 {
 	size_t i, n;
 
-	pool->ops.drain(pool->ops.arg);
+	pool_drain_ops(pool);
 	pool->flushed = false;
 	/* Only now may what the fenced operations replaced be reused. */
 	n = pool->ndeferred;
@@ -811,209 +771,7 @@ PASTE_EXPORT void paste_pool__drain(struct paste_pool *pool)
 PASTE_EXPORT void paste_pool__persist(struct paste_pool *pool, const void *addr, size_t len)
 {
 	paste_pool__flush(pool, addr, len);
-	pool->ops.drain(pool->ops.arg);
-}
-
-/* ---- volatile state: frames, references, hooks, indexes -------------------------------------- */
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-/*
- * Rebuild the frame allocator from the indexes: every region that starts with an index magic is
- * recovered by its index, which takes one reference per live ref. A frame no index names is free.
- */
-static int pool_recover(struct paste_pool *p)
-{
-	uint64_t t0 = mono_ns(), magic;
-	unsigned nidx = 0;
-	int err;
-
-	err = paste_frames__init(&p->frames, p->sb.frame_count, NULL);
-	if (err)
-		return err;
-	p->recovering = true;
-	for (uint32_t i = 0; i < p->sb.nregions && !err; i++) {
-		const struct pool_region *r = &p->sb.regions[i];
-
-		if (r->size < sizeof(magic))
-			continue;
-		memcpy(&magic, p->base + r->off, sizeof(magic));
-		if (magic == PASTE_LOG_MAGIC)
-			err = paste_log__recover(p, r->name, p->base + r->off, r->size);
-		else if (magic == PASTE_KV_MAGIC)
-			err = paste_kv__recover(p, r->name, p->base + r->off, r->size);
-		else
-			continue;
-		nidx++;
-	}
-	p->recovering = false;
-	paste_frames__recover_done(&p->frames);
-	if (err)
-		return err;
-	if (nidx)
-		pr_info("pool %s: recovered %u index%s in %.3f ms (%s shutdown): %u frames in use",
-		        p->path, nidx, nidx == 1 ? "" : "es", (double)(mono_ns() - t0) / 1e6,
-		        p->was_clean ? "clean" : "unclean", p->frames.n[PASTE_FRAME_KEPT]);
-	return 0;
-}
-
-static void pool_free_volatile(struct paste_pool *p)
-{
-	for (unsigned i = 0; i < PASTE_POOL_MAX_REGIONS; i++) {
-		struct pool_index *ix = &p->indexes[i];
-
-		if (ix->handle && ix->free_fn)
-			ix->free_fn(ix->handle);
-		memset(ix, 0, sizeof(*ix));
-	}
-	free(p->deferred);
-	p->deferred = NULL;
-	p->ndeferred = p->deferred_cap = 0;
-	paste_frames__fini(&p->frames);
-}
-
-struct paste_frames *paste_pool__frame_alloc(struct paste_pool *pool)
-{
-	return &pool->frames;
-}
-
-bool paste_pool__ref_in_frame(const struct paste_pool *pool, const struct paste_ref *ref,
-                              uint32_t *frame)
-{
-	const struct pool_sb *sb = &pool->sb;
-	uint64_t rel, fs = sb->frame_size;
-
-	if (!ref || ref->len == 0 || ref->off < sb->frame_area_off)
-		return false;
-	rel = ref->off - sb->frame_area_off;
-	if (rel / fs >= sb->frame_count || rel % fs + ref->len > fs)
-		return false;
-	if (frame)
-		*frame = (uint32_t)(rel / fs);
-	return true;
-}
-
-PASTE_EXPORT void *paste_pool__ref_ptr(const struct paste_pool *pool, const struct paste_ref *ref)
-{
-	if (!ref || ref->off > pool->sb.pool_size || ref->len > pool->sb.pool_size - ref->off) {
-		errno = EINVAL;
-		return NULL;
-	}
-	return pool->base + ref->off;
-}
-
-int paste_pool__ref_get(struct paste_pool *pool, const struct paste_ref *ref)
-{
-	uint32_t frame;
-
-	if (!paste_pool__ref_in_frame(pool, ref, &frame))
-		return paste_fail(-EINVAL, "pool %s: reference [%llu, +%u) is not inside one frame",
-		                  pool->path, ref ? (unsigned long long)ref->off : 0ull,
-		                  ref ? ref->len : 0);
-	if (pool->recovering)
-		return paste_frames__recover_ref(&pool->frames, frame);
-	return paste_frames__ref(&pool->frames, frame);
-}
-
-int paste_pool__ref_put(struct paste_pool *pool, const struct paste_ref *ref)
-{
-	uint32_t frame;
-
-	if (!paste_pool__ref_in_frame(pool, ref, &frame))
-		return paste_fail(-EINVAL, "pool %s: reference [%llu, +%u) is not inside one frame",
-		                  pool->path, ref ? (unsigned long long)ref->off : 0ull,
-		                  ref ? ref->len : 0);
-	if (pool->frames.state[frame] != PASTE_FRAME_KEPT)
-		return paste_fail(-EINVAL,
-		                  "pool %s: release of an unknown reference (frame %u is "
-		                  "not kept: never kept, or released twice)",
-		                  pool->path, frame);
-	return paste_frames__unref(&pool->frames, frame);
-}
-
-int paste_pool__ref_put_after_fence(struct paste_pool *pool, const struct paste_ref *ref)
-{
-	uint32_t frame;
-
-	if (!paste_pool__ref_in_frame(pool, ref, &frame) ||
-	    pool->frames.state[frame] != PASTE_FRAME_KEPT)
-		return paste_fail(-EINVAL,
-		                  "pool %s: deferred release of an unknown reference "
-		                  "[%llu, +%u)",
-		                  pool->path, ref ? (unsigned long long)ref->off : 0ull,
-		                  ref ? ref->len : 0);
-	if (pool->ndeferred == pool->deferred_cap) {
-		size_t cap = pool->deferred_cap ? pool->deferred_cap * 2 : 256;
-		struct paste_ref *d = realloc(pool->deferred, cap * sizeof(*d));
-
-		if (!d)
-			return paste_fail(-ENOMEM, "pool %s: out of memory for deferred releases",
-			                  pool->path);
-		pool->deferred = d;
-		pool->deferred_cap = cap;
-	}
-	pool->deferred[pool->ndeferred++] = *ref;
-	return 0;
-}
-
-int paste_pool__add_drain_hook(struct paste_pool *pool, void (*fn)(void *arg), void *arg)
-{
-	if (pool->nhooks == ARRAY_SIZE(pool->hooks))
-		return paste_fail(-ENOSPC, "pool %s: too many after-fence hooks", pool->path);
-	pool->hooks[pool->nhooks].fn = fn;
-	pool->hooks[pool->nhooks].arg = arg;
-	pool->nhooks++;
-	return 0;
-}
-
-void paste_pool__del_drain_hook(struct paste_pool *pool, void (*fn)(void *arg), void *arg)
-{
-	for (unsigned i = 0; i < pool->nhooks; i++) {
-		if (pool->hooks[i].fn == fn && pool->hooks[i].arg == arg) {
-			pool->hooks[i] = pool->hooks[--pool->nhooks];
-			return;
-		}
-	}
-}
-
-bool paste_pool__recovering(const struct paste_pool *pool)
-{
-	return pool->recovering;
-}
-
-bool paste_pool__was_clean(const struct paste_pool *pool)
-{
-	return pool->was_clean;
-}
-
-void *paste_pool__index(const struct paste_pool *pool, const char *name)
-{
-	for (unsigned i = 0; i < PASTE_POOL_MAX_REGIONS; i++)
-		if (pool->indexes[i].handle && !strcmp(pool->indexes[i].name, name))
-			return pool->indexes[i].handle;
-	return NULL;
-}
-
-int paste_pool__set_index(struct paste_pool *pool, const char *name, void *index,
-                          void (*free_fn)(void *index))
-{
-	for (unsigned i = 0; i < PASTE_POOL_MAX_REGIONS; i++) {
-		struct pool_index *ix = &pool->indexes[i];
-
-		if (ix->handle)
-			continue;
-		snprintf(ix->name, sizeof(ix->name), "%s", name);
-		ix->handle = index;
-		ix->free_fn = free_fn;
-		return 0;
-	}
-	return paste_fail(-ENOSPC, "pool %s: too many open indexes", pool->path);
+	pool_drain_ops(pool);
 }
 
 int paste_pool__find_region(struct paste_pool *pool, const char *name, void **addr, uint64_t *len)
@@ -1029,5 +787,10 @@ int paste_pool__find_region(struct paste_pool *pool, const char *name, void **ad
 
 void paste_pool__set_pmem_ops(struct paste_pool *pool, const struct paste_pmem_ops *ops)
 {
-	pool->ops = ops ? *ops : default_ops;
+	pool->ops = ops ? *ops : libpmem_ops;
+}
+
+void paste_pool__set_default_pmem_ops(const struct paste_pmem_ops *ops)
+{
+	default_ops = ops ? *ops : libpmem_ops;
 }

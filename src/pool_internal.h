@@ -2,8 +2,8 @@
 /*
  * pool_internal.h - what the library's own layers (event loop, persistent indexes, the
  * power-failure simulator) use of the pool beyond the public paste/pool.h: the volatile frame
- * allocator the pool owns, frame references, after-fence hooks, index recovery dispatch, and the
- * persistence hook.
+ * allocator the pool owns, frame references, after-fence hooks, the registry of index types the
+ * pool recovers, and the persistence hook.
  *
  * Frame references: each frame's kept-reference count lives in the pool's allocator (frames.h). An
  * index that takes a reference owns one count; releasing it after a fence is what keeps a crash
@@ -47,31 +47,58 @@ bool paste_pool__recovering(const struct paste_pool *pool);
 /* Whether the previous user closed the pool cleanly (recovery may skip payload checksums). */
 bool paste_pool__was_clean(const struct paste_pool *pool);
 
+/*
+ * An index type: what the pool does with a region whose first 8 bytes are @magic. The pool knows
+ * no index type by name; the types register themselves above it (pool_open.c registers the log and
+ * the key-value index before every paste_pool__open), like libbpf's section handlers.
+ */
+struct paste_index_type {
+	uint64_t magic;
+	const char *name;       /* for messages: "log", "key-value index" */
+	const char *create_arg; /* what its open takes to create one: "a region size" */
+	/* Validate the region, take one frame reference per live ref, register the handle with
+	 * paste_pool__set_index(). An index that cannot be read at all fails the open (-errno). */
+	int (*recover)(struct paste_pool *pool, const char *name, void *addr, uint64_t len);
+	/* Free a handle (at pool close). */
+	void (*free)(void *handle);
+	/* The region a handle lives in (the open path checks a recovered handle against it). */
+	const void *(*region)(const void *handle);
+};
+
+/* Add @t to the process-wide registry. @return 0, -EEXIST (another type has its magic; the same
+ * type again is fine), -ENOSPC (PASTE_POOL_MAX_INDEX_TYPES), -EINVAL. */
+#define PASTE_POOL_MAX_INDEX_TYPES 8
+int paste_pool__register_index_type(const struct paste_index_type *t);
+
+/* The open the public paste_pool__open wraps (pool_open.c): recovers the registered types only. */
+int paste_pool__open_registered(struct paste_pool **poolp, const char *path,
+                                const struct paste_pool_opts *opts);
+
 /* Index handles recovered at open, by region name (NULL if none). */
 void *paste_pool__index(const struct paste_pool *pool, const char *name);
 int paste_pool__set_index(struct paste_pool *pool, const char *name, void *index,
-                          void (*free_fn)(void *index));
+                          const struct paste_index_type *type);
 
 /* Region lookup by name without creating: 0 with addr/len, or -ENOENT. */
 int paste_pool__find_region(struct paste_pool *pool, const char *name, void **addr, uint64_t *len);
 
 /*
- * Persistence hook. By default flush/drain are libpmem's (clwb/clflushopt + sfence). The
- * power-failure simulator (tests/sim) installs its own to track which cache lines reach "media".
+ * Persistence ops, chosen when a pool opens (PMDK's "choose the persist function once"). By
+ * default flush/drain are libpmem's (clwb/clflushopt + sfence). A test or the power-failure
+ * simulator (tests/sim) sets a process-wide default before paste_pool__open, so recovery inside
+ * the open goes through it too, or replaces the ops of one open pool (paste_open's no_persist).
+ * Emulated media latency (paste_pool_opts.emu_*, PASTE_EMU_FENCE_NS/LINE_NS) wraps any ops.
  */
 struct paste_pmem_ops {
 	void (*flush)(void *arg, const void *addr, size_t len);
 	void (*drain)(void *arg);
 	void *arg;
+	/* Optional: the pool file was mapped at @base, @len bytes (before any flush of the open),
+	 * so a simulator can track the mapping. */
+	void (*map)(void *arg, void *base, size_t len);
 };
 void paste_pool__set_pmem_ops(struct paste_pool *pool, const struct paste_pmem_ops *ops);
-
-/* Index recovery entry points, called by paste_pool__open() for regions whose first 8 bytes are the
- * index's magic. They validate the region, take one frame reference per live ref, and register the
- * handle with paste_pool__set_index(). An index that cannot be read at all fails the open. */
-#define PASTE_LOG_MAGIC 0x31474f4c45545350ull /* "PSTELOG1" */
-#define PASTE_KV_MAGIC  0x31564b5f45545350ull /* "PSTE_KV1" */
-int paste_log__recover(struct paste_pool *pool, const char *name, void *addr, uint64_t len);
-int paste_kv__recover(struct paste_pool *pool, const char *name, void *addr, uint64_t len);
+/* The ops every later paste_pool__open starts with (NULL: libpmem's again). Not thread safe. */
+void paste_pool__set_default_pmem_ops(const struct paste_pmem_ops *ops);
 
 #endif /* PASTE_POOL_INTERNAL_H */

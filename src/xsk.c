@@ -24,8 +24,8 @@
 #include <linux/if_xdp.h>
 #include <linux/sockios.h>
 
-#include "ctx.h"
 #include "pool_dax.h"
+#include "ptransport.h"
 
 #ifndef SO_PREFER_BUSY_POLL
 #define SO_PREFER_BUSY_POLL 69
@@ -36,7 +36,7 @@
 
 static int xsk_bind(struct paste_ctx *ctx, uint16_t bind_flags)
 {
-	struct paste_xsk *x = &ctx->xsk;
+	struct paste_xsk *x = &paste_ptp(ctx)->xsk;
 	struct xsk_socket_config cfg = {
 	    .rx_size = x->ring_size,
 	    .tx_size = x->ring_size,
@@ -56,9 +56,9 @@ static int xsk_bind(struct paste_ctx *ctx, uint16_t bind_flags)
  */
 static void xsk_busy_poll_opts(struct paste_ctx *ctx)
 {
-	int fd = ctx->xsk.fd, one = 1, usecs = 20, budget = (int)ctx->opts.batch_size;
+	int fd = paste_ptp(ctx)->xsk.fd, one = 1, usecs = 20, budget = (int)ctx->opts.batch_size;
 
-	if ((!ctx->xsk.zerocopy &&
+	if ((!paste_ptp(ctx)->xsk.zerocopy &&
 	     setsockopt(fd, SOL_SOCKET, SO_PREFER_BUSY_POLL, &one, sizeof(one))) ||
 	    setsockopt(fd, SOL_SOCKET, SO_BUSY_POLL, &usecs, sizeof(usecs)) ||
 	    setsockopt(fd, SOL_SOCKET, SO_BUSY_POLL_BUDGET, &budget, sizeof(budget)))
@@ -120,7 +120,7 @@ static int zerocopy_refused(struct paste_ctx *ctx, int err)
 /* Bind as opts.zero_copy asks; on success x->zerocopy is what the kernel reports. */
 static int xsk_bind_mode(struct paste_ctx *ctx)
 {
-	struct paste_xsk *x = &ctx->xsk;
+	struct paste_xsk *x = &paste_ptp(ctx)->xsk;
 	struct xdp_options xo = {0};
 	socklen_t len = sizeof(xo);
 	int err = -EOPNOTSUPP;
@@ -152,7 +152,7 @@ static int xsk_bind_mode(struct paste_ctx *ctx)
 
 int paste_xsk__open(struct paste_ctx *ctx)
 {
-	struct paste_xsk *x = &ctx->xsk;
+	struct paste_xsk *x = &paste_ptp(ctx)->xsk;
 	struct xsk_umem_config ucfg = {
 	    .fill_size = x->ring_size,
 	    .comp_size = x->ring_size,
@@ -187,7 +187,7 @@ int paste_xsk__open(struct paste_ctx *ctx)
 
 void paste_xsk__close(struct paste_ctx *ctx)
 {
-	struct paste_xsk *x = &ctx->xsk;
+	struct paste_xsk *x = &paste_ptp(ctx)->xsk;
 
 	if (x->xsk)
 		xsk_socket__delete(x->xsk);
@@ -197,11 +197,11 @@ void paste_xsk__close(struct paste_ctx *ctx)
 	x->umem = NULL;
 }
 
-unsigned paste_xsk__rx(struct paste_ctx *ctx, unsigned max)
+unsigned paste_xsk__rx_burst(struct paste_ctx *ctx, struct paste_xsk_desc *out, unsigned max)
 {
-	struct paste_xsk *x = &ctx->xsk;
+	struct paste_xsk *x = &paste_ptp(ctx)->xsk;
 	uint32_t idx = 0;
-	unsigned n, i;
+	unsigned n, i, k = 0;
 
 	n = xsk_ring_cons__peek(&x->rx, max, &idx);
 	for (i = 0; i < n; i++) {
@@ -217,16 +217,16 @@ unsigned paste_xsk__rx(struct paste_ctx *ctx, unsigned max)
 		}
 		ctx->st.rx_packets++;
 		ctx->st.rx_bytes += d->len;
-		paste_netif__input(ctx, frame, ctx->area + addr, d->len);
+		out[k++] = (struct paste_xsk_desc){frame, d->len, ctx->area + addr};
 	}
 	if (n)
 		xsk_ring_cons__release(&x->rx, n);
-	return n;
+	return k;
 }
 
 void paste_xsk__refill(struct paste_ctx *ctx)
 {
-	struct paste_xsk *x = &ctx->xsk;
+	struct paste_xsk *x = &paste_ptp(ctx)->xsk;
 	uint32_t nfree = paste_frames__nr(ctx->frames, PASTE_FRAME_FREE);
 	uint32_t want, got, idx = 0, i, frame;
 
@@ -251,7 +251,7 @@ void paste_xsk__refill(struct paste_ctx *ctx)
 
 void paste_xsk__complete(struct paste_ctx *ctx)
 {
-	struct paste_xsk *x = &ctx->xsk;
+	struct paste_xsk *x = &paste_ptp(ctx)->xsk;
 	uint32_t idx = 0, n, i;
 
 	n = xsk_ring_cons__peek(&x->comp, x->ring_size, &idx);
@@ -268,7 +268,7 @@ void paste_xsk__complete(struct paste_ctx *ctx)
 
 int paste_xsk__tx(struct paste_ctx *ctx, const struct pbuf *p)
 {
-	struct paste_xsk *x = &ctx->xsk;
+	struct paste_xsk *x = &paste_ptp(ctx)->xsk;
 	struct xdp_desc *d;
 	uint32_t frame, idx;
 
@@ -300,7 +300,7 @@ int paste_xsk__tx(struct paste_ctx *ctx, const struct pbuf *p)
 
 void paste_xsk__kick(struct paste_ctx *ctx)
 {
-	struct paste_xsk *x = &ctx->xsk;
+	struct paste_xsk *x = &paste_ptp(ctx)->xsk;
 
 	if (!x->tx_pending)
 		return;
@@ -323,7 +323,7 @@ void paste_xsk__kick(struct paste_ctx *ctx)
 
 int paste_xsk__wait(struct paste_ctx *ctx, int timeout_ms)
 {
-	struct pollfd pfd = {.fd = ctx->xsk.fd, .events = POLLIN};
+	struct pollfd pfd = {.fd = paste_ptp(ctx)->xsk.fd, .events = POLLIN};
 	int n = poll(&pfd, 1, timeout_ms);
 
 	return n < 0 ? -errno : n;
@@ -334,7 +334,7 @@ void paste_xsk__kstats(struct paste_ctx *ctx, struct paste_stats *st)
 	struct xdp_statistics xs;
 	socklen_t len = sizeof(xs);
 
-	if (getsockopt(ctx->xsk.fd, SOL_XDP, XDP_STATISTICS, &xs, &len))
+	if (getsockopt(paste_ptp(ctx)->xsk.fd, SOL_XDP, XDP_STATISTICS, &xs, &len))
 		return;
 	st->rx_dropped = xs.rx_dropped + xs.rx_ring_full + xs.rx_fill_ring_empty_descs;
 	st->rx_invalid += xs.rx_invalid_descs + xs.tx_invalid_descs;

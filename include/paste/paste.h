@@ -188,8 +188,9 @@ void paste_stop(struct paste_ctx *ctx);
 /**
  * Call @fn once per round at the fence point: after the round's fence, before anything the
  * callbacks queued is sent (e.g. to fdatasync a file the callbacks appended to). A negative return
- * is reported and the round's replies are still sent: use it to fail requests in the callbacks, not
- * here. NULL removes the hook. @return 0.
+ * means the round is not durable: the library resets every connection that queued output (a reply
+ * or a close) this round, so no acknowledgement of it leaves, and warns; their on_close runs with
+ * -ECONNABORTED. NULL removes the hook. @return 0.
  */
 int paste_set_round_hook(struct paste_ctx *ctx, int (*fn)(struct paste_ctx *ctx, void *arg),
                          void *arg);

@@ -65,6 +65,13 @@ struct paste_pool_opts {
 	bool must_create;     /**< fail with -EEXIST if it exists */
 	bool check_umem; /**< try XDP_UMEM_REG on the frame area and fail with a clear message if
 	                      the kernel refuses (e.g. -EFAULT on ext4) */
+	/** Emulated slow media, for experiments (0: off; the environment variables
+	 *  PASTE_EMU_FENCE_NS and PASTE_EMU_LINE_NS set them when these are 0): every fence
+	 *  (drain) of this pool spins emu_fence_ns plus emu_line_ns per 64-byte line flushed since
+	 *  the previous fence. Applies to every durable write: persisted payload, log and
+	 *  key-value updates, the superblock, recovery. */
+	uint32_t emu_fence_ns;
+	uint32_t emu_line_ns;
 };
 
 /** Read-only facts about an open pool. */

@@ -6,7 +6,7 @@
  * The harness builds a paste context without a network: a 16 MiB pool on /dev/shm, its frame
  * allocator, lwIP on a netif (paste_netif__open) whose XSK TX and completion rings are plain
  * memory served by a fake kernel (see fake_kernel()), and two listeners made with
- * paste_conn__listen_pcb(): port 7 echoes and consumes what it receives, port 8 keeps every
+ * paste_ptp__listen_pcb(): port 7 echoes and consumes what it receives, port 8 keeps every
  * received byte (paste_conn__keep, as a durable server does) and releases the references when the
  * connection ends. Stack address 10.0.0.2/24, MAC 02:00:00:00:00:02.
  *
@@ -37,8 +37,8 @@
 
 #include <paste/index.h>
 
-#include "ctx.h"
 #include "fuzz.h"
+#include "ptransport.h"
 #include "pool_internal.h"
 
 #define MAX_FRAMES 64
@@ -49,6 +49,7 @@
 #define F_TIMER    0x08
 
 static struct paste_ctx *ctx;
+static struct paste_ptp *pt;
 static uint8_t flags;
 static char pool_path[64];
 static uint64_t tx_frames, tx_bytes;
@@ -71,7 +72,7 @@ static uint64_t comp_addrs[RING];
 
 static void fake_rings(void)
 {
-	struct paste_xsk *x = &ctx->xsk;
+	struct paste_xsk *x = &pt->xsk;
 
 	x->ring_size = RING;
 	x->tx = (struct xsk_ring_prod){.cached_cons = RING,
@@ -97,7 +98,7 @@ static void fake_kernel(void)
 
 		FZ_CHECK(d->addr % ctx->frame_size == 0 && frame < ctx->frame_count);
 		FZ_CHECK(ctx->frames->state[frame] == PASTE_FRAME_TX);
-		FZ_CHECK(d->len >= 14 && d->len <= ctx->mtu + 14);
+		FZ_CHECK(d->len >= 14 && d->len <= pt->mtu + 14);
 		FZ_CHECK(comp_prod - comp_cons < RING);
 		comp_addrs[comp_prod++ & (RING - 1)] = d->addr;
 		tx_frames++;
@@ -157,7 +158,7 @@ static void on_close(struct paste_conn *c, int err, void *user)
 
 static void add_listener(uint16_t port, void *user)
 {
-	struct paste_listener *l = calloc(1, sizeof(*l));
+	struct paste_listener *l = calloc(1, sizeof(*l) + ctx->tp->listener_size);
 
 	FZ_CHECK(l);
 	l->ops = (struct paste_conn_ops){
@@ -165,8 +166,7 @@ static void add_listener(uint16_t port, void *user)
 	l->user = user;
 	l->port = port;
 	l->ctx = ctx;
-	l->fd = -1;
-	FZ_CHECK(paste_conn__listen_pcb(l) == 0);
+	FZ_CHECK(paste_ptp__listen_pcb(l) == 0);
 	ctx->listeners[ctx->nlisteners++] = l;
 }
 
@@ -198,14 +198,17 @@ static void setup(void)
 	ctx->frame_size = info.frame_size;
 	ctx->frame_count = info.frame_count;
 	ctx->frames = paste_pool__frame_alloc(ctx->pool);
-	ctx->rxbufs = calloc(ctx->frame_count, sizeof(*ctx->rxbufs));
-	FZ_CHECK(ctx->rxbufs);
-	ctx->xsk.fd = -1;
-	ctx->epfd = -1;
-	memcpy(ctx->mac, "\x02\x00\x00\x00\x00\x02", 6);
+	ctx->tp = &paste_transport_xdp; /* its table, without its open: no NIC, no steering */
+	pt = calloc(1, sizeof(*pt));
+	FZ_CHECK(pt);
+	ctx->tp_state = pt;
+	pt->rxbufs = calloc(ctx->frame_count, sizeof(*pt->rxbufs));
+	FZ_CHECK(pt->rxbufs);
+	pt->xsk.fd = -1;
+	memcpy(pt->mac, "\x02\x00\x00\x00\x00\x02", 6);
 	ctx->ip = htonl(0x0a000002);
 	ctx->netmask = htonl(0xffffff00);
-	ctx->mtu = 1500;
+	pt->mtu = 1500;
 	fake_rings();
 	FZ_CHECK(paste_netif__open(ctx) == 0);
 	add_listener(7, NULL);
@@ -297,8 +300,8 @@ static void teardown_input(void)
 		ip_reass_tmr();
 	for (int i = 0; i <= IPV6_REASS_MAXAGE; i++)
 		ip6_reass_tmr();
-	etharp_cleanup_netif(&ctx->netif);
-	nd6_cleanup_netif(&ctx->netif);
+	etharp_cleanup_netif(&pt->netif);
+	nd6_cleanup_netif(&pt->netif);
 	paste_pool__drain(ctx->pool); /* deferred releases */
 	fake_kernel();
 	if (getenv("PASTE_FUZZ_VERBOSE"))

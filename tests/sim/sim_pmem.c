@@ -242,7 +242,7 @@ int sim_pmem__attach(struct sim_pmem *pm, void *base, uint64_t size, uint64_t fr
 int sim_pmem__init(struct sim_pmem *pm, struct paste_pool *pool, enum sim_break brk, uint64_t seed)
 {
 	struct paste_pool_info info;
-	struct paste_pmem_ops ops;
+	struct paste_pmem_ops ops = {0};
 	int err;
 
 	paste_pool__info(pool, &info);

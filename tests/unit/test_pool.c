@@ -31,6 +31,7 @@
 #include <paste/pool.h>
 
 #include "internal.h"
+#include "pool_internal.h"
 
 #define MiB      (1ull << 20)
 #define SB_REC   2048
@@ -666,6 +667,80 @@ static void test_bad_opts(void **state)
 	assert_false(file_exists(path));
 }
 
+/* ---- persistence ops chosen at open, emulated media ---------------------------------------- */
+
+static unsigned nflush, ndrain;
+
+static void count_flush(void *arg, const void *addr, size_t len)
+{
+	nflush++;
+}
+
+static void count_drain(void *arg)
+{
+	ndrain++;
+}
+
+/* The default set before an open is what that open (superblock commit included) and the pool use.
+ */
+static void test_default_pmem_ops(void **state)
+{
+	static const struct paste_pmem_ops counting = {count_flush, count_drain, NULL};
+	struct paste_pool *p = NULL;
+	void *addr;
+	uint64_t len;
+
+	nflush = ndrain = 0;
+	paste_pool__set_default_pmem_ops(&counting);
+	p = create_pool(4 * MiB, 2048);
+	paste_pool__set_default_pmem_ops(NULL);
+	assert_true(nflush > 0 && ndrain > 0); /* the open's superblock writes went through it */
+	ndrain = 0;
+	assert_int_equal(paste_pool__region(p, "r", 4096, &addr, &len), 0);
+	paste_pool__persist(p, addr, 64);
+	assert_true(ndrain >= 1);
+	paste_pool__close(&p);
+	nflush = ndrain = 0;
+	p = create_pool(4 * MiB, 2048); /* reset: libpmem's again */
+	paste_pool__close(&p);
+	assert_int_equal(nflush + ndrain, 0);
+}
+
+/* A fence costs at least the emulated latency (CPU contention only makes it slower). */
+static void test_emulated_media(void **state)
+{
+	struct paste_pool_opts o = create_opts(4 * MiB, 2048);
+	struct paste_pool *p = NULL;
+	uint64_t t0, len;
+	uint8_t *addr;
+
+	o.emu_fence_ns = 2000000; /* 2 ms */
+	o.emu_line_ns = 100000;   /* 0.1 ms per line */
+	assert_int_equal(open_pool(&p, &o), 0);
+	assert_true(strstr(warn_buf, "emulating slow media") != NULL);
+	assert_int_equal(paste_pool__region(p, "r", 4096, (void **)&addr, &len), 0);
+	t0 = paste_now_ns();
+	for (int i = 0; i < 5; i++)
+		paste_pool__persist(p, addr, 64); /* one line each */
+	assert_true(paste_now_ns() - t0 >= 5 * 2100000ull);
+	t0 = paste_now_ns();
+	paste_pool__flush(p, addr + 1, 1024); /* 17 lines: the range is not line aligned */
+	paste_pool__drain(p);
+	assert_true(paste_now_ns() - t0 >= 2000000ull + 17 * 100000ull);
+	paste_pool__close(&p);
+	/* the environment sets it when the option is 0 */
+	o.emu_fence_ns = o.emu_line_ns = 0;
+	o.create = false;
+	setenv("PASTE_EMU_FENCE_NS", "3000000", 1);
+	assert_int_equal(open_pool(&p, &o), 0);
+	unsetenv("PASTE_EMU_FENCE_NS");
+	assert_int_equal(paste_pool__region(p, "r", 4096, (void **)&addr, &len), 0);
+	t0 = paste_now_ns();
+	paste_pool__persist(p, addr, 64);
+	assert_true(paste_now_ns() - t0 >= 3000000ull);
+	paste_pool__close(&p);
+}
+
 /* ---- the frame area as a UMEM ------------------------------------------------------------ */
 
 static bool have_af_xdp(void)
@@ -750,6 +825,8 @@ int main(void)
 	    T(test_absent_without_create),
 	    T(test_size_limits),
 	    T(test_bad_opts),
+	    T(test_default_pmem_ops),
+	    T(test_emulated_media),
 	    T(test_check_umem_shm),
 	    T(test_check_umem_ext4),
 	};
