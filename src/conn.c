@@ -273,8 +273,8 @@ PASTE_EXPORT int paste_listen(struct paste_ctx *ctx, uint16_t port,
 	struct paste_conn_ops o;
 
 	if (!ctx || !port || !ops)
-		return paste_fail(-EINVAL, "paste_listen: need a context, a port (1-65535) and ops "
-		                           "with .sz set");
+		return paste_fail(
+		    -EINVAL, "paste_listen: need a context, a port (1-65535) and ops with .sz set");
 	err = PASTE_OPTS_COPY(&o, ops, sz, "paste_listen");
 	if (err)
 		return err;
@@ -372,8 +372,9 @@ PASTE_EXPORT int paste_conn__consume(struct paste_conn *c, size_t n)
 PASTE_EXPORT ssize_t paste_conn__send(struct paste_conn *c, const void *buf, size_t len)
 {
 	if (c->closed || c->want_close)
-		return paste_fail_quiet(-ENOTCONN, "paste_conn__send: the connection is closed or "
-		                                   "closing: nothing more can be sent");
+		return paste_fail_quiet(
+		    -ENOTCONN,
+		    "paste_conn__send: the connection is closed or closing: nothing more can be sent");
 	return c->ctx->tp->send(c, buf, len);
 }
 
@@ -387,8 +388,8 @@ PASTE_EXPORT size_t paste_conn__sendbuf(const struct paste_conn *c)
 PASTE_EXPORT int paste_conn__close(struct paste_conn *c)
 {
 	if (c->closed || c->want_close)
-		return paste_fail_quiet(-ENOTCONN, "paste_conn__close: the connection is already "
-		                                   "closed or closing");
+		return paste_fail_quiet(
+		    -ENOTCONN, "paste_conn__close: the connection is already closed or closing");
 	c->want_close = true;
 	paste_conn__mark_dirty(c);
 	return 0;

@@ -29,9 +29,9 @@ static int parse_ip(struct paste_ctx *ctx)
 	if (!ctx->opts.ip)
 		return ctx->opts.shared_ip || !ctx->tp->needs_ifname
 		           ? 0
-		           : paste_fail(-EINVAL, "no IP address: give the stack "
-		                                 "a dedicated address (--ip), or "
-		                                 "use shared-IP mode");
+		           : paste_fail(
+		                 -EINVAL,
+		                 "no IP address: give the stack a dedicated address (--ip), or use shared-IP mode");
 	if (inet_pton(AF_INET, ctx->opts.ip, &a) != 1 || a.s_addr == 0)
 		return paste_fail(-EINVAL, "'%s' is not an IPv4 address (expected e.g. 10.0.0.2)",
 		                  ctx->opts.ip);
@@ -124,17 +124,17 @@ static int open_pool(struct paste_ctx *ctx)
 	ctx->frame_size = info.frame_size;
 	ctx->frame_count = info.frame_count;
 	if (info.frame_count < 2 * ctx->opts.ring_size + PASTE_POOL_SPARE_FRAMES)
-		return paste_fail(-EINVAL,
-		                  "pool %s has %u frames: too few for rings of %u (need at "
-		                  "least %u); use a larger --pool-size",
-		                  ctx->opts.pool_path, info.frame_count, ctx->opts.ring_size,
-		                  2 * ctx->opts.ring_size + PASTE_POOL_SPARE_FRAMES);
+		return paste_fail(
+		    -EINVAL,
+		    "pool %s has %u frames: too few for rings of %u (need at least %u); use a larger --pool-size",
+		    ctx->opts.pool_path, info.frame_count, ctx->opts.ring_size,
+		    2 * ctx->opts.ring_size + PASTE_POOL_SPARE_FRAMES);
 	ctx->frames = paste_pool__frame_alloc(ctx->pool);
 	if (ctx->opts.no_persist) {
 		static const struct paste_pmem_ops none = {noop_flush, noop_drain, NULL};
 
-		pr_warn("--no-persist: flushes and fences are off; nothing written from now on is "
-		        "durable");
+		pr_warn(
+		    "--no-persist: flushes and fences are off; nothing written from now on is durable");
 		paste_pool__set_pmem_ops(ctx->pool, &none);
 	}
 	return 0;
@@ -226,9 +226,9 @@ PASTE_EXPORT int paste_poll(struct paste_ctx *ctx, int timeout_ms)
 		int r = ctx->round_hook(ctx, ctx->round_arg);
 
 		if (r < 0) { /* nothing this round acknowledged may leave: reset, do not send */
-			pr_warn("round hook failed (%s): resetting every connection with output "
-			        "queued this round",
-			        strerror(-r));
+			pr_warn(
+			    "round hook failed (%s): resetting every connection with output queued this round",
+			    strerror(-r));
 			paste_conns__abort_dirty(ctx);
 		}
 	}

@@ -110,10 +110,10 @@ int paste_frames__move(struct paste_frames *f, uint32_t idx, enum paste_frame_st
 	if (unlikely((unsigned)from >= PASTE_FRAME_NSTATES || (unsigned)to >= PASTE_FRAME_NSTATES))
 		return paste_fail(-EINVAL, "frame allocator: bad state %u -> %u", from, to);
 	if (unlikely(f->state[idx] != from))
-		return paste_fail(-EINVAL,
-		                  "frame allocator: frame %u is %s, not %s (moving to %s): double "
-		                  "free or frame returned by the wrong path",
-		                  idx, state_name(f->state[idx]), state_name(from), state_name(to));
+		return paste_fail(
+		    -EINVAL,
+		    "frame allocator: frame %u is %s, not %s (moving to %s): double free or frame returned by the wrong path",
+		    idx, state_name(f->state[idx]), state_name(from), state_name(to));
 	if (from == to)
 		return 0;
 	if (from == PASTE_FRAME_FREE)
@@ -136,8 +136,7 @@ int paste_frames__ref(struct paste_frames *f, uint32_t idx)
 	}
 	if (unlikely(f->state[idx] != PASTE_FRAME_KEPT))
 		return paste_fail(-EINVAL,
-		                  "frame allocator: cannot keep frame %u: it is %s, not RX or "
-		                  "KEPT",
+		                  "frame allocator: cannot keep frame %u: it is %s, not RX or KEPT",
 		                  idx, state_name(f->state[idx]));
 	if (unlikely(f->refs[idx] == UINT16_MAX))
 		return paste_fail(-EOVERFLOW, "frame allocator: frame %u already has %u references",
@@ -150,8 +149,7 @@ int paste_frames__unref(struct paste_frames *f, uint32_t idx)
 {
 	if (unlikely(idx >= f->count || f->state[idx] != PASTE_FRAME_KEPT))
 		return paste_fail(-EINVAL,
-		                  "frame allocator: cannot release frame %u: it is %s, not "
-		                  "KEPT",
+		                  "frame allocator: cannot release frame %u: it is %s, not KEPT",
 		                  idx, idx < f->count ? state_name(f->state[idx]) : "out of range");
 	if (--f->refs[idx] == 0) {
 		bool held = f->held[idx];
@@ -170,11 +168,11 @@ int paste_frames__rx_done(struct paste_frames *f, uint32_t idx)
 		f->held[idx] = 0;
 		return 0;
 	}
-	return paste_fail(-EINVAL,
-	                  "frame allocator: frame %u released by its pbuf but it is %s%s: frame "
-	                  "accounting is broken",
-	                  idx, idx < f->count ? state_name(f->state[idx]) : "out of range",
-	                  idx < f->count && f->state[idx] == PASTE_FRAME_KEPT ? " (not held)" : "");
+	return paste_fail(
+	    -EINVAL,
+	    "frame allocator: frame %u released by its pbuf but it is %s%s: frame accounting is broken",
+	    idx, idx < f->count ? state_name(f->state[idx]) : "out of range",
+	    idx < f->count && f->state[idx] == PASTE_FRAME_KEPT ? " (not held)" : "");
 }
 
 int paste_frames__recover_ref(struct paste_frames *f, uint32_t idx)

@@ -21,10 +21,9 @@ int paste_index__find(struct paste_pool *pool, const struct paste_index_type *t,
 	*handle = NULL;
 	err = paste_pool__find_region(pool, name, addr, len);
 	if (err == -ENOENT && !create)
-		return paste_fail_quiet(-ENOENT,
-		                        "pool has no %s '%s': pass %s to create it, or check the "
-		                        "name",
-		                        t->name, name, t->create_arg);
+		return paste_fail_quiet(
+		    -ENOENT, "pool has no %s '%s': pass %s to create it, or check the name",
+		    t->name, name, t->create_arg);
 	if (err)
 		return err;
 	if (*len < sizeof(magic))
@@ -33,18 +32,18 @@ int paste_index__find(struct paste_pool *pool, const struct paste_index_type *t,
 	if (magic == t->magic) {
 		h = paste_pool__index(pool, name);
 		if (!h || t->region(h) != *addr)
-			return paste_fail(-EIO,
-			                  "%s '%s' was not recovered when the pool was opened "
-			                  "(internal error): close and reopen the pool",
-			                  t->name, name);
+			return paste_fail(
+			    -EIO,
+			    "%s '%s' was not recovered when the pool was opened (internal error): close and reopen the pool",
+			    t->name, name);
 		*handle = h;
 		return 0;
 	}
 	if (magic != 0)
-		return paste_fail(-EINVAL,
-		                  "region '%s' holds something other than a %s (magic %#llx): use "
-		                  "another name",
-		                  name, t->name, (unsigned long long)magic);
+		return paste_fail(
+		    -EINVAL,
+		    "region '%s' holds something other than a %s (magic %#llx): use another name",
+		    name, t->name, (unsigned long long)magic);
 	if (!create)
 		return paste_fail(-ENOENT,
 		                  "region '%s' exists but holds no %s yet: pass %s to create it",

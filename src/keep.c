@@ -61,9 +61,9 @@ static int keep_copy(struct paste_ctx *ctx, const void *addr, size_t len, struct
 		uint32_t idx;
 
 		if (paste_frames__alloc(ctx->frames, PASTE_FRAME_KEPT, &idx))
-			return paste_fail_quiet(-ENOSPC,
-			                        "paste_keep: no free frame to pack small payloads "
-			                        "into: the pool is full; release references");
+			return paste_fail_quiet(
+			    -ENOSPC,
+			    "paste_keep: no free frame to pack small payloads into: the pool is full; release references");
 		if (ctx->pack_open) /* drop our own hold on the full one */
 			paste_frames__unref(ctx->frames, ctx->pack_frame);
 		ctx->pack_frame = idx;
@@ -98,16 +98,15 @@ PASTE_EXPORT int paste_keep(struct paste_ctx *ctx, const void *addr, size_t len,
 	r.len = (uint32_t)len;
 	r.flags = 0;
 	if (!paste_pool__ref_in_frame(ctx->pool, &r, &frame))
-		return paste_fail(-EINVAL,
-		                  "paste_keep: [%p, +%zu) crosses a frame boundary: keep "
-		                  "each slot separately (paste_conn__keep does)",
-		                  addr, len);
+		return paste_fail(
+		    -EINVAL,
+		    "paste_keep: [%p, +%zu) crosses a frame boundary: keep each slot separately (paste_conn__keep does)",
+		    addr, len);
 	if (keep_would_starve(ctx))
-		return paste_fail_quiet(-ENOSPC,
-		                        "paste_keep: the pool is nearly full (%u frames free): "
-		                        "keeping more would stop reception; release references or "
-		                        "use a larger pool",
-		                        paste_frames__nr(ctx->frames, PASTE_FRAME_FREE));
+		return paste_fail_quiet(
+		    -ENOSPC,
+		    "paste_keep: the pool is nearly full (%u frames free): keeping more would stop reception; release references or use a larger pool",
+		    paste_frames__nr(ctx->frames, PASTE_FRAME_FREE));
 	if (ctx->opts.copy_threshold && len < ctx->opts.copy_threshold)
 		err = keep_copy(ctx, addr, len, &r);
 	else
@@ -126,8 +125,7 @@ PASTE_EXPORT int paste_keep_copy(struct paste_ctx *ctx, const void *src, size_t 
 
 	if (!ref || !len || len > ctx->frame_size)
 		return paste_fail(-EINVAL,
-		                  "paste_keep_copy: %zu bytes: must be 1 to %u (the frame "
-		                  "size)",
+		                  "paste_keep_copy: %zu bytes: must be 1 to %u (the frame size)",
 		                  len, ctx->frame_size);
 	err = keep_copy(ctx, src, len, ref);
 	if (!err)
@@ -145,10 +143,9 @@ PASTE_EXPORT int paste_conn__keep(struct paste_conn *c, size_t off, size_t len, 
 	int err = 0;
 
 	if (off > c->pending || len > c->pending - off || !len)
-		return paste_fail(-EINVAL,
-		                  "paste_conn__keep: bytes [%zu, +%zu) are not pending "
-		                  "(%zu pending)",
-		                  off, len, c->pending);
+		return paste_fail(
+		    -EINVAL, "paste_conn__keep: bytes [%zu, +%zu) are not pending (%zu pending)",
+		    off, len, c->pending);
 	s = paste_conn__slots(c, &ns);
 	for (i = 0; i < ns && left && !err; i++) {
 		size_t take;
@@ -173,11 +170,10 @@ PASTE_EXPORT int paste_conn__keep(struct paste_conn *c, size_t off, size_t len, 
 	if (err) { /* all or nothing */
 		while (k)
 			paste_pool__ref_put(ctx->pool, &refs[--k]);
-		return err == -E2BIG ? paste_fail(err,
-		                                  "paste_conn__keep: %zu bytes span more "
-		                                  "than %u slots",
-		                                  len, max)
-		                     : err;
+		return err == -E2BIG
+		           ? paste_fail(err, "paste_conn__keep: %zu bytes span more than %u slots",
+		                        len, max)
+		           : err;
 	}
 	*n = k;
 	return 0;

@@ -258,11 +258,11 @@ int pkv_kv_compact(struct paste_kv *kv)
 			pkv_kv_store(kv, p, 0);
 	pkv_kv_fence(kv);
 	free(assigned);
-	pr_info("key-value index '%s': compacted %llu buckets (%llu keys, %llu moved, %llu "
-	        "tombstones cleared) in %.3f ms",
-	        kv->name, (unsigned long long)nb, (unsigned long long)kv->keys,
-	        (unsigned long long)moved, (unsigned long long)(kv->used - kv->keys),
-	        (double)(paste_now_ns() - t0) / 1e6);
+	pr_info(
+	    "key-value index '%s': compacted %llu buckets (%llu keys, %llu moved, %llu tombstones cleared) in %.3f ms",
+	    kv->name, (unsigned long long)nb, (unsigned long long)kv->keys,
+	    (unsigned long long)moved, (unsigned long long)(kv->used - kv->keys),
+	    (double)(paste_now_ns() - t0) / 1e6);
 	kv->used = kv->used_hi = kv->keys;
 	kv->compactions++;
 	return 0;
@@ -288,15 +288,13 @@ static int kv_check_ref(const struct paste_kv *kv, const struct paste_ref *r, co
 	if (r->flags || !paste_pool__ref_in_frame(kv->pool, r, &frame))
 		return paste_fail(
 		    -EINVAL,
-		    "key-value index '%s': the %s reference ([%llu, +%u), flags %#x) "
-		    "is not a range inside one frame of the pool: put references made "
-		    "by paste_keep()",
+		    "key-value index '%s': the %s reference ([%llu, +%u), flags %#x) is not a range inside one frame of the pool: put references made by paste_keep()",
 		    kv->name, what, (unsigned long long)r->off, r->len, r->flags);
 	if (f && f->state[frame] != PASTE_FRAME_KEPT)
-		return paste_fail(-EINVAL,
-		                  "key-value index '%s': the %s reference names frame %u, which is "
-		                  "not kept: keep the bytes (paste_keep) before the put",
-		                  kv->name, what, frame);
+		return paste_fail(
+		    -EINVAL,
+		    "key-value index '%s': the %s reference names frame %u, which is not kept: keep the bytes (paste_keep) before the put",
+		    kv->name, what, frame);
 	return 0;
 }
 
@@ -321,10 +319,10 @@ static int kv_reserve(struct paste_kv *kv)
 
 static int kv_no_slot(const struct paste_kv *kv)
 {
-	return paste_fail(-ENOSPC,
-	                  "key-value index '%s' has no free entry slot: %zu replaced entries "
-	                  "wait for a fence (paste_pool__drain) before their slots are reused",
-	                  kv->name, kv->pending.n + kv->zeroing.n);
+	return paste_fail(
+	    -ENOSPC,
+	    "key-value index '%s' has no free entry slot: %zu replaced entries wait for a fence (paste_pool__drain) before their slots are reused",
+	    kv->name, kv->pending.n + kv->zeroing.n);
 }
 
 /* Update the key in bucket @b: a new entry, then the word (with the prev still durable). */

@@ -78,10 +78,9 @@ static int kv_geometry(const char *name, uint64_t capacity, struct kv_geom *g)
 
 	max_cap -= max_cap >> PASTE_KV_SLACK_SHIFT;
 	if (capacity == 0 || capacity > max_cap)
-		return paste_fail(-EINVAL,
-		                  "key-value index '%s': capacity %llu is out of range: 1 to %llu "
-		                  "keys",
-		                  name, (unsigned long long)capacity, (unsigned long long)max_cap);
+		return paste_fail(
+		    -EINVAL, "key-value index '%s': capacity %llu is out of range: 1 to %llu keys",
+		    name, (unsigned long long)capacity, (unsigned long long)max_cap);
 	g->capacity = capacity;
 	g->nslots = capacity + (capacity >> PASTE_KV_SLACK_SHIFT) + PASTE_KV_SLACK_MIN;
 	for (g->ib = KV_MIN_IB; (1ull << g->ib) - 2 < g->nslots;)
@@ -137,8 +136,7 @@ static int kv_create(struct paste_pool *pool, const char *name, void *addr, uint
 	if (len < g->region_size)
 		return paste_fail(
 		    -EINVAL,
-		    "key-value index '%s': region of %llu bytes is too small for %llu "
-		    "keys (%llu bytes needed): use another name",
+		    "key-value index '%s': region of %llu bytes is too small for %llu keys (%llu bytes needed): use another name",
 		    name, (unsigned long long)len, (unsigned long long)g->capacity,
 		    (unsigned long long)g->region_size);
 	if (!fresh_region) { /* an old region without an index: its bytes are unknown */
@@ -154,10 +152,10 @@ static int kv_create(struct paste_pool *pool, const char *name, void *addr, uint
 		kv_free(kv);
 		return err;
 	}
-	pr_info("key-value index '%s': created for %llu keys: %llu buckets, %llu entry slots, "
-	        "%llu-byte region",
-	        name, (unsigned long long)g->capacity, (unsigned long long)g->nbuckets,
-	        (unsigned long long)g->nslots, (unsigned long long)g->region_size);
+	pr_info(
+	    "key-value index '%s': created for %llu keys: %llu buckets, %llu entry slots, %llu-byte region",
+	    name, (unsigned long long)g->capacity, (unsigned long long)g->nbuckets,
+	    (unsigned long long)g->nslots, (unsigned long long)g->region_size);
 	*kvp = kv;
 	return 0;
 }
@@ -186,11 +184,10 @@ PASTE_EXPORT int paste_kv__open(struct paste_pool *pool, const char *name, uint6
 		return err;
 	if (kv) {
 		if (capacity > kv->capacity)
-			return paste_fail(-EINVAL,
-			                  "key-value index '%s' holds at most %llu keys, %llu were "
-			                  "asked for: an index cannot grow; use another name",
-			                  name, (unsigned long long)kv->capacity,
-			                  (unsigned long long)capacity);
+			return paste_fail(
+			    -EINVAL,
+			    "key-value index '%s' holds at most %llu keys, %llu were asked for: an index cannot grow; use another name",
+			    name, (unsigned long long)kv->capacity, (unsigned long long)capacity);
 		*kvp = kv;
 		return 0;
 	}
@@ -210,15 +207,15 @@ static int kv_check_super(const char *name, const void *addr, uint64_t len)
 		    -EBADMSG, "key-value index '%s': region of %llu bytes holds no index header",
 		    name, (unsigned long long)len);
 	if (s->version != KV_VERSION)
-		return paste_fail(-EBADMSG,
-		                  "key-value index '%s' has format version %u; this library reads "
-		                  "version %u: use a matching libpaste-xdp or recreate the pool",
-		                  name, s->version, KV_VERSION);
+		return paste_fail(
+		    -EBADMSG,
+		    "key-value index '%s' has format version %u; this library reads version %u: use a matching libpaste-xdp or recreate the pool",
+		    name, s->version, KV_VERSION);
 	if (s->crc != pkv_super_crc(s))
-		return paste_fail(-EBADMSG,
-		                  "key-value index '%s': header checksum mismatch: the index is "
-		                  "corrupt; restore the pool file or recreate it",
-		                  name);
+		return paste_fail(
+		    -EBADMSG,
+		    "key-value index '%s': header checksum mismatch: the index is corrupt; restore the pool file or recreate it",
+		    name);
 	end = s->slots_off + s->nslots * KV_ENTRY;
 	if (s->entry_sz != KV_ENTRY || s->idx_bits < KV_MIN_IB || s->idx_bits > KV_MAX_IB ||
 	    s->nslots > (1ull << s->idx_bits) - 2 || s->capacity == 0 || s->capacity > s->nslots ||
@@ -227,8 +224,7 @@ static int kv_check_super(const char *name, const void *addr, uint64_t len)
 	    s->slots_off < s->buckets_off + s->nbuckets * 8 || end > len)
 		return paste_fail(
 		    -EBADMSG,
-		    "key-value index '%s': header geometry does not fit its %llu-byte "
-		    "region: the index is corrupt; restore or recreate the pool",
+		    "key-value index '%s': header geometry does not fit its %llu-byte region: the index is corrupt; restore or recreate the pool",
 		    name, (unsigned long long)len);
 	return 0;
 }
@@ -304,9 +300,7 @@ static int kv_take_refs(struct paste_kv *kv, uint64_t s)
 	if (err)
 		return paste_fail(
 		    err,
-		    "key-value index '%s': an entry names a frame the pool cannot "
-		    "reference (%d): the pool's frame accounting is inconsistent; the "
-		    "pool was not opened",
+		    "key-value index '%s': an entry names a frame the pool cannot reference (%d): the pool's frame accounting is inconsistent; the pool was not opened",
 		    kv->name, err);
 	return 0;
 }
@@ -389,10 +383,10 @@ static int kv_scan(struct paste_kv *kv)
 	while (e < nb && kv->buckets[e])
 		e++;
 	if (e == nb)
-		return paste_fail(-EBADMSG,
-		                  "key-value index '%s': no empty bucket: the index is corrupt; "
-		                  "restore or recreate the pool",
-		                  kv->name);
+		return paste_fail(
+		    -EBADMSG,
+		    "key-value index '%s': no empty bucket: the index is corrupt; restore or recreate the pool",
+		    kv->name);
 	gap = e;
 	for (uint64_t k = 1, p = e; k < nb && !err; k++) {
 		uint64_t w;
@@ -459,11 +453,11 @@ static int kv_recover(struct paste_pool *pool, const char *name, void *addr, uin
 	err = kv_register(kv);
 	if (err)
 		goto err_put;
-	paste_print(kv->dropped ? PASTE_LOG_WARN : PASTE_LOG_INFO,
-	            "key-value index '%s': recovered %llu keys, dropped %llu torn or invalid "
-	            "updates, in %.3f ms",
-	            name, (unsigned long long)kv->recovered, (unsigned long long)kv->dropped,
-	            (double)(paste_now_ns() - t0) / 1e6);
+	paste_print(
+	    kv->dropped ? PASTE_LOG_WARN : PASTE_LOG_INFO,
+	    "key-value index '%s': recovered %llu keys, dropped %llu torn or invalid updates, in %.3f ms",
+	    name, (unsigned long long)kv->recovered, (unsigned long long)kv->dropped,
+	    (double)(paste_now_ns() - t0) / 1e6);
 	return 0;
 
 err_put:

@@ -92,8 +92,7 @@ int paste_opts_copy(void *out, size_t out_sz, const void *in, size_t min_sz, con
 		if (((const unsigned char *)in)[i])
 			return paste_fail(
 			    -EINVAL,
-			    "%s: options newer than this library are set (byte %zu of "
-			    "%zu): upgrade libpaste-xdp or leave them zero",
+			    "%s: options newer than this library are set (byte %zu of %zu): upgrade libpaste-xdp or leave them zero",
 			    what, i, sz);
 	memset(out, 0, out_sz);
 	memcpy(out, in, sz < out_sz ? sz : out_sz);

@@ -252,11 +252,11 @@ PASTE_EXPORT int paste_log__open(struct paste_pool *pool, const char *name, uint
 	if (err)
 		return err;
 	if (len < region_size)
-		return paste_fail(-EINVAL,
-		                  "log '%s' has a %llu-byte region, %llu were asked for: regions "
-		                  "cannot grow; ask for at most %llu or use another name",
-		                  name, (unsigned long long)len, (unsigned long long)region_size,
-		                  (unsigned long long)len);
+		return paste_fail(
+		    -EINVAL,
+		    "log '%s' has a %llu-byte region, %llu were asked for: regions cannot grow; ask for at most %llu or use another name",
+		    name, (unsigned long long)len, (unsigned long long)region_size,
+		    (unsigned long long)len);
 	if (log) {
 		*logp = log;
 		return 0;
@@ -274,22 +274,22 @@ static int log_check_super(const char *name, const void *addr, uint64_t len, uin
 		return paste_fail(-EBADMSG, "log '%s': region of %llu bytes holds no log header",
 		                  name, (unsigned long long)len);
 	if (s->version != LOG_VERSION)
-		return paste_fail(-EBADMSG,
-		                  "log '%s' has format version %u; this library reads version "
-		                  "%u: use a matching libpaste-xdp or recreate the pool",
-		                  name, s->version, LOG_VERSION);
+		return paste_fail(
+		    -EBADMSG,
+		    "log '%s' has format version %u; this library reads version %u: use a matching libpaste-xdp or recreate the pool",
+		    name, s->version, LOG_VERSION);
 	if (s->crc != plog_super_crc(s))
-		return paste_fail(-EBADMSG,
-		                  "log '%s': header checksum mismatch: the log is corrupt; "
-		                  "restore the pool file or recreate it",
-		                  name);
+		return paste_fail(
+		    -EBADMSG,
+		    "log '%s': header checksum mismatch: the log is corrupt; restore the pool file or recreate it",
+		    name);
 	if (s->hdr_size != LOG_HDR_SIZE || s->align != LOG_ALIGN || s->data_size == 0 ||
 	    s->data_size % LOG_ALIGN || s->data_size > len - LOG_HDR_SIZE ||
 	    s->data_size > LOG_MAX_DATA)
-		return paste_fail(-EBADMSG,
-		                  "log '%s': header geometry does not fit its %llu-byte "
-		                  "region: the log is corrupt; restore or recreate the pool",
-		                  name, (unsigned long long)len);
+		return paste_fail(
+		    -EBADMSG,
+		    "log '%s': header geometry does not fit its %llu-byte region: the log is corrupt; restore or recreate the pool",
+		    name, (unsigned long long)len);
 	*data_size = s->data_size;
 	return 0;
 }
@@ -308,10 +308,10 @@ static int log_load_head(struct paste_log *log)
 	const struct log_head *h;
 
 	if (!ok0 && !ok1)
-		return paste_fail(-EBADMSG,
-		                  "log '%s': both head slots are corrupt: the log cannot be "
-		                  "read; restore the pool file or recreate it",
-		                  log->name);
+		return paste_fail(
+		    -EBADMSG,
+		    "log '%s': both head slots are corrupt: the log cannot be read; restore the pool file or recreate it",
+		    log->name);
 	log->cur = ok1 && (!ok0 || h1->gen > h0->gen);
 	h = plog_log_slot(log, log->cur);
 	log->gen = h->gen;
@@ -460,11 +460,10 @@ static int log_take_refs(struct paste_log *log)
 			if (!err)
 				continue;
 			log_put_refs(log, s, i);
-			return paste_fail(err,
-			                  "log '%s': record %llu names a frame the pool cannot "
-			                  "reference (%d): the pool's frame accounting is "
-			                  "inconsistent; the pool was not opened",
-			                  log->name, (unsigned long long)s, err);
+			return paste_fail(
+			    err,
+			    "log '%s': record %llu names a frame the pool cannot reference (%d): the pool's frame accounting is inconsistent; the pool was not opened",
+			    log->name, (unsigned long long)s, err);
 		}
 	}
 	return 0;

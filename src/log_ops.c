@@ -17,25 +17,23 @@ static int log_check_refs(const struct paste_log *log, const struct paste_ref *r
 
 	*len = 0;
 	if (!refs || nrefs == 0 || nrefs > PASTE_LOG_MAX_REFS)
-		return paste_fail(-EINVAL,
-		                  "log '%s': cannot append a record of %u references: a record "
-		                  "names 1 to %d",
-		                  log->name, refs ? nrefs : 0, PASTE_LOG_MAX_REFS);
+		return paste_fail(
+		    -EINVAL,
+		    "log '%s': cannot append a record of %u references: a record names 1 to %d",
+		    log->name, refs ? nrefs : 0, PASTE_LOG_MAX_REFS);
 	for (unsigned i = 0; i < nrefs; i++) {
 		const struct paste_ref *r = &refs[i];
 
 		if (r->flags || !paste_pool__ref_in_frame(log->pool, r, &frame))
-			return paste_fail(-EINVAL,
-			                  "log '%s': reference %u ([%llu, +%u), flags %#x) is "
-			                  "not a range inside one frame of the pool: append "
-			                  "references made by paste_keep()",
-			                  log->name, i, (unsigned long long)r->off, r->len,
-			                  r->flags);
+			return paste_fail(
+			    -EINVAL,
+			    "log '%s': reference %u ([%llu, +%u), flags %#x) is not a range inside one frame of the pool: append references made by paste_keep()",
+			    log->name, i, (unsigned long long)r->off, r->len, r->flags);
 		if (f && f->state[frame] != PASTE_FRAME_KEPT)
-			return paste_fail(-EINVAL,
-			                  "log '%s': reference %u names frame %u, which is not "
-			                  "kept: keep the bytes (paste_keep) before appending",
-			                  log->name, i, frame);
+			return paste_fail(
+			    -EINVAL,
+			    "log '%s': reference %u names frame %u, which is not kept: keep the bytes (paste_keep) before appending",
+			    log->name, i, frame);
 		*len += r->len;
 	}
 	return 0;
@@ -67,16 +65,13 @@ static int log_place(const struct paste_log *log, uint64_t size, uint64_t *off, 
 static int log_full(const struct paste_log *log, uint64_t size)
 {
 	if (size > log->data_size)
-		return paste_fail(-ENOSPC,
-		                  "log '%s': a record of %llu bytes can never fit in its "
-		                  "%llu-byte data area: append fewer references per record or "
-		                  "give the log a larger region",
-		                  log->name, (unsigned long long)size,
-		                  (unsigned long long)log->data_size);
+		return paste_fail(
+		    -ENOSPC,
+		    "log '%s': a record of %llu bytes can never fit in its %llu-byte data area: append fewer references per record or give the log a larger region",
+		    log->name, (unsigned long long)size, (unsigned long long)log->data_size);
 	return paste_fail_quiet(
 	    -ENOSPC,
-	    "log '%s' is full (%llu of %llu bytes used, %llu records; %llu more "
-	    "needed): truncate it or give it a larger region",
+	    "log '%s' is full (%llu of %llu bytes used, %llu records; %llu more needed): truncate it or give it a larger region",
 	    log->name, (unsigned long long)log->used, (unsigned long long)log->data_size,
 	    (unsigned long long)plog_log_count(log), (unsigned long long)size);
 }
@@ -223,9 +218,9 @@ static void log_release(struct paste_log *log, uint64_t seq)
 		if (err == -ENOMEM)
 			err = paste_pool__ref_put(log->pool, &r->refs[i]);
 		if (err)
-			pr_warn("log '%s': record %llu: releasing reference %u failed (%d): frame "
-			        "accounting is off",
-			        log->name, (unsigned long long)seq, i, err);
+			pr_warn(
+			    "log '%s': record %llu: releasing reference %u failed (%d): frame accounting is off",
+			    log->name, (unsigned long long)seq, i, err);
 	}
 	log->bytes -= r->len;
 }

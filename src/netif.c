@@ -260,10 +260,10 @@ static int query_addr(struct paste_ctx *ctx)
 	}
 	freeifaddrs(ifa);
 	if (!found)
-		return paste_fail(-EADDRNOTAVAIL,
-		                  "shared-IP mode: %s has no IPv4 address; give it "
-		                  "one, or use a dedicated --ip",
-		                  ctx->ifname);
+		return paste_fail(
+		    -EADDRNOTAVAIL,
+		    "shared-IP mode: %s has no IPv4 address; give it one, or use a dedicated --ip",
+		    ctx->ifname);
 	return 0;
 }
 
@@ -288,10 +288,10 @@ int paste_netif__query(struct paste_ctx *ctx)
 	}
 	paste_ptp(ctx)->mtu = (uint32_t)ifr.ifr_mtu;
 	if (paste_ptp(ctx)->mtu + 14 > ctx->frame_size - 256) {
-		err = paste_fail(-EINVAL,
-		                 "%s has MTU %u, too large for %u-byte frames: lower the MTU "
-		                 "or use 4096-byte frames",
-		                 ctx->ifname, paste_ptp(ctx)->mtu, ctx->frame_size);
+		err = paste_fail(
+		    -EINVAL,
+		    "%s has MTU %u, too large for %u-byte frames: lower the MTU or use 4096-byte frames",
+		    ctx->ifname, paste_ptp(ctx)->mtu, ctx->frame_size);
 		goto out;
 	}
 	if (ctx->opts.shared_ip && !ctx->opts.ip)
@@ -307,8 +307,9 @@ int paste_netif__open(struct paste_ctx *ctx)
 	unsigned seed;
 
 	if (lwip_in_use)
-		return paste_fail(-EBUSY, "one paste context per process: lwIP keeps global state "
-		                          "(run one process per NIC queue)");
+		return paste_fail(
+		    -EBUSY,
+		    "one paste context per process: lwIP keeps global state (run one process per NIC queue)");
 	/* lwIP draws initial sequence numbers and ports from rand(): seed it unpredictably. */
 	if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
 		seed = (unsigned)getpid() ^ (unsigned)time(NULL);

@@ -177,26 +177,24 @@ static int pool_layout(struct pool_sb *sb, const char *path, const struct pool_c
 		region =
 		    cfg->size / 8 > POOL_MIN_REGION_AREA ? cfg->size / 8 : POOL_MIN_REGION_AREA;
 	if (region > cfg->size)
-		return paste_fail(-EINVAL,
-		                  "cannot create pool %s: region area (%llu bytes) larger "
-		                  "than the pool (%llu bytes)",
-		                  path, (unsigned long long)region, (unsigned long long)cfg->size);
+		return paste_fail(
+		    -EINVAL,
+		    "cannot create pool %s: region area (%llu bytes) larger than the pool (%llu bytes)",
+		    path, (unsigned long long)region, (unsigned long long)cfg->size);
 	region = PASTE_ALIGN_UP(region, (uint64_t)POOL_PAGE);
 	min = POOL_SB_AREA + region + (uint64_t)POOL_MIN_FRAMES * cfg->frame_size;
 	if (cfg->size < min)
 		return paste_fail(
 		    -EINVAL,
-		    "cannot create pool %s: %llu bytes is too small: superblock (4 KiB) "
-		    "+ region area (%llu) + %u frames of %u bytes need %llu; give a "
-		    "larger size or a smaller region_area",
+		    "cannot create pool %s: %llu bytes is too small: superblock (4 KiB) + region area (%llu) + %u frames of %u bytes need %llu; give a larger size or a smaller region_area",
 		    path, (unsigned long long)cfg->size, (unsigned long long)region,
 		    POOL_MIN_FRAMES, cfg->frame_size, (unsigned long long)min);
 	frames = (cfg->size - POOL_SB_AREA - region) / cfg->frame_size;
 	if (frames > UINT32_MAX)
-		return paste_fail(-EFBIG,
-		                  "cannot create pool %s: %llu bytes is too large (at most "
-		                  "2^32-1 frames of %u bytes)",
-		                  path, (unsigned long long)cfg->size, cfg->frame_size);
+		return paste_fail(
+		    -EFBIG,
+		    "cannot create pool %s: %llu bytes is too large (at most 2^32-1 frames of %u bytes)",
+		    path, (unsigned long long)cfg->size, cfg->frame_size);
 	memset(sb, 0, sizeof(*sb));
 	memcpy(sb->magic, POOL_MAGIC, sizeof(sb->magic));
 	sb->version = POOL_VERSION;
@@ -223,10 +221,10 @@ static int pool_size_file(struct paste_pool *p, uint64_t size)
 	if (e == EOPNOTSUPP || e == EINVAL)
 		e = ftruncate(p->fd, (off_t)size) ? errno : 0;
 	if (e == ENOSPC || e == EFBIG)
-		return paste_fail(-e,
-		                  "cannot create pool %s: %llu bytes do not fit on its "
-		                  "filesystem (%s): free space or choose a smaller size",
-		                  p->path, (unsigned long long)size, strerror(e));
+		return paste_fail(
+		    -e,
+		    "cannot create pool %s: %llu bytes do not fit on its filesystem (%s): free space or choose a smaller size",
+		    p->path, (unsigned long long)size, strerror(e));
 	if (e)
 		return paste_fail(-e, "cannot create pool %s: sizing the file to %llu bytes: %s",
 		                  p->path, (unsigned long long)size, strerror(e));
@@ -292,24 +290,23 @@ static int pool_open_file(struct paste_pool *p, const struct pool_cfg *cfg)
 			p->fd = open(p->path, rw); /* someone else created it meanwhile */
 	}
 	if (p->fd < 0 && errno == EEXIST)
-		return paste_fail(-EEXIST,
-		                  "pool %s already exists and must_create is set: remove "
-		                  "the file or open it without must_create",
-		                  p->path);
+		return paste_fail(
+		    -EEXIST,
+		    "pool %s already exists and must_create is set: remove the file or open it without must_create",
+		    p->path);
 	if (p->fd < 0 && errno == ENOENT)
-		return paste_fail(-ENOENT,
-		                  "pool %s does not exist: create it (create option) or "
-		                  "check the path",
-		                  p->path);
+		return paste_fail(
+		    -ENOENT, "pool %s does not exist: create it (create option) or check the path",
+		    p->path);
 	if (p->fd < 0)
 		return paste_fail(-errno, "cannot open pool %s: %s", p->path, strerror(errno));
 	if (flock(p->fd, LOCK_EX | LOCK_NB) == 0)
 		return 0;
 	if (errno == EWOULDBLOCK)
-		return paste_fail(-EBUSY,
-		                  "pool %s is in use: another open (in this process or "
-		                  "another) holds it; close that one first",
-		                  p->path);
+		return paste_fail(
+		    -EBUSY,
+		    "pool %s is in use: another open (in this process or another) holds it; close that one first",
+		    p->path);
 	return paste_fail(-errno, "cannot lock pool %s: %s", p->path, strerror(errno));
 }
 
@@ -327,10 +324,10 @@ static int pool_map(struct paste_pool *p)
 		return paste_fail(-EINVAL, "pool %s is neither a regular file nor a device-DAX",
 		                  p->path);
 	if (S_ISREG(st.st_mode) && st.st_size < POOL_SB_AREA)
-		return paste_fail(-EBADMSG,
-		                  "%s is not a paste pool: %lld bytes, smaller than a "
-		                  "superblock: check the path, or remove the file",
-		                  p->path, (long long)st.st_size);
+		return paste_fail(
+		    -EBADMSG,
+		    "%s is not a paste pool: %lld bytes, smaller than a superblock: check the path, or remove the file",
+		    p->path, (long long)st.st_size);
 	if (S_ISCHR(st.st_mode)) { /* device DAX (issue 14): sysfs size, aligned mapping */
 		struct paste_dax_info dax;
 		int err = paste_dax__probe(p->fd, p->path, &dax);
@@ -352,9 +349,9 @@ static int pool_map(struct paste_pool *p)
 	if (is_pmem || fstatfs(p->fd, &fs) || fs.f_type == TMPFS_MAGIC ||
 	    fs.f_type == HUGETLBFS_MAGIC || S_ISCHR(st.st_mode))
 		return 0;
-	pr_warn("pool %s is on a filesystem without DAX: cache flushes do not reach the disk, so "
-	        "its data survives process crashes but not a power loss or kernel crash",
-	        p->path);
+	pr_warn(
+	    "pool %s is on a filesystem without DAX: cache flushes do not reach the disk, so its data survives process crashes but not a power loss or kernel crash",
+	    p->path);
 	return 0;
 }
 
@@ -387,18 +384,18 @@ static int pool_diagnose_sb(const struct paste_pool *p)
 	const struct pool_sb *prim = (const void *)p->base;
 
 	if (memcmp(prim->magic, POOL_MAGIC, sizeof(prim->magic)))
-		return paste_fail(-EBADMSG,
-		                  "%s is not a paste pool (no pool superblock at offset 0%s)"
-		                  ": check the path, or remove the file to create a new pool",
-		                  p->path,
-		                  !memcmp(p->base, zero, POOL_SB_AREA)
-		                      ? "; it is all zeros: a creation interrupted by a crash?"
-		                      : "");
+		return paste_fail(
+		    -EBADMSG,
+		    "%s is not a paste pool (no pool superblock at offset 0%s): check the path, or remove the file to create a new pool",
+		    p->path,
+		    !memcmp(p->base, zero, POOL_SB_AREA)
+		        ? "; it is all zeros: a creation interrupted by a crash?"
+		        : "");
 	if (prim->version != POOL_VERSION)
-		return paste_fail(-EBADMSG,
-		                  "pool %s has format version %u; this library reads "
-		                  "version %u: use a matching libpaste-xdp or recreate the pool",
-		                  p->path, prim->version, POOL_VERSION);
+		return paste_fail(
+		    -EBADMSG,
+		    "pool %s has format version %u; this library reads version %u: use a matching libpaste-xdp or recreate the pool",
+		    p->path, prim->version, POOL_VERSION);
 	return paste_fail(
 	    -EBADMSG, "pool %s: superblock checksum mismatch: corrupt pool; restore or recreate",
 	    p->path);
@@ -415,8 +412,7 @@ static int pool_load_sb(struct paste_pool *p)
 
 	if (p->map_len < POOL_SB_AREA)
 		return paste_fail(-EBADMSG,
-		                  "%s is not a paste pool: %zu bytes, smaller than a "
-		                  "superblock",
+		                  "%s is not a paste pool: %zu bytes, smaller than a superblock",
 		                  p->path, p->map_len);
 	if (sb_intact(prim)) {
 		p->sb = *prim;
@@ -424,9 +420,9 @@ static int pool_load_sb(struct paste_pool *p)
 	}
 	if (!sb_intact(backup))
 		return pool_diagnose_sb(p);
-	pr_warn("pool %s: the superblock was torn by a crash during an update; using its backup "
-	        "copy",
-	        p->path);
+	pr_warn(
+	    "pool %s: the superblock was torn by a crash during an update; using its backup copy",
+	    p->path);
 	p->sb = *backup;
 	return 0;
 }
@@ -442,19 +438,19 @@ static int pool_load(struct paste_pool *p, const struct pool_cfg *cfg)
 	if (err)
 		return err;
 	if (p->sb.pool_size > p->map_len)
-		return paste_fail(-EBADMSG,
-		                  "pool %s is truncated: file is %zu bytes, superblock says "
-		                  "%llu: restore the file or recreate the pool",
-		                  p->path, p->map_len, (unsigned long long)p->sb.pool_size);
+		return paste_fail(
+		    -EBADMSG,
+		    "pool %s is truncated: file is %zu bytes, superblock says %llu: restore the file or recreate the pool",
+		    p->path, p->map_len, (unsigned long long)p->sb.pool_size);
 	why = sb_check_geometry(&p->sb);
 	if (why)
 		return paste_fail(-EBADMSG, "pool %s: corrupt superblock (%s): restore or recreate",
 		                  p->path, why);
 	if (cfg->frame_size && cfg->frame_size != p->sb.frame_size)
-		return paste_fail(-EINVAL,
-		                  "pool %s has %u-byte frames, %u-byte frames were "
-		                  "requested: ask for %u (or 0), or recreate the pool",
-		                  p->path, p->sb.frame_size, cfg->frame_size, p->sb.frame_size);
+		return paste_fail(
+		    -EINVAL,
+		    "pool %s has %u-byte frames, %u-byte frames were requested: ask for %u (or 0), or recreate the pool",
+		    p->path, p->sb.frame_size, cfg->frame_size, p->sb.frame_size);
 	return 0;
 }
 
@@ -508,15 +504,15 @@ static int pool_check_umem(const struct paste_pool *p)
 
 	fd = socket(AF_XDP, SOCK_RAW | SOCK_CLOEXEC, 0);
 	if (fd < 0 && (errno == EPERM || errno == EACCES))
-		return paste_fail(-errno,
-		                  "cannot check pool %s as a UMEM: creating an AF_XDP socket "
-		                  "needs root or CAP_NET_RAW",
-		                  p->path);
+		return paste_fail(
+		    -errno,
+		    "cannot check pool %s as a UMEM: creating an AF_XDP socket needs root or CAP_NET_RAW",
+		    p->path);
 	if (fd < 0 && errno == EAFNOSUPPORT)
-		return paste_fail(-errno,
-		                  "cannot check pool %s as a UMEM: this kernel has no AF_XDP "
-		                  "(CONFIG_XDP_SOCKETS)",
-		                  p->path);
+		return paste_fail(
+		    -errno,
+		    "cannot check pool %s as a UMEM: this kernel has no AF_XDP (CONFIG_XDP_SOCKETS)",
+		    p->path);
 	if (fd < 0)
 		return paste_fail(-errno, "cannot check pool %s as a UMEM: socket(AF_XDP): %s",
 		                  p->path, strerror(errno));
@@ -525,17 +521,15 @@ static int pool_check_umem(const struct paste_pool *p)
 	if (err == -EFAULT || err == -EOPNOTSUPP) /* fsdax or a disk filesystem (issue 14) */
 		return paste_dax__umem_refused(p->path, err);
 	if (err == -ENOBUFS || err == -ENOMEM || err == -EPERM)
-		return paste_fail(err,
-		                  "cannot register %llu bytes of pool %s for AF_XDP (%s): the "
-		                  "locked-memory limit is too low: raise ulimit -l or run with "
-		                  "CAP_IPC_LOCK",
-		                  (unsigned long long)mr.len, p->path, strerror(-err));
+		return paste_fail(
+		    err,
+		    "cannot register %llu bytes of pool %s for AF_XDP (%s): the locked-memory limit is too low: raise ulimit -l or run with CAP_IPC_LOCK",
+		    (unsigned long long)mr.len, p->path, strerror(-err));
 	if (err)
-		return paste_fail(err,
-		                  "the kernel refuses pool %s as a UMEM (%s): frame area of "
-		                  "%llu bytes in %u-byte chunks",
-		                  p->path, strerror(-err), (unsigned long long)mr.len,
-		                  mr.chunk_size);
+		return paste_fail(
+		    err,
+		    "the kernel refuses pool %s as a UMEM (%s): frame area of %llu bytes in %u-byte chunks",
+		    p->path, strerror(-err), (unsigned long long)mr.len, mr.chunk_size);
 	return 0;
 }
 
@@ -660,18 +654,17 @@ static int region_add(struct paste_pool *p, const char *name, uint64_t size)
 	struct pool_region *r;
 
 	if (sb->nregions >= PASTE_POOL_MAX_REGIONS)
-		return paste_fail(-ENOSPC,
-		                  "pool %s: cannot add region '%s': the region table is "
-		                  "full (%d regions); recreate the pool",
-		                  p->path, name, PASTE_POOL_MAX_REGIONS);
+		return paste_fail(
+		    -ENOSPC,
+		    "pool %s: cannot add region '%s': the region table is full (%d regions); recreate the pool",
+		    p->path, name, PASTE_POOL_MAX_REGIONS);
 	if (size > sb->region_area_size - sb->region_area_used)
-		return paste_fail(-ENOSPC,
-		                  "pool %s: cannot add region '%s' of %llu bytes: %llu of "
-		                  "the %llu-byte region area are free; recreate the pool with "
-		                  "a larger region_area",
-		                  p->path, name, (unsigned long long)size,
-		                  (unsigned long long)(sb->region_area_size - sb->region_area_used),
-		                  (unsigned long long)sb->region_area_size);
+		return paste_fail(
+		    -ENOSPC,
+		    "pool %s: cannot add region '%s' of %llu bytes: %llu of the %llu-byte region area are free; recreate the pool with a larger region_area",
+		    p->path, name, (unsigned long long)size,
+		    (unsigned long long)(sb->region_area_size - sb->region_area_used),
+		    (unsigned long long)sb->region_area_size);
 	size = PASTE_ALIGN_UP(size, (uint64_t)POOL_PAGE); /* still fits: the free space is too */
 	r = &sb->regions[sb->nregions];
 	memset(r, 0, sizeof(*r));
@@ -693,10 +686,10 @@ PASTE_EXPORT int paste_pool__region(struct paste_pool *pool, const char *name, u
 	int err;
 
 	if (!name || !region_name_ok(name))
-		return paste_fail(-EINVAL,
-		                  "pool %s: bad region name '%.40s': use 1 to %d printable "
-		                  "characters without spaces",
-		                  pool->path, name ? name : "(null)", PASTE_POOL_REGION_NAME_MAX);
+		return paste_fail(
+		    -EINVAL,
+		    "pool %s: bad region name '%.40s': use 1 to %d printable characters without spaces",
+		    pool->path, name ? name : "(null)", PASTE_POOL_REGION_NAME_MAX);
 	r = region_find(pool, name);
 	if (!r && size == 0)
 		return paste_fail(-ENOENT, "pool %s has no region '%s'", pool->path, name);
@@ -706,11 +699,10 @@ PASTE_EXPORT int paste_pool__region(struct paste_pool *pool, const char *name, u
 			return err;
 		r = region_find(pool, name);
 	} else if (r->size < size) {
-		return paste_fail(-EINVAL,
-		                  "pool %s: region '%s' has %llu bytes, %llu were asked "
-		                  "for: regions cannot grow; recreate the pool",
-		                  pool->path, name, (unsigned long long)r->size,
-		                  (unsigned long long)size);
+		return paste_fail(
+		    -EINVAL,
+		    "pool %s: region '%s' has %llu bytes, %llu were asked for: regions cannot grow; recreate the pool",
+		    pool->path, name, (unsigned long long)r->size, (unsigned long long)size);
 	}
 	*addr = pool->base + r->off;
 	*len = r->size;

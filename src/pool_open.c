@@ -30,7 +30,8 @@ PASTE_EXPORT int paste_pool__open(struct paste_pool **poolp, const char *path,
 
 	pthread_once(&once, register_builtin);
 	if (register_err)
-		return paste_fail(register_err, "paste_pool__open: registering the index types "
-		                                "failed (internal error)");
+		return paste_fail(
+		    register_err,
+		    "paste_pool__open: registering the index types failed (internal error)");
 	return paste_pool__open_registered(poolp, path, opts);
 }

@@ -21,8 +21,8 @@ static unsigned nindex_types;
 int paste_pool__register_index_type(const struct paste_index_type *t)
 {
 	if (!t || !t->magic || !t->name || !t->recover || !t->free || !t->region)
-		return paste_fail(-EINVAL, "index type: magic, name, recover, free and region are "
-		                           "required");
+		return paste_fail(-EINVAL,
+		                  "index type: magic, name, recover, free and region are required");
 	for (unsigned i = 0; i < nindex_types; i++) {
 		if (index_types[i] == t)
 			return 0;
@@ -152,10 +152,10 @@ int paste_pool__ref_put(struct paste_pool *pool, const struct paste_ref *ref)
 		                  pool->path, ref ? (unsigned long long)ref->off : 0ull,
 		                  ref ? ref->len : 0);
 	if (pool->frames.state[frame] != PASTE_FRAME_KEPT)
-		return paste_fail(-EINVAL,
-		                  "pool %s: release of an unknown reference (frame %u is "
-		                  "not kept: never kept, or released twice)",
-		                  pool->path, frame);
+		return paste_fail(
+		    -EINVAL,
+		    "pool %s: release of an unknown reference (frame %u is not kept: never kept, or released twice)",
+		    pool->path, frame);
 	return paste_frames__unref(&pool->frames, frame);
 }
 
@@ -165,11 +165,9 @@ int paste_pool__ref_put_after_fence(struct paste_pool *pool, const struct paste_
 
 	if (!paste_pool__ref_in_frame(pool, ref, &frame) ||
 	    pool->frames.state[frame] != PASTE_FRAME_KEPT)
-		return paste_fail(-EINVAL,
-		                  "pool %s: deferred release of an unknown reference "
-		                  "[%llu, +%u)",
-		                  pool->path, ref ? (unsigned long long)ref->off : 0ull,
-		                  ref ? ref->len : 0);
+		return paste_fail(
+		    -EINVAL, "pool %s: deferred release of an unknown reference [%llu, +%u)",
+		    pool->path, ref ? (unsigned long long)ref->off : 0ull, ref ? ref->len : 0);
 	if (pool->ndeferred == pool->deferred_cap) {
 		size_t cap = pool->deferred_cap ? pool->deferred_cap * 2 : 256;
 		struct paste_ref *d = realloc(pool->deferred, cap * sizeof(*d));

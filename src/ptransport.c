@@ -365,10 +365,10 @@ static int ptp_init(struct paste_ctx *ctx)
 	ctx->tp_state = pt;
 	pt->ifindex = (int)if_nametoindex(ctx->ifname);
 	if (!pt->ifindex)
-		return paste_fail(-ENODEV,
-		                  "no interface '%s' in this network namespace (ip link "
-		                  "show lists them)",
-		                  ctx->ifname);
+		return paste_fail(
+		    -ENODEV,
+		    "no interface '%s' in this network namespace (ip link show lists them)",
+		    ctx->ifname);
 	return 0;
 }
 

@@ -110,10 +110,10 @@ static int map_fd(struct paste_steer *s, const char *name)
 	int fd = map ? bpf_map__fd(map) : -ENOENT;
 
 	if (fd < 0)
-		return paste_fail(-ENOENT,
-		                  "steering: map %s missing from the embedded BPF object "
-		                  "(the library build is broken: rebuild it)",
-		                  name);
+		return paste_fail(
+		    -ENOENT,
+		    "steering: map %s missing from the embedded BPF object (the library build is broken: rebuild it)",
+		    name);
 	return fd;
 }
 
@@ -137,14 +137,13 @@ static int check_cfg(const struct paste_steer_cfg *cfg)
 static int load_error(int err)
 {
 	if (err == -EPERM)
-		return paste_fail(err,
-		                  "loading the XDP steering program was refused (EPERM): run as "
-		                  "root, or with CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON");
-	return paste_fail(err,
-	                  "the kernel rejected the XDP steering program: %s (set the log level to "
-	                  "PASTE_LOG_DEBUG to see libbpf's verifier log; the kernel needs XDP and "
-	                  "AF_XDP support, CONFIG_XDP_SOCKETS)",
-	                  strerror(-err));
+		return paste_fail(
+		    err,
+		    "loading the XDP steering program was refused (EPERM): run as root, or with CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON");
+	return paste_fail(
+	    err,
+	    "the kernel rejected the XDP steering program: %s (set the log level to PASTE_LOG_DEBUG to see libbpf's verifier log; the kernel needs XDP and AF_XDP support, CONFIG_XDP_SOCKETS)",
+	    strerror(-err));
 }
 
 static int load_object(struct paste_steer *s)
@@ -156,17 +155,17 @@ static int load_object(struct paste_steer *s)
 	s->obj = bpf_object__open_mem(paste_steer_bpf_obj, paste_steer_bpf_obj_len, &opts);
 	if (!s->obj) {
 		err = -errno;
-		return paste_fail(err,
-		                  "steering: cannot parse the embedded BPF object: %s (the "
-		                  "library build is broken: rebuild it)",
-		                  strerror(-err));
+		return paste_fail(
+		    err,
+		    "steering: cannot parse the embedded BPF object: %s (the library build is broken: rebuild it)",
+		    strerror(-err));
 	}
 	prog = bpf_object__find_program_by_name(s->obj, PASTE_STEER_PROG_NAME);
 	if (!prog)
-		return paste_fail(-ENOENT,
-		                  "steering: program %s missing from the embedded BPF "
-		                  "object (the library build is broken: rebuild it)",
-		                  PASTE_STEER_PROG_NAME);
+		return paste_fail(
+		    -ENOENT,
+		    "steering: program %s missing from the embedded BPF object (the library build is broken: rebuild it)",
+		    PASTE_STEER_PROG_NAME);
 	err = bpf_object__load(s->obj);
 	if (err)
 		return load_error(err);
@@ -190,9 +189,9 @@ static int bind_object(struct paste_steer *s)
 		                  strerror(errno));
 	s->ncpus = libbpf_num_possible_cpus();
 	if (s->ncpus <= 0)
-		return paste_fail(s->ncpus ? s->ncpus : -EINVAL,
-		                  "steering: cannot count the possible CPUs "
-		                  "(/sys/devices/system/cpu/possible)");
+		return paste_fail(
+		    s->ncpus ? s->ncpus : -EINVAL,
+		    "steering: cannot count the possible CPUs (/sys/devices/system/cpu/possible)");
 	s->percpu = calloc(s->ncpus, sizeof(*s->percpu));
 	if (!s->percpu)
 		return paste_fail(-ENOMEM, "steering: out of memory");
@@ -347,16 +346,13 @@ static int check_removable(int ifindex, __u32 id, int fd, const char *name)
 	if (!is_ours(name))
 		return paste_fail(
 		    -EBUSY,
-		    "another XDP program (\"%s\", id %u) is attached to %s; it is not "
-		    "ours, so it is left alone. If it is not needed, remove it with "
-		    "`ip link set dev %s xdp off` (or `xdp-loader unload %s --all`)",
+		    "another XDP program (\"%s\", id %u) is attached to %s; it is not ours, so it is left alone. If it is not needed, remove it with `ip link set dev %s xdp off` (or `xdp-loader unload %s --all`)",
 		    name[0] ? name : "(unnamed)", id, ifn, ifn, ifn);
 	pid = prog_holder(id, fd);
 	if (pid)
 		return paste_fail(
 		    -EBUSY,
-		    "%s already has a steering program (id %u) in use by running process "
-		    "%ld%s: one libpaste-xdp instance per interface; stop it first",
+		    "%s already has a steering program (id %u) in use by running process %ld%s: one libpaste-xdp instance per interface; stop it first",
 		    ifn, id, pid, pid == (long)getpid() ? " (this process)" : "");
 	return 0;
 }
@@ -371,15 +367,15 @@ static int detach_stale(int ifindex, __u32 id, int fd, __u32 mode_flag)
 	ifname_of(ifindex, ifn);
 	err = bpf_xdp_detach(ifindex, mode_flag, &opts);
 	if (err == -EEXIST)
-		return paste_fail(-EBUSY,
-		                  "the XDP program on %s changed while the stale one (id %u) "
-		                  "was being removed; retry",
-		                  ifn, id);
+		return paste_fail(
+		    -EBUSY,
+		    "the XDP program on %s changed while the stale one (id %u) was being removed; retry",
+		    ifn, id);
 	if (err)
-		return paste_fail(err,
-		                  "steering: removing the stale steering program (id %u) from %s "
-		                  "failed: %s; remove it with `ip link set dev %s xdp off`",
-		                  id, ifn, strerror(-err), ifn);
+		return paste_fail(
+		    err,
+		    "steering: removing the stale steering program (id %u) from %s failed: %s; remove it with `ip link set dev %s xdp off`",
+		    id, ifn, strerror(-err), ifn);
 	pr_info("replaced a stale steering program left by an earlier process (id %u on %s)", id,
 	        ifn);
 	return 1;
@@ -431,22 +427,22 @@ static int attach_error(const struct paste_steer *s, enum xdp_attach_mode mode, 
 
 	ifname_of(s->cfg.ifindex, ifn);
 	if (err == -EPERM || err == -EACCES)
-		return paste_fail(err,
-		                  "attaching the XDP steering program to %s was refused: run as "
-		                  "root (needs CAP_NET_ADMIN and CAP_BPF)",
-		                  ifn);
+		return paste_fail(
+		    err,
+		    "attaching the XDP steering program to %s was refused: run as root (needs CAP_NET_ADMIN and CAP_BPF)",
+		    ifn);
 	if (err == -EBUSY || err == -EEXIST)
-		return paste_fail(err,
-		                  "another XDP program was attached to %s meanwhile; remove it "
-		                  "with `ip link set dev %s xdp off` and retry",
-		                  ifn, ifn);
+		return paste_fail(
+		    err,
+		    "another XDP program was attached to %s meanwhile; remove it with `ip link set dev %s xdp off` and retry",
+		    ifn, ifn);
 	if (err == -ENODEV)
 		return paste_fail(err, "no interface %s (was it removed?)", ifn);
 	if (mode == XDP_MODE_NATIVE && (err == -EOPNOTSUPP || err == -EINVAL))
-		return paste_fail(err,
-		                  "the driver of %s does not support native XDP (%s): use the "
-		                  "generic (SKB) or automatic XDP mode",
-		                  ifn, strerror(-err));
+		return paste_fail(
+		    err,
+		    "the driver of %s does not support native XDP (%s): use the generic (SKB) or automatic XDP mode",
+		    ifn, strerror(-err));
 	return paste_fail(err, "attaching the XDP steering program to %s in %s mode failed: %s",
 	                  ifn, mode_name(mode), strerror(-err));
 }
@@ -511,8 +507,7 @@ static void detach(struct paste_steer *s)
 		pr_debug("steering program no longer attached to %s", ifn);
 	else
 		pr_warn(
-		    "detaching the steering program from %s failed: %s; remove it with `ip link "
-		    "set dev %s xdp off`",
+		    "detaching the steering program from %s failed: %s; remove it with `ip link set dev %s xdp off`",
 		    ifn, strerror(-err), ifn);
 	s->attached = XDP_MODE_UNSPEC;
 }
@@ -575,12 +570,10 @@ int paste_steer__set_xsk(struct paste_steer *s, uint32_t queue, int xsk_fd)
 		                  queue, PASTE_STEER_MAX_QUEUES);
 	err = bpf_map_update_elem(s->xsks_fd, &queue, &xsk_fd, BPF_ANY);
 	if (err)
-		return paste_fail(err,
-		                  "steering: putting the AF_XDP socket in the map at queue %u "
-		                  "failed: %s%s",
-		                  queue, strerror(-err),
-		                  err == -EOPNOTSUPP || err == -EINVAL ? " (is the socket bound?)"
-		                                                       : "");
+		return paste_fail(
+		    err, "steering: putting the AF_XDP socket in the map at queue %u failed: %s%s",
+		    queue, strerror(-err),
+		    err == -EOPNOTSUPP || err == -EINVAL ? " (is the socket bound?)" : "");
 	return 0;
 }
 
