@@ -73,6 +73,14 @@ for bad in "--sync fdatasync --log-file $LOGDIR/x.log|needs --sync pmem" "--tier
 done
 [ ! -e "$TIER" ] || fail "a usage error created $TIER"
 
+# start_srv [ARGS]: paste-wal on the pool and tier. On the paste transport a restart right after the
+# last process ended can find the queue still bound (the kernel releases an AF_XDP socket's
+# binding asynchronously: EBUSY), so it waits a second first.
+start_srv() {
+	[ "$TRANSPORT" != paste ] || [ "$WAL_N" = 0 ] || sleep 1
+	start_wal "${SRV[@]}" "$@"
+}
+
 # check_ready TAG: the server just started on the log so far: nothing acknowledged is missing.
 check_ready() {
 	[ "$(field "$READY" records)" -ge "$(nacks "$ACKS")" ] ||
@@ -120,12 +128,12 @@ n=0
 prev=
 for step in tiered:1 written:3 synced:3 switched:3 released:3; do
 	n=$((n + 1))
-	start_wal "${SRV[@]}"
+	start_srv
 	[ -z "$prev" ] || check_step "$prev"
 	stop_wal
 	prev=$step
 	export PASTE_WAL_TIER_KILL_AT=$step
-	start_wal "${SRV[@]}"
+	start_srv
 	unset PASTE_WAL_TIER_KILL_AT
 	load_bg "step$n" $((n * 10))
 	for ((i = 0; i < 300; i++)); do
@@ -140,13 +148,13 @@ for step in tiered:1 written:3 synced:3 switched:3 released:3; do
 	log "killed at step $step: $SUM; $(nacks "$ACKS") acks in all"
 	dump_verify "step$n" "$ACKS" --tier-dir "$TIER"
 done
-start_wal "${SRV[@]}"
+start_srv
 check_step "$prev"
 stop_wal
 
 for ((r = 1; r <= ROUNDS; r++)); do
 	before=$(nacks "$ACKS")
-	start_wal "${SRV[@]}"
+	start_srv
 	check_ready "round $r"
 	[ "$(field "$READY" tier_records)" -gt 0 ] || fail "round $r: no record is in the tier"
 	load_bg "round$r" $((r * 100))
@@ -166,7 +174,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 done
 
 # Recover, read everything back across both tiers.
-start_wal "${SRV[@]}"
+start_srv
 [ "$(field "$READY" records)" -ge "$(nacks "$ACKS")" ] || fail "final restart lost records"
 [ "$(field "$READY" tier_records)" -gt 0 ] || fail "no record is in the tier after the rounds"
 bytes=$(acked_bytes "$ACKS")
@@ -199,7 +207,7 @@ stop_wal
 check_server_log
 
 # A clean restart keeps exactly what the DELETE left; a DELETE of everything empties both tiers.
-start_wal "${SRV[@]}"
+start_srv
 [ "$(field "$READY" first)" = $((cut + 1)) ] || fail "after restart first=$(field "$READY" first), not $((cut + 1))"
 [ "$(http_status "http://$HOST:$PORT/log/$((cut + 1))")" = 200 ] || fail "record $((cut + 1)) lost at restart"
 next=$(field "$READY" next)
@@ -209,7 +217,7 @@ out=$(in_cli curl -sS --max-time 10 -X DELETE "http://$HOST:$PORT/log?upto=$next
 stop_wal
 check_server_log
 # Retention: at most 4 MiB of payload kept while loading, nothing after 3 s idle; never silently.
-start_wal "${SRV[@]}" --retain-bytes 4M --retain-secs 3
+start_srv --retain-bytes 4M --retain-secs 3
 ip netns exec "$NS_CLI" python3 "$CLIENT_PY" load --host "$HOST" --port $PORT --conns 4 --depth 4 \
 	--duration 2 --max-size 65536 --seed "$SEED" --conn-base 900 --ack-file "$LOGDIR/acks.retain" \
 	>"$LOGDIR/load.retain.log" 2>&1 || { cat "$LOGDIR/load.retain.log" >&2; fail "retention load failed"; }
