@@ -123,6 +123,8 @@ struct wal_tier {
 	/* the destage thread: owns @job while @busy; hands it back with @done */
 	pthread_t thread;
 	bool thread_up;
+	int kill_step;       /* test hook (PASTE_WAL_TIER_KILL_AT, wal_tier.c): 0 = off */
+	unsigned kill_count; /* kill when the step is reached this many times */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	bool busy, done, quit;

@@ -32,6 +32,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +47,40 @@
 #define TIER_REC_OVER SEG_REC_OVER
 
 enum { JOB_IDLE, JOB_RUNNING, JOB_DONE };
+
+/*
+ * Test hook: PASTE_WAL_TIER_KILL_AT=STEP[:N] makes the process SIGKILL itself the Nth time (default
+ * 1st) a destage job reaches STEP: "written" (segment written, not synced), "synced" (segment and
+ * directory synced, nothing switched), "tiered" (the tier word stored for an empty tier, the pool
+ * head not moved), "switched" (pool head moved, frames not yet released), "released" (frames
+ * released, the tier's index not yet updated). test_wal_tier.sh kills at every step this way.
+ */
+enum { KILL_OFF, KILL_WRITTEN, KILL_SYNCED, KILL_TIERED, KILL_SWITCHED, KILL_RELEASED };
+static const char *const kill_names[] = {"", "written", "synced", "tiered", "switched", "released"};
+
+static void kill_point(struct wal_tier *t, int step)
+{
+	if (t->kill_step == step && __atomic_sub_fetch(&t->kill_count, 1, __ATOMIC_RELAXED) == 0)
+		raise(SIGKILL);
+}
+
+static void kill_setup(struct wal_tier *t)
+{
+	const char *v = getenv("PASTE_WAL_TIER_KILL_AT");
+	size_t n;
+
+	if (!v || !*v)
+		return;
+	n = strcspn(v, ":");
+	for (int i = 1; i < (int)(sizeof(kill_names) / sizeof(kill_names[0])); i++)
+		if (strlen(kill_names[i]) == n && !strncmp(v, kill_names[i], n))
+			t->kill_step = i;
+	t->kill_count = v[n] == ':' ? (unsigned)strtoul(v + n + 1, NULL, 10) : 1;
+	if (!t->kill_step || !t->kill_count)
+		t->kill_step = KILL_OFF;
+	fprintf(stderr, "paste-wal: tier test hook: SIGKILL at step '%s' (time %u)\n",
+	        kill_names[t->kill_step], t->kill_count);
+}
 
 static int tier_fail(const struct wal_tier *t, int err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -174,10 +209,12 @@ static int job_write(struct wal *w, struct tier_job *j)
 	err = write_all(j->fd, j->iov, (int)niov, j->off);
 	if (err)
 		return err;
+	kill_point(t, KILL_WRITTEN);
 	if (!w->no_persist && fdatasync(j->fd))
 		return -errno;
 	if (j->new_file && !w->no_persist && fsync(t->dirfd))
 		return -errno;
+	kill_point(t, KILL_SYNCED);
 	return 0;
 }
 
@@ -382,6 +419,7 @@ static bool job_commit(struct wal *w)
 	if (t->first == t->end) { /* the tier was empty: it starts at this job */
 		t->first = t->end = t->ix_base = j->first;
 		head_store(w, j->first);
+		kill_point(t, KILL_TIERED);
 	}
 	err = paste_log__truncate(w->log, j->end - 1); /* the switch: persisted and fenced */
 	if (err) {
@@ -390,7 +428,9 @@ static bool job_commit(struct wal *w)
 		t->failed = true;
 		return false;
 	}
+	kill_point(t, KILL_SWITCHED);
 	paste_pool__drain(w->pool); /* the fence after which the frames are released */
+	kill_point(t, KILL_RELEASED);
 	for (uint64_t s = j->first; s < j->end; s++) {
 		uint32_t len = 0;
 
@@ -677,6 +717,7 @@ int tier_open(struct wal *w)
 		                 strerror(errno));
 	if (*t->head)
 		t->first = t->end = t->ix_base = *t->head;
+	kill_setup(t);
 	err = tier_scan(w, li.first_seq);
 	if (err)
 		return err;

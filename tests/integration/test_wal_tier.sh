@@ -2,6 +2,8 @@
 # SPDX-License-Identifier: BSD-2-Clause
 # paste-wal's capacity tier (--tier-dir): a pool far too small for the load (8 MiB, ~3,500 frames)
 # with its oldest records destaged to segment files on an ordinary file system (/var/tmp).
+#  - a SIGKILL at every step of a destage job (PASTE_WAL_TIER_KILL_AT: tier word stored, segment
+#    written, synced, pool head moved, frames released), then the same checks as below;
 #  - kill -9 rounds: each round restarts the server on the same pool and tier, runs wal_client.py's
 #    load (pipelined POSTs of 64 B..16 KiB; every 201 goes to an ack file at once) and SIGKILLs the
 #    server at a random moment, while destage jobs run. No request may be refused (507: the tier
@@ -71,23 +73,91 @@ for bad in "--sync fdatasync --log-file $LOGDIR/x.log|needs --sync pmem" "--tier
 done
 [ ! -e "$TIER" ] || fail "a usage error created $TIER"
 
-rm -rf "$TIER" "$POOL" "$ACKS"
-for ((r = 1; r <= ROUNDS; r++)); do
-	before=$(nacks "$ACKS")
-	start_wal "${SRV[@]}"
-	if ((r > 1)); then
-		[ "$(field "$READY" records)" -ge "$before" ] ||
-			fail "round $r: the log holds $(field "$READY" records) records, but $before were acknowledged"
-		[ "$(field "$READY" next)" -gt "$(max_acked "$ACKS")" ] ||
-			fail "round $r: next=$(field "$READY" next), but seq $(max_acked "$ACKS") was acknowledged"
-		[ "$(field "$READY" dropped)" = 0 ] || fail "round $r: recovery cut records"
-		[ "$(field "$READY" tier_records)" -gt 0 ] || fail "round $r: no record is in the tier"
-	fi
+# start_srv [ARGS]: paste-wal on the pool and tier. On the paste transport a restart right after the
+# last process ended can find the queue still bound (the kernel releases an AF_XDP socket's
+# binding asynchronously: EBUSY), so it waits a second first.
+start_srv() {
+	[ "$TRANSPORT" != paste ] || [ "$WAL_N" = 0 ] || sleep 1
+	start_wal "${SRV[@]}" "$@"
+}
+
+# check_ready TAG: the server just started on the log so far: nothing acknowledged is missing.
+check_ready() {
+	[ "$(field "$READY" records)" -ge "$(nacks "$ACKS")" ] ||
+		fail "$1: the log holds $(field "$READY" records) records, but $(nacks "$ACKS") were acknowledged"
+	[ "$(field "$READY" next)" -gt "$(max_acked "$ACKS")" ] ||
+		fail "$1: next=$(field "$READY" next), but seq $(max_acked "$ACKS") was acknowledged"
+	[ "$(field "$READY" dropped)" = 0 ] || fail "$1: recovery cut records"
+}
+
+# load_bg TAG CONN_BASE: wal_client.py's load in the background (cpid), acks to ACKS.
+load_bg() {
 	ip netns exec "$NS_CLI" python3 "$CLIENT_PY" load --host "$HOST" --port $PORT --conns 4 \
 		--depth 2 --duration 5 --stall 3 --grace 3 --max-size 16384 --seed "$SEED" \
-		--conn-base $((r * 100)) --ack-file "$ACKS" >"$LOGDIR/load.$r.log" 2>&1 &
+		--conn-base "$2" --ack-file "$ACKS" >"$LOGDIR/load.$1.log" 2>&1 &
 	cpid=$!
 	track_pid $cpid
+}
+
+# load_end TAG: the load ended without a refused request; its summary line goes to SUM.
+load_end() {
+	local rc=0
+	wait $cpid || rc=$?
+	untrack_pid $cpid
+	SUM=$(grep '^wal_client: load' "$LOGDIR/load.$1.log" || true)
+	[ $rc -eq 0 ] && [ -n "$SUM" ] || { cat "$LOGDIR/load.$1.log" >&2; fail "$1: client status $rc"; }
+	[ "$(field "$SUM" errors)" = 0 ] || fail "$1: the server refused requests (507 with a tier that has room?): $SUM"
+}
+
+rm -rf "$TIER" "$POOL" "$ACKS"
+# A kill at every step of a destage job (the test hook PASTE_WAL_TIER_KILL_AT, wal_tier.c): the
+# first job of an empty tier right after its tier word is stored, then later jobs after the
+# segment write, after its fdatasync, after the pool head moved, after the frames were released.
+# check_step STEP: the restart after a kill at STEP cut the unswitched copy (before the switch) or
+# found nothing to cut (after it).
+check_step() {
+	local t
+	check_ready "kill at $1"
+	t=$(field "$READY" tier_trimmed)
+	case ${1%:*} in
+	tiered | written | synced) ((t >= 1)) || fail "after a kill at $1 the segment copy was not cut: $READY" ;;
+	*) [ "$t" = 0 ] || fail "after a kill at $1 recovery cut a switched copy: $READY" ;;
+	esac
+}
+n=0
+prev=
+for step in tiered:1 written:3 synced:3 switched:3 released:3; do
+	n=$((n + 1))
+	start_srv
+	[ -z "$prev" ] || check_step "$prev"
+	stop_wal
+	prev=$step
+	export PASTE_WAL_TIER_KILL_AT=$step
+	start_srv
+	unset PASTE_WAL_TIER_KILL_AT
+	load_bg "step$n" $((n * 10))
+	for ((i = 0; i < 300; i++)); do
+		kill -0 "$WAL_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	rc=0
+	wait "$WAL_PID" 2>/dev/null || rc=$?
+	untrack_pid "$WAL_PID"
+	[ $rc = 137 ] || fail "PASTE_WAL_TIER_KILL_AT=$step: paste-wal did not kill itself (status $rc)"
+	load_end "step$n"
+	log "killed at step $step: $SUM; $(nacks "$ACKS") acks in all"
+	dump_verify "step$n" "$ACKS" --tier-dir "$TIER"
+done
+start_srv
+check_step "$prev"
+stop_wal
+
+for ((r = 1; r <= ROUNDS; r++)); do
+	before=$(nacks "$ACKS")
+	start_srv
+	check_ready "round $r"
+	[ "$(field "$READY" tier_records)" -gt 0 ] || fail "round $r: no record is in the tier"
+	load_bg "round$r" $((r * 100))
 	ms=$((1500 + RANDOM % 2500))
 	sleep "$((ms / 1000)).$(printf '%03d' $((ms % 1000)))"
 	kill -0 "$WAL_PID" 2>/dev/null || fail "round $r: paste-wal died on its own"
@@ -96,19 +166,15 @@ for ((r = 1; r <= ROUNDS; r++)); do
 	wait "$WAL_PID" 2>/dev/null || true
 	untrack_pid "$WAL_PID"
 	check_server_log
-	rc=0
-	wait $cpid || rc=$?
-	untrack_pid $cpid
-	sum=$(grep '^wal_client: load' "$LOGDIR/load.$r.log" || true)
-	[ $rc -eq 0 ] && [ -n "$sum" ] || { cat "$LOGDIR/load.$r.log" >&2; fail "round $r: client status $rc"; }
-	[ "$(field "$sum" errors)" = 0 ] || fail "round $r: the server refused requests (507 with a tier that has room?): $sum"
+	load_end "round$r"
+	sum=$SUM
 	log "round $r: SIGKILL at ${ms} ms with tier_jobs=$(field "$st" tier_jobs) tier_destaging=$(field "$st" tier_destaging) stalls=$(field "$st" stalls); $sum; $(nacks "$ACKS") acks in all"
 	[ "$(nacks "$ACKS")" -gt "$before" ] || fail "round $r: nothing was acknowledged"
 	dump_verify "round$r" "$ACKS" --tier-dir "$TIER"
 done
 
 # Recover, read everything back across both tiers.
-start_wal "${SRV[@]}"
+start_srv
 [ "$(field "$READY" records)" -ge "$(nacks "$ACKS")" ] || fail "final restart lost records"
 [ "$(field "$READY" tier_records)" -gt 0 ] || fail "no record is in the tier after the rounds"
 bytes=$(acked_bytes "$ACKS")
@@ -141,7 +207,7 @@ stop_wal
 check_server_log
 
 # A clean restart keeps exactly what the DELETE left; a DELETE of everything empties both tiers.
-start_wal "${SRV[@]}"
+start_srv
 [ "$(field "$READY" first)" = $((cut + 1)) ] || fail "after restart first=$(field "$READY" first), not $((cut + 1))"
 [ "$(http_status "http://$HOST:$PORT/log/$((cut + 1))")" = 200 ] || fail "record $((cut + 1)) lost at restart"
 next=$(field "$READY" next)
@@ -151,7 +217,7 @@ out=$(in_cli curl -sS --max-time 10 -X DELETE "http://$HOST:$PORT/log?upto=$next
 stop_wal
 check_server_log
 # Retention: at most 4 MiB of payload kept while loading, nothing after 3 s idle; never silently.
-start_wal "${SRV[@]}" --retain-bytes 4M --retain-secs 3
+start_srv --retain-bytes 4M --retain-secs 3
 ip netns exec "$NS_CLI" python3 "$CLIENT_PY" load --host "$HOST" --port $PORT --conns 4 --depth 4 \
 	--duration 2 --max-size 65536 --seed "$SEED" --conn-base 900 --ack-file "$LOGDIR/acks.retain" \
 	>"$LOGDIR/load.retain.log" 2>&1 || { cat "$LOGDIR/load.retain.log" >&2; fail "retention load failed"; }
