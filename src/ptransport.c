@@ -440,7 +440,7 @@ static void ptp_close(struct paste_ctx *ctx)
 		paste_netif__close(ctx);
 	if (pt->steer && pt->xsk.fd >= 0) /* stop steering to a closing socket */
 		paste_steer__clear_xsk(pt->steer, ctx->opts.queue);
-	paste_steer__close(&pt->steer); /* detaches if no other worker uses the program */
+	paste_steer__close_shared(&pt->steer); /* detaches if no other worker uses the program */
 	paste_xsk__close(ctx);
 	free(pt->rxbufs);
 	free(pt);

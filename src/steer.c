@@ -539,10 +539,6 @@ void paste_steer__close(struct paste_steer **ps)
 	if (!s)
 		return;
 	*ps = NULL;
-	if (s->shared) {
-		paste_steer__close_shared(s);
-		return;
-	}
 	if (s->attached != XDP_MODE_UNSPEC)
 		paste_steer__detach(s);
 	paste_steer__release(s);

@@ -34,15 +34,16 @@ int paste_steer__attach(struct paste_steer *s);
 /*
  * Open, shared between the processes serving one interface (one per NIC queue): join the program
  * of ours another running process attached (same address and IP mode, else -EBUSY), or load and
- * attach one. paste_steer__close() of such a handle detaches only when no other process holds the
- * program any more.
+ * attach one.
  */
 int paste_steer__open_shared(struct paste_steer **s, const struct paste_steer_cfg *cfg);
+/* Close a handle of paste_steer__open_shared(): detach only if no other process holds the
+ * program; every fd is closed before the next worker looks. *s = NULL. */
+void paste_steer__close_shared(struct paste_steer **s);
 /* Take @queue's socket out of the XSK map (a closing worker). */
 int paste_steer__clear_xsk(struct paste_steer *s, uint32_t queue);
 
-/* Detach if attached (shared: if no other process holds the program), free everything, *s = NULL.
- */
+/* Detach if attached, free everything, *s = NULL. */
 void paste_steer__close(struct paste_steer **s);
 
 /* Steer TCP to @port (host order) in shared mode (harmless in dedicated mode). */

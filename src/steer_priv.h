@@ -24,7 +24,6 @@ struct paste_steer {
 	int ncpus;                     /* libbpf_num_possible_cpus() */
 	__u64 *percpu;                 /* ncpus values: buffer for per-CPU counter reads */
 	enum xdp_attach_mode attached; /* XDP_MODE_UNSPEC while not attached */
-	bool shared;                   /* opened by paste_steer__open_shared() */
 	bool adopted;                  /* joined a program another process attached: no obj */
 };
 
@@ -41,7 +40,5 @@ long paste_steer__prog_holder(__u32 prog_id, int skip_fd);
 void paste_steer__detach(struct paste_steer *s);
 /* Free everything without detaching. */
 void paste_steer__release(struct paste_steer *s);
-/* paste_steer__close() of a handle from paste_steer__open_shared(). */
-void paste_steer__close_shared(struct paste_steer *s);
 
 #endif

@@ -223,10 +223,7 @@ int paste_steer__open_shared(struct paste_steer **out, const struct paste_steer_
 		if (!err)
 			err = paste_steer__attach(s);
 	}
-	if (s)
-		s->shared = true;
 	if (err && s) {
-		s->shared = false;
 		if (s->attached != XDP_MODE_UNSPEC && !s->adopted)
 			paste_steer__detach(s);
 		paste_steer__release(s);
@@ -250,18 +247,23 @@ int paste_steer__clear_xsk(struct paste_steer *s, uint32_t queue)
 	return 0;
 }
 
-void paste_steer__close_shared(struct paste_steer *s)
+void paste_steer__close_shared(struct paste_steer **ps)
 {
+	struct paste_steer *s = ps ? *ps : NULL;
 	struct bpf_prog_info info = {};
 	__u32 len = sizeof(info);
-	int ifindex = s->cfg.ifindex, lock = lock_iface(ifindex);
 	bool last = false;
+	int lock, ifindex;
 
+	if (!s)
+		return;
+	*ps = NULL;
+	ifindex = s->cfg.ifindex;
+	lock = lock_iface(ifindex);
 	if (s->attached != XDP_MODE_UNSPEC && !bpf_obj_get_info_by_fd(s->prog_fd, &info, &len)) {
 		last = !paste_steer__prog_holder(info.id, SKIP_SELF);
-		if (last)
-			paste_steer__detach(
-			    s); /* nobody else serves this interface: no stale program */
+		if (last) /* nobody else serves this interface: no stale program */
+			paste_steer__detach(s);
 		else
 			pr_debug("steering program left attached: other workers still use it");
 	}
