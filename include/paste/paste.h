@@ -146,6 +146,8 @@ struct paste_opts {
 	uint32_t copy_threshold; /**< paste_keep() of fewer bytes copies them into a packing frame
 	                              instead of pinning the frame they arrived in (0: never) */
 	enum paste_zero_copy zero_copy; /**< PASTE_ZC_AUTO (default), _REQUIRED or _OFF */
+	bool reuse_port; /**< kernel transport: SO_REUSEPORT on listening sockets, so N worker
+	                      processes share a port (the kernel spreads connections over them) */
 };
 
 /**

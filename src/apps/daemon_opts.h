@@ -16,10 +16,16 @@
 
 #include <paste/paste.h>
 
+#define DAEMON_MAX_WORKERS 64
+
 struct daemon_opts {
 	struct paste_opts paste;
 	uint16_t port;
 	bool verbose;
+	unsigned queues;              /* --queues N: workers (0 = one process, no supervisor) */
+	unsigned ncpus;               /* --cpus LIST: entries in cpus[] */
+	int cpus[DAEMON_MAX_WORKERS]; /* worker i runs on cpus[i % ncpus] */
+	int worker;                   /* this process's worker index; -1 without --queues */
 };
 
 /* Help text for the shared options, to embed in each program's --help. */
