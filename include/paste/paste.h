@@ -39,7 +39,9 @@
  * what failed and what to do. Pointer getters never fail on valid handles.
  *
  * Threads: a context and everything reached from it belong to the thread that opened it. lwIP keeps
- * global state, so a process runs one context; scale out with one process per NIC queue.
+ * global state, so a process runs one context; scale out with one process per NIC queue: processes
+ * on different queues of one interface share one XDP program (the first attaches it, the others
+ * join it, the last to close detaches it; docs/multicore.md).
  */
 #ifndef PASTE_PASTE_H
 #define PASTE_PASTE_H
@@ -152,10 +154,11 @@ struct paste_opts {
 
 /**
  * Open a context: open or create the pool, attach the XDP program to @opts->ifname (replacing a
- * stale one of ours left by a killed process), create the AF_XDP socket over the pool's frame area,
+ * stale one of ours left by a killed process), or join the one another running process of ours
+ * attached for another queue of the interface (same address and IP mode), create the AF_XDP socket over the pool's frame area,
  * and bring up lwIP on it.
  * @return 0; -EINVAL (bad option), -ENODEV (no such interface), -EBUSY (another XDP program that is
- * not ours is attached), -EFAULT (the pool's memory cannot be a UMEM), -EOPNOTSUPP (zero copy
+ * not ours is attached, or ours serving another address; or the queue already has a socket), -EFAULT (the pool's memory cannot be a UMEM), -EOPNOTSUPP (zero copy
  * required but the driver has no zero-copy AF_XDP; other refusals of the zero-copy bind keep their
  * errno), -EPERM (needs root / CAP_NET_ADMIN+CAP_BPF), pool errors (see paste_pool__open()), or
  * another negative errno.
