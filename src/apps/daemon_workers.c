@@ -76,19 +76,6 @@ void daemon_workers_ready(void)
 	}
 }
 
-/* POOL.pool -> POOL-wI.pool, other names -> NAME-wI. */
-static const char *worker_pool(const char *path, int i)
-{
-	static char buf[4096];
-	size_t n = strlen(path);
-
-	if (n > 5 && !strcmp(path + n - 5, ".pool"))
-		snprintf(buf, sizeof(buf), "%.*s-w%d.pool", (int)(n - 5), path, i);
-	else
-		snprintf(buf, sizeof(buf), "%s-w%d", path, i);
-	return buf;
-}
-
 /* In the child: become worker @i and return to the daemon's main. */
 static void become_worker(struct sup *s, int i, pid_t sup_pid)
 {
@@ -105,8 +92,8 @@ static void become_worker(struct sup *s, int i, pid_t sup_pid)
 	worker_index = i;
 	d->worker = i;
 	d->paste.queue += (uint32_t)i;
-	d->paste.pool_path =
-	    worker_pool(d->paste.pool_path ? d->paste.pool_path : PASTE_POOL_DEFAULT_PATH, i);
+	d->paste.pool_sliced = true; /* one pool file, slice i */
+	d->paste.pool_slice = (uint32_t)i;
 	if (d->paste.transport == PASTE_TRANSPORT_KERNEL)
 		d->paste.reuse_port = true;
 	if (d->ncpus) {

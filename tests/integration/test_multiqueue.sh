@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: BSD-2-Clause
 # paste-echo --queues 2 on a 2-queue veth testbed (PASTE_QUEUES=2: the client's kernel spreads its
 # flows over two TX queues, each lands on the same RX queue of the server end):
-#  - the two workers share one XDP program (the second joins it) and the port;
+#  - the two workers share one XDP program (the second joins it), the port and one pool file (a
+#    slice each);
 #  - 128 connections echo every byte back, checked, and both workers' counters show traffic;
 #  - kill -9 of worker 0 under load: worker 1 keeps serving (connections complete, no corrupted
 #    byte), the supervisor restarts worker 0 on queue 0, and afterwards every connection succeeds;
@@ -12,8 +13,8 @@
 export PASTE_QUEUES=2
 . "$(dirname "$0")/lib.sh"
 
-POOL=/dev/shm/paste-test-$$-mq.pool # the workers' files: ...-mq-w0.pool, ...-mq-w1.pool
-CLEANUP_FILES+=("/dev/shm/paste-test-$$-mq-w0.pool" "/dev/shm/paste-test-$$-mq-w1.pool")
+POOL=/dev/shm/paste-test-$$-mq.pool # one file, one 32 MiB slice per worker
+CLEANUP_FILES+=("$POOL")
 SUP_LOG=
 SUP_PID=
 
@@ -83,6 +84,8 @@ start_sup --ifname "$VETH_SRV" --ip "$STACK_IP"
 [ "$(grep -c 'steering program attached' "$SUP_LOG")" = 1 ] || fail "expected one worker to attach"
 grep -q 'joined the steering program' "$SUP_LOG" || fail "the second worker did not join the program"
 [ "$(in_srv ip -d link show dev "$VETH_SRV" | grep -c 'prog/xdp')" = 1 ] || fail "not one XDP program"
+[ "$(stat -c %s "$POOL")" = $((2 * 32 * 1024 * 1024)) ] || fail "pool file is not two 32 MiB slices"
+grep -q "created pool $POOL slice 1" "$SUP_LOG" || fail "worker 1 did not create slice 1 of $POOL"
 
 # ---- 2. every byte checked, traffic on both workers ---------------------------------------------
 run_client --connect "$STACK_IP:7" --conns 128 --bytes 256K --timeout 60 || fail "echo run failed"
