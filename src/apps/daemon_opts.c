@@ -86,7 +86,8 @@ const char daemon_common_help[] =
     "                     supervisor restarts a worker that dies and stops them all on\n"
     "                     SIGTERM/SIGINT; SIGUSR1 is passed to every worker. With\n"
     "                     --transport kernel: N processes sharing the port with SO_REUSEPORT.\n"
-    "                     docs/multicore.md (1-64; default: one process, no supervisor)\n"
+    "                     docs/multicore.md (1-64; default: one process, no supervisor).\n"
+    "                     So far only paste-echo runs workers\n"
     "  --cpus LIST        pin worker i to the i-th CPU of LIST (e.g. 0,1 or 2-5), cycling\n"
     "  --xdp-mode MODE    auto (default: native, else skb), native or skb\n"
     "  --zero-copy MODE   AF_XDP zero copy (the NIC writes frames straight into the pool):\n"
@@ -184,7 +185,7 @@ static int parse_cpus(const char *arg, struct daemon_opts *d)
 				return -1;
 			hi = strtol(end + 1, &end, 10);
 		}
-		if (lo > hi || hi > 4095 || (*end && *end != ','))
+		if (lo > hi || hi > 4095 || (*end && (*end != ',' || !end[1])))
 			return -1;
 		for (long c = lo; c <= hi; c++) {
 			if (d->ncpus == DAEMON_MAX_WORKERS)
@@ -395,6 +396,14 @@ int daemon_parse(int argc, char **argv, struct daemon_opts *d, const struct opti
 		        prog, d->paste.queue, d->queues);
 		r = 2;
 	}
+	if (r == 0 && (d->queues || d->ncpus) && !daemon_supports_workers) {
+		fprintf(
+		    stderr,
+		    "%s: --queues/--cpus: this program does not run worker processes yet (only "
+		    "paste-echo does; docs/multicore.md): run one process per queue with --queue\n",
+		    prog);
+		r = 2;
+	}
 	if (r == 0 && d->ncpus && !d->queues)
 		d->queues = 1; /* --cpus alone: one pinned worker */
 	if (r == 0 && !d->port) {
@@ -410,6 +419,7 @@ int daemon_parse(int argc, char **argv, struct daemon_opts *d, const struct opti
 	return r;
 }
 
+bool daemon_supports_workers;
 volatile sig_atomic_t daemon_got_stop, daemon_got_usr1;
 struct paste_ctx *volatile daemon_sig_ctx;
 

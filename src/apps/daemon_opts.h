@@ -28,6 +28,10 @@ struct daemon_opts {
 	int worker;                   /* this process's worker index; -1 without --queues */
 };
 
+/* Set to true before daemon_parse() by a program that runs daemon_workers_supervise(); the others
+ * refuse --queues/--cpus with a message. */
+extern bool daemon_supports_workers;
+
 /* Help text for the shared options, to embed in each program's --help. */
 extern const char daemon_common_help[];
 

@@ -172,6 +172,7 @@ int main(int argc, char **argv)
 	struct paste_stats st;
 	int r, err;
 
+	daemon_supports_workers = true;
 	r = daemon_parse(argc, argv, &d, extra, extra_opt, &e, usage);
 	if (r)
 		return r == 1 ? 0 : 2;
