@@ -8,8 +8,11 @@
 #  - kill -9 of worker 0 under load: worker 1 keeps serving (connections complete, no corrupted
 #    byte), the supervisor restarts worker 0 on queue 0, and afterwards every connection succeeds;
 #  - SIGTERM stops both: exit 0, every frame of each worker back, no XDP program left attached;
+#  - kill -9 of the supervisor and both workers under load: the program stays (stale); a restart
+#    replaces it, reopens both slices of the pool file (not made anew) and serves every connection;
+#  - kill -9 of the supervisor alone: the workers stop (parent-death signal), nothing left attached;
 #  - --transport kernel --queues 2: two SO_REUSEPORT workers on one port, both accept.
-# About 30 s.
+# About 10-15 s.
 export PASTE_QUEUES=2
 . "$(dirname "$0")/lib.sh"
 
@@ -148,7 +151,43 @@ done
 ! xdp_attached || fail "an XDP program is still attached after the last worker stopped"
 log "clean shutdown: no program attached"
 
-# ---- 5. kernel transport: SO_REUSEPORT workers --------------------------------------------------
+# ---- 5. kill -9 of the whole server under load; a restart on the same pool file -----------------
+start_sup --ifname "$VETH_SRV" --ip "$STACK_IP"
+CLIENT_N=$((CLIENT_N + 1))
+LOAD_LOG=$LOGDIR/client.$CLIENT_N.log
+ip netns exec "$NS_CLI" "$PASTE_CLIENT" --connect "$STACK_IP:7" --conns 64 --bytes 8M --timeout 3 \
+	>"$LOAD_LOG" 2>&1 &
+LOAD_PID=$!
+track_pid "$LOAD_PID"
+sleep 0.3
+log "kill -9 of the supervisor and both workers under load"
+kill -9 "$SUP_PID" "$W0" "$W1"
+wait "$SUP_PID" 2>/dev/null || true
+untrack_pid "$SUP_PID"
+wait "$LOAD_PID" || true
+untrack_pid "$LOAD_PID"
+! grep -q 'mismatch' "$LOAD_LOG" || fail "corrupted bytes before the kill"
+xdp_attached || fail "the killed workers' program should still be attached (nobody detached it)"
+start_sup --ifname "$VETH_SRV" --ip "$STACK_IP"
+grep -q 'replaced a stale steering program' "$SUP_LOG" || fail "the stale program was not replaced"
+! grep -q 'created pool' "$SUP_LOG" || fail "a slice was created anew instead of reopened"
+[ "$(stat -c %s "$POOL")" = $((2 * 32 * 1024 * 1024)) ] || fail "the pool file changed size"
+run_client --connect "$STACK_IP:7" --conns 64 --bytes 256K --timeout 60 || fail "run after the restart"
+grep -q 'ok=64 failed=0' "$CLIENT_LOG" || fail "connections failed after the whole server restarted"
+
+# ---- 6. the supervisor killed alone: its workers stop (PR_SET_PDEATHSIG), the last one detaches ---
+log "kill -9 of the supervisor alone (pid $SUP_PID)"
+kill -9 "$SUP_PID"
+wait "$SUP_PID" 2>/dev/null || true
+untrack_pid "$SUP_PID"
+for ((i = 0; i < 300; i++)); do
+	kill -0 "$W0" 2>/dev/null || kill -0 "$W1" 2>/dev/null || break
+	sleep 0.1
+done
+! kill -0 "$W0" 2>/dev/null && ! kill -0 "$W1" 2>/dev/null || fail "workers outlived their supervisor"
+! xdp_attached || fail "program still attached after the orphaned workers stopped"
+
+# ---- 7. kernel transport: SO_REUSEPORT workers --------------------------------------------------
 start_sup --transport kernel --ip "$SRV_IP"
 run_client --connect "$SRV_IP:7" --conns 128 --bytes 64K --timeout 60 || fail "kernel echo failed"
 grep -q 'ok=128 failed=0' "$CLIENT_LOG" || fail "kernel: not all connections echoed"
