@@ -292,6 +292,12 @@ static int pool_map(struct paste_pool *p)
 		                  "the path, or remove the file",
 		                  p->path, p->stride ? " with this slice" : "",
 		                  (long long)st.st_size);
+	if (p->stride && !S_ISREG(st.st_mode))
+		return paste_fail(
+		    -EINVAL,
+		    "pool %s: slices (one per worker) need a regular file (/dev/shm), "
+		    "not a device",
+		    p->path);
 	if (p->stride) { /* one slice: mapped at its offset */
 		p->base =
 		    mmap(NULL, p->stride, PROT_READ | PROT_WRITE, MAP_SHARED, p->fd, (off_t)p->off);

@@ -82,6 +82,17 @@ stop_sup() {
 	grep -q 'supervisor: every worker stopped' "$SUP_LOG" || fail "no 'every worker stopped' line"
 }
 
+# start_load TIMEOUT: 64 connections x 8 MiB in the background (LOAD_PID, LOAD_LOG), 0.3 s under way.
+start_load() {
+	CLIENT_N=$((CLIENT_N + 1))
+	LOAD_LOG=$LOGDIR/client.$CLIENT_N.log
+	ip netns exec "$NS_CLI" "$PASTE_CLIENT" --connect "$STACK_IP:7" --conns 64 --bytes 8M \
+		--timeout "$1" >"$LOAD_LOG" 2>&1 &
+	LOAD_PID=$!
+	track_pid "$LOAD_PID"
+	sleep 0.3
+}
+
 # ---- 1. two workers, one program, one port ------------------------------------------------------
 start_sup --ifname "$VETH_SRV" --ip "$STACK_IP"
 [ "$(grep -c 'steering program attached' "$SUP_LOG")" = 1 ] || fail "expected one worker to attach"
@@ -102,13 +113,7 @@ log "connections accepted: worker 0 $a0, worker 1 $a1"
 [ $((a0 + a1)) -ge 128 ] || fail "workers accepted $((a0 + a1)) < 128 connections"
 
 # ---- 3. kill -9 of worker 0 under load ----------------------------------------------------------
-CLIENT_N=$((CLIENT_N + 1))
-LOAD_LOG=$LOGDIR/client.$CLIENT_N.log
-ip netns exec "$NS_CLI" "$PASTE_CLIENT" --connect "$STACK_IP:7" --conns 64 --bytes 8M --timeout 60 \
-	>"$LOAD_LOG" 2>&1 &
-LOAD_PID=$!
-track_pid "$LOAD_PID"
-sleep 0.3
+start_load 60
 log "kill -9 worker 0 (pid $W0) under load"
 kill -9 "$W0"
 wait "$LOAD_PID" || true
@@ -153,13 +158,7 @@ log "clean shutdown: no program attached"
 
 # ---- 5. kill -9 of the whole server under load; a restart on the same pool file -----------------
 start_sup --ifname "$VETH_SRV" --ip "$STACK_IP"
-CLIENT_N=$((CLIENT_N + 1))
-LOAD_LOG=$LOGDIR/client.$CLIENT_N.log
-ip netns exec "$NS_CLI" "$PASTE_CLIENT" --connect "$STACK_IP:7" --conns 64 --bytes 8M --timeout 3 \
-	>"$LOAD_LOG" 2>&1 &
-LOAD_PID=$!
-track_pid "$LOAD_PID"
-sleep 0.3
+start_load 3
 log "kill -9 of the supervisor and both workers under load"
 kill -9 "$SUP_PID" "$W0" "$W1"
 wait "$SUP_PID" 2>/dev/null || true
