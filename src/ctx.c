@@ -112,6 +112,8 @@ static int open_pool(struct paste_ctx *ctx)
 	    .size = ctx->opts.pool_size,
 	    .frame_size = ctx->opts.frame_size,
 	    .create = true,
+	    .sliced = ctx->opts.pool_sliced,
+	    .slice = ctx->opts.pool_slice,
 	};
 	struct paste_pool_info info;
 	int err;

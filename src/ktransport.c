@@ -141,6 +141,11 @@ static int k_listen(struct paste_listener *l)
 	if (fd < 0)
 		return -errno;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (ctx->opts.reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one))) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
 	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) || listen(fd, 1024)) {
 		err = -errno;
 		close(fd);

@@ -22,8 +22,10 @@
  * A crash tears at most one of the two, so at open a primary with a bad CRC but a good backup is a
  * torn update: the backup is taken (with a warning). Both bad means corruption: -EBADMSG.
  *
- * A pool is used by one open at a time: the open holds flock(LOCK_EX) on the file until close (a
- * crashed process releases it), and a second open gets -EBUSY.
+ * A pool is used by one open at a time: the open holds an OFD write lock (fcntl F_OFD_SETLK) on the
+ * file until close (a crashed process releases it), and a second open gets -EBUSY. A file can hold
+ * slices instead (paste_pool_opts.sliced, one per worker process): each slice is a complete pool
+ * at slice x stride, locked on its byte range only; an open of the whole file locks all of it.
  *
  * Device DAX (/dev/daxX.Y, pool_dax.c): the pool is the whole device, mapped at its sysfs
  * alignment, never created or truncated; a device whose superblock page is all zeros is formatted
@@ -41,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -80,28 +83,14 @@ static struct paste_pmem_ops default_ops = {pmem_ops_flush, pmem_ops_drain, NULL
 
 /* ---- superblock ------------------------------------------------------------------------- */
 
-static uint32_t sb_crc(const struct pool_sb *sb)
-{
-	struct pool_sb tmp = *sb;
-
-	tmp.crc = 0;
-	return paste_crc32c(0, &tmp, sizeof(tmp));
-}
-
 /* Record @p->sb in both copies: backup first, then the primary, each persisted. */
 static void sb_commit(struct paste_pool *p)
 {
-	p->sb.crc = sb_crc(&p->sb);
+	p->sb.crc = paste_pool__sb_crc(&p->sb);
 	memcpy(p->base + POOL_SB_BACKUP_OFF, &p->sb, sizeof(p->sb));
 	paste_pool__persist(p, p->base + POOL_SB_BACKUP_OFF, sizeof(p->sb));
 	memcpy(p->base, &p->sb, sizeof(p->sb));
 	paste_pool__persist(p, p->base, sizeof(p->sb));
-}
-
-static bool sb_intact(const struct pool_sb *sb)
-{
-	return !memcmp(sb->magic, POOL_MAGIC, sizeof(sb->magic)) && sb->version == POOL_VERSION &&
-	       sb->crc == sb_crc(sb);
 }
 
 static bool region_name_ok(const char *name)
@@ -216,10 +205,15 @@ static int pool_layout(struct pool_sb *sb, const char *path, const struct pool_c
 /* Give the new, empty file its size (allocated, so the frames never hit ENOSPC later). */
 static int pool_size_file(struct paste_pool *p, uint64_t size)
 {
-	int e = posix_fallocate(p->fd, 0, (off_t)size);
+	int e = posix_fallocate(p->fd, (off_t)p->off, (off_t)size);
 
-	if (e == EOPNOTSUPP || e == EINVAL)
-		e = ftruncate(p->fd, (off_t)size) ? errno : 0;
+	if (e == EOPNOTSUPP || e == EINVAL) {
+		struct stat st;
+
+		e = fstat(p->fd, &st) ? errno : 0;
+		if (!e && (uint64_t)st.st_size < p->off + size)
+			e = ftruncate(p->fd, (off_t)(p->off + size)) ? errno : 0;
+	}
 	if (e == ENOSPC || e == EFBIG)
 		return paste_fail(
 		    -e,
@@ -265,6 +259,8 @@ static int pool_cfg_from_opts(struct pool_cfg *cfg, const char *path,
 	cfg->create = o.create || o.must_create;
 	cfg->must_create = o.must_create;
 	cfg->check_umem = o.check_umem;
+	cfg->sliced = o.sliced;
+	cfg->slice = o.slice;
 	cfg->emu_fence_ns = o.emu_fence_ns ? o.emu_fence_ns : env_ns("PASTE_EMU_FENCE_NS");
 	cfg->emu_line_ns = o.emu_line_ns ? o.emu_line_ns : env_ns("PASTE_EMU_LINE_NS");
 	if (cfg->emu_fence_ns || cfg->emu_line_ns)
@@ -275,39 +271,6 @@ static int pool_cfg_from_opts(struct pool_cfg *cfg, const char *path,
 		                  "pool %s: frame size %u is not supported: use 2048 or 4096", path,
 		                  cfg->frame_size);
 	return 0;
-}
-
-/* Open (or create, O_EXCL) the file and lock it; sets p->fd and p->created. */
-static int pool_open_file(struct paste_pool *p, const struct pool_cfg *cfg)
-{
-	const int rw = O_RDWR | O_CLOEXEC, excl = O_RDWR | O_CLOEXEC | O_CREAT | O_EXCL;
-
-	p->fd = cfg->must_create ? -1 : open(p->path, rw);
-	if (p->fd < 0 && (cfg->must_create || (errno == ENOENT && cfg->create))) {
-		p->fd = open(p->path, excl, 0600);
-		p->created = p->fd >= 0;
-		if (p->fd < 0 && errno == EEXIST && !cfg->must_create)
-			p->fd = open(p->path, rw); /* someone else created it meanwhile */
-	}
-	if (p->fd < 0 && errno == EEXIST)
-		return paste_fail(
-		    -EEXIST,
-		    "pool %s already exists and must_create is set: remove the file or open it without must_create",
-		    p->path);
-	if (p->fd < 0 && errno == ENOENT)
-		return paste_fail(
-		    -ENOENT, "pool %s does not exist: create it (create option) or check the path",
-		    p->path);
-	if (p->fd < 0)
-		return paste_fail(-errno, "cannot open pool %s: %s", p->path, strerror(errno));
-	if (flock(p->fd, LOCK_EX | LOCK_NB) == 0)
-		return 0;
-	if (errno == EWOULDBLOCK)
-		return paste_fail(
-		    -EBUSY,
-		    "pool %s is in use: another open (in this process or another) holds it; close that one first",
-		    p->path);
-	return paste_fail(-errno, "cannot lock pool %s: %s", p->path, strerror(errno));
 }
 
 /* Map the whole file through our descriptor; warn when flushes cannot make data durable. */
@@ -323,11 +286,17 @@ static int pool_map(struct paste_pool *p)
 	if (!S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode))
 		return paste_fail(-EINVAL, "pool %s is neither a regular file nor a device-DAX",
 		                  p->path);
-	if (S_ISREG(st.st_mode) && st.st_size < POOL_SB_AREA)
+	if (S_ISREG(st.st_mode) &&
+	    (uint64_t)st.st_size < p->off + (p->stride ? p->stride : POOL_SB_AREA))
 		return paste_fail(
 		    -EBADMSG,
-		    "%s is not a paste pool: %lld bytes, smaller than a superblock: check the path, or remove the file",
-		    p->path, (long long)st.st_size);
+		    "%s is not a paste pool%s: %lld bytes, too short for it: check the path, or remove the file",
+		    p->path, p->stride ? " with this slice" : "", (long long)st.st_size);
+	if (p->stride && !S_ISREG(st.st_mode))
+		return paste_fail(
+		    -EINVAL,
+		    "pool %s: slices (one per worker) need a regular file (/dev/shm), not a device",
+		    p->path);
 	if (S_ISCHR(st.st_mode)) { /* device DAX (issue 14): sysfs size, aligned mapping */
 		struct paste_dax_info dax;
 		int err = paste_dax__probe(p->fd, p->path, &dax);
@@ -339,10 +308,21 @@ static int pool_map(struct paste_pool *p)
 			p->ops.map(p->ops.arg, p->base, p->map_len);
 		return err;
 	}
-	snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", p->fd); /* the inode we locked */
-	p->base = pmem_map_file(fdpath, 0, 0, 0, &p->map_len, &is_pmem);
-	if (!p->base)
-		return paste_fail(-errno, "cannot map pool %s: %s", p->path, pmem_errormsg());
+	if (p->stride) { /* one slice: mapped at its offset */
+		p->base =
+		    mmap(NULL, p->stride, PROT_READ | PROT_WRITE, MAP_SHARED, p->fd, (off_t)p->off);
+		if (p->base == MAP_FAILED) {
+			p->base = NULL;
+			return paste_fail(-errno, "cannot map pool %s: %s", p->path, strerror(errno));
+		}
+		p->map_len = p->stride;
+		is_pmem = pmem_is_pmem(p->base, p->map_len);
+	} else {
+		snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", p->fd); /* the inode we locked */
+		p->base = pmem_map_file(fdpath, 0, 0, 0, &p->map_len, &is_pmem);
+		if (!p->base)
+			return paste_fail(-errno, "cannot map pool %s: %s", p->path, pmem_errormsg());
+	}
 	p->is_pmem = is_pmem;
 	if (p->ops.map)
 		p->ops.map(p->ops.arg, p->base, p->map_len);
@@ -358,11 +338,16 @@ static int pool_map(struct paste_pool *p)
 static int pool_create(struct paste_pool *p, const struct pool_cfg *cfg)
 {
 	struct pool_cfg c = *cfg;
+	char slice[24];
 	int err;
 
 	if (!c.frame_size)
 		c.frame_size = PASTE_POOL_DEFAULT_FRAME_SIZE;
+	if (p->stride)
+		c.size = p->stride;
 	err = pool_layout(&p->sb, p->path, &c);
+	p->sb.slice = c.slice;
+	p->sb.slice_stride = p->stride;
 	if (!err)
 		err = pool_size_file(p, p->sb.pool_size);
 	if (!err)
@@ -371,9 +356,10 @@ static int pool_create(struct paste_pool *p, const struct pool_cfg *cfg)
 		return err;
 	/* The file reads as zeros; the superblock goes last so a crash leaves no valid pool. */
 	sb_commit(p);
-	pr_info("created pool %s: %llu bytes, %u frames of %u bytes, %llu-byte region area",
-	        p->path, (unsigned long long)p->sb.pool_size, p->sb.frame_count, p->sb.frame_size,
-	        (unsigned long long)p->sb.region_area_size);
+	snprintf(slice, sizeof(slice), p->stride ? " slice %u" : "", p->sb.slice);
+	pr_info("created pool %s%s: %llu bytes, %u frames of %u bytes, %llu-byte region area",
+	        p->path, slice, (unsigned long long)p->sb.pool_size, p->sb.frame_count,
+	        p->sb.frame_size, (unsigned long long)p->sb.region_area_size);
 	return 0;
 }
 
@@ -414,11 +400,11 @@ static int pool_load_sb(struct paste_pool *p)
 		return paste_fail(-EBADMSG,
 		                  "%s is not a paste pool: %zu bytes, smaller than a superblock",
 		                  p->path, p->map_len);
-	if (sb_intact(prim)) {
+	if (paste_pool__sb_intact(prim)) {
 		p->sb = *prim;
 		return 0;
 	}
-	if (!sb_intact(backup))
+	if (!paste_pool__sb_intact(backup))
 		return pool_diagnose_sb(p);
 	pr_warn(
 	    "pool %s: the superblock was torn by a crash during an update; using its backup copy",
@@ -446,6 +432,14 @@ static int pool_load(struct paste_pool *p, const struct pool_cfg *cfg)
 	if (why)
 		return paste_fail(-EBADMSG, "pool %s: corrupt superblock (%s): restore or recreate",
 		                  p->path, why);
+	if (p->stride && (p->sb.slice != cfg->slice || p->sb.slice_stride != p->stride))
+		return paste_fail(
+		    -EBADMSG,
+		    "pool %s: the superblock at slice %u's place says slice %u, stride "
+		    "%llu (expected stride %llu): the slices were made with another "
+		    "size; give the same --pool-size as when they were made",
+		    p->path, cfg->slice, p->sb.slice, (unsigned long long)p->sb.slice_stride,
+		    (unsigned long long)p->stride);
 	if (cfg->frame_size && cfg->frame_size != p->sb.frame_size)
 		return paste_fail(
 		    -EINVAL,
@@ -559,7 +553,7 @@ int paste_pool__open_registered(struct paste_pool **pool, const char *path,
 	p->emu_fence_ns = cfg.emu_fence_ns;
 	p->emu_line_ns = cfg.emu_line_ns;
 
-	err = pool_open_file(p, &cfg);
+	err = paste_pool__open_file(p, &cfg);
 	if (err)
 		goto err_close;
 	if (!p->created && paste_dax__is_chardev(p->fd)) /* device DAX (issue 14) */
@@ -587,7 +581,7 @@ err_unmap:
 	if (p->base)
 		pmem_unmap(p->base, p->map_len);
 err_close:
-	if (p->created)
+	if (p->created && !p->stride)
 		unlink(p->path); /* ours, made by O_EXCL: leave nothing half made behind */
 	if (p->fd >= 0)
 		close(p->fd);
@@ -627,6 +621,8 @@ PASTE_EXPORT void paste_pool__info(const struct paste_pool *pool, struct paste_p
 	info->created = pool->created || pool->dax_new; /* device DAX (issue 14) */
 	info->was_clean = pool->was_clean;
 	info->is_pmem = pool->is_pmem;
+	info->slice = sb->slice;
+	info->slice_stride = sb->slice_stride;
 }
 
 PASTE_EXPORT void *paste_pool__frames(const struct paste_pool *pool)

@@ -51,7 +51,11 @@ struct pool_sb {
 	uint32_t clean;            /* 1: the last user closed the pool; 0 while open */
 	uint32_t nregions;         /* entries used in regions[] */
 	struct pool_region regions[PASTE_POOL_MAX_REGIONS];
-	uint8_t reserved[2048 - 88 - PASTE_POOL_MAX_REGIONS * sizeof(struct pool_region)];
+	uint32_t slice; /* sliced file: this pool's slice number (0 otherwise) */
+	uint32_t pad;
+	uint64_t
+	    slice_stride; /* sliced file: bytes between slices; 0: not sliced (older files too) */
+	uint8_t reserved[2048 - 88 - 16 - PASTE_POOL_MAX_REGIONS * sizeof(struct pool_region)];
 };
 _Static_assert(sizeof(struct pool_sb) == 2048, "superblock record is 2 KiB");
 _Static_assert(offsetof(struct pool_sb, regions) == 88, "superblock header is 88 bytes");
@@ -70,7 +74,9 @@ struct pool_index {
 struct paste_pool {
 	uint8_t *base;     /* the mapping; the superblock is at base */
 	size_t map_len;    /* bytes mapped (>= sb.pool_size) */
-	int fd;            /* holds flock(LOCK_EX) while the pool is open */
+	int fd;            /* holds the OFD write lock (whole file, or the slice) while open */
+	uint64_t off;      /* sliced: file offset of the slice (slice x stride); 0 otherwise */
+	uint64_t stride;   /* sliced: bytes between slices; 0: the whole file is the pool */
 	bool is_pmem;      /* from pmem_map_file */
 	bool created;      /* this open created the file (unlinked again if the open fails) */
 	bool was_clean;    /* clean flag found at open */
@@ -99,8 +105,16 @@ struct pool_cfg {
 	uint32_t frame_size;
 	uint64_t region_area;
 	bool create, must_create, check_umem;
+	bool sliced;
+	uint32_t slice;
 	uint32_t emu_fence_ns, emu_line_ns;
 };
+
+/* pool_file.c: the superblock's checksum and validity; open and lock the file or its slice (sets
+ * p->fd, p->created and, sliced, p->off and p->stride). */
+uint32_t paste_pool__sb_crc(const struct pool_sb *sb);
+bool paste_pool__sb_intact(const struct pool_sb *sb);
+int paste_pool__open_file(struct paste_pool *p, const struct pool_cfg *cfg);
 
 /* pool_state.c: rebuild the frame allocator from the indexes (at open), and free it (at close). */
 int paste_pool__recover(struct paste_pool *p);

@@ -383,12 +383,9 @@ static int open_steer(struct paste_ctx *ctx)
 	    .eph_hi = ctx->opts.ephemeral_hi,
 	    .mode = ctx->opts.xdp_mode,
 	};
-	int err;
 
-	err = paste_steer__open(&pt->steer, &cfg);
-	if (!err)
-		err = paste_steer__attach(pt->steer);
-	return err;
+	/* Shared: the processes serving other queues of this interface use the same program. */
+	return paste_steer__open_shared(&pt->steer, &cfg);
 }
 
 static int ptp_open(struct paste_ctx *ctx)
@@ -441,7 +438,9 @@ static void ptp_close(struct paste_ctx *ctx)
 		return;
 	if (pt->netif_added)
 		paste_netif__close(ctx);
-	paste_steer__close(&pt->steer); /* detach first: stop steering to a closing socket */
+	if (pt->steer && pt->xsk.fd >= 0) /* stop steering to a closing socket */
+		paste_steer__clear_xsk(pt->steer, ctx->opts.queue);
+	paste_steer__close_shared(&pt->steer); /* detaches if no other worker uses the program */
 	paste_xsk__close(ctx);
 	free(pt->rxbufs);
 	free(pt);

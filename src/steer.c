@@ -20,12 +20,15 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <net/if.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -38,23 +41,13 @@
 #include "internal.h"
 #include "paste_steer.h"
 #include "steer.h"
+#include "steer_priv.h"
 
 /* The compiled bpf/paste_steer.bpf.c, embedded by bpf/CMakeLists.txt. */
 extern const unsigned char paste_steer_bpf_obj[];
 extern const unsigned long paste_steer_bpf_obj_len;
 
 #define SKIP_DISPATCHER_ENV "LIBXDP_SKIP_DISPATCHER"
-
-struct paste_steer {
-	struct paste_steer_cfg cfg;
-	struct bpf_object *obj;  /* owns the program and map fds */
-	struct xdp_program *xdp; /* libxdp's handle on the loaded program (its own fd) */
-	int prog_fd;
-	int conf_fd, ports_fd, xsks_fd, counters_fd;
-	int ncpus;                     /* libbpf_num_possible_cpus() */
-	__u64 *percpu;                 /* ncpus values: buffer for per-CPU counter reads */
-	enum xdp_attach_mode attached; /* XDP_MODE_UNSPEC while not attached */
-};
 
 /* ---- libbpf / libxdp messages --------------------------------------------------------------- */
 
@@ -87,7 +80,7 @@ static void route_prints(void)
 
 /* ---- helpers -------------------------------------------------------------------------------- */
 
-static const char *ifname_of(int ifindex, char buf[IF_NAMESIZE + 16])
+const char *paste_steer__ifname(int ifindex, char buf[IF_NAMESIZE + 16])
 {
 	if (!if_indextoname(ifindex, buf))
 		snprintf(buf, IF_NAMESIZE + 16, "ifindex %d", ifindex);
@@ -99,7 +92,7 @@ static const char *mode_name(enum xdp_attach_mode mode)
 	return mode == XDP_MODE_NATIVE ? "native" : mode == XDP_MODE_SKB ? "generic (SKB)" : "no";
 }
 
-static bool is_ours(const char *prog_name)
+bool paste_steer__is_ours(const char *prog_name)
 {
 	return prog_name && !strcmp(prog_name, PASTE_STEER_PROG_NAME);
 }
@@ -119,7 +112,7 @@ static int map_fd(struct paste_steer *s, const char *name)
 
 /* ---- open ----------------------------------------------------------------------------------- */
 
-static int check_cfg(const struct paste_steer_cfg *cfg)
+int paste_steer__check_cfg(const struct paste_steer_cfg *cfg)
 {
 	if (cfg->ifindex < 0)
 		return paste_fail(-EINVAL, "steering: invalid interface index %d", cfg->ifindex);
@@ -226,7 +219,7 @@ int paste_steer__open(struct paste_steer **out, const struct paste_steer_cfg *cf
 		*out = NULL;
 	if (!out || !cfg)
 		return paste_fail(-EINVAL, "paste_steer__open: NULL argument");
-	err = check_cfg(cfg);
+	err = paste_steer__check_cfg(cfg);
 	if (err)
 		return err;
 	pthread_once(&prints_routed, route_prints);
@@ -263,7 +256,7 @@ fail:
  */
 
 /* The XDP program attached to @ifindex in driver or generic mode: id (0 if none) and its mode. */
-static int attached_prog(int ifindex, __u32 *id, __u32 *mode_flag)
+int paste_steer__attached_prog(int ifindex, __u32 *id, __u32 *mode_flag)
 {
 	LIBBPF_OPTS(bpf_xdp_query_opts, q);
 	char ifn[IF_NAMESIZE + 16];
@@ -272,7 +265,7 @@ static int attached_prog(int ifindex, __u32 *id, __u32 *mode_flag)
 	err = bpf_xdp_query(ifindex, 0, &q);
 	if (err)
 		return paste_fail(err, "steering: cannot query the XDP program on %s: %s%s",
-		                  ifname_of(ifindex, ifn), strerror(-err),
+		                  paste_steer__ifname(ifindex, ifn), strerror(-err),
 		                  err == -EPERM ? " (run as root)" : "");
 	*id = q.drv_prog_id ? q.drv_prog_id : q.skb_prog_id;
 	*mode_flag = q.drv_prog_id ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE;
@@ -299,7 +292,7 @@ static bool pid_holds_prog(long pid, __u32 prog_id, int skip_fd)
 		n = readlinkat(dirfd(dir), de->d_name, target, sizeof(target) - 1);
 		if (n <= 0 || (target[n] = 0, strcmp(target, "anon_inode:bpf-prog")))
 			continue;
-		if (pid == (long)getpid() && atoi(de->d_name) == skip_fd)
+		if (pid == (long)getpid() && (skip_fd == SKIP_SELF || atoi(de->d_name) == skip_fd))
 			continue;
 		snprintf(path, sizeof(path), "/proc/%ld/fdinfo/%s", pid, de->d_name);
 		f = fopen(path, "r");
@@ -316,7 +309,7 @@ static bool pid_holds_prog(long pid, __u32 prog_id, int skip_fd)
  * A process (visible in our /proc) that holds BPF program @prog_id open, or 0 if none does; our own
  * @skip_fd does not count. A killed process holds nothing: only the interface keeps its program.
  */
-static long prog_holder(__u32 prog_id, int skip_fd)
+long paste_steer__prog_holder(__u32 prog_id, int skip_fd)
 {
 	struct dirent *de;
 	long pid = 0;
@@ -342,13 +335,13 @@ static int check_removable(int ifindex, __u32 id, int fd, const char *name)
 	char ifn[IF_NAMESIZE + 16];
 	long pid;
 
-	ifname_of(ifindex, ifn);
-	if (!is_ours(name))
+	paste_steer__ifname(ifindex, ifn);
+	if (!paste_steer__is_ours(name))
 		return paste_fail(
 		    -EBUSY,
 		    "another XDP program (\"%s\", id %u) is attached to %s; it is not ours, so it is left alone. If it is not needed, remove it with `ip link set dev %s xdp off` (or `xdp-loader unload %s --all`)",
 		    name[0] ? name : "(unnamed)", id, ifn, ifn, ifn);
-	pid = prog_holder(id, fd);
+	pid = paste_steer__prog_holder(id, fd);
 	if (pid)
 		return paste_fail(
 		    -EBUSY,
@@ -364,7 +357,7 @@ static int detach_stale(int ifindex, __u32 id, int fd, __u32 mode_flag)
 	char ifn[IF_NAMESIZE + 16];
 	int err;
 
-	ifname_of(ifindex, ifn);
+	paste_steer__ifname(ifindex, ifn);
 	err = bpf_xdp_detach(ifindex, mode_flag, &opts);
 	if (err == -EEXIST)
 		return paste_fail(
@@ -387,7 +380,7 @@ int paste_steer__remove_stale(int ifindex)
 	__u32 id = 0, mode_flag = 0, len = sizeof(info);
 	int err, fd;
 
-	err = attached_prog(ifindex, &id, &mode_flag);
+	err = paste_steer__attached_prog(ifindex, &id, &mode_flag);
 	if (err || !id)
 		return err;
 	fd = bpf_prog_get_fd_by_id(id);
@@ -425,7 +418,7 @@ static int attach_error(const struct paste_steer *s, enum xdp_attach_mode mode, 
 {
 	char ifn[IF_NAMESIZE + 16];
 
-	ifname_of(s->cfg.ifindex, ifn);
+	paste_steer__ifname(s->cfg.ifindex, ifn);
 	if (err == -EPERM || err == -EACCES)
 		return paste_fail(
 		    err,
@@ -471,7 +464,7 @@ int paste_steer__attach(struct paste_steer *s)
 	if (err < 0)
 		return err;
 	skip_dispatcher();
-	ifname_of(s->cfg.ifindex, ifn);
+	paste_steer__ifname(s->cfg.ifindex, ifn);
 	if (s->cfg.mode != PASTE_XDP_SKB) {
 		err = attach_in(s, XDP_MODE_NATIVE);
 		if (err && (s->cfg.mode == PASTE_XDP_NATIVE || err == -EPERM || err == -EACCES ||
@@ -490,7 +483,7 @@ int paste_steer__attach(struct paste_steer *s)
 	return 0;
 }
 
-static void detach(struct paste_steer *s)
+void paste_steer__detach(struct paste_steer *s)
 {
 	LIBBPF_OPTS(bpf_xdp_attach_opts, opts, .old_prog_fd = s->prog_fd);
 	__u32 flags = s->attached == XDP_MODE_SKB ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE;
@@ -500,7 +493,7 @@ static void detach(struct paste_steer *s)
 	/* Not xdp_program__detach(): it leaks a program fd (see "stale programs"). The old_prog_fd
 	 * makes the kernel detach only if our program is still the one attached. */
 	err = bpf_xdp_detach(s->cfg.ifindex, flags, &opts);
-	ifname_of(s->cfg.ifindex, ifn);
+	paste_steer__ifname(s->cfg.ifindex, ifn);
 	if (!err)
 		pr_debug("steering program detached from %s", ifn);
 	else if (err == -EEXIST || err == -ENODEV || err == -ENOENT)
@@ -512,19 +505,38 @@ static void detach(struct paste_steer *s)
 	s->attached = XDP_MODE_UNSPEC;
 }
 
+static void close_fd(int fd)
+{
+	if (fd >= 0)
+		close(fd);
+}
+
+/* Free everything without detaching. */
+void paste_steer__release(struct paste_steer *s)
+{
+	xdp_program__close(s->xdp);
+	bpf_object__close(s->obj);
+	if (s->adopted) { /* fds of our own, not the object's */
+		close_fd(s->prog_fd);
+		close_fd(s->conf_fd);
+		close_fd(s->ports_fd);
+		close_fd(s->xsks_fd);
+		close_fd(s->counters_fd);
+	}
+	free(s->percpu);
+	free(s);
+}
+
 void paste_steer__close(struct paste_steer **ps)
 {
 	struct paste_steer *s = ps ? *ps : NULL;
 
 	if (!s)
 		return;
-	if (s->attached != XDP_MODE_UNSPEC)
-		detach(s);
-	xdp_program__close(s->xdp);
-	bpf_object__close(s->obj);
-	free(s->percpu);
-	free(s);
 	*ps = NULL;
+	if (s->attached != XDP_MODE_UNSPEC)
+		paste_steer__detach(s);
+	paste_steer__release(s);
 }
 
 /* ---- maps ----------------------------------------------------------------------------------- */

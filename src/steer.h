@@ -31,6 +31,18 @@ int paste_steer__open(struct paste_steer **s, const struct paste_steer_cfg *cfg)
 /* Attach to cfg.ifindex (after removing a stale program of ours). -EBUSY if a foreign one is there.
  */
 int paste_steer__attach(struct paste_steer *s);
+/*
+ * Open, shared between the processes serving one interface (one per NIC queue): join the program
+ * of ours another running process attached (same address and IP mode, else -EBUSY), or load and
+ * attach one.
+ */
+int paste_steer__open_shared(struct paste_steer **s, const struct paste_steer_cfg *cfg);
+/* Close a handle of paste_steer__open_shared(): detach only if no other process holds the
+ * program; every fd is closed before the next worker looks. *s = NULL. */
+void paste_steer__close_shared(struct paste_steer **s);
+/* Take @queue's socket out of the XSK map (a closing worker). */
+int paste_steer__clear_xsk(struct paste_steer *s, uint32_t queue);
+
 /* Detach if attached, free everything, *s = NULL. */
 void paste_steer__close(struct paste_steer **s);
 

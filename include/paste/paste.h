@@ -39,7 +39,9 @@
  * what failed and what to do. Pointer getters never fail on valid handles.
  *
  * Threads: a context and everything reached from it belong to the thread that opened it. lwIP keeps
- * global state, so a process runs one context; scale out with one process per NIC queue.
+ * global state, so a process runs one context; scale out with one process per NIC queue: processes
+ * on different queues of one interface share one XDP program (the first attaches it, the others
+ * join it, the last to close detaches it; docs/multicore.md).
  */
 #ifndef PASTE_PASTE_H
 #define PASTE_PASTE_H
@@ -146,17 +148,23 @@ struct paste_opts {
 	uint32_t copy_threshold; /**< paste_keep() of fewer bytes copies them into a packing frame
 	                              instead of pinning the frame they arrived in (0: never) */
 	enum paste_zero_copy zero_copy; /**< PASTE_ZC_AUTO (default), _REQUIRED or _OFF */
+	bool reuse_port;  /**< kernel transport: SO_REUSEPORT on listening sockets, so N worker
+	                       processes share a port (the kernel spreads connections over them) */
+	bool pool_sliced; /**< use slice @pool_slice of @pool_path (paste_pool_opts.sliced): one
+	                       pool file shared by worker processes, one slice each */
+	uint32_t pool_slice;
 };
 
 /**
  * Open a context: open or create the pool, attach the XDP program to @opts->ifname (replacing a
- * stale one of ours left by a killed process), create the AF_XDP socket over the pool's frame area,
- * and bring up lwIP on it.
+ * stale one of ours left by a killed process), or join the one another running process of ours
+ * attached for another queue of the interface (same address and IP mode), create the AF_XDP socket
+ * over the pool's frame area, and bring up lwIP on it.
  * @return 0; -EINVAL (bad option), -ENODEV (no such interface), -EBUSY (another XDP program that is
- * not ours is attached), -EFAULT (the pool's memory cannot be a UMEM), -EOPNOTSUPP (zero copy
- * required but the driver has no zero-copy AF_XDP; other refusals of the zero-copy bind keep their
- * errno), -EPERM (needs root / CAP_NET_ADMIN+CAP_BPF), pool errors (see paste_pool__open()), or
- * another negative errno.
+ * not ours is attached, or ours serving another address; or the queue already has a socket),
+ * -EFAULT (the pool's memory cannot be a UMEM), -EOPNOTSUPP (zero copy required but the driver has
+ * no zero-copy AF_XDP; other refusals of the zero-copy bind keep their errno), -EPERM (needs root /
+ * CAP_NET_ADMIN+CAP_BPF), pool errors (see paste_pool__open()), or another negative errno.
  */
 int paste_open(struct paste_ctx **ctx, const struct paste_opts *opts);
 

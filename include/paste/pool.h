@@ -72,6 +72,15 @@ struct paste_pool_opts {
 	 *  key-value updates, the superblock, recovery. */
 	uint32_t emu_fence_ns;
 	uint32_t emu_line_ns;
+	/** One slice of a pool file shared by worker processes (docs/multicore.md): with @sliced
+	 *  the pool is bytes [slice x stride, (slice + 1) x stride) of the file, stride being @size
+	 *  rounded up to 2 MiB, or the stride slice 0 records once it exists. Each slice is a
+	 *  complete pool (superblock, regions, frames), created on its first open (the file grows),
+	 *  locked with a byte-range lock (other slices stay free; an open of the whole file
+	 *  conflicts with every slice) and recovered on its own. A file made without slices
+	 *  cannot be opened as slices (-EINVAL). */
+	bool sliced;
+	uint32_t slice;
 };
 
 /** Read-only facts about an open pool. */
@@ -84,9 +93,11 @@ struct paste_pool_info {
 	uint64_t region_area_size;
 	uint64_t region_area_used;
 	uint8_t uuid[16];
-	bool created;   /**< this open created the file */
-	bool was_clean; /**< the previous user closed it cleanly */
-	bool is_pmem;   /**< libpmem reports real persistent memory (false on /dev/shm) */
+	bool created;          /**< this open created the file */
+	bool was_clean;        /**< the previous user closed it cleanly */
+	bool is_pmem;          /**< libpmem reports real persistent memory (false on /dev/shm) */
+	uint32_t slice;        /**< slice number (0 in a file without slices) */
+	uint64_t slice_stride; /**< bytes between slices; 0: a file without slices */
 };
 
 /**

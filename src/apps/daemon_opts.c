@@ -30,6 +30,8 @@ enum {
 	OPT_NO_PERSIST,
 	OPT_FENCE_DELAY,
 	OPT_ZERO_COPY,
+	OPT_QUEUES,
+	OPT_CPUS,
 	OPT_HELP,
 };
 
@@ -53,6 +55,8 @@ static const struct option common[] = {
     {"no-persist", no_argument, NULL, OPT_NO_PERSIST},
     {"fence-delay", required_argument, NULL, OPT_FENCE_DELAY},
     {"zero-copy", required_argument, NULL, OPT_ZERO_COPY},
+    {"queues", required_argument, NULL, OPT_QUEUES},
+    {"cpus", required_argument, NULL, OPT_CPUS},
     {"help", no_argument, NULL, OPT_HELP},
 };
 
@@ -76,7 +80,17 @@ const char daemon_common_help[] =
     "  --frame-size N     2048 (default) or 4096, when creating\n"
     "  --busy-poll        spin on the rings instead of sleeping in poll() (lower latency, one\n"
     "                     core at 100%)\n"
-    "  --queue Q          NIC RX queue to bind (default 0)\n"
+    "  --queue Q          NIC RX queue to bind (default 0); with --queues, the first one\n"
+    "  --queues N         run N worker processes under a supervisor, worker i on queue Q+i\n"
+    "                     with its own lwIP, AF_XDP socket, event loop and fence, and slice I\n"
+    "                     of the pool file (each slice --pool-size bytes, recovered by its\n"
+    "                     worker); they share one XDP program and the port. The\n"
+    "                     supervisor restarts a worker that dies and stops them all on\n"
+    "                     SIGTERM/SIGINT; SIGUSR1 is passed to every worker. With\n"
+    "                     --transport kernel: N processes sharing the port with SO_REUSEPORT.\n"
+    "                     docs/multicore.md (1-64; default: one process, no supervisor).\n"
+    "                     So far only paste-echo runs workers\n"
+    "  --cpus LIST        pin worker i to the i-th CPU of LIST (e.g. 0,1 or 2-5), cycling\n"
     "  --xdp-mode MODE    auto (default: native, else skb), native or skb\n"
     "  --zero-copy MODE   AF_XDP zero copy (the NIC writes frames straight into the pool):\n"
     "                     auto (default: try it, else copy mode, where the kernel copies each\n"
@@ -153,6 +167,36 @@ static int bad(const char *prog, const char *opt, const char *arg, const char *w
 	fprintf(stderr, "%s: invalid value '%s' for --%s: expected %s (see --help)\n", prog, arg,
 	        opt, want);
 	return -1;
+}
+
+/* "0,2-4" -> cpus {0, 2, 3, 4}. @return 0 or -1. */
+static int parse_cpus(const char *arg, struct daemon_opts *d)
+{
+	const char *p = arg;
+
+	d->ncpus = 0;
+	while (*p) {
+		char *end;
+		long lo, hi;
+
+		if (!isdigit((unsigned char)*p))
+			return -1;
+		lo = hi = strtol(p, &end, 10);
+		if (*end == '-') {
+			if (!isdigit((unsigned char)end[1]))
+				return -1;
+			hi = strtol(end + 1, &end, 10);
+		}
+		if (lo > hi || hi > 4095 || (*end && (*end != ',' || !end[1])))
+			return -1;
+		for (long c = lo; c <= hi; c++) {
+			if (d->ncpus == DAEMON_MAX_WORKERS)
+				return -1;
+			d->cpus[d->ncpus++] = (int)c;
+		}
+		p = *end ? end + 1 : end;
+	}
+	return d->ncpus ? 0 : -1;
 }
 
 static int common_opt(struct daemon_opts *d, int opt, const char *arg, const char *prog)
@@ -236,6 +280,15 @@ static int common_opt(struct daemon_opts *d, int opt, const char *arg, const cha
 			return bad(prog, "max-conns", arg, "a number 1-1000000");
 		o->max_conns = (uint32_t)v;
 		return 0;
+	case OPT_QUEUES:
+		if (daemon_parse_uint(arg, 1, DAEMON_MAX_WORKERS, &v))
+			return bad(prog, "queues", arg, "a number of workers 1-64");
+		d->queues = (unsigned)v;
+		return 0;
+	case OPT_CPUS:
+		if (parse_cpus(arg, d))
+			return bad(prog, "cpus", arg, "a CPU list such as 0,1 or 0-3 (at most 64)");
+		return 0;
 	case OPT_VERBOSE:
 		d->verbose = true;
 		return 0;
@@ -307,6 +360,7 @@ int daemon_parse(int argc, char **argv, struct daemon_opts *d, const struct opti
 		return 2;
 	memset(d, 0, sizeof(*d));
 	d->paste.sz = sizeof(d->paste);
+	d->worker = -1;
 	r = env_fence_delay(d, prog); /* the default of --fence-delay */
 	opterr = 0;
 	optind = 1;
@@ -339,6 +393,21 @@ int daemon_parse(int argc, char **argv, struct daemon_opts *d, const struct opti
 		fprintf(stderr, "%s: --ifname is required (see --help)\n", prog);
 		r = 2;
 	}
+	if (r == 0 && d->queues && d->paste.queue + d->queues > DAEMON_MAX_WORKERS) {
+		fprintf(stderr, "%s: --queue %u --queues %u goes beyond queue 63 (see --help)\n",
+		        prog, d->paste.queue, d->queues);
+		r = 2;
+	}
+	if (r == 0 && (d->queues || d->ncpus) && !daemon_supports_workers) {
+		fprintf(
+		    stderr,
+		    "%s: --queues/--cpus: this program does not run worker processes yet (only "
+		    "paste-echo does; docs/multicore.md): run one process per queue with --queue\n",
+		    prog);
+		r = 2;
+	}
+	if (r == 0 && d->ncpus && !d->queues)
+		d->queues = 1; /* --cpus alone: one pinned worker */
 	if (r == 0 && !d->port) {
 		fprintf(stderr, "%s: --port is required (see --help)\n", prog);
 		r = 2;
@@ -352,6 +421,7 @@ int daemon_parse(int argc, char **argv, struct daemon_opts *d, const struct opti
 	return r;
 }
 
+bool daemon_supports_workers;
 volatile sig_atomic_t daemon_got_stop, daemon_got_usr1;
 struct paste_ctx *volatile daemon_sig_ctx;
 

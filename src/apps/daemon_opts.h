@@ -16,11 +16,21 @@
 
 #include <paste/paste.h>
 
+#define DAEMON_MAX_WORKERS 64
+
 struct daemon_opts {
 	struct paste_opts paste;
 	uint16_t port;
 	bool verbose;
+	unsigned queues;              /* --queues N: workers (0 = one process, no supervisor) */
+	unsigned ncpus;               /* --cpus LIST: entries in cpus[] */
+	int cpus[DAEMON_MAX_WORKERS]; /* worker i runs on cpus[i % ncpus] */
+	int worker;                   /* this process's worker index; -1 without --queues */
 };
+
+/* Set to true before daemon_parse() by a program that runs daemon_workers_supervise(); the others
+ * refuse --queues/--cpus with a message. */
+extern bool daemon_supports_workers;
 
 /* Help text for the shared options, to embed in each program's --help. */
 extern const char daemon_common_help[];

@@ -19,6 +19,7 @@
 #include <paste/paste.h>
 
 #include "daemon_opts.h"
+#include "daemon_workers.h"
 
 enum { OPT_MAX_BYTES = 512 };
 
@@ -122,16 +123,17 @@ static void print_stats(struct paste_ctx *ctx)
 
 	if (paste_stats(ctx, &s, sizeof(s)))
 		return;
-	printf("stats rx_packets=%" PRIu64 " tx_packets=%" PRIu64 " rx_dropped=%" PRIu64
+	printf("stats%s rx_packets=%" PRIu64 " tx_packets=%" PRIu64 " rx_dropped=%" PRIu64
 	       " rx_invalid=%" PRIu64 " tx_dropped=%" PRIu64 " rx_payload_bytes=%" PRIu64
 	       " rx_copied_bytes=%" PRIu64 " steered=%" PRIu64 " passed=%" PRIu64
 	       " conns_open=%u conns_accepted=%" PRIu64 " conns_refused=%" PRIu64
 	       " frames_total=%u frames_free=%u frames_fill=%u frames_rx=%u frames_tx=%u"
 	       " frames_kept=%u xdp_mode=%s zerocopy=%d\n",
-	       s.rx_packets, s.tx_packets, s.rx_dropped, s.rx_invalid, s.tx_dropped,
-	       s.rx_payload_bytes, s.rx_copied_bytes, s.steered, s.passed, s.conns_open,
-	       s.conns_accepted, s.conns_refused, s.frames_total, s.frames_free, s.frames_fill,
-	       s.frames_rx, s.frames_tx, s.frames_kept, modes[s.xdp_mode], s.zerocopy);
+	       daemon_worker_tag(), s.rx_packets, s.tx_packets, s.rx_dropped, s.rx_invalid,
+	       s.tx_dropped, s.rx_payload_bytes, s.rx_copied_bytes, s.steered, s.passed,
+	       s.conns_open, s.conns_accepted, s.conns_refused, s.frames_total, s.frames_free,
+	       s.frames_fill, s.frames_rx, s.frames_tx, s.frames_kept, modes[s.xdp_mode],
+	       s.zerocopy);
 	fflush(stdout);
 }
 
@@ -170,9 +172,12 @@ int main(int argc, char **argv)
 	struct paste_stats st;
 	int r, err;
 
+	daemon_supports_workers = true;
 	r = daemon_parse(argc, argv, &d, extra, extra_opt, &e, usage);
 	if (r)
 		return r == 1 ? 0 : 2;
+	if (daemon_workers_supervise(&d, "paste-echo", &r))
+		return r;
 	paste_set_print(NULL, NULL, d.verbose ? PASTE_LOG_DEBUG : PASTE_LOG_INFO);
 	daemon_install_signals();
 	err = paste_open(&e.ctx, &d.paste);
@@ -188,8 +193,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	paste_stats(e.ctx, &st, sizeof(st));
-	printf("paste-echo: ready transport=%s ifname=%s ip=%s port=%u xdp_mode=%s zerocopy=%d "
+	printf("paste-echo: ready%s transport=%s ifname=%s ip=%s port=%u xdp_mode=%s zerocopy=%d "
 	       "pool=%s frames=%u\n",
+	       daemon_worker_tag(),
 	       d.paste.transport == PASTE_TRANSPORT_KERNEL ? "kernel" : "paste",
 	       d.paste.ifname ? d.paste.ifname : "-", d.paste.ip ? d.paste.ip : "-", d.port,
 	       d.paste.transport == PASTE_TRANSPORT_KERNEL ? "-"
@@ -198,6 +204,7 @@ int main(int argc, char **argv)
 	       st.zerocopy, d.paste.pool_path ? d.paste.pool_path : PASTE_POOL_DEFAULT_PATH,
 	       st.frames_total);
 	fflush(stdout);
+	daemon_workers_ready();
 	r = serve(e.ctx);
 	paste_shutdown(
 	    e.ctx); /* connections and whatever lwIP still holds: now frames_rx must be 0 */

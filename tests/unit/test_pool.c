@@ -802,6 +802,78 @@ static void test_check_umem_ext4(void **state)
 	paste_pool__close(&p);
 }
 
+/* ---- slices: one file, one pool per worker ------------------------------------------------ */
+
+static struct paste_pool *open_slice(uint32_t slice, bool create, int want)
+{
+	struct paste_pool_opts o = create_opts(4 * MiB, 2048);
+	struct paste_pool *p = NULL;
+
+	o.create = create;
+	o.sliced = true;
+	o.slice = slice;
+	assert_int_equal(open_pool(&p, &o), want);
+	return p;
+}
+
+static void slice_region(struct paste_pool *p, const char *text, bool write)
+{
+	void *r;
+	uint64_t n;
+
+	assert_int_equal(paste_pool__region(p, "idx", 4096, &r, &n), 0);
+	if (write) {
+		strcpy(r, text);
+		paste_pool__persist(p, r, strlen(text) + 1);
+	} else {
+		assert_string_equal(r, text);
+	}
+}
+
+static void test_slices(void **state)
+{
+	struct paste_pool *s1 = open_slice(1, true, 0), *s0, *q;
+	struct paste_pool_info info;
+
+	paste_pool__info(s1, &info);
+	assert_int_equal(info.slice, 1);
+	assert_int_equal(info.slice_stride, 4 * MiB);
+	assert_true(info.size <= 4 * MiB);
+	s0 = open_slice(0, true, 0); /* the other slice is free while slice 1 is open */
+	slice_region(s1, "one", true);
+	slice_region(s0, "zero", true);
+	assert_ptr_not_equal(paste_pool__frames(s0), paste_pool__frames(s1));
+	q = open_slice(1, true, -EBUSY); /* a slice is used by one open at a time */
+	assert_null(q);
+	assert_error_has("in use");
+	assert_int_equal(open_pool(&q, NULL),
+	                 -EBUSY); /* the whole file conflicts with its slices */
+	assert_null(q);
+	assert_null(open_slice(2, false, -ENOENT));
+	assert_error_has("slice 2");
+	paste_pool__close(&s1);
+	paste_pool__close(&s0);
+
+	s1 = open_slice(1, false, 0); /* reopened without create: each keeps its own contents */
+	s0 = open_slice(0, false, 0);
+	slice_region(s1, "one", false);
+	slice_region(s0, "zero", false);
+	paste_pool__info(s1, &info);
+	assert_true(info.was_clean);
+	assert_false(info.created);
+	paste_pool__close(&s0);
+	paste_pool__close(&s1);
+}
+
+static void test_slices_of_plain_pool(void **state)
+{
+	struct paste_pool *p = create_pool(4 * MiB, 2048);
+
+	paste_pool__close(&p);
+	assert_null(open_slice(1, true, -EINVAL)); /* made by one process: not sliced */
+	assert_error_has("without slices");
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -829,6 +901,8 @@ int main(void)
 	    T(test_emulated_media),
 	    T(test_check_umem_shm),
 	    T(test_check_umem_ext4),
+	    T(test_slices),
+	    T(test_slices_of_plain_pool),
 	};
 #undef T
 

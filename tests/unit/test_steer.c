@@ -10,7 +10,8 @@
  * Part 2 attaches to a veth pair in a private network namespace (unshare(CLONE_NEWNET)): native and
  * SKB mode, real frames into a real AF_XDP socket, a program left behind by a killed process (a
  * child that attaches and exits without cleanup), a program still held by a running process, a
- * foreign program (never touched: -EBUSY), libxdp's and libbpf's messages kept off stderr. Every
+ * foreign program (never touched: -EBUSY), one program shared by two processes (joined, another
+ * address refused, the last to close detaches), libxdp's and libbpf's messages kept off stderr. Every
  * test's teardown asserts that nothing is left attached to the interface.
  *
  * Needs root (CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN for unshare); skips otherwise.
@@ -845,6 +846,85 @@ static void test_live_not_replaced(void **state)
 	assert_int_equal(attached_id(NULL), prog_id_of(paste_steer__prog_fd(s)));
 }
 
+/* ---- one program shared by the processes of an interface's queues (steer_share.c) -------- */
+
+/* A worker joins the program a live process holds (its maps reached by id), one serving another
+ * address is refused, and the last one to close detaches it even if the first died uncleanly. */
+static void test_shared_join(void **state)
+{
+	struct paste_steer_cfg cfg = {.ifindex = if0, .ip = ip(OUR_IP), .mode = PASTE_XDP_NATIVE};
+	struct paste_steer *s = NULL, *t = (void *)1;
+	int hold[2];
+	__u32 live;
+	pid_t pid;
+
+	assert_int_equal(pipe(hold), 0);
+	pid = child_attach(PASTE_XDP_NATIVE, hold);
+	close(hold[0]);
+	live = attached_id(NULL);
+	log_reset();
+	assert_int_equal(paste_steer__open_shared(&s, &cfg), 0);
+	assert_logged("joined the steering program");
+	assert_int_equal(prog_id_of(paste_steer__prog_fd(s)), live); /* not a second program */
+	assert_int_equal(paste_steer__attached_mode(s), PASTE_XDP_NATIVE);
+	assert_int_equal(paste_steer__add_port(s, 8080), 0); /* the adopted maps work */
+	assert_int_equal(paste_steer__clear_xsk(s, 1), 0);   /* no socket there: not an error */
+
+	cfg.ip = ip(OTHER_IP);
+	assert_int_equal(paste_steer__open_shared(&t, &cfg), -EBUSY);
+	assert_null(t);
+	assert_non_null(strstr(paste_last_error(), "different address"));
+
+	close(hold[1]); /* the first process exits without cleanup */
+	reap(pid);
+	assert_int_equal(attached_id(NULL), live);
+	paste_steer__close_shared(&s); /* the last user: detaches */
+	assert_null(s);
+	assert_int_equal(attached_id(NULL), 0);
+}
+
+/* The first worker closes while another still serves: the program stays until that one closes. */
+static void test_shared_last_detaches(void **state)
+{
+	struct paste_steer_cfg cfg = {.ifindex = if0, .ip = ip(OUR_IP), .mode = PASTE_XDP_NATIVE};
+	struct paste_steer *s = NULL;
+	int hold[2], ready[2];
+	char c = 0;
+	__u32 id;
+	pid_t pid;
+
+	assert_int_equal(paste_steer__open_shared(&s, &cfg), 0); /* nothing there: attaches */
+	id = attached_id(NULL);
+	assert_int_equal(id, prog_id_of(paste_steer__prog_fd(s)));
+	assert_int_equal(pipe(hold), 0);
+	assert_int_equal(pipe(ready), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (!pid) {
+		struct paste_steer *t = NULL;
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		close(hold[1]);
+		c = paste_steer__open_shared(&t, &cfg) ? 'E' : 'J';
+		if (write(ready[1], &c, 1) != 1)
+			_exit(1);
+		while (read(hold[0], &c, 1) > 0)
+			;
+		paste_steer__close_shared(&t);
+		_exit(0);
+	}
+	close(ready[1]);
+	close(hold[0]);
+	assert_int_equal(read(ready[0], &c, 1), 1);
+	close(ready[0]);
+	assert_int_equal(c, 'J');
+	paste_steer__close_shared(&s);
+	assert_int_equal(attached_id(NULL), id); /* the other worker still uses it */
+	close(hold[1]);
+	reap(pid);
+	assert_int_equal(attached_id(NULL), 0); /* it was the last */
+}
+
 static int load_foreign(void)
 {
 	struct bpf_insn insns[] = {
@@ -1052,6 +1132,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_remove_stale_direct, setup_attach,
 	                                    teardown_attach),
 	    cmocka_unit_test_setup_teardown(test_live_not_replaced, setup_attach, teardown_attach),
+	    cmocka_unit_test_setup_teardown(test_shared_join, setup_attach, teardown_attach),
+	    cmocka_unit_test_setup_teardown(test_shared_last_detaches, setup_attach,
+	                                    teardown_attach),
 	    cmocka_unit_test_setup_teardown(test_foreign_native, setup_attach, teardown_attach),
 	    cmocka_unit_test_setup_teardown(test_foreign_skb, setup_attach, teardown_attach),
 	    cmocka_unit_test_setup_teardown(test_traffic_native, setup_attach, teardown_attach),
