@@ -22,6 +22,7 @@
 #include <sys/utsname.h>
 #include <linux/ethtool.h>
 #include <linux/if_xdp.h>
+#include <time.h>
 #include <linux/sockios.h>
 
 #include "pool_dax.h"
@@ -44,8 +45,26 @@ static int xsk_bind(struct paste_ctx *ctx, uint16_t bind_flags)
 	    .bind_flags = bind_flags | XDP_USE_NEED_WAKEUP,
 	};
 
-	return xsk_socket__create(&x->xsk, ctx->ifname, ctx->opts.queue, x->umem, &x->rx, &x->tx,
-	                          &cfg);
+	int err;
+
+	/*
+	 * A socket that a process just closed (or a killed one) gives up its queue asynchronously:
+	 * a bind right after a restart can see EBUSY for a few milliseconds (seen when paste-wal
+	 * was restarted at once after a clean stop). Retry for up to 2 s before calling the queue
+	 * taken.
+	 */
+	for (int tries = 0;; tries++) {
+		err = xsk_socket__create(&x->xsk, ctx->ifname, ctx->opts.queue, x->umem, &x->rx,
+		                         &x->tx, &cfg);
+		if (err != -EBUSY || tries >= 100)
+			return err;
+		if (tries == 0)
+			pr_info(
+			    "AF_XDP: queue %u of %s is busy; waiting up to 2 s for a previous socket "
+			    "to let go",
+			    ctx->opts.queue, ctx->ifname);
+		nanosleep(&(struct timespec){.tv_nsec = 20 * 1000 * 1000}, NULL);
+	}
 }
 
 /*
