@@ -56,11 +56,12 @@ def agg(by_id, rid):
         return st.median(v) if v else None
 
     rps = vals(lambda r: r["result"]["rps"])
+    srv = vals(lambda r: r["result"]["server_cpu_us_per_req"])
     p50s = vals(lambda r: r["result"]["latency_us"]["p50"])
     batch = vals(lambda r: r["srv_stats"]["appended"] / r["srv_stats"]["fences"]
                  if r.get("srv_stats") and r["srv_stats"]["fences"] else None)
     return {
-        "n": len(rs), "rps": m(lambda r: r["result"]["rps"]), "rps_all": rps, "p50_all": p50s,
+        "n": len(rs), "rps": m(lambda r: r["result"]["rps"]), "rps_all": rps, "p50_all": p50s, "srv_all": srv,
         "p50": m(lambda r: r["result"]["latency_us"]["p50"]),
         "p99": m(lambda r: r["result"]["latency_us"]["p99"]),
         "srv": m(lambda r: r["result"]["server_cpu_us_per_req"]),
@@ -110,13 +111,14 @@ def baseline(w, by_id):
       "whole machine's busy CPU µs per request; `rec/fence` = records made durable per fence "
       "(from the server's /stats before and after the run, warm-up included).")
     w("")
-    w("| server | 64 conns req/s | spread | srv µs/req | host µs/req | p50 µs | p99 µs | rec/fence "
-      "| 1 conn busy p50 µs | spread | p99 µs | req/s | err |")
-    w("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    w("| server | 64 conns req/s | spread | srv µs/req | spread | host µs/req | p50 µs | p99 µs "
+      "| rec/fence | 1 conn busy p50 µs | spread | p99 µs | req/s | err |")
+    w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for k in SERVERS:
         a, c = t[k] or {}, b[k] or {}
         w(f"| {LABEL[k]} | {fmt(a.get('rps'))} | {spread(a.get('rps_all'))} | "
-          f"{fmt(a.get('srv'), 2)} | {fmt(a.get('host'), 2)} | {fmt(a.get('p50'))} | "
+          f"{fmt(a.get('srv'), 2)} | {spread(a.get('srv_all'))} | {fmt(a.get('host'), 2)} | "
+          f"{fmt(a.get('p50'))} | "
           f"{fmt(a.get('p99'))} | {fmt(a.get('batch'))} | {fmt(c.get('p50'))} | "
           f"{spread(c.get('p50_all'))} | {fmt(c.get('p99'))} | {fmt(c.get('rps'))} | "
           f"{a.get('errors', 0) + c.get('errors', 0)} |")
@@ -140,11 +142,13 @@ def baseline(w, by_id):
     w(f"| paste / best kernel-TCP server | {fmt(ratio(pa.get('rps'), best_rps), 2)} | "
       f"{fmt(ratio(pa.get('srv'), best_srv), 2)} | {fmt(ratio(pb.get('p50'), best_p50), 2)} |")
     w("")
-    w("Per repetition (req/s at 64 connections; p50 µs at 1 connection busy), in run order:")
+    w("Per repetition, in run order: req/s and server µs/req at 64 connections; p50 µs at 1 "
+      "connection busy:")
     w("")
     for k in SERVERS:
         a, c = t[k] or {}, b[k] or {}
         w(f"- {k}: " + " / ".join(fmt(x) for x in a.get("rps_all", [])) + "; "
+          + " / ".join(fmt(x, 2) for x in a.get("srv_all", [])) + "; "
           + " / ".join(fmt(x) for x in c.get("p50_all", [])))
     w("")
 
@@ -192,6 +196,8 @@ def media(w, by_id, meta, data):
                 if line[1] == c:
                     f.write(" ".join(str(x) for x in line) + "\n")
             f.write("\n\n")
+    w(f"Medians of {meta.get('media_reps') or meta.get('reps')} repetition(s) of the sweep.")
+    w("")
     w("![slow media](results-media.png)")
     w("")
 
