@@ -236,6 +236,26 @@ def main():
     w("")
     baseline(w, by_id)
     media(w, by_id, meta, data)
+    cmds = os.path.join(work, "commands.txt")
+    if os.path.exists(cmds):
+        w("Server commands (in the server namespace; the first of each configuration; the sweep "
+          "passes the delay as `--fence-delay NS` to paste-wal and `PASTE_EMU_FENCE_NS=NS` to the "
+          "reference servers):")
+        w("")
+        w("```")
+        seen = set()
+        for line in open(cmds):
+            k = line.split(": ", 1)[0]
+            if k.startswith("wal/") and "/fence" not in k or k.endswith("/fence1000/busy"):
+                if k not in seen:
+                    seen.add(k)
+                    w(line.rstrip("\n"))
+        w("```")
+        w("")
+        w("Client: `ip netns exec CLI paste-bench --mode http-post --connect ADDR --size 1280 "
+          f"--conns N --duration {meta.get('duration')} --warmup {meta.get('warmup')} --server-pid "
+          "PID --json [--busy]`, pinned to the client CPU.")
+        w("")
     w("<!-- baseline:end -->")
     block = "\n".join(L) + "\n"
     path = os.path.join(out, "RESULTS.md")
