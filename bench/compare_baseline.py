@@ -164,11 +164,14 @@ def media(w, by_id, meta, data):
       "the reference servers `PASTE_EMU_FENCE_NS=NS`, a spin after each `pmem_drain()`): a "
       "medium whose write acknowledgement takes that long. 1 connection: both sides "
       "busy-polling; more connections: blocking. `x0` = req/s relative to the same server and "
-      "connections with no emulated latency; `rec/fence` = records made durable per fence "
-      "(the group-commit batch).")
+      "connections with no emulated latency; `srv` = server CPU µs per request (the spin "
+      "included: its growth over the 0 µs row is the fence's cost per request, i.e. the delay "
+      "divided by the batch); `rec/fence` = records made durable per fence (the group-commit "
+      "batch).")
     w("")
-    w("| fence µs | conns | " + " | ".join(f"{k} req/s (x0) | p50 / p99 µs | rec/fence" for k in SERVERS) + " |")
-    w("|---|---|" + "---|---|---|" * len(SERVERS))
+    w("| fence µs | conns | " + " | ".join(f"{k} req/s (x0) | p50 / p99 µs | srv | rec/fence"
+                                           for k in SERVERS) + " |")
+    w("|---|---|" + "---|---|---|---|" * len(SERVERS))
     rows = []
     for d in ds:
         for c in cs:
@@ -178,18 +181,19 @@ def media(w, by_id, meta, data):
                 a = agg(by_id, W(k, f"fence{d}", busy, c))
                 z = agg(by_id, W(k, f"fence{ds[0]}", busy, c)) if ds[0] == 0 else None
                 if not a:
-                    cells.append("– | – | –")
-                    line += ["NaN", "NaN", "NaN"]
+                    cells.append("– | – | – | –")
+                    line += ["NaN", "NaN", "NaN", "NaN"]
                     continue
                 x0 = ratio(a["rps"], z["rps"]) if z else None
                 cells.append(f"{fmt(a['rps'])} ({fmt(x0, 2)}) | {fmt(a['p50'])} / "
-                             f"{fmt(a['p99'])} | {fmt(a['batch'])}")
-                line += [a["rps"], a["p50"], a["p99"]]
+                             f"{fmt(a['p99'])} | {fmt(a['srv'], 2)} | {fmt(a['batch'])}")
+                line += [a["rps"], a["p50"], a["p99"], "NaN" if a["srv"] is None else a["srv"]]
             w(f"| {d / 1000:g} | {c} | " + " | ".join(cells) + " |")
             rows.append(line)
     w("")
     with open(os.path.join(data, "media.dat"), "w") as f:
-        f.write("# fence_us conns " + " ".join(f"{k}_rps {k}_p50 {k}_p99" for k in SERVERS) + "\n")
+        f.write("# fence_us conns " + " ".join(f"{k}_rps {k}_p50 {k}_p99 {k}_srv" for k in SERVERS)
+                + "\n")
         for c in cs:
             f.write(f"# conns {c}\n")
             for line in rows:
