@@ -56,11 +56,12 @@ def agg(by_id, rid):
         return st.median(v) if v else None
 
     rps = vals(lambda r: r["result"]["rps"])
+    srv = vals(lambda r: r["result"]["server_cpu_us_per_req"])
     p50s = vals(lambda r: r["result"]["latency_us"]["p50"])
     batch = vals(lambda r: r["srv_stats"]["appended"] / r["srv_stats"]["fences"]
                  if r.get("srv_stats") and r["srv_stats"]["fences"] else None)
     return {
-        "n": len(rs), "rps": m(lambda r: r["result"]["rps"]), "rps_all": rps, "p50_all": p50s,
+        "n": len(rs), "rps": m(lambda r: r["result"]["rps"]), "rps_all": rps, "p50_all": p50s, "srv_all": srv,
         "p50": m(lambda r: r["result"]["latency_us"]["p50"]),
         "p99": m(lambda r: r["result"]["latency_us"]["p99"]),
         "srv": m(lambda r: r["result"]["server_cpu_us_per_req"]),
@@ -110,13 +111,14 @@ def baseline(w, by_id):
       "whole machine's busy CPU µs per request; `rec/fence` = records made durable per fence "
       "(from the server's /stats before and after the run, warm-up included).")
     w("")
-    w("| server | 64 conns req/s | spread | srv µs/req | host µs/req | p50 µs | p99 µs | rec/fence "
-      "| 1 conn busy p50 µs | spread | p99 µs | req/s | err |")
-    w("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    w("| server | 64 conns req/s | spread | srv µs/req | spread | host µs/req | p50 µs | p99 µs "
+      "| rec/fence | 1 conn busy p50 µs | spread | p99 µs | req/s | err |")
+    w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for k in SERVERS:
         a, c = t[k] or {}, b[k] or {}
         w(f"| {LABEL[k]} | {fmt(a.get('rps'))} | {spread(a.get('rps_all'))} | "
-          f"{fmt(a.get('srv'), 2)} | {fmt(a.get('host'), 2)} | {fmt(a.get('p50'))} | "
+          f"{fmt(a.get('srv'), 2)} | {spread(a.get('srv_all'))} | {fmt(a.get('host'), 2)} | "
+          f"{fmt(a.get('p50'))} | "
           f"{fmt(a.get('p99'))} | {fmt(a.get('batch'))} | {fmt(c.get('p50'))} | "
           f"{spread(c.get('p50_all'))} | {fmt(c.get('p99'))} | {fmt(c.get('rps'))} | "
           f"{a.get('errors', 0) + c.get('errors', 0)} |")
@@ -140,11 +142,13 @@ def baseline(w, by_id):
     w(f"| paste / best kernel-TCP server | {fmt(ratio(pa.get('rps'), best_rps), 2)} | "
       f"{fmt(ratio(pa.get('srv'), best_srv), 2)} | {fmt(ratio(pb.get('p50'), best_p50), 2)} |")
     w("")
-    w("Per repetition (req/s at 64 connections; p50 µs at 1 connection busy), in run order:")
+    w("Per repetition, in run order: req/s and server µs/req at 64 connections; p50 µs at 1 "
+      "connection busy:")
     w("")
     for k in SERVERS:
         a, c = t[k] or {}, b[k] or {}
         w(f"- {k}: " + " / ".join(fmt(x) for x in a.get("rps_all", [])) + "; "
+          + " / ".join(fmt(x, 2) for x in a.get("srv_all", [])) + "; "
           + " / ".join(fmt(x) for x in c.get("p50_all", [])))
     w("")
 
@@ -160,11 +164,14 @@ def media(w, by_id, meta, data):
       "the reference servers `PASTE_EMU_FENCE_NS=NS`, a spin after each `pmem_drain()`): a "
       "medium whose write acknowledgement takes that long. 1 connection: both sides "
       "busy-polling; more connections: blocking. `x0` = req/s relative to the same server and "
-      "connections with no emulated latency; `rec/fence` = records made durable per fence "
-      "(the group-commit batch).")
+      "connections with no emulated latency; `srv` = server CPU µs per request (the spin "
+      "included: its growth over the 0 µs row is the fence's cost per request, i.e. the delay "
+      "divided by the batch); `rec/fence` = records made durable per fence (the group-commit "
+      "batch).")
     w("")
-    w("| fence µs | conns | " + " | ".join(f"{k} req/s (x0) | p50 / p99 µs | rec/fence" for k in SERVERS) + " |")
-    w("|---|---|" + "---|---|---|" * len(SERVERS))
+    w("| fence µs | conns | " + " | ".join(f"{k} req/s (x0) | p50 / p99 µs | srv | rec/fence"
+                                           for k in SERVERS) + " |")
+    w("|---|---|" + "---|---|---|---|" * len(SERVERS))
     rows = []
     for d in ds:
         for c in cs:
@@ -174,24 +181,27 @@ def media(w, by_id, meta, data):
                 a = agg(by_id, W(k, f"fence{d}", busy, c))
                 z = agg(by_id, W(k, f"fence{ds[0]}", busy, c)) if ds[0] == 0 else None
                 if not a:
-                    cells.append("– | – | –")
-                    line += ["NaN", "NaN", "NaN"]
+                    cells.append("– | – | – | –")
+                    line += ["NaN", "NaN", "NaN", "NaN"]
                     continue
                 x0 = ratio(a["rps"], z["rps"]) if z else None
                 cells.append(f"{fmt(a['rps'])} ({fmt(x0, 2)}) | {fmt(a['p50'])} / "
-                             f"{fmt(a['p99'])} | {fmt(a['batch'])}")
-                line += [a["rps"], a["p50"], a["p99"]]
+                             f"{fmt(a['p99'])} | {fmt(a['srv'], 2)} | {fmt(a['batch'])}")
+                line += [a["rps"], a["p50"], a["p99"], "NaN" if a["srv"] is None else a["srv"]]
             w(f"| {d / 1000:g} | {c} | " + " | ".join(cells) + " |")
             rows.append(line)
     w("")
     with open(os.path.join(data, "media.dat"), "w") as f:
-        f.write("# fence_us conns " + " ".join(f"{k}_rps {k}_p50 {k}_p99" for k in SERVERS) + "\n")
+        f.write("# fence_us conns " + " ".join(f"{k}_rps {k}_p50 {k}_p99 {k}_srv" for k in SERVERS)
+                + "\n")
         for c in cs:
             f.write(f"# conns {c}\n")
             for line in rows:
                 if line[1] == c:
                     f.write(" ".join(str(x) for x in line) + "\n")
             f.write("\n\n")
+    w(f"Medians of {meta.get('media_reps') or meta.get('reps')} repetition(s) of the sweep.")
+    w("")
     w("![slow media](results-media.png)")
     w("")
 
@@ -230,6 +240,26 @@ def main():
     w("")
     baseline(w, by_id)
     media(w, by_id, meta, data)
+    cmds = os.path.join(work, "commands.txt")
+    if os.path.exists(cmds):
+        w("Server commands (in the server namespace; the first of each configuration; the sweep "
+          "passes the delay as `--fence-delay NS` to paste-wal and `PASTE_EMU_FENCE_NS=NS` to the "
+          "reference servers):")
+        w("")
+        w("```")
+        seen = set()
+        for line in open(cmds):
+            k = line.split(": ", 1)[0]
+            if k.startswith("wal/") and "/fence" not in k or k.endswith("/fence1000/busy"):
+                if k not in seen:
+                    seen.add(k)
+                    w(line.rstrip("\n"))
+        w("```")
+        w("")
+        w("Client: `ip netns exec CLI paste-bench --mode http-post --connect ADDR --size 1280 "
+          f"--conns N --duration {meta.get('duration')} --warmup {meta.get('warmup')} --server-pid "
+          "PID --json [--busy]`, pinned to the client CPU.")
+        w("")
     w("<!-- baseline:end -->")
     block = "\n".join(L) + "\n"
     path = os.path.join(out, "RESULTS.md")

@@ -122,8 +122,9 @@ def report(argv):
                 agg.setdefault(k, []).append(x)
         rows[tr] = {k: st.median([x for x in xs if x is not None]) for k, xs in agg.items()
                     if any(x is not None for x in xs)}
-    trs = [t for t in ("paste", "kernel", "ref-epoll", "ref-uring") if t in rows]
-    print(f"\n{app} {size} B, {conns} connections, pin {pin}; medians of {len(runs) // max(1, len(trs))}"
+    known = ("paste", "kernel", "ref-epoll", "ref-uring")
+    trs = [t for t in known if t in rows] + sorted(t for t in rows if t not in known)
+    print(f"\n{app} {size} B, {conns} connections, pin {pin}; medians of {max((len(by[t]) for t in trs), default=0)}"
           " run(s) per transport; CPU µs per request\n")
     print("| | " + " | ".join(trs) + (f" | {trs[0]} / {trs[1]} |" if len(trs) == 2 else " |"))
     print("|---|" + "---|" * (len(trs) + (1 if len(trs) == 2 else 0)))

@@ -9,8 +9,9 @@
  *
  * Two ways to store, one rule for replies:
  *  - pmem (default): the body stays where the NIC (or recv()) wrote it, in pool frames:
- *    paste_conn__keep() flushes and pins those frames, paste_log__append() records references to
- *    them. No copy of the payload on the paste transport.
+ *    paste_conn__keep() pins those frames, paste_log__append() records references to them and
+ *    store_append() flushes them (after the append's CRC read). No copy of the payload on the
+ *    paste transport.
  *  - fdatasync (--sync fdatasync --log-file PATH): the body is written to an ordinary file (a
  *    record header, the bytes, a CRC32C trailer) and the file is fdatasync()ed once per round from
  *    the round hook: the path users without NVMM have.

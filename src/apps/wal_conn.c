@@ -223,7 +223,7 @@ static void take_pieces(struct wal *w, struct wconn *wc, size_t take)
 		keep_failed(w, wc, -ENOSPC);
 		return;
 	}
-	err = paste_conn__keep(wc->c, 0, take, w->sync == SYNC_PMEM, wc->refs + wc->nrefs,
+	err = paste_conn__keep(wc->c, 0, take, false, wc->refs + wc->nrefs, /* see store_append */
 	                       PASTE_LOG_MAX_REFS - wc->nrefs, &n);
 	if (err)
 		keep_failed(w, wc, err);
@@ -291,8 +291,8 @@ static enum stop take_body(struct wal *w, struct wconn *wc)
 	if (wc->store && tier_stall(w, wc))
 		return S_NEED_DATA;
 	if (wc->store && wc->got == 0 && pending >= wc->need) { /* whole: keep in place */
-		err = paste_conn__keep(wc->c, 0, (size_t)wc->need, w->sync == SYNC_PMEM, w->refs,
-		                       PASTE_LOG_MAX_REFS, &n);
+		err = paste_conn__keep(wc->c, 0, (size_t)wc->need, false, w->refs,
+		                       PASTE_LOG_MAX_REFS, &n); /* flushed by store_append */
 		paste_conn__consume(wc->c, (size_t)wc->need);
 		wc->got = wc->need;
 		if (err) {
