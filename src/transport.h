@@ -83,8 +83,9 @@ struct paste_transport_ops {
 	void (*stats)(struct paste_ctx *ctx, struct paste_stats *st);
 };
 
-extern const struct paste_transport_ops paste_transport_xdp;    /* ptransport.c */
-extern const struct paste_transport_ops paste_transport_kernel; /* ktransport.c */
+extern const struct paste_transport_ops paste_transport_xdp;      /* ptransport.c */
+extern const struct paste_transport_ops paste_transport_kernel;   /* ktransport.c */
+extern const struct paste_transport_ops paste_transport_io_uring; /* utransport.c */
 
 /* ---- what conn.c offers a transport ---------------------------------------------------------- */
 
