@@ -63,7 +63,7 @@
 #define PASTE_U_SNDBUF (256u << 10)
 #endif
 #define U_SQ_ENTRIES 1024u
-#define U_BUFS_MAX   4096u /* provided-buffer ring entries (a power of two) */
+#define U_BUFS_MAX   32768u /* provided-buffer ring entries: bid is 16 bits */
 #define U_BGID       7
 #define U_FREE_SPARE 64u /* free frames the ring refill leaves for paste_keep's packing */
 #define U_NO_FRAME   UINT32_MAX
@@ -244,9 +244,9 @@ static int u_setup_ring(struct paste_ctx *ctx, struct u_state *u)
 		                  "filter; --transport kernel works without it)",
 		                  strerror(-r));
 	u->ring_ok = true;
-	/* The ring entries: a quarter of the pool's frames at most, so keeping bytes never starves
-	 * it at once. */
-	u->nbufs = U_BUFS_MAX;
+	/* The ring entries: opts.ring_size (as the AF_XDP fill ring), at most a quarter of the
+	 * pool's frames so kept bytes do not starve it at once. */
+	u->nbufs = ctx->opts.ring_size < U_BUFS_MAX ? ctx->opts.ring_size : U_BUFS_MAX;
 	while (u->nbufs > 8 && u->nbufs > ctx->frame_count / 4)
 		u->nbufs /= 2;
 	u->br_bytes = u->nbufs * sizeof(struct io_uring_buf);
@@ -785,12 +785,19 @@ static int u_spin_once(struct paste_ctx *ctx)
 	return u_enter(ctx, 0);
 }
 
-/* Wait for and handle completions (spinning on the completion queue with --busy-poll). */
+/*
+ * Wait for and handle completions (spinning on the completion queue with --busy-poll). A spin
+ * "for ever" returns after U_SPIN_MS without input: a signal handler that only sets a flag (a
+ * daemon's SIGUSR1) interrupts no system call while spinning, so the caller's loop must get to
+ * look at its flags.
+ */
+#define U_SPIN_MS 50
 static int u_poll(struct paste_ctx *ctx, int timeout_ms)
 {
 	if (!ctx->opts.busy_poll || timeout_ms == 0)
 		return u_enter(ctx, timeout_ms);
-	return paste_spin(ctx, timeout_ms, u_spin_once);
+	return paste_spin(ctx, timeout_ms < 0 || timeout_ms > U_SPIN_MS ? U_SPIN_MS : timeout_ms,
+	                  u_spin_once);
 }
 
 /* Refill the ring with frames released this round; resume recvs that found it empty. */
