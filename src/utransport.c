@@ -808,7 +808,7 @@ static void u_after_round(struct paste_ctx *ctx)
 
 	if (u->nempty)
 		u_refill(ctx);
-	if (!u->starved || u->nempty > u->nbufs / 2)
+	if (!u->starved || u->nempty == u->nbufs) /* nothing to receive into yet */
 		return;
 	u->starved = false;
 	for (i = 0; i < u->nsocks; i++) {
