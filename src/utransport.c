@@ -31,30 +31,13 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
-#include <liburing.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "ctx.h"
-
-/* Kernel ABI constants liburing 2.3's headers may lack (values from linux/io_uring.h). */
-#ifndef IORING_SETUP_SINGLE_ISSUER
-#define IORING_SETUP_SINGLE_ISSUER (1U << 12)
-#endif
-#ifndef IORING_SETUP_DEFER_TASKRUN
-#define IORING_SETUP_DEFER_TASKRUN (1U << 13)
-#endif
-#ifndef IORING_SETUP_SUBMIT_ALL
-#define IORING_SETUP_SUBMIT_ALL (1U << 7)
-#endif
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
-#endif
+#include "uring.h"
 
 #ifndef PASTE_U_RCVBUF
 #define PASTE_U_RCVBUF (64u << 10)
@@ -62,47 +45,6 @@
 #ifndef PASTE_U_SNDBUF
 #define PASTE_U_SNDBUF (256u << 10)
 #endif
-#define U_SQ_ENTRIES 1024u
-#define U_BUFS_MAX   32768u /* provided-buffer ring entries: bid is 16 bits */
-#define U_BGID       7
-#define U_FREE_SPARE 64u /* free frames the ring refill leaves for paste_keep's packing */
-#define U_NO_FRAME   UINT32_MAX
-
-enum u_op { U_ACCEPT = 1, U_RECV, U_SEND, U_CANCEL };
-
-/* A socket: a listener or a connection (c), or a connection's leftovers while a send runs. */
-struct u_sock {
-	struct paste_conn *c;
-	struct paste_listener *l;
-	int fd;         /* -1 once closed */
-	uint32_t gen;   /* bumped when the slot is freed: older completions are stale */
-	uint8_t epoch;  /* bumped per recv arm: a late cancel cannot hit a newer recv */
-	bool used;      /* slot taken */
-	bool recv_on;   /* a multishot recv (or the accept) is armed */
-	bool cancelled; /* its cancel is queued */
-	bool paused;    /* back-pressure: PASTE_U_RCVBUF bytes unconsumed */
-	bool starved;   /* the recv ended with -ENOBUFS: re-arm once frames are free */
-	bool fly_on;    /* a send of fly[fly_off, fly_len) is in flight */
-	uint8_t *out, *fly;
-	size_t out_len, out_cap, fly_len, fly_off, fly_cap;
-};
-
-struct u_state {
-	struct io_uring ring;
-	bool ring_ok;
-	struct io_uring_buf_ring *br;
-	size_t br_bytes;
-	bool br_registered;
-	uint32_t nbufs;      /* ring entries */
-	uint32_t *bid_frame; /* frame behind each ring entry, or U_NO_FRAME */
-	uint16_t *empty;     /* ring entries waiting for a frame */
-	uint32_t nempty;
-	struct u_sock *socks;
-	uint32_t *free_socks, nfree, nsocks;
-	int *closing; /* fds to close after the next submit */
-	uint32_t nclosing;
-	bool starved;
-};
 
 struct u_conn {
 	uint32_t sock;
@@ -112,20 +54,9 @@ struct u_listener {
 	uint32_t sock;
 };
 
-static struct u_state *ust(const struct paste_ctx *ctx)
-{
-	return ctx->tp_state;
-}
-
 static struct u_sock *usock(struct paste_conn *c)
 {
 	return &ust(c->ctx)->socks[((struct u_conn *)paste_conn__tp(c))->sock];
-}
-
-static uint64_t u_data(struct u_state *u, enum u_op op, const struct u_sock *s)
-{
-	return (uint64_t)op << 56 | (uint64_t)s->epoch << 48 | (uint64_t)(s->gen & 0xffff) << 32 |
-	       (uint64_t)(s - u->socks);
 }
 
 static int u_init(struct paste_ctx *ctx)
@@ -138,211 +69,9 @@ static int u_init(struct paste_ctx *ctx)
 	return 0;
 }
 
-static struct io_uring_sqe *u_sqe(struct u_state *u)
-{
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
-
-	if (!sqe) { /* the submission queue is full: hand what is queued to the kernel */
-		io_uring_submit(&u->ring);
-		sqe = io_uring_get_sqe(&u->ring);
-	}
-	return sqe;
-}
-
-/* Close @fd after the next submit: SQEs still queued may name it. */
-static void u_defer_close(struct u_state *u, int fd)
-{
-	if (fd < 0)
-		return;
-	if (u->nclosing == u->nsocks) { /* cannot happen: one fd per slot */
-		io_uring_submit(&u->ring);
-		while (u->nclosing)
-			close(u->closing[--u->nclosing]);
-	}
-	u->closing[u->nclosing++] = fd;
-}
-
-static void u_close_deferred(struct u_state *u)
-{
-	while (u->nclosing)
-		close(u->closing[--u->nclosing]);
-}
-
-static void u_cancel(struct u_state *u, uint64_t data)
-{
-	struct io_uring_sqe *sqe = u_sqe(u);
-
-	if (!sqe)
-		return; /* the ring is unusable; close() ends the request with the ring */
-	io_uring_prep_cancel64(sqe, data, 0);
-	io_uring_sqe_set_data64(sqe, (uint64_t)U_CANCEL << 56);
-	sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
-}
-
-static struct u_sock *u_sock_get(struct u_state *u)
-{
-	struct u_sock *s;
-
-	if (!u->nfree)
-		return NULL;
-	s = &u->socks[u->free_socks[--u->nfree]];
-	s->used = true;
-	s->fd = -1;
-	s->c = NULL;
-	s->l = NULL;
-	s->recv_on = s->cancelled = s->paused = s->starved = s->fly_on = false;
-	s->out_len = s->fly_len = s->fly_off = 0;
-	return s;
-}
-
-static void u_sock_put(struct u_state *u, struct u_sock *s)
-{
-	s->used = false;
-	s->gen++;
-	s->c = NULL;
-	s->l = NULL;
-	u->free_socks[u->nfree++] = (uint32_t)(s - u->socks);
-}
-
-/* Give empty ring entries free frames (FREE -> FILL): the kernel may write them from now on. */
-static void u_refill(struct paste_ctx *ctx)
-{
-	struct u_state *u = ust(ctx);
-	int added = 0;
-
-	while (u->nempty && paste_frames__nr(ctx->frames, PASTE_FRAME_FREE) > U_FREE_SPARE) {
-		uint16_t bid = u->empty[u->nempty - 1];
-		uint32_t idx;
-
-		if (paste_frames__alloc(ctx->frames, PASTE_FRAME_FILL, &idx))
-			break;
-		u->nempty--;
-		u->bid_frame[bid] = idx;
-		io_uring_buf_ring_add(u->br, ctx->area + (uint64_t)idx * ctx->frame_size,
-		                      ctx->frame_size, bid, io_uring_buf_ring_mask(u->nbufs),
-		                      added++);
-	}
-	if (added)
-		io_uring_buf_ring_advance(u->br, added);
-}
-
-static int u_setup_ring(struct paste_ctx *ctx, struct u_state *u)
-{
-	struct io_uring_params p = {.flags = IORING_SETUP_SINGLE_ISSUER |
-	                                     IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL |
-	                                     IORING_SETUP_CQSIZE,
-	                            .cq_entries = 16 * U_SQ_ENTRIES};
-	struct io_uring_buf_reg reg = {.bgid = U_BGID};
-	int r;
-
-	r = io_uring_queue_init_params(U_SQ_ENTRIES, &u->ring, &p);
-	if (r < 0)
-		return paste_fail(r,
-		                  "io_uring transport: io_uring_queue_init (DEFER_TASKRUN, "
-		                  "SINGLE_ISSUER): %s (needs Linux 6.1 or later, and io_uring not "
-		                  "disabled by the kernel.io_uring_disabled sysctl or a seccomp "
-		                  "filter; --transport kernel works without it)",
-		                  strerror(-r));
-	u->ring_ok = true;
-	/* The ring entries: opts.ring_size (as the AF_XDP fill ring), at most a quarter of the
-	 * pool's frames so kept bytes do not starve it at once. */
-	u->nbufs = ctx->opts.ring_size < U_BUFS_MAX ? ctx->opts.ring_size : U_BUFS_MAX;
-	while (u->nbufs > 8 && u->nbufs > ctx->frame_count / 4)
-		u->nbufs /= 2;
-	u->br_bytes = u->nbufs * sizeof(struct io_uring_buf);
-	u->br = mmap(NULL, u->br_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (u->br == MAP_FAILED) {
-		u->br = NULL;
-		return paste_fail(-errno, "io_uring transport: mmap of the buffer ring: %s",
-		                  strerror(errno));
-	}
-	io_uring_buf_ring_init(u->br);
-	reg.ring_addr = (uint64_t)(uintptr_t)u->br;
-	reg.ring_entries = u->nbufs;
-	r = io_uring_register_buf_ring(&u->ring, &reg, 0);
-	if (r < 0)
-		return paste_fail(r,
-		                  "io_uring transport: registering the provided-buffer ring: %s "
-		                  "(needs Linux 5.19 or later)",
-		                  strerror(-r));
-	u->br_registered = true;
-	return 0;
-}
-
-static int u_open(struct paste_ctx *ctx)
-{
-	struct u_state *u = ust(ctx);
-	uint32_t i;
-	int err;
-
-	u->nsocks = ctx->opts.max_conns * 2 + 32; /* + closing connections and listeners */
-	u->socks = calloc(u->nsocks, sizeof(*u->socks));
-	u->free_socks = calloc(u->nsocks, sizeof(*u->free_socks));
-	u->closing = calloc(u->nsocks, sizeof(*u->closing));
-	if (!u->socks || !u->free_socks || !u->closing)
-		return paste_fail(-ENOMEM, "paste_open: out of memory for %u sockets", u->nsocks);
-	for (i = 0; i < u->nsocks; i++)
-		u->free_socks[u->nfree++] = u->nsocks - 1 - i;
-	err = u_setup_ring(ctx, u);
-	if (err)
-		return err;
-	u->bid_frame = calloc(u->nbufs, sizeof(*u->bid_frame));
-	u->empty = calloc(u->nbufs, sizeof(*u->empty));
-	if (!u->bid_frame || !u->empty)
-		return paste_fail(-ENOMEM, "paste_open: out of memory");
-	for (i = 0; i < u->nbufs; i++) {
-		u->bid_frame[i] = U_NO_FRAME;
-		u->empty[u->nempty++] = (uint16_t)(u->nbufs - 1 - i);
-	}
-	/* Fault the frame area in now, as the kernel transport does (first-touch page faults). */
-	if (madvise(ctx->area, (size_t)ctx->frame_count * ctx->frame_size, MADV_POPULATE_WRITE))
-		pr_info("io_uring transport: pool pages not pre-faulted (%s)", strerror(errno));
-	u_refill(ctx);
-	if (u->nempty == u->nbufs)
-		return paste_fail(-ENOSPC,
-		                  "io_uring transport: no free pool frame for the receive ring "
-		                  "(%u frames free): use a larger pool or release kept bytes",
-		                  paste_frames__nr(ctx->frames, PASTE_FRAME_FREE));
-	pr_info("io_uring transport: multishot recv into %u pool frames of a provided-buffer ring "
-	        "(DEFER_TASKRUN)",
-	        u->nbufs);
-	return 0;
-}
-
-static void u_close(struct paste_ctx *ctx)
-{
-	struct u_state *u = ust(ctx);
-	uint32_t i;
-
-	if (!u)
-		return;
-	if (u->ring_ok)
-		io_uring_queue_exit(&u->ring); /* ends every request: the kernel writes no frame */
-	u_close_deferred(u);
-	for (i = 0; u->socks && i < u->nsocks; i++) {
-		if (u->socks[i].used && u->socks[i].fd >= 0)
-			close(u->socks[i].fd);
-		free(u->socks[i].out);
-		free(u->socks[i].fly);
-	}
-	for (i = 0; u->bid_frame && i < u->nbufs; i++)
-		if (u->bid_frame[i] != U_NO_FRAME)
-			paste_frames__move(ctx->frames, u->bid_frame[i], PASTE_FRAME_FILL,
-			                   PASTE_FRAME_FREE);
-	if (u->br)
-		munmap(u->br, u->br_bytes);
-	free(u->bid_frame);
-	free(u->empty);
-	free(u->socks);
-	free(u->free_socks);
-	free(u->closing);
-	free(u);
-	ctx->tp_state = NULL;
-}
-
 static void u_arm_accept(struct u_state *u, struct u_sock *s)
 {
-	struct io_uring_sqe *sqe = u_sqe(u);
+	struct io_uring_sqe *sqe = paste_uring__sqe(u);
 
 	if (!sqe)
 		return;
@@ -370,7 +99,7 @@ static int u_listen(struct paste_listener *l)
 		close(fd);
 		return err;
 	}
-	s = u_sock_get(u);
+	s = paste_uring__sock_get(u);
 	if (!s) {
 		close(fd);
 		return -EMFILE;
@@ -390,9 +119,9 @@ static void u_unlisten(struct paste_listener *l)
 	if (!s->used || s->l != l)
 		return;
 	if (s->recv_on)
-		u_cancel(u, u_data(u, U_ACCEPT, s));
-	u_defer_close(u, s->fd);
-	u_sock_put(u, s); /* later accept completions are stale: their fds are closed */
+		paste_uring__cancel(u, u_data(u, U_ACCEPT, s));
+	paste_uring__defer_close(u, s->fd);
+	paste_uring__sock_put(u, s); /* later accept completions are stale: their fds are closed */
 }
 
 static void u_arm_recv(struct u_state *u, struct u_sock *s)
@@ -402,7 +131,7 @@ static void u_arm_recv(struct u_state *u, struct u_sock *s)
 	if (s->recv_on || s->fd < 0 || !s->c || s->c->closed || s->c->eof || s->paused ||
 	    s->starved)
 		return;
-	sqe = u_sqe(u);
+	sqe = paste_uring__sqe(u);
 	if (!sqe)
 		return;
 	s->epoch++;
@@ -418,7 +147,7 @@ static void u_arm_recv(struct u_state *u, struct u_sock *s)
 static void u_stop_recv(struct u_state *u, struct u_sock *s)
 {
 	if (s->recv_on && !s->cancelled) {
-		u_cancel(u, u_data(u, U_RECV, s));
+		paste_uring__cancel(u, u_data(u, U_RECV, s));
 		s->cancelled = true;
 	}
 }
@@ -461,7 +190,7 @@ static void u_on_accept(struct paste_ctx *ctx, struct u_sock *ls, struct io_urin
 		close(cqe->res);
 		return;
 	}
-	s = u_sock_get(u);
+	s = paste_uring__sock_get(u);
 	if (!s) {
 		ctx->st.conns_refused++;
 		u_reset_fd(cqe->res);
@@ -472,7 +201,7 @@ static void u_on_accept(struct paste_ctx *ctx, struct u_sock *ls, struct io_urin
 	if (paste_conn__accept(ls->l, &peer.sin_addr, ntohs(peer.sin_port), u_attach, NULL, s))
 		return;
 	u_reset_fd(s->fd);
-	u_sock_put(u, s);
+	paste_uring__sock_put(u, s);
 }
 
 /* The connection failed with @err: reset it and let it be reaped. */
@@ -542,7 +271,7 @@ static void u_on_recv(struct paste_ctx *ctx, struct u_sock *s, struct io_uring_c
 
 static void u_submit_send(struct u_state *u, struct u_sock *s)
 {
-	struct io_uring_sqe *sqe = u_sqe(u);
+	struct io_uring_sqe *sqe = paste_uring__sqe(u);
 
 	if (!sqe) {
 		u_fail(s->c, -EIO);
@@ -569,7 +298,7 @@ static void u_on_send(struct paste_ctx *ctx, struct u_sock *s, struct io_uring_c
 		s->fly_off += (size_t)cqe->res;
 	}
 	if (!c) { /* the connection was freed while this send ran: the slot goes now */
-		u_sock_put(u, s);
+		paste_uring__sock_put(u, s);
 		return;
 	}
 	if (c->closed)
@@ -602,8 +331,9 @@ static void u_abort(struct paste_conn *c)
 	setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &(struct linger){1, 0}, sizeof(struct linger));
 	u_stop_recv(u, s);
 	if (s->fly_on)
-		u_cancel(u, u_data(u, U_SEND, s));
-	u_defer_close(u, s->fd); /* the socket goes when the cancelled requests let it go */
+		paste_uring__cancel(u, u_data(u, U_SEND, s));
+	paste_uring__defer_close(u,
+	                         s->fd); /* the socket goes when the cancelled requests let it go */
 	s->fd = -1;
 }
 
@@ -623,11 +353,11 @@ static void u_conn_free(struct paste_conn *c)
 		return;
 	s->c = NULL;
 	if (s->fd >= 0) { /* not closed by flush or abort (cannot happen: be safe) */
-		u_defer_close(u, s->fd);
+		paste_uring__defer_close(u, s->fd);
 		s->fd = -1;
 	}
 	if (!s->fly_on)
-		u_sock_put(u, s);
+		paste_uring__sock_put(u, s);
 }
 
 static ssize_t u_send(struct paste_conn *c, const void *buf, size_t len)
@@ -704,7 +434,7 @@ static void u_flush(struct paste_conn *c)
 	 * kernel close it (FIN) once the submit has happened. */
 	paste_conn__q_free_all(c);
 	u_stop_recv(u, s);
-	u_defer_close(u, s->fd);
+	paste_uring__defer_close(u, s->fd);
 	s->fd = -1;
 	paste_conn__mark_dead(c, 0);
 }
@@ -753,7 +483,7 @@ static int u_enter(struct paste_ctx *ctx, int ms)
 
 	if (u->nclosing) { /* submit the SQEs naming them, close, then wait */
 		io_uring_submit(&u->ring);
-		u_close_deferred(u);
+		paste_uring__close_deferred(u);
 	}
 	if (ms == 0) {
 		r = io_uring_submit_and_get_events(&u->ring);
@@ -774,7 +504,7 @@ static int u_enter(struct paste_ctx *ctx, int ms)
 	}
 	io_uring_cq_advance(&u->ring, n);
 	if (u->nempty)
-		u_refill(ctx);
+		paste_uring__refill(ctx);
 	if (!n && r == -EINTR)
 		return -EINTR;
 	return (int)n;
@@ -807,7 +537,7 @@ static void u_after_round(struct paste_ctx *ctx)
 	uint32_t i;
 
 	if (u->nempty)
-		u_refill(ctx);
+		paste_uring__refill(ctx);
 	if (!u->starved || u->nempty == u->nbufs) /* nothing to receive into yet */
 		return;
 	u->starved = false;
@@ -828,8 +558,8 @@ const struct paste_transport_ops paste_transport_io_uring = {
     .frames_reserved = U_FREE_SPARE,
     .needs_ifname = false,
     .init = u_init,
-    .open = u_open,
-    .close = u_close,
+    .open = paste_uring__open,
+    .close = paste_uring__close,
     .listen = u_listen,
     .unlisten = u_unlisten,
     .poll = u_poll,
