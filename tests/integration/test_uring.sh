@@ -5,7 +5,8 @@
 # clients push bytes through it and check every byte echoed, ending every way a connection can end
 # (client close, half close, server close after --max-bytes, RST, all mixed), blocking and with
 # --busy-poll; then with a pool so small that the buffer ring runs dry under 200 connections
-# (the kernel's -ENOBUFS: the recvs must resume once frames are free, and nothing is lost).
+# (the kernel's -ENOBUFS: the recvs must resume once frames are free, and nothing is lost), and
+# with two worker processes sharing the port.
 # Afterwards the counters must show a quiet server: no connection open, every frame back in the
 # allocator or on the ring, and SIGTERM ends it with status 0. paste-wal and paste-kv run on this
 # transport in test_wal.sh, test_wal_crash.sh, test_kv.sh and test_kv_crash.sh (their mode lists).
@@ -67,6 +68,15 @@ quiet "$line"
 [ "$(stat_field "$line" rx_dropped)" -gt 0 ] || fail "the ring never ran dry (rx_dropped=0): $line"
 log "ring of 64: rx_dropped (recvs that found the ring empty, resumed) = $(stat_field "$line" rx_dropped)"
 stop_echo || fail "paste-echo exited with status $ECHO_RC after SIGTERM (expected 0)"
+
+# Two worker processes, one ring each, sharing the port (SO_REUSEPORT): every byte still checked.
+log "==== two workers ===="
+rm -f "$POOL"
+start_echo --transport io_uring --ip "$SRV_IP" --port "$PORT" --pool "$POOL" --pool-size 64M --queues 2
+run_client --connect "$SRV_IP:$PORT" --conns 100 --bytes 1M --close client --seed 6 "${to[@]}" ||
+	fail "--queues 2: client failed"
+stop_echo || fail "paste-echo --queues 2 exited with status $ECHO_RC after SIGTERM (expected 0)"
+[ "$(grep -c '^paste-echo: ready worker=' "$ECHO_LOG")" = 2 ] || fail "not two workers: $(cat "$ECHO_LOG")"
 
 # A bad --transport is refused with the list of choices.
 out=$("$PASTE_ECHO" --transport uring --port 1 2>&1) && fail "--transport uring accepted"
