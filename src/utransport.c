@@ -328,12 +328,17 @@ static void u_abort(struct paste_conn *c)
 
 	if (s->fd < 0)
 		return;
+	/*
+	 * RST now: the requests still armed hold the socket open past close(), but a connect() to
+	 * AF_UNSPEC disconnects a TCP socket at once (tcp_disconnect: RST to the peer). The fd is
+	 * closed after the next submit; the cancelled requests let the socket go then.
+	 */
 	setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &(struct linger){1, 0}, sizeof(struct linger));
+	connect(s->fd, &(struct sockaddr){.sa_family = AF_UNSPEC}, sizeof(struct sockaddr));
 	u_stop_recv(u, s);
 	if (s->fly_on)
 		paste_uring__cancel(u, u_data(u, U_SEND, s));
-	paste_uring__defer_close(u,
-	                         s->fd); /* the socket goes when the cancelled requests let it go */
+	paste_uring__defer_close(u, s->fd);
 	s->fd = -1;
 }
 
@@ -430,9 +435,10 @@ static void u_flush(struct paste_conn *c)
 	}
 	if (c->closed || !c->want_close || s->out_len || s->fly_on)
 		return;
-	/* Everything is out: close. The recv still holds the socket; cancelling it lets the
-	 * kernel close it (FIN) once the submit has happened. */
+	/* Everything is out: FIN now (shutdown: the armed recv holds the socket open past close()),
+	 * then the recv is cancelled and the fd closed after the next submit. */
 	paste_conn__q_free_all(c);
+	shutdown(s->fd, SHUT_WR);
 	u_stop_recv(u, s);
 	paste_uring__defer_close(u, s->fd);
 	s->fd = -1;
