@@ -102,7 +102,7 @@ const char daemon_common_help[] =
     "                     provided-buffer ring's (pool frames the kernel receives into)\n"
     "  --max-conns N      connections at once (default 4096); more are refused\n"
     "  --transport T      paste (default: XDP + AF_XDP + lwIP, payload lands in the pool with\n"
-    "                     no copy) or kernel (ordinary kernel TCP sockets with epoll; recv() into\n"
+    "                     no copy), kernel (ordinary kernel TCP sockets with epoll; recv() into\n"
     "                     pool frames, then flush: the path without PASTE, for comparison;\n"
     "                     --ifname is then not needed and --ip defaults to all addresses)\n"
     "                     or io_uring (the same kernel TCP through one io_uring, Linux 6.1+:\n"
