@@ -39,19 +39,7 @@
 
 #include "ref_common.h"
 
-/* Kernel ABI constants that liburing 2.3's headers may lack (values from linux/io_uring.h). */
-#ifndef IORING_SETUP_SINGLE_ISSUER
-#define IORING_SETUP_SINGLE_ISSUER (1U << 12)
-#endif
-#ifndef IORING_SETUP_DEFER_TASKRUN
-#define IORING_SETUP_DEFER_TASKRUN (1U << 13)
-#endif
-#ifndef IORING_SETUP_SUBMIT_ALL
-#define IORING_SETUP_SUBMIT_ALL (1U << 7)
-#endif
-#ifndef IORING_RECV_MULTISHOT
-#define IORING_RECV_MULTISHOT (1U << 1)
-#endif
+#include "../src/uring_abi.h" /* ABI constants liburing 2.3 lacks */
 
 #define RING_ENTRIES 1024
 #define BUF_SIZE     2048u /* one receive buffer (as a paste pool frame) */

@@ -19,6 +19,7 @@
 static const struct paste_transport_ops *const transports[] = {
     [PASTE_TRANSPORT_PASTE] = &paste_transport_xdp,
     [PASTE_TRANSPORT_KERNEL] = &paste_transport_kernel,
+    [PASTE_TRANSPORT_IO_URING] = &paste_transport_io_uring,
 };
 
 static int parse_ip(struct paste_ctx *ctx)

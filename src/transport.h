@@ -2,12 +2,13 @@
 /*
  * transport.h - the one interface between the event loop (ctx.c, conn.c, keep.c) and a transport.
  *
- * A transport moves TCP payload between the network and pool frames. Two implement it today:
- * ptransport.c (XDP steering + AF_XDP rings over the pool + lwIP's TCP, in this process) and
- * ktransport.c (the kernel's TCP behind epoll, recv() into pool frames). Everything above sees
+ * A transport moves TCP payload between the network and pool frames. Three implement it:
+ * ptransport.c (XDP steering + AF_XDP rings over the pool + lwIP's TCP, in this process),
+ * ktransport.c (the kernel's TCP behind epoll, recv() into pool frames) and utransport.c (the
+ * kernel's TCP through io_uring, multishot recv into a provided-buffer ring of pool frames). Everything above sees
  * only this table: connections hold neutral pieces {frame, offset, length} of received bytes, the
  * round calls the hooks below in a fixed order, and no file outside a transport asks which one is
- * running. Adding a transport (io_uring is next) is one new file defining a table like these two,
+ * running. Adding a transport is one new file defining a table like these,
  * plus one line in the transports[] table of ctx.c and a value in enum paste_transport
  * (docs/architecture.md walks through it).
  *
@@ -83,8 +84,9 @@ struct paste_transport_ops {
 	void (*stats)(struct paste_ctx *ctx, struct paste_stats *st);
 };
 
-extern const struct paste_transport_ops paste_transport_xdp;    /* ptransport.c */
-extern const struct paste_transport_ops paste_transport_kernel; /* ktransport.c */
+extern const struct paste_transport_ops paste_transport_xdp;      /* ptransport.c */
+extern const struct paste_transport_ops paste_transport_kernel;   /* ktransport.c */
+extern const struct paste_transport_ops paste_transport_io_uring; /* utransport.c */
 
 /* ---- what conn.c offers a transport ---------------------------------------------------------- */
 

@@ -107,10 +107,15 @@ enum paste_zero_copy {
  * current network namespace; each recv() goes straight into a pool frame, so the application sees
  * the same slots and the same persist/keep/fence rules: the copy-to-NVMM path users have today, for
  * side-by-side comparison. ifname and the XDP options are ignored on the kernel transport.
+ * IO_URING: the same kernel TCP driven by one io_uring (Linux 6.1+): multishot accept, multishot
+ * recv into a provided-buffer ring whose buffers are pool frames (the kernel's one copy lands in
+ * the pool), sends submitted with the next wait; ifname and the XDP options are ignored too.
  */
 enum paste_transport {
 	PASTE_TRANSPORT_PASTE = 0,
 	PASTE_TRANSPORT_KERNEL,
+	PASTE_TRANSPORT_IO_URING, /**< kernel TCP through io_uring: multishot recv into pool frames
+	                           */
 };
 
 /**
@@ -141,7 +146,8 @@ struct paste_opts {
 	uint16_t ephemeral_lo; /**< shared IP: the stack's own port range (default 49152-65535) */
 	uint16_t ephemeral_hi;
 	bool force_copy; /**< same as zero_copy = PASTE_ZC_OFF (kept for older callers) */
-	enum paste_transport transport; /**< PASTE_TRANSPORT_PASTE (default) or _KERNEL */
+	enum paste_transport
+	    transport;   /**< PASTE_TRANSPORT_PASTE (default), _KERNEL or _IO_URING */
 	bool no_persist; /**< flushes and fences become no-ops: only to measure what persistence
 	                      costs (nothing is durable, recovery after a crash may drop data) */
 	uint32_t fence_delay_ns; /**< emulated media write latency added to every fence (0: none) */

@@ -87,7 +87,7 @@ const char daemon_common_help[] =
     "                     worker); they share one XDP program and the port. The\n"
     "                     supervisor restarts a worker that dies and stops them all on\n"
     "                     SIGTERM/SIGINT; SIGUSR1 is passed to every worker. With\n"
-    "                     --transport kernel: N processes sharing the port with SO_REUSEPORT.\n"
+    "                     --transport kernel|io_uring: N processes sharing the port (SO_REUSEPORT).\n"
     "                     docs/multicore.md (1-64; default: one process, no supervisor).\n"
     "                     So far only paste-echo runs workers\n"
     "  --cpus LIST        pin worker i to the i-th CPU of LIST (e.g. 0,1 or 2-5), cycling\n"
@@ -98,17 +98,29 @@ const char daemon_common_help[] =
     "                     kernel, if the NIC refuses; veth always does) or off (copy mode).\n"
     "                     Stats show zerocopy=1 when the kernel reports zero-copy mode\n"
     "  --batch N          RX frames per round (default 64)\n"
-    "  --ring-size N      AF_XDP ring entries, power of two (default 4096)\n"
+    "  --ring-size N      AF_XDP ring entries, power of two (default 4096); io_uring: the\n"
+    "                     provided-buffer ring's (pool frames the kernel receives into)\n"
     "  --max-conns N      connections at once (default 4096); more are refused\n"
     "  --transport T      paste (default: XDP + AF_XDP + lwIP, payload lands in the pool with\n"
-    "                     no copy) or kernel (ordinary kernel TCP sockets with epoll; recv() into\n"
+    "                     no copy), kernel (ordinary kernel TCP sockets with epoll; recv() into\n"
     "                     pool frames, then flush: the path without PASTE, for comparison;\n"
     "                     --ifname is then not needed and --ip defaults to all addresses)\n"
+    "                     or io_uring (the same kernel TCP through one io_uring, Linux 6.1+:\n"
+    "                     multishot accept, multishot recv into pool frames of a provided-\n"
+    "                     buffer ring, sends submitted with the next wait; like kernel, no\n"
+    "                     --ifname, --ip optional)\n"
     "  --no-persist       flushes and fences off: only to measure what persistence costs\n"
     "  --fence-delay NS   emulated media write latency added to every fence (nanoseconds;\n"
     "                     default: the environment variable PASTE_EMU_FENCE_NS, else 0)\n"
     "  --verbose          print debug messages of the library\n"
     "  --help             this text\n";
+
+const char *daemon_transport_name(enum paste_transport t)
+{
+	return t == PASTE_TRANSPORT_KERNEL     ? "kernel"
+	       : t == PASTE_TRANSPORT_IO_URING ? "io_uring"
+	                                       : "paste";
+}
 
 int daemon_parse_uint(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
 {
@@ -305,8 +317,10 @@ static int common_opt(struct daemon_opts *d, int opt, const char *arg, const cha
 			o->transport = PASTE_TRANSPORT_PASTE;
 		else if (!strcmp(arg, "kernel"))
 			o->transport = PASTE_TRANSPORT_KERNEL;
+		else if (!strcmp(arg, "io_uring"))
+			o->transport = PASTE_TRANSPORT_IO_URING;
 		else
-			return bad(prog, "transport", arg, "paste or kernel");
+			return bad(prog, "transport", arg, "paste, kernel or io_uring");
 		return 0;
 	}
 	return 1;

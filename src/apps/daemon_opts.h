@@ -50,6 +50,8 @@ int daemon_parse(int argc, char **argv, struct daemon_opts *d, const struct opti
 int daemon_parse_size(const char *s, uint64_t *out);
 /* Decimal integer in [lo, hi]. @return 0 or -1. */
 int daemon_parse_uint(const char *s, uint64_t lo, uint64_t hi, uint64_t *out);
+/* The --transport word of @t: "paste", "kernel" or "io_uring". */
+const char *daemon_transport_name(enum paste_transport t);
 
 /*
  * Signals every daemon handles the same way: SIGTERM/SIGINT set daemon_got_stop and stop the event

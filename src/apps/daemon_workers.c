@@ -94,7 +94,7 @@ static void become_worker(struct sup *s, int i, pid_t sup_pid)
 	d->paste.queue += (uint32_t)i;
 	d->paste.pool_sliced = true; /* one pool file, slice i */
 	d->paste.pool_slice = (uint32_t)i;
-	if (d->paste.transport == PASTE_TRANSPORT_KERNEL)
+	if (d->paste.transport != PASTE_TRANSPORT_PASTE)
 		d->paste.reuse_port = true;
 	if (d->ncpus) {
 		cpu_set_t set;

@@ -357,8 +357,7 @@ void info_server(struct kvd *d)
 	           "redis_mode:standalone\r\nos:Linux\r\nprocess_id:%d\r\ntcp_port:%u\r\n"
 	           "transport:%s\r\nbusy_poll:%d\r\nuptime_in_seconds:%lld\r\n"
 	           "connected_clients:%u\r\nmem_allocator:libc\r\n\r\n",
-	           (int)getpid(), d->d.port,
-	           d->d.paste.transport == PASTE_TRANSPORT_KERNEL ? "kernel" : "paste",
+	           (int)getpid(), d->d.port, daemon_transport_name(d->d.paste.transport),
 	           d->d.paste.busy_poll, (long long)(time(NULL) - d->started), d->conns_open);
 }
 

@@ -195,12 +195,11 @@ int main(int argc, char **argv)
 	paste_stats(e.ctx, &st, sizeof(st));
 	printf("paste-echo: ready%s transport=%s ifname=%s ip=%s port=%u xdp_mode=%s zerocopy=%d "
 	       "pool=%s frames=%u\n",
-	       daemon_worker_tag(),
-	       d.paste.transport == PASTE_TRANSPORT_KERNEL ? "kernel" : "paste",
+	       daemon_worker_tag(), daemon_transport_name(d.paste.transport),
 	       d.paste.ifname ? d.paste.ifname : "-", d.paste.ip ? d.paste.ip : "-", d.port,
-	       d.paste.transport == PASTE_TRANSPORT_KERNEL ? "-"
-	       : st.xdp_mode == PASTE_XDP_NATIVE           ? "native"
-	                                                   : "skb",
+	       d.paste.transport != PASTE_TRANSPORT_PASTE ? "-"
+	       : st.xdp_mode == PASTE_XDP_NATIVE          ? "native"
+	                                                  : "skb",
 	       st.zerocopy, d.paste.pool_path ? d.paste.pool_path : PASTE_POOL_DEFAULT_PATH,
 	       st.frames_total);
 	fflush(stdout);

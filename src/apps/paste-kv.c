@@ -40,7 +40,7 @@ static void usage(FILE *out)
 	fprintf(
 	    out,
 	    "Usage: paste-kv --ifname IF (--ip ADDR | --shared-ip) --port N [options]\n"
-	    "       paste-kv --transport kernel --port N [options]\n"
+	    "       paste-kv --transport kernel|io_uring --port N [options]\n"
 	    "\n"
 	    "A durable key-value server speaking the Redis protocol (RESP2 and inline). Values\n"
 	    "stay in the pool frames they arrived in, named by a persistent index; every write\n"
@@ -225,7 +225,7 @@ static int setup(struct kvd *d)
 	printf("paste-kv: ready transport=%s ifname=%s ip=%s port=%u busy_poll=%d pool=%s "
 	       "frames=%u frame_size=%u max_value=%u max_key=%u max_request=%u reserve=%" PRIu64
 	       " zerocopy=%d\n",
-	       d->d.paste.transport == PASTE_TRANSPORT_KERNEL ? "kernel" : "paste",
+	       daemon_transport_name(d->d.paste.transport),
 	       d->d.paste.ifname ? d->d.paste.ifname : "-", d->d.paste.ip ? d->d.paste.ip : "-",
 	       d->d.port, d->d.paste.busy_poll,
 	       d->d.paste.pool_path ? d->d.paste.pool_path : PASTE_POOL_DEFAULT_PATH,

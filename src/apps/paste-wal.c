@@ -205,7 +205,7 @@ static void usage(FILE *out)
 	fprintf(
 	    out,
 	    "Usage: paste-wal --ifname IF (--ip ADDR | --shared-ip) --port N [options]\n"
-	    "       paste-wal --transport kernel --port N [--ip ADDR] [options]\n"
+	    "       paste-wal --transport kernel|io_uring --port N [--ip ADDR] [options]\n"
 	    "       paste-wal --transport kernel --sync fdatasync --log-file PATH --port N ...\n"
 	    "\n"
 	    "A durable write-ahead log served over HTTP/1.1 (keep-alive, pipelining). Every\n"

@@ -26,6 +26,7 @@
 
 #include <paste/paste.h>
 
+#include "daemon_opts.h"
 #include "http.h"
 #include "wal_seg.h"
 
@@ -241,7 +242,7 @@ static inline uint64_t now_ns(void)
 
 static inline const char *transport_name(const struct wal *w)
 {
-	return w->transport == PASTE_TRANSPORT_KERNEL ? "kernel" : "paste";
+	return daemon_transport_name(w->transport);
 }
 
 /* wal_file.c */

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: BSD-2-Clause
-# paste-kv with real Redis clients, unchanged, on both transports (paste: XDP + AF_XDP + lwIP on the
-# stack's own address; kernel: epoll sockets on the server namespace's address):
+# paste-kv with real Redis clients, unchanged, on every transport (paste: XDP + AF_XDP + lwIP on the
+# stack's own address; kernel and io_uring: kernel sockets on the server namespace's address):
 #  - redis-cli SET/GET/DEL/INFO, the Redis error replies, expiry;
 #  - redis-cli --pipe mass insert of 100k keys (binary values, some empty), read back byte-identical;
 #  - redis-benchmark -t set,get,incr,mset -d 1024 -c 50 -n 20000 with zero errors (and a pipelined
@@ -218,7 +218,7 @@ one_transport() {
 		args=(--ifname "$VETH_SRV" --ip "$STACK_IP")
 	else
 		HOST=$SRV_IP
-		args=(--transport kernel --ip "$SRV_IP")
+		args=(--transport "$tr" --ip "$SRV_IP")
 	fi
 	rm -f "$POOL"
 	start_kv "${args[@]}" --port "$PORT" --pool "$POOL" --pool-size 1G
@@ -241,10 +241,10 @@ one_transport() {
 	types_check "$tr"
 	in_cli python3 "$KV_TOOL" verify "$HOST" "$PORT" "$NKEYS" 7 >&2 || fail "values differ after restart"
 	stop_echo || fail "paste-kv exited with status $ECHO_RC after SIGTERM (expected 0)"
-	[ "$tr" = kernel ] || ! xdp_attached || fail "XDP program still attached after a clean exit"
+	[ "$tr" != paste ] || ! xdp_attached || fail "XDP program still attached after a clean exit"
 }
 
-for transport in ${KV_TEST_TRANSPORTS:-paste kernel}; do
+for transport in ${KV_TEST_TRANSPORTS:-paste kernel io_uring}; do
 	one_transport "$transport"
 done
 full

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: BSD-2-Clause
-# Acknowledged means durable, for paste-kv, on both transports: eight connections pipeline writes
+# Acknowledged means durable, for paste-kv, on every transport (paste, kernel, io_uring): eight connections pipeline writes
 # of binary values - SETs up to 1500 bytes (many straddle segments and take the copy-once path),
 # SETs of 2-300 KB (big strings: a list of references to the frames they arrived in) and HSETs
 # (one piece per field) - and log every acknowledgement the moment they read it; paste-kv is killed with SIGKILL at a random moment; after the
@@ -45,7 +45,7 @@ crash_rounds() {
 		args=(--ifname "$VETH_SRV" --ip "$STACK_IP")
 	else
 		host=$SRV_IP
-		args=(--transport kernel --ip "$SRV_IP")
+		args=(--transport "$tr" --ip "$SRV_IP")
 	fi
 	rm -f "$POOL"
 	start_kv "${args[@]}" --port "$PORT" --pool "$POOL" --pool-size 512M
@@ -79,6 +79,6 @@ crash_rounds() {
 	stop_echo || fail "paste-kv exited with status $ECHO_RC after SIGTERM (expected 0)"
 }
 
-for transport in ${KV_TEST_TRANSPORTS:-paste kernel}; do
+for transport in ${KV_TEST_TRANSPORTS:-paste kernel io_uring}; do
 	crash_rounds "$transport"
 done

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: BSD-2-Clause
 # paste-wal with real clients, in each of its three modes: paste transport (dedicated IP, records
 # kept in place in the pool), kernel transport (epoll sockets, recv into pool frames, same log),
-# and kernel transport with --sync fdatasync (records appended to an ordinary file). Per mode:
+# io_uring transport (the same kernel TCP through io_uring, multishot recv into pool frames), and
+# kernel transport with --sync fdatasync (records appended to an ordinary file). Per mode:
 #  - curl: POST (small and 1 MiB bodies), GET a record byte for byte, 413 past --max-body, HEAD,
 #    a range GET, DELETE ?upto=, /stats as JSON;
 #  - a pipelining client: 200 POSTs then 200 GETs, each burst in one write, replies in order;
@@ -15,12 +16,12 @@
 #    paste-wal-dump --verify on the pool, and its --raw output checked against the acks; in
 #    fdatasync mode a restart recovers the file and the log is read back again.
 #
-# Environment: PASTE_WAL_MODES (default "paste kernel fdatasync"), PASTE_WAL_WRK_SECS (default
+# Environment: PASTE_WAL_MODES (default "paste kernel io_uring fdatasync"), PASTE_WAL_WRK_SECS (default
 # 10), plus lib.sh's. Needs curl, wrk and python3 (scripts/deps).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/wal_lib.sh"
 
-MODES=${PASTE_WAL_MODES:-paste kernel fdatasync}
+MODES=${PASTE_WAL_MODES:-paste kernel io_uring fdatasync}
 WRK_SECS=${PASTE_WAL_WRK_SECS:-10}
 HERE=$(cd "$(dirname "$0")" && pwd)
 CLIENT_PY=$HERE/wal_client.py
@@ -135,9 +136,9 @@ run_mode() {
 		url=http://$STACK_IP:8080
 		srv=(--ifname "$VETH_SRV" --ip "$STACK_IP" --pool "$POOL" --pool-size 4G "${base[@]}")
 		;;
-	kernel)
+	kernel | io_uring)
 		url=http://$SRV_IP:8080
-		srv=(--transport kernel --ip "$SRV_IP" --pool "$POOL" --pool-size 4G "${base[@]}")
+		srv=(--transport "$MODE" --ip "$SRV_IP" --pool "$POOL" --pool-size 4G "${base[@]}")
 		;;
 	fdatasync)
 		url=http://$SRV_IP:8080

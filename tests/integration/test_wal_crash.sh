@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: BSD-2-Clause
-# Acknowledged means durable, for paste-wal, in each mode (paste transport, kernel transport, kernel
-# transport + --sync fdatasync). Each round restarts the server on the same pool (and log file),
+# Acknowledged means durable, for paste-wal, in each mode (paste transport, kernel transport,
+# io_uring transport, kernel transport + --sync fdatasync). Each round restarts the server on the same pool (and log file),
 # runs wal_client.py's load (connections with pipelined POSTs of 64 B..64 KiB; every 201 is
 # appended to an ack file at once) and SIGKILLs the server at a random moment under that load.
 # Then:
@@ -13,12 +13,12 @@
 # After the last round the server is started once more, the whole log is read back over HTTP and
 # checked the same way, and SIGTERM must end it with status 0 (its frame accounting included).
 #
-# Environment: PASTE_WAL_MODES (default "paste kernel fdatasync"), PASTE_CRASH_ROUNDS (default 3),
+# Environment: PASTE_WAL_MODES (default "paste kernel io_uring fdatasync"), PASTE_CRASH_ROUNDS (default 3),
 # PASTE_CRASH_SEED (payloads and kill times; default random, printed), plus lib.sh's.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/wal_lib.sh"
 
-MODES=${PASTE_WAL_MODES:-paste kernel fdatasync}
+MODES=${PASTE_WAL_MODES:-paste kernel io_uring fdatasync}
 ROUNDS=${PASTE_CRASH_ROUNDS:-3}
 SEED=${PASTE_CRASH_SEED:-$((RANDOM * 32768 + RANDOM))}
 RANDOM=$SEED # kill times follow the seed too
@@ -42,9 +42,9 @@ run_mode() {
 		host=$STACK_IP
 		srv=(--ifname "$VETH_SRV" --ip "$STACK_IP" --pool "$POOL" --pool-size 2G)
 		;;
-	kernel)
+	kernel | io_uring)
 		host=$SRV_IP
-		srv=(--transport kernel --ip "$SRV_IP" --pool "$POOL" --pool-size 2G)
+		srv=(--transport "$mode" --ip "$SRV_IP" --pool "$POOL" --pool-size 2G)
 		;;
 	fdatasync)
 		host=$SRV_IP

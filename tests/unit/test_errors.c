@@ -5,7 +5,8 @@
  * paste_last_error() that says what failed; every options struct is checked the same way (.sz too
  * small, or bytes set past the struct this library knows). Drives each call into its failures
  * without a NIC: the kernel transport on 127.0.0.1, a real TCP connection from this process, a
- * 4 MiB pool on /dev/shm.
+ * 4 MiB pool on /dev/shm. The connection calls and the failing round hook run again on the
+ * io_uring transport.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -27,6 +28,7 @@
 
 static char pool_path[128];
 static struct paste_conn *accepted;
+static enum paste_transport transport = PASTE_TRANSPORT_KERNEL; /* of kernel_opts() */
 
 static void quiet(enum paste_log_level level, const char *msg, void *user)
 {
@@ -65,6 +67,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	unlink(pool_path);
+	transport = PASTE_TRANSPORT_KERNEL;
+	accepted = NULL;
 	return 0;
 }
 
@@ -72,7 +76,7 @@ static struct paste_opts kernel_opts(void)
 {
 	struct paste_opts o = {.sz = sizeof(o)};
 
-	o.transport = PASTE_TRANSPORT_KERNEL;
+	o.transport = transport;
 	o.ip = "127.0.0.1";
 	o.pool_path = pool_path;
 	o.pool_size = 4 << 20;
@@ -245,6 +249,19 @@ static void test_failing_round_hook(void **state)
 	paste_close(&ctx);
 }
 
+/* The same on the io_uring transport (multishot accept and recv, sends after the fence). */
+static void test_ctx_calls_uring(void **state)
+{
+	transport = PASTE_TRANSPORT_IO_URING;
+	test_ctx_calls(state);
+}
+
+static void test_failing_round_hook_uring(void **state)
+{
+	transport = PASTE_TRANSPORT_IO_URING;
+	test_failing_round_hook(state);
+}
+
 static void test_index_calls(void **state)
 {
 	struct paste_pool_opts o = {.sz = sizeof(o), .size = 4 << 20, .create = true};
@@ -276,8 +293,13 @@ int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 	const struct CMUnitTest tests[] = {
-	    T(test_open_opts),          T(test_pool_opts),   T(test_ctx_calls),
-	    T(test_failing_round_hook), T(test_index_calls),
+	    T(test_open_opts),
+	    T(test_pool_opts),
+	    T(test_ctx_calls),
+	    T(test_failing_round_hook),
+	    T(test_index_calls),
+	    T(test_ctx_calls_uring),
+	    T(test_failing_round_hook_uring),
 	};
 #undef T
 
