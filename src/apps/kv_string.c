@@ -142,7 +142,7 @@ int cmd_set(struct req *r)
 	return out_str(r->kc, "+OK\r\n");
 }
 
-int cmd_mset(struct req *r)
+static int mset(struct req *r)
 {
 	struct paste_kv_info info;
 	unsigned argc = r->cmd->argc;
@@ -170,6 +170,17 @@ int cmd_mset(struct req *r)
 			return reply_store_err(r, err);
 	}
 	return out_str(r->kc, "+OK\r\n");
+}
+
+/* Several keys: crash-atomic through the undo log (kv_tx.c). */
+int cmd_mset(struct req *r)
+{
+	int err;
+
+	tx_begin(r->d);
+	err = mset(r);
+	tx_end(r->d);
+	return err;
 }
 
 int cmd_mget(struct req *r)

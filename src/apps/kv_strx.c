@@ -115,7 +115,7 @@ int cmd_getex(struct req *r)
 			r->d->st.oom++;
 		touch_key(r->d, k.p, k.n);
 	} else if (persist && ttl_get(r->d, &k)) {
-		paste_kv__del(r->d->ttl, k.p, k.n);
+		ix_del(r->d, r->d->ttl, k.p, k.n);
 		touch_key(r->d, k.p, k.n);
 	}
 	return 0;
@@ -152,7 +152,7 @@ int cmd_getset(struct req *r)
 	return f ? out_str(r->kc, "$-1\r\n") : out_obj(r->d, r->kc, &o);
 }
 
-int cmd_msetnx(struct req *r)
+static int msetnx(struct req *r)
 {
 	unsigned argc = r->cmd->argc;
 
@@ -184,6 +184,17 @@ int cmd_msetnx(struct req *r)
 			return reply_store_err(r, err);
 	}
 	return out_hdr(r->kc, ':', 1);
+}
+
+/* Several keys: crash-atomic through the undo log (kv_tx.c). */
+int cmd_msetnx(struct req *r)
+{
+	int err;
+
+	tx_begin(r->d);
+	err = msetnx(r);
+	tx_end(r->d);
+	return err;
 }
 
 int cmd_getrange(struct req *r)
