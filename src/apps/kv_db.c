@@ -456,8 +456,8 @@ int open_store(struct kvd *d)
 	paste_kv__info(d->ttl, &d->rec_ttl);
 	d->keys = d->rec_kv.capacity;
 	d->ttl_keys = d->rec_ttl.capacity;
-	if (!d->undo_keys)
-		d->undo_keys = 65536;
+	if (!d->undo_keys) /* what the room left by the defaults above holds, at most 64 Ki */
+		d->undo_keys = d->keys / 8 < 256 ? 256 : d->keys / 8 > 65536 ? 65536 : d->keys / 8;
 	if (tx_recover(d)) /* before the sweeps: it may put back keys and pieces */
 		return -EIO;
 	sweep(d);

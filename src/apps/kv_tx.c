@@ -333,10 +333,22 @@ int tx_recover(struct kvd *d)
 	struct paste_kv_info info;
 	struct paste_ref mr;
 	const uint8_t *m;
-	int err = open_index(d, KV_UNDO_INDEX, d->undo_keys, &d->undo);
+	int err;
 
-	if (err)
+	/* A pool made before the undo log may lack the room: take what fits, down to 256. */
+	paste_set_print(quiet, NULL, PASTE_LOG_ERROR);
+	err = paste_kv__open(d->pool, KV_UNDO_INDEX, 0, &d->undo); /* the existing one, if any */
+	while (err == -ENOENT || (err == -ENOSPC && d->undo_keys > 256)) {
+		if (err == -ENOSPC)
+			d->undo_keys /= 2;
+		err = paste_kv__open(d->pool, KV_UNDO_INDEX, d->undo_keys, &d->undo);
+	}
+	paste_set_print(NULL, NULL, d->d.verbose ? PASTE_LOG_DEBUG : PASTE_LOG_INFO);
+	if (err) {
+		fprintf(stderr, "paste-kv: cannot open the undo log '%s': %s\n", KV_UNDO_INDEX,
+		        paste_last_error());
 		return err;
+	}
 	paste_kv__info(d->undo, &info);
 	d->undo_keys = info.capacity;
 	d->tx.id = wall_ms() << 16; /* ids of this run differ from any entry left behind */
