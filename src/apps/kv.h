@@ -470,6 +470,7 @@ int cmd_incrbyfloat(struct req *r);
 int cmd_setbit(struct req *r);
 int cmd_getbit(struct req *r);
 int cmd_bitcount(struct req *r);
+int cmd_bitpos(struct req *r);
 
 /* kv_table.c */
 size_t ncommands(void);
