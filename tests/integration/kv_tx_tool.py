@@ -131,8 +131,12 @@ def check(host, port, logpath):
                 got = int(v[len(name) + 1:].split(b":", 1)[0])
             except ValueError:
                 fail("%r: value is not one the client wrote: %r" % (name, v[:60]))
-            if v != value(k, f, b, got):
-                fail("%r: value of write %d is not byte-identical" % (name, got))
+            want = value(k, f, b, got)
+            if v != want:
+                at = next((i for i in range(min(len(v), len(want))) if v[i] != want[i]),
+                          min(len(v), len(want)))
+                fail("%r: value of write %d is not byte-identical: %d bytes, %d expected, first "
+                     "difference at %d" % (name, got, len(v), len(want), at))
             seen.add(got)
         if len(seen) != 1:
             fail("group %r: keys hold values of different writes %s: not atomic" %
