@@ -102,6 +102,7 @@ struct kvd {
 	/* options */
 	uint64_t keys, ttl_keys, sub_keys, undo_keys, reserve, copy_threshold;
 	uint32_t max_key, max_value, frame_size;
+	uint64_t pool_size; /* bytes of the pool's mapping (out_value: pool bytes or scratch) */
 	struct resp_limits lim;
 	/* state */
 	bool low;         /* fewer free frames than reserve: writes get -OOM */

@@ -427,6 +427,7 @@ int open_store(struct kvd *d)
 	d->pool = paste_pool(d->ctx);
 	paste_pool__info(d->pool, &pi);
 	d->frame_size = pi.frame_size;
+	d->pool_size = pi.size;
 	if (!d->max_value)
 		d->max_value = 512u << 20;
 	if (d->max_key > pi.frame_size - 9) {
