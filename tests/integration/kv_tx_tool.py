@@ -19,14 +19,11 @@ Subcommands:
 """
 import hashlib
 import os
-import signal
 import sys
-import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kv_tool import Conn, fail, resp  # noqa: E402
+from kv_tool import STOP, Conn, fail, load, resp  # noqa: E402
 
-STOP = threading.Event()
 KINDS = "xmh"
 
 
@@ -92,21 +89,6 @@ def load_conn(host, port, tag, ci, log, lock, counts):
         c.close()
 
 
-def load(host, port, logpath, tag, conns=6):
-    signal.signal(signal.SIGTERM, lambda *a: STOP.set())
-    lock = threading.Lock()
-    counts = [0]
-    with open(logpath, "wb", buffering=0) as log:
-        ts = [threading.Thread(target=load_conn, args=(host, port, tag, i, log, lock, counts))
-              for i in range(conns)]
-        for t in ts:
-            t.start()
-        for t in ts:
-            while t.is_alive():
-                t.join(0.2)
-    print("kv_tx_tool: load: %d multi-key writes acknowledged" % counts[0])
-
-
 def check(host, port, logpath):
     last = {}
     with open(logpath, "rb") as f:
@@ -159,7 +141,8 @@ def main(argv):
         return 0
     op, a = argv[1], argv[2:]
     if op == "load":
-        load(a[0], int(a[1]), a[2], a[3].encode())
+        load(a[0], int(a[1]), a[2], a[3].encode(), conns=6, conn_fn=load_conn,
+             what="multi-key writes")
     elif op == "check":
         for path in a[2:]:
             check(a[0], int(a[1]), path)

@@ -4,23 +4,18 @@
 # then 3300 random calls), both servers on the kernel transport in the server namespace. Skipped
 # (77) without redis-server.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/kv_lib.sh" # start_kv
 
-PASTE_KV=$PASTE_BUILD/paste-kv
-[ -x "$PASTE_KV" ] || fail "$PASTE_KV not built"
 command -v redis-server >/dev/null || { log "redis-server not installed: skipped"; exit 77; }
 
-ECHO_LOG=$LOGDIR/kv.log
-ip netns exec "$NS_SRV" "$PASTE_KV" --transport kernel --ip "$SRV_IP" --port 6379 --pool "$POOL" \
-	--pool-size 128M >"$ECHO_LOG" 2>&1 &
-ECHO_PID=$!
-track_pid "$ECHO_PID"
-ip netns exec "$NS_SRV" redis-server --port 6380 --bind "$SRV_IP" --protected-mode no --save '' --appendonly no \
-	>"$LOGDIR/redis.log" 2>&1 &
+start_kv --transport kernel --ip "$SRV_IP" --port 6379 --pool "$POOL" --pool-size 128M
+ip netns exec "$NS_SRV" redis-server --port 6380 --bind "$SRV_IP" --protected-mode no --save '' \
+	--appendonly no >"$LOGDIR/redis.log" 2>&1 &
 REDIS_PID=$!
 track_pid "$REDIS_PID"
 for ((i = 0; i < READY_TIMEOUT * 10; i++)); do
-	grep -q '^paste-kv: ready' "$ECHO_LOG" && grep -q 'Ready to accept' "$LOGDIR/redis.log" && break
-	kill -0 "$ECHO_PID" 2>/dev/null || fail "paste-kv exited before it was ready"
+	grep -q 'Ready to accept' "$LOGDIR/redis.log" && break
+	kill -0 "$REDIS_PID" 2>/dev/null || fail "redis-server exited before it was ready"
 	sleep 0.1
 done
 in_cli python3 "$PASTE_SRC/tests/integration/kv_bitops_cmp.py" "$SRV_IP" 6379 6380 ||
