@@ -86,6 +86,7 @@ struct batch {
 struct kv_tx {
 	unsigned depth; /* tx_begin() nesting */
 	bool logged;    /* the marker is in the undo log */
+	bool unfenced;  /* entries logged since the last fence: fence before the next change */
 	uint64_t id, seq, gen0;
 	uint64_t *seen; /* (hash, gc offset) pairs: (index, key) already logged */
 	size_t seen_cap;
@@ -419,6 +420,7 @@ void tx_begin(struct kvd *d);
 void tx_end(struct kvd *d);
 void tx_gc(struct kvd *d);
 int tx_recover(struct kvd *d);
+int tx_prelog(struct kvd *d, struct paste_kv *kv, const uint8_t *k, size_t n);
 int ix_put(struct kvd *d, struct paste_kv *kv, struct paste_ref *kr, struct paste_ref *vr);
 int ix_del(struct kvd *d, struct paste_kv *kv, const void *k, size_t n);
 

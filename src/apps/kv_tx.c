@@ -236,20 +236,39 @@ static int tx_log(struct kvd *d, struct paste_kv *kv, const uint8_t *k, size_t n
 	t->seen[2 * slot + 1] = off;
 	t->seq++;
 	t->entries++;
-	tx_fence(d); /* the old value is durable in the log before the change */
+	t->unfenced = true; /* fenced before the change (ix_put/ix_del) */
 	return 0;
+}
+
+/* Log (index @kv, key @k) ahead of the changes, without a fence: a command that knows its keys
+ * logs them all, then its first change fences once for all of them. */
+int tx_prelog(struct kvd *d, struct paste_kv *kv, const uint8_t *k, size_t n)
+{
+	return tx_log(d, kv, k, n);
+}
+
+/* Before a change: the logged old values are durable. */
+static int tx_ready(struct kvd *d, struct paste_kv *kv, const uint8_t *k, size_t n)
+{
+	int err = tx_log(d, kv, k, n);
+
+	if (!err && d->tx.unfenced) {
+		tx_fence(d);
+		d->tx.unfenced = false;
+	}
+	return err;
 }
 
 int ix_put(struct kvd *d, struct paste_kv *kv, struct paste_ref *kr, struct paste_ref *vr)
 {
-	int err = tx_log(d, kv, paste_pool__ref_ptr(d->pool, kr), kr->len);
+	int err = tx_ready(d, kv, paste_pool__ref_ptr(d->pool, kr), kr->len);
 
 	return err ? err : paste_kv__put(kv, kr, vr);
 }
 
 int ix_del(struct kvd *d, struct paste_kv *kv, const void *k, size_t n)
 {
-	int err = tx_log(d, kv, k, n);
+	int err = tx_ready(d, kv, k, n);
 
 	return err ? err : paste_kv__del(kv, k, n);
 }
@@ -260,7 +279,8 @@ void tx_end(struct kvd *d)
 
 	if (!t->depth || --t->depth || !t->logged)
 		return;
-	tx_fence(d);                        /* every change of the transaction is durable ... */
+	t->unfenced = false; /* entries logged but never followed by a change: nothing to protect */
+	tx_fence(d);         /* every change of the transaction is durable ... */
 	paste_kv__del(d->undo, TX_MARK, 1); /* ... before the commit point reaches media */
 	t->logged = false;
 	t->txs++;
