@@ -28,10 +28,11 @@
 #endif
 #define KV_INDEX       "paste-kv"
 #define KV_TTL_INDEX   "paste-kv.ttl"
-#define KV_SUB_INDEX   "paste-kv.sub" /* pieces of big strings and hash fields (kv_obj.c) */
-#define KV_ARENA       (256u << 10)   /* per-request scratch; larger needs are malloc'ed */
-#define KV_SPILL       (32u << 10)    /* a partial request this large is kept and consumed */
-#define KV_DBS         16             /* SELECT 0..15 */
+#define KV_SUB_INDEX   "paste-kv.sub"  /* pieces of big strings and hash fields (kv_obj.c) */
+#define KV_UNDO_INDEX  "paste-kv.undo" /* multi-key writes' undo log (kv_tx.c) */
+#define KV_ARENA       (256u << 10)    /* per-request scratch; larger needs are malloc'ed */
+#define KV_SPILL       (32u << 10)     /* a partial request this large is kept and consumed */
+#define KV_DBS         16              /* SELECT 0..15 */
 #define KV_BYTES_KEY   80u /* index region bytes per key (buckets at 75 % load + 64 B entry) */
 #define KV_SCAN_POS    40  /* SCAN cursor: position bits ... */
 #define KV_SCAN_EPOCH  23  /* ... and deletion-count bits above them (cursor < 2^63) */
@@ -49,6 +50,7 @@ enum {
 	OPT_RESERVE,
 	OPT_COPY_THRESHOLD,
 	OPT_SUB_KEYS,
+	OPT_UNDO_KEYS,
 };
 
 struct kv_stats {
@@ -80,14 +82,28 @@ struct batch {
 	unsigned n;
 };
 
+/* Multi-key write in progress (kv_tx.c). */
+struct kv_tx {
+	unsigned depth; /* tx_begin() nesting */
+	bool logged;    /* the marker is in the undo log */
+	bool unfenced;  /* entries logged since the last fence: fence before the next change */
+	uint64_t id, seq, gen0;
+	uint64_t *seen; /* (hash, gc offset) pairs: (index, key) already logged */
+	size_t seen_cap;
+	uint8_t *gc; /* undo keys to delete after the round's fence: [len 4][key] */
+	size_t gc_len, gc_cap;
+	uint64_t txs, entries, undone; /* stats */
+};
+
 struct kvd {
 	struct paste_ctx *ctx;
 	struct paste_pool *pool;
-	struct paste_kv *kv, *ttl, *sub;
+	struct paste_kv *kv, *ttl, *sub, *undo;
 	struct daemon_opts d;
 	/* options */
-	uint64_t keys, ttl_keys, sub_keys, reserve, copy_threshold;
+	uint64_t keys, ttl_keys, sub_keys, undo_keys, reserve, copy_threshold;
 	uint32_t max_key, max_value, frame_size;
+	uint64_t pool_size; /* bytes of the pool's mapping (out_value: pool bytes or scratch) */
 	struct resp_limits lim;
 	/* state */
 	bool low;         /* fewer free frames than reserve: writes get -OOM */
@@ -111,6 +127,7 @@ struct kvd {
 	size_t nwatches, watches_cap; /* active expiry: where the last cycle stopped */
 	uint32_t conns_open;
 	struct kv_stats st;
+	struct kv_tx tx;
 	/* per-request scratch: arguments gathered from several segments, computed values */
 	uint8_t *arena;
 	size_t arena_cap, arena_used;
@@ -398,6 +415,15 @@ void obj_retire(struct kvd *d, const struct obj *o);
 void obj_reap(struct kvd *d);
 int obj_sweep(struct kvd *d);
 
+/* kv_tx.c */
+void tx_begin(struct kvd *d);
+void tx_end(struct kvd *d);
+void tx_gc(struct kvd *d);
+int tx_recover(struct kvd *d);
+int tx_prelog(struct kvd *d, struct paste_kv *kv, const uint8_t *k, size_t n);
+int ix_put(struct kvd *d, struct paste_kv *kv, struct paste_ref *kr, struct paste_ref *vr);
+int ix_del(struct kvd *d, struct paste_kv *kv, const void *k, size_t n);
+
 /* kv_set.c */
 int cmd_sadd(struct req *r);
 int cmd_srem(struct req *r);
@@ -447,6 +473,7 @@ int cmd_incrbyfloat(struct req *r);
 int cmd_setbit(struct req *r);
 int cmd_getbit(struct req *r);
 int cmd_bitcount(struct req *r);
+int cmd_bitpos(struct req *r);
 
 /* kv_table.c */
 size_t ncommands(void);

@@ -402,13 +402,14 @@ void info_stats(struct kvd *d, const struct paste_stats *s)
 	    "\r\nrx_copied_bytes:%" PRIu64 "\r\nrounds:%" PRIu64 "\r\nbig_values:%" PRIu64
 	    "\r\nbig_pieces_in_place:%" PRIu64 "\r\nbig_pieces_copied:%" PRIu64
 	    "\r\nlarge_requests_kept:%" PRIu64 "\r\nlarge_request_bytes_kept:%" PRIu64
-	    "\r\nexpired_keys_active:%" PRIu64 "\r\nzerocopy:%d\r\n\r\n",
+	    "\r\nexpired_keys_active:%" PRIu64 "\r\ntransactions_logged:%" PRIu64
+	    "\r\nundo_entries:%" PRIu64 "\r\nzerocopy:%d\r\n\r\n",
 	    k->conns, k->cmds, k->hits, k->misses, k->expired + k->expired_active, k->oom,
 	    k->proto_errors, k->skipped, k->val_inplace, k->val_inplace_bytes, k->val_copied,
 	    k->val_copied_bytes, k->val_computed, k->key_inplace, k->key_copied, k->pins,
 	    k->pin_copies, s->rx_payload_bytes, s->rx_copied_bytes, s->rounds, k->val_big,
 	    k->pieces_inplace, k->pieces_copied, k->spills, k->spill_bytes, k->expired_active,
-	    s->zerocopy);
+	    d->tx.txs, d->tx.entries, s->zerocopy);
 }
 
 void info_keyspace(struct kvd *d)

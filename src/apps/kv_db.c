@@ -53,7 +53,7 @@ bool del_key_ex(struct kvd *d, const uint8_t *k, size_t n, bool retire)
 {
 	struct obj o;
 	bool obj = retire && old_obj(d, k, n, &o);
-	bool gone = paste_kv__del(d->kv, k, n) == 0;
+	bool gone = ix_del(d, d->kv, k, n) == 0;
 
 	if (gone && obj)
 		obj_retire(d, &o);
@@ -62,7 +62,7 @@ bool del_key_ex(struct kvd *d, const uint8_t *k, size_t n, bool retire)
 	if (gone)
 		d->del_epoch++;
 	if (ttl_count(d))
-		paste_kv__del(d->ttl, k, n);
+		ix_del(d, d->ttl, k, n);
 	return gone;
 }
 
@@ -142,7 +142,7 @@ int ttl_set(struct kvd *d, const struct str *k, uint64_t ms)
 	if (!err)
 		err = paste_keep_copy(d->ctx, &ms, 8, &vr);
 	if (!err)
-		err = paste_kv__put(d->ttl, &kr, &vr);
+		err = ix_put(d, d->ttl, &kr, &vr);
 	if (err) {
 		release(d, &kr);
 		release(d, &vr);
@@ -166,7 +166,7 @@ int store(struct kvd *d, const struct str *k, const struct str *v, uint64_t ttl,
 	if (!err)
 		err = keep_str(d, k, &kr, S_KEY);
 	if (!err)
-		err = paste_kv__put(d->kv, &kr, &vr);
+		err = ix_put(d, d->kv, &kr, &vr);
 	if (err) {
 		release(d, &kr);
 		release(d, &vr);
@@ -176,7 +176,7 @@ int store(struct kvd *d, const struct str *k, const struct str *v, uint64_t ttl,
 		obj_retire(d, &o);
 	touch_key(d, k->p, k->n);
 	if (ttl == 0 && ttl_count(d))
-		paste_kv__del(d->ttl, k->p, k->n);
+		ix_del(d, d->ttl, k->p, k->n);
 	else if (ttl && ttl != UINT64_MAX && ttl_set(d, k, ttl))
 		return -ENOSPC; /* stored, but without its expiry: report it */
 	return 0;
@@ -249,7 +249,7 @@ uint64_t flush_index(struct kvd *d, struct paste_kv *kv)
 			uint32_t n;
 
 			memcpy(&n, bt.buf + o, 4);
-			pass += paste_kv__del(kv, bt.buf + o + 4, n) == 0;
+			pass += ix_del(d, kv, bt.buf + o + 4, n) == 0;
 			o += 4 + n;
 		}
 		total += pass;
@@ -427,6 +427,7 @@ int open_store(struct kvd *d)
 	d->pool = paste_pool(d->ctx);
 	paste_pool__info(d->pool, &pi);
 	d->frame_size = pi.frame_size;
+	d->pool_size = pi.size;
 	if (!d->max_value)
 		d->max_value = 512u << 20;
 	if (d->max_key > pi.frame_size - 9) {
@@ -456,6 +457,10 @@ int open_store(struct kvd *d)
 	paste_kv__info(d->ttl, &d->rec_ttl);
 	d->keys = d->rec_kv.capacity;
 	d->ttl_keys = d->rec_ttl.capacity;
+	if (!d->undo_keys) /* what the room left by the defaults above holds, at most 64 Ki */
+		d->undo_keys = d->keys / 8 < 256 ? 256 : d->keys / 8 > 65536 ? 65536 : d->keys / 8;
+	if (tx_recover(d)) /* before the sweeps: it may put back keys and pieces */
+		return -EIO;
 	sweep(d);
 	if (obj_sweep(d)) {
 		fprintf(stderr, "paste-kv: out of memory while checking the stored objects\n");
@@ -463,11 +468,11 @@ int open_store(struct kvd *d)
 	}
 	printf("paste-kv: recovered keys=%" PRIu64 " expires=%" PRIu64 " dropped=%" PRIu64
 	       " pieces=%" PRIu64 " orphan_pieces=%" PRIu64 " expired_at_start=%" PRIu64
-	       " orphan_expires=%" PRIu64 " pool_was_clean=%d pool_created=%d capacity=%" PRIu64
-	       " ttl_capacity=%" PRIu64 "\n",
+	       " orphan_expires=%" PRIu64 " tx_undone=%" PRIu64
+	       " pool_was_clean=%d pool_created=%d capacity=%" PRIu64 " ttl_capacity=%" PRIu64 "\n",
 	       d->rec_kv.keys, d->rec_ttl.keys, d->rec_kv.dropped + d->rec_ttl.dropped,
 	       sub_count(d), d->start_orphan_pieces, d->start_expired, d->start_orphans,
-	       pi.was_clean, pi.created, d->keys, d->ttl_keys);
+	       d->tx.undone, pi.was_clean, pi.created, d->keys, d->ttl_keys);
 	return 0;
 }
 

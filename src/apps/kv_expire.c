@@ -137,7 +137,7 @@ int cmd_persist(struct req *r)
 
 	if (arg_key(r, 1, &k) || lookup(r->d, &k, &v) || !ttl_get(r->d, &k))
 		return out_hdr(r->kc, ':', 0);
-	paste_kv__del(r->d->ttl, k.p, k.n);
+	ix_del(r->d, r->d->ttl, k.p, k.n);
 	touch_key(r->d, k.p, k.n);
 	return out_hdr(r->kc, ':', 1);
 }

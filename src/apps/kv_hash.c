@@ -170,11 +170,17 @@ static int hash_put(struct req *r, bool nx, int64_t *added)
 int cmd_hset(struct req *r)
 {
 	int64_t added;
+	int err;
 
 	if (r->cmd->argc % 2)
 		return out_err(r->kc, "ERR wrong number of arguments for '%s' command",
 		               arg_is(r, 0, "hmset") ? "hmset" : "hset");
-	if (hash_put(r, false, &added))
+	if (r->cmd->argc > 4)
+		tx_begin(r->d); /* several fields: crash-atomic through the undo log (kv_tx.c) */
+	err = hash_put(r, false, &added);
+	if (r->cmd->argc > 4)
+		tx_end(r->d);
+	if (err)
 		return 0;
 	return arg_is(r, 0, "hmset") ? out_str(r->kc, "+OK\r\n") : out_hdr(r->kc, ':', added);
 }

@@ -183,6 +183,7 @@ int cmd_exec(struct req *r)
 		return -ENOMEM;
 	seg = (struct resp_seg){.p = kc->mq, .len = kc->mq_len};
 	resp_buf_init(&b, &seg, 1);
+	tx_begin(r->d); /* crash-atomic as a whole through the undo log (kv_tx.c) */
 	for (unsigned i = 0; i < kc->mq_n && !err; i++) {
 		struct resp_cmd cmd;
 		struct req q = {
@@ -196,6 +197,7 @@ int cmd_exec(struct req *r)
 		execute(&q);
 		base += cmd.len;
 	}
+	tx_end(r->d);
 	resp_parser_free(&p);
 	multi_reset(kc);
 	return err;

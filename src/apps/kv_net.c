@@ -208,14 +208,23 @@ int out_err(struct kconn *kc, const char *fmt, ...)
 	return out(kc, "-", 1) || out_str(kc, msg) || out(kc, "\r\n", 2) ? -ENOMEM : 0;
 }
 
-/* A bulk reply of @n bytes of a stored value at @p (inside a kept frame). */
+/* @p..@p+n lies in the pool file's mapping (else it is scratch memory: the arena, reset after
+ * each request, so it cannot be queued by pointer). */
+static bool in_pool(const struct kvd *d, const uint8_t *p, size_t n)
+{
+	const uint8_t *base = d->pool ? paste_pool__base(d->pool) : NULL;
+
+	return base && p >= base && (uint64_t)(p - base) + n <= d->pool_size;
+}
+
+/* A bulk reply of @n bytes of a stored value at @p (inside a kept frame, or scratch: copied). */
 int out_value(struct kconn *kc, const uint8_t *p, size_t n)
 {
 	struct oitem it = {.kind = OI_POOL, .len = (uint32_t)n, .p = p};
 
 	if (out_hdr(kc, '$', (int64_t)n))
 		return -ENOMEM;
-	if (n <= KV_INLINE_REPLY) {
+	if (n <= KV_INLINE_REPLY || !in_pool(kc->d, p, n)) {
 		if (out(kc, p, n))
 			return -ENOMEM;
 	} else if (oi_push(kc, &it)) {
@@ -229,7 +238,7 @@ int out_piece(struct kconn *kc, const uint8_t *p, size_t n)
 {
 	struct oitem it = {.kind = OI_POOL, .len = (uint32_t)n, .p = p};
 
-	if (n <= KV_INLINE_REPLY)
+	if (n <= KV_INLINE_REPLY || !in_pool(kc->d, p, n))
 		return out(kc, p, n);
 	return oi_push(kc, &it);
 }

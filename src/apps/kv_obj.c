@@ -108,7 +108,7 @@ int sub_put(struct kvd *d, uint64_t gen, const void *sk, size_t skn, struct past
 	int err = kb ? paste_keep_copy(d->ctx, kb, n, &kr) : -ENOMEM;
 
 	if (!err)
-		err = paste_kv__put(d->sub, &kr, val);
+		err = ix_put(d, d->sub, &kr, val);
 	if (err) {
 		release(d, &kr);
 		release(d, val);
@@ -129,7 +129,7 @@ int sub_del(struct kvd *d, uint64_t gen, const void *sk, size_t skn)
 	size_t n = 0;
 	uint8_t *kb = sub_keybuf(d, gen, sk, skn, &n);
 
-	return kb ? paste_kv__del(d->sub, kb, n) : -ENOMEM;
+	return kb ? ix_del(d, d->sub, kb, n) : -ENOMEM;
 }
 
 static void chunk_key(uint8_t *b, uint64_t i)

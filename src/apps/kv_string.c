@@ -142,7 +142,7 @@ int cmd_set(struct req *r)
 	return out_str(r->kc, "+OK\r\n");
 }
 
-int cmd_mset(struct req *r)
+static int mset(struct req *r)
 {
 	struct paste_kv_info info;
 	unsigned argc = r->cmd->argc;
@@ -157,6 +157,19 @@ int cmd_mset(struct req *r)
 		return 0;
 	if (info.keys + argc / 2 > info.capacity) /* all or nothing where it can be told */
 		return reply_store_err(r, -ENOSPC);
+	for (unsigned i = 1; i < argc; i += 2) { /* the undo log: every key, one fence (kv_tx.c) */
+		struct str k;
+		int err;
+
+		arena_reset(r->d);
+		if (arg_key(r, i, &k))
+			return out_err(r->kc, "ERR request too large");
+		err = tx_prelog(r->d, r->d->kv, k.p, k.n);
+		if (!err && ttl_count(r->d))
+			err = tx_prelog(r->d, r->d->ttl, k.p, k.n);
+		if (err)
+			return reply_store_err(r, err);
+	}
 	for (unsigned i = 1; i < argc; i += 2) {
 		struct str k, v;
 		int err;
@@ -170,6 +183,17 @@ int cmd_mset(struct req *r)
 			return reply_store_err(r, err);
 	}
 	return out_str(r->kc, "+OK\r\n");
+}
+
+/* Several keys: crash-atomic through the undo log (kv_tx.c). */
+int cmd_mset(struct req *r)
+{
+	int err;
+
+	tx_begin(r->d);
+	err = mset(r);
+	tx_end(r->d);
+	return err;
 }
 
 int cmd_mget(struct req *r)

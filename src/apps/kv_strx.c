@@ -115,7 +115,7 @@ int cmd_getex(struct req *r)
 			r->d->st.oom++;
 		touch_key(r->d, k.p, k.n);
 	} else if (persist && ttl_get(r->d, &k)) {
-		paste_kv__del(r->d->ttl, k.p, k.n);
+		ix_del(r->d, r->d->ttl, k.p, k.n);
 		touch_key(r->d, k.p, k.n);
 	}
 	return 0;
@@ -152,7 +152,7 @@ int cmd_getset(struct req *r)
 	return f ? out_str(r->kc, "$-1\r\n") : out_obj(r->d, r->kc, &o);
 }
 
-int cmd_msetnx(struct req *r)
+static int msetnx(struct req *r)
 {
 	unsigned argc = r->cmd->argc;
 
@@ -184,6 +184,17 @@ int cmd_msetnx(struct req *r)
 			return reply_store_err(r, err);
 	}
 	return out_hdr(r->kc, ':', 1);
+}
+
+/* Several keys: crash-atomic through the undo log (kv_tx.c). */
+int cmd_msetnx(struct req *r)
+{
+	int err;
+
+	tx_begin(r->d);
+	err = msetnx(r);
+	tx_end(r->d);
+	return err;
 }
 
 int cmd_getrange(struct req *r)
@@ -367,6 +378,43 @@ int cmd_getbit(struct req *r)
 	return out_hdr(r->kc, ':', b >> (7 - (off & 7)) & 1);
 }
 
+/* Redis' range rule of BITCOUNT/BITPOS: negative counts from the end, clamped to [0, len-1].
+ * @return false when the range is empty. */
+static bool clamp_range(int64_t *start, int64_t *end, int64_t len)
+{
+	if (*start < 0)
+		*start += len;
+	if (*end < 0)
+		*end += len;
+	if (*start < 0)
+		*start = 0;
+	if (*end < 0)
+		*end = 0;
+	if (*end >= len)
+		*end = len - 1;
+	return *start <= *end;
+}
+
+/* [start, end [BYTE|BIT]] from argument @i on; @return 0, or -1 with the error replied. */
+static int bit_range(struct req *r, unsigned i, int64_t *start, int64_t *end, bool *bits)
+{
+	unsigned argc = r->cmd->argc;
+
+	if ((argc > i && !arg_ll(r, i, start)) || (argc > i + 1 && !arg_ll(r, i + 1, end))) {
+		out_int_err(r);
+		return -1;
+	}
+	if (argc > i + 2) {
+		if (arg_is(r, i + 2, "BIT"))
+			*bits = true;
+		else if (!arg_is(r, i + 2, "BYTE")) {
+			out_err(r->kc, "ERR syntax error");
+			return -1;
+		}
+	}
+	return 0;
+}
+
 int cmd_bitcount(struct req *r)
 {
 	int64_t start = 0, end = -1, len, cnt = 0;
@@ -378,32 +426,61 @@ int cmd_bitcount(struct req *r)
 
 	if (r->cmd->argc == 3 || r->cmd->argc > 5)
 		return out_err(r->kc, "ERR syntax error");
-	if (r->cmd->argc >= 4 && (!arg_ll(r, 2, &start) || !arg_ll(r, 3, &end)))
-		return out_int_err(r);
-	if (r->cmd->argc == 5) {
-		if (arg_is(r, 4, "BIT"))
-			bits = true;
-		else if (!arg_is(r, 4, "BYTE"))
-			return out_err(r->kc, "ERR syntax error");
-	}
+	if (bit_range(r, 2, &start, &end, &bits))
+		return 0;
 	f = get_str(r, 1, &k, &o);
 	if (f)
 		return f > 0 ? out_hdr(r->kc, ':', 0) : 0;
 	p = obj_bytes(r->d, &o);
 	if (!p)
 		return out_err(r->kc, "ERR out of memory");
+	if (start < 0 && end < 0 && start > end)
+		return out_hdr(r->kc, ':', 0); /* Redis 7.0: an inverted range from the end */
 	len = (int64_t)o.len * (bits ? 8 : 1);
-	if (start < 0)
-		start += len;
-	if (end < 0)
-		end += len;
-	if (start < 0)
-		start = 0;
-	if (end < 0)
-		end = 0;
-	if (end >= len)
-		end = len - 1;
+	clamp_range(&start, &end, len);
 	for (int64_t i = start; i <= end && len; i++)
 		cnt += bits ? p[i >> 3] >> (7 - (i & 7)) & 1 : __builtin_popcount(p[i]);
 	return out_hdr(r->kc, ':', cnt);
+}
+
+/* BITPOS key bit [start [end [BYTE|BIT]]]: Redis 7.0's replies, including the position just past
+ * the string for a clear bit searched without an end. */
+int cmd_bitpos(struct req *r)
+{
+	int64_t bit, start = 0, end = -1, len, b0, b1;
+	bool bits = false;
+	const uint8_t *p;
+	struct str k;
+	struct obj o;
+	int f;
+
+	if (r->cmd->argc > 6)
+		return out_err(r->kc, "ERR syntax error");
+	if (!arg_ll(r, 2, &bit))
+		return out_int_err(r);
+	if (bit != 0 && bit != 1)
+		return out_err(r->kc, "ERR The bit argument must be 1 or 0.");
+	if (bit_range(r, 3, &start, &end, &bits))
+		return 0;
+	f = get_str(r, 1, &k, &o);
+	if (f)
+		return f > 0 ? out_hdr(r->kc, ':', bit ? -1 : 0) : 0;
+	p = obj_bytes(r->d, &o);
+	if (!p)
+		return out_err(r->kc, "ERR out of memory");
+	len = (int64_t)o.len * (bits ? 8 : 1);
+	if (!clamp_range(&start, &end, len))
+		return out_hdr(r->kc, ':', -1);
+	b0 = bits ? start : start * 8;
+	b1 = bits ? end : end * 8 + 7;
+	for (int64_t i = b0; i <= b1; i++) {
+		if (!bits && !(i & 7) && i + 7 <= b1 && p[i >> 3] == (bit ? 0 : 0xff)) {
+			i += 7; /* a whole byte without the bit */
+			continue;
+		}
+		if ((p[i >> 3] >> (7 - (i & 7)) & 1) == bit)
+			return out_hdr(r->kc, ':', i);
+	}
+	/* No clear bit and no end given: the string is seen as padded with zeros on the right. */
+	return out_hdr(r->kc, ':', !bit && r->cmd->argc < 5 ? b1 + 1 : -1);
 }

@@ -57,6 +57,8 @@ static const struct command commands[] = {
       "2.0.0"),
     C("bitcount", -2, cmd_bitcount, R, 1, 1, 1, "bitmap", "Counts the set bits in a string.",
       "2.6.0"),
+    C("bitpos", -3, cmd_bitpos, R, 1, 1, 1, "bitmap",
+      "Finds the first set (1) or clear (0) bit in a string.", "2.8.7"),
     C("client", -2, cmd_client, 0, 0, 0, 0, "connection",
       "Connection commands (ID, SETNAME, GETNAME, LIST, INFO).", "2.4.0"),
     C("command", -1, cmd_command, 0, 0, 0, 0, "server",

@@ -58,6 +58,10 @@ static void usage(FILE *out)
 	    "  --sub-keys N         capacity of the piece index: one entry per piece of a\n"
 	    "                       value larger than a frame, one per hash field\n"
 	    "                       (default: keys)\n"
+	    "  --undo-keys N        capacity of the undo log that makes EXEC, MSET, MSETNX\n"
+	    "                       and HSET of several fields crash-atomic: one entry per\n"
+	    "                       key or field a transaction changes (default keys/8,\n"
+	    "                       at most 65536; less if an older pool lacks the room)\n"
 	    "  --max-value SIZE     longest value (default 512M, Redis' limit)\n"
 	    "  --max-key SIZE       longest key (default 512, at most frame size - 1)\n"
 	    "  --max-request SIZE   largest request (all its arguments); larger ones are\n"
@@ -90,11 +94,13 @@ static int extra_opt(int opt, const char *arg, void *app)
 	case OPT_KEYS:
 	case OPT_TTL_KEYS:
 	case OPT_SUB_KEYS:
+	case OPT_UNDO_KEYS:
 		if (daemon_parse_uint(arg, 1, 1ull << 27, &v))
 			break;
 		*(opt == OPT_KEYS       ? &d->keys
 		  : opt == OPT_TTL_KEYS ? &d->ttl_keys
-		                        : &d->sub_keys) = v;
+		  : opt == OPT_SUB_KEYS ? &d->sub_keys
+		                        : &d->undo_keys) = v;
 		return 0;
 	case OPT_MAX_KEY:
 		if (daemon_parse_size(arg, &v) || v < 1 || v > 4095)
@@ -179,6 +185,7 @@ static int run(struct kvd *d)
 		}
 		refresh_low(d);
 		obj_reap(d);     /* after the round's fence: pieces of replaced objects */
+		tx_gc(d);        /* and the undo entries of committed transactions */
 		expire_cycle(d); /* active expiry, every 100 ms */
 		if (daemon_got_usr1) {
 			daemon_got_usr1 = 0;
@@ -241,6 +248,7 @@ int main(int argc, char **argv)
 	    {"keys", required_argument, NULL, OPT_KEYS},
 	    {"ttl-keys", required_argument, NULL, OPT_TTL_KEYS},
 	    {"sub-keys", required_argument, NULL, OPT_SUB_KEYS},
+	    {"undo-keys", required_argument, NULL, OPT_UNDO_KEYS},
 	    {"max-key", required_argument, NULL, OPT_MAX_KEY},
 	    {"max-value", required_argument, NULL, OPT_MAX_VALUE},
 	    {"max-request", required_argument, NULL, OPT_MAX_REQUEST},
@@ -271,6 +279,8 @@ int main(int argc, char **argv)
 	free(d.hc);
 	free(d.dead);
 	free(d.watches);
+	free(d.tx.seen);
+	free(d.tx.gc);
 	free(d.big);
 	if (!r)
 		printf("paste-kv: clean shutdown\n");

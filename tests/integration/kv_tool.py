@@ -298,19 +298,21 @@ def load_conn(host, port, tag, ci, log, lock, counts, depth=16, keys=200):
         c.close()
 
 
-def load(host, port, logpath, tag, conns=8):
+def load(host, port, logpath, tag, conns=8, conn_fn=None, what="writes"):
+    """@conns threads of @conn_fn (default load_conn) until they end or SIGTERM."""
     signal.signal(signal.SIGTERM, lambda *a: STOP.set())
     lock = threading.Lock()
     counts = [0]
     with open(logpath, "wb", buffering=0) as log:
-        ts = [threading.Thread(target=load_conn, args=(host, port, tag, i, log, lock, counts))
+        ts = [threading.Thread(target=conn_fn or load_conn,
+                               args=(host, port, tag, i, log, lock, counts))
               for i in range(conns)]
         for t in ts:
             t.start()
         for t in ts:
             while t.is_alive():
                 t.join(0.2)
-    print("kv_tool: load: %d writes acknowledged" % counts[0])
+    print("kv_tool: load: %d %s acknowledged" % (counts[0], what))
 
 
 def check(host, port, logpath):

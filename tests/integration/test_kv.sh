@@ -13,40 +13,14 @@
 #  - SIGTERM exits 0; a restart on the same pool recovers every key, byte-identical.
 # Needs redis-tools (redis-cli, redis-benchmark) and python3.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/kv_lib.sh" # start_kv
 
-PASTE_KV=$PASTE_BUILD/paste-kv
 KV_TOOL=$PASTE_SRC/tests/integration/kv_tool.py
 PORT=6379
 NKEYS=${KV_TEST_KEYS:-100000}
-[ -x "$PASTE_KV" ] || fail "$PASTE_KV not built"
 for t in redis-cli redis-benchmark python3; do
 	command -v "$t" >/dev/null || fail "$t not found: install redis-tools and python3 (scripts/deps)"
 done
-
-# start_kv ARGS...: paste-kv in the server namespace, waiting for "paste-kv: ready". It is driven
-# through lib.sh's paste-echo helpers (ECHO_PID/ECHO_LOG): fail, echo_stats and stop_echo apply.
-start_kv() {
-	local i rc=0
-	ECHO_N=$((ECHO_N + 1))
-	ECHO_LOG=$LOGDIR/kv.$ECHO_N.log
-	log "start: paste-kv $*"
-	ip netns exec "$NS_SRV" "$PASTE_KV" "$@" >"$ECHO_LOG" 2>&1 &
-	ECHO_PID=$!
-	track_pid "$ECHO_PID"
-	for ((i = 0; i < READY_TIMEOUT * 10; i++)); do
-		if grep -q '^paste-kv: ready' "$ECHO_LOG"; then
-			log "$(grep -m1 '^paste-kv: recovered' "$ECHO_LOG")"
-			return 0
-		fi
-		if ! kill -0 "$ECHO_PID" 2>/dev/null; then
-			wait "$ECHO_PID" || rc=$?
-			untrack_pid "$ECHO_PID"
-			fail "paste-kv exited with status $rc before it was ready"
-		fi
-		sleep 0.1
-	done
-	fail "paste-kv not ready after ${READY_TIMEOUT}s"
-}
 
 cli() { in_cli redis-cli -h "$HOST" -p "$PORT" "$@"; }
 

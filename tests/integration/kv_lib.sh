@@ -1,0 +1,76 @@
+# SPDX-License-Identifier: BSD-2-Clause
+# kv_lib.sh - what paste-kv's integration tests share (sourced after lib.sh): starting paste-kv in
+# the server namespace, and kill -9 rounds driven by a load/check tool.
+
+PASTE_KV=$PASTE_BUILD/paste-kv
+[ -x "$PASTE_KV" ] || fail "$PASTE_KV not built"
+
+# start_kv ARGS...: paste-kv in the server namespace, waiting for "paste-kv: ready". It is driven
+# through lib.sh's paste-echo helpers (ECHO_PID/ECHO_LOG): fail, echo_stats and stop_echo apply.
+start_kv() {
+	local i rc=0
+	ECHO_N=$((ECHO_N + 1))
+	ECHO_LOG=$LOGDIR/kv.$ECHO_N.log
+	log "start: paste-kv $*"
+	ip netns exec "$NS_SRV" "$PASTE_KV" "$@" >"$ECHO_LOG" 2>&1 &
+	ECHO_PID=$!
+	track_pid "$ECHO_PID"
+	for ((i = 0; i < READY_TIMEOUT * 10; i++)); do
+		if grep -q '^paste-kv: ready' "$ECHO_LOG"; then
+			log "$(grep -m1 '^paste-kv: recovered' "$ECHO_LOG")"
+			return 0
+		fi
+		if ! kill -0 "$ECHO_PID" 2>/dev/null; then
+			wait "$ECHO_PID" || rc=$?
+			untrack_pid "$ECHO_PID"
+			fail "paste-kv exited with status $rc before it was ready"
+		fi
+		sleep 0.1
+	done
+	fail "paste-kv not ready after ${READY_TIMEOUT}s"
+}
+
+# crash_rounds TRANSPORT TOOL ROUNDS KILL_MIN_MS KILL_SPAN_MS: ROUNDS times, "TOOL load HOST PORT
+# LOG TAG" in the client namespace, SIGKILL of paste-kv KILL_MIN_MS + random(KILL_SPAN_MS) after
+# the first acknowledgement (a LOG line not ending in " 0"), restart on the same pool, then
+# "TOOL check HOST PORT LOG..." over every round's LOG. Sums the restarts' tx_undone in UNDONE.
+UNDONE=0
+crash_rounds() {
+	local tr=$1 tool=$2 rounds=$3 kmin=$4 kspan=$5 args host r ms lpid logs=() n i port=6379
+	if [ "$tr" = paste ]; then
+		host=$STACK_IP
+		args=(--ifname "$VETH_SRV" --ip "$STACK_IP")
+	else
+		host=$SRV_IP
+		args=(--transport "$tr" --ip "$SRV_IP")
+	fi
+	rm -f "$POOL"
+	start_kv "${args[@]}" --port "$port" --pool "$POOL" --pool-size 512M
+	for ((r = 1; r <= rounds; r++)); do
+		logs+=("$LOGDIR/acked.$tr.$r")
+		in_cli python3 "$tool" load "$host" "$port" "${logs[-1]}" "$tr$r" \
+			>"$LOGDIR/load.$tr.$r.txt" 2>&1 &
+		lpid=$!
+		track_pid "$lpid"
+		for ((i = 0; i < 300; i++)); do # the kill comes once writes are being acknowledged
+			grep -qv " 0$" "${logs[-1]}" 2>/dev/null && break
+			sleep 0.1
+		done
+		ms=$((kmin + RANDOM % kspan))
+		sleep "$((ms / 1000)).$(printf '%03d' $((ms % 1000)))"
+		kill -KILL "$ECHO_PID"
+		wait "$ECHO_PID" 2>/dev/null || true
+		untrack_pid "$ECHO_PID"
+		wait "$lpid" || true # the connections fail (reset, or time out on the paste path)
+		untrack_pid "$lpid"
+		n=$(grep -vc " 0$" "${logs[-1]}" || true)
+		log "$tr round $r: SIGKILL after ${ms} ms, $n writes acknowledged"
+		start_kv "${args[@]}" --port "$port" --pool "$POOL"
+		grep -q 'pool_was_clean=0' "$ECHO_LOG" || fail "the pool claims a clean shutdown after SIGKILL"
+		UNDONE=$((UNDONE + $(grep -m1 '^paste-kv: recovered' "$ECHO_LOG" | sed -n 's/.* tx_undone=\([0-9]*\).*/\1/p')+0))
+		in_cli python3 "$tool" check "$host" "$port" "${logs[@]}" >"$LOGDIR/check.$tr.$r.txt" 2>&1 ||
+			{ cat "$LOGDIR/check.$tr.$r.txt" >&2; fail "$tr round $r: an acknowledged write was lost or torn"; }
+		log "$tr round $r: $(tail -n 1 "$LOGDIR/check.$tr.$r.txt")"
+	done
+	stop_echo || fail "paste-kv exited with status $ECHO_RC after SIGTERM (expected 0)"
+}
