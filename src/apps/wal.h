@@ -9,6 +9,7 @@
  *   wal_store.c   the store interface over the pool log (--sync pmem) and the log file
  *   wal_file.c    the fdatasync log file (--sync fdatasync)
  *   wal_tier.c    the capacity tier: oldest pool records destaged to segment files
+ *   wal_multi.c   --queues N: one sequence space over the workers' logs, reads of the others'
  *
  * One thread owns all of it (the library's rule), except the tier's destage thread, which only
  * writes and syncs segment files from a job the event loop hands it (wal_tier.c says how).
@@ -40,6 +41,7 @@
 #define WAL_SCRATCH       (64u << 10) /* file reads for GET in fdatasync mode */
 #define WAL_TICK_MS       250
 #define WAL_FULL_CHECK_NS 1000000ull /* refresh the pool-full flag at most every 1 ms */
+#define WAL_MAX_QUEUES    64         /* --queues: DAEMON_MAX_WORKERS */
 
 enum wal_sync { SYNC_PMEM, SYNC_FDATASYNC };
 
@@ -158,6 +160,7 @@ struct wal_retain {
 /* ---- server state ------------------------------------------------------------------------ */
 
 struct wconn;
+struct wal_multi;
 
 struct wal {
 	struct paste_ctx *ctx;
@@ -166,6 +169,7 @@ struct wal {
 	struct wal_file file;  /* SYNC_FDATASYNC */
 	struct wal_tier tier;  /* SYNC_PMEM with --tier-dir */
 	struct wal_retain retain;
+	struct wal_multi *multi; /* --queues N (wal_multi.c), else NULL */
 	enum wal_sync sync;
 	enum paste_transport transport;
 	const char *prefix;
@@ -223,6 +227,7 @@ struct wconn {
 	struct paste_ref *refs;
 	uint64_t last_ns, head_ns;
 	struct job job;
+	uint64_t range_lim[WAL_MAX_QUEUES]; /* --queues: each worker's next when the range began */
 	size_t out_len;
 	uint8_t out[WAL_OUT_CAP];
 	struct http_req req;
@@ -302,6 +307,22 @@ int round_hook(struct paste_ctx *ctx, void *arg);
 void check_timeouts(struct wal *w);
 void resume_stalled(struct wal *w);
 enum stop serve(struct wal *w, struct wconn *wc);
+
+/* wal_multi.c */
+int wal_multi_open(struct wal *w, unsigned queues, unsigned worker, const char *path);
+void wal_multi_close(struct wal *w);
+void wal_multi_publish(struct wal *w);
+void wal_multi_info(struct wal *w, struct store_info *si);
+uint64_t wal_gseq(const struct wal *w, unsigned k, uint64_t l);
+uint64_t wal_multi_next(struct wal *w, uint64_t from, const uint64_t *lim);
+void wal_multi_snap(struct wal *w, uint64_t *lim);
+uint64_t wal_multi_stable(struct wal *w);
+bool wal_multi_mine(const struct wal *w, uint64_t g);
+uint64_t wal_multi_own(const struct wal *w, uint64_t l);
+uint64_t wal_multi_local(const struct wal *w, uint64_t g);
+int wal_multi_len(struct wal *w, uint64_t g, uint64_t *len);
+ssize_t wal_multi_chunk(struct wal *w, uint64_t g, uint64_t off, const uint8_t **p, size_t max);
+size_t wal_multi_stats(struct wal *w, char *buf, size_t size);
 
 /* paste-wal.c */
 void stats_json(struct wal *w, char *buf, size_t size);
