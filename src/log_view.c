@@ -49,26 +49,24 @@ static int view_sb(int fd, uint64_t off, struct pool_sb *sb)
 	return -ENOENT;
 }
 
-PASTE_EXPORT int paste_pool_view__open(struct paste_pool_view **view, const char *path,
+PASTE_EXPORT int paste_pool_view__open(struct paste_pool_view **view, const struct paste_pool *pool,
                                        uint32_t slice)
 {
+	const char *path = pool->path;
 	struct paste_pool_view *v;
-	struct pool_sb sb0;
 	uint64_t off;
 	int fd, err;
 
 	*view = NULL;
+	if (!pool->stride)
+		return paste_fail(-EINVAL, "pool view: pool %s is not sliced", path);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return paste_fail(-errno, "pool view: cannot open %s: %s", path, strerror(errno));
 	v = calloc(1, sizeof(*v));
-	err = v ? view_sb(fd, 0, &sb0) : -ENOMEM;
-	if (!err && !sb0.slice_stride)
-		err = -EINVAL;
-	off = err ? 0 : (uint64_t)slice * sb0.slice_stride;
-	if (!err)
-		err = view_sb(fd, off, &v->sb);
-	if (!err && (v->sb.slice != slice || v->sb.slice_stride != sb0.slice_stride))
+	off = (uint64_t)slice * pool->stride;
+	err = v ? view_sb(fd, off, &v->sb) : -ENOMEM;
+	if (!err && (v->sb.slice != slice || v->sb.slice_stride != pool->stride))
 		err = -EINVAL;
 	if (!err) {
 		v->len = v->sb.pool_size;
@@ -79,10 +77,14 @@ PASTE_EXPORT int paste_pool_view__open(struct paste_pool_view **view, const char
 	close(fd);
 	if (err) {
 		free(v);
+		if (err == -ENOENT) /* expected while that worker starts: no ERROR line */
+			return paste_fail_quiet(err,
+			                        "pool view: slice %u of %s does not exist yet "
+			                        "(its worker has not started)",
+			                        slice, path);
 		return paste_fail(err, "pool view: slice %u of %s %s", slice, path,
-		                  err == -ENOENT ? "does not exist yet (its worker has not started)"
-		                  : err == -EINVAL ? "is not a slice of a sliced pool"
-		                                   : "cannot be mapped");
+		                  err == -EINVAL ? "is not a slice of a sliced pool"
+		                                 : "cannot be mapped");
 	}
 	*view = v;
 	return 0;

@@ -119,8 +119,10 @@ void paste_log__info(const struct paste_log *log, struct paste_log_info *info);
  */
 struct paste_pool_view;
 struct paste_log_view;
-/** Map slice @slice of @path read-only. -ENOENT: the slice does not exist (yet). */
-int paste_pool_view__open(struct paste_pool_view **view, const char *path, uint32_t slice);
+/** Map slice @slice of the file @pool (an open slice of it) is in, read-only. -ENOENT: the slice
+ *  does not exist (yet); -EINVAL: @pool is not a slice. */
+int paste_pool_view__open(struct paste_pool_view **view, const struct paste_pool *pool,
+                          uint32_t slice);
 void paste_pool_view__close(struct paste_pool_view **view);
 /** The region @name of the viewed slice (read-only), with its size, or NULL. */
 const void *paste_pool_view__region(const struct paste_pool_view *view, const char *name,

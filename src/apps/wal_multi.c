@@ -175,7 +175,7 @@ static const struct wal_pub *peer_pub(struct wal *w, unsigned k)
 	if (p->tried == now) /* not there a moment ago: try again in the next second */
 		return NULL;
 	p->tried = now;
-	if (!p->pv && paste_pool_view__open(&p->pv, m->path, k))
+	if (!p->pv && paste_pool_view__open(&p->pv, w->pool, k))
 		return NULL;
 	p->pub = paste_pool_view__region(p->pv, WAL_PUB_NAME, NULL);
 	if (!p->pub || ld(&p->pub->magic) != WAL_PUB_MAGIC || p->pub->queues != m->n ||
