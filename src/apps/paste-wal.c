@@ -225,7 +225,8 @@ static void usage(FILE *out)
 	    "                           each, a line \"SEQ LEN\\n\", LEN bytes, \"\\n\"; headers\n"
 	    "                           X-First-Seq, X-Next-Seq, X-Records\n"
 	    "  DELETE PREFIX?upto=S     drop every record <= S (durable before the reply;\n"
-	    "                           501 with --queues)\n"
+	    "                           with --queues: of every worker, 503 if one does not\n"
+	    "                           within 10 s)\n"
 	    "  GET /stats               counters as JSON (records, bytes, frames, fences,\n"
 	    "                           batches, avg_batch, ...)\n"
 	    "\n"
@@ -281,8 +282,9 @@ static void usage(FILE *out)
 	    "only). Record N's worker is (N-1) mod Q (Q = --queues), so the seqs one worker\n"
 	    "hands out step by Q; any worker serves GET/HEAD of any record and ranges (in seq\n"
 	    "order; X-Stable-Seq: below it no record can still appear). /stats adds a\n"
-	    "\"workers\" array and totals. Not with --queues: DELETE (501), --tier-dir,\n"
-	    "--retain-*, --sync fdatasync. A pool keeps the Q it was written with.\n"
+	    "\"workers\" array and totals. DELETE is applied by every worker to its own log\n"
+	    "(the reply waits for all). Not with --queues: --tier-dir, --retain-*, --sync\n"
+	    "fdatasync. A pool keeps the Q it was written with.\n"
 	    "\n"
 	    "Startup prints 'paste-wal: ready ... recovered=N first=F next=X ...' on stdout once\n"
 	    "serving: N records were found valid in the pool log (or the file) after the last\n"
@@ -565,6 +567,8 @@ static int serve_loop(struct wal *w)
 			last_tick = now_ns();
 			check_timeouts(w);
 			retain_apply(w);
+			if (wal_multi_apply(w)) /* --queues: DELETEs of the other workers */
+				return 1;
 			resume_stalled(w);
 		}
 	}
@@ -615,6 +619,9 @@ static int start(struct wal *w, struct daemon_opts *d)
 		fprintf(stderr, "paste-wal: %s\n", paste_last_error());
 		return err;
 	}
+	err = wal_multi_apply(w); /* --queues: DELETEs made while this worker was down */
+	if (err)
+		return err;
 	wal_multi_publish(w); /* what recovery found: the other workers may read it */
 	return paste_set_round_hook(w->ctx, round_hook, w);
 }

@@ -42,6 +42,7 @@
 #define WAL_TICK_MS       250
 #define WAL_FULL_CHECK_NS 1000000ull /* refresh the pool-full flag at most every 1 ms */
 #define WAL_MAX_QUEUES    64         /* --queues: DAEMON_MAX_WORKERS */
+#define WAL_TRUNC_WAIT_S  10         /* --queues: a DELETE waits this long for every worker */
 
 enum wal_sync { SYNC_PMEM, SYNC_FDATASYNC };
 
@@ -204,6 +205,8 @@ enum stop { S_MORE, S_NEED_DATA, S_BLOCKED, S_GONE };
 /* A record reply in progress: resumed by (seq, off), never by pointer (truncation may free it). */
 struct job {
 	bool active, range;
+	bool trunc;   /* --queues: a DELETE waiting for every worker to truncate up to @end, until
+	                 @off (CLOCK_MONOTONIC ns) */
 	uint8_t part; /* 0: range line "seq len\n", 1: payload, 2: after the payload */
 	uint64_t seq, end;
 	uint64_t off, len;
@@ -312,6 +315,9 @@ enum stop serve(struct wal *w, struct wconn *wc);
 int wal_multi_open(struct wal *w, unsigned queues, unsigned worker, const char *path);
 void wal_multi_close(struct wal *w);
 void wal_multi_publish(struct wal *w);
+int wal_multi_apply(struct wal *w);
+int wal_multi_truncate(struct wal *w, uint64_t g);
+bool wal_multi_truncated(struct wal *w, uint64_t g, unsigned *late);
 void wal_multi_info(struct wal *w, struct store_info *si);
 uint64_t wal_gseq(const struct wal *w, unsigned k, uint64_t l);
 uint64_t wal_multi_next(struct wal *w, uint64_t from, const uint64_t *lim);

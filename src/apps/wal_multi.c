@@ -15,6 +15,14 @@
  * every record below it is durable) and first (stored before the owner truncates). Records of a
  * dead worker stay readable from the others (they are in the file).
  *
+ * DELETE ?upto=G: every worker's log must drop its records <= G, and only a log's owner may
+ * truncate it. The worker that got the request stores G in its own page (trunc_req, persisted) and
+ * truncates its own log; every worker looks at the others' trunc_req on every tick (and when it
+ * starts) and truncates its own log up to the highest, then stores it in its trunc_done. The
+ * DELETE's reply waits until every worker's trunc_done >= G (each truncation is durable before
+ * that store), or answers 503 after WAL_TRUNC_WAIT_S (a worker that is down applies it when it
+ * starts again).
+ *
  * docs/multicore.md ("paste-wal on N queues") gives the order's cost and the limits.
  */
 #define _GNU_SOURCE
@@ -38,6 +46,8 @@ struct wal_pub {
 	uint64_t first, next; /* local seqs: records [first, next) are committed */
 	uint64_t pid, starts;
 	uint64_t records, bytes, appended, appended_bytes, requests, peer_reads, r4xx, r5xx;
+	uint64_t trunc_req;  /* DELETE ?upto= asked of every worker (global seq; only grows) */
+	uint64_t trunc_done; /* the highest trunc_req of any worker applied to this log */
 };
 
 struct wal_peer {
@@ -57,6 +67,8 @@ struct wal_multi {
 	uint32_t buf_len;
 	uint64_t peer_reads, peer_lost;
 };
+
+static const struct wal_pub *peer_pub(struct wal *w, unsigned k);
 
 static uint64_t ld(const uint64_t *p)
 {
@@ -139,6 +151,85 @@ void wal_multi_close(struct wal *w)
 	w->multi = NULL;
 }
 
+/* Worker k's last local record <= global @g (0: none). */
+static uint64_t local_upto(const struct wal_multi *m, unsigned k, uint64_t g)
+{
+	return g >= k + 1 ? (g - k - 1) / m->n + 1 : 0;
+}
+
+/*
+ * Every tick, at startup and after a DELETE here: apply the highest truncation any worker asked
+ * for to our own log (first published before the truncation, which is durable when it returns),
+ * then say so in trunc_done. @return 0 or the truncation's error.
+ */
+int wal_multi_apply(struct wal *w)
+{
+	struct wal_multi *m = w->multi;
+	uint64_t g = 0, upto;
+	int err;
+
+	if (!m)
+		return 0;
+	for (unsigned k = 0; k < m->n; k++) {
+		const struct wal_pub *pub = k == m->me ? m->pub : peer_pub(w, k);
+
+		if (pub && ld((uint64_t *)&pub->trunc_req) > g)
+			g = ld((uint64_t *)&pub->trunc_req);
+	}
+	if (g <= m->pub->trunc_done)
+		return 0;
+	upto = local_upto(m, m->me, g);
+	if (upto) {
+		struct paste_log_info li;
+
+		paste_log__info(w->log, &li);
+		if (upto >= li.first_seq) {
+			st(&m->pub->first, upto + 1 < li.next_seq ? upto + 1 : li.next_seq);
+			err = paste_log__truncate(w->log, upto);
+			if (err) {
+				fprintf(stderr,
+				        "paste-wal: worker %u: truncating up to record %" PRIu64
+				        " failed: %s\n",
+				        m->me, g, paste_last_error());
+				return err;
+			}
+			w->n.truncations++;
+		}
+	}
+	wal_multi_publish(w); /* records, bytes, first as they are now */
+	st(&m->pub->trunc_done, g);
+	paste_pool__persist(w->pool, &m->pub->trunc_done, sizeof(m->pub->trunc_done));
+	return 0;
+}
+
+/* DELETE ?upto=@g arrived here: ask every worker (durably), and do our own part at once. */
+int wal_multi_truncate(struct wal *w, uint64_t g)
+{
+	struct wal_multi *m = w->multi;
+
+	if (g > m->pub->trunc_req) {
+		st(&m->pub->trunc_req, g);
+		paste_pool__persist(w->pool, &m->pub->trunc_req, sizeof(m->pub->trunc_req));
+	}
+	return wal_multi_apply(w);
+}
+
+/* Has every worker applied a truncation up to @g? Else *@late is one that has not. */
+bool wal_multi_truncated(struct wal *w, uint64_t g, unsigned *late)
+{
+	struct wal_multi *m = w->multi;
+
+	for (unsigned k = 0; k < m->n; k++) {
+		const struct wal_pub *pub = peer_pub(w, k);
+
+		if (!pub || ld((uint64_t *)&pub->trunc_done) < g) {
+			*late = k;
+			return false;
+		}
+	}
+	return true;
+}
+
 /* After the round's fence (round hook) and at startup: every record below next is durable. */
 void wal_multi_publish(struct wal *w)
 {
@@ -156,7 +247,7 @@ void wal_multi_publish(struct wal *w)
 	m->pub->r4xx = w->n.r4xx;
 	m->pub->r5xx = w->n.r5xx;
 	m->pub->peer_reads = m->peer_reads;
-	st(&m->pub->first, li.first_seq); /* no truncation with --queues (yet) */
+	st(&m->pub->first, li.first_seq);
 	st(&m->pub->next, li.next_seq);
 }
 
@@ -366,10 +457,10 @@ size_t wal_multi_stats(struct wal *w, char *buf, size_t size)
 		    "%s{\"worker\":%u,\"pid\":%" PRIu64 ",\"starts\":%" PRIu64
 		    ",\"records\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"appended\":%" PRIu64
 		    ",\"requests\":%" PRIu64 ",\"peer_reads\":%" PRIu64 ",\"first_seq\":%" PRIu64
-		    ",\"next_seq\":%" PRIu64 "}",
+		    ",\"next_seq\":%" PRIu64 ",\"truncated_upto\":%" PRIu64 "}",
 		    k ? "," : "", k, pub->pid, pub->starts, pub->records, pub->bytes, pub->appended,
 		    pub->requests, pub->peer_reads, wal_gseq(w, k, ld((uint64_t *)&pub->first)),
-		    wal_gseq(w, k, ld((uint64_t *)&pub->next)));
+		    wal_gseq(w, k, ld((uint64_t *)&pub->next)), ld((uint64_t *)&pub->trunc_done));
 	}
 	if (off < size)
 		off +=

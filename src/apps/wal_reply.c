@@ -327,23 +327,27 @@ void do_get_range(struct wal *w, struct wconn *wc)
 		wc->job = (struct job){.active = true, .range = true, .seq = from, .end = end};
 }
 
+static void delete_reply(struct wal *w, struct wconn *wc);
+
 void do_delete(struct wal *w, struct wconn *wc)
 {
 	const struct http_req *r = &wc->req;
-	struct store_info si;
 	uint64_t upto;
-	char body[160];
 	int err;
 
 	if (http_query_u64(r->query, r->query_len, "upto", &upto)) {
 		reply_error(w, wc, 400, "DELETE needs ?upto=<seq> (a decimal sequence number)");
 		return;
 	}
-	if (w->multi) {
-		reply_error(w, wc, 501,
-		            "DELETE is not supported with --queues: each worker's log belongs to "
-		            "its own process, and truncating the others' logs safely is not built "
-		            "yet (docs/multicore.md)");
+	if (w->multi) { /* our log now; the reply waits for the others (job_trunc) */
+		if (wal_multi_truncate(w, upto)) {
+			reply_error(w, wc, 500, "truncation failed");
+			return;
+		}
+		wc->job = (struct job){.active = true,
+		                       .trunc = true,
+		                       .end = upto,
+		                       .off = now_ns() + WAL_TRUNC_WAIT_S * 1000000000ull};
 		return;
 	}
 	err = store_truncate(w, upto);
@@ -352,6 +356,15 @@ void do_delete(struct wal *w, struct wconn *wc)
 		return;
 	}
 	w->n.truncations++;
+	delete_reply(w, wc);
+}
+
+/* A DELETE's reply: what is left. */
+static void delete_reply(struct wal *w, struct wconn *wc)
+{
+	struct store_info si;
+	char body[160];
+
 	store_info(w, &si);
 	snprintf(body, sizeof(body),
 	         "{\"first_seq\":%" PRIu64 ",\"next_seq\":%" PRIu64 ",\"records\":%" PRIu64 "}\n",
@@ -396,6 +409,35 @@ static enum stop job_payload(struct wal *w, struct wconn *wc)
 	return S_MORE;
 }
 
+/* --queues: a DELETE waits (its connection is served again every tick) until every worker has
+ * truncated its log, then replies; 503 if one has not within WAL_TRUNC_WAIT_S. */
+static enum stop job_trunc(struct wal *w, struct wconn *wc)
+{
+	struct job *j = &wc->job;
+	unsigned late;
+	char msg[200];
+
+	if (wal_multi_truncated(w, j->end, &late)) {
+		j->active = false;
+		delete_reply(w, wc);
+		return S_MORE;
+	}
+	if (now_ns() > j->off) {
+		j->active = false;
+		snprintf(msg, sizeof(msg),
+		         "worker %u has not applied the truncation within %d s (is it down?); it "
+		         "will when it runs: repeat the DELETE to wait for it",
+		         late, WAL_TRUNC_WAIT_S);
+		reply_error(w, wc, 503, msg);
+		return S_MORE;
+	}
+	if (!wc->stalled) { /* resume_stalled() serves us again on the next tick */
+		wc->stalled = true;
+		w->stalled++;
+	}
+	return S_BLOCKED;
+}
+
 enum stop job_run(struct wal *w, struct wconn *wc)
 {
 	struct job *j = &wc->job;
@@ -407,6 +449,12 @@ enum stop job_run(struct wal *w, struct wconn *wc)
 				return S_GONE;
 			if (wc->out_len)
 				return S_BLOCKED;
+		}
+		if (j->trunc) { /* the reply (once every worker truncated) goes out now */
+			s = job_trunc(w, wc);
+			if (s != S_MORE)
+				return s;
+			return out_flush(wc) ? S_MORE : S_GONE;
 		}
 		if (j->seq >= j->end) {
 			j->active = false;

@@ -215,7 +215,8 @@ class LoadConn:
         self.last_progress = time.monotonic()
 
     def fill(self, now, deadline):
-        while now < deadline and len(self.inflight) < self.a.depth and len(self.out) < (1 << 20):
+        while (now < deadline and len(self.inflight) < self.a.depth and len(self.out) < (1 << 20)
+               and (not self.a.max_requests or self.next_idx < self.a.max_requests)):
             n = payload_len(self.rng, self.a.max_size)
             body = payload(self.a.seed, self.cid, self.next_idx, n)
             self.out += post_request(self.a.host, self.a.path, body)
@@ -239,6 +240,9 @@ def cmd_load(a):
         if not live or (now >= deadline + a.grace):
             break
         if now >= deadline and not any(c.inflight for c in live):
+            break
+        if a.max_requests and all(c.next_idx >= a.max_requests and not c.inflight and not c.out
+                                  for c in live):
             break
         for c in live:
             before = len(c.inflight)
@@ -627,6 +631,8 @@ def main():
     p.add_argument("--conn-base", type=int, default=0)
     p.add_argument("--ack-file", required=True)
     p.add_argument("--no-errors", action="store_true", help="exit 1 on any non-201 reply")
+    p.add_argument("--max-requests", type=int, default=0,
+                   help="at most this many POSTs per connection (0: no limit)")
     for name in ("verify", "verify-dump"):
         p = sub.add_parser(name, parents=[common])
         p.add_argument("--ack-file")
