@@ -66,6 +66,7 @@ enum {
 	OPT_TIER_STOP,
 	OPT_RETAIN_BYTES,
 	OPT_RETAIN_SECS,
+	OPT_DELETE_WAIT,
 };
 
 /* ---- statistics -------------------------------------------------------------------------- */
@@ -226,7 +227,7 @@ static void usage(FILE *out)
 	    "                           X-First-Seq, X-Next-Seq, X-Records\n"
 	    "  DELETE PREFIX?upto=S     drop every record <= S (durable before the reply;\n"
 	    "                           with --queues: of every worker, 503 if one does not\n"
-	    "                           within 10 s)\n"
+	    "                           within --delete-wait)\n"
 	    "  GET /stats               counters as JSON (records, bytes, frames, fences,\n"
 	    "                           batches, avg_batch, ...)\n"
 	    "\n"
@@ -283,8 +284,9 @@ static void usage(FILE *out)
 	    "hands out step by Q; any worker serves GET/HEAD of any record and ranges (in seq\n"
 	    "order; X-Stable-Seq: below it no record can still appear). /stats adds a\n"
 	    "\"workers\" array and totals. DELETE is applied by every worker to its own log\n"
-	    "(the reply waits for all). Not with --queues: --tier-dir, --retain-*, --sync\n"
-	    "fdatasync. A pool keeps the Q it was written with.\n"
+	    "(the reply waits for all, 503 after --delete-wait S seconds, default 10, if one\n"
+	    "has not: a worker that is down applies it when it runs). Not with --queues:\n"
+	    "--tier-dir, --retain-*, --sync fdatasync. A pool keeps the Q it was written with.\n"
 	    "\n"
 	    "Startup prints 'paste-wal: ready ... recovered=N first=F next=X ...' on stdout once\n"
 	    "serving: N records were found valid in the pool log (or the file) after the last\n"
@@ -383,6 +385,10 @@ static int extra_opt(int opt, const char *arg, void *app)
 	case OPT_RETAIN_SECS:
 		if (daemon_parse_uint(arg, 1, 100ull * 365 * 86400, &w->retain.secs))
 			return bad_value("retain-secs", arg, "seconds, at least 1");
+		return 0;
+	case OPT_DELETE_WAIT:
+		if (daemon_parse_uint(arg, 1, 3600, &w->delete_wait_s))
+			return bad_value("delete-wait", arg, "seconds 1-3600");
 		return 0;
 	case OPT_COPY_THRESHOLD:
 		if (daemon_parse_size(arg, &w->copy_threshold) || w->copy_threshold > 4096)
@@ -645,6 +651,7 @@ int main(int argc, char **argv)
 	    {"tier-stop", required_argument, NULL, OPT_TIER_STOP},
 	    {"retain-bytes", required_argument, NULL, OPT_RETAIN_BYTES},
 	    {"retain-secs", required_argument, NULL, OPT_RETAIN_SECS},
+	    {"delete-wait", required_argument, NULL, OPT_DELETE_WAIT},
 	    {NULL, 0, NULL, 0},
 	};
 	static struct wal w = {
@@ -654,6 +661,7 @@ int main(int argc, char **argv)
 	    .reserve = 2048,
 	    .header_timeout_ms = 10000,
 	    .idle_timeout_ms = 120000,
+	    .delete_wait_s = WAL_TRUNC_WAIT_S,
 	    .file = {.fd = -1},
 	    .tier = {.dirfd = -1, .size = TIER_DEFAULT_SIZE, .start_pct = 50, .stop_pct = 25},
 	};

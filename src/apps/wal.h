@@ -42,7 +42,7 @@
 #define WAL_TICK_MS       250
 #define WAL_FULL_CHECK_NS 1000000ull /* refresh the pool-full flag at most every 1 ms */
 #define WAL_MAX_QUEUES    64         /* --queues: DAEMON_MAX_WORKERS */
-#define WAL_TRUNC_WAIT_S  10         /* --queues: a DELETE waits this long for every worker */
+#define WAL_TRUNC_WAIT_S  10         /* --queues: --delete-wait default */
 
 enum wal_sync { SYNC_PMEM, SYNC_FDATASYNC };
 
@@ -178,6 +178,7 @@ struct wal {
 	const char *log_name;
 	uint64_t max_body, log_region, reserve, copy_threshold;
 	uint64_t header_timeout_ms, idle_timeout_ms;
+	uint64_t delete_wait_s; /* --queues: --delete-wait */
 	bool no_persist;
 	bool full; /* fewer than @reserve frames free (the fill ring is full before this falls) */
 	uint64_t full_checked_ns;

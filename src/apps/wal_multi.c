@@ -20,7 +20,7 @@
  * truncates its own log; every worker looks at the others' trunc_req on every tick (and when it
  * starts) and truncates its own log up to the highest, then stores it in its trunc_done. The
  * DELETE's reply waits until every worker's trunc_done >= G (each truncation is durable before
- * that store), or answers 503 after WAL_TRUNC_WAIT_S (a worker that is down applies it when it
+ * that store), or answers 503 after --delete-wait seconds (a worker that is down applies it when it
  * starts again).
  *
  * docs/multicore.md ("paste-wal on N queues") gives the order's cost and the limits.

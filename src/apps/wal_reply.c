@@ -347,7 +347,7 @@ void do_delete(struct wal *w, struct wconn *wc)
 		wc->job = (struct job){.active = true,
 		                       .trunc = true,
 		                       .end = upto,
-		                       .off = now_ns() + WAL_TRUNC_WAIT_S * 1000000000ull};
+		                       .off = now_ns() + w->delete_wait_s * 1000000000ull};
 		return;
 	}
 	err = store_truncate(w, upto);
@@ -410,7 +410,7 @@ static enum stop job_payload(struct wal *w, struct wconn *wc)
 }
 
 /* --queues: a DELETE waits (its connection is served again every tick) until every worker has
- * truncated its log, then replies; 503 if one has not within WAL_TRUNC_WAIT_S. */
+ * truncated its log, then replies; 503 if one has not within --delete-wait. */
 static enum stop job_trunc(struct wal *w, struct wconn *wc)
 {
 	struct job *j = &wc->job;
@@ -425,9 +425,9 @@ static enum stop job_trunc(struct wal *w, struct wconn *wc)
 	if (now_ns() > j->off) {
 		j->active = false;
 		snprintf(msg, sizeof(msg),
-		         "worker %u has not applied the truncation within %d s (is it down?); it "
-		         "will when it runs: repeat the DELETE to wait for it",
-		         late, WAL_TRUNC_WAIT_S);
+		         "worker %u has not applied the truncation within %" PRIu64
+		         " s (is it down?); it will when it runs: repeat the DELETE to wait for it",
+		         late, w->delete_wait_s);
 		reply_error(w, wc, 503, msg);
 		return S_MORE;
 	}
