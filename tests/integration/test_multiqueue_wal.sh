@@ -14,7 +14,8 @@
 #    with worker 1 stopped (SIGSTOP) a DELETE answers 503 after --delete-wait 3 s, and succeeds
 #    once it runs;
 #  - a pool written with --queues 2 is refused with --queues 3;
-#  - SIGTERM: exit 0 (each worker's frame accounting included).
+#  - SIGTERM: exit 0 (each worker's frame accounting included); then paste-wal-dump --slice 0 and
+#    --slice 1 read each worker's log offline: every remaining ack there, byte for byte;
 # About 60-90 s.
 export PASTE_QUEUES=2
 . "$(dirname "$0")/lib.sh"
@@ -23,12 +24,15 @@ export PASTE_QUEUES=2
 HERE=$(cd "$(dirname "$0")" && pwd)
 CLIENT_PY=$HERE/wal_client.py
 WAL=$PASTE_BUILD/paste-wal
+DUMP=$PASTE_BUILD/paste-wal-dump
 POOL=/dev/shm/paste-test-$$-mqwal.pool # 2 slices of 384 MiB
 CLEANUP_FILES+=("$POOL")
 PORT=8080
 SEED=${PASTE_CRASH_SEED:-$((RANDOM * 32768 + RANDOM))}
 ACKS=$LOGDIR/acks
-[ -x "$WAL" ] || fail "$WAL not built"
+for f in "$WAL" "$DUMP"; do
+	[ -x "$f" ] || fail "$f not built"
+done
 command -v python3 >/dev/null || fail "python3 not installed (scripts/deps installs it)"
 log "seed $SEED"
 SRV=(--ifname "$VETH_SRV" --ip "$STACK_IP" --port $PORT --pool "$POOL" --pool-size 384M
@@ -216,8 +220,14 @@ st=$(delete "$mid")
 awk -v m="$mid" '$1 > m' "$ACKS" >"$ACKS.kept" && mv "$ACKS.kept" "$ACKS"
 check_all after-delete-2
 
-# ---- 6. the worker count is part of the record ids -----------------------------------------------
+# ---- 6. offline: paste-wal-dump --slice K reads each worker's log ---------------------------------
 stop_sup
+for k in 0 1; do
+	awk -v k=$k '($1 - 1) % 2 == k {print int(($1 - 1) / 2) + 1, $2, $3, $4}' "$ACKS" >"$ACKS.$k"
+	dump_verify "slice$k" "$ACKS.$k" --slice $k
+done
+
+# ---- 7. the worker count is part of the record ids -----------------------------------------------
 rc=0
 ip netns exec "$NS_SRV" "$WAL" --queues 3 "${SRV[@]}" >"$LOGDIR/q3.log" 2>&1 || rc=$?
 [ "$rc" != 0 ] && grep -q 'record ids encode the worker count' "$LOGDIR/q3.log" ||
