@@ -59,7 +59,6 @@ struct wal_peer {
 
 struct wal_multi {
 	unsigned n, me;
-	const char *path;
 	struct wal_pub *pub;
 	struct wal_peer peer[WAL_MAX_QUEUES];
 	uint8_t *buf; /* the peer record being sent */
@@ -69,6 +68,7 @@ struct wal_multi {
 };
 
 static const struct wal_pub *peer_pub(struct wal *w, unsigned k);
+static void publish_counters(struct wal *w);
 
 static uint64_t ld(const uint64_t *p)
 {
@@ -109,7 +109,6 @@ int wal_multi_open(struct wal *w, unsigned queues, unsigned worker, const char *
 	}
 	m->n = queues;
 	m->me = worker;
-	m->path = path;
 	w->multi = m;
 	err = paste_pool__region(w->pool, WAL_PUB_NAME, 4096, &addr, &len);
 	if (err) {
@@ -196,7 +195,8 @@ int wal_multi_apply(struct wal *w)
 			w->n.truncations++;
 		}
 	}
-	wal_multi_publish(w); /* records, bytes, first as they are now */
+	publish_counters(
+	    w); /* records, bytes, first as they are now (may be mid-round: not next) */
 	st(&m->pub->trunc_done, g);
 	paste_pool__persist(w->pool, &m->pub->trunc_done, sizeof(m->pub->trunc_done));
 	return 0;
@@ -230,14 +230,12 @@ bool wal_multi_truncated(struct wal *w, uint64_t g, unsigned *late)
 	return true;
 }
 
-/* After the round's fence (round hook) and at startup: every record below next is durable. */
-void wal_multi_publish(struct wal *w)
+/* Counters and first (not next): safe at any time, also in the middle of a round. */
+static void publish_counters(struct wal *w)
 {
 	struct wal_multi *m = w->multi;
 	struct paste_log_info li;
 
-	if (!m)
-		return;
 	paste_log__info(w->log, &li);
 	m->pub->records = li.records;
 	m->pub->bytes = li.bytes;
@@ -248,7 +246,19 @@ void wal_multi_publish(struct wal *w)
 	m->pub->r5xx = w->n.r5xx;
 	m->pub->peer_reads = m->peer_reads;
 	st(&m->pub->first, li.first_seq);
-	st(&m->pub->next, li.next_seq);
+}
+
+/* Only after a fence (the round hook, startup): every record below next is durable. A record
+ * appended in the current round is not yet: next must not name it before the round's fence. */
+void wal_multi_publish(struct wal *w)
+{
+	struct paste_log_info li;
+
+	if (!w->multi)
+		return;
+	publish_counters(w);
+	paste_log__info(w->log, &li);
+	st(&w->multi->pub->next, li.next_seq);
 }
 
 /* Worker k's published page (mapping its slice on first use), or NULL (not started yet). */
@@ -438,7 +448,7 @@ size_t wal_multi_stats(struct wal *w, char *buf, size_t size)
 
 	if (!m)
 		return 0;
-	wal_multi_publish(w); /* our own counters as of now */
+	publish_counters(w); /* our own counters as of now (mid-round: not next) */
 	off +=
 	    (size_t)snprintf(buf, size, ",\"queues\":%u,\"worker\":%u,\"workers\":[", m->n, m->me);
 	for (unsigned k = 0; k < m->n && off < size; k++) {
