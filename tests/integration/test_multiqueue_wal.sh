@@ -14,9 +14,10 @@
 #    with worker 1 stopped (SIGSTOP) a DELETE answers 503 after --delete-wait 3 s, and succeeds
 #    once it runs;
 #  - a pool written with --queues 2 is refused with --queues 3;
+#  - --transport kernel --queues 2 (SO_REUSEPORT): POSTs reach both workers, every ack readable;
 #  - SIGTERM: exit 0 (each worker's frame accounting included); then paste-wal-dump --slice 0 and
 #    --slice 1 read each worker's log offline: every remaining ack there, byte for byte;
-# About 60-90 s.
+# About 60-90 s (Release and ASan trees alike, on 2 vCPUs).
 export PASTE_QUEUES=2
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/wal_lib.sh"
@@ -35,6 +36,7 @@ for f in "$WAL" "$DUMP"; do
 done
 command -v python3 >/dev/null || fail "python3 not installed (scripts/deps installs it)"
 log "seed $SEED"
+HOST=$STACK_IP # where the clients connect
 SRV=(--ifname "$VETH_SRV" --ip "$STACK_IP" --port $PORT --pool "$POOL" --pool-size 384M
 	--delete-wait 3)
 
@@ -72,7 +74,7 @@ start_sup() {
 # --max-requests the volume is bounded whatever the machine's speed: at most 16k + 2 x 40k + 16k
 # records, which fit in one 384 MiB slice (172k frames) even if every flow lands on one worker.
 load() {
-	ip netns exec "$NS_CLI" python3 "$CLIENT_PY" load --host "$STACK_IP" --port $PORT --conns 16 \
+	ip netns exec "$NS_CLI" python3 "$CLIENT_PY" load --host "$HOST" --port $PORT --conns 16 \
 		--depth 4 --duration "$1" --stall 3 --grace 5 --max-size 32768 --seed "$SEED" \
 		--conn-base "$2" --ack-file "$ACKS" "${@:3}" >"$LOGDIR/load.$2.log" 2>&1 &
 	LOAD_PID=$!
@@ -88,17 +90,17 @@ load_wait() {
 
 # check_all TAG: every acknowledged record, by GET on fresh connections and by range reads.
 check_all() {
-	ip netns exec "$NS_CLI" python3 "$CLIENT_PY" getall --host "$STACK_IP" --port $PORT \
+	ip netns exec "$NS_CLI" python3 "$CLIENT_PY" getall --host "$HOST" --port $PORT \
 		--seed "$SEED" --ack-file "$ACKS" --per-conn 10 >"$LOGDIR/getall.$1.log" 2>&1 ||
 		{ tail -n 20 "$LOGDIR/getall.$1.log" >&2; fail "$1: acknowledged records not readable by GET"; }
 	log "$1: $(tail -n 1 "$LOGDIR/getall.$1.log")"
-	ip netns exec "$NS_CLI" python3 "$CLIENT_PY" verify --host "$STACK_IP" --port $PORT --sparse \
+	ip netns exec "$NS_CLI" python3 "$CLIENT_PY" verify --host "$HOST" --port $PORT --sparse \
 		--strict --seed "$SEED" --ack-file "$ACKS" --batch 500 >"$LOGDIR/verify.$1.log" 2>&1 ||
 		{ tail -n 20 "$LOGDIR/verify.$1.log" >&2; fail "$1: range reads lost or changed records"; }
 	log "$1: $(tail -n 1 "$LOGDIR/verify.$1.log")"
 }
 
-stats() { ip netns exec "$NS_CLI" curl -s --max-time 10 "http://$STACK_IP:$PORT/stats"; }
+stats() { ip netns exec "$NS_CLI" curl -s --max-time 10 "http://$HOST:$PORT/stats"; }
 
 # worker_field JSON K NAME: NAME of worker K in the "workers" array of /stats.
 worker_field() {
@@ -237,4 +239,19 @@ rc=0
 	--log-file /dev/shm/none >"$LOGDIR/fd.log" 2>&1 || rc=$?
 [ "$rc" = 2 ] && grep -q 'cannot be combined with --sync fdatasync' "$LOGDIR/fd.log" ||
 	fail "--queues with --sync fdatasync was not refused with a usage error"
+
+# ---- 8. the kernel transport: two SO_REUSEPORT workers on one port, the same WAL -----------------
+POOL_K=/dev/shm/paste-test-$$-mqwal-k.pool
+CLEANUP_FILES+=("$POOL_K")
+HOST=$SRV_IP
+SRV=(--transport kernel --ip "$SRV_IP" --port $PORT --pool "$POOL_K" --pool-size 64M)
+: >"$ACKS"
+start_sup
+load 3 400 --no-errors --max-requests 300
+load_wait || { tail -n 5 "$LOGDIR/load.400.log" >&2; fail "kernel transport: load failed"; }
+odd=$(awk '$1 % 2 == 1' "$ACKS" | wc -l)
+log "kernel transport: $(nacks "$ACKS") acknowledged, $odd of worker 0"
+[ "$odd" -gt 0 ] && [ "$odd" -lt "$(nacks "$ACKS")" ] || fail "kernel transport: POSTs did not reach both workers"
+check_all kernel
+stop_sup
 log "ok"
