@@ -106,6 +106,38 @@ struct paste_log_info {
 };
 void paste_log__info(const struct paste_log *log, struct paste_log_info *info);
 
+/* ---- read-only views for another process (log_view.c) ------------------------------------ */
+
+/*
+ * A slice of a sliced pool file (paste_pool_opts.sliced) mapped read-only, and a log in it read
+ * while its owner (another process) appends and truncates: the workers of a multi-queue daemon
+ * read each other's records this way. The owner never waits for a view. A view trusts only
+ * records [first, next) that the caller knows are committed (the owner publishes them after its
+ * fence) and checks every record it reads (seq, header CRC, payload CRC); after a read the caller
+ * must re-check that the owner's first seq is still <= seq (a record truncated meanwhile may have
+ * had its frames reused). Offsets are cached; a view is used by one thread.
+ */
+struct paste_pool_view;
+struct paste_log_view;
+/** Map slice @slice of the file @pool (an open slice of it) is in, read-only. -ENOENT: the slice
+ *  does not exist (yet); -EINVAL: @pool is not a slice. */
+int paste_pool_view__open(struct paste_pool_view **view, const struct paste_pool *pool,
+                          uint32_t slice);
+void paste_pool_view__close(struct paste_pool_view **view);
+/** The region @name of the viewed slice (read-only), with its size, or NULL. */
+const void *paste_pool_view__region(const struct paste_pool_view *view, const char *name,
+                                    uint64_t *size);
+int paste_log_view__open(const struct paste_pool_view *pv, const char *name,
+                         struct paste_log_view **view);
+void paste_log_view__close(struct paste_log_view **view);
+/** Copy record @seq's payload (at most @cap bytes) to @buf. -ENOENT: not in [first, next), or
+ *  gone (truncated); -EMSGSIZE: larger than @cap. */
+int paste_log_view__read(struct paste_log_view *view, uint64_t seq, uint64_t first, uint64_t next,
+                         void *buf, size_t cap, uint32_t *len);
+/** Payload length of record @seq (same rules, without the payload check). */
+int paste_log_view__len(struct paste_log_view *view, uint64_t seq, uint64_t first, uint64_t next,
+                        uint32_t *len);
+
 /* ---- key-value index --------------------------------------------------------------------- */
 
 struct paste_kv;

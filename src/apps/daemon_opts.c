@@ -413,11 +413,16 @@ int daemon_parse(int argc, char **argv, struct daemon_opts *d, const struct opti
 		r = 2;
 	}
 	if (r == 0 && (d->queues || d->ncpus) && !daemon_supports_workers) {
-		fprintf(
-		    stderr,
-		    "%s: --queues/--cpus: this program does not run worker processes yet (only "
-		    "paste-echo does; docs/multicore.md): run one process per queue with --queue\n",
-		    prog);
+		if (daemon_no_workers_why)
+			fprintf(stderr, "%s: --queues/--cpus are not supported: %s\n", prog,
+			        daemon_no_workers_why);
+		else
+			fprintf(
+			    stderr,
+			    "%s: --queues/--cpus: this program does not run worker processes yet "
+			    "(paste-echo and paste-wal do; docs/multicore.md): run one process "
+			    "per queue with --queue\n",
+			    prog);
 		r = 2;
 	}
 	if (r == 0 && d->ncpus && !d->queues)
@@ -436,6 +441,7 @@ int daemon_parse(int argc, char **argv, struct daemon_opts *d, const struct opti
 }
 
 bool daemon_supports_workers;
+const char *daemon_no_workers_why;
 volatile sig_atomic_t daemon_got_stop, daemon_got_usr1;
 struct paste_ctx *volatile daemon_sig_ctx;
 

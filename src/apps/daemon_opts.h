@@ -31,6 +31,8 @@ struct daemon_opts {
 /* Set to true before daemon_parse() by a program that runs daemon_workers_supervise(); the others
  * refuse --queues/--cpus with a message. */
 extern bool daemon_supports_workers;
+/* Optional: why this program refuses them (said in the message instead of the generic one). */
+extern const char *daemon_no_workers_why;
 
 /* Help text for the shared options, to embed in each program's --help. */
 extern const char daemon_common_help[];

@@ -260,6 +260,10 @@ int main(int argc, char **argv)
 	static struct kvd d = {.max_key = 512};
 	int r;
 
+	daemon_no_workers_why =
+	    "any key can arrive on any worker, and paste-kv's index is not shared between worker "
+	    "processes yet (neither a shared index with compare-and-swap updates nor key-sharded "
+	    "workers is built: docs/multicore.md, \"paste-kv\"); run one paste-kv process";
 	r = daemon_parse(argc, argv, &d.d, extra, extra_opt, &d, usage);
 	if (r)
 		return r == 1 ? 0 : 2;

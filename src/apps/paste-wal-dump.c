@@ -33,6 +33,8 @@
 struct dump {
 	const char *pool_path, *log_name, *tier_dir;
 	uint64_t from, limit;
+	uint64_t slice; /* --slice: one worker's slice of a sliced pool (paste-wal --queues) */
+	bool sliced;
 	bool verify, raw, quiet, verbose;
 	struct paste_pool *pool;
 	struct paste_pool_info pi;
@@ -78,7 +80,7 @@ static void usage(FILE *out)
 {
 	fprintf(
 	    out,
-	    "Usage: paste-wal-dump --pool PATH [--log NAME] [--tier-dir DIR] [--from SEQ]\n"
+	    "Usage: paste-wal-dump --pool PATH [--slice K] [--log NAME] [--tier-dir DIR] [--from SEQ]\n"
 	    "                      [--limit N] [--verify] [--raw] [--quiet] [--verbose]\n"
 	    "\n"
 	    "List, check or extract the records of a paste-wal log, offline. The pool is\n"
@@ -88,6 +90,10 @@ static void usage(FILE *out)
 	    "running paste-wal holds its lock.\n"
 	    "\n"
 	    "  --pool PATH    the pool file (required)\n"
+	    "  --slice K      the slice of worker K of a pool written by paste-wal --queues Q\n"
+	    "                 (one log per worker): its records are listed with the worker's\n"
+	    "                 own seqs L; the seq clients saw is (L - 1) * Q + K + 1. The\n"
+	    "                 workers must be stopped (each holds its slice's lock)\n"
 	    "  --log NAME     the log region (default wal.log)\n"
 	    "  --tier-dir DIR the capacity tier of that log (paste-wal --tier-dir): its\n"
 	    "                 records come first, read from the segment files (read only),\n"
@@ -135,17 +141,12 @@ static int parse_u64(const char *opt, const char *s, uint64_t *v)
 static int parse_args(int argc, char **argv, struct dump *d)
 {
 	static const struct option opts[] = {
-	    {"pool", required_argument, NULL, 'p'},
-	    {"log", required_argument, NULL, 'l'},
-	    {"from", required_argument, NULL, 'f'},
-	    {"limit", required_argument, NULL, 'n'},
-	    {"verify", no_argument, NULL, 'v'},
-	    {"raw", no_argument, NULL, 'r'},
-	    {"quiet", no_argument, NULL, 'q'},
-	    {"verbose", no_argument, NULL, 'V'},
-	    {"help", no_argument, NULL, 'h'},
-	    {"tier-dir", required_argument, NULL, 't'},
-	    {NULL, 0, NULL, 0},
+	    {"pool", required_argument, NULL, 'p'},  {"log", required_argument, NULL, 'l'},
+	    {"from", required_argument, NULL, 'f'},  {"limit", required_argument, NULL, 'n'},
+	    {"verify", no_argument, NULL, 'v'},      {"raw", no_argument, NULL, 'r'},
+	    {"quiet", no_argument, NULL, 'q'},       {"verbose", no_argument, NULL, 'V'},
+	    {"help", no_argument, NULL, 'h'},        {"tier-dir", required_argument, NULL, 't'},
+	    {"slice", required_argument, NULL, 's'}, {NULL, 0, NULL, 0},
 	};
 	int c;
 
@@ -164,6 +165,18 @@ static int parse_args(int argc, char **argv, struct dump *d)
 		case 'f':
 			if (parse_u64("from", optarg, &d->from))
 				return 2;
+			break;
+		case 's':
+			if (parse_u64("slice", optarg, &d->slice))
+				return 2;
+			if (d->slice > 63) {
+				fprintf(stderr,
+				        "paste-wal-dump: --slice %" PRIu64
+				        " is beyond the last worker (63)\n",
+				        d->slice);
+				return 2;
+			}
+			d->sliced = true;
 			break;
 		case 'n':
 			if (parse_u64("limit", optarg, &d->limit))
@@ -406,7 +419,8 @@ static void tier_list(struct dump *d)
 
 static int run(struct dump *d)
 {
-	struct paste_pool_opts po = {.sz = sizeof(po)};
+	struct paste_pool_opts po = {
+	    .sz = sizeof(po), .sliced = d->sliced, .slice = (uint32_t)d->slice};
 	struct paste_log *log;
 	struct paste_log_info li;
 	int err;

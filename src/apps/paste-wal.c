@@ -47,6 +47,7 @@
 #include <paste/paste.h>
 
 #include "daemon_opts.h"
+#include "daemon_workers.h"
 #include "wal.h"
 
 enum {
@@ -66,6 +67,7 @@ enum {
 	OPT_TIER_STOP,
 	OPT_RETAIN_BYTES,
 	OPT_RETAIN_SECS,
+	OPT_DELETE_WAIT,
 };
 
 /* ---- statistics -------------------------------------------------------------------------- */
@@ -182,6 +184,8 @@ void stats_json(struct wal *w, char *buf, size_t size)
 		off +=
 		    (size_t)snprintf(buf + off, size - off, ",\"%s\":%" PRIu64, t[i].name, t[i].v);
 	if (off < size)
+		off += wal_multi_stats(w, buf + off, size - off);
+	if (off < size)
 		snprintf(buf + off, size - off, ",\"avg_batch\":%.2f}\n", avg_batch(w));
 }
 
@@ -191,7 +195,7 @@ void print_stats(struct wal *w)
 	struct kv t[WAL_STATS_MAX];
 	size_t n = stats_collect(w, t, WAL_STATS_MAX);
 
-	printf("stats transport=%s", transport_name(w));
+	printf("stats%s transport=%s", daemon_worker_tag(), transport_name(w));
 	for (size_t i = 0; i < n; i++)
 		printf(" %s=%" PRIu64, t[i].name, t[i].v);
 	printf(" avg_batch=%.2f\n", avg_batch(w));
@@ -222,7 +226,9 @@ static void usage(FILE *out)
 	    "  GET PREFIX?from=S&limit=N  up to N records (default 100, max 10000) from S: for\n"
 	    "                           each, a line \"SEQ LEN\\n\", LEN bytes, \"\\n\"; headers\n"
 	    "                           X-First-Seq, X-Next-Seq, X-Records\n"
-	    "  DELETE PREFIX?upto=S     drop every record <= S (durable before the reply)\n"
+	    "  DELETE PREFIX?upto=S     drop every record <= S (durable before the reply;\n"
+	    "                           with --queues: of every worker, 503 if one does not\n"
+	    "                           within --delete-wait)\n"
 	    "  GET /stats               counters as JSON (records, bytes, frames, fences,\n"
 	    "                           batches, avg_batch, ...)\n"
 	    "\n"
@@ -272,6 +278,16 @@ static void usage(FILE *out)
 	    "                       recovered at startup count as appended then)\n"
 	    "  Each drop is a truncation like DELETE, with a line on stderr and counters in\n"
 	    "  /stats (retention_dropped_records, retention_dropped_bytes).\n"
+	    "\n"
+	    "Several queues (--queues N, see the common options): one worker process per\n"
+	    "queue, each with its own log in its own slice of the --pool file (--sync pmem\n"
+	    "only). Record N's worker is (N-1) mod Q (Q = --queues), so the seqs one worker\n"
+	    "hands out step by Q; any worker serves GET/HEAD of any record and ranges (in seq\n"
+	    "order; X-Stable-Seq: below it no record can still appear). /stats adds a\n"
+	    "\"workers\" array and totals. DELETE is applied by every worker to its own log\n"
+	    "(the reply waits for all, 503 after --delete-wait S seconds, default 10, if one\n"
+	    "has not: a worker that is down applies it when it runs). Not with --queues:\n"
+	    "--tier-dir, --retain-*, --sync fdatasync. A pool keeps the Q it was written with.\n"
 	    "\n"
 	    "Startup prints 'paste-wal: ready ... recovered=N first=F next=X ...' on stdout once\n"
 	    "serving: N records were found valid in the pool log (or the file) after the last\n"
@@ -371,6 +387,10 @@ static int extra_opt(int opt, const char *arg, void *app)
 		if (daemon_parse_uint(arg, 1, 100ull * 365 * 86400, &w->retain.secs))
 			return bad_value("retain-secs", arg, "seconds, at least 1");
 		return 0;
+	case OPT_DELETE_WAIT:
+		if (daemon_parse_uint(arg, 1, 3600, &w->delete_wait_s))
+			return bad_value("delete-wait", arg, "seconds 1-3600");
+		return 0;
 	case OPT_COPY_THRESHOLD:
 		if (daemon_parse_size(arg, &w->copy_threshold) || w->copy_threshold > 4096)
 			return bad_value("copy-threshold", arg, "a size of at most 4096");
@@ -414,12 +434,12 @@ static void print_ready(struct wal *w, const struct daemon_opts *d)
 		paste_log__info(w->log, &li);
 	else
 		li.recovered = w->file.recovered;
-	printf("paste-wal: ready transport=%s sync=%s persist=%d port=%u ip=%s pool=%s "
+	printf("paste-wal: ready%s transport=%s sync=%s persist=%d port=%u ip=%s pool=%s "
 	       "recovered=%" PRIu64 " first=%" PRIu64 " next=%" PRIu64 " records=%" PRIu64
 	       " bytes=%" PRIu64 " dropped=%" PRIu64 " torn_bytes=%" PRIu64
 	       " was_clean=%d frames=%u kept=%u prefix=%s max_body=%" PRIu64 " zerocopy=%d",
-	       transport_name(w), w->sync == SYNC_PMEM ? "pmem" : "fdatasync", !w->no_persist,
-	       d->port, d->paste.ip ? d->paste.ip : "(any)",
+	       daemon_worker_tag(), transport_name(w), w->sync == SYNC_PMEM ? "pmem" : "fdatasync",
+	       !w->no_persist, d->port, d->paste.ip ? d->paste.ip : "(any)",
 	       d->paste.pool_path ? d->paste.pool_path : PASTE_POOL_DEFAULT_PATH, li.recovered,
 	       si.first, si.next, si.records, si.bytes, li.dropped, w->file.torn_bytes,
 	       pi.was_clean, st.frames_total, st.frames_kept, w->prefix, w->max_body, st.zerocopy);
@@ -463,21 +483,21 @@ static int check_frames(struct wal *w)
 	struct paste_pool_info pi;
 	struct paste_stats s;
 	struct frame_count fc = {0};
-	struct store_info si;
+	struct paste_log_info li;
 	bool ok;
 
 	if (paste_stats(w->ctx, &s, sizeof(s)) || s.conns_open)
 		return 0;
 	if (w->sync == SYNC_PMEM) {
 		paste_pool__info(w->pool, &pi);
-		store_info(w, &si);
+		paste_log__info(w->log, &li);
 		fc.area_off = pi.frame_area_off;
 		fc.frame_size = pi.frame_size;
 		fc.frame_count = pi.frame_count;
 		fc.named = calloc(pi.frame_count, 1);
 		if (!fc.named)
 			return 0;
-		paste_log__iterate(w->log, si.first, count_frames, &fc);
+		paste_log__iterate(w->log, li.first_seq, count_frames, &fc);
 		free(fc.named);
 	}
 	ok = !s.frames_rx && !fc.bad &&
@@ -492,8 +512,20 @@ static int check_frames(struct wal *w)
 	return 3;
 }
 
-static int check_modes(struct wal *w)
+static int check_modes(struct wal *w, const struct daemon_opts *d)
 {
+	const char *no = w->sync != SYNC_PMEM ? "--sync fdatasync (one log file per worker is "
+	                                        "not built)"
+	                 : w->tier.on         ? "--tier-dir (one tier per worker is not built)"
+	                 : w->retain.bytes || w->retain.secs
+	                     ? "--retain-bytes/--retain-secs (truncation across the workers' logs "
+	                       "is not built)"
+	                     : NULL;
+
+	if (d->queues && no) {
+		fprintf(stderr, "paste-wal: --queues cannot be combined with %s; see --help\n", no);
+		return -1;
+	}
 	if (w->sync == SYNC_FDATASYNC && !w->file.path) {
 		fprintf(stderr, "paste-wal: --sync fdatasync needs --log-file PATH (see --help)\n");
 		return -1;
@@ -542,6 +574,8 @@ static int serve_loop(struct wal *w)
 			last_tick = now_ns();
 			check_timeouts(w);
 			retain_apply(w);
+			if (wal_multi_apply(w)) /* --queues: DELETEs of the other workers */
+				return 1;
 			resume_stalled(w);
 		}
 	}
@@ -568,6 +602,10 @@ static int start(struct wal *w, struct daemon_opts *d)
 	}
 	daemon_sig_ctx = w->ctx;
 	w->pool = paste_pool(w->ctx);
+	if (d->queues && (err = wal_multi_open(w, d->queues, (unsigned)d->worker,
+	                                       d->paste.pool_path ? d->paste.pool_path
+	                                                          : PASTE_POOL_DEFAULT_PATH)))
+		return err;
 	if (w->sync == SYNC_PMEM) {
 		err = open_pool_log(w);
 		if (err) {
@@ -588,6 +626,10 @@ static int start(struct wal *w, struct daemon_opts *d)
 		fprintf(stderr, "paste-wal: %s\n", paste_last_error());
 		return err;
 	}
+	err = wal_multi_apply(w); /* --queues: DELETEs made while this worker was down */
+	if (err)
+		return err;
+	wal_multi_publish(w); /* what recovery found: the other workers may read it */
 	return paste_set_round_hook(w->ctx, round_hook, w);
 }
 
@@ -610,6 +652,7 @@ int main(int argc, char **argv)
 	    {"tier-stop", required_argument, NULL, OPT_TIER_STOP},
 	    {"retain-bytes", required_argument, NULL, OPT_RETAIN_BYTES},
 	    {"retain-secs", required_argument, NULL, OPT_RETAIN_SECS},
+	    {"delete-wait", required_argument, NULL, OPT_DELETE_WAIT},
 	    {NULL, 0, NULL, 0},
 	};
 	static struct wal w = {
@@ -619,21 +662,26 @@ int main(int argc, char **argv)
 	    .reserve = 2048,
 	    .header_timeout_ms = 10000,
 	    .idle_timeout_ms = 120000,
+	    .delete_wait_s = WAL_TRUNC_WAIT_S,
 	    .file = {.fd = -1},
 	    .tier = {.dirfd = -1, .size = TIER_DEFAULT_SIZE, .start_pct = 50, .stop_pct = 25},
 	};
 	struct daemon_opts d;
 	int r;
 
+	daemon_supports_workers = true;
 	r = daemon_parse(argc, argv, &d, extra, extra_opt, &w, usage);
 	if (r)
 		return r == 1 ? 0 : 2;
-	if (check_modes(&w))
+	if (check_modes(&w, &d))
 		return 2;
+	if (daemon_workers_supervise(&d, "paste-wal", &r))
+		return r;
 	paste_set_print(NULL, NULL, d.verbose ? PASTE_LOG_DEBUG : PASTE_LOG_INFO);
 	daemon_install_signals();
 	if (start(&w, &d)) {
 		tier_close(&w);
+		wal_multi_close(&w);
 		daemon_sig_ctx = NULL;
 		paste_close(&w.ctx);
 		return 1;
@@ -645,12 +693,14 @@ int main(int argc, char **argv)
 		retain_mark(&w, si.first);
 	}
 	print_ready(&w, &d);
+	daemon_workers_ready();
 	r = serve_loop(&w);
 	tier_close(&w); /* commits a job in flight: its frames are free before the check */
 	print_stats(&w);
 	if (r == 0)
 		r = check_frames(&w);
 	daemon_sig_ctx = NULL;
+	wal_multi_close(&w);
 	paste_close(&w.ctx);
 	if (w.file.fd >= 0) {
 		if (!w.fatal && !w.no_persist && fdatasync(w.file.fd))

@@ -9,6 +9,7 @@
  *   wal_store.c   the store interface over the pool log (--sync pmem) and the log file
  *   wal_file.c    the fdatasync log file (--sync fdatasync)
  *   wal_tier.c    the capacity tier: oldest pool records destaged to segment files
+ *   wal_multi.c   --queues N: one sequence space over the workers' logs, reads of the others'
  *
  * One thread owns all of it (the library's rule), except the tier's destage thread, which only
  * writes and syncs segment files from a job the event loop hands it (wal_tier.c says how).
@@ -41,6 +42,8 @@
 #define WAL_SCRATCH       (64u << 10) /* file reads for GET in fdatasync mode */
 #define WAL_TICK_MS       250
 #define WAL_FULL_CHECK_NS 1000000ull /* refresh the pool-full flag at most every 1 ms */
+#define WAL_MAX_QUEUES    64         /* --queues: DAEMON_MAX_WORKERS */
+#define WAL_TRUNC_WAIT_S  10         /* --queues: --delete-wait default */
 
 enum wal_sync { SYNC_PMEM, SYNC_FDATASYNC };
 
@@ -159,6 +162,7 @@ struct wal_retain {
 /* ---- server state ------------------------------------------------------------------------ */
 
 struct wconn;
+struct wal_multi;
 
 struct wal {
 	struct paste_ctx *ctx;
@@ -167,6 +171,7 @@ struct wal {
 	struct wal_file file;  /* SYNC_FDATASYNC */
 	struct wal_tier tier;  /* SYNC_PMEM with --tier-dir */
 	struct wal_retain retain;
+	struct wal_multi *multi; /* --queues N (wal_multi.c), else NULL */
 	enum wal_sync sync;
 	enum paste_transport transport;
 	const char *prefix;
@@ -174,6 +179,7 @@ struct wal {
 	const char *log_name;
 	uint64_t max_body, log_region, reserve, copy_threshold;
 	uint64_t header_timeout_ms, idle_timeout_ms;
+	uint64_t delete_wait_s; /* --queues: --delete-wait */
 	bool no_persist;
 	bool full; /* fewer than @reserve frames free (the fill ring is full before this falls) */
 	uint64_t full_checked_ns;
@@ -201,6 +207,8 @@ enum stop { S_MORE, S_NEED_DATA, S_BLOCKED, S_GONE };
 /* A record reply in progress: resumed by (seq, off), never by pointer (truncation may free it). */
 struct job {
 	bool active, range;
+	bool trunc;   /* --queues: a DELETE waiting for every worker to truncate up to @end, until
+	                 @off (CLOCK_MONOTONIC ns) */
 	uint8_t part; /* 0: range line "seq len\n", 1: payload, 2: after the payload */
 	uint64_t seq, end;
 	uint64_t off, len;
@@ -224,6 +232,7 @@ struct wconn {
 	struct paste_ref *refs;
 	uint64_t last_ns, head_ns;
 	struct job job;
+	uint64_t range_lim[WAL_MAX_QUEUES]; /* --queues: each worker's next when the range began */
 	size_t out_len;
 	uint8_t out[WAL_OUT_CAP];
 	struct http_req req;
@@ -303,6 +312,25 @@ int round_hook(struct paste_ctx *ctx, void *arg);
 void check_timeouts(struct wal *w);
 void resume_stalled(struct wal *w);
 enum stop serve(struct wal *w, struct wconn *wc);
+
+/* wal_multi.c */
+int wal_multi_open(struct wal *w, unsigned queues, unsigned worker, const char *path);
+void wal_multi_close(struct wal *w);
+void wal_multi_publish(struct wal *w);
+int wal_multi_apply(struct wal *w);
+int wal_multi_truncate(struct wal *w, uint64_t g);
+bool wal_multi_truncated(struct wal *w, uint64_t g, unsigned *late);
+void wal_multi_info(struct wal *w, struct store_info *si);
+uint64_t wal_gseq(const struct wal *w, unsigned k, uint64_t l);
+uint64_t wal_multi_next(struct wal *w, uint64_t from, const uint64_t *lim);
+void wal_multi_snap(struct wal *w, uint64_t *lim);
+uint64_t wal_multi_stable(struct wal *w);
+bool wal_multi_mine(const struct wal *w, uint64_t g);
+uint64_t wal_multi_own(const struct wal *w, uint64_t l);
+uint64_t wal_multi_local(const struct wal *w, uint64_t g);
+int wal_multi_len(struct wal *w, uint64_t g, uint64_t *len);
+ssize_t wal_multi_chunk(struct wal *w, uint64_t g, uint64_t off, const uint8_t **p, size_t max);
+size_t wal_multi_stats(struct wal *w, char *buf, size_t size);
 
 /* paste-wal.c */
 void stats_json(struct wal *w, char *buf, size_t size);

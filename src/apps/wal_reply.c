@@ -219,7 +219,7 @@ enum route route_of(struct wal *w, const struct http_req *r, int *status)
 
 void do_stats(struct wal *w, struct wconn *wc)
 {
-	char buf[4096]; /* about 2 KiB with a tier: room for 20-digit counters */
+	char buf[6144]; /* about 2 KiB with a tier, ~250 bytes per worker with --queues */
 
 	stats_json(w, buf, sizeof(buf));
 	reply(w, wc, 200, "application/json", "", buf);
@@ -245,6 +245,50 @@ void do_get_one(struct wal *w, struct wconn *wc)
 		    (struct job){.active = true, .part = 1, .seq = seq, .end = seq + 1, .len = len};
 }
 
+/* The record after @seq in a range reply: the next one (--queues: the next that exists among
+ * the workers' records as the range began, or @end). */
+static uint64_t range_after(struct wal *w, struct wconn *wc, uint64_t seq, uint64_t end)
+{
+	uint64_t g;
+
+	if (!w->multi)
+		return seq + 1;
+	g = wal_multi_next(w, seq + 1, wc->range_lim);
+	return g && g < end ? g : end;
+}
+
+/*
+ * --queues: the records that exist at or after from (in global seq order, up to limit), each
+ * worker's below its next as of now; X-Next-Seq is after the last one; X-Stable-Seq says below
+ * which seq no record can appear later (a worker behind the others may still fill a gap).
+ */
+static void get_range_multi(struct wal *w, struct wconn *wc, uint64_t from, uint64_t limit)
+{
+	uint64_t s, end, n = 0, total = 0, len = 0, first;
+	char hdr[200], line[48];
+
+	wal_multi_snap(w, wc->range_lim);
+	first = s = wal_multi_next(w, from, wc->range_lim);
+	end = from;
+	while (s && n < limit) {
+		if (store_len(w, s, &len))
+			len = 0; /* gone meanwhile: the stream will say so (reset) */
+		total +=
+		    (uint64_t)snprintf(line, sizeof(line), "%" PRIu64 " %" PRIu64 "\n", s, len) +
+		    len + 1;
+		n++;
+		end = s + 1;
+		s = wal_multi_next(w, s + 1, wc->range_lim);
+	}
+	snprintf(hdr, sizeof(hdr),
+	         "X-First-Seq: %" PRIu64 "\r\nX-Next-Seq: %" PRIu64 "\r\nX-Records: %" PRIu64
+	         "\r\nX-Stable-Seq: %" PRIu64 "\r\n",
+	         n ? first : from, end, n, wal_multi_stable(w));
+	reply_head(w, wc, 200, "application/x-paste-wal-records", total, hdr);
+	if (!wc->head_only && n)
+		wc->job = (struct job){.active = true, .range = true, .seq = first, .end = end};
+}
+
 /* Range body: for each record "<seq> <len>\n", the bytes, "\n". */
 void do_get_range(struct wal *w, struct wconn *wc)
 {
@@ -263,6 +307,10 @@ void do_get_range(struct wal *w, struct wconn *wc)
 	}
 	if (from < si.first)
 		from = si.first;
+	if (w->multi) {
+		get_range_multi(w, wc, from, limit);
+		return;
+	}
 	end = from >= si.next ? from : (si.next - from < limit ? si.next : from + limit);
 	for (uint64_t s = from; s < end; s++) {
 		store_len(w, s, &len);
@@ -279,16 +327,27 @@ void do_get_range(struct wal *w, struct wconn *wc)
 		wc->job = (struct job){.active = true, .range = true, .seq = from, .end = end};
 }
 
+static void delete_reply(struct wal *w, struct wconn *wc);
+
 void do_delete(struct wal *w, struct wconn *wc)
 {
 	const struct http_req *r = &wc->req;
-	struct store_info si;
 	uint64_t upto;
-	char body[160];
 	int err;
 
 	if (http_query_u64(r->query, r->query_len, "upto", &upto)) {
 		reply_error(w, wc, 400, "DELETE needs ?upto=<seq> (a decimal sequence number)");
+		return;
+	}
+	if (w->multi) { /* our log now; the reply waits for the others (job_trunc) */
+		if (wal_multi_truncate(w, upto)) {
+			reply_error(w, wc, 500, "truncation failed");
+			return;
+		}
+		wc->job = (struct job){.active = true,
+		                       .trunc = true,
+		                       .end = upto,
+		                       .off = now_ns() + w->delete_wait_s * 1000000000ull};
 		return;
 	}
 	err = store_truncate(w, upto);
@@ -297,6 +356,15 @@ void do_delete(struct wal *w, struct wconn *wc)
 		return;
 	}
 	w->n.truncations++;
+	delete_reply(w, wc);
+}
+
+/* A DELETE's reply: what is left. */
+static void delete_reply(struct wal *w, struct wconn *wc)
+{
+	struct store_info si;
+	char body[160];
+
 	store_info(w, &si);
 	snprintf(body, sizeof(body),
 	         "{\"first_seq\":%" PRIu64 ",\"next_seq\":%" PRIu64 ",\"records\":%" PRIu64 "}\n",
@@ -341,6 +409,35 @@ static enum stop job_payload(struct wal *w, struct wconn *wc)
 	return S_MORE;
 }
 
+/* --queues: a DELETE waits (its connection is served again every tick) until every worker has
+ * truncated its log, then replies; 503 if one has not within --delete-wait. */
+static enum stop job_trunc(struct wal *w, struct wconn *wc)
+{
+	struct job *j = &wc->job;
+	unsigned late;
+	char msg[200];
+
+	if (wal_multi_truncated(w, j->end, &late)) {
+		j->active = false;
+		delete_reply(w, wc);
+		return S_MORE;
+	}
+	if (now_ns() > j->off) {
+		j->active = false;
+		snprintf(msg, sizeof(msg),
+		         "worker %u has not applied the truncation within %" PRIu64
+		         " s (is it down?); it will when it runs: repeat the DELETE to wait for it",
+		         late, w->delete_wait_s);
+		reply_error(w, wc, 503, msg);
+		return S_MORE;
+	}
+	if (!wc->stalled) { /* resume_stalled() serves us again on the next tick */
+		wc->stalled = true;
+		w->stalled++;
+	}
+	return S_BLOCKED;
+}
+
 enum stop job_run(struct wal *w, struct wconn *wc)
 {
 	struct job *j = &wc->job;
@@ -352,6 +449,12 @@ enum stop job_run(struct wal *w, struct wconn *wc)
 				return S_GONE;
 			if (wc->out_len)
 				return S_BLOCKED;
+		}
+		if (j->trunc) { /* the reply (once every worker truncated) goes out now */
+			s = job_trunc(w, wc);
+			if (s != S_MORE)
+				return s;
+			return out_flush(wc) ? S_MORE : S_GONE;
 		}
 		if (j->seq >= j->end) {
 			j->active = false;
@@ -374,7 +477,7 @@ enum stop job_run(struct wal *w, struct wconn *wc)
 		}
 		if (j->range)
 			out_printf(wc, "\n");
-		j->seq++;
+		j->seq = range_after(w, wc, j->seq, j->end);
 		j->part = 0;
 	}
 	return S_MORE;

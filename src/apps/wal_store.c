@@ -21,6 +21,10 @@
 
 void store_info(struct wal *w, struct store_info *si)
 {
+	if (w->multi) { /* every worker's log: one sequence space (wal_multi.c) */
+		wal_multi_info(w, si);
+		return;
+	}
 	if (w->sync == SYNC_PMEM) {
 		struct paste_log_info li;
 
@@ -44,6 +48,11 @@ int store_len(struct wal *w, uint64_t seq, uint64_t *len)
 {
 	struct paste_log_rec rec;
 
+	if (w->multi) {
+		if (!wal_multi_mine(w, seq))
+			return wal_multi_len(w, seq, len);
+		seq = wal_multi_local(w, seq);
+	}
 	if (tier_holds(w, seq)) {
 		*len = tier_len(w, seq);
 		return 0;
@@ -69,13 +78,19 @@ int store_len(struct wal *w, uint64_t seq, uint64_t *len)
 ssize_t store_chunk(struct wal *w, struct job *j, const uint8_t **p, size_t max)
 {
 	struct paste_log_rec rec;
+	uint64_t seq = j->seq;
 	size_t n;
 
-	if (tier_holds(w, j->seq)) {
+	if (w->multi) {
+		if (!wal_multi_mine(w, seq))
+			return wal_multi_chunk(w, seq, j->off, p, max);
+		seq = wal_multi_local(w, seq);
+	}
+	if (tier_holds(w, seq)) {
 		ssize_t r;
 
 		n = max < sizeof(w->scratch) ? max : sizeof(w->scratch);
-		r = tier_read(w, j->seq, j->off, w->scratch, n);
+		r = tier_read(w, seq, j->off, w->scratch, n);
 		if (r <= 0)
 			return r < 0 ? r : -EIO;
 		*p = w->scratch;
@@ -97,7 +112,7 @@ ssize_t store_chunk(struct wal *w, struct job *j, const uint8_t **p, size_t max)
 		*p = w->scratch;
 		return r;
 	}
-	if (paste_log__get(w->log, j->seq, &rec) || j->ref_idx >= rec.nrefs)
+	if (paste_log__get(w->log, seq, &rec) || j->ref_idx >= rec.nrefs)
 		return -ENOENT;
 	while (j->off >= j->ref_base + rec.refs[j->ref_idx].len) {
 		j->ref_base += rec.refs[j->ref_idx].len;
@@ -130,6 +145,8 @@ int store_append(struct wal *w, const struct paste_ref *refs, unsigned n, uint64
 			for (unsigned i = 0; i < n; i++)
 				paste_persist(w->ctx, paste_pool__ref_ptr(w->pool, &refs[i]),
 				              refs[i].len);
+			if (w->multi)
+				*seq = wal_multi_own(w, *seq);
 			return 0;
 		}
 	} else {
@@ -143,6 +160,8 @@ int store_append(struct wal *w, const struct paste_ref *refs, unsigned n, uint64
 /* Drop every record <= @upto: the tier's first (durable), then the pool log's head (fenced). */
 int store_truncate(struct wal *w, uint64_t upto)
 {
+	if (w->multi)
+		return -EOPNOTSUPP; /* refused before (do_delete); no retention with --queues */
 	if (w->sync == SYNC_PMEM) {
 		int err = tier_truncate(w, upto);
 

@@ -15,6 +15,10 @@ Subcommands (each prints one summary line "wal_client: <cmd> key=value ..." and 
   verify     read the whole log back over HTTP (GET ?from=&limit= ranges) and check: every acked
              seq present and byte-identical, every record a valid payload (no record with content
              never sent), sequence numbers dense.
+             With --sparse (paste-wal --queues N: each worker's seqs step by N) the seqs must
+             increase, not be dense.
+  getall     GET /log/<seq> of every acked record, a new connection every --per-conn requests
+             (with --queues N each connection may land on another worker); byte-identical.
   verify-dump  the same checks on paste-wal-dump's output (--listing: its record lines, --raw: the
              payloads back to back).
   badinput   malformed request lines, huge heads, bad Content-Length, chunked bodies, a
@@ -211,7 +215,8 @@ class LoadConn:
         self.last_progress = time.monotonic()
 
     def fill(self, now, deadline):
-        while now < deadline and len(self.inflight) < self.a.depth and len(self.out) < (1 << 20):
+        while (now < deadline and len(self.inflight) < self.a.depth and len(self.out) < (1 << 20)
+               and (not self.a.max_requests or self.next_idx < self.a.max_requests)):
             n = payload_len(self.rng, self.a.max_size)
             body = payload(self.a.seed, self.cid, self.next_idx, n)
             self.out += post_request(self.a.host, self.a.path, body)
@@ -235,6 +240,9 @@ def cmd_load(a):
         if not live or (now >= deadline + a.grace):
             break
         if now >= deadline and not any(c.inflight for c in live):
+            break
+        if a.max_requests and all(c.next_idx >= a.max_requests and not c.inflight and not c.out
+                                  for c in live):
             break
         for c in live:
             before = len(c.inflight)
@@ -312,6 +320,7 @@ class Checker:
         self.acks = read_acks(a.ack_file)
         self.seed = a.seed
         self.strict = a.strict
+        self.sparse = getattr(a, "sparse", False)
         self.seen = set()
         self.prev = None
         self.records = 0
@@ -324,8 +333,9 @@ class Checker:
 
     def record(self, seq, data):
         self.records += 1
-        if self.prev is not None and seq != self.prev + 1:
-            self.problem("seq %d follows %d: not dense" % (seq, self.prev))
+        if self.prev is not None and seq != self.prev + 1 and not (self.sparse and seq > self.prev):
+            self.problem("seq %d follows %d: not %s" % (seq, self.prev,
+                                                        "increasing" if self.sparse else "dense"))
         self.prev = seq
         self.seen.add(seq)
         if seq in self.acks:
@@ -375,6 +385,30 @@ def cmd_verify(a):
         frm = int(h["x-next-seq"])
     s.close()
     chk.finish("verify")
+
+
+def cmd_getall(a):
+    acks = read_acks(a.ack_file)
+    seqs = sorted(acks)
+    problems = 0
+    conns = 0
+    for i in range(0, len(seqs), a.per_conn):
+        part = seqs[i:i + a.per_conn]
+        s = connect(a.host, a.port)
+        conns += 1
+        s.sendall(b"".join(get_request(a.host, "%s/%d" % (a.path, q)) for q in part))
+        r = read_responses(s, len(part), timeout=60)
+        s.close()
+        for q, resp in zip(part, r + [None] * (len(part) - len(r))):
+            conn, idx, n = acks[q]
+            if resp is None or resp[0] != 200 or resp[2] != payload(a.seed, conn, idx, n):
+                problems += 1
+                if problems <= 20:
+                    print("wal_client: getall: record %d: %s" % (
+                        q, "no reply" if resp is None else "status %d, %d bytes" % (
+                            resp[0], len(resp[2]))), file=sys.stderr)
+    print("wal_client: getall records=%d conns=%d problems=%d" % (len(seqs), conns, problems))
+    sys.exit(1 if problems else 0)
 
 
 def cmd_verify_dump(a):
@@ -597,15 +631,22 @@ def main():
     p.add_argument("--conn-base", type=int, default=0)
     p.add_argument("--ack-file", required=True)
     p.add_argument("--no-errors", action="store_true", help="exit 1 on any non-201 reply")
+    p.add_argument("--max-requests", type=int, default=0,
+                   help="at most this many POSTs per connection (0: no limit)")
     for name in ("verify", "verify-dump"):
         p = sub.add_parser(name, parents=[common])
         p.add_argument("--ack-file")
         p.add_argument("--strict", action="store_true",
                        help="every record must be a payload of this client")
         p.add_argument("--batch", type=int, default=2000)
+        p.add_argument("--sparse", action="store_true",
+                       help="seqs increase but need not be dense (paste-wal --queues)")
         if name == "verify-dump":
             p.add_argument("--listing", required=True)
             p.add_argument("--raw", required=True)
+    p = sub.add_parser("getall", parents=[common])
+    p.add_argument("--ack-file", required=True)
+    p.add_argument("--per-conn", type=int, default=20)
     p = sub.add_parser("reconnect", parents=[common])
     p.add_argument("--n", type=int, default=300)
     p.add_argument("--timeout", type=float, default=2)
@@ -614,7 +655,7 @@ def main():
     p.add_argument("--header-timeout", type=float, default=2)
     a = ap.parse_args()
     {"pipeline": cmd_pipeline, "load": cmd_load, "verify": cmd_verify,
-     "verify-dump": cmd_verify_dump, "badinput": cmd_badinput,
+     "verify-dump": cmd_verify_dump, "badinput": cmd_badinput, "getall": cmd_getall,
      "reconnect": cmd_reconnect}[a.cmd](a)
 
 

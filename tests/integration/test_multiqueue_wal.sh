@@ -1,0 +1,257 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
+# paste-wal --queues 2 on a 2-queue veth testbed (PASTE_QUEUES=2), one pool file (a slice per
+# worker, each with its own log); record N belongs to worker (N-1) mod 2:
+#  - POSTs over many connections land on both workers: acknowledged seqs of both parities, and
+#    each worker's "appended" counter in /stats (read through either worker) is > 0;
+#  - every acknowledged record reads back byte for byte with GET /log/N over fresh connections
+#    (each may land on the other worker: reads of the other slice's log), and the range reads
+#    (GET ?from=) list them all in increasing order;
+#  - kill -9 of worker 0 under load: the supervisor restarts it, 0 acknowledged records lost;
+#  - kill -9 of the supervisor and both workers under load: a restart recovers both slices,
+#    0 acknowledged records lost, and new POSTs go on from there;
+#  - DELETE ?upto=M (M in the middle): records <= M of both workers 404, the others all readable;
+#    with worker 1 stopped (SIGSTOP) a DELETE answers 503 after --delete-wait 3 s, and succeeds
+#    once it runs;
+#  - a pool written with --queues 2 is refused with --queues 3;
+#  - --transport kernel --queues 2 (SO_REUSEPORT): POSTs reach both workers, every ack readable;
+#  - SIGTERM: exit 0 (each worker's frame accounting included); then paste-wal-dump --slice 0 and
+#    --slice 1 read each worker's log offline: every remaining ack there, byte for byte;
+# About 60-90 s (Release and ASan trees alike, on 2 vCPUs).
+export PASTE_QUEUES=2
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/wal_lib.sh"
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+CLIENT_PY=$HERE/wal_client.py
+WAL=$PASTE_BUILD/paste-wal
+DUMP=$PASTE_BUILD/paste-wal-dump
+POOL=/dev/shm/paste-test-$$-mqwal.pool # 2 slices of 384 MiB
+CLEANUP_FILES+=("$POOL")
+PORT=8080
+SEED=${PASTE_CRASH_SEED:-$((RANDOM * 32768 + RANDOM))}
+ACKS=$LOGDIR/acks
+for f in "$WAL" "$DUMP"; do
+	[ -x "$f" ] || fail "$f not built"
+done
+command -v python3 >/dev/null || fail "python3 not installed (scripts/deps installs it)"
+log "seed $SEED"
+HOST=$STACK_IP # where the clients connect
+SRV=(--ifname "$VETH_SRV" --ip "$STACK_IP" --port $PORT --pool "$POOL" --pool-size 384M
+	--delete-wait 3)
+
+# start_sup [ARGS...]: paste-wal --queues 2; waits for the supervisor's ready line (SUP_PID,
+# WAL_LOG, W0, W1).
+start_sup() {
+	local i rc=0 line
+	WAL_N=$((WAL_N + 1))
+	WAL_LOG=$LOGDIR/sup.$WAL_N.log
+	log "start: paste-wal --queues 2 ${SRV[*]} $*"
+	ip netns exec "$NS_SRV" "$WAL" --queues 2 "${SRV[@]}" "$@" >"$WAL_LOG" 2>&1 &
+	SUP_PID=$!
+	track_pid "$SUP_PID"
+	ECHO_PID=$SUP_PID # fail() shows this log
+	ECHO_LOG=$WAL_LOG
+	for ((i = 0; i < READY_TIMEOUT * 10; i++)); do
+		line=$(grep -m1 'supervisor ready' "$WAL_LOG" || true)
+		if [ -n "$line" ]; then
+			log "$line"
+			W0=$(printf '%s\n' "$line" | sed 's/.*pids=\([0-9]*\),.*/\1/')
+			W1=$(printf '%s\n' "$line" | sed 's/.*pids=[0-9]*,\([0-9]*\).*/\1/')
+			return 0
+		fi
+		if ! kill -0 "$SUP_PID" 2>/dev/null; then
+			wait "$SUP_PID" || rc=$?
+			untrack_pid "$SUP_PID"
+			fail "paste-wal --queues 2 exited with status $rc before it was ready"
+		fi
+		sleep 0.1
+	done
+	fail "paste-wal --queues 2 not ready after ${READY_TIMEOUT}s"
+}
+
+# load SECONDS CONN_BASE [ARGS]: the ack-recording load client in the background (LOAD_PID). With
+# --max-requests the volume is bounded whatever the machine's speed: at most 16k + 2 x 40k + 16k
+# records, which fit in one 384 MiB slice (172k frames) even if every flow lands on one worker.
+load() {
+	ip netns exec "$NS_CLI" python3 "$CLIENT_PY" load --host "$HOST" --port $PORT --conns 16 \
+		--depth 4 --duration "$1" --stall 3 --grace 5 --max-size 32768 --seed "$SEED" \
+		--conn-base "$2" --ack-file "$ACKS" "${@:3}" >"$LOGDIR/load.$2.log" 2>&1 &
+	LOAD_PID=$!
+	track_pid "$LOAD_PID"
+}
+
+load_wait() {
+	local rc=0
+	wait "$LOAD_PID" || rc=$?
+	untrack_pid "$LOAD_PID"
+	return $rc
+}
+
+# check_all TAG: every acknowledged record, by GET on fresh connections and by range reads.
+check_all() {
+	ip netns exec "$NS_CLI" python3 "$CLIENT_PY" getall --host "$HOST" --port $PORT \
+		--seed "$SEED" --ack-file "$ACKS" --per-conn 10 >"$LOGDIR/getall.$1.log" 2>&1 ||
+		{ tail -n 20 "$LOGDIR/getall.$1.log" >&2; fail "$1: acknowledged records not readable by GET"; }
+	log "$1: $(tail -n 1 "$LOGDIR/getall.$1.log")"
+	ip netns exec "$NS_CLI" python3 "$CLIENT_PY" verify --host "$HOST" --port $PORT --sparse \
+		--strict --seed "$SEED" --ack-file "$ACKS" --batch 500 >"$LOGDIR/verify.$1.log" 2>&1 ||
+		{ tail -n 20 "$LOGDIR/verify.$1.log" >&2; fail "$1: range reads lost or changed records"; }
+	log "$1: $(tail -n 1 "$LOGDIR/verify.$1.log")"
+}
+
+stats() { ip netns exec "$NS_CLI" curl -s --max-time 10 "http://$HOST:$PORT/stats"; }
+
+# worker_field JSON K NAME: NAME of worker K in the "workers" array of /stats.
+worker_field() {
+	printf '%s\n' "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["workers"][int(sys.argv[1])][sys.argv[2]])' "$2" "$3"
+}
+
+stop_sup() {
+	local i rc=0
+	kill -TERM "$SUP_PID"
+	for ((i = 0; i < 400; i++)); do
+		kill -0 "$SUP_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -0 "$SUP_PID" 2>/dev/null && fail "supervisor still running 40 s after SIGTERM"
+	wait "$SUP_PID" || rc=$?
+	untrack_pid "$SUP_PID"
+	[ "$rc" = 0 ] || fail "paste-wal --queues 2 exited with status $rc"
+}
+
+# ---- 1. load over many connections lands on both workers ----------------------------------------
+rm -f "$POOL" "$ACKS"
+start_sup
+load 3 0 --no-errors --max-requests 1000
+load_wait || { tail -n 5 "$LOGDIR/load.0.log" >&2; fail "load with no errors failed"; }
+n=$(nacks "$ACKS")
+odd=$(awk '$1 % 2 == 1' "$ACKS" | wc -l)
+log "acknowledged $n records: $odd of worker 0, $((n - odd)) of worker 1"
+[ "$n" -gt 100 ] || fail "only $n records acknowledged"
+[ "$odd" -gt 0 ] && [ "$((n - odd))" -gt 0 ] || fail "POSTs did not reach both workers"
+js=$(stats)
+a0=$(worker_field "$js" 0 appended)
+a1=$(worker_field "$js" 1 appended)
+log "/stats: worker 0 appended=$a0, worker 1 appended=$a1, total_appended=$(field "$js" total_appended)"
+[ "$a0" = "$odd" ] && [ "$a1" = "$((n - odd))" ] ||
+	fail "per-worker counters ($a0, $a1) do not match the acks ($odd, $((n - odd)))"
+
+# ---- 2. every record readable whichever worker a connection lands on ----------------------------
+check_all fresh
+js=$(stats)
+p0=$(worker_field "$js" 0 peer_reads)
+p1=$(worker_field "$js" 1 peer_reads)
+log "records read from the other worker's log: by worker 0 $p0, by worker 1 $p1"
+[ "$p0" -gt 0 ] && [ "$p1" -gt 0 ] || fail "GETs did not make both workers read the other's log"
+
+# ---- 3. kill -9 of worker 0 under load -----------------------------------------------------------
+load 3 100 --max-requests 2500
+sleep 0.5
+log "kill -9 worker 0 (pid $W0) under load"
+kill -9 "$W0"
+load_wait || true
+for ((i = 0; i < 300; i++)); do
+	grep -q 'worker 0 ready again' "$WAL_LOG" && break
+	sleep 0.1
+done
+grep -q 'worker 0 ready again' "$WAL_LOG" || fail "worker 0 was not restarted"
+log "after kill -9 of worker 0: $(nacks "$ACKS") acknowledged in all"
+check_all worker-kill
+
+# ---- 4. kill -9 of the whole server under load ---------------------------------------------------
+load 3 200 --max-requests 2500
+sleep 0.5
+W0=$(grep -o 'worker 0 ready again (pid [0-9]*' "$WAL_LOG" | tail -n 1 | grep -o '[0-9]*$')
+log "kill -9 supervisor $SUP_PID and workers $W0 $W1 under load"
+kill -9 "$SUP_PID" "$W0" "$W1"
+wait "$SUP_PID" 2>/dev/null || true
+untrack_pid "$SUP_PID"
+load_wait || true
+sleep 0.5
+before=$(nacks "$ACKS")
+start_sup
+grep -q 'replaced a stale steering program' "$WAL_LOG" || fail "the stale XDP program was not replaced"
+log "after kill -9 of the server: $before acknowledged in all"
+check_all server-kill
+load 3 300 --no-errors --max-requests 1000
+load_wait || { tail -n 5 "$LOGDIR/load.300.log" >&2; fail "load after the restart failed"; }
+check_all after-restart
+
+# ---- 5. DELETE truncates every worker's log ------------------------------------------------------
+# status URL: one DELETE on a new connection (it lands on either worker); prints the status.
+delete() {
+	ip netns exec "$NS_CLI" curl -s -o "$LOGDIR/delete.out" -w '%{http_code}' --max-time 8 \
+		-X DELETE "http://$STACK_IP:$PORT/log?upto=$1" || true
+}
+get_status() {
+	ip netns exec "$NS_CLI" curl -s -o /dev/null -w '%{http_code}' --max-time 10 \
+		"http://$STACK_IP:$PORT/log/$1" || true
+}
+mid=$(sort -n "$ACKS" | awk '{print $1}' | sed -n "$(($(nacks "$ACKS") / 2))p")
+st=$(delete "$mid")
+[ "$st" = 200 ] || { cat "$LOGDIR/delete.out" >&2; fail "DELETE ?upto=$mid answered $st"; }
+log "DELETE ?upto=$mid: $(cat "$LOGDIR/delete.out")"
+for q in $((mid - 1)) "$mid" $(awk -v m="$mid" '$1 <= m {print $1}' "$ACKS" | shuf -n 20 --random-source=<(yes)); do
+	[ "$(get_status "$q")" = 404 ] || fail "record $q <= $mid still readable after the DELETE"
+done
+awk -v m="$mid" '$1 > m' "$ACKS" >"$ACKS.kept" && mv "$ACKS.kept" "$ACKS"
+check_all after-delete
+js=$(stats)
+[ "$(field "$js" first_seq)" -gt "$mid" ] || fail "/stats first_seq $(field "$js" first_seq) <= $mid"
+# A worker that does not run (stopped) cannot truncate its log: the DELETE answers 503 after
+# --delete-wait 3 s (from the other worker; a connection that lands on the stopped one times out:
+# try again), and the stopped worker applies it once it runs again. The stopped worker would not
+# answer the ARP requests that land on its queue either: pin the neighbour entry meanwhile.
+mid=$(sort -n "$ACKS" | awk '{print $1}' | sed -n "$(($(nacks "$ACKS") / 2))p")
+mac=$(in_cli ip neigh show "$STACK_IP" dev "$VETH_CLI" | grep -o 'lladdr [0-9a-f:]*' | cut -d' ' -f2)
+[ -n "$mac" ] || fail "no neighbour entry for $STACK_IP in the client namespace"
+in_cli ip neigh replace "$STACK_IP" lladdr "$mac" dev "$VETH_CLI" nud permanent
+kill -STOP "$W1"
+for ((i = 0; i < 12; i++)); do
+	st=$(delete "$mid")
+	[ "$st" = 000 ] || break
+done
+kill -CONT "$W1"
+in_cli ip neigh replace "$STACK_IP" lladdr "$mac" dev "$VETH_CLI" nud reachable
+log "DELETE with worker 1 stopped: $st after $((i + 1)) attempt(s)"
+[ "$st" = 503 ] && grep -q 'worker 1 has not applied the truncation' "$LOGDIR/delete.out" ||
+	{ cat "$LOGDIR/delete.out" >&2; fail "DELETE with worker 1 stopped answered $st, expected 503"; }
+st=$(delete "$mid")
+[ "$st" = 200 ] || fail "DELETE after worker 1 runs again answered $st"
+awk -v m="$mid" '$1 > m' "$ACKS" >"$ACKS.kept" && mv "$ACKS.kept" "$ACKS"
+check_all after-delete-2
+
+# ---- 6. offline: paste-wal-dump --slice K reads each worker's log ---------------------------------
+stop_sup
+for k in 0 1; do
+	awk -v k=$k '($1 - 1) % 2 == k {print int(($1 - 1) / 2) + 1, $2, $3, $4}' "$ACKS" >"$ACKS.$k"
+	dump_verify "slice$k" "$ACKS.$k" --slice $k
+done
+
+# ---- 7. the worker count is part of the record ids -----------------------------------------------
+rc=0
+ip netns exec "$NS_SRV" "$WAL" --queues 3 "${SRV[@]}" >"$LOGDIR/q3.log" 2>&1 || rc=$?
+[ "$rc" != 0 ] && grep -q 'record ids encode the worker count' "$LOGDIR/q3.log" ||
+	{ cat "$LOGDIR/q3.log" >&2; fail "--queues 3 on a --queues 2 pool was not refused (status $rc)"; }
+rc=0
+"$WAL" --transport kernel --queues 2 --port $PORT --pool "$POOL" --sync fdatasync \
+	--log-file /dev/shm/none >"$LOGDIR/fd.log" 2>&1 || rc=$?
+[ "$rc" = 2 ] && grep -q 'cannot be combined with --sync fdatasync' "$LOGDIR/fd.log" ||
+	fail "--queues with --sync fdatasync was not refused with a usage error"
+
+# ---- 8. the kernel transport: two SO_REUSEPORT workers on one port, the same WAL -----------------
+POOL_K=/dev/shm/paste-test-$$-mqwal-k.pool
+CLEANUP_FILES+=("$POOL_K")
+HOST=$SRV_IP
+SRV=(--transport kernel --ip "$SRV_IP" --port $PORT --pool "$POOL_K" --pool-size 64M)
+: >"$ACKS"
+start_sup
+load 3 400 --no-errors --max-requests 300
+load_wait || { tail -n 5 "$LOGDIR/load.400.log" >&2; fail "kernel transport: load failed"; }
+odd=$(awk '$1 % 2 == 1' "$ACKS" | wc -l)
+log "kernel transport: $(nacks "$ACKS") acknowledged, $odd of worker 0"
+[ "$odd" -gt 0 ] && [ "$odd" -lt "$(nacks "$ACKS")" ] || fail "kernel transport: POSTs did not reach both workers"
+check_all kernel
+stop_sup
+log "ok"
