@@ -12,10 +12,10 @@
  *    computed values; the header holds the total length and the chunk count;
  *  - hash: gen + field -> the field's value (stored form, '\r' added), one entry per field, so an
  *    HSET of one field is one atomic put. Field counts are kept in memory (rebuilt at startup).
- * The header is put last: a crash before it leaves only unreachable pieces, which startup
- * deletes (no header names their generation). A replaced or deleted object's pieces are deleted
- * only after the round's fence (obj_reap), so a crash never leaves a live header whose pieces are
- * partly gone.
+ * The header is put last, after a fence (pieces_fence): a crash before it leaves only
+ * unreachable pieces, which startup deletes (no header names their generation). A replaced or
+ * deleted object's pieces are deleted only after the round's fence (obj_reap), so a crash never
+ * leaves a live header whose pieces are partly gone.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -150,6 +150,16 @@ uint64_t sub_count(struct kvd *d)
 
 /* ---- headers ------------------------------------------------------------------------------- */
 
+/*
+ * Before a header (or a reference to one) is stored: the pieces put so far are durable. Without
+ * it, the pieces' and the header's puts share a batch and a crash may leave the header's 8-byte
+ * commit on media without a piece's (paste-powerfail --probe kvapp found such headers).
+ */
+static void pieces_fence(struct kvd *d)
+{
+	paste_pool__persist(d->pool, paste_pool__base(d->pool), 0);
+}
+
 /* Store @k -> a header of @type; @ttl as for store(). */
 int hdr_store(struct kvd *d, const struct str *k, int type, uint64_t gen, uint64_t len, uint64_t n,
               uint64_t ttl)
@@ -159,6 +169,7 @@ int hdr_store(struct kvd *d, const struct str *k, int type, uint64_t gen, uint64
 	    .magic = OBJ_MAGIC, .type = (uint8_t)type, .gen = gen, .len = len, .n = n};
 	struct str v = {.p = buf, .n = sizeof(buf), .pool = false};
 
+	pieces_fence(d);
 	memcpy(buf, &h, sizeof(h));
 	buf[sizeof(h)] = OBJ_TAG;
 	d->have_objs = true;
@@ -271,6 +282,7 @@ int big_header_ref(struct kvd *d, uint64_t gen, uint64_t len, uint64_t n, struct
 	uint8_t buf[sizeof(struct obj_hdr) + 1];
 	struct obj_hdr h = {.magic = OBJ_MAGIC, .type = T_BIG, .gen = gen, .len = len, .n = n};
 
+	pieces_fence(d);
 	memcpy(buf, &h, sizeof(h));
 	buf[sizeof(h)] = OBJ_TAG;
 	return paste_keep_copy(d->ctx, buf, sizeof(buf), ref);

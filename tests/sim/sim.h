@@ -19,6 +19,7 @@
  *   sim_region.c  the pool's own regions and the superblock (no index needed)
  *   sim_bench.c   recovery time against index size
  *   sim_probe.c   targeted searches for one crash state (kv bucket array without an empty bucket)
+ *   sim_kvapp.c   paste-kv's object and undo-log protocols on three kv indexes (--probe kvapp)
  *   sim_interpose.c  crash points inside recovery; deterministic getrandom()
  *   sim_main.c    command line, budget per workload and model, self-check, summary
  */
@@ -377,5 +378,9 @@ int sim_bench_recovery(const struct sim_cfg *cfg, uint64_t log_records, uint64_t
 /* Search for a reachable crash state whose kv bucket array has no empty bucket (--probe kv-full).
  * @return 0 if none was found in @ops operations or every one recovered, 1 if recovery failed. */
 int sim_probe_kv_full(const struct sim_cfg *cfg, uint64_t capacity, uint64_t ops);
+
+/* paste-kv's app-level protocols (objects in a second index, the undo log) with a crash point at
+ * every flush and fence of @ops operations (--probe kvapp, sim_kvapp.c). @return 0 or 1. */
+int sim_probe_kvapp(const struct sim_cfg *cfg, uint64_t ops);
 
 #endif /* PASTE_SIM_H */

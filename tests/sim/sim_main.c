@@ -10,6 +10,7 @@
  *                   [--dir DIR]
  *   paste-powerfail --bench-recovery [--bench-log RECORDS] [--bench-kv KEYS]
  *   paste-powerfail --probe kv-full [--capacity C] [--ops N] [--seed S]
+ *   paste-powerfail --probe kvapp [--ops N] [--seed S]
  *
  * After the main run come the kv-full probe (sim_probe.c; unless --no-probe) and the self-check
  * (unless --no-self-check): the same workloads with a deliberately broken persistence hook (fences
@@ -31,7 +32,7 @@
 
 struct sim_opts {
 	struct sim_cfg cfg;
-	bool self_check_only, no_self_check, no_probe, bench, probe;
+	bool self_check_only, no_self_check, no_probe, bench, probe, kvapp;
 	uint64_t bench_log, bench_kv, probe_cap, probe_ops;
 };
 
@@ -79,7 +80,8 @@ static void usage(FILE *f)
 	    "         [--break drain-noop|skip-fence|lose-payload] [--self-check|--no-self-check]\n"
 	    "         [--no-liveness] [--nested PCT] [--adopt PCT]\n"
 	    "         [--max-reports N] [--dir DIR]\n"
-	    "       paste-powerfail --bench-recovery [--bench-log RECORDS] [--bench-kv KEYS]\n");
+	    "       paste-powerfail --bench-recovery [--bench-log RECORDS] [--bench-kv KEYS]\n"
+	    "       paste-powerfail --probe kv-full|kvapp [--capacity C] [--ops N] [--seed S]\n");
 }
 
 static int parse_choice(const char *arg, unsigned *mask, const char *const *names, int n,
@@ -191,7 +193,9 @@ static int parse(int argc, char **argv, struct sim_opts *o)
 			o->cfg.adopt_pct = (unsigned)strtoul(optarg, NULL, 0);
 			break;
 		case O_PROBE:
-			if (strcmp(optarg, "kv-full"))
+			if (!strcmp(optarg, "kvapp"))
+				o->kvapp = true;
+			else if (strcmp(optarg, "kv-full"))
 				return -EINVAL;
 			o->probe = true;
 			break;
@@ -381,6 +385,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	paste_set_print(print_cb, &o.cfg.verbose, PASTE_LOG_INFO);
+	if (o.kvapp)
+		return sim_probe_kvapp(&o.cfg, o.probe_ops ? o.probe_ops : 2000);
 	if (o.probe)
 		return sim_probe_kv_full(&o.cfg, o.probe_cap ? o.probe_cap : 8,
 		                         o.probe_ops ? o.probe_ops : 1000000);
