@@ -313,15 +313,18 @@ static int pool_map(struct paste_pool *p)
 		    mmap(NULL, p->stride, PROT_READ | PROT_WRITE, MAP_SHARED, p->fd, (off_t)p->off);
 		if (p->base == MAP_FAILED) {
 			p->base = NULL;
-			return paste_fail(-errno, "cannot map pool %s: %s", p->path, strerror(errno));
+			return paste_fail(-errno, "cannot map pool %s: %s", p->path,
+			                  strerror(errno));
 		}
 		p->map_len = p->stride;
 		is_pmem = pmem_is_pmem(p->base, p->map_len);
 	} else {
-		snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", p->fd); /* the inode we locked */
+		snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d",
+		         p->fd); /* the inode we locked */
 		p->base = pmem_map_file(fdpath, 0, 0, 0, &p->map_len, &is_pmem);
 		if (!p->base)
-			return paste_fail(-errno, "cannot map pool %s: %s", p->path, pmem_errormsg());
+			return paste_fail(-errno, "cannot map pool %s: %s", p->path,
+			                  pmem_errormsg());
 	}
 	p->is_pmem = is_pmem;
 	if (p->ops.map)

@@ -5,11 +5,11 @@
  * A transport moves TCP payload between the network and pool frames. Three implement it:
  * ptransport.c (XDP steering + AF_XDP rings over the pool + lwIP's TCP, in this process),
  * ktransport.c (the kernel's TCP behind epoll, recv() into pool frames) and utransport.c (the
- * kernel's TCP through io_uring, multishot recv into a provided-buffer ring of pool frames). Everything above sees
- * only this table: connections hold neutral pieces {frame, offset, length} of received bytes, the
- * round calls the hooks below in a fixed order, and no file outside a transport asks which one is
- * running. Adding a transport is one new file defining a table like these,
- * plus one line in the transports[] table of ctx.c and a value in enum paste_transport
+ * kernel's TCP through io_uring, multishot recv into a provided-buffer ring of pool frames).
+ * Everything above sees only this table: connections hold neutral pieces {frame, offset, length} of
+ * received bytes, the round calls the hooks below in a fixed order, and no file outside a transport
+ * asks which one is running. Adding a transport is one new file defining a table like these, plus
+ * one line in the transports[] table of ctx.c and a value in enum paste_transport
  * (docs/architecture.md walks through it).
  *
  * The calls the round makes, in order (ctx.c, paste_poll()):

@@ -11,8 +11,8 @@
  * SKB mode, real frames into a real AF_XDP socket, a program left behind by a killed process (a
  * child that attaches and exits without cleanup), a program still held by a running process, a
  * foreign program (never touched: -EBUSY), one program shared by two processes (joined, another
- * address refused, the last to close detaches), libxdp's and libbpf's messages kept off stderr. Every
- * test's teardown asserts that nothing is left attached to the interface.
+ * address refused, the last to close detaches), libxdp's and libbpf's messages kept off stderr.
+ * Every test's teardown asserts that nothing is left attached to the interface.
  *
  * Needs root (CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN for unshare); skips otherwise.
  */
