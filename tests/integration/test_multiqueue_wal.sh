@@ -130,9 +130,16 @@ odd=$(awk '$1 % 2 == 1' "$ACKS" | wc -l)
 log "acknowledged $n records: $odd of worker 0, $((n - odd)) of worker 1"
 [ "$n" -gt 100 ] || fail "only $n records acknowledged"
 [ "$odd" -gt 0 ] && [ "$((n - odd))" -gt 0 ] || fail "POSTs did not reach both workers"
-js=$(stats)
-a0=$(worker_field "$js" 0 appended)
-a1=$(worker_field "$js" 1 appended)
+# A worker maps its peer's slice lazily and retries a failed map once a second, so a /stats
+# taken right after start may show the peer as {"up":false} (seen once in the ASan tree): ask
+# again for up to 5 s until both workers report.
+for ((i = 0; i < 50; i++)); do
+	js=$(stats)
+	a0=$(worker_field "$js" 0 appended 2>/dev/null) && a1=$(worker_field "$js" 1 appended 2>/dev/null) && break
+	sleep 0.1
+done
+a0=$(worker_field "$js" 0 appended) || fail "/stats does not report worker 0: $js"
+a1=$(worker_field "$js" 1 appended) || fail "/stats does not report worker 1: $js"
 log "/stats: worker 0 appended=$a0, worker 1 appended=$a1, total_appended=$(field "$js" total_appended)"
 [ "$a0" = "$odd" ] && [ "$a1" = "$((n - odd))" ] ||
 	fail "per-worker counters ($a0, $a1) do not match the acks ($odd, $((n - odd)))"
