@@ -224,8 +224,13 @@ in_cli ip neigh replace "$STACK_IP" lladdr "$mac" dev "$VETH_CLI" nud reachable
 log "DELETE with worker 1 stopped: $st after $((i + 1)) attempt(s)"
 [ "$st" = 503 ] && grep -q 'worker 1 has not applied the truncation' "$LOGDIR/delete.out" ||
 	{ cat "$LOGDIR/delete.out" >&2; fail "DELETE with worker 1 stopped answered $st, expected 503"; }
-st=$(delete "$mid")
-[ "$st" = 200 ] || fail "DELETE after worker 1 runs again answered $st"
+# Worker 1 applies the request at its next tick once it runs; on a loaded machine (ASan tree, CI)
+# that can take longer than --delete-wait right after SIGCONT: allow three attempts.
+for ((i = 0; i < 3; i++)); do
+	st=$(delete "$mid")
+	[ "$st" = 200 ] && break
+done
+[ "$st" = 200 ] || fail "DELETE after worker 1 runs again answered $st (3 attempts)"
 awk -v m="$mid" '$1 > m' "$ACKS" >"$ACKS.kept" && mv "$ACKS.kept" "$ACKS"
 check_all after-delete-2
 
