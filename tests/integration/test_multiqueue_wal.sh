@@ -14,7 +14,7 @@
 #    with worker 1 stopped (SIGSTOP) a DELETE answers 503 after --delete-wait 3 s, and succeeds
 #    once it runs;
 #  - a pool written with --queues 2 is refused with --queues 3;
-#  - --transport kernel --queues 2 (SO_REUSEPORT): POSTs reach both workers, every ack readable;
+#  - --transport kernel --queues 2 is refused with a usage error (a known bug: peer GETs answered 404);
 #  - SIGTERM: exit 0 (each worker's frame accounting included); then paste-wal-dump --slice 0 and
 #    --slice 1 read each worker's log offline: every remaining ack there, byte for byte;
 # About 60-90 s (Release and ASan trees alike, on 2 vCPUs).
@@ -252,18 +252,13 @@ rc=0
 [ "$rc" = 2 ] && grep -q 'cannot be combined with --sync fdatasync' "$LOGDIR/fd.log" ||
 	fail "--queues with --sync fdatasync was not refused with a usage error"
 
-# ---- 8. the kernel transport: two SO_REUSEPORT workers on one port, the same WAL -----------------
-POOL_K=/dev/shm/paste-test-$$-mqwal-k.pool
-CLEANUP_FILES+=("$POOL_K")
-HOST=$SRV_IP
-SRV=(--transport kernel --ip "$SRV_IP" --port $PORT --pool "$POOL_K" --pool-size 64M)
-: >"$ACKS"
-start_sup
-load 3 400 --no-errors --max-requests 300
-load_wait || { tail -n 5 "$LOGDIR/load.400.log" >&2; fail "kernel transport: load failed"; }
-odd=$(awk '$1 % 2 == 1' "$ACKS" | wc -l)
-log "kernel transport: $(nacks "$ACKS") acknowledged, $odd of worker 0"
-[ "$odd" -gt 0 ] && [ "$odd" -lt "$(nacks "$ACKS")" ] || fail "kernel transport: POSTs did not reach both workers"
-check_all kernel
-stop_sup
+# ---- 8. kernel-socket transports: refused for now ----------------------------------------------
+# With two SO_REUSEPORT workers on the kernel transport, GETs of the other worker's records were
+# answered 404 (1,185 of 4,800 in one ASan run, once in a Release run): a known bug, so paste-wal
+# refuses --queues on kernel sockets until it is fixed (docs/multicore.md). Check the refusal.
+rc=0
+"$WAL" --transport kernel --queues 2 --port $PORT --pool /dev/shm/none-$$ >"$LOGDIR/k.log" 2>&1 || rc=$?
+[ "$rc" = 2 ] && grep -q 'cannot be combined with a kernel-socket transport' "$LOGDIR/k.log" ||
+	{ cat "$LOGDIR/k.log" >&2; fail "--queues with --transport kernel was not refused with a usage error"; }
+[ ! -e /dev/shm/none-$$ ] || fail "a refused start created its pool"
 log "ok"
