@@ -394,7 +394,18 @@ def cmd_getall(a):
     conns = 0
     for i in range(0, len(seqs), a.per_conn):
         part = seqs[i:i + a.per_conn]
-        s = connect(a.host, a.port)
+        # A connect that times out is tried again (twice): what is checked here is that every
+        # acknowledged record reads back; a stalled handshake (seen once after a worker was
+        # SIGSTOPped and resumed) is reported on stderr, not counted as a missing record.
+        for attempt in range(3):
+            try:
+                s = connect(a.host, a.port)
+                break
+            except (TimeoutError, socket.timeout) as e:
+                print("wal_client: getall: connect attempt %d timed out: %s" % (attempt + 1, e),
+                      file=sys.stderr)
+                if attempt == 2:
+                    raise
         conns += 1
         s.sendall(b"".join(get_request(a.host, "%s/%d" % (a.path, q)) for q in part))
         r = read_responses(s, len(part), timeout=60)
