@@ -249,22 +249,25 @@ void paste_xsk__refill(struct paste_ctx *ctx)
 	uint32_t nfree = paste_frames__nr(ctx->frames, PASTE_FRAME_FREE);
 	uint32_t want, got, idx = 0, i, frame;
 
-	if (nfree <= PASTE_TX_RESERVE)
-		return;
-	want = xsk_prod_nb_free(&x->fill, nfree - PASTE_TX_RESERVE);
+	want = nfree > PASTE_TX_RESERVE ? xsk_prod_nb_free(&x->fill, nfree - PASTE_TX_RESERVE) : 0;
 	if (want > nfree - PASTE_TX_RESERVE)
 		want = nfree - PASTE_TX_RESERVE;
-	if (!want)
-		return;
-	got = xsk_ring_prod__reserve(&x->fill, want, &idx);
-	for (i = 0; i < got; i++) {
-		if (paste_frames__alloc(ctx->frames, PASTE_FRAME_FILL, &frame))
-			break;
-		*xsk_ring_prod__fill_addr(&x->fill, idx + i) = (uint64_t)frame * ctx->frame_size;
+	if (want) {
+		got = xsk_ring_prod__reserve(&x->fill, want, &idx);
+		for (i = 0; i < got; i++) {
+			if (paste_frames__alloc(ctx->frames, PASTE_FRAME_FILL, &frame))
+				break;
+			*xsk_ring_prod__fill_addr(&x->fill, idx + i) =
+			    (uint64_t)frame * ctx->frame_size;
+		}
+		/* i < got only if the allocator disagreed with its own count. */
+		xsk_ring_prod__submit(&x->fill, i);
 	}
-	/* i < got only if the allocator disagreed with its own count: submit what was filled. */
-	xsk_ring_prod__submit(&x->fill, i);
-	if (i && xsk_ring_prod__needs_wakeup(&x->fill))
+	/* A zero-copy driver sets the fill ring's need_wakeup when it wants a kick to (re)start
+	 * receiving, whether or not this round added frames: virtio-net does so while it binds the
+	 * socket, and a full fill ring never triggered the kick (the stack then received nothing,
+	 * not even ARP, in about one start of three). Copy mode never sets it. */
+	if (xsk_ring_prod__needs_wakeup(&x->fill))
 		recvfrom(x->fd, NULL, 0, MSG_DONTWAIT, NULL, NULL);
 }
 

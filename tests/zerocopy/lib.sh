@@ -128,6 +128,40 @@ vm_start() {
 		done; echo 'not ready in 60 s:'; cat $glog; exit 1"
 }
 
+# tcp_up PORT [TRIES]: 0 once a TCP connect from the host to STACK_IP:PORT succeeds (one try a
+# second, 12 by default), 1 if none did.
+tcp_up() {
+	local i
+	for ((i = 1; i <= ${2:-12}; i++)); do
+		on_host timeout 2 bash -c "exec 3<>/dev/tcp/$STACK_IP/$1" 2>/dev/null && {
+			[ $i -eq 1 ] || log "$STACK_IP:$1 answered on connect attempt $i"
+			return 0
+		}
+		sleep 1
+	done
+	return 1
+}
+
+# vm_serve NAME LOG PORT CMD...: vm_start, then wait (up to 30 s) until the program answers a TCP
+# connect on PORT; if it never does, print both sides' NIC counters and the program's stats. (With
+# Debian 12's QEMU 7.2 about one zero-copy bind in four left the socket's TX dead: the guest
+# transmitted, the tap received nothing. scripts/vm-testbed runs QEMU 10 from bookworm-backports,
+# which never showed it; docs/zero-copy.md.)
+vm_serve() {
+	local name=$1 glog=$2 port=$3 ready
+	shift 3
+	ready=$(vm_start "$name" "$glog" "$@") || { echo "$ready"; return 1; }
+	if tcp_up "$port" 30; then
+		echo "$ready"
+		return 0
+	fi
+	log "no TCP answer from $STACK_IP:$port in 30 s after ready; host and guest NIC counters:"
+	on_host ip -s link show "$PASTE_VM_TAP" >&2 || true
+	in_vm "ethtool -S eth0 | grep -v ': 0\$'; kill -USR1 \$(cat /tmp/$name.pid); sleep 1; tail -n 1 $glog | cut -c1-600" >&2 || true
+	echo "ready, but no TCP answer on port $port in 30 s: $ready"
+	return 1
+}
+
 # vm_signal NAME SIG: send SIG to the guest program NAME.
 vm_signal() { in_vm "kill -$2 \$(cat /tmp/$1.pid)"; }
 # vm_wait NAME: wait (up to 60 s) for the guest program NAME to end; print its exit status.

@@ -15,7 +15,7 @@
 POOL=/dev/shm/zc-echo.pool
 ECHO=(paste-echo --ifname eth0 --ip "$STACK_IP" --port 7 --pool "$POOL" --pool-size 64M)
 
-ready=$(vm_start echo /tmp/echo.log "${ECHO[*]}" --zero-copy required) || fail "paste-echo did not start: $ready"
+ready=$(vm_serve echo /tmp/echo.log 7 "${ECHO[*]}" --zero-copy required) || fail "paste-echo did not start: $ready"
 [ "$(field "$ready" zerocopy)" = 1 ] || fail "not zero-copy: $ready"
 log "$ready"
 
@@ -55,7 +55,7 @@ rc=$(vm_wait echo)
 [ "$rc" = 0 ] || fail "paste-echo exited with status $rc after SIGTERM"
 
 # Busy polling in zero-copy mode (SO_PREFER_BUSY_POLL would keep virtio_net from transmitting).
-ready=$(vm_start echobp /tmp/echobp.log "${ECHO[*]}" --zero-copy required --busy-poll) ||
+ready=$(vm_serve echobp /tmp/echobp.log 7 "${ECHO[*]}" --zero-copy required --busy-poll) ||
 	fail "paste-echo --busy-poll did not start: $ready"
 [ "$(field "$ready" zerocopy)" = 1 ] || fail "--busy-poll: not zero-copy: $ready"
 on_host "$PASTE_CLIENT" --connect "$STACK_IP:7" --conns 50 --bytes 64K --timeout 120 --seed 13 \

@@ -18,7 +18,7 @@ command -v redis-cli >/dev/null || fail "redis-cli not installed (scripts/deps)"
 cli() { on_host redis-cli -h "$STACK_IP" -p $PORT "$@"; }
 
 start() {
-	READY=$(vm_start kv /tmp/kv.log "${KV[*]}") || fail "paste-kv did not start: $READY"
+	READY=$(vm_serve kv /tmp/kv.log $PORT "${KV[*]}") || fail "paste-kv did not start: $READY"
 	log "$READY"
 	[ "$(field "$READY" zerocopy)" = 1 ] || fail "paste-kv is not zero-copy: $READY"
 }

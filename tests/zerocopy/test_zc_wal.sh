@@ -28,7 +28,7 @@ command -v curl >/dev/null || fail "curl not installed (scripts/deps)"
 log "seed $SEED (ZC_SEED reproduces payloads and kill times)"
 
 start() { # start POOL SIZE
-	READY=$(vm_start wal /tmp/wal.log "${WAL[*]}" --pool "$1" --pool-size "$2") || fail "paste-wal did not start: $READY"
+	READY=$(vm_serve wal /tmp/wal.log $PORT "${WAL[*]}" --pool "$1" --pool-size "$2") || fail "paste-wal did not start: $READY"
 	log "$READY"
 	[ "$(field "$READY" zerocopy)" = 1 ] || fail "paste-wal is not zero-copy: $READY"
 }
