@@ -358,8 +358,8 @@ void info_server(struct kvd *d)
 	           "transport:%s\r\nbusy_poll:%d\r\nuptime_in_seconds:%lld\r\n"
 	           "connected_clients:%u\r\nmem_allocator:libc\r\n\r\n",
 	           d->cl ? "cluster" : "standalone", (int)getpid(), d->d.port,
-	           daemon_transport_name(d->d.paste.transport),
-	           d->d.paste.busy_poll, (long long)(time(NULL) - d->started), d->conns_open);
+	           daemon_transport_name(d->d.paste.transport), d->d.paste.busy_poll,
+	           (long long)(time(NULL) - d->started), d->conns_open);
 }
 
 void info_persistence(struct kvd *d, const struct paste_stats *s)
