@@ -108,9 +108,9 @@ int cluster_open(struct kvd *d)
 		if (w.counts[i])
 			fprintf(stderr,
 			        "paste-kv: %" PRIu64
-			        " keys here are in slots %s (%s:%u) serves now: "
-			        "copy them there (docs/paste-kv.md, \"Moving slots\"); until then "
-			        "clients are sent to that node\n",
+			        " keys here belong to slots node %s (%s:%u) serves now: move "
+			        "them there with scripts/kv-slot-move (docs/paste-kv.md, \"Moving "
+			        "slots\"); until then clients are sent to that node\n",
 			        w.counts[i], cl->nodes[i].id, cl->nodes[i].ip, cl->nodes[i].port);
 	free(w.counts);
 	fflush(stdout);

@@ -141,7 +141,7 @@ cluster_checks in_srv "${NODES[@]}" kernel
 in_srv "$KVC" down --name "$KNAME" --state "$KSTATE" >/dev/null || fail "kv-cluster down failed"
 sed -i -e 's/ 0-5460$/ 1000-5460/' -e 's/ 5461-10921$/ 0-999 5461-10921/' "$KSTATE/cluster.conf"
 up in_srv "$KVC" up --name "$KNAME" --state "$KSTATE"
-grep -q 'keys here are in slots .*127.0.0.1:7002' "$KSTATE/node1.log" || fail "node 1 did not report keys of moved slots"
+grep -q 'keys here belong to slots node .*127.0.0.1:7002' "$KSTATE/node1.log" || fail "node 1 did not report keys of moved slots"
 moved=$(in_srv "$MOVE" 127.0.0.1:7001) || fail "kv-slot-move 127.0.0.1:7001 failed: $moved"
 log "slot move: $(tr "\n" ";" <<<"$moved")"
 grep -q '^moved [1-9][0-9]* keys to 127.0.0.1:7002' <<<"$moved" || fail "kv-slot-move moved nothing: $moved"
