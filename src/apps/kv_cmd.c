@@ -121,9 +121,9 @@ int cmd_hello(struct req *r)
 	return out_str(kc, "*14\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$6\r\n7.0.15\r\n"
 	                   "$5\r\nproto\r\n:2\r\n$2\r\nid\r\n") ||
 	               out_hdr(kc, ':', (int64_t)kc->id) ||
-	               out_str(kc,
-	                       "$4\r\nmode\r\n$10\r\nstandalone\r\n$4\r\nrole\r\n$6\r\nmaster\r\n"
-	                       "$7\r\nmodules\r\n*0\r\n")
+	               out_str(kc, kc->d->cl ? "$4\r\nmode\r\n$7\r\ncluster\r\n"
+	                                     : "$4\r\nmode\r\n$10\r\nstandalone\r\n") ||
+	               out_str(kc, "$4\r\nrole\r\n$6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n")
 	           ? -ENOMEM
 	           : 0;
 }

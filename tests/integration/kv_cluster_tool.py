@@ -231,6 +231,8 @@ def cmd_crossslot(node):
     expect(isinstance(r[1], Err) and r[1].startswith("MOVED ") and r[2].startswith("EXECABORT"),
            "MULTI with another node's key: %r" % (r,))
     expect(c.call("SELECT", "1") == "ERR SELECT is not allowed in cluster mode", "SELECT 1")
+    h = c.call("HELLO", "2")
+    expect(h[h.index(b"mode") + 1] == b"cluster", "HELLO mode: %r" % (h,))
     for w in ("ASKING", "READONLY", "READWRITE"):
         expect(c.call(w) == b"OK", "%s not accepted" % w)
     print("crossslot: MSET/DEL/MGET/EXISTS and EXEC over two slots refused; hash tags group keys")

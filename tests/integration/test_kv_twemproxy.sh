@@ -42,6 +42,12 @@ start_node 1 "${NODE1[@]}"
 start_node 2 "${NODE2[@]}"
 start_node 3 "${NODE3[@]}"
 
+# not in cluster mode: the cluster commands are refused as redis-server refuses them
+v=$(in_cli redis-cli -h "$SRV_IP" -p 7101 CLUSTER INFO)
+[ "$v" = "ERR This instance has cluster support disabled" ] || fail "CLUSTER INFO without cluster mode: '$v'"
+in_cli redis-cli -h "$STACK_IP" -p 6379 INFO cluster | tr -d '\r' | grep -qx 'cluster_enabled:0' ||
+	fail "INFO cluster without cluster mode does not say cluster_enabled:0"
+
 CONF=$LOGDIR/nutcracker.yml
 cat >"$CONF" <<EOF
 paste:
