@@ -81,9 +81,8 @@ int cluster_open(struct kvd *d)
 		fprintf(stderr, "paste-kv: out of memory for the cluster map\n");
 		return -ENOMEM;
 	}
-	rc = kv_cluster_load(cl, d->cluster_config, d->cluster_id,
-	                     d->d.paste.transport == PASTE_TRANSPORT_PASTE ? d->d.paste.ip : NULL,
-	                     d->d.port, err, sizeof(err));
+	rc = kv_cluster_load(cl, d->cluster_config, d->cluster_id, d->d.paste.ip, d->d.port, err,
+	                     sizeof(err));
 	if (rc) {
 		fprintf(stderr, "paste-kv: --cluster-config: %s\n", err);
 		free(cl);

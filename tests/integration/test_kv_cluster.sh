@@ -102,6 +102,14 @@ bench() {
 	log "$tag: redis-benchmark --cluster: $(tr '\r' '\n' <<<"$out" | grep ' requests per second' | sed 's/, p50.*//' | tr '\n' ';')"
 }
 
+# clean STATE: every node of the cluster in STATE shut down cleanly (and ASan found nothing)
+clean() {
+	local f
+	for f in "$1"/node*.log; do
+		grep -q '^paste-kv: clean shutdown' "$f" || { tail -n 20 "$f" >&2; fail "$f: no clean shutdown"; }
+	done
+}
+
 # up STATE NAME ARGS...: kv-cluster up, its "node ADDR:PORT" lines into NODES.
 NODES=()
 up() {
@@ -139,6 +147,7 @@ cluster_checks in_srv "${NODES[@]}" kernel
 
 # offline slot move: slots 0-999 of node 1 go to node 2; kv-slot-move moves their keys
 in_srv "$KVC" down --name "$KNAME" --state "$KSTATE" >/dev/null || fail "kv-cluster down failed"
+clean "$KSTATE"
 sed -i -e 's/ 0-5460$/ 1000-5460/' -e 's/ 5461-10921$/ 0-999 5461-10921/' "$KSTATE/cluster.conf"
 up in_srv "$KVC" up --name "$KNAME" --state "$KSTATE"
 grep -q 'keys here belong to slots node .*127.0.0.1:7002' "$KSTATE/node1.log" || fail "node 1 did not report keys of moved slots"
@@ -155,6 +164,7 @@ in_srv redis-cli --cluster check 127.0.0.1:7001 >"$LOGDIR/check.moved.txt" 2>&1 
 	fail "redis-cli --cluster check after the slot move failed"
 bench in_srv 127.0.0.1:7001 kernel
 in_srv "$KVC" down --name "$KNAME" --state "$KSTATE" --wipe >/dev/null || fail "kv-cluster down failed"
+clean "$KSTATE"
 for f in "$KSTATE"/node*.pid; do [ -e "$f" ] && fail "kv-cluster down left $f"; done
 [ -z "$(ls /dev/shm/"$KNAME"-* 2>/dev/null)" ] || fail "kv-cluster down --wipe left pools"
 
@@ -166,3 +176,4 @@ cluster_checks in_pcli "${NODES[@]}" paste
 bench in_pcli "${NODES[0]}" paste
 "$KVC" down --name "$PNAME" --state "$PSTATE" --wipe >/dev/null || fail "kv-cluster down (paste) failed"
 [ ! -e "/var/run/netns/$PNAME-srv" ] || fail "kv-cluster down left namespace $PNAME-srv"
+clean "$PSTATE"
