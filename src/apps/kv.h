@@ -260,6 +260,7 @@ void info_keyspace(struct kvd *d);
 int cmd_info(struct req *r);
 
 /* kv_cluster.c */
+int cluster_load(struct kvd *d);
 int cluster_open(struct kvd *d);
 void cluster_close(struct kvd *d);
 int cluster_redirect(struct req *r);

@@ -66,12 +66,11 @@ static int slot_fn(const struct paste_ref *key, const struct paste_ref *val, voi
 	return w->n >= w->max ? 1 : 0;
 }
 
-int cluster_open(struct kvd *d)
+/* Read the map (before the pool is opened: a bad map costs nothing). */
+int cluster_load(struct kvd *d)
 {
 	struct kv_cluster *cl;
-	struct slot_walk w = {.d = d, .max = UINT64_MAX, .unowned = true};
 	char err[512];
-	uint64_t t0;
 	int rc;
 
 	if (!d->cluster_config)
@@ -89,11 +88,26 @@ int cluster_open(struct kvd *d)
 		return rc;
 	}
 	d->cl = cl;
+	return 0;
+}
+
+/* Once the store is open: count the keys of slots other nodes serve (a moved slot's leftovers). */
+int cluster_open(struct kvd *d)
+{
+	struct kv_cluster *cl = d->cl;
+	struct slot_walk w = {.d = d, .max = UINT64_MAX, .unowned = true};
+	uint64_t t0;
+
+	if (!cl)
+		return 0;
 	w.counts = calloc(cl->n, sizeof(*w.counts));
 	d->now_ms = wall_ms();
 	t0 = mono_ns();
-	if (paste_kv__iterate(d->kv, slot_fn, &w) < 0)
+	if (paste_kv__iterate(d->kv, slot_fn, &w) < 0) {
+		fprintf(stderr, "paste-kv: warning: could not count the keys of other nodes' slots "
+		                "(out of memory); scripts/kv-slot-move finds them anyway\n");
 		w.n = 0;
+	}
 	printf("paste-kv: cluster node=%s addr=%s:%u slots=%u nodes=%u slots_served=%u "
 	       "keys_elsewhere=%" PRIu64 " walk_ms=%.1f\n",
 	       cl->nodes[cl->self].id, cl->nodes[cl->self].ip, cl->nodes[cl->self].port,

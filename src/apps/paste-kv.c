@@ -223,6 +223,8 @@ static int setup(struct kvd *d)
 	struct paste_stats st;
 
 	d->d.paste.copy_threshold = (uint32_t)d->copy_threshold;
+	if (cluster_load(d))
+		return 1;
 	if (paste_open(&d->ctx, &d->d.paste)) {
 		fprintf(stderr, "paste-kv: cannot start: %s\n", paste_last_error());
 		return 1;

@@ -127,6 +127,21 @@ up() {
 up in_srv "$KVC" up --nodes 3 --transport kernel --name "$KNAME" --state "$KSTATE" --pool-size 64M
 [ "${NODES[*]}" = "127.0.0.1:7001 127.0.0.1:7002 127.0.0.1:7003" ] || fail "kernel nodes: ${NODES[*]}"
 
+in_srv "$KVC" status --name "$KNAME" --state "$KSTATE" >"$LOGDIR/status.txt" ||
+	fail "kv-cluster status: $(cat "$LOGDIR/status.txt")"
+[ "$(grep -c ' running pid ' "$LOGDIR/status.txt")" = 3 ] || fail "kv-cluster status: $(cat "$LOGDIR/status.txt")"
+
+# a bad map stops paste-kv with a message naming the line
+BAD=$LOGDIR/bad.conf
+printf 'node %s 127.0.0.1 7011 0-100\nnode %s 127.0.0.1 7012 100-200\n' \
+	1111111111111111111111111111111111111111 2222222222222222222222222222222222222222 >"$BAD"
+rc=0
+in_srv "$PASTE_BUILD/paste-kv" --transport kernel --port 7011 --pool "/dev/shm/$KNAME-bad.pool" \
+	--pool-size 64M --cluster-config "$BAD" >"$LOGDIR/bad.log" 2>&1 || rc=$?
+[ ! -e "/dev/shm/$KNAME-bad.pool" ] || { rm -f "/dev/shm/$KNAME-bad.pool"; fail "a bad map still created the pool"; }
+[ "$rc" = 1 ] && grep -q "bad.conf:2: slot 100 is already served by node 1111111111111111111111111111111111111111 (line 1)" "$LOGDIR/bad.log" ||
+	{ cat "$LOGDIR/bad.log" >&2; fail "paste-kv with a map naming slot 100 twice: exit $rc"; }
+
 # our CRC16 against redis-server's (cluster-enabled: CLUSTER KEYSLOT needs it)
 mkdir -p "$LOGDIR/redis"
 ip netns exec "$NS_SRV" redis-server --port 7999 --bind 127.0.0.1 --cluster-enabled yes --save '' --appendonly no \
