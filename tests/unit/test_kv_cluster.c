@@ -130,9 +130,9 @@ static void test_map_errors(void **state)
 			fail_msg("map %zu: message '%s' lacks '%s'", i, err, bad[i].msg);
 		assert_null(cl->nodes);
 	}
-	assert_int_equal(kv_cluster_load(cl, "/nonexistent/x.conf", NULL, NULL, 7001, err,
-	                                 sizeof(err)),
-	                 -ENOENT);
+	assert_int_equal(
+	    kv_cluster_load(cl, "/nonexistent/x.conf", NULL, NULL, 7001, err, sizeof(err)),
+	    -ENOENT);
 	assert_non_null(strstr(err, "cannot open"));
 	unlink(path);
 	free(cl);
