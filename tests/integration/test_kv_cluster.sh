@@ -41,11 +41,9 @@ for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^p[0-9]+-(cl
 	pid=${pid#p}
 	kill -0 "$pid" 2>/dev/null || ip netns del "$ns" 2>/dev/null || true
 done
-for f in /dev/shm/[kp][0-9]*-[0-9]*.pool; do
-	[ -e "$f" ] || continue
-	pid=${f#/dev/shm/?}
-	pid=${pid%%-*}
-	kill -0 "$pid" 2>/dev/null || rm -f -- "$f"
+for f in /dev/shm/[kp][0-9]*-*.pool; do
+	[[ ${f#/dev/shm/} =~ ^[kp]([0-9]+)-([0-9]+|bad)\.pool$ ]] || continue
+	kill -0 "${BASH_REMATCH[1]}" 2>/dev/null || rm -f -- "$f"
 done
 
 # cluster_checks RUN NODE1 NODE2 NODE3 TAG: the checks every transport gets. RUN runs a command
