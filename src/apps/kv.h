@@ -51,6 +51,8 @@ enum {
 	OPT_COPY_THRESHOLD,
 	OPT_SUB_KEYS,
 	OPT_UNDO_KEYS,
+	OPT_CLUSTER_CONFIG,
+	OPT_CLUSTER_ID,
 };
 
 struct kv_stats {
@@ -136,6 +138,10 @@ struct kvd {
 	/* growable scratch for KEYS/SCAN/INFO/COMMAND replies */
 	char *big;
 	size_t big_len, big_cap;
+	/* cluster mode (kv_cluster.c): NULL without --cluster-config */
+	struct kv_cluster *cl;
+	const char *cluster_config, *cluster_id;
+	uint64_t cl_moved; /* requests answered -MOVED/-CLUSTERDOWN */
 };
 
 /* One queued piece of a connection's output. */
@@ -178,6 +184,10 @@ struct kconn {
 	uint64_t id;
 	char name[64];
 	int db; /* SELECT */
+	/* cluster mode: slot + 1 of the keys queued in MULTI (0: none yet), keys of several slots
+	 * queued, ASKING given for the next command */
+	int cl_slot1;
+	bool cl_cross, cl_asking;
 };
 
 /* A request being executed. */
@@ -248,6 +258,15 @@ void info_persistence(struct kvd *d, const struct paste_stats *s);
 void info_stats(struct kvd *d, const struct paste_stats *s);
 void info_keyspace(struct kvd *d);
 int cmd_info(struct req *r);
+
+/* kv_cluster.c */
+int cluster_load(struct kvd *d);
+int cluster_open(struct kvd *d);
+void cluster_close(struct kvd *d);
+int cluster_redirect(struct req *r);
+int cmd_cluster(struct req *r);
+int cmd_asking(struct req *r);
+void info_cluster(struct kvd *d);
 
 /* kv_db.c */
 uint64_t ttl_count(const struct kvd *d);
@@ -351,6 +370,7 @@ int cmd_exec(struct req *r);
 int cmd_watch(struct req *r);
 int cmd_unwatch(struct req *r);
 int dispatch(struct req *r);
+void multi_abort(struct kconn *kc);
 
 /* kv_net.c */
 uint64_t mono_ns(void);

@@ -121,9 +121,9 @@ int cmd_hello(struct req *r)
 	return out_str(kc, "*14\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$6\r\n7.0.15\r\n"
 	                   "$5\r\nproto\r\n:2\r\n$2\r\nid\r\n") ||
 	               out_hdr(kc, ':', (int64_t)kc->id) ||
-	               out_str(kc,
-	                       "$4\r\nmode\r\n$10\r\nstandalone\r\n$4\r\nrole\r\n$6\r\nmaster\r\n"
-	                       "$7\r\nmodules\r\n*0\r\n")
+	               out_str(kc, kc->d->cl ? "$4\r\nmode\r\n$7\r\ncluster\r\n"
+	                                     : "$4\r\nmode\r\n$10\r\nstandalone\r\n") ||
+	               out_str(kc, "$4\r\nrole\r\n$6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n")
 	           ? -ENOMEM
 	           : 0;
 }
@@ -354,11 +354,12 @@ void info_server(struct kvd *d)
 {
 	big_printf(d,
 	           "# Server\r\nredis_version:7.0.0\r\npaste_kv_version:" KV_VERSION "\r\n"
-	           "redis_mode:standalone\r\nos:Linux\r\nprocess_id:%d\r\ntcp_port:%u\r\n"
+	           "redis_mode:%s\r\nos:Linux\r\nprocess_id:%d\r\ntcp_port:%u\r\n"
 	           "transport:%s\r\nbusy_poll:%d\r\nuptime_in_seconds:%lld\r\n"
 	           "connected_clients:%u\r\nmem_allocator:libc\r\n\r\n",
-	           (int)getpid(), d->d.port, daemon_transport_name(d->d.paste.transport),
-	           d->d.paste.busy_poll, (long long)(time(NULL) - d->started), d->conns_open);
+	           d->cl ? "cluster" : "standalone", (int)getpid(), d->d.port,
+	           daemon_transport_name(d->d.paste.transport), d->d.paste.busy_poll,
+	           (long long)(time(NULL) - d->started), d->conns_open);
 }
 
 void info_persistence(struct kvd *d, const struct paste_stats *s)
@@ -427,13 +428,15 @@ void info_keyspace(struct kvd *d)
 
 int cmd_info(struct req *r)
 {
-	static const char *const names[] = {"server", "persistence", "stats", "keyspace"};
+	static const char *const names[] = {"server", "persistence", "stats", "keyspace",
+	                                    "cluster"};
 	struct kvd *d = r->d;
 	struct paste_stats s;
-	bool want[4] = {r->cmd->argc == 1, r->cmd->argc == 1, r->cmd->argc == 1, r->cmd->argc == 1};
+	bool want[5] = {r->cmd->argc == 1, r->cmd->argc == 1, r->cmd->argc == 1, r->cmd->argc == 1,
+	                r->cmd->argc == 1};
 
 	for (unsigned k = 1; k < r->cmd->argc; k++)
-		for (unsigned i = 0; i < 4; i++)
+		for (unsigned i = 0; i < 5; i++)
 			want[i] |= arg_is(r, k, names[i]) || arg_is(r, k, "all") ||
 			           arg_is(r, k, "default") || arg_is(r, k, "everything");
 	paste_stats(d->ctx, &s, sizeof(s));
@@ -444,6 +447,8 @@ int cmd_info(struct req *r)
 		info_persistence(d, &s);
 	if (want[2])
 		info_stats(d, &s);
+	if (want[4])
+		info_cluster(d);
 	if (want[3])
 		info_keyspace(d);
 	if (d->big_len >= 2)

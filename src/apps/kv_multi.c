@@ -127,6 +127,13 @@ int cmd_multi(struct req *r)
 	return out_str(r->kc, "+OK\r\n");
 }
 
+/* Drop the transaction without a reply (cluster mode's -CROSSSLOT at EXEC). */
+void multi_abort(struct kconn *kc)
+{
+	multi_reset(kc);
+	unwatch(kc);
+}
+
 int cmd_discard(struct req *r)
 {
 	if (!r->kc->multi)
@@ -251,6 +258,8 @@ int dispatch(struct req *r)
 	const struct command *c;
 
 	r->d->st.cmds++;
+	if (r->d->cl && cluster_redirect(r))
+		return 0; /* another node's keys, or keys of several slots: answered */
 	if (!r->kc->multi || !name)
 		return execute(r);
 	c = find_command(name, n);

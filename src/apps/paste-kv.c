@@ -75,6 +75,23 @@ static void usage(FILE *out)
 	    "                       frames instead of pinning the frame they arrived in\n"
 	    "                       (default 0: always in place)\n"
 	    "\n"
+	    "Cluster options (docs/paste-kv.md, \"Cluster mode\"):\n"
+	    "  --cluster-config FILE  serve as one node of a Redis Cluster whose static slot\n"
+	    "                       map is FILE, the same file on every node. Lines:\n"
+	    "                         node ID ADDRESS PORT RANGE...\n"
+	    "                       ID: 40 hex digits; ADDRESS: the numeric IPv4/IPv6\n"
+	    "                       address clients reach the node at; PORT: its port;\n"
+	    "                       RANGE: a slot 0-16383 or FIRST-LAST; '#' starts a\n"
+	    "                       comment. Each slot belongs to at most one node. Keys\n"
+	    "                       of other nodes' slots get -MOVED slot addr:port, keys\n"
+	    "                       of several slots -CROSSSLOT; CLUSTER SLOTS, SHARDS,\n"
+	    "                       NODES, INFO, KEYSLOT, MYID, COUNTKEYSINSLOT and\n"
+	    "                       GETKEYSINSLOT answer as Redis 7's do. The map changes\n"
+	    "                       only by editing FILE and restarting the nodes\n"
+	    "  --cluster-id ID      which line of FILE is this node (default: the line whose\n"
+	    "                       PORT is --port and, if --ip is given, whose ADDRESS is\n"
+	    "                       --ip)\n"
+	    "\n"
 	    "Signals: SIGUSR1 prints a 'stats ...' line; SIGTERM/SIGINT shut down cleanly.\n"
 	    "Output: 'paste-kv: recovered ...' then 'paste-kv: ready ...' on stdout.\n"
 	    "Exit status: 0 clean shutdown, 1 runtime error, 2 usage error.\n"
@@ -129,6 +146,12 @@ static int extra_opt(int opt, const char *arg, void *app)
 	case OPT_COPY_THRESHOLD:
 		if (daemon_parse_size(arg, &d->copy_threshold) || d->copy_threshold > 4096)
 			break;
+		return 0;
+	case OPT_CLUSTER_CONFIG:
+		d->cluster_config = arg;
+		return 0;
+	case OPT_CLUSTER_ID:
+		d->cluster_id = arg;
 		return 0;
 	default:
 		return -1;
@@ -200,12 +223,14 @@ static int setup(struct kvd *d)
 	struct paste_stats st;
 
 	d->d.paste.copy_threshold = (uint32_t)d->copy_threshold;
+	if (cluster_load(d))
+		return 1;
 	if (paste_open(&d->ctx, &d->d.paste)) {
 		fprintf(stderr, "paste-kv: cannot start: %s\n", paste_last_error());
 		return 1;
 	}
 	daemon_sig_ctx = d->ctx;
-	if (open_store(d))
+	if (open_store(d) || cluster_open(d))
 		return 1;
 	d->lim.max_arg = d->max_value > d->max_key ? d->max_value : d->max_key;
 	if (!d->lim.max_request)
@@ -255,6 +280,8 @@ int main(int argc, char **argv)
 	    {"max-bulk", required_argument, NULL, OPT_MAX_BULK},
 	    {"reserve-frames", required_argument, NULL, OPT_RESERVE},
 	    {"copy-threshold", required_argument, NULL, OPT_COPY_THRESHOLD},
+	    {"cluster-config", required_argument, NULL, OPT_CLUSTER_CONFIG},
+	    {"cluster-id", required_argument, NULL, OPT_CLUSTER_ID},
 	    {NULL, 0, NULL, 0},
 	};
 	static struct kvd d = {.max_key = 512};
@@ -278,6 +305,7 @@ int main(int argc, char **argv)
 		paste_close(&d.ctx);
 	}
 	arena_reset(&d);
+	cluster_close(&d);
 	free(d.arena);
 	free(d.extra);
 	free(d.hc);
