@@ -505,8 +505,9 @@ PASTE_EXPORT ssize_t paste_conn__send(struct paste_conn *c, const void *buf, siz
 {
 	if (c->closed || c->want_close || c->connecting)
 		return paste_fail_quiet(-ENOTCONN, "paste_conn__send: the connection is %s",
-		                        c->connecting ? "still connecting: send after on_connect(0)"
-		                                      : "closed or closing: nothing more can be sent");
+		                        c->connecting
+		                            ? "still connecting: send after on_connect(0)"
+		                            : "closed or closing: nothing more can be sent");
 	return c->ctx->tp->send(c, buf, len);
 }
 

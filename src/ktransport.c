@@ -55,9 +55,9 @@ struct k_conn {
 	int fd; /* -2 once closed */
 	uint8_t *out;
 	size_t out_len, out_cap;
-	bool rd_paused; /* EPOLLIN off: PASTE_K_RCVBUF bytes pending */
-	bool wr_armed;  /* EPOLLOUT on: @out did not drain */
-	bool starved;   /* reading paused: no free frame to recv() into */
+	bool rd_paused;  /* EPOLLIN off: PASTE_K_RCVBUF bytes pending */
+	bool wr_armed;   /* EPOLLOUT on: @out did not drain */
+	bool starved;    /* reading paused: no free frame to recv() into */
 	bool connecting; /* paste_connect: EPOLLOUT says when the connect ended */
 };
 

@@ -507,7 +507,8 @@ static void u_on_connect(struct u_sock *s)
 		paste_conn__connected(c, -e);
 		return;
 	}
-	fl = fcntl(s->fd, F_GETFL); /* blocking again: the ring's recv and send wait in the kernel */
+	fl =
+	    fcntl(s->fd, F_GETFL); /* blocking again: the ring's recv and send wait in the kernel */
 	if (fl >= 0)
 		fcntl(s->fd, F_SETFL, fl & ~O_NONBLOCK);
 	u_attach(c, s);
