@@ -51,6 +51,7 @@ enum {
 	OPT_COPY_THRESHOLD,
 	OPT_SUB_KEYS,
 	OPT_UNDO_KEYS,
+	OPT_REPLICAOF,
 };
 
 struct kv_stats {
@@ -133,6 +134,7 @@ struct kvd {
 	size_t arena_cap, arena_used;
 	void **extra; /* larger scratch, freed by arena_reset() */
 	size_t extra_n, extra_cap;
+	struct kv_replica *repl; /* --replicaof / REPLICAOF (kv_replica.c); NULL: never set */
 	/* growable scratch for KEYS/SCAN/INFO/COMMAND replies */
 	char *big;
 	size_t big_len, big_cap;
@@ -177,7 +179,8 @@ struct kconn {
 	bool dirty;
 	uint64_t id;
 	char name[64];
-	int db; /* SELECT */
+	int db;      /* SELECT */
+	bool master; /* the replication link to our primary: writes allowed, replies dropped */
 };
 
 /* A request being executed. */
@@ -423,6 +426,19 @@ int tx_recover(struct kvd *d);
 int tx_prelog(struct kvd *d, struct paste_kv *kv, const uint8_t *k, size_t n);
 int ix_put(struct kvd *d, struct paste_kv *kv, struct paste_ref *kr, struct paste_ref *vr);
 int ix_del(struct kvd *d, struct paste_kv *kv, const void *k, size_t n);
+
+/* kv_replica.c */
+int replica_opt(struct kvd *d, const char *arg);
+int replica_set(struct kvd *d, const char *host, uint16_t port, char *err, size_t errlen);
+void replica_tick(struct kvd *d);
+int replica_poll_ms(const struct kvd *d);
+bool replica_refuses(struct req *r);
+void replica_apply_error(struct kvd *d, const char *msg);
+void replica_free(struct kvd *d);
+int cmd_replicaof(struct req *r);
+int cmd_replconf(struct req *r);
+int cmd_role(struct req *r);
+void info_replication(struct kvd *d);
 
 /* kv_set.c */
 int cmd_sadd(struct req *r);

@@ -427,13 +427,15 @@ void info_keyspace(struct kvd *d)
 
 int cmd_info(struct req *r)
 {
-	static const char *const names[] = {"server", "persistence", "stats", "keyspace"};
+	static const char *const names[] = {"server", "persistence", "stats", "keyspace",
+	                                    "replication"};
 	struct kvd *d = r->d;
 	struct paste_stats s;
-	bool want[4] = {r->cmd->argc == 1, r->cmd->argc == 1, r->cmd->argc == 1, r->cmd->argc == 1};
+	bool want[5] = {r->cmd->argc == 1, r->cmd->argc == 1, r->cmd->argc == 1, r->cmd->argc == 1,
+	                r->cmd->argc == 1};
 
 	for (unsigned k = 1; k < r->cmd->argc; k++)
-		for (unsigned i = 0; i < 4; i++)
+		for (unsigned i = 0; i < 5; i++)
 			want[i] |= arg_is(r, k, names[i]) || arg_is(r, k, "all") ||
 			           arg_is(r, k, "default") || arg_is(r, k, "everything");
 	paste_stats(d->ctx, &s, sizeof(s));
@@ -444,6 +446,8 @@ int cmd_info(struct req *r)
 		info_persistence(d, &s);
 	if (want[2])
 		info_stats(d, &s);
+	if (want[4])
+		info_replication(d);
 	if (want[3])
 		info_keyspace(d);
 	if (d->big_len >= 2)
