@@ -32,7 +32,8 @@ s = S((sys.argv[1], int(sys.argv[2])), H)
 print("kernel-echo: ready", flush=True)
 s.serve_forever()
 '
-in_cli python3 -c "$KECHO" "$CLI_IP" "$ECHO_PORT" >"$LOGDIR/kernel-echo.log" 2>&1 &
+# ip netns exec directly (not the in_cli function): $! must be the server itself, to kill it
+ip netns exec "$NS_CLI" python3 -c "$KECHO" "$CLI_IP" "$ECHO_PORT" >"$LOGDIR/kernel-echo.log" 2>&1 &
 KECHO_PID=$!
 track_pid "$KECHO_PID"
 for ((i = 0; i < 100; i++)); do
