@@ -219,34 +219,45 @@ static void k_accept(struct paste_listener *l)
 
 static void k_abort(struct paste_conn *c);
 
-/* Active open: a non-blocking connect from the context's address; EPOLLOUT reports the end. */
-static int k_connect(struct paste_conn *c)
+int paste_k__connect_fd(const struct paste_conn *c)
 {
-	struct paste_ctx *ctx = c->ctx;
-	struct k_conn *k = kc(c);
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = ctx->ip};
-	struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = c};
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = c->ctx->ip};
 	int fd, err;
 
 	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	if (ctx->ip && bind(fd, (struct sockaddr *)&a, sizeof(a)))
+	if (c->ctx->ip && bind(fd, (struct sockaddr *)&a, sizeof(a)))
 		goto fail;
 	a.sin_addr = c->peer;
 	a.sin_port = htons(c->peer_port);
 	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) && errno != EINPROGRESS)
 		goto fail;
-	if (epoll_ctl(kst(ctx)->epfd, EPOLL_CTL_ADD, fd, &ev))
-		goto fail;
-	k->fd = fd;
-	k->connecting = true;
-	k_sockopts(ctx, fd);
-	return 0;
+	return fd;
 fail:
 	err = -errno;
 	close(fd);
 	return err;
+}
+
+/* Active open: a non-blocking connect from the context's address; EPOLLOUT reports the end. */
+static int k_connect(struct paste_conn *c)
+{
+	struct k_conn *k = kc(c);
+	struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = c};
+	int fd = paste_k__connect_fd(c), err;
+
+	if (fd < 0)
+		return fd;
+	if (epoll_ctl(kst(c->ctx)->epfd, EPOLL_CTL_ADD, fd, &ev)) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	k->fd = fd;
+	k->connecting = true;
+	k_sockopts(c->ctx, fd);
+	return 0;
 }
 
 /* The connect of @c ended (EPOLLOUT or an error): connected, or failed with SO_ERROR. */

@@ -125,6 +125,11 @@ void paste_conn__mark_dead(struct paste_conn *c, int err);
 void *paste_conn__tp(struct paste_conn *c);
 void *paste_listener__tp(struct paste_listener *l);
 
+/* ktransport.c: a non-blocking kernel TCP socket bound to the context's address (if any) with a
+ * connect to c->peer:c->peer_port under way (both kernel-socket transports). @return fd or -errno.
+ */
+int paste_k__connect_fd(const struct paste_conn *c);
+
 /* spin.c: spin until @fn returns non-zero, ctx->stop is set or @ms pass (-1: for ever).
  * @return fn's last result. The busy-poll wait of both transports. */
 int paste_spin(struct paste_ctx *ctx, int ms, int (*fn)(struct paste_ctx *ctx));

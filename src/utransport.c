@@ -454,22 +454,13 @@ static void u_flush(struct paste_conn *c)
  * ring reports its end (u_on_connect). */
 static int u_connect(struct paste_conn *c)
 {
-	struct paste_ctx *ctx = c->ctx;
-	struct u_state *u = ust(ctx);
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = ctx->ip};
+	struct u_state *u = ust(c->ctx);
 	struct io_uring_sqe *sqe;
 	struct u_sock *s;
-	int fd, err;
+	int fd = paste_k__connect_fd(c);
 
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return -errno;
-	if (ctx->ip && bind(fd, (struct sockaddr *)&a, sizeof(a)))
-		goto fail;
-	a.sin_addr = c->peer;
-	a.sin_port = htons(c->peer_port);
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) && errno != EINPROGRESS)
-		goto fail;
+		return fd;
 	s = paste_uring__sock_get(u);
 	sqe = s ? paste_uring__sqe(u) : NULL;
 	if (!sqe) {
@@ -485,10 +476,6 @@ static int u_connect(struct paste_conn *c)
 	io_uring_prep_poll_add(sqe, fd, POLLOUT);
 	io_uring_sqe_set_data64(sqe, u_data(u, U_CONNECT, s));
 	return 0;
-fail:
-	err = -errno;
-	close(fd);
-	return err;
 }
 
 static void u_on_connect(struct u_sock *s)

@@ -13,35 +13,7 @@ ECHO_PORT=9000
 DEAD_PORT=9001
 DEAD_IP=${CLI_IP%.*}.77 # in the subnet, nobody answers ARP for it
 
-KECHO='
-import socketserver, sys
-class H(socketserver.BaseRequestHandler):
-    def handle(self):
-        while True:
-            try:
-                d = self.request.recv(65536)
-                if not d:
-                    return
-                self.request.sendall(d)
-            except OSError:
-                return
-class S(socketserver.ThreadingTCPServer):
-    allow_reuse_address = True
-    daemon_threads = True
-s = S((sys.argv[1], int(sys.argv[2])), H)
-print("kernel-echo: ready", flush=True)
-s.serve_forever()
-'
-# ip netns exec directly (not the in_cli function): $! must be the server itself, to kill it
-ip netns exec "$NS_CLI" python3 -c "$KECHO" "$CLI_IP" "$ECHO_PORT" >"$LOGDIR/kernel-echo.log" 2>&1 &
-KECHO_PID=$!
-track_pid "$KECHO_PID"
-for ((i = 0; i < 100; i++)); do
-	grep -q 'kernel-echo: ready' "$LOGDIR/kernel-echo.log" && break
-	kill -0 "$KECHO_PID" 2>/dev/null || { cat "$LOGDIR/kernel-echo.log" >&2; fail "kernel echo server died"; }
-	sleep 0.1
-done
-grep -q 'kernel-echo: ready' "$LOGDIR/kernel-echo.log" || fail "kernel echo server not ready"
+start_kernel_echo "$NS_CLI" "$CLI_IP" "$ECHO_PORT"
 
 N=0
 # cc WHAT EXPECT ARGS...: run paste-connectclient in the server namespace; fail unless it exits 0.
