@@ -2,13 +2,14 @@
 # SPDX-License-Identifier: BSD-2-Clause
 # paste-kv as a replica of a redis-server primary (--replicaof, kv_replica.c), on the paste
 # transport (dedicated IP: the link is an outgoing lwIP connection, paste_connect) and on the
-# kernel transport. The primary runs in the client namespace. For each transport: keys written
-# before the replica attaches (strings small and 200 KB, integers, hashes small and large, an
-# expiry, a key in database 3) and after (more of each, an overwrite, a DEL, a new field) read
-# back from paste-kv byte-identical to the primary's; a client's write is refused with -READONLY;
-# after kill -9 of the replica, with the primary stopped (SIGSTOP), the restarted replica serves
-# every key from its pool; with the primary resumed it resynchronises and follows new writes;
-# REPLICAOF NO ONE makes it writable.
+# kernel and io_uring transports; the primary runs in the client namespace. For each transport:
+# keys written before the replica attaches (strings small and 200 KB, integers, hashes small and
+# large, an expiry, a key in database 3) and after (more of each, an overwrite, a DEL, a new
+# field) read back from paste-kv byte-identical to the primary's, and the primary sees the offset
+# acknowledged; a client's write is refused with -READONLY; after kill -9 of the replica, with the
+# primary stopped (SIGSTOP), the restarted replica serves every key from its pool; with the
+# primary resumed it resynchronises and follows new writes; REPLICAOF NO ONE makes it writable.
+# About 30 s.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/kv_lib.sh"
 
@@ -92,24 +93,26 @@ check_all() {
 	[ "$ttl" -gt 0 ] && [ "$ttl" -le 600000 ] || fail "pre:ttl has pttl $ttl on the replica"
 }
 
-# wait_synced R: the replica's offset reaches the primary's
+# wait_synced R: the replica's offset reaches the primary's, and the primary saw it acknowledged
+# (REPLCONF ACK)
 wait_synced() {
-	local r=$1 want got i
+	local r=$1 want got acked i
 	for ((i = 0; i < 300; i++)); do
 		want=$(P info replication | tr -d '\r' | sed -n 's/^master_repl_offset://p')
+		acked=$(P info replication | tr -d '\r' | sed -n 's/^slave0:.*,offset=\([0-9]*\),.*/\1/p')
 		got=$($r info replication 2>/dev/null | tr -d '\r' | sed -n 's/^master_repl_offset://p')
-		[ -n "$got" ] && [ "$got" = "$want" ] &&
+		[ -n "$got" ] && [ "$got" = "$want" ] && [ "$acked" = "$want" ] &&
 			$r info replication | grep -q 'master_link_status:up' && return 0
 		sleep 0.1
 	done
 	$r info replication >&2 || true
-	fail "the replica did not catch up (offset ${got:-?}, primary $want)"
+	fail "the replica did not catch up (offset ${got:-?}, acknowledged ${acked:-?}, primary $want)"
 }
 
 write pre
 P set deleted soon >/dev/null
 
-for transport in ${KV_TEST_TRANSPORTS:-paste kernel}; do
+for transport in ${KV_TEST_TRANSPORTS:-paste kernel io_uring}; do
 	case $transport in
 	paste)
 		HOST=$STACK_IP
