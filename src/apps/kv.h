@@ -427,6 +427,10 @@ int tx_prelog(struct kvd *d, struct paste_kv *kv, const uint8_t *k, size_t n);
 int ix_put(struct kvd *d, struct paste_kv *kv, struct paste_ref *kr, struct paste_ref *vr);
 int ix_del(struct kvd *d, struct paste_kv *kv, const void *k, size_t n);
 
+/* kv_rdb_load.c */
+int rdb_apply(struct kvd *d, struct kconn *kc, const uint8_t *rdb, size_t len, uint64_t *loaded,
+              uint64_t *skipped);
+
 /* kv_replica.c */
 int replica_opt(struct kvd *d, const char *arg);
 int replica_set(struct kvd *d, const char *host, uint16_t port, char *err, size_t errlen);

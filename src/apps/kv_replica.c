@@ -32,13 +32,11 @@
 #include <string.h>
 
 #include "kv.h"
-#include "kv_rdb.h"
 
 #define RETRY_NS   1000000000ull  /* reconnect after a drop or a failed connect */
 #define ACK_NS     1000000000ull  /* REPLCONF ACK period */
 #define TIMEOUT_NS 60000000000ull /* nothing from the primary this long: the link is dead */
 #define MAX_RDB    (8ull << 30)
-#define HSET_BATCH 64 /* fields per HSET when loading a hash */
 
 enum link_state {
 	L_NONE,       /* no link (waiting to connect) */
@@ -73,9 +71,6 @@ struct kv_replica {
 	uint64_t full_syncs, partial_syncs, loaded, skipped, drops, errors, acks;
 	uint64_t down_since; /* wall ms the link went down (0: never up) */
 	unsigned connect_fails;
-	/* a request built in memory (RDB load) */
-	uint8_t *cmd;
-	size_t cmd_len, cmd_cap;
 };
 
 static void link_drop(struct kv_replica *rp, const char *why);
@@ -83,172 +78,6 @@ static void link_drop(struct kv_replica *rp, const char *why);
 static uint64_t now_ns(void)
 {
 	return mono_ns();
-}
-
-/* ---- requests built in memory --------------------------------------------------------------- */
-
-static int cmd_add(struct kv_replica *rp, const void *p, size_t n)
-{
-	if (rp->cmd_len + n > rp->cmd_cap) {
-		size_t cap = rp->cmd_cap ? rp->cmd_cap : 4096;
-		uint8_t *v;
-
-		while (cap < rp->cmd_len + n)
-			cap *= 2;
-		v = realloc(rp->cmd, cap);
-		if (!v)
-			return -ENOMEM;
-		rp->cmd = v;
-		rp->cmd_cap = cap;
-	}
-	memcpy(rp->cmd + rp->cmd_len, p, n);
-	rp->cmd_len += n;
-	return 0;
-}
-
-static int cmd_arg(struct kv_replica *rp, const void *p, size_t n)
-{
-	char h[32];
-	int k = snprintf(h, sizeof(h), "$%zu\r\n", n);
-
-	return cmd_add(rp, h, (size_t)k) || cmd_add(rp, p, n) || cmd_add(rp, "\r\n", 2) ? -ENOMEM
-	                                                                                : 0;
-}
-
-static int cmd_start(struct kv_replica *rp, size_t argc)
-{
-	char h[32];
-	int k = snprintf(h, sizeof(h), "*%zu\r\n", argc);
-
-	rp->cmd_len = 0;
-	return cmd_add(rp, h, (size_t)k);
-}
-
-/* Run the request in rp->cmd as the link's client (its reply dropped). */
-static int cmd_run(struct kv_replica *rp, struct kconn *kc)
-{
-	struct resp_parser p;
-	struct resp_seg seg = {.p = rp->cmd, .len = rp->cmd_len};
-	struct resp_cmd cmd;
-	struct resp_buf b;
-	int err = 0;
-
-	if (resp_parser_init(&p, &(struct resp_limits){.max_bulk = UINT32_MAX,
-	                                               .max_arg = UINT32_MAX,
-	                                               .max_request = UINT32_MAX}))
-		return -ENOMEM;
-	resp_buf_init(&b, &seg, 1);
-	if (resp_parse(&p, &b, 0, &cmd) == RESP_CMD) {
-		struct req q = {
-		    .d = rp->d, .kc = kc, .b = &b, .base = 0, .cmd = &cmd, .queued = true};
-
-		arena_reset(rp->d);
-		execute(&q);
-	} else {
-		err = -EINVAL;
-	}
-	resp_parser_free(&p);
-	out_drop(rp->d, kc);
-	arena_reset(rp->d);
-	return err;
-}
-
-/* ---- loading the RDB ------------------------------------------------------------------------ */
-
-struct load {
-	struct kv_replica *rp;
-	struct kconn *kc;
-	uint64_t now_ms, errors0;
-};
-
-static int load_hash(struct load *l, const struct rdb_entry *e)
-{
-	for (size_t i = 0; i < e->nfields; i += 2 * HSET_BATCH) {
-		size_t n = e->nfields - i < 2 * HSET_BATCH ? e->nfields - i : 2 * HSET_BATCH;
-
-		if (cmd_start(l->rp, 2 + n) || cmd_arg(l->rp, "HSET", 4) ||
-		    cmd_arg(l->rp, e->key.p, e->key.n))
-			return -ENOMEM;
-		for (size_t j = 0; j < n; j++)
-			if (cmd_arg(l->rp, e->fields[i + j].p, e->fields[i + j].n))
-				return -ENOMEM;
-		if (cmd_run(l->rp, l->kc))
-			return -EINVAL;
-	}
-	return 0;
-}
-
-static int load_entry(const struct rdb_entry *e, void *arg)
-{
-	struct load *l = arg;
-	struct kv_replica *rp = l->rp;
-	char ms[32];
-
-	if (e->expire_ms >= 0 && (uint64_t)e->expire_ms <= l->now_ms)
-		return 0; /* expired already: the primary deletes it too */
-	if (e->db < 0 || e->db >= KV_DBS) {
-		rp->skipped++;
-		fprintf(stderr, "paste-kv: replica: a key of database %d skipped (0-%d only)\n",
-		        e->db, KV_DBS - 1);
-		return 0;
-	}
-	l->kc->db = e->db;
-	if (e->kind == RDB_STRING) {
-		if (cmd_start(rp, 3) || cmd_arg(rp, "SET", 3) || cmd_arg(rp, e->key.p, e->key.n) ||
-		    cmd_arg(rp, e->val.p, e->val.n))
-			return -ENOMEM;
-		if (cmd_run(rp, l->kc))
-			return -EINVAL;
-	} else if (load_hash(l, e)) {
-		return -ENOMEM;
-	}
-	if (e->expire_ms >= 0) {
-		int k = snprintf(ms, sizeof(ms), "%" PRId64, e->expire_ms);
-
-		if (cmd_start(rp, 3) || cmd_arg(rp, "PEXPIREAT", 9) ||
-		    cmd_arg(rp, e->key.p, e->key.n) || cmd_arg(rp, ms, (size_t)k))
-			return -ENOMEM;
-		if (cmd_run(rp, l->kc))
-			return -EINVAL;
-	}
-	rp->loaded++;
-	return 0;
-}
-
-/* The whole RDB is in: flush every database, load it. @return 0 or -errno (link dropped). */
-static int rdb_apply(struct kv_replica *rp, struct kconn *kc)
-{
-	struct load l = {.rp = rp, .kc = kc, .now_ms = wall_ms(), .errors0 = rp->errors};
-	struct rdb_stats st;
-	char err[256];
-	int r;
-
-	rp->loaded = rp->skipped = 0;
-	if (cmd_start(rp, 1) || cmd_arg(rp, "FLUSHALL", 8) || cmd_run(rp, kc))
-		return -ENOMEM;
-	r = rdb_load(rp->rdb, rp->rdb_len, load_entry, &l, &st, err, sizeof(err));
-	kc->db = 0;
-	rp->skipped += st.skipped;
-	if (r) {
-		fprintf(stderr, "paste-kv: replica: the primary's RDB cannot be loaded: %s\n",
-		        r == -EBADMSG ? err : strerror(-r));
-		return r;
-	}
-	for (int t = 0; t < 32; t++)
-		if (st.skipped_type[t])
-			fprintf(stderr,
-			        "paste-kv: replica: warning: %" PRIu64
-			        " keys of RDB type %d not loaded (lists, sets, sorted sets and "
-			        "streams are not replicated from an RDB yet)\n",
-			        st.skipped_type[t], t);
-	printf("paste-kv: replica: loaded %" PRIu64 " keys (%" PRIu64 " strings, %" PRIu64
-	       " hashes, %" PRIu64 " with expiry) from a %zu-byte RDB version %u%s, %" PRIu64
-	       " skipped, %" PRIu64 " load errors\n",
-	       rp->loaded, st.strings, st.hashes, st.expires, rp->rdb_len, st.version,
-	       st.crc_checked ? " (checksum right)" : " (no checksum)", rp->skipped,
-	       rp->errors - l.errors0);
-	fflush(stdout);
-	return 0;
 }
 
 /* ---- the link ------------------------------------------------------------------------------- */
@@ -498,7 +327,8 @@ static void link_data(struct paste_conn *c, void *user)
 
 		if (r == 0)
 			return;
-		r = rdb_apply(rp, paste_conn__user(c));
+		r = rdb_apply(rp->d, paste_conn__user(c), rp->rdb, rp->rdb_len, &rp->loaded,
+		              &rp->skipped);
 		free(rp->rdb);
 		rp->rdb = NULL;
 		if (r) {
@@ -724,7 +554,6 @@ void replica_free(struct kvd *d)
 	if (!d->repl)
 		return;
 	free(d->repl->rdb);
-	free(d->repl->cmd);
 	free(d->repl);
 	d->repl = NULL;
 }
