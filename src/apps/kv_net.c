@@ -183,6 +183,8 @@ int out(struct kconn *kc, const void *p, size_t n)
 
 int out_str(struct kconn *kc, const char *s)
 {
+	if (kc->master && s[0] == '-') /* an error reply (-OOM, -READONLY...) to the primary */
+		replica_apply_error(kc->d, s + 1);
 	return out(kc, s, strlen(s));
 }
 

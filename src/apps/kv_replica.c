@@ -546,7 +546,11 @@ void replica_apply_error(struct kvd *d, const char *msg)
 	if (!rp)
 		return;
 	if (rp->errors++ < 10)
-		fprintf(stderr, "paste-kv: replica: a command from the primary failed: %s\n", msg);
+		fprintf(stderr, "paste-kv: replica: a command from the primary failed: %.*s%s\n",
+		        (int)strcspn(msg, "\r\n"), msg,
+		        rp->errors == 10 ? " (further failures are only counted: INFO replication, "
+		                           "paste_apply_errors)"
+		                         : "");
 }
 
 void replica_free(struct kvd *d)
