@@ -351,7 +351,7 @@ static void link_connected(struct paste_conn *c, int err, void *user)
 		rp->c = NULL;
 		rp->state = L_NONE;
 		rp->next_try_ns = now_ns() + RETRY_NS;
-		if (rp->connect_fails++ % 30 == 0) /* say it again every ~30 s */
+		if (err != -ECONNABORTED && rp->connect_fails++ % 30 == 0) /* again every ~30 s */
 			fprintf(stderr, "paste-kv: replica: cannot reach %s:%u: %s (retrying)\n",
 			        rp->host, rp->port, paste_last_error());
 		return;
