@@ -2,8 +2,8 @@
 /*
  * kv_rdb.h - a reader of Redis' RDB snapshot format (versions 1-10; Redis 7.0 writes 10), for
  * paste-kv as a replica (kv_replica.c) and for its unit test. It knows nothing of paste-kv: it
- * hands each key of a supported type to a callback, decoded; keys of other types are skipped and
- * counted. See kv_rdb_read.c for what is decoded.
+ * hands each string, hash, list, set and sorted set to a callback, decoded; streams are skipped
+ * and counted. See kv_rdb_read.c for what is decoded.
  */
 #ifndef PASTE_KV_RDB_H
 #define PASTE_KV_RDB_H
@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum rdb_kind { RDB_STRING, RDB_HASH };
+enum rdb_kind { RDB_STRING, RDB_HASH, RDB_LIST, RDB_SET, RDB_ZSET };
 
 /* One byte string, valid during the callback. */
 struct rdb_str {
@@ -20,8 +20,10 @@ struct rdb_str {
 };
 
 struct rdb_entry {
-	int db;             /* SELECTDB */
-	enum rdb_kind kind; /* RDB_STRING: @val; RDB_HASH: @fields (field, value, field, ...) */
+	int db; /* SELECTDB */
+	/* RDB_STRING: @val; RDB_HASH: @fields (field, value, ...); RDB_LIST: the elements in
+	 * order; RDB_SET: the members; RDB_ZSET: (member, score as text, ...) */
+	enum rdb_kind kind;
 	struct rdb_str key, val;
 	struct rdb_str *fields;
 	size_t nfields;    /* entries of @fields: twice the number of pairs */
@@ -30,9 +32,9 @@ struct rdb_entry {
 
 struct rdb_stats {
 	unsigned version;
-	uint64_t strings, hashes, expires, aux, dbs;
-	uint64_t skipped;          /* keys of types not loaded */
-	uint64_t skipped_type[32]; /* ... by RDB type byte (0-31) */
+	uint64_t strings, hashes, colls, expires, aux, dbs; /* colls: lists, sets, sorted sets */
+	uint64_t skipped;                                   /* keys of types not loaded */
+	uint64_t skipped_type[32];                          /* ... by RDB type byte (0-31) */
 	uint64_t crc_file, crc_calc;
 	int crc_checked; /* 0: the file has no checksum (0, rdbchecksum no) */
 };
@@ -41,7 +43,7 @@ struct rdb_stats {
 typedef int (*rdb_entry_fn)(const struct rdb_entry *e, void *arg);
 
 /*
- * Parse the RDB in @buf[0..@len) and call @fn for every string and hash key, in file order.
+ * Parse the RDB in @buf[0..@len) and call @fn for every key but streams, in file order.
  * @return 0 (whole file read, checksum right), -EBADMSG (malformed, truncated, bad checksum,
  * a type that cannot be skipped: @err says what and at which offset), -ENOMEM, or @fn's error.
  */

@@ -2,10 +2,10 @@
 /*
  * kv_rdb_load.c - load a primary's RDB snapshot into paste-kv (a replica's full
  * resynchronisation, kv_replica.c): every database is flushed, then each key the reader
- * (kv_rdb_read.c) decodes is stored by running SET, HSET (HSET_BATCH fields a call) and PEXPIREAT
- * through the command table as the link's client, so it is kept, flushed and fenced exactly as a
- * client's write is. Keys already expired are not loaded; keys of types the reader skips are
- * counted and reported.
+ * (kv_rdb_read.c) decodes is stored by running SET, HSET, RPUSH, SADD or ZADD (HSET_BATCH
+ * pairs a call) and PEXPIREAT through the command table as the link's client, so it is kept,
+ * flushed and fenced exactly as a client's write is. Keys already expired are not loaded; keys of
+ * types the reader skips are counted and reported.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -16,7 +16,7 @@
 #include "kv.h"
 #include "kv_rdb.h"
 
-#define HSET_BATCH 64 /* fields per HSET when loading a hash */
+#define HSET_BATCH 64 /* pairs (field value, score member) or 2x elements per command */
 
 /* A request built in memory. */
 struct rdb_loader {
@@ -102,17 +102,27 @@ struct load {
 	uint64_t now_ms;
 };
 
-static int load_hash(struct load *l, const struct rdb_entry *e)
+/* A hash, list, set or sorted set: HSET / RPUSH / SADD / ZADD of up to HSET_BATCH pairs (or
+ * 2 * HSET_BATCH elements) a call. */
+static int load_coll(struct load *l, const struct rdb_entry *e)
 {
+	static const char *const verb[] = {
+	    [RDB_HASH] = "HSET", [RDB_LIST] = "RPUSH", [RDB_SET] = "SADD", [RDB_ZSET] = "ZADD"};
+	const char *v = verb[e->kind];
+
 	for (size_t i = 0; i < e->nfields; i += 2 * HSET_BATCH) {
 		size_t n = e->nfields - i < 2 * HSET_BATCH ? e->nfields - i : 2 * HSET_BATCH;
 
-		if (cmd_start(l->rp, 2 + n) || cmd_arg(l->rp, "HSET", 4) ||
+		if (cmd_start(l->rp, 2 + n) || cmd_arg(l->rp, v, strlen(v)) ||
 		    cmd_arg(l->rp, e->key.p, e->key.n))
 			return -ENOMEM;
-		for (size_t j = 0; j < n; j++)
-			if (cmd_arg(l->rp, e->fields[i + j].p, e->fields[i + j].n))
+		for (size_t j = 0; j < n;
+		     j++) { /* ZADD wants score member: the RDB has member score */
+			size_t k = e->kind == RDB_ZSET ? i + (j ^ 1) : i + j;
+
+			if (cmd_arg(l->rp, e->fields[k].p, e->fields[k].n))
 				return -ENOMEM;
+		}
 		if (cmd_run(l->rp, l->kc))
 			return -EINVAL;
 	}
@@ -140,7 +150,7 @@ static int load_entry(const struct rdb_entry *e, void *arg)
 			return -ENOMEM;
 		if (cmd_run(rp, l->kc))
 			return -EINVAL;
-	} else if (load_hash(l, e)) {
+	} else if (load_coll(l, e)) {
 		return -ENOMEM;
 	}
 	if (e->expire_ms >= 0) {
@@ -184,13 +194,12 @@ int rdb_apply(struct kvd *d, struct kconn *kc, const uint8_t *rdb, size_t len, u
 		if (st.skipped_type[t])
 			fprintf(stderr,
 			        "paste-kv: replica: warning: %" PRIu64
-			        " keys of RDB type %d not loaded (lists, sets, sorted sets and "
-			        "streams are not replicated from an RDB yet)\n",
+			        " keys of RDB type %d not loaded (streams are not supported)\n",
 			        st.skipped_type[t], t);
 	printf("paste-kv: replica: loaded %" PRIu64 " keys (%" PRIu64 " strings, %" PRIu64
-	       " hashes, %" PRIu64 " with expiry) from a %zu-byte RDB version %u%s, %" PRIu64
-	       " skipped\n",
-	       rl.loaded, st.strings, st.hashes, st.expires, len, st.version,
+	       " hashes, %" PRIu64 " lists/sets/sorted sets, %" PRIu64
+	       " with expiry) from a %zu-byte RDB version %u%s, %" PRIu64 " skipped\n",
+	       rl.loaded, st.strings, st.hashes, st.colls, st.expires, len, st.version,
 	       st.crc_checked ? " (checksum right)" : " (no checksum)", *skipped);
 	fflush(stdout);
 	return 0;

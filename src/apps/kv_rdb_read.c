@@ -5,10 +5,12 @@
  *
  * Decoded: the header ("REDIS" + 4-digit version), AUX fields (counted), SELECTDB, RESIZEDB,
  * EXPIRETIME / EXPIRETIME_MS, LRU/LFU hints (ignored), string values (plain, integer-encoded,
- * LZF-compressed), hashes in every encoding Redis 2.6-7.0 writes (plain pairs, zipmap-free
- * ziplist, listpack), and the EOF opcode with its CRC-64 over the whole file. Skipped and counted
- * by type: lists, sets, sorted sets and streams in all their encodings. A module type cannot be
- * skipped without the module: the load stops with -EBADMSG.
+ * LZF-compressed), hashes (pairs, ziplist, listpack), lists (plain, ziplist, quicklist of
+ * ziplists, quicklist of listpacks and plain nodes), sets (plain, intset), sorted sets (text or
+ * binary scores, ziplist, listpack), and the EOF opcode with its CRC-64 over the whole file. The
+ * packed encodings are decoded in kv_rdb_pack.c. Skipped and counted: streams (and Redis < 2.6's
+ * zipmap hashes). A module type cannot be skipped without the module: the load stops with
+ * -EBADMSG.
  *
  * Every read is bounds-checked against the buffer; a malformed or truncated file fails with a
  * message naming the offset. Decoded strings that are not in the buffer as they are (integers,
@@ -23,6 +25,7 @@
 #include <string.h>
 
 #include "kv_rdb.h"
+#include "kv_rdb_priv.h"
 
 enum {
 	OP_FUNCTION2 = 0xf5,
@@ -60,17 +63,7 @@ enum {
 	T_STREAM_2 = 19,
 };
 
-struct rd {
-	const uint8_t *b;
-	size_t len, pos;
-	char *err;
-	size_t errlen;
-	bool failed;
-	void **scratch; /* freed after each key */
-	size_t nscratch, scratch_cap;
-};
-
-static int bad(struct rd *r, const char *fmt, ...)
+int rdb_bad(struct rd *r, const char *fmt, ...)
 {
 	va_list ap;
 	int n;
@@ -86,7 +79,7 @@ static int bad(struct rd *r, const char *fmt, ...)
 	return -EBADMSG;
 }
 
-static uint8_t *scratch(struct rd *r, size_t n)
+uint8_t *rdb_scratch(struct rd *r, size_t n)
 {
 	void *p;
 
@@ -114,7 +107,8 @@ static void scratch_free(struct rd *r)
 static int need(struct rd *r, size_t n)
 {
 	if (n > r->len - r->pos)
-		return bad(r, "truncated (%zu more bytes needed, %zu left)", n, r->len - r->pos);
+		return rdb_bad(r, "truncated (%zu more bytes needed, %zu left)", n,
+		               r->len - r->pos);
 	return 0;
 }
 
@@ -126,29 +120,11 @@ static int get_u8(struct rd *r, uint8_t *v)
 	return 0;
 }
 
-static uint64_t le(const uint8_t *p, unsigned n)
-{
-	uint64_t v = 0;
-
-	for (unsigned i = 0; i < n; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
-
-static uint64_t be(const uint8_t *p, unsigned n)
-{
-	uint64_t v = 0;
-
-	for (unsigned i = 0; i < n; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
 static int get_le(struct rd *r, unsigned n, uint64_t *v)
 {
 	if (need(r, n))
 		return -EBADMSG;
-	*v = le(r->b + r->pos, n);
+	*v = rdb_le(r->b + r->pos, n);
 	r->pos += n;
 	return 0;
 }
@@ -172,10 +148,10 @@ static int get_len_enc(struct rd *r, uint64_t *v, bool *enc)
 		return 0;
 	case 2:
 		if (c != 0x80 && c != 0x81)
-			return bad(r, "bad length byte 0x%02x", c);
+			return rdb_bad(r, "bad length byte 0x%02x", c);
 		if (need(r, c == 0x80 ? 4 : 8))
 			return -EBADMSG;
-		*v = be(r->b + r->pos, c == 0x80 ? 4 : 8);
+		*v = rdb_be(r->b + r->pos, c == 0x80 ? 4 : 8);
 		r->pos += c == 0x80 ? 4 : 8;
 		return 0;
 	default:
@@ -191,12 +167,12 @@ static int get_len(struct rd *r, uint64_t *v)
 
 	if (get_len_enc(r, v, &enc))
 		return -EBADMSG;
-	return enc ? bad(r, "a string encoding where a length belongs") : 0;
+	return enc ? rdb_bad(r, "a string encoding where a length belongs") : 0;
 }
 
-static int fmt_int(struct rd *r, int64_t v, struct rdb_str *out)
+int rdb_fmt_int(struct rd *r, int64_t v, struct rdb_str *out)
 {
-	uint8_t *p = scratch(r, 24);
+	uint8_t *p = rdb_scratch(r, 24);
 
 	if (!p)
 		return -ENOMEM;
@@ -217,7 +193,7 @@ static int lzf(struct rd *r, const uint8_t *in, size_t inlen, uint8_t *o, size_t
 			size_t n = ctrl + 1u;
 
 			if (n > inlen - ip || n > outlen - op)
-				return bad(r, "LZF literal runs past its end");
+				return rdb_bad(r, "LZF literal runs past its end");
 			memcpy(o + op, in + ip, n);
 			ip += n;
 			op += n;
@@ -226,20 +202,20 @@ static int lzf(struct rd *r, const uint8_t *in, size_t inlen, uint8_t *o, size_t
 
 			if (n == 7) {
 				if (ip >= inlen)
-					return bad(r, "LZF data truncated");
+					return rdb_bad(r, "LZF data truncated");
 				n += in[ip++];
 			}
 			if (ip >= inlen)
-				return bad(r, "LZF data truncated");
+				return rdb_bad(r, "LZF data truncated");
 			back = ((ctrl & 0x1fu) << 8) + in[ip++] + 1;
 			n += 2;
 			if (back > op || n > outlen - op)
-				return bad(r, "LZF back reference out of range");
+				return rdb_bad(r, "LZF back reference out of range");
 			for (size_t i = 0; i < n; i++, op++)
 				o[op] = o[op - back];
 		}
 	}
-	return op == outlen ? 0 : bad(r, "LZF data gives %zu bytes, %zu expected", op, outlen);
+	return op == outlen ? 0 : rdb_bad(r, "LZF data gives %zu bytes, %zu expected", op, outlen);
 }
 
 /* A string: in the buffer as it is, or decoded into scratch. */
@@ -268,14 +244,14 @@ static int get_str(struct rd *r, struct rdb_str *out)
 
 		if (get_le(r, n, &u))
 			return -EBADMSG;
-		return fmt_int(r, n == 1 ? (int8_t)u : n == 2 ? (int16_t)u : (int32_t)u, out);
+		return rdb_fmt_int(r, n == 1 ? (int8_t)u : n == 2 ? (int16_t)u : (int32_t)u, out);
 	}
 	case 3: /* LZF: compressed length, uncompressed length, data */
 		if (get_len(r, &clen) || get_len(r, &ulen) || need(r, clen))
 			return -EBADMSG;
 		if (ulen > (1ull << 32))
-			return bad(r, "LZF string of %" PRIu64 " bytes", ulen);
-		o = scratch(r, ulen);
+			return rdb_bad(r, "LZF string of %" PRIu64 " bytes", ulen);
+		o = rdb_scratch(r, ulen);
 		if (!o)
 			return -ENOMEM;
 		if (lzf(r, r->b + r->pos, clen, o, ulen))
@@ -285,186 +261,8 @@ static int get_str(struct rd *r, struct rdb_str *out)
 		out->n = ulen;
 		return 0;
 	default:
-		return bad(r, "unknown string encoding %" PRIu64, v);
+		return rdb_bad(r, "unknown string encoding %" PRIu64, v);
 	}
-}
-
-/* ---- hashes in a ziplist or a listpack ------------------------------------------------------ */
-
-struct fields {
-	struct rdb_str *v;
-	size_t n, cap;
-};
-
-static int push(struct fields *f, struct rdb_str s)
-{
-	if (f->n == f->cap) {
-		size_t cap = f->cap ? f->cap * 2 : 16;
-		struct rdb_str *v = realloc(f->v, cap * sizeof(*v));
-
-		if (!v)
-			return -ENOMEM;
-		f->v = v;
-		f->cap = cap;
-	}
-	f->v[f->n++] = s;
-	return 0;
-}
-
-/* Entries of ziplist @z (Redis 2.6-6.2's small hashes): prevlen, encoding, data; 0xff ends. */
-static int ziplist(struct rd *r, struct rdb_str z, struct fields *f)
-{
-	const uint8_t *p = z.p, *end = z.p + z.n;
-
-	if (z.n < 11)
-		return bad(r, "ziplist of %zu bytes", z.n);
-	p += 10; /* zlbytes, zltail, zllen */
-	while (p < end && *p != 0xff) {
-		struct rdb_str s;
-		uint8_t e;
-		int64_t iv;
-		size_t n = 0;
-		int ib = 0;
-
-		p += *p == 0xfe ? 5 : 1; /* prevlen */
-		if (p >= end)
-			break;
-		e = *p++;
-		if ((e >> 6) == 0) {
-			n = e & 0x3f;
-		} else if ((e >> 6) == 1) {
-			if (p >= end)
-				break;
-			n = (size_t)(e & 0x3f) << 8 | *p++;
-		} else if (e == 0x80) {
-			if (end - p < 4)
-				break;
-			n = (size_t)be(p, 4);
-			p += 4;
-		} else if (e == 0xc0) {
-			ib = 2;
-		} else if (e == 0xd0) {
-			ib = 4;
-		} else if (e == 0xe0) {
-			ib = 8;
-		} else if (e == 0xf0) {
-			ib = 3;
-		} else if (e == 0xfe) {
-			ib = 1;
-		} else if (e >= 0xf1 && e <= 0xfd) {
-			ib = -1;
-		} else {
-			return bad(r, "ziplist entry encoding 0x%02x", e);
-		}
-		if (ib > 0) {
-			uint64_t u;
-
-			if (end - p < ib)
-				break;
-			u = le(p, (unsigned)ib);
-			iv = ib == 1   ? (int8_t)u
-			     : ib == 2 ? (int16_t)u
-			     : ib == 3 ? (int64_t)(u << 40) >> 40
-			     : ib == 4 ? (int32_t)u
-			               : (int64_t)u;
-			p += ib;
-		} else if (ib < 0) {
-			iv = (e & 0x0f) - 1;
-		}
-		if (ib) {
-			if (fmt_int(r, iv, &s) || push(f, s))
-				return -ENOMEM;
-			continue;
-		}
-		if ((size_t)(end - p) < n)
-			break;
-		if (push(f, (struct rdb_str){p, n}))
-			return -ENOMEM;
-		p += n;
-	}
-	if (p >= end || *p != 0xff)
-		return bad(r, "ziplist truncated");
-	return 0;
-}
-
-/* Bytes of a listpack entry's back-length for an entry of @n bytes. */
-static size_t lp_backlen(size_t n)
-{
-	return n <= 127 ? 1 : n < 16383 ? 2 : n < 2097151 ? 3 : n < 268435455 ? 4 : 5;
-}
-
-/* Entries of listpack @z (Redis 7's small hashes): encoding, data, back-length; 0xff ends. */
-static int listpack(struct rd *r, struct rdb_str z, struct fields *f)
-{
-	const uint8_t *p = z.p, *end = z.p + z.n;
-
-	if (z.n < 7)
-		return bad(r, "listpack of %zu bytes", z.n);
-	p += 6; /* total bytes, element count */
-	while (p < end && *p != 0xff) {
-		const uint8_t *start = p;
-		uint8_t e = *p++;
-		size_t n = 0, hdr;
-		int ib = 0;
-		int64_t iv = 0;
-		struct rdb_str s;
-
-		if (!(e & 0x80)) { /* 0xxxxxxx: 7-bit unsigned */
-			ib = -1;
-			iv = e & 0x7f;
-		} else if ((e & 0xc0) == 0x80) { /* 10xxxxxx: string up to 63 */
-			n = e & 0x3f;
-		} else if ((e & 0xe0) == 0xc0) { /* 110xxxxx: 13-bit signed */
-			if (p >= end)
-				break;
-			ib = -1;
-			iv = (int64_t)((uint64_t)(e & 0x1f) << 8 | *p++);
-			if (iv >= 1 << 12)
-				iv -= 1 << 13;
-		} else if ((e & 0xf0) == 0xe0) { /* 1110xxxx: string up to 4095 */
-			if (p >= end)
-				break;
-			n = (size_t)(e & 0x0f) << 8 | *p++;
-		} else if (e == 0xf0) { /* 32-bit string length */
-			if (end - p < 4)
-				break;
-			n = (size_t)le(p, 4);
-			p += 4;
-		} else if (e >= 0xf1 && e <= 0xf4) {
-			ib = e == 0xf1 ? 2 : e == 0xf2 ? 3 : e == 0xf3 ? 4 : 8;
-		} else {
-			return bad(r, "listpack entry encoding 0x%02x", e);
-		}
-		if (ib > 0) {
-			uint64_t u;
-
-			if (end - p < ib)
-				break;
-			u = le(p, (unsigned)ib);
-			iv = ib == 2   ? (int16_t)u
-			     : ib == 3 ? (int64_t)(u << 40) >> 40
-			     : ib == 4 ? (int32_t)u
-			               : (int64_t)u;
-			p += ib;
-		}
-		if (ib) {
-			if (fmt_int(r, iv, &s) || push(f, s))
-				return -ENOMEM;
-		} else {
-			if ((size_t)(end - p) < n)
-				break;
-			if (push(f, (struct rdb_str){p, n}))
-				return -ENOMEM;
-			p += n;
-		}
-		hdr = (size_t)(p - start);
-		if ((size_t)(end - p) < lp_backlen(hdr))
-			break;
-		p += lp_backlen(hdr);
-	}
-	if (p >= end || *p != 0xff)
-		return bad(r, "listpack truncated");
-	return 0;
 }
 
 /* ---- skipping what is not loaded ------------------------------------------------------------ */
@@ -479,18 +277,40 @@ static int skip_strs(struct rd *r, uint64_t n)
 	return 0;
 }
 
-/* A sorted set's (type 3) score: 1-byte length, 253 nan, 254 +inf, 255 -inf. */
-static int skip_old_double(struct rd *r)
+/* A sorted set's (type 3) score: 1-byte length and ASCII, 253 nan, 254 +inf, 255 -inf. */
+static int old_double(struct rd *r, struct rdb_str *out)
 {
+	static const char *const special[] = {"nan", "inf", "-inf"};
 	uint8_t n;
 
 	if (get_u8(r, &n))
 		return -EBADMSG;
-	if (n >= 253)
+	if (n >= 253) {
+		*out =
+		    (struct rdb_str){(const uint8_t *)special[n - 253], strlen(special[n - 253])};
 		return 0;
+	}
 	if (need(r, n))
 		return -EBADMSG;
+	*out = (struct rdb_str){r->b + r->pos, n};
 	r->pos += n;
+	return 0;
+}
+
+/* A sorted set's (type 5) score: an 8-byte IEEE double, little endian. */
+static int bin_double(struct rd *r, struct rdb_str *out)
+{
+	uint64_t u;
+	double v;
+	uint8_t *p = rdb_scratch(r, 32);
+
+	if (!p)
+		return -ENOMEM;
+	if (get_le(r, 8, &u))
+		return -EBADMSG;
+	memcpy(&v, &u, 8);
+	out->p = p;
+	out->n = (size_t)snprintf((char *)p, 32, "%.17g", v);
 	return 0;
 }
 
@@ -539,47 +359,83 @@ static int skip_stream(struct rd *r, int type)
 
 static int skip_value(struct rd *r, int type)
 {
-	uint64_t n, v;
-
 	switch (type) {
-	case T_LIST:
-	case T_SET:
-		return get_len(r, &n) || skip_strs(r, n) ? -EBADMSG : 0;
-	case T_ZSET:
-		if (get_len(r, &n))
-			return -EBADMSG;
-		for (uint64_t i = 0; i < n; i++)
-			if (skip_strs(r, 1) || skip_old_double(r))
-				return -EBADMSG;
-		return 0;
-	case T_ZSET_2:
-		if (get_len(r, &n))
-			return -EBADMSG;
-		for (uint64_t i = 0; i < n; i++)
-			if (skip_strs(r, 1) || skip_bytes(r, 8))
-				return -EBADMSG;
-		return 0;
-	case T_HASH_ZIPMAP:
-	case T_LIST_ZIPLIST:
-	case T_SET_INTSET:
-	case T_ZSET_ZIPLIST:
-	case T_ZSET_LISTPACK:
+	case T_HASH_ZIPMAP: /* Redis < 2.6: rewritten to a ziplist when loaded there */
 		return skip_strs(r, 1);
-	case T_LIST_QUICKLIST:
-		return get_len(r, &n) || skip_strs(r, n) ? -EBADMSG : 0;
-	case T_LIST_QUICKLIST_2:
-		if (get_len(r, &n))
-			return -EBADMSG;
-		for (uint64_t i = 0; i < n; i++)
-			if (get_len(r, &v) || skip_strs(r, 1)) /* container kind, node */
-				return -EBADMSG;
-		return 0;
 	case T_STREAM:
 	case T_STREAM_2:
 		return skip_stream(r, type);
 	default:
-		return bad(r, "value of RDB type %d cannot be read or skipped (a module's type?)",
-		           type);
+		return rdb_bad(
+		    r, "value of RDB type %d cannot be read or skipped (a module's type?)", type);
+	}
+}
+
+/* Elements of @n strings, then (sorted sets) each followed by its score. */
+static int strs(struct rd *r, struct fields *f, uint64_t n,
+                int (*score)(struct rd *r, struct rdb_str *out))
+{
+	struct rdb_str s;
+
+	for (uint64_t i = 0; i < n; i++) {
+		if (get_str(r, &s) || rdb_push(f, s))
+			return r->failed ? -EBADMSG : -ENOMEM;
+		if (score && (score(r, &s) || rdb_push(f, s)))
+			return r->failed ? -EBADMSG : -ENOMEM;
+	}
+	return 0;
+}
+
+/* A list, set or sorted set in any encoding into @f (sorted sets: member, score, ...). @return 0,
+ * -EBADMSG, -ENOMEM, or 1: not a collection type. */
+static int read_coll(struct rd *r, int type, struct fields *f, enum rdb_kind *kind)
+{
+	struct rdb_str s;
+	uint64_t n, container;
+
+	f->n = 0;
+	*kind = type == T_SET || type == T_SET_INTSET ? RDB_SET
+	        : type == T_ZSET || type == T_ZSET_2 || type == T_ZSET_ZIPLIST ||
+	                type == T_ZSET_LISTPACK
+	            ? RDB_ZSET
+	            : RDB_LIST;
+	switch (type) {
+	case T_LIST:
+	case T_SET:
+		return get_len(r, &n) ? -EBADMSG : strs(r, f, n, NULL);
+	case T_ZSET:
+	case T_ZSET_2:
+		return get_len(r, &n) ? -EBADMSG
+		                      : strs(r, f, n, type == T_ZSET ? old_double : bin_double);
+	case T_SET_INTSET:
+	case T_LIST_ZIPLIST:
+	case T_ZSET_ZIPLIST:
+	case T_ZSET_LISTPACK:
+		if (get_str(r, &s))
+			return -EBADMSG;
+		return type == T_SET_INTSET      ? rdb_intset(r, s, f)
+		       : type == T_ZSET_LISTPACK ? rdb_listpack(r, s, f)
+		                                 : rdb_ziplist(r, s, f);
+	case T_LIST_QUICKLIST:
+	case T_LIST_QUICKLIST_2:
+		if (get_len(r, &n))
+			return -EBADMSG;
+		for (uint64_t i = 0; i < n; i++) {
+			container = 2; /* packed */
+			if ((type == T_LIST_QUICKLIST_2 && get_len(r, &container)) ||
+			    get_str(r, &s))
+				return -EBADMSG;
+			if (container == 1) { /* a plain node: one large element */
+				if (rdb_push(f, s))
+					return -ENOMEM;
+			} else if (type == T_LIST_QUICKLIST ? rdb_ziplist(r, s, f)
+			                                    : rdb_listpack(r, s, f)) {
+				return r->failed ? -EBADMSG : -ENOMEM;
+			}
+		}
+		return 0;
+	default:
+		return 1;
 	}
 }
 
@@ -595,31 +451,32 @@ static int read_hash(struct rd *r, int type, struct fields *f)
 		if (get_len(r, &n))
 			return -EBADMSG;
 		for (uint64_t i = 0; i < 2 * n; i++)
-			if (get_str(r, &s) || push(f, s))
+			if (get_str(r, &s) || rdb_push(f, s))
 				return r->failed ? -EBADMSG : -ENOMEM;
 		return 0;
 	}
 	if (get_str(r, &s))
 		return -EBADMSG;
-	if (type == T_HASH_ZIPLIST ? ziplist(r, s, f) : listpack(r, s, f))
+	if (type == T_HASH_ZIPLIST ? rdb_ziplist(r, s, f) : rdb_listpack(r, s, f))
 		return r->failed ? -EBADMSG : -ENOMEM;
 	if (f->n % 2)
-		return bad(r, "hash with an odd number of entries (%zu)", f->n);
+		return rdb_bad(r, "hash with an odd number of entries (%zu)", f->n);
 	return 0;
 }
 
 static int header(struct rd *r, struct rdb_stats *st)
 {
 	if (r->len < 9 || memcmp(r->b, "REDIS", 5))
-		return bad(r, "not an RDB file (no REDIS header)");
+		return rdb_bad(r, "not an RDB file (no REDIS header)");
 	st->version = 0;
 	for (int i = 5; i < 9; i++) {
 		if (r->b[i] < '0' || r->b[i] > '9')
-			return bad(r, "bad RDB version");
+			return rdb_bad(r, "bad RDB version");
 		st->version = st->version * 10 + (unsigned)(r->b[i] - '0');
 	}
 	if (st->version < 1 || st->version > 10)
-		return bad(r, "RDB version %u (this reader knows 1-10, Redis <= 7.0)", st->version);
+		return rdb_bad(r, "RDB version %u (this reader knows 1-10, Redis <= 7.0)",
+		               st->version);
 	r->pos = 9;
 	return 0;
 }
@@ -646,10 +503,10 @@ static int body(struct rd *r, rdb_entry_fn fn, void *arg, struct rdb_stats *st)
 			if (st->version >= 5 && !get_le(r, 8, &st->crc_file)) {
 				st->crc_checked = st->crc_file != 0;
 				if (st->crc_checked && st->crc_file != st->crc_calc)
-					bad(r,
-					    "checksum mismatch (file %016" PRIx64
-					    ", data %016" PRIx64 ")",
-					    st->crc_file, st->crc_calc);
+					rdb_bad(r,
+					        "checksum mismatch (file %016" PRIx64
+					        ", data %016" PRIx64 ")",
+					        st->crc_file, st->crc_calc);
 			}
 			break;
 		}
@@ -693,7 +550,8 @@ static int body(struct rd *r, rdb_entry_fn fn, void *arg, struct rdb_stats *st)
 			continue;
 		case OP_MODULE_AUX:
 		case OP_FUNCTION:
-			bad(r, "opcode 0x%02x (module data / Redis 7.0-rc functions) not supported",
+			rdb_bad(
+			    r, "opcode 0x%02x (module data / Redis 7.0-rc functions) not supported",
 			    op);
 			goto out;
 		default:
@@ -717,7 +575,18 @@ static int body(struct rd *r, rdb_entry_fn fn, void *arg, struct rdb_stats *st)
 			e.fields = f.v;
 			e.nfields = f.n;
 			st->hashes++;
+		} else if ((err = read_coll(r, op, &f, &e.kind)) <= 0) {
+			if (err || (e.kind == RDB_ZSET && f.n % 2)) {
+				err = err == -ENOMEM ? err : 0;
+				if (!err)
+					rdb_bad(r, "sorted set of RDB type %d unreadable", op);
+				goto out;
+			}
+			e.fields = f.v;
+			e.nfields = f.n;
+			st->colls++;
 		} else {
+			err = 0;
 			if (skip_value(r, op))
 				goto out;
 			st->skipped++;

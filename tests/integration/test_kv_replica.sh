@@ -4,7 +4,7 @@
 # transport (dedicated IP: the link is an outgoing lwIP connection, paste_connect) and on the
 # kernel and io_uring transports; the primary runs in the client namespace. For each transport:
 # keys written before the replica attaches (strings small and 200 KB, integers, hashes small and
-# large, an expiry, a key in database 3) and after (more of each, an overwrite, a DEL, a new
+# large, a list, sets, a sorted set, an expiry, a key in database 3) and after (more of each, an overwrite, a DEL, a new
 # field) read back from paste-kv byte-identical to the primary's, and the primary sees the offset
 # acknowledged; a client's write is refused with -READONLY; after kill -9 of the replica, with the
 # primary stopped (SIGSTOP), the restarted replica serves every key from its pool; with the
@@ -54,7 +54,12 @@ for i in range(1, 151):
     print('HSET %s:bigh field%d value-%d-%s' % (sys.argv[1], i, i, hashlib.sha256(b'%d' % i).hexdigest()))" "$p" | P >/dev/null
 	P set "$p:ttl" soon PX 600000 >/dev/null
 	P -n 3 set "$p:db3" three >/dev/null
-	KEYS+=("$p:small" "$p:big" "$p:mid" "$p:int" "$p:neg" "$p:ctr" "$p:h" "$p:bigh" "$p:ttl")
+	P rpush "$p:l" a b c 42 >/dev/null
+	P sadd "$p:s" x y z >/dev/null
+	P sadd "$p:si" 1 2 -300 >/dev/null
+	P zadd "$p:z" 1 one 2.5 two -3 three >/dev/null
+	KEYS+=("$p:small" "$p:big" "$p:mid" "$p:int" "$p:neg" "$p:ctr" "$p:h" "$p:bigh" "$p:ttl"
+		"$p:l" "$p:s" "$p:si" "$p:z")
 }
 
 # dump SRC KEY [DB]: what SRC (P, or a replica's command prefix) holds at KEY: type and content
@@ -65,6 +70,9 @@ dump() {
 	case $t in
 	string) $src -n "$db" get "$k" ;;
 	hash) $src -n "$db" hgetall "$k" | paste - - | sort ;;
+	list) $src -n "$db" lrange "$k" 0 -1 ;;
+	set) $src -n "$db" smembers "$k" | sort ;;
+	zset) $src -n "$db" zrange "$k" 0 -1 withscores ;;
 	none) ;;
 	*) echo "unexpected type" ;;
 	esac

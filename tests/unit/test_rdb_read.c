@@ -254,9 +254,8 @@ static void test_handmade(void **state)
 	assert_true(st.crc_checked);
 	assert_int_equal(st.strings, 7);
 	assert_int_equal(st.hashes, 3);
-	assert_int_equal(st.skipped, 2);
-	assert_int_equal(st.skipped_type[2], 1);
-	assert_int_equal(st.skipped_type[11], 1);
+	assert_int_equal(st.colls, 2);
+	assert_int_equal(st.skipped, 0);
 	assert_int_equal(st.expires, 1);
 	assert_int_equal(st.aux, 1);
 	assert_string_equal(find("plain")->val, "hello");
@@ -279,7 +278,11 @@ static void test_handmade(void **state)
 	assert_non_null(strstr(s->val, longv));
 	assert_int_equal(find("indb3")->db, 3);
 	assert_int_equal(find("plain")->db, 0);
-	assert_null(find("aset"));
+	assert_int_equal(find("aset")->kind, RDB_SET);
+	assert_string_equal(find("aset")->val, "m1=m2,");
+	assert_int_equal(find("iset")->kind, RDB_SET);
+	assert_int_equal(find("iset")->nfields, 1);
+	assert_string_equal(find("iset")->val, "5=");
 	reset();
 }
 
@@ -340,7 +343,10 @@ static void test_redis_server_dump(void **state)
 	         "$C hset h a 1 b two >/dev/null && "
 	         "for i in $(seq 200); do echo \"HSET bigh f$i v$i\"; done | $C >/dev/null && "
 	         "$C sadd s x y >/dev/null && $C rpush l a b >/dev/null && "
-	         "$C zadd z 1 a >/dev/null && $C xadd st '*' f v >/dev/null && "
+	         "$C zadd z 1 a 2.5 b >/dev/null && $C xadd st '*' f v >/dev/null && "
+	         "$C sadd si 3 -70000 5000000000 >/dev/null && "
+	         "for i in $(seq 3000); do echo \"RPUSH bigl e$i\"; echo \"ZADD bigz $i.5 m$i\"; "
+	         "done | $C >/dev/null && "
 	         "$C -n 5 set in5 five >/dev/null && $C save >/dev/null && "
 	         "$C shutdown nosave >/dev/null 2>&1; "
 	         "for i in $(seq 50); do [ -e %s/pid ] || break; sleep 0.1; done",
@@ -370,7 +376,22 @@ static void test_redis_server_dump(void **state)
 	assert_int_equal(find("bigh")->nfields, 400);
 	assert_non_null(strstr(find("bigh")->val, "f137=v137,"));
 	assert_int_equal(find("in5")->db, 5);
-	assert_int_equal(st.skipped, 4); /* set, list, sorted set, stream */
+	assert_int_equal(st.skipped, 1); /* the stream */
+	assert_int_equal(st.skipped_type[19], 1);
+	assert_int_equal(find("s")->kind, RDB_SET);
+	assert_int_equal(find("s")->nfields, 2);
+	assert_string_equal(find("l")->val, "a=b,"); /* elements in order */
+	assert_int_equal(find("z")->kind, RDB_ZSET);
+	assert_string_equal(find("z")->val, "a=1,b=2.5,"); /* member, score */
+	assert_int_equal(find("si")->nfields, 3);
+	assert_non_null(strstr(find("si")->val, "-70000"));
+	assert_non_null(strstr(find("si")->val, "5000000000"));
+	assert_int_equal(find("bigl")->kind, RDB_LIST); /* a quicklist of several listpacks */
+	assert_int_equal(find("bigl")->nfields, 3000);
+	assert_true(!strncmp(find("bigl")->val, "e1=e2,e3=", 9));
+	assert_non_null(strstr(find("bigl")->val, "e2999=e3000,"));
+	assert_int_equal(find("bigz")->nfields, 6000); /* a skiplist: binary scores */
+	assert_non_null(strstr(find("bigz")->val, "m1234=1234.5,"));
 	reset();
 	free(data);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
