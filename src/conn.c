@@ -15,6 +15,7 @@
  * persistent. Connections that end (reset, abort, close) go on a dead list and are freed after
  * their on_close.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,11 +129,15 @@ void paste_conn__unlink_free(struct paste_ctx *ctx, struct paste_conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	ctx->nconns--;
+	if (c->connecting)
+		ctx->nconnecting--;
 	if (ctx->tp->conn_free)
 		ctx->tp->conn_free(c);
 	paste_conn__q_free_all(c);
 	free(c->q);
 	free(c->slots);
+	if (c->outgoing)
+		free(c->listener);
 	free(c);
 }
 
@@ -180,6 +185,12 @@ void paste_conns__run_ready(struct paste_ctx *ctx)
 	for (; c; c = next) {
 		next = c->next_ready;
 		c->ready = false;
+		if (c->connect_cb && !c->closed) {
+			c->connect_cb = false;
+			c->listener->ops.on_connect(c, 0, c->listener->user);
+			if (!c->pending && !c->eof)
+				continue;
+		}
 		if (!c->closed && c->listener->ops.on_data)
 			c->listener->ops.on_data(c, c->listener->user);
 	}
@@ -215,7 +226,9 @@ void paste_conns__reap(struct paste_ctx *ctx)
 	ctx->dead = NULL;
 	for (; c; c = next) {
 		next = c->next_dead;
-		if (c->listener->ops.on_close)
+		if (c->connect_failed)
+			c->listener->ops.on_connect(c, c->close_err, c->listener->user);
+		else if (c->listener->ops.on_close)
 			c->listener->ops.on_close(c, c->close_err, c->listener->user);
 		paste_conn__unlink_free(ctx, c);
 	}
@@ -223,6 +236,11 @@ void paste_conns__reap(struct paste_ctx *ctx)
 
 static void conn_abort(struct paste_conn *c)
 {
+	if (c->connecting && !c->closed) {
+		c->ctx->tp->abort(c);
+		paste_conn__connected(c, -ECONNABORTED);
+		return;
+	}
 	c->ctx->tp->abort(c);
 	paste_conn__q_free_all(c);
 	paste_conn__mark_dead(c, -ECONNABORTED);
@@ -260,6 +278,120 @@ void paste_conns__shutdown(struct paste_ctx *ctx)
 		free(ctx->listeners[i]);
 	}
 	ctx->nlisteners = 0;
+}
+
+/* ---- outgoing connections ------------------------------------------------------------------ */
+
+static const char *connect_why(int err)
+{
+	switch (err) {
+	case -ECONNREFUSED:
+		return "connection refused (nothing listens on that port, or a firewall rejects it)";
+	case -ETIMEDOUT:
+		return "timed out (no answer: is the peer up, and reachable from this address?)";
+	case -EHOSTUNREACH:
+		return "host unreachable (no ARP answer from it on this link)";
+	case -ENETUNREACH:
+		return "network unreachable (no route to it from this address)";
+	case -ECONNABORTED:
+		return "aborted before it connected";
+	default:
+		return strerror(-err);
+	}
+}
+
+static int connect_fail(const struct paste_conn *c, int err)
+{
+	char ip[INET_ADDRSTRLEN];
+
+	inet_ntop(AF_INET, &c->peer, ip, sizeof(ip));
+	return paste_fail(err, "paste_connect to %s:%u: %s", ip, c->peer_port, connect_why(err));
+}
+
+void paste_conn__connected(struct paste_conn *c, int err)
+{
+	if (!c->connecting || c->closed)
+		return;
+	c->connecting = false;
+	c->ctx->nconnecting--;
+	if (!err) {
+		c->connect_cb = true;
+		paste_conn__mark_ready(c);
+		return;
+	}
+	if (err != -ECONNABORTED)
+		connect_fail(c, err);
+	paste_conn__q_free_all(c);
+	c->connect_failed = true;
+	paste_conn__mark_dead(c, err);
+}
+
+void paste_conns__connect_timers(struct paste_ctx *ctx)
+{
+	uint64_t now;
+
+	if (!ctx->nconnecting)
+		return;
+	now = paste_now_ns();
+	for (struct paste_conn *c = ctx->conns; c; c = c->next) {
+		if (!c->connecting || c->closed || now < c->connect_deadline_ns)
+			continue;
+		ctx->tp->abort(c);
+		paste_conn__connected(c, -ETIMEDOUT);
+	}
+}
+
+PASTE_EXPORT int paste_connect(struct paste_ctx *ctx, const struct in_addr *addr, uint16_t port,
+                               int timeout_ms, const struct paste_conn_ops *ops, void *user,
+                               struct paste_conn **conn)
+{
+	struct paste_listener *l;
+	struct paste_conn *c;
+	int err;
+
+	if (conn)
+		*conn = NULL;
+	if (!ctx || !addr || !addr->s_addr || !port || !ops)
+		return paste_fail(-EINVAL, "paste_connect: need a context, a peer address, a port "
+		                           "(1-65535) and ops with .sz and .on_connect set");
+	if (!ctx->tp->connect)
+		return paste_fail(-EOPNOTSUPP, "paste_connect: the %s transport cannot connect",
+		                  ctx->tp->name);
+	if (ctx->nconns >= ctx->opts.max_conns)
+		return paste_fail(-ENOSPC, "paste_connect: %u connections open (max_conns)",
+		                  ctx->nconns);
+	l = calloc(1, sizeof(*l) + ctx->tp->listener_size);
+	if (!l)
+		return paste_fail(-ENOMEM, "paste_connect: out of memory");
+	err = PASTE_OPTS_COPY(&l->ops, ops, sz, "paste_connect");
+	if (!err && !l->ops.on_connect)
+		err = paste_fail(-EINVAL, "paste_connect: ops.on_connect is required");
+	c = err ? NULL : calloc(1, sizeof(*c) + ctx->tp->conn_size);
+	if (!c) {
+		free(l);
+		return err ? err : paste_fail(-ENOMEM, "paste_connect: out of memory");
+	}
+	l->user = user;
+	l->ctx = ctx;
+	c->ctx = ctx;
+	c->listener = l;
+	c->outgoing = true;
+	c->peer = *addr;
+	c->peer_port = port;
+	c->connect_deadline_ns =
+	    paste_now_ns() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 10000) * 1000000ull;
+	paste_conn__link(ctx, c);
+	c->connecting = true;
+	ctx->nconnecting++;
+	err = ctx->tp->connect(c);
+	if (err) {
+		connect_fail(c, err);
+		paste_conn__unlink_free(ctx, c);
+		return err;
+	}
+	if (conn)
+		*conn = c;
+	return 0;
 }
 
 /* ---- public API -------------------------------------------------------------------------- */
@@ -371,16 +503,17 @@ PASTE_EXPORT int paste_conn__consume(struct paste_conn *c, size_t n)
 
 PASTE_EXPORT ssize_t paste_conn__send(struct paste_conn *c, const void *buf, size_t len)
 {
-	if (c->closed || c->want_close)
-		return paste_fail_quiet(
-		    -ENOTCONN,
-		    "paste_conn__send: the connection is closed or closing: nothing more can be sent");
+	if (c->closed || c->want_close || c->connecting)
+		return paste_fail_quiet(-ENOTCONN, "paste_conn__send: the connection is %s",
+		                        c->connecting
+		                            ? "still connecting: send after on_connect(0)"
+		                            : "closed or closing: nothing more can be sent");
 	return c->ctx->tp->send(c, buf, len);
 }
 
 PASTE_EXPORT size_t paste_conn__sendbuf(const struct paste_conn *c)
 {
-	if (c->closed || c->want_close)
+	if (c->closed || c->want_close || c->connecting)
 		return 0;
 	return c->ctx->tp->sendbuf(c);
 }

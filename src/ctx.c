@@ -216,12 +216,15 @@ PASTE_EXPORT int paste_poll(struct paste_ctx *ctx, int timeout_ms)
 
 	if (ctx->ready || ctx->stop)
 		timeout_ms = 0; /* work is waiting: take what input there is, do not wait */
+	else if (ctx->nconnecting && (timeout_ms < 0 || timeout_ms > 50))
+		timeout_ms = 50; /* connect timeouts are checked every round */
 	n = ctx->tp->poll(ctx, timeout_ms);
 
 	if (n < 0 && n != -EINTR)
 		return paste_fail(n, "waiting for packets: %s", strerror(-n));
 	if (n > 0)
 		ctx->st.rounds++;
+	paste_conns__connect_timers(ctx);
 	paste_conns__run_ready(ctx);
 	if (ctx->fence_needed || paste_pool__needs_drain(ctx->pool))
 		fence(ctx); /* before anything the callbacks queued can leave */

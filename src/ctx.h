@@ -68,6 +68,11 @@ struct paste_conn {
 	bool want_write; /* a send came up short: call on_data again when space frees */
 	bool want_close; /* graceful close requested: FIN at flush time */
 	bool closed;     /* on ctx->dead list; on_close pending */
+	bool outgoing;   /* paste_connect(): @listener is this connection's own, freed with it */
+	bool connecting; /* paste_connect() under way: the transport calls paste_conn__connected */
+	bool connect_cb; /* connected: on_connect(0) runs before the next on_data */
+	bool connect_failed; /* dead before it connected: the reap runs on_connect(err) */
+	uint64_t connect_deadline_ns;
 	int close_err;
 	struct paste_conn *next_ready, *next_dirty, *next_dead;
 	struct paste_conn *prev, *next; /* all live connections */
@@ -94,6 +99,7 @@ struct paste_ctx {
 	struct paste_conn *conns; /* all live connections */
 	struct paste_conn *ready, *dirty, *dead;
 	uint32_t nconns;
+	uint32_t nconnecting; /* outgoing connections not yet connected (their timeouts) */
 	volatile int stop;
 	bool fence_needed; /* something was flushed this round */
 	int (*round_hook)(struct paste_ctx *ctx, void *arg);
@@ -117,5 +123,7 @@ void paste_conns__reap(struct paste_ctx *ctx);
 /* Abort every connection (paste_shutdown), and also close the listeners (paste_close). */
 void paste_conns__shutdown_conns(struct paste_ctx *ctx);
 void paste_conns__shutdown(struct paste_ctx *ctx);
+/* Fail the outgoing connects past their deadline (-ETIMEDOUT). */
+void paste_conns__connect_timers(struct paste_ctx *ctx);
 
 #endif /* PASTE_CTX_H */

@@ -55,9 +55,10 @@ struct k_conn {
 	int fd; /* -2 once closed */
 	uint8_t *out;
 	size_t out_len, out_cap;
-	bool rd_paused; /* EPOLLIN off: PASTE_K_RCVBUF bytes pending */
-	bool wr_armed;  /* EPOLLOUT on: @out did not drain */
-	bool starved;   /* reading paused: no free frame to recv() into */
+	bool rd_paused;  /* EPOLLIN off: PASTE_K_RCVBUF bytes pending */
+	bool wr_armed;   /* EPOLLOUT on: @out did not drain */
+	bool starved;    /* reading paused: no free frame to recv() into */
+	bool connecting; /* paste_connect: EPOLLOUT says when the connect ended */
 };
 
 struct k_listener {
@@ -214,6 +215,68 @@ static void k_accept(struct paste_listener *l)
 			return; /* EAGAIN, or a connection that died in the backlog */
 		k_accept_one(l, fd, &peer);
 	}
+}
+
+static void k_abort(struct paste_conn *c);
+
+int paste_k__connect_fd(const struct paste_conn *c)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = c->ctx->ip};
+	int fd, err;
+
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (c->ctx->ip && bind(fd, (struct sockaddr *)&a, sizeof(a)))
+		goto fail;
+	a.sin_addr = c->peer;
+	a.sin_port = htons(c->peer_port);
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) && errno != EINPROGRESS)
+		goto fail;
+	return fd;
+fail:
+	err = -errno;
+	close(fd);
+	return err;
+}
+
+/* Active open: a non-blocking connect from the context's address; EPOLLOUT reports the end. */
+static int k_connect(struct paste_conn *c)
+{
+	struct k_conn *k = kc(c);
+	struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = c};
+	int fd = paste_k__connect_fd(c), err;
+
+	if (fd < 0)
+		return fd;
+	if (epoll_ctl(kst(c->ctx)->epfd, EPOLL_CTL_ADD, fd, &ev)) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	k->fd = fd;
+	k->connecting = true;
+	k_sockopts(c->ctx, fd);
+	return 0;
+}
+
+/* The connect of @c ended (EPOLLOUT or an error): connected, or failed with SO_ERROR. */
+static void k_connect_done(struct paste_conn *c)
+{
+	struct k_conn *k = kc(c);
+	int e = 0;
+	socklen_t len = sizeof(e);
+
+	k->connecting = false;
+	if (getsockopt(k->fd, SOL_SOCKET, SO_ERROR, &e, &len))
+		e = errno;
+	if (e) {
+		k_abort(c);
+		paste_conn__connected(c, -e);
+		return;
+	}
+	k_events(c); /* EPOLLIN from now on */
+	paste_conn__connected(c, 0);
 }
 
 /* Reset the socket now (RST), if it is still open. */
@@ -439,6 +502,10 @@ static int k_poll_once(struct paste_ctx *ctx, int ms)
 		c = ev[i].data.ptr;
 		if (c->closed || kc(c)->fd < 0)
 			continue;
+		if (kc(c)->connecting) {
+			k_connect_done(c);
+			continue;
+		}
 		if ((ev[i].events & (EPOLLERR | EPOLLHUP)) && kc(c)->rd_paused && k_failed(c))
 			continue;
 		if (ev[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
@@ -481,4 +548,5 @@ const struct paste_transport_ops paste_transport_kernel = {
     .abort = k_abort,
     .conn_free = k_conn_free,
     .after_round = k_after_round,
+    .connect = k_connect,
 };

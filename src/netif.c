@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -197,6 +198,22 @@ static bool neigh_lookup(const struct paste_ctx *ctx, uint32_t ip, struct eth_ad
 		}
 	}
 	return false;
+}
+
+void paste_netif__neigh_probe(struct paste_ctx *ctx, uint32_t ip)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(9), .sin_addr.s_addr = ip};
+	struct eth_addr to;
+	int fd;
+
+	if (neigh_lookup(ctx, ip, &to) || neigh_kernel(ctx, ip, to.addr))
+		return;
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, ctx->ifname, (socklen_t)strlen(ctx->ifname));
+	sendto(fd, "", 0, MSG_DONTWAIT, (struct sockaddr *)&a, sizeof(a));
+	close(fd);
 }
 
 static err_t netif_output_shared(struct netif *netif, struct pbuf *p, const ip4_addr_t *dst)

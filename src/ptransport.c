@@ -168,6 +168,10 @@ static void cb_err(void *arg, err_t err)
 	struct paste_conn *c = arg;
 
 	*conn_pcb(c) = NULL;
+	if (c->connecting) { /* a reset answers the SYN: refused; lwIP gave up: timed out */
+		paste_conn__connected(c, err == ERR_RST ? -ECONNREFUSED : -ETIMEDOUT);
+		return;
+	}
 	paste_conn__q_free_all(c);
 	paste_conn__mark_dead(c, err == ERR_RST    ? -ECONNRESET
 	                         : err == ERR_ABRT ? -ECONNABORTED
@@ -254,6 +258,68 @@ static void ptp_unlisten(struct paste_listener *l)
 	if (pl->pcb)
 		tcp_close(pl->pcb);
 	pl->pcb = NULL;
+}
+
+/* ---- outgoing connections ---------------------------------------------------------------- */
+
+static err_t cb_connected(void *arg, struct tcp_pcb *pcb, err_t err)
+{
+	paste_conn__connected(arg, err == ERR_OK ? 0 : -EIO);
+	return ERR_OK;
+}
+
+/*
+ * Shared IP: the replies must come back to a port the XDP program steers to us, so the local port
+ * is one of the ephemeral range (the kernel's own sockets must not use it: docs/api.md). Dedicated
+ * IP: every port of the address is ours, lwIP picks one.
+ */
+static int bind_local(struct paste_ctx *ctx, struct tcp_pcb *pcb)
+{
+	static uint32_t next;
+	uint32_t lo = ctx->opts.ephemeral_lo, span = ctx->opts.ephemeral_hi - lo + 1u;
+	ip_addr_t ip;
+
+	ip_addr_set_ip4_u32_val(ip, ctx->ip);
+	if (!ctx->opts.shared_ip)
+		return tcp_bind(pcb, &ip, 0) == ERR_OK ? 0 : -EADDRINUSE;
+	if (!next)
+		next = (uint32_t)paste_now_ns();
+	for (uint32_t i = 0; i < span; i++) {
+		uint16_t port = (uint16_t)(lo + next++ % span);
+
+		if (tcp_bind(pcb, &ip, port) == ERR_OK)
+			return 0;
+	}
+	return -EADDRNOTAVAIL;
+}
+
+static int ptp_connect(struct paste_conn *c)
+{
+	struct paste_ctx *ctx = c->ctx;
+	struct tcp_pcb *pcb = tcp_new_ip_type(IPADDR_TYPE_V4);
+	ip_addr_t peer;
+	err_t e;
+	int err;
+
+	if (!pcb)
+		return -ENOMEM;
+	err = bind_local(ctx, pcb);
+	if (err) {
+		tcp_close(pcb);
+		return err;
+	}
+	if (ctx->opts.shared_ip)
+		paste_netif__neigh_probe(ctx, c->peer.s_addr);
+	conn_attach(c, pcb);
+	ip_addr_set_ip4_u32_val(peer, c->peer.s_addr);
+	e = tcp_connect(pcb, &peer, c->peer_port, cb_connected);
+	if (e != ERR_OK) {
+		pcb_detach(pcb);
+		tcp_abort(pcb);
+		*conn_pcb(c) = NULL;
+		return e == ERR_RTE ? -ENETUNREACH : e == ERR_MEM ? -ENOMEM : -EIO;
+	}
+	return 0;
 }
 
 /* ---- connections ------------------------------------------------------------------------- */
@@ -544,4 +610,5 @@ const struct paste_transport_ops paste_transport_xdp = {
     .tick = ptp_tick,
     .after_round = ptp_after_round,
     .stats = ptp_stats,
+    .connect = ptp_connect,
 };

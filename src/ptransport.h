@@ -106,6 +106,9 @@ void paste_netif__close(struct paste_ctx *ctx);
 void paste_netif__input(struct paste_ctx *ctx, uint32_t idx, uint8_t *data, uint32_t len);
 /* Wrap frame @idx (state RX) holding @len bytes at @data as a custom pbuf. */
 struct pbuf *paste_netif__wrap(struct paste_ctx *ctx, uint32_t idx, uint8_t *data, uint32_t len);
+/* Shared IP: if the kernel does not know @ip's MAC yet (network order), make it resolve it (a UDP
+ * probe to the discard port), so lwIP's SYN (retransmitted) finds the next hop. */
+void paste_netif__neigh_probe(struct paste_ctx *ctx, uint32_t ip);
 /* Interface facts (MAC, MTU, first IPv4 address/netmask) for ctx->ifname. */
 int paste_netif__query(struct paste_ctx *ctx);
 

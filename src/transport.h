@@ -80,6 +80,10 @@ struct paste_transport_ops {
 	void (*tick)(struct paste_ctx *ctx);
 	/* After the reap: transmit, take completions, refill receive buffers (optional). */
 	void (*after_round)(struct paste_ctx *ctx);
+	/* Start an active open of @c to c->peer:c->peer_port (paste_connect; optional: without it
+	 * the transport has none). The result goes to paste_conn__connected(). @return 0 (under
+	 * way, or already connected) or -errno (nothing to undo). */
+	int (*connect)(struct paste_conn *c);
 	/* Transport counters into @st (optional). */
 	void (*stats)(struct paste_ctx *ctx, struct paste_stats *st);
 };
@@ -102,6 +106,10 @@ struct paste_conn *paste_conn__accept(struct paste_listener *l, const struct in_
                                       int (*attach)(struct paste_conn *c, void *handle),
                                       void (*detach)(struct paste_conn *c), void *handle);
 
+/* The active open of @c ended: @err 0 (connected: on_connect(0) runs in the round), or -errno
+ * (the transport has already dropped its handle; the reap runs on_connect(err) and frees @c). */
+void paste_conn__connected(struct paste_conn *c, int err);
+
 /* Room for @n more pieces without allocating (0 or -ENOMEM): then q_append cannot fail. */
 int paste_conn__q_reserve(struct paste_conn *c, uint32_t n);
 /* Append @len received bytes at @off in frame @frame (state RX, held by this connection from now
@@ -116,6 +124,11 @@ void paste_conn__mark_dead(struct paste_conn *c, int err);
 /* The transport's state of a connection / listener (conn_size / listener_size bytes). */
 void *paste_conn__tp(struct paste_conn *c);
 void *paste_listener__tp(struct paste_listener *l);
+
+/* ktransport.c: a non-blocking kernel TCP socket bound to the context's address (if any) with a
+ * connect to c->peer:c->peer_port under way (both kernel-socket transports). @return fd or -errno.
+ */
+int paste_k__connect_fd(const struct paste_conn *c);
 
 /* spin.c: spin until @fn returns non-zero, ctx->stop is set or @ms pass (-1: for ever).
  * @return fn's last result. The busy-poll wait of both transports. */

@@ -75,7 +75,7 @@ struct u_sock *paste_uring__sock_get(struct u_state *u)
 	s->fd = -1;
 	s->c = NULL;
 	s->l = NULL;
-	s->recv_on = s->cancelled = s->paused = s->starved = s->fly_on = false;
+	s->recv_on = s->cancelled = s->paused = s->starved = s->fly_on = s->connecting = false;
 	s->out_len = s->fly_len = s->fly_off = 0;
 	return s;
 }

@@ -18,21 +18,22 @@
 #define U_FREE_SPARE 64u /* free frames the ring refill leaves for paste_keep's packing */
 #define U_NO_FRAME   UINT32_MAX
 
-enum u_op { U_ACCEPT = 1, U_RECV, U_SEND, U_CANCEL };
+enum u_op { U_ACCEPT = 1, U_RECV, U_SEND, U_CANCEL, U_CONNECT };
 
 /* A socket: a listener or a connection (c), or a connection's leftovers while a send runs. */
 struct u_sock {
 	struct paste_conn *c;
 	struct paste_listener *l;
-	int fd;         /* -1 once closed */
-	uint32_t gen;   /* bumped when the slot is freed: older completions are stale */
-	uint8_t epoch;  /* bumped per recv arm: a late cancel cannot hit a newer recv */
-	bool used;      /* slot taken */
-	bool recv_on;   /* a multishot recv (or the accept) is armed */
-	bool cancelled; /* its cancel is queued */
-	bool paused;    /* back-pressure: PASTE_U_RCVBUF bytes unconsumed */
-	bool starved;   /* the recv ended with -ENOBUFS: re-arm once frames are free */
-	bool fly_on;    /* a send of fly[fly_off, fly_len) is in flight */
+	int fd;          /* -1 once closed */
+	uint32_t gen;    /* bumped when the slot is freed: older completions are stale */
+	uint8_t epoch;   /* bumped per recv arm: a late cancel cannot hit a newer recv */
+	bool used;       /* slot taken */
+	bool recv_on;    /* a multishot recv (or the accept) is armed */
+	bool cancelled;  /* its cancel is queued */
+	bool paused;     /* back-pressure: PASTE_U_RCVBUF bytes unconsumed */
+	bool starved;    /* the recv ended with -ENOBUFS: re-arm once frames are free */
+	bool fly_on;     /* a send of fly[fly_off, fly_len) is in flight */
+	bool connecting; /* paste_connect: a POLLOUT poll says when the connect ended */
 	uint8_t *out, *fly;
 	size_t out_len, out_cap, fly_len, fly_off, fly_cap;
 };

@@ -31,7 +31,9 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -338,6 +340,9 @@ static void u_abort(struct paste_conn *c)
 	u_stop_recv(u, s);
 	if (s->fly_on)
 		paste_uring__cancel(u, u_data(u, U_SEND, s));
+	if (s->connecting)
+		paste_uring__cancel(u, u_data(u, U_CONNECT, s));
+	s->connecting = false;
 	paste_uring__defer_close(u, s->fd);
 	s->fd = -1;
 }
@@ -445,6 +450,58 @@ static void u_flush(struct paste_conn *c)
 	paste_conn__mark_dead(c, 0);
 }
 
+/* Active open: a non-blocking connect() from the context's address, then one POLLOUT poll in the
+ * ring reports its end (u_on_connect). */
+static int u_connect(struct paste_conn *c)
+{
+	struct u_state *u = ust(c->ctx);
+	struct io_uring_sqe *sqe;
+	struct u_sock *s;
+	int fd = paste_k__connect_fd(c);
+
+	if (fd < 0)
+		return fd;
+	s = paste_uring__sock_get(u);
+	sqe = s ? paste_uring__sqe(u) : NULL;
+	if (!sqe) {
+		if (s)
+			paste_uring__sock_put(u, s);
+		close(fd);
+		return -EMFILE;
+	}
+	s->fd = fd;
+	s->c = c;
+	s->connecting = true;
+	((struct u_conn *)paste_conn__tp(c))->sock = (uint32_t)(s - u->socks);
+	io_uring_prep_poll_add(sqe, fd, POLLOUT);
+	io_uring_sqe_set_data64(sqe, u_data(u, U_CONNECT, s));
+	return 0;
+}
+
+static void u_on_connect(struct u_sock *s)
+{
+	struct paste_conn *c = s ? s->c : NULL;
+	int e = 0, fl;
+	socklen_t len = sizeof(e);
+
+	if (!c || !s->connecting || s->fd < 0)
+		return;
+	s->connecting = false;
+	if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &e, &len))
+		e = errno;
+	if (e) {
+		u_abort(c);
+		paste_conn__connected(c, -e);
+		return;
+	}
+	fl =
+	    fcntl(s->fd, F_GETFL); /* blocking again: the ring's recv and send wait in the kernel */
+	if (fl >= 0)
+		fcntl(s->fd, F_SETFL, fl & ~O_NONBLOCK);
+	u_attach(c, s);
+	paste_conn__connected(c, 0);
+}
+
 static void u_on_cqe(struct paste_ctx *ctx, struct io_uring_cqe *cqe)
 {
 	struct u_state *u = ust(ctx);
@@ -472,6 +529,9 @@ static void u_on_cqe(struct paste_ctx *ctx, struct io_uring_cqe *cqe)
 		break;
 	case U_SEND:
 		u_on_send(ctx, s, cqe);
+		break;
+	case U_CONNECT:
+		u_on_connect(s);
 		break;
 	default:
 		break;
@@ -576,4 +636,5 @@ const struct paste_transport_ops paste_transport_io_uring = {
     .abort = u_abort,
     .conn_free = u_conn_free,
     .after_round = u_after_round,
+    .connect = u_connect,
 };

@@ -240,6 +240,14 @@ struct paste_conn_ops {
 	int (*on_accept)(struct paste_conn *conn, void *user);
 	void (*on_data)(struct paste_conn *conn, void *user);
 	void (*on_close)(struct paste_conn *conn, int err, void *user);
+	/**
+	 * Outgoing connections (paste_connect()) only: runs once when the connect ends. @err 0:
+	 * connected, send and receive from now on (on_data/on_close as for accepted connections).
+	 * @err < 0: the connect failed (-ECONNREFUSED, -ETIMEDOUT, -EHOSTUNREACH, -ENETUNREACH,
+	 * -ECONNABORTED if aborted, or another errno; paste_last_error() says which peer and why);
+	 * the handle is invalid after this call and on_close does not run.
+	 */
+	void (*on_connect)(struct paste_conn *conn, int err, void *user);
 };
 
 /**
@@ -248,6 +256,23 @@ struct paste_conn_ops {
  */
 int paste_listen(struct paste_ctx *ctx, uint16_t port, const struct paste_conn_ops *ops,
                  void *user);
+
+/**
+ * Open a TCP connection from the stack to @addr:@port (active open), on every transport: the
+ * paste transport connects from lwIP (dedicated IP: lwIP resolves the peer by ARP; shared IP: the
+ * local port is taken from the ephemeral range paste_opts.ephemeral_lo..hi that the XDP program
+ * steers to the stack, and the next hop from the kernel's neighbour table, which a UDP probe fills
+ * if the peer is unknown), the kernel and io_uring transports with a kernel socket bound to the
+ * context's address (if it has one). The result arrives in @ops->on_connect (required) from
+ * paste_poll(): 0, or a negative errno after which the handle is gone. A connect still pending
+ * after @timeout_ms (<= 0: 10 s) fails with -ETIMEDOUT. paste_conn__send() refuses (-ENOTCONN)
+ * until on_connect(0) ran. @user is passed to every callback; *@conn (may be NULL) gets the handle.
+ * @return 0 (connect under way), -EINVAL (no address, port 0, no on_connect), -EOPNOTSUPP, -ENOMEM,
+ * or the errno of a connect that failed at once (e.g. -ENETUNREACH), with paste_last_error set.
+ */
+int paste_connect(struct paste_ctx *ctx, const struct in_addr *addr, uint16_t port,
+                  int timeout_ms, const struct paste_conn_ops *ops, void *user,
+                  struct paste_conn **conn);
 
 /** The connection's pending in-order payload, as *n slots (valid until the callback returns). */
 const struct paste_slot *paste_conn__slots(struct paste_conn *conn, unsigned *n);

@@ -53,6 +53,7 @@ enum {
 	OPT_UNDO_KEYS,
 	OPT_CLUSTER_CONFIG,
 	OPT_CLUSTER_ID,
+	OPT_REPLICAOF,
 };
 
 struct kv_stats {
@@ -135,6 +136,7 @@ struct kvd {
 	size_t arena_cap, arena_used;
 	void **extra; /* larger scratch, freed by arena_reset() */
 	size_t extra_n, extra_cap;
+	struct kv_replica *repl; /* --replicaof / REPLICAOF (kv_replica.c); NULL: never set */
 	/* growable scratch for KEYS/SCAN/INFO/COMMAND replies */
 	char *big;
 	size_t big_len, big_cap;
@@ -188,6 +190,7 @@ struct kconn {
 	 * queued, ASKING given for the next command */
 	int cl_slot1;
 	bool cl_cross, cl_asking;
+	bool master; /* the replication link to our primary: writes allowed, replies dropped */
 };
 
 /* A request being executed. */
@@ -443,6 +446,23 @@ int tx_recover(struct kvd *d);
 int tx_prelog(struct kvd *d, struct paste_kv *kv, const uint8_t *k, size_t n);
 int ix_put(struct kvd *d, struct paste_kv *kv, struct paste_ref *kr, struct paste_ref *vr);
 int ix_del(struct kvd *d, struct paste_kv *kv, const void *k, size_t n);
+
+/* kv_rdb_load.c */
+int rdb_apply(struct kvd *d, struct kconn *kc, const uint8_t *rdb, size_t len, uint64_t *loaded,
+              uint64_t *skipped);
+
+/* kv_replica.c */
+int replica_opt(struct kvd *d, const char *arg);
+int replica_set(struct kvd *d, const char *host, uint16_t port, char *err, size_t errlen);
+void replica_tick(struct kvd *d);
+int replica_poll_ms(const struct kvd *d);
+bool replica_refuses(struct req *r);
+void replica_apply_error(struct kvd *d, const char *msg);
+void replica_free(struct kvd *d);
+int cmd_replicaof(struct req *r);
+int cmd_replconf(struct req *r);
+int cmd_role(struct req *r);
+void info_replication(struct kvd *d);
 
 /* kv_set.c */
 int cmd_sadd(struct req *r);

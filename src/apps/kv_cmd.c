@@ -428,15 +428,17 @@ void info_keyspace(struct kvd *d)
 
 int cmd_info(struct req *r)
 {
-	static const char *const names[] = {"server", "persistence", "stats", "keyspace",
-	                                    "cluster"};
+	static const char *const names[] = {"server",   "persistence", "stats",
+	                                    "keyspace", "cluster",     "replication"};
 	struct kvd *d = r->d;
 	struct paste_stats s;
-	bool want[5] = {r->cmd->argc == 1, r->cmd->argc == 1, r->cmd->argc == 1, r->cmd->argc == 1,
-	                r->cmd->argc == 1};
+	enum { N = sizeof(names) / sizeof(names[0]) };
+	bool want[N];
 
+	for (unsigned i = 0; i < N; i++)
+		want[i] = r->cmd->argc == 1;
 	for (unsigned k = 1; k < r->cmd->argc; k++)
-		for (unsigned i = 0; i < 5; i++)
+		for (unsigned i = 0; i < N; i++)
 			want[i] |= arg_is(r, k, names[i]) || arg_is(r, k, "all") ||
 			           arg_is(r, k, "default") || arg_is(r, k, "everything");
 	paste_stats(d->ctx, &s, sizeof(s));
@@ -447,6 +449,8 @@ int cmd_info(struct req *r)
 		info_persistence(d, &s);
 	if (want[2])
 		info_stats(d, &s);
+	if (want[5])
+		info_replication(d);
 	if (want[4])
 		info_cluster(d);
 	if (want[3])

@@ -183,6 +183,8 @@ int out(struct kconn *kc, const void *p, size_t n)
 
 int out_str(struct kconn *kc, const char *s)
 {
+	if (kc->master && s[0] == '-') /* an error reply (-OOM, -READONLY...) to the primary */
+		replica_apply_error(kc->d, s + 1);
 	return out(kc, s, strlen(s));
 }
 
@@ -205,6 +207,8 @@ int out_err(struct kconn *kc, const char *fmt, ...)
 	for (char *q = msg; *q; q++)
 		if (*q == '\r' || *q == '\n')
 			*q = ' ';
+	if (kc->master)
+		replica_apply_error(kc->d, msg);
 	return out(kc, "-", 1) || out_str(kc, msg) || out(kc, "\r\n", 2) ? -ENOMEM : 0;
 }
 
@@ -263,6 +267,10 @@ void oi_pop(struct kvd *d, struct kconn *kc)
  */
 int flush_out(struct kvd *d, struct paste_conn *c, struct kconn *kc)
 {
+	if (kc->master) { /* the replication link: the primary gets no replies */
+		out_drop(d, kc);
+		return 0;
+	}
 	while (kc->oi_n) {
 		struct oitem *it = &kc->oi[kc->oi_head];
 		const uint8_t *p = it->kind == OI_BUF ? kc->ob + it->off : it->p;

@@ -185,12 +185,19 @@ static const struct command commands[] = {
       "Renames a key and overwrites the destination.", "1.0.0"),
     C("renamenx", 3, cmd_renamenx, W | FA, 1, 2, 1, "generic",
       "Renames a key only when the target key name doesn't exist.", "1.0.0"),
+    C("replconf", -1, cmd_replconf, F_ADMIN, 0, 0, 0, "server",
+      "An internal command for configuring the replication stream.", "3.0.0"),
+    C("replicaof", 3, cmd_replicaof, F_ADMIN, 0, 0, 0, "server",
+      "Configures a server as replica of another, or promotes it to a master.", "5.0.0"),
+    C("role", 1, cmd_role, FA, 0, 0, 0, "server", "Returns the replication role.", "2.8.12"),
     C("scan", -2, cmd_scan, R, 0, 0, 0, "generic", "Iterates over the key names in the database.",
       "2.8.0"),
     C("select", 2, cmd_select, FA, 0, 0, 0, "connection", "Changes the selected database (0-15).",
       "2.0.0"),
     C("set", -3, cmd_set, W, 1, 1, 1, "string",
       "Sets the string value of a key, ignoring its type.", "1.0.0"),
+    C("slaveof", 3, cmd_replicaof, F_ADMIN, 0, 0, 0, "server",
+      "Sets a Redis server as a replica of another, or promotes it to being a master.", "1.0.0"),
     C("setbit", 4, cmd_setbit, W, 1, 1, 1, "bitmap",
       "Sets or clears the bit at offset of the string value.", "2.2.0"),
     C("setex", 4, cmd_setex, W, 1, 1, 1, "string",
@@ -312,5 +319,7 @@ int execute(struct req *r)
 		return unknown_command(r, name, n);
 	if (!arity_ok(cmd, r->cmd->argc))
 		return out_err(r->kc, "ERR wrong number of arguments for '%s' command", cmd->name);
+	if ((cmd->flags & F_WRITE) && replica_refuses(r))
+		return 0;
 	return cmd->fn(r);
 }

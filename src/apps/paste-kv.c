@@ -91,6 +91,12 @@ static void usage(FILE *out)
 	    "  --cluster-id ID      which line of FILE is this node (default: the line whose\n"
 	    "                       PORT is --port and, if --ip is given, whose ADDRESS is\n"
 	    "                       --ip)\n"
+	    "Replication:\n"
+	    "  --replicaof 'HOST PORT'  (or HOST:PORT) follow a Redis primary: load its\n"
+	    "                       snapshot, apply its command stream (each write durable\n"
+	    "                       in the pool before it is acknowledged), refuse writes from\n"
+	    "                       clients with -READONLY. REPLICAOF NO ONE promotes it\n"
+	    "                       (docs/paste-kv.md, \"Replica mode\")\n"
 	    "\n"
 	    "Signals: SIGUSR1 prints a 'stats ...' line; SIGTERM/SIGINT shut down cleanly.\n"
 	    "Output: 'paste-kv: recovered ...' then 'paste-kv: ready ...' on stdout.\n"
@@ -153,6 +159,8 @@ static int extra_opt(int opt, const char *arg, void *app)
 	case OPT_CLUSTER_ID:
 		d->cluster_id = arg;
 		return 0;
+	case OPT_REPLICAOF:
+		return replica_opt(d, arg);
 	default:
 		return -1;
 	}
@@ -200,7 +208,7 @@ static void refresh_low(struct kvd *d)
 static int run(struct kvd *d)
 {
 	while (!daemon_got_stop) {
-		int n = paste_poll(d->ctx, -1);
+		int n = paste_poll(d->ctx, replica_poll_ms(d));
 
 		if (n < 0 && n != -EINTR) {
 			fprintf(stderr, "paste-kv: event loop failed: %s\n", paste_last_error());
@@ -210,6 +218,7 @@ static int run(struct kvd *d)
 		obj_reap(d);     /* after the round's fence: pieces of replaced objects */
 		tx_gc(d);        /* and the undo entries of committed transactions */
 		expire_cycle(d); /* active expiry, every 100 ms */
+		replica_tick(d); /* --replicaof: the link, its ACKs (after the round's fence) */
 		if (daemon_got_usr1) {
 			daemon_got_usr1 = 0;
 			print_stats(d);
@@ -282,6 +291,7 @@ int main(int argc, char **argv)
 	    {"copy-threshold", required_argument, NULL, OPT_COPY_THRESHOLD},
 	    {"cluster-config", required_argument, NULL, OPT_CLUSTER_CONFIG},
 	    {"cluster-id", required_argument, NULL, OPT_CLUSTER_ID},
+	    {"replicaof", required_argument, NULL, OPT_REPLICAOF},
 	    {NULL, 0, NULL, 0},
 	};
 	static struct kvd d = {.max_key = 512};
@@ -314,6 +324,7 @@ int main(int argc, char **argv)
 	free(d.tx.seen);
 	free(d.tx.gc);
 	free(d.big);
+	replica_free(&d);
 	if (!r)
 		printf("paste-kv: clean shutdown\n");
 	return r;

@@ -275,6 +275,43 @@ stop_echo() {
 	return "$ECHO_RC"
 }
 
+# ---- a kernel TCP echo server -------------------------------------------------------------------
+
+# start_kernel_echo NS IP PORT: a threaded kernel TCP echo server (python3) on IP:PORT in network
+# namespace NS, in the background; waits until it listens. Started with ip netns exec itself (not
+# in_cli/in_srv, which would fork a shell) so that KECHO_PID is the server's own PID.
+start_kernel_echo() {
+	local i log=$LOGDIR/kernel-echo.$3.log
+	ip netns exec "$1" python3 -c '
+import socketserver, sys
+class H(socketserver.BaseRequestHandler):
+    def handle(self):
+        while True:
+            try:
+                d = self.request.recv(65536)
+                if not d:
+                    return
+                self.request.sendall(d)
+            except OSError:
+                return
+class S(socketserver.ThreadingTCPServer):
+    allow_reuse_address = True
+    daemon_threads = True
+    request_queue_size = 128
+s = S((sys.argv[1], int(sys.argv[2])), H)
+print("kernel-echo: ready", flush=True)
+s.serve_forever()
+' "$2" "$3" >"$log" 2>&1 &
+	KECHO_PID=$!
+	track_pid "$KECHO_PID"
+	for ((i = 0; i < 100; i++)); do
+		grep -q 'kernel-echo: ready' "$log" && return 0
+		kill -0 "$KECHO_PID" 2>/dev/null || { cat "$log" >&2; fail "kernel echo server died"; }
+		sleep 0.1
+	done
+	fail "kernel echo server on $2:$3 not ready"
+}
+
 # ---- the client --------------------------------------------------------------------------------
 
 # run_client ARGS...: paste-testclient ARGS in the client namespace, in the foreground. Its output

@@ -9,35 +9,7 @@ PASTE_PORT=7
 KERNEL_PORT=8080
 
 # A small threaded kernel echo server, started by PID in the server namespace.
-KECHO='
-import socketserver, sys
-class H(socketserver.BaseRequestHandler):
-    def handle(self):
-        while True:
-            try:
-                d = self.request.recv(65536)
-                if not d:
-                    return
-                self.request.sendall(d)
-            except OSError:
-                return
-class S(socketserver.ThreadingTCPServer):
-    allow_reuse_address = True
-    daemon_threads = True
-    request_queue_size = 128
-s = S((sys.argv[1], int(sys.argv[2])), H)
-print("kernel-echo: ready", flush=True)
-s.serve_forever()
-'
-in_srv python3 -c "$KECHO" "$SRV_IP" "$KERNEL_PORT" >"$LOGDIR/kernel-echo.log" 2>&1 &
-KECHO_PID=$!
-track_pid "$KECHO_PID"
-for ((i = 0; i < 100; i++)); do
-	grep -q 'kernel-echo: ready' "$LOGDIR/kernel-echo.log" && break
-	kill -0 "$KECHO_PID" 2>/dev/null || { cat "$LOGDIR/kernel-echo.log" >&2; fail "kernel echo server died"; }
-	sleep 0.1
-done
-grep -q 'kernel-echo: ready' "$LOGDIR/kernel-echo.log" || fail "kernel echo server not ready"
+start_kernel_echo "$NS_SRV" "$SRV_IP" "$KERNEL_PORT"
 
 start_echo --ifname "$VETH_SRV" --shared-ip --ip "$SRV_IP" --port $PASTE_PORT --pool "$POOL" \
 	--pool-size 64M

@@ -37,6 +37,7 @@ struct fake_conn {
 static struct {
 	size_t sendbuf;
 	int attach_err;
+	int connect_err;
 } fake;
 
 static int fake_listen(struct paste_listener *l)
@@ -88,6 +89,14 @@ static void fake_abort(struct paste_conn *c)
 	((struct fake_conn *)paste_conn__tp(c))->aborted = true;
 }
 
+static int fake_connects;
+
+static int fake_connect(struct paste_conn *c)
+{
+	fake_connects++;
+	return fake.connect_err;
+}
+
 static int fake_attach(struct paste_conn *c, void *handle)
 {
 	struct fake_conn *f = paste_conn__tp(c);
@@ -117,6 +126,7 @@ static const struct paste_transport_ops fake_ops = {
     .consumed = fake_consumed,
     .flush = fake_flush,
     .abort = fake_abort,
+    .connect = fake_connect,
 };
 
 /* ---- a context over a real pool, wired to the fake --------------------------------------------
@@ -326,6 +336,126 @@ static void test_failed_round_resets_dirty(void **state)
 	assert_int_equal(ctx->nconns, 1);
 }
 
+/* ---- outgoing connections (paste_connect) -------------------------------------------------- */
+
+static int connects, last_connect_err;
+
+static void on_connect(struct paste_conn *c, int err, void *user)
+{
+	connects++;
+	last_connect_err = err;
+	assert_ptr_equal(user, &connects);
+}
+
+static const struct paste_conn_ops out_ops = {
+    .sz = sizeof(out_ops), .on_connect = on_connect, .on_close = on_close};
+
+static struct paste_conn *connect_one(int timeout_ms)
+{
+	struct in_addr peer = {.s_addr = 0x0100007f};
+	struct paste_conn *c = NULL;
+
+	connects = 0;
+	last_connect_err = 1;
+	fake_connects = 0;
+	assert_int_equal(paste_connect(ctx, &peer, 6379, timeout_ms, &out_ops, &connects, &c), 0);
+	assert_non_null(c);
+	assert_int_equal(fake_connects, 1);
+	assert_int_equal(ctx->nconnecting, 1);
+	return c;
+}
+
+static void test_connect_ok(void **state)
+{
+	struct paste_conn *c = connect_one(1000);
+	struct in_addr a;
+	uint16_t port;
+
+	assert_int_equal(paste_conn__send(c, "x", 1), -ENOTCONN); /* not before on_connect(0) */
+	assert_int_equal(paste_conn__sendbuf(c), 0);
+	paste_conns__run_ready(ctx);
+	assert_int_equal(connects, 0);
+	paste_conn__connected(c, 0);
+	assert_int_equal(ctx->nconnecting, 0);
+	paste_conns__run_ready(ctx);
+	assert_int_equal(connects, 1);
+	assert_int_equal(last_connect_err, 0);
+	paste_conn__peer(c, &a, &port);
+	assert_int_equal(a.s_addr, 0x0100007f);
+	assert_int_equal(port, 6379);
+	assert_int_equal(paste_conn__send(c, "PING", 4), 4);
+	assert_int_equal(paste_conn__close(c), 0);
+	paste_conns__flush(ctx);
+	paste_conns__reap(ctx);
+	assert_int_equal(connects, 1); /* once */
+	assert_int_equal(closes, 1);   /* a connected connection ends with on_close */
+	assert_int_equal(ctx->nconns, 0);
+}
+
+static void test_connect_refused(void **state)
+{
+	struct paste_conn *c = connect_one(1000);
+
+	paste_conn__connected(c, -ECONNREFUSED);
+	paste_conns__run_ready(ctx);
+	paste_conns__reap(ctx);
+	assert_int_equal(connects, 1);
+	assert_int_equal(last_connect_err, -ECONNREFUSED);
+	assert_int_equal(closes, 0); /* on_connect(err) instead of on_close */
+	assert_int_equal(ctx->nconns, 0);
+	assert_int_equal(ctx->nconnecting, 0);
+	assert_non_null(strstr(paste_last_error(), "127.0.0.1:6379"));
+	assert_non_null(strstr(paste_last_error(), "refused"));
+}
+
+static void test_connect_timeout(void **state)
+{
+	struct paste_conn *c = connect_one(1);
+	struct fake_conn *f = paste_conn__tp(c);
+
+	paste_conns__connect_timers(ctx);
+	usleep(20000);
+	paste_conns__connect_timers(ctx);
+	assert_true(f->aborted); /* the transport dropped its handle */
+	paste_conns__reap(ctx);
+	assert_int_equal(last_connect_err, -ETIMEDOUT);
+	assert_int_equal(closes, 0);
+	assert_int_equal(ctx->nconns, 0);
+	assert_non_null(strstr(paste_last_error(), "timed out"));
+}
+
+static void test_connect_abort(void **state)
+{
+	struct paste_conn *c = connect_one(1000);
+
+	paste_conn__abort(c);
+	paste_conn__connected(c, 0); /* a late result of the transport is ignored */
+	paste_conns__run_ready(ctx);
+	paste_conns__reap(ctx);
+	assert_int_equal(connects, 1);
+	assert_int_equal(last_connect_err, -ECONNABORTED);
+	assert_int_equal(ctx->nconns, 0);
+	assert_int_equal(ctx->nconnecting, 0);
+}
+
+static void test_connect_errors(void **state)
+{
+	struct in_addr peer = {.s_addr = 0x0100007f}, none = {0};
+	struct paste_conn_ops no_cb = {.sz = sizeof(no_cb), .on_close = on_close};
+	struct paste_conn *c = (struct paste_conn *)1;
+
+	fake.connect_err = -ENETUNREACH;
+	assert_int_equal(paste_connect(ctx, &peer, 1, 0, &out_ops, &connects, &c), -ENETUNREACH);
+	assert_null(c);
+	assert_non_null(strstr(paste_last_error(), "network unreachable"));
+	fake.connect_err = 0;
+	assert_int_equal(paste_connect(ctx, &peer, 1, 0, &no_cb, NULL, NULL), -EINVAL);
+	assert_int_equal(paste_connect(ctx, &none, 1, 0, &out_ops, NULL, NULL), -EINVAL);
+	assert_int_equal(paste_connect(ctx, &peer, 0, 0, &out_ops, NULL, NULL), -EINVAL);
+	assert_int_equal(ctx->nconns, 0);
+	assert_int_equal(ctx->nconnecting, 0);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -335,6 +465,11 @@ int main(void)
 	    T(test_keep_outlives_consume),
 	    T(test_send_close_reap),
 	    T(test_failed_round_resets_dirty),
+	    T(test_connect_ok),
+	    T(test_connect_refused),
+	    T(test_connect_timeout),
+	    T(test_connect_abort),
+	    T(test_connect_errors),
 	};
 #undef T
 
