@@ -286,9 +286,9 @@ static void usage(FILE *out)
 	    "order; X-Stable-Seq: below it no record can still appear). /stats adds a\n"
 	    "\"workers\" array and totals. DELETE is applied by every worker to its own log\n"
 	    "(the reply waits for all, 503 after --delete-wait S seconds, default 10, if one\n"
-	    "has not: a worker that is down applies it when it runs). Not with --queues:\n"
-	    "--tier-dir, --retain-*, --sync fdatasync, --transport kernel|io_uring (a known bug).\n"
-	    "A pool keeps the Q it was written with.\n"
+	    "has not: a worker that is down applies it when it runs). Every transport (the\n"
+	    "kernel ones with SO_REUSEPORT workers). Not with --queues: --tier-dir,\n"
+	    "--retain-*, --sync fdatasync. A pool keeps the Q it was written with.\n"
 	    "\n"
 	    "Startup prints 'paste-wal: ready ... recovered=N first=F next=X ...' on stdout once\n"
 	    "serving: N records were found valid in the pool log (or the file) after the last\n"
@@ -517,9 +517,6 @@ static int check_modes(struct wal *w, const struct daemon_opts *d)
 {
 	const char *no = w->sync != SYNC_PMEM ? "--sync fdatasync (one log file per worker is "
 	                                        "not built)"
-	                 : d->paste.transport != PASTE_TRANSPORT_PASTE
-	                     ? "a kernel-socket transport (known bug: a worker's GET of another "
-	                       "worker's record can answer 404; docs/multicore.md)"
 	                 : w->tier.on ? "--tier-dir (one tier per worker is not built)"
 	                 : w->retain.bytes || w->retain.secs
 	                     ? "--retain-bytes/--retain-secs (truncation across the workers' logs "
