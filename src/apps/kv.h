@@ -99,6 +99,7 @@ struct kvd {
 	struct paste_ctx *ctx;
 	struct paste_pool *pool;
 	struct paste_kv *kv, *ttl, *sub, *undo;
+	struct mw *mw; /* --queues: the other workers (kv_multi_worker.c); NULL otherwise */
 	struct daemon_opts d;
 	/* options */
 	uint64_t keys, ttl_keys, sub_keys, undo_keys, reserve, copy_threshold;
@@ -177,7 +178,8 @@ struct kconn {
 	bool dirty;
 	uint64_t id;
 	char name[64];
-	int db; /* SELECT */
+	int db;   /* SELECT */
+	void *mw; /* --queues: forwarded requests in flight (kv_multi_worker.c) */
 };
 
 /* A request being executed. */

@@ -33,7 +33,9 @@
 
 #include <paste/paste.h>
 
+#include "daemon_workers.h"
 #include "kv.h"
+#include "kv_multi_worker.h"
 
 static void usage(FILE *out)
 {
@@ -177,7 +179,7 @@ static void refresh_low(struct kvd *d)
 static int run(struct kvd *d)
 {
 	while (!daemon_got_stop) {
-		int n = paste_poll(d->ctx, -1);
+		int n = paste_poll(d->ctx, kvmw_timeout(d));
 
 		if (n < 0 && n != -EINTR) {
 			fprintf(stderr, "paste-kv: event loop failed: %s\n", paste_last_error());
@@ -187,6 +189,8 @@ static int run(struct kvd *d)
 		obj_reap(d);     /* after the round's fence: pieces of replaced objects */
 		tx_gc(d);        /* and the undo entries of committed transactions */
 		expire_cycle(d); /* active expiry, every 100 ms */
+		kvmw_tick(d); /* --queues: forwarded requests and replies (after the reaping above:
+		               * what they retire is reaped after the next fence) */
 		if (daemon_got_usr1) {
 			daemon_got_usr1 = 0;
 			print_stats(d);
@@ -260,16 +264,21 @@ int main(int argc, char **argv)
 	static struct kvd d = {.max_key = 512};
 	int r;
 
-	daemon_no_workers_why =
-	    "any key can arrive on any worker, and paste-kv's index is not shared between worker "
-	    "processes yet (neither a shared index with compare-and-swap updates nor key-sharded "
-	    "workers is built: docs/multicore.md, \"paste-kv\"); run one paste-kv process";
+	daemon_supports_workers = true;
 	r = daemon_parse(argc, argv, &d.d, extra, extra_opt, &d, usage);
 	if (r)
 		return r == 1 ? 0 : 2;
+	if (d.d.queues > 1 && kvmw_create(d.d.queues))
+		return 1;
+	if (daemon_workers_supervise(&d.d, "paste-kv", &r))
+		return r;
 	paste_set_print(NULL, NULL, d.d.verbose ? PASTE_LOG_DEBUG : PASTE_LOG_INFO);
 	daemon_install_signals();
 	r = setup(&d);
+	if (!r && d.d.worker >= 0) {
+		kvmw_start(&d, (unsigned)d.d.worker);
+		daemon_workers_ready();
+	}
 	if (!r)
 		r = run(&d);
 	if (d.ctx) {
