@@ -10,11 +10,15 @@
  * writes a key, so per-key order is the owner's execution order and nothing in the pool is shared.
  *
  * A request for another worker's key is copied into a slot of the shared mapping (made by the
- * supervisor before it forks, so it outlives any one worker) and the connection stops reading
- * until the reply is back. The owner runs it on a stand-in connection between two of its polls,
- * copies the reply into the slot, and marks the slot DONE only after its next poll returned:
- * that poll's fence made the request's writes durable, so a forwarded +OK is as durable as a
- * local one. The receiving worker copies the reply to its client and serves the connection on.
+ * supervisor before it forks, so it outlives any one worker). The owner runs it on a stand-in
+ * connection between two of its polls, copies the reply into the slot, and marks the slot DONE
+ * only after its next poll returned: that poll's fence made the request's writes durable, so a
+ * forwarded +OK is as durable as a local one. The receiving worker copies the replies to its
+ * client in request order. A connection keeps up to KVMW_DEPTH keyed requests in flight (a
+ * pipelined one for a key of its own worker then goes through its own slots too, to keep the
+ * order of the replies); a command without keys, MULTI/EXEC/WATCH and errors wait until nothing
+ * is in flight. An owner runs the requests of one sender in the order they were posted (a
+ * per-pair ticket), so the requests of one connection for one key run in its order.
  *
  * Slot states: FREE -> REQ (sender) -> RUN (owner) -> DONE (owner, after its fence) -> FREE
  * (sender). An owner that starts turns the slots its previous run left in RUN into LOST (it may
@@ -38,21 +42,22 @@
 #include "kv.h"
 #include "kv_multi_worker.h"
 
-#define KVMW_SLOTS   16         /* per (sender, owner) pair */
+#define KVMW_SLOTS   256        /* per (sender, owner) pair, at most (1024 / workers, >= 16) */
 #define KVMW_SLOT    (1u << 20) /* a slot: header, then the request, later the reply */
+#define KVMW_DEPTH   16         /* requests in flight per connection */
 #define KVMW_IDLE_MS 5
 #define KVMW_MAX     DAEMON_MAX_WORKERS
 
 enum { S_FREE, S_REQ, S_RUN, S_DONE, S_LOST };
-enum { K_ONE, K_TXN };                          /* one request; a MULTI block run by EXEC */
-enum { M_ONE, M_OK, M_SUM, M_KEYS, M_BLOCKED }; /* how the replies of a wait combine */
+enum { K_ONE, K_TXN };               /* one request; a MULTI block run by EXEC */
+enum { M_ONE, M_OK, M_SUM, M_KEYS }; /* replies in order; or combined (a command of all) */
 
 struct mw_slot {
 	uint32_t state, kind;
 	uint32_t db, nq; /* the sender's SELECT; K_TXN: requests in the block */
 	uint32_t len;    /* request bytes, then reply bytes */
 	uint32_t pad;
-	uint64_t ticket;
+	uint64_t ticket; /* the pair's posted count when it was posted */
 	uint8_t buf[KVMW_SLOT - 32];
 };
 
@@ -62,22 +67,40 @@ struct mw_pub {
 	uint8_t pad[128 - 9 * 8];
 };
 
+/* A (sender, owner) pair: requests posted (sender) and taken (owner), in ticket order. */
+struct mw_pair {
+	uint64_t posted, taken;
+	uint8_t pad[48];
+};
+
 struct mw_shm {
 	uint32_t n;
 	uint32_t pad[31];
 	struct mw_pub pub[KVMW_MAX];
-	/* then n x n x KVMW_SLOTS slots, [sender][owner][i] */
+	/* then n x n pairs, then n x n x slots (per pair) slots, both [sender][owner] */
 };
 
-/* A connection waiting for forwarded replies (or for a free slot: M_BLOCKED). */
+/* An entry of a connection's flight: a forwarded request (owner, slot), or the reply of one
+ * run here meanwhile (its bytes, held back so that the replies leave in order). */
+struct mw_ent {
+	uint8_t o, i;
+	bool here;
+	uint32_t len;
+	uint8_t *buf;
+};
+
+/* A connection's requests in flight (replies go out in this order) and what it waits for. */
 struct mw_wait {
 	struct paste_conn *c;
 	struct kconn *kc;
-	int mode;
-	unsigned pending;
-	bool failed; /* a reply was an error (M_OK, M_SUM: the first one is kept) */
+	int mode; /* M_ONE, or how a command of every worker's keys combines its replies */
+	struct mw_ent q[KVMW_DEPTH];
+	unsigned head, n;
+	bool stalled; /* a request waits (for the flight to land, or for a slot): do not serve */
+	bool listed;  /* in mw.waits */
+	bool failed;  /* a combined reply was an error (the first one is kept in acc) */
 	int64_t sum;
-	uint8_t *acc; /* M_KEYS: the elements; M_OK/M_SUM: the first error */
+	uint8_t *acc; /* M_KEYS: the elements; else the first error */
 	size_t acc_len, acc_cap;
 	int txn_owner; /* MULTI: the one owner of the queued keys (-1 none yet, -2 several) */
 };
@@ -85,13 +108,14 @@ struct mw_wait {
 struct mw {
 	struct mw_shm *shm;
 	size_t len;
-	unsigned n, me;
-	uint64_t ticket;
-	struct mw_wait *waiter[KVMW_MAX][KVMW_SLOTS]; /* my outgoing slots */
-	struct mw_slot *ran[KVMW_MAX * KVMW_SLOTS];   /* run since the last poll: not DONE yet */
+	unsigned n, me, slots;
+	bool busy[KVMW_MAX][KVMW_SLOTS];            /* my outgoing slots in a connection's flight */
+	struct mw_slot *ran[KVMW_MAX * KVMW_SLOTS]; /* run since the last poll: not DONE yet */
 	unsigned nran;
-	struct mw_wait **blocked; /* connections that found no free slot */
-	unsigned nblocked, blocked_cap;
+	uint64_t wake_mask; /* workers to signal at the end of the tick */
+	bool again;         /* the tick queued replies: poll without waiting (they leave there) */
+	struct mw_wait **waits; /* connections with requests in flight or stalled */
+	unsigned nwaits, waits_cap;
 };
 
 static struct mw *M;
@@ -112,11 +136,17 @@ static bool cas(uint32_t *p, uint32_t from, uint32_t to)
 	return __atomic_compare_exchange_n(p, &from, to, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
 }
 
+static struct mw_pair *pair(const struct mw *m, unsigned sender, unsigned owner)
+{
+	return (struct mw_pair *)((uint8_t *)m->shm + sizeof(struct mw_shm)) + sender * m->n +
+	       owner;
+}
+
 static struct mw_slot *slot(const struct mw *m, unsigned sender, unsigned owner, unsigned i)
 {
-	uint8_t *base = (uint8_t *)m->shm + sizeof(struct mw_shm);
+	uint8_t *base = (uint8_t *)pair(m, m->n, 0); /* just after the pairs */
 
-	return (struct mw_slot *)(base + (((size_t)sender * m->n + owner) * KVMW_SLOTS + i) *
+	return (struct mw_slot *)(base + (((size_t)sender * m->n + owner) * m->slots + i) *
 	                                     sizeof(struct mw_slot));
 }
 
@@ -128,10 +158,16 @@ static void on_wake(int sig)
 
 /* In the supervisor, before it forks: the shared mapping, and SIGUSR2 caught (the workers inherit
  * both; a peer may signal a worker as soon as it runs). */
+static unsigned slots_for(unsigned n)
+{
+	return 1024 / n > KVMW_SLOTS ? KVMW_SLOTS : 1024 / n < 16 ? 16 : 1024 / n;
+}
+
 int kvmw_create(unsigned n)
 {
 	struct sigaction sa = {.sa_handler = on_wake, .sa_flags = SA_RESTART};
-	size_t len = sizeof(struct mw_shm) + (size_t)n * n * KVMW_SLOTS * sizeof(struct mw_slot);
+	size_t len = sizeof(struct mw_shm) + (size_t)n * n * sizeof(struct mw_pair) +
+	             (size_t)n * n * slots_for(n) * sizeof(struct mw_slot);
 	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
 	               MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 
@@ -149,13 +185,19 @@ int kvmw_create(unsigned n)
 	M->shm = p;
 	M->len = len;
 	M->n = n;
+	M->slots = slots_for(n);
 	M->shm->n = n;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGUSR2, &sa, NULL);
 	return 0;
 }
 
-/* In a worker, once it serves: publish who we are and clean up after our previous run. */
+/*
+ * In a worker, once its store is open and before it serves: clean up after our previous run.
+ * As an owner: a slot it left in RUN may or may not have been applied: LOST (its sender resets
+ * the client); the pair's taken moves past it. As a sender: a slot posted but not yet counted in
+ * posted (we died in between) is counted now, so its owner runs it.
+ */
 int kvmw_start(struct kvd *d, unsigned me)
 {
 	struct mw *m = M;
@@ -165,30 +207,37 @@ int kvmw_start(struct kvd *d, unsigned me)
 	m->me = me;
 	d->mw = m;
 	for (unsigned s = 0; s < m->n; s++)
-		for (unsigned i = 0; i < KVMW_SLOTS; i++) {
+		for (unsigned i = 0; i < m->slots; i++) {
 			struct mw_slot *x = slot(m, s, me, i);
 
-			if (cas(&x->state, S_RUN, S_LOST)) /* our previous run died running it */
+			if (cas(&x->state, S_RUN, S_LOST)) {
 				m->shm->pub[me].lost++;
+				if (x->ticket > pair(m, s, me)->taken)
+					pair(m, s, me)->taken = x->ticket;
+			}
 		}
 	for (unsigned o = 0; o < m->n; o++)
-		for (unsigned i = 0; i < KVMW_SLOTS; i++) {
+		for (unsigned i = 0; i < m->slots; i++) {
 			struct mw_slot *x = slot(m, me, o, i);
+			struct mw_pair *p = pair(m, me, o);
 
-			if (!cas(&x->state, S_DONE, S_FREE))
-				cas(&x->state, S_LOST, S_FREE);
+			if (ld(&x->state) == S_REQ && x->ticket > p->posted)
+				__atomic_store_n(&p->posted, x->ticket, __ATOMIC_RELEASE);
 		}
 	m->shm->pub[me].starts++;
 	__atomic_store_n(&m->shm->pub[me].pid, (uint64_t)getpid(), __ATOMIC_RELEASE);
 	return 0;
 }
 
-static void wake(struct mw *m, unsigned k)
+static void wake_all(struct mw *m)
 {
-	pid_t pid = (pid_t)__atomic_load_n(&m->shm->pub[k].pid, __ATOMIC_ACQUIRE);
+	for (unsigned k = 0; k < m->n; k++) {
+		pid_t pid = (pid_t)__atomic_load_n(&m->shm->pub[k].pid, __ATOMIC_ACQUIRE);
 
-	if (k != m->me && pid > 0)
-		kill(pid, SIGUSR2);
+		if ((m->wake_mask >> k & 1) && k != m->me && pid > 0)
+			kill(pid, SIGUSR2);
+	}
+	m->wake_mask = 0;
 }
 
 /* ---- routing --------------------------------------------------------------------------------- */
@@ -213,12 +262,14 @@ static unsigned owner_of(const struct mw *m, const uint8_t *k, size_t n)
  * memory). */
 static int req_owner(const struct mw *m, struct req *r, const struct command *c)
 {
-	int argc = (int)r->cmd->argc, last, o = -1;
+	int argc = (int)r->cmd->argc, step = c->step > 0 ? c->step : 1, last, o = -1;
 
 	if (c->first <= 0)
 		return -1;
 	last = c->last < 0 ? argc + c->last : c->last;
-	for (int i = c->first; i <= last && i<argc; i += c->step> 0 ? c->step : 1) {
+	if (last >= argc)
+		last = argc - 1;
+	for (int i = c->first; i <= last; i += step) {
 		const uint8_t *k = arg(r, (unsigned)i);
 		int ko;
 
@@ -234,24 +285,66 @@ static int req_owner(const struct mw *m, struct req *r, const struct command *c)
 
 static struct mw_wait *wait_of(struct paste_conn *c, struct kconn *kc)
 {
-	if (!kc->mw) {
-		struct mw_wait *w = calloc(1, sizeof(*w));
+	struct mw_wait *w = kc->mw;
 
+	if (!w) {
+		w = calloc(1, sizeof(*w));
 		if (!w)
 			return NULL;
 		w->txn_owner = -1;
 		kc->mw = w;
 	}
-	((struct mw_wait *)kc->mw)->c = c;
-	((struct mw_wait *)kc->mw)->kc = kc;
-	return kc->mw;
+	w->c = c;
+	w->kc = kc;
+	return w;
 }
 
-bool kvmw_busy(const struct kconn *kc)
+bool kvmw_stalled(const struct kconn *kc)
 {
 	const struct mw_wait *w = kc->mw;
 
-	return w && (w->pending || w->mode == M_BLOCKED);
+	return w && w->stalled;
+}
+
+bool kvmw_pending(const struct kconn *kc)
+{
+	const struct mw_wait *w = kc->mw;
+
+	return w && (w->stalled || w->n);
+}
+
+static void list(struct mw *m, struct mw_wait *w)
+{
+	if (w->listed)
+		return;
+	if (m->nwaits == m->waits_cap) {
+		unsigned cap = m->waits_cap ? m->waits_cap * 2 : 64;
+		struct mw_wait **v = realloc(m->waits, cap * sizeof(*v));
+
+		if (!v)
+			return; /* (then it is served again only when data arrives) */
+		m->waits = v;
+		m->waits_cap = cap;
+	}
+	w->listed = true;
+	m->waits[m->nwaits++] = w;
+}
+
+static void unlist(struct mw *m, struct mw_wait *w)
+{
+	for (unsigned j = 0; w->listed && j < m->nwaits; j++)
+		if (m->waits[j] == w) {
+			m->waits[j] = m->waits[--m->nwaits];
+			w->listed = false;
+		}
+}
+
+/* The request waits, unconsumed, until the flight lands or a slot frees up. */
+static int stall(struct mw *m, struct mw_wait *w)
+{
+	w->stalled = true;
+	list(m, w);
+	return KVMW_LATER;
 }
 
 static int crossslot(struct mw *m, struct kconn *kc, const char *what)
@@ -260,49 +353,18 @@ static int crossslot(struct mw *m, struct kconn *kc, const char *what)
 	return out_err(kc,
 	               "CROSSSLOT %s on more than one worker (paste-kv --queues %u shards keys "
 	               "by hash; put related keys on one worker with a {hash tag})",
-	               what, m->n);
+	               what, m->n)
+	           ? KVMW_HERE
+	           : KVMW_DONE;
 }
 
-/* A free slot of ours toward @o, or -1. Only we move our slots out of FREE (and back). */
+/* The slot of our next request toward @o (a ring: ticket modulo slots) if it is free, or -1.
+ * Only we move our slots out of FREE (and back). */
 static int free_slot(struct mw *m, unsigned o)
 {
-	for (unsigned i = 0; i < KVMW_SLOTS; i++)
-		if (!m->waiter[o][i] && ld(&slot(m, m->me, o, i)->state) == S_FREE)
-			return (int)i;
-	return -1;
-}
+	unsigned i = (unsigned)((pair(m, m->me, o)->posted + 1) % m->slots);
 
-static void post(struct mw *m, struct mw_wait *w, unsigned o, unsigned i, int kind, int db,
-                 unsigned nq)
-{
-	struct mw_slot *x = slot(m, m->me, o, i);
-
-	x->kind = (uint32_t)kind;
-	x->db = (uint32_t)db;
-	x->nq = nq;
-	x->ticket = ++m->ticket;
-	m->waiter[o][i] = w;
-	w->pending++;
-	m->shm->pub[m->me].forwarded++;
-	st(&x->state, S_REQ);
-	wake(m, o);
-}
-
-static void block(struct mw *m, struct mw_wait *w)
-{
-	if (w->mode == M_BLOCKED)
-		return;
-	if (m->nblocked == m->blocked_cap) {
-		unsigned cap = m->blocked_cap ? m->blocked_cap * 2 : 16;
-		struct mw_wait **v = realloc(m->blocked, cap * sizeof(*v));
-
-		if (!v)
-			return; /* retried when the connection's next data arrives */
-		m->blocked = v;
-		m->blocked_cap = cap;
-	}
-	w->mode = M_BLOCKED;
-	m->blocked[m->nblocked++] = w;
+	return !m->busy[o][i] && ld(&slot(m, m->me, o, i)->state) == S_FREE ? (int)i : -1;
 }
 
 /* An inline request is forwarded as RESP: its length so, and the copy. */
@@ -328,54 +390,51 @@ static void inline_copy(struct req *r, uint8_t *dst)
 	}
 }
 
-/* Every slot we need toward @o (one, or one per worker for a fan-out) is free: claim them all or
- * none. */
-static bool claim(struct mw *m, const unsigned *owners, unsigned k, int *idx)
-{
-	for (unsigned j = 0; j < k; j++) {
-		idx[j] = free_slot(m, owners[j]);
-		if (idx[j] < 0) {
-			while (j--)
-				m->waiter[owners[j]][idx[j]] =
-				    NULL; /* (never posted: still FREE) */
-			return false;
-		}
-		m->waiter[owners[j]][idx[j]] = (struct mw_wait *)1; /* reserved */
-	}
-	return true;
-}
-
-/* Forward the request's bytes (or the MULTI block) to the workers in @owners. */
+/*
+ * Forward the request's bytes (@r->cmd NULL: the connection's MULTI block) to the workers in
+ * @owners, after what the connection has in flight. @mode M_ONE: one reply in order; else one
+ * request to every worker, replies combined (nothing else in flight then).
+ */
 static int forward(struct mw *m, struct req *r, struct paste_conn *c, const unsigned *owners,
                    unsigned k, int mode)
 {
 	struct kconn *kc = r->kc;
 	struct mw_wait *w = wait_of(c, kc);
-	bool txn = mode == M_ONE && r->cmd == NULL;
+	bool txn = r->cmd == NULL;
 	size_t len = txn ? kc->mq_len : r->cmd->inl ? inline_len(r) : r->cmd->len;
 	int idx[KVMW_MAX];
 
 	if (!w)
 		return out_err(kc, "ERR out of memory") ? KVMW_HERE : KVMW_DONE;
 	if (len > sizeof(((struct mw_slot *)0)->buf)) {
+		if (w->n)
+			return stall(m, w); /* the error must not overtake the replies in flight */
 		out_err(kc,
 		        "ERR request of %zu bytes too large to forward to the key's worker "
 		        "(paste-kv --queues: at most %zu)",
 		        len, sizeof(((struct mw_slot *)0)->buf));
 		return KVMW_DONE;
 	}
-	if (!claim(m, owners, k, idx)) {
-		block(m, w);
-		return KVMW_LATER;
+	if (w->n + k > KVMW_DEPTH)
+		return stall(m, w);
+	for (unsigned j = 0; j < k; j++) {
+		idx[j] = free_slot(m, owners[j]);
+		if (idx[j] < 0) {
+			while (j--)
+				m->busy[owners[j]][idx[j]] = false;
+			return stall(m, w);
+		}
+		m->busy[owners[j]][idx[j]] = true;
 	}
-	if (w->mode == M_BLOCKED)
-		w->mode = M_ONE; /* (taken off the blocked list by the tick) */
 	w->mode = mode;
-	w->failed = false;
-	w->sum = 0;
-	w->acc_len = 0;
+	if (!w->n) {
+		w->failed = false;
+		w->sum = 0;
+		w->acc_len = 0;
+	}
 	for (unsigned j = 0; j < k; j++) {
 		struct mw_slot *x = slot(m, m->me, owners[j], (unsigned)idx[j]);
+		struct mw_pair *p = pair(m, m->me, owners[j]);
 
 		if (txn)
 			memcpy(x->buf, kc->mq, len);
@@ -384,108 +443,183 @@ static int forward(struct mw *m, struct req *r, struct paste_conn *c, const unsi
 		else
 			resp_buf_copy(r->b, r->base, len, x->buf);
 		x->len = (uint32_t)len;
-		post(m, w, owners[j], (unsigned)idx[j], txn ? K_TXN : K_ONE, kc->db,
-		     txn ? kc->mq_n : 1);
+		x->kind = txn ? K_TXN : K_ONE;
+		x->db = (uint32_t)kc->db;
+		x->nq = txn ? kc->mq_n : 1;
+		x->ticket = p->posted + 1;
+		st(&x->state, S_REQ);
+		__atomic_store_n(&p->posted, x->ticket, __ATOMIC_RELEASE); /* after the REQ */
+		w->q[(w->head + w->n++) % KVMW_DEPTH] =
+		    (struct mw_ent){.o = (uint8_t)owners[j], .i = (uint8_t)idx[j]};
+		m->shm->pub[m->me].forwarded++;
+		m->wake_mask |= 1ull << owners[j];
 	}
+	list(m, w);
 	return KVMW_SENT;
 }
 
 /*
+ * A request for a key of ours while the connection has requests in flight: run it now (its key
+ * is not one of theirs, so no order between them matters) but hold its reply back until theirs
+ * have left: the output it queued is taken off the connection into the flight.
+ */
+static int run_held(struct mw *m, struct req *r, struct paste_conn *c)
+{
+	struct kconn *kc = r->kc;
+	struct mw_wait *w = wait_of(c, kc);
+	size_t old_n = kc->oi_n, ob_len = kc->ob_len, queued = kc->queued, off = 0;
+	uint32_t last_len = old_n ? kc->oi[kc->oi_head + old_n - 1].len : 0;
+	struct mw_ent *e;
+	uint8_t *buf;
+
+	if (!w || w->n >= KVMW_DEPTH)
+		return w ? stall(m, w) : KVMW_HERE;
+	dispatch(r);
+	buf = malloc(kc->queued - queued + 1);
+	if (!buf) { /* cannot hold it back: fail the connection rather than reorder */
+		out_drop(r->d, kc);
+		kc->quit = true;
+		return KVMW_DONE;
+	}
+	if (old_n) { /* out() may have grown the last item */
+		struct oitem *it = &kc->oi[kc->oi_head + old_n - 1];
+
+		if (it->kind == OI_BUF && it->len > last_len) {
+			memcpy(buf, kc->ob + it->off + last_len, it->len - last_len);
+			off = it->len - last_len;
+			it->len = last_len;
+		}
+	}
+	for (size_t j = old_n; j < kc->oi_n; j++) {
+		const struct oitem *it = &kc->oi[kc->oi_head + j];
+
+		memcpy(buf + off, it->kind == OI_BUF ? kc->ob + it->off : it->p, it->len);
+		off += it->len;
+	}
+	kc->oi_n = old_n;
+	kc->ob_len = ob_len;
+	kc->queued = queued;
+	e = &w->q[(w->head + w->n++) % KVMW_DEPTH];
+	*e = (struct mw_ent){.here = true, .len = (uint32_t)off, .buf = buf};
+	list(m, w);
+	return KVMW_DONE;
+}
+
+/* EXEC of a MULTI whose keys are all on one other worker: the whole block runs there. */
+static int forward_exec(struct mw *m, struct req *r, struct paste_conn *c, struct mw_wait *w)
+{
+	struct kconn *kc = r->kc;
+	unsigned to = (unsigned)w->txn_owner;
+	int res;
+
+	if (w->txn_owner < 0 || to == m->me)
+		return KVMW_HERE;
+	if (kc->nwatch) { /* the watched keys are here, the transaction's are not */
+		kc->multi_err = true;
+		return crossslot(m, kc, "WATCH keys and the transaction's keys are");
+	} /* (EXEC then answers EXECABORT) */
+	res = forward(m, &(struct req){.d = r->d, .kc = kc}, c, &to, 1, M_ONE);
+	if (res == KVMW_SENT) { /* as EXEC would: the block is gone from here */
+		kc->multi = kc->multi_err = false;
+		kc->mq_len = 0;
+		kc->mq_n = 0;
+	}
+	return res;
+}
+
+/* A command without keys: every worker's (fan-out), refused, or here. */
+static int route_keyless(struct mw *m, struct req *r, struct paste_conn *c,
+                         const struct command *cmd)
+{
+	int (*fn)(struct req *) = command_fn(cmd);
+	int mode = fn == cmd_flushall || fn == cmd_flushdb ? M_OK
+	           : fn == cmd_dbsize                      ? M_SUM
+	           : fn == cmd_keys                        ? M_KEYS
+	                                                   : -1;
+	unsigned all[KVMW_MAX];
+
+	if (fn == cmd_scan || fn == cmd_randomkey)
+		return out_err(r->kc,
+		               "ERR %s is not supported with --queues (keys are sharded over %u "
+		               "workers; KEYS is)",
+		               cmd->name, m->n)
+		           ? KVMW_HERE
+		           : KVMW_DONE;
+	if (mode < 0)
+		return KVMW_HERE;
+	if (r->kc->multi) {
+		struct mw_wait *w = wait_of(c, r->kc);
+
+		if (w)
+			w->txn_owner = -2;
+		r->kc->multi_err = true;
+		return crossslot(m, r->kc,
+		                 "a command of every worker's keys queued in a MULTI: keys");
+	}
+	for (unsigned k = 0; k < m->n; k++)
+		all[k] = k;
+	return forward(m, r, c, all, m->n, mode);
+}
+
+/*
  * Before a request runs (serve()): here, forwarded, or answered. @return KVMW_HERE (run it
- * here), KVMW_DONE (answered: an error), KVMW_SENT (forwarded: stop serving the connection until
- * the reply is back), KVMW_LATER (no free slot: leave it unconsumed, retried by the tick).
+ * here), KVMW_DONE (answered: an error), KVMW_SENT (forwarded: serve on), KVMW_LATER (leave it
+ * unconsumed and stop serving the connection: it runs once what is in flight has landed, or a
+ * slot is free).
  */
 int kvmw_route(struct req *r, struct paste_conn *c)
 {
 	struct mw *m = r->d->mw;
 	struct kconn *kc = r->kc;
+	struct mw_wait *w = kc->mw;
+	bool flying = w && w->n;
 	const struct command *cmd;
 	const uint8_t *name;
-	unsigned all[KVMW_MAX];
 	int o;
 
 	if (!m || m->n < 2 || !(name = arg(r, 0)) || !(cmd = find_command(name, arg_len(r, 0))) ||
 	    !arity_ok(cmd, r->cmd->argc))
-		return KVMW_HERE; /* unknown or bad: the usual error, here */
-	for (unsigned k = 0; k < m->n; k++)
-		all[k] = k;
-	if (command_fn(cmd) == cmd_multi && !kc->multi && wait_of(c, kc))
-		((struct mw_wait *)kc->mw)->txn_owner = -1;
-	if (command_fn(cmd) == cmd_exec && kc->multi && !kc->multi_err && kc->mw) {
-		struct mw_wait *w = kc->mw;
-		unsigned to = (unsigned)w->txn_owner;
-		int res;
-
-		if (w->txn_owner < 0 || to == m->me)
-			return KVMW_HERE;
-		if (kc->nwatch) { /* the watched keys are here, the transaction's are not */
-			crossslot(m, kc, "WATCH keys and the transaction's keys are");
-			kc->multi_err = true;
-			return KVMW_DONE; /* EXEC then answers EXECABORT */
-		}
-		res = forward(m, &(struct req){.d = r->d, .kc = kc}, c, &to, 1, M_ONE);
-		if (res == KVMW_SENT) { /* as EXEC would: the block is gone from here */
-			kc->multi = kc->multi_err = false;
-			kc->mq_len = 0;
-			kc->mq_n = 0;
-		}
-		return res;
-	}
-	if (cmd->first <= 0) {
-		int fn = command_fn(cmd) == cmd_flushall || command_fn(cmd) == cmd_flushdb ? M_OK
-		         : command_fn(cmd) == cmd_dbsize                                   ? M_SUM
-		         : command_fn(cmd) == cmd_keys                                     ? M_KEYS
-		                                                                           : -1;
-
-		if (command_fn(cmd) == cmd_scan || command_fn(cmd) == cmd_randomkey)
-			return out_err(
-			           kc,
-			           "ERR %s is not supported with --queues (keys are sharded over "
-			           "%u workers; KEYS is)",
-			           cmd->name, m->n)
-			           ? KVMW_HERE
-			           : KVMW_DONE;
-		if (fn < 0)
-			return KVMW_HERE;
-		if (kc->multi) {
-			((struct mw_wait *)wait_of(c, kc))->txn_owner = -2;
-			crossslot(m, kc, "a command of every worker's keys queued with others");
-			kc->multi_err = true;
-			return KVMW_DONE;
-		}
-		return forward(m, r, c, all, m->n, fn);
-	}
+		return flying ? stall(m, w) : KVMW_HERE; /* unknown or bad: the usual error */
+	if (flying && (w->mode != M_ONE || cmd->first <= 0 || kc->multi))
+		return stall(m, w); /* only keyed requests may overtake nothing: in order */
+	if (command_fn(cmd) == cmd_multi && !kc->multi && (w = wait_of(c, kc)))
+		w->txn_owner = -1;
+	if (command_fn(cmd) == cmd_exec && kc->multi && !kc->multi_err && kc->mw)
+		return forward_exec(m, r, c, kc->mw);
+	if (cmd->first <= 0)
+		return route_keyless(m, r, c, cmd);
 	o = req_owner(m, r, cmd);
 	if (o == -3)
-		return KVMW_HERE;
+		return flying ? stall(m, w) : KVMW_HERE;
 	if (o == -2) {
+		if (flying)
+			return stall(m, w);
 		if (kc->multi)
 			kc->multi_err = true;
-		crossslot(m, kc, "keys of one request are");
-		return KVMW_DONE;
+		return crossslot(m, kc, "keys of one request are");
 	}
 	if (kc->multi && command_fn(cmd) != cmd_watch) {
-		struct mw_wait *w = wait_of(c, kc);
-
+		w = wait_of(c, kc);
 		if (w && w->txn_owner == -1)
 			w->txn_owner = o;
 		else if (w && w->txn_owner != o) {
 			w->txn_owner = -2;
 			kc->multi_err = true;
-			crossslot(m, kc, "the transaction's keys are");
-			return KVMW_DONE;
+			return crossslot(m, kc, "the transaction's keys are");
 		}
 		return KVMW_HERE; /* queued here; EXEC decides where the block runs */
 	}
-	if ((unsigned)o == m->me)
-		return KVMW_HERE;
 	if (command_fn(cmd) == cmd_watch) {
-		crossslot(m, kc, "WATCH keys of another worker: keys");
-		return KVMW_DONE;
+		if (flying)
+			return stall(m, w);
+		return (unsigned)o == m->me
+		           ? KVMW_HERE
+		           : crossslot(m, kc, "WATCH keys of another worker: keys");
 	}
+	if ((unsigned)o == m->me)
+		return flying ? run_held(m, r, c) : KVMW_HERE;
 	return forward(m, r, c, (unsigned[]){(unsigned)o}, 1, M_ONE);
 }
-
 /* ---- the owner's side -------------------------------------------------------------------- */
 
 /* Copy the stand-in connection's queued output into the slot (or an error if it is too big). */
@@ -597,127 +731,176 @@ static void combine(struct mw_wait *w, const uint8_t *p, size_t n)
 		acc_add(w, eol + 2, n - (size_t)(eol + 2 - p));
 }
 
-/* Every reply is in: queue the answer and serve the connection on. */
-static void finish(struct kvd *d, struct mw_wait *w)
+/* The slot of flight entry @e is done with: free (unless LOST/DONE comes later: then orphan). */
+static void fl_release(struct mw *m, struct mw_ent *e)
 {
-	struct kconn *kc = w->kc;
-	int err = 0;
+	struct mw_slot *x = slot(m, m->me, e->o, e->i);
+	uint32_t s;
 
-	if (w->mode == M_ONE)
-		err = 0; /* already queued */
-	else if (w->failed)
-		err = out(kc, w->acc, w->acc_len);
-	else if (w->mode == M_OK)
-		err = out_str(kc, "+OK\r\n");
-	else if (w->mode == M_SUM)
-		err = out_hdr(kc, ':', w->sum);
-	else
-		err = out_hdr(kc, '*', w->sum) || out(kc, w->acc, w->acc_len);
-	if (err)
-		kc->quit = true;
-	w->mode = M_ONE;
-	w->acc_len = 0;
-	on_data(w->c, d); /* send it and run what the client pipelined after it */
+	if (e->here) {
+		free(e->buf);
+		e->buf = NULL;
+		return;
+	}
+	s = ld(&x->state);
+	m->busy[e->o][e->i] = false;
+	if (s == S_DONE || s == S_LOST)
+		st(&x->state, S_FREE); /* else the orphan sweep frees it when its owner is done */
 }
 
-static void reply_in(struct kvd *d, struct mw *m, unsigned o, unsigned i)
+/* Take what landed of @w's flight: replies in order (or, combined, all of them). @return true if
+ * anything was taken. A LOST one (its owner died running it) resets the connection. */
+static bool land(struct kvd *d, struct mw *m, struct mw_wait *w)
 {
-	struct mw_slot *x = slot(m, m->me, o, i);
-	struct mw_wait *w = m->waiter[o][i];
-	uint32_t s = ld(&x->state);
+	bool took = false, lost = false;
 
-	if (s != S_DONE && s != S_LOST)
-		return;
-	m->waiter[o][i] = NULL;
-	st(&x->state, S_FREE);
-	if (w && s == S_LOST) { /* the owner died running it: the outcome is unknown */
-		w->pending--;
-		if (!w->kc->closing) {
-			w->kc->closing = true;
-			paste_conn__abort(w->c); /* (on_close may free w) */
+	if (w->mode != M_ONE) { /* every worker's reply, combined */
+		for (unsigned j = 0; j < w->n; j++) {
+			const struct mw_ent *e = &w->q[(w->head + j) % KVMW_DEPTH];
+
+			if (!e->here && ld(&slot(m, m->me, e->o, e->i)->state) < S_DONE)
+				return false;
 		}
-		return;
 	}
-	if (w) {
-		if (w->mode == M_ONE) {
-			if (out(w->kc, x->buf, x->len))
+	while (w->n) {
+		struct mw_ent *e = &w->q[w->head];
+		struct mw_slot *x = slot(m, m->me, e->o, e->i);
+		uint32_t s = e->here ? S_DONE : ld(&x->state);
+
+		if (s < S_DONE)
+			break;
+		if (e->here) {
+			if (out(w->kc, e->buf, e->len))
 				w->kc->quit = true;
-		} else {
+		} else if (s == S_LOST)
+			lost = true;
+		else if (w->mode != M_ONE)
 			combine(w, x->buf, x->len);
-		}
-		w->pending--;
+		else if (out(w->kc, x->buf, x->len))
+			w->kc->quit = true;
+		fl_release(m, e);
+		w->head = (w->head + 1) % KVMW_DEPTH;
+		w->n--;
+		took = true;
 	}
-	if (w && !w->pending && !w->kc->closing)
-		finish(d, w);
+	if (lost && !w->kc->closing) {
+		while (w->n) { /* the rest is dropped with the connection */
+			fl_release(m, &w->q[w->head]);
+			w->head = (w->head + 1) % KVMW_DEPTH;
+			w->n--;
+		}
+		w->kc->closing = true;
+		paste_conn__abort(w->c);
+		return false;
+	}
+	if (took && !w->n && w->mode != M_ONE) {
+		int err = w->failed         ? out(w->kc, w->acc, w->acc_len)
+		          : w->mode == M_OK ? out_str(w->kc, "+OK\r\n")
+		          : w->mode == M_SUM
+		              ? out_hdr(w->kc, ':', w->sum)
+		              : out_hdr(w->kc, '*', w->sum) || out(w->kc, w->acc, w->acc_len);
+
+		if (err)
+			w->kc->quit = true;
+		w->mode = M_ONE;
+	}
+	(void)d;
+	return took;
 }
 
 /*
  * After every poll: publish the replies run before it (its fence made them durable), run the
- * requests that arrived, take the replies of ours, retry the blocked connections.
+ * requests that arrived (per sender in posting order), hand the replies that landed to their
+ * connections and serve those on, retry the stalled ones.
  */
 void kvmw_tick(struct kvd *d)
 {
 	struct mw *m = d->mw;
 	struct paste_kv_info ki;
+	struct mw_wait **v;
+	unsigned nv;
 
 	if (!m)
 		return;
 	woken = 0;
+	m->again = false;
 	for (unsigned j = 0; j < m->nran; j++) {
-		struct mw_slot *x = m->ran[j];
-		unsigned sender =
-		    (unsigned)(((uint8_t *)x - ((uint8_t *)m->shm + sizeof(struct mw_shm))) /
-		               sizeof(struct mw_slot) / KVMW_SLOTS / m->n);
+		size_t k = (size_t)((uint8_t *)m->ran[j] - (uint8_t *)slot(m, 0, 0, 0)) /
+		           sizeof(struct mw_slot) / m->slots / m->n; /* its sender */
 
-		st(&x->state, S_DONE);
-		wake(m, sender);
+		st(&m->ran[j]->state, S_DONE);
+		m->wake_mask |= 1ull << k;
 	}
 	m->nran = 0;
-	for (unsigned s = 0; s < m->n; s++)
-		for (unsigned i = 0; i < KVMW_SLOTS; i++) {
-			struct mw_slot *x = slot(m, s, m->me, i);
+	for (unsigned s = 0; s < m->n; s++) {
+		struct mw_pair *p = pair(m, s, m->me);
+		uint64_t posted = __atomic_load_n(&p->posted, __ATOMIC_ACQUIRE);
 
-			if (ld(&x->state) == S_REQ && cas(&x->state, S_REQ, S_RUN)) {
-				run_slot(d, m, x);
-				m->ran[m->nran++] = x;
-			}
-		}
-	for (unsigned o = 0; o < m->n; o++)
-		for (unsigned i = 0; i < KVMW_SLOTS; i++)
-			if (m->waiter[o][i] || ld(&slot(m, m->me, o, i)->state) >= S_DONE)
-				reply_in(d, m, o, i);
-	if (m->nblocked) {
-		unsigned n = m->nblocked;
-		struct mw_wait **v = malloc(n * sizeof(*v));
+		while (p->taken < posted) {
+			struct mw_slot *x =
+			    slot(m, s, m->me, (unsigned)((p->taken + 1) % m->slots));
 
-		if (v) {
-			memcpy(v, m->blocked, n * sizeof(*v));
-			m->nblocked = 0;
-			for (unsigned j = 0; j < n; j++) {
-				if (v[j]->mode == M_BLOCKED)
-					v[j]->mode = M_ONE;
-				on_data(v[j]->c, d);
-			}
-			free(v);
+			if (ld(&x->state) != S_REQ || x->ticket != p->taken + 1 ||
+			    !cas(&x->state, S_REQ, S_RUN))
+				break; /* (cannot happen: posted counts only slots in REQ) */
+			p->taken++;
+			run_slot(d, m, x);
+			m->ran[m->nran++] = x;
 		}
 	}
+	for (unsigned o = 0; o < m->n;
+	     o++) /* orphans: our previous run's, or closed connections' */
+		for (unsigned i = 0; i < m->slots; i++) {
+			struct mw_slot *x = slot(m, m->me, o, i);
+
+			if (!m->busy[o][i] && ld(&x->state) >= S_DONE)
+				st(&x->state, S_FREE);
+		}
+	nv = m->nwaits;
+	v = nv ? malloc(nv * sizeof(*v)) : NULL;
+	if (v) { /* a snapshot: serving a connection changes the list (none is freed here: on_close
+		  * runs in paste_poll) */
+		memcpy(v, m->waits, nv * sizeof(*v));
+		for (unsigned j = 0; j < nv; j++) {
+			struct mw_wait *w = v[j];
+			bool took = land(d, m, w);
+
+			if (w->kc->closing)
+				continue;
+			if (took || (w->stalled && !w->n)) {
+				m->again = true;
+				w->stalled = false;
+				on_data(w->c,
+				        d); /* send the replies, serve what the client sent on */
+			}
+			if (!w->n && !w->stalled)
+				unlist(m, w);
+		}
+		free(v);
+	}
+	wake_all(m);
 	paste_kv__info(d->kv, &ki);
 	m->shm->pub[m->me].keys = ki.keys;
 	m->shm->pub[m->me].cmds = d->st.cmds;
 	m->shm->pub[m->me].conns = d->st.conns;
 }
 
-/* The poll's timeout: 0 while replies wait for a fence or connections for a slot. */
+/* The poll's timeout: 0 while replies wait for a fence or a connection for a slot. */
 int kvmw_timeout(const struct kvd *d)
 {
 	const struct mw *m = d->mw;
 
 	if (!m)
 		return -1;
-	return m->nran || m->nblocked || woken ? 0 : KVMW_IDLE_MS;
+	if (m->nran || woken || m->again)
+		return 0;
+	for (unsigned j = 0; j < m->nwaits; j++)
+		if (m->waits[j]->stalled && !m->waits[j]->n)
+			return 0;
+	return KVMW_IDLE_MS;
 }
 
-/* The connection is gone: forget it (its forwarded requests still run; their replies are
+/* The connection is gone: forget it (its requests in flight still run; their replies are
  * dropped). */
 void kvmw_conn_closed(struct kconn *kc)
 {
@@ -727,13 +910,12 @@ void kvmw_conn_closed(struct kconn *kc)
 	if (!w)
 		return;
 	if (m) {
-		for (unsigned o = 0; o < m->n; o++)
-			for (unsigned i = 0; i < KVMW_SLOTS; i++)
-				if (m->waiter[o][i] == w)
-					m->waiter[o][i] = NULL;
-		for (unsigned j = 0; j < m->nblocked; j++)
-			if (m->blocked[j] == w)
-				m->blocked[j--] = m->blocked[--m->nblocked];
+		while (w->n) {
+			fl_release(m, &w->q[w->head]);
+			w->head = (w->head + 1) % KVMW_DEPTH;
+			w->n--;
+		}
+		unlist(m, w);
 	}
 	free(w->acc);
 	free(w);

@@ -19,10 +19,13 @@ enum { KVMW_HERE, KVMW_DONE, KVMW_SENT, KVMW_LATER };
 int kvmw_create(unsigned n);
 /* Worker @me, once its store is open: join (no-op without kvmw_create). */
 int kvmw_start(struct kvd *d, unsigned me);
-/* serve(), before a request runs: KVMW_HERE, KVMW_DONE (answered), KVMW_SENT, KVMW_LATER. */
+/* serve(), before a request runs: KVMW_HERE, KVMW_DONE (answered), KVMW_SENT (forwarded),
+ * KVMW_LATER (left unconsumed: stop serving the connection for now). */
 int kvmw_route(struct req *r, struct paste_conn *c);
-/* The connection waits for forwarded replies (or a slot): do not serve it. */
-bool kvmw_busy(const struct kconn *kc);
+/* A request of the connection waits (for its requests in flight, or a slot): do not serve it. */
+bool kvmw_stalled(const struct kconn *kc);
+/* It has requests in flight or waiting: do not close it yet. */
+bool kvmw_pending(const struct kconn *kc);
 /* After every paste_poll(), and its timeout. */
 void kvmw_tick(struct kvd *d);
 int kvmw_timeout(const struct kvd *d);

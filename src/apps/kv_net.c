@@ -589,8 +589,6 @@ size_t serve(struct kvd *d, struct paste_conn *c, struct kconn *kc)
 		base += cmd.len;
 		if (kc->spilled && base >= kc->spilled)
 			kc->spill_done = true;
-		if (kc->mw && kvmw_busy(kc))
-			break; /* forwarded: the rest waits for its reply */
 	}
 	return base > kc->spilled ? base - kc->spilled : 0;
 }
@@ -604,7 +602,7 @@ void on_data(struct paste_conn *c, void *user)
 	if (kc->closing)
 		return;
 	d->now_ms = wall_ms();
-	if (flush_out(d, c, kc) || (kc->mw && kvmw_busy(kc)))
+	if (flush_out(d, c, kc) || (kc->mw && kvmw_stalled(kc)))
 		return;
 	while (!kc->quit && kc->queued < KV_OUT_HIGH) {
 		bool again;
@@ -623,7 +621,7 @@ void on_data(struct paste_conn *c, void *user)
 		if (!again)
 			break;
 	}
-	if (kc->queued || (kc->mw && kvmw_busy(kc)))
+	if (kc->queued || (kc->mw && kvmw_pending(kc)))
 		return; /* on_data runs again when the send buffer has room (or the reply is in) */
 	if (kc->quit || (paste_conn__eof(c) && (kc->waiting || !paste_conn__pending(c)))) {
 		paste_conn__close(c);

@@ -83,7 +83,7 @@ print(h % 2)' "$1"
 load_start() {
 	ACKLOG=$LOGDIR/acked.$1
 	LOGS+=("$ACKLOG")
-	in_cli python3 "$TOOL" load "$STACK_IP" $PORT "$ACKLOG" "$1" >"$LOGDIR/load.$1.txt" 2>&1 &
+	ip netns exec "$NS_CLI" python3 "$TOOL" load "$STACK_IP" $PORT "$ACKLOG" "$1" >"$LOGDIR/load.$1.txt" 2>&1 &
 	LOAD_PID=$!
 	track_pid "$LOAD_PID"
 	for ((i = 0; i < 300; i++)); do # once writes are being acknowledged
