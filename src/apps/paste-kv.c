@@ -77,6 +77,16 @@ static void usage(FILE *out)
 	    "                       frames instead of pinning the frame they arrived in\n"
 	    "                       (default 0: always in place)\n"
 	    "\n"
+	    "Several queues (--queues N, see the common options): one worker process per\n"
+	    "queue, each with its own store in its own slice of the --pool file. Keys are\n"
+	    "sharded: a key belongs to worker hash(key) mod N (the hash of its {tag} when it\n"
+	    "has one, as in Redis Cluster); a request for another worker's key is forwarded\n"
+	    "to it through shared memory and answered once it is durable there. A request or\n"
+	    "a MULTI whose keys are on several workers gets -CROSSSLOT (EXECABORT); FLUSHALL,\n"
+	    "FLUSHDB, DBSIZE and KEYS cover every worker; SCAN and RANDOMKEY are refused.\n"
+	    "Forwarded requests and replies are at most 1 MiB. INFO shows '# Workers'.\n"
+	    "docs/multicore.md (\"paste-kv on N queues\").\n"
+	    "\n"
 	    "Signals: SIGUSR1 prints a 'stats ...' line; SIGTERM/SIGINT shut down cleanly.\n"
 	    "Output: 'paste-kv: recovered ...' then 'paste-kv: ready ...' on stdout.\n"
 	    "Exit status: 0 clean shutdown, 1 runtime error, 2 usage error.\n"
@@ -276,8 +286,9 @@ int main(int argc, char **argv)
 	daemon_install_signals();
 	r = setup(&d);
 	if (!r && d.d.worker >= 0) {
-		kvmw_start(&d, (unsigned)d.d.worker);
-		daemon_workers_ready();
+		r = kvmw_start(&d, (unsigned)d.d.worker) ? 1 : 0;
+		if (!r)
+			daemon_workers_ready();
 	}
 	if (!r)
 		r = run(&d);

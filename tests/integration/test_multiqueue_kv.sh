@@ -12,7 +12,8 @@
 #    and every acknowledged write reads back;
 #  - kill -9 of the supervisor and both workers under load: a restart recovers both slices and
 #    every acknowledged write of every round reads back;
-#  - SIGTERM: exit 0 and no XDP program left attached.
+#  - SIGTERM: exit 0 and no XDP program left attached;
+#  - the pool keeps its worker count: --queues 3 on it is refused (the supervisor exits 1).
 # About 40-60 s.
 export PASTE_QUEUES=2
 . "$(dirname "$0")/lib.sh"
@@ -197,4 +198,11 @@ check_logs after
 stop_sup
 ! xdp_attached || fail "an XDP program is still attached after SIGTERM"
 log "clean shutdown: exit 0, no program attached"
+
+# ---- 6. the worker count is part of where keys live -----------------------------------------------
+rc=0
+timeout 60 ip netns exec "$NS_SRV" "$PASTE_KV" --queues 3 "${SRV[@]}" >"$LOGDIR/q3.log" 2>&1 || rc=$?
+[ "$rc" = 1 ] && grep -q 'keys are sharded by the worker count' "$LOGDIR/q3.log" ||
+	{ tail -n 5 "$LOGDIR/q3.log" >&2; fail "--queues 3 on a --queues 2 pool was not refused (status $rc)"; }
+! xdp_attached || fail "an XDP program is still attached after the refused start"
 log "ok"
