@@ -19,6 +19,7 @@ export PASTE_QUEUES=2
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/kv_lib.sh"
 . "$(dirname "$0")/wal_lib.sh"
+. "$(dirname "$0")/mq_lib.sh"
 
 TOOL=$PASTE_SRC/tests/integration/kv_tool.py
 POOL=/dev/shm/paste-test-$$-mqkv.pool # 2 slices of 256 MiB
@@ -27,36 +28,12 @@ PORT=6379
 command -v python3 >/dev/null || fail "python3 not installed (scripts/deps installs it)"
 command -v redis-benchmark >/dev/null || fail "redis-benchmark not installed (scripts/deps installs redis-tools)"
 SRV=(--ifname "$VETH_SRV" --ip "$STACK_IP" --port $PORT --pool "$POOL" --pool-size 256M)
-KV_N=0
 LOGS=()
 
-# start_sup: paste-kv --queues 2; waits for the supervisor's ready line (SUP_PID, KV_LOG, W0, W1).
+# start_sup [ARGS...]: the program with --queues 2 (mq_lib.sh: SUP_PID, W0, W1; KV_LOG).
 start_sup() {
-	local i rc=0 line
-	KV_N=$((KV_N + 1))
-	KV_LOG=$LOGDIR/sup.$KV_N.log
-	log "start: paste-kv --queues 2 ${SRV[*]}"
-	ip netns exec "$NS_SRV" "$PASTE_KV" --queues 2 "${SRV[@]}" >"$KV_LOG" 2>&1 &
-	SUP_PID=$!
-	track_pid "$SUP_PID"
-	ECHO_PID=$SUP_PID # fail() shows this log
-	ECHO_LOG=$KV_LOG
-	for ((i = 0; i < READY_TIMEOUT * 10; i++)); do
-		line=$(grep -m1 'supervisor ready' "$KV_LOG" || true)
-		if [ -n "$line" ]; then
-			log "$line"
-			W0=$(printf '%s\n' "$line" | sed 's/.*pids=\([0-9]*\),.*/\1/')
-			W1=$(printf '%s\n' "$line" | sed 's/.*pids=[0-9]*,\([0-9]*\).*/\1/')
-			return 0
-		fi
-		if ! kill -0 "$SUP_PID" 2>/dev/null; then
-			wait "$SUP_PID" || rc=$?
-			untrack_pid "$SUP_PID"
-			fail "paste-kv --queues 2 exited with status $rc before it was ready"
-		fi
-		sleep 0.1
-	done
-	fail "paste-kv --queues 2 not ready after ${READY_TIMEOUT}s"
+	sup_start "$PASTE_KV" paste-kv --queues 2 "${SRV[@]}" "$@"
+	KV_LOG=$SUP_LOG
 }
 
 cli() { in_cli redis-cli -h "$STACK_IP" -p $PORT "$@"; }
@@ -107,18 +84,6 @@ check_logs() {
 	log "$1: $(tail -n 1 "$LOGDIR/check.$1.txt")"
 }
 
-stop_sup() {
-	local i rc=0
-	kill -TERM "$SUP_PID"
-	for ((i = 0; i < 400; i++)); do
-		kill -0 "$SUP_PID" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -0 "$SUP_PID" 2>/dev/null && fail "supervisor still running 40 s after SIGTERM"
-	wait "$SUP_PID" || rc=$?
-	untrack_pid "$SUP_PID"
-	[ "$rc" = 0 ] || fail "paste-kv --queues 2 exited with status $rc"
-}
 
 # ---- 1. redis-benchmark reaches both workers ------------------------------------------------------
 rm -f "$POOL"

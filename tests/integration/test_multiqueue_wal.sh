@@ -22,6 +22,7 @@
 export PASTE_QUEUES=2
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/wal_lib.sh"
+. "$(dirname "$0")/mq_lib.sh"
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 CLIENT_PY=$HERE/wal_client.py
@@ -41,34 +42,10 @@ HOST=$STACK_IP # where the clients connect
 SRV=(--ifname "$VETH_SRV" --ip "$STACK_IP" --port $PORT --pool "$POOL" --pool-size 384M
 	--delete-wait 3)
 
-# start_sup [ARGS...]: paste-wal --queues 2; waits for the supervisor's ready line (SUP_PID,
-# WAL_LOG, W0, W1).
+# start_sup [ARGS...]: the program with --queues 2 (mq_lib.sh: SUP_PID, W0, W1; WAL_LOG).
 start_sup() {
-	local i rc=0 line
-	WAL_N=$((WAL_N + 1))
-	WAL_LOG=$LOGDIR/sup.$WAL_N.log
-	log "start: paste-wal --queues 2 ${SRV[*]} $*"
-	ip netns exec "$NS_SRV" "$WAL" --queues 2 "${SRV[@]}" "$@" >"$WAL_LOG" 2>&1 &
-	SUP_PID=$!
-	track_pid "$SUP_PID"
-	ECHO_PID=$SUP_PID # fail() shows this log
-	ECHO_LOG=$WAL_LOG
-	for ((i = 0; i < READY_TIMEOUT * 10; i++)); do
-		line=$(grep -m1 'supervisor ready' "$WAL_LOG" || true)
-		if [ -n "$line" ]; then
-			log "$line"
-			W0=$(printf '%s\n' "$line" | sed 's/.*pids=\([0-9]*\),.*/\1/')
-			W1=$(printf '%s\n' "$line" | sed 's/.*pids=[0-9]*,\([0-9]*\).*/\1/')
-			return 0
-		fi
-		if ! kill -0 "$SUP_PID" 2>/dev/null; then
-			wait "$SUP_PID" || rc=$?
-			untrack_pid "$SUP_PID"
-			fail "paste-wal --queues 2 exited with status $rc before it was ready"
-		fi
-		sleep 0.1
-	done
-	fail "paste-wal --queues 2 not ready after ${READY_TIMEOUT}s"
+	sup_start "$WAL" paste-wal --queues 2 "${SRV[@]}" "$@"
+	WAL_LOG=$SUP_LOG
 }
 
 # load SECONDS CONN_BASE [ARGS]: the ack-recording load client in the background (LOAD_PID). With
@@ -106,19 +83,6 @@ stats() { ip netns exec "$NS_CLI" curl -s --max-time 10 "http://$HOST:$PORT/stat
 # worker_field JSON K NAME: NAME of worker K in the "workers" array of /stats.
 worker_field() {
 	printf '%s\n' "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["workers"][int(sys.argv[1])][sys.argv[2]])' "$2" "$3"
-}
-
-stop_sup() {
-	local i rc=0
-	kill -TERM "$SUP_PID"
-	for ((i = 0; i < 400; i++)); do
-		kill -0 "$SUP_PID" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -0 "$SUP_PID" 2>/dev/null && fail "supervisor still running 40 s after SIGTERM"
-	wait "$SUP_PID" || rc=$?
-	untrack_pid "$SUP_PID"
-	[ "$rc" = 0 ] || fail "paste-wal --queues 2 exited with status $rc"
 }
 
 # ---- 1. load over many connections lands on both workers ----------------------------------------
