@@ -122,15 +122,22 @@ static int stall(struct mw *m, struct mw_wait *w)
 	return KVMW_LATER;
 }
 
+/* The request was answered here (an error): it must not run. No memory for the answer: close. */
+static int answered(struct kconn *kc, int err)
+{
+	if (err)
+		kc->quit = true;
+	return KVMW_DONE;
+}
+
 static int crossslot(struct mw *m, struct kconn *kc, const char *what)
 {
 	m->shm->pub[m->me].crossslot++;
-	return out_err(kc,
-	               "CROSSSLOT %s on more than one worker (paste-kv --queues %u shards keys "
-	               "by hash; put related keys on one worker with a {hash tag})",
-	               what, m->n)
-	           ? KVMW_HERE
-	           : KVMW_DONE;
+	return answered(kc, out_err(kc,
+	                            "CROSSSLOT %s on more than one worker (paste-kv --queues %u "
+	                            "shards keys by hash; put related keys on one worker with a "
+	                            "{hash tag})",
+	                            what, m->n));
 }
 
 /* The slot of our next request toward @o (a ring: ticket modulo slots) if it is free, or -1.
@@ -180,15 +187,14 @@ static int forward(struct mw *m, struct req *r, struct paste_conn *c, const unsi
 	int idx[KVMW_MAX];
 
 	if (!w)
-		return out_err(kc, "ERR out of memory") ? KVMW_HERE : KVMW_DONE;
+		return answered(kc, out_err(kc, "ERR out of memory"));
 	if (len > sizeof(((struct mw_slot *)0)->buf)) {
 		if (w->n)
 			return stall(m, w); /* the error must not overtake the replies in flight */
-		out_err(kc,
-		        "ERR request of %zu bytes too large to forward to the key's worker "
-		        "(paste-kv --queues: at most %zu)",
-		        len, sizeof(((struct mw_slot *)0)->buf));
-		return KVMW_DONE;
+		return answered(kc, out_err(kc,
+		                            "ERR request of %zu bytes too large to forward to the "
+		                            "key's worker (paste-kv --queues: at most %zu)",
+		                            len, sizeof(((struct mw_slot *)0)->buf)));
 	}
 	if (w->n + k > KVMW_DEPTH)
 		return stall(m, w);
@@ -314,12 +320,10 @@ static int route_keyless(struct mw *m, struct req *r, struct paste_conn *c,
 	unsigned all[KVMW_MAX];
 
 	if (fn == cmd_scan || fn == cmd_randomkey)
-		return out_err(r->kc,
-		               "ERR %s is not supported with --queues (keys are sharded over %u "
-		               "workers; KEYS is)",
-		               cmd->name, m->n)
-		           ? KVMW_HERE
-		           : KVMW_DONE;
+		return answered(r->kc, out_err(r->kc,
+		                               "ERR %s is not supported with --queues (keys are "
+		                               "sharded over %u workers; KEYS is)",
+		                               cmd->name, m->n));
 	if (mode < 0)
 		return KVMW_HERE;
 	if (r->kc->multi) {
@@ -364,8 +368,8 @@ int kvmw_route(struct req *r, struct paste_conn *c)
 	if (cmd->first <= 0)
 		return route_keyless(m, r, c, cmd);
 	o = req_owner(m, r, cmd);
-	if (o == -3)
-		return flying ? stall(m, w) : KVMW_HERE;
+	if (o == -3) /* (no memory to gather a key: do not guess where it lives) */
+		return flying ? stall(m, w) : answered(kc, out_err(kc, "ERR out of memory"));
 	if (o == -2) {
 		if (flying)
 			return stall(m, w);

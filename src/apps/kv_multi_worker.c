@@ -15,15 +15,16 @@
  * only after its next poll returned: that poll's fence made the request's writes durable, so a
  * forwarded +OK is as durable as a local one. The receiving worker copies the replies to its
  * client in request order. A connection keeps up to KVMW_DEPTH keyed requests in flight (a
- * pipelined one for a key of its own worker then goes through its own slots too, to keep the
- * order of the replies); a command without keys, MULTI/EXEC/WATCH and errors wait until nothing
- * is in flight. An owner runs the requests of one sender in the order they were posted (a
+ * pipelined one for a key of its own worker meanwhile runs at once, its reply held back behind
+ * theirs); a command without keys, MULTI/EXEC/WATCH and errors wait until nothing is in
+ * flight. An owner runs the requests of one sender in the order they were posted (a
  * per-pair ticket), so the requests of one connection for one key run in its order.
  *
  * Slot states: FREE -> REQ (sender) -> RUN (owner) -> DONE (owner, after its fence) -> FREE
  * (sender). An owner that starts turns the slots its previous run left in RUN into LOST (it may
  * or may not have applied them): the sender resets the client's connection, as a crash of a
- * single server would. A sender that starts frees the DONE/LOST slots nobody waits for.
+ * single server would. A sender that starts frees the DONE/LOST slots nobody waits for. The
+ * slots of a pair are a ring (ticket modulo slots), so the owner finds the next one directly.
  *
  * Workers wake each other with SIGUSR2 (the poll returns EINTR); a missed signal costs at most
  * KVMW_IDLE_MS, the poll timeout while nothing else is due. docs/multicore.md ("paste-kv on N

@@ -203,6 +203,29 @@ int wal_multi_apply(struct wal *w)
 	return 0;
 }
 
+/* --retain-*: drop our own records up to local @upto (first published before the truncation,
+ * which is durable when it returns; readers of our log re-check first after a copy). */
+int wal_multi_retain(struct wal *w, uint64_t upto)
+{
+	struct paste_log_info li;
+	int err;
+
+	paste_log__info(w->log, &li);
+	st(&w->multi->pub->first, upto + 1 < li.next_seq ? upto + 1 : li.next_seq);
+	err = paste_log__truncate(w->log, upto);
+	if (err)
+		fprintf(stderr, "paste-wal: worker %u: retention: %s\n", w->multi->me,
+		        paste_last_error());
+	publish_counters(w);
+	return err;
+}
+
+/* --retain-bytes with --queues: each worker's share. */
+uint64_t wal_multi_share(const struct wal *w, uint64_t bytes)
+{
+	return bytes / w->multi->n ? bytes / w->multi->n : 1;
+}
+
 /* DELETE ?upto=@g arrived here: ask every worker (durably), and do our own part at once. */
 int wal_multi_truncate(struct wal *w, uint64_t g)
 {

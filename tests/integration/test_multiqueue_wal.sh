@@ -16,6 +16,8 @@
 #  - a pool written with --queues 2 is refused with --queues 3;
 #  - --transport kernel and io_uring --queues 2 (SO_REUSEPORT workers): POSTs reach both workers,
 #    every ack reads back at once from either worker (both read the other's log);
+#  - --retain-bytes 2M with --queues 2: each worker keeps at most 1 MiB of its own log, its oldest
+#    acks answer 404 and its newest 200;
 #  - SIGTERM: exit 0 (each worker's frame accounting included); then paste-wal-dump --slice 0 and
 #    --slice 1 read each worker's log offline: every remaining ack there, byte for byte;
 # About 60-90 s (Release and ASan trees alike, on 2 vCPUs).
@@ -248,4 +250,29 @@ kernel_section() {
 }
 kernel_section kernel kernel 400
 kernel_section io_uring uring 500
+
+# ---- 9. retention with --queues: every worker keeps at most --retain-bytes / 2 of its own log ------
+POOL_K=/dev/shm/paste-test-$$-mqwal-r.pool
+CLEANUP_FILES+=("$POOL_K")
+SRV=(--transport kernel --ip "$SRV_IP" --port $PORT --pool "$POOL_K" --pool-size 64M --retain-bytes 2M)
+: >"$ACKS"
+start_sup
+load 3 600 --no-errors --max-requests 100
+load_wait || { tail -n 5 "$LOGDIR/load.600.log" >&2; fail "retention: load failed"; }
+sleep 1 # retention runs on every tick (250 ms)
+grep -q 'retention: dropped' "$WAL_LOG" || fail "retention: nothing dropped"
+js=$(stats)
+for k in 0 1; do
+	b=$(worker_field "$js" $k bytes)
+	mine=$(awk -v k=$k '($1 - 1) % 2 == k {print $1}' "$ACKS" | sort -n)
+	old=$(printf '%s\n' "$mine" | head -n 1) new=$(printf '%s\n' "$mine" | tail -n 1)
+	log "retention: worker $k keeps $b bytes; its oldest ack $old, newest $new"
+	[ "$b" -le 1048576 ] || fail "retention: worker $k keeps $b bytes (more than 2M / 2)"
+	for q in "$old:404" "$new:200"; do
+		st=$(in_cli curl -s -o /dev/null -w '%{http_code}' --max-time 10 "http://$HOST:$PORT/log/${q%:*}")
+		[ "$st" = "${q#*:}" ] || fail "retention: GET of worker $k's record ${q%:*} answered $st, expected ${q#*:}"
+	done
+done
+stop_sup
+rm -f "$POOL_K"
 log "ok"
