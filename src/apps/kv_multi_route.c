@@ -234,6 +234,7 @@ static int forward(struct mw *m, struct req *r, struct paste_conn *c, const unsi
 		    (struct mw_ent){.o = (uint8_t)owners[j], .i = (uint8_t)idx[j]};
 		m->shm->pub[m->me].forwarded++;
 		m->wake_mask |= 1ull << owners[j];
+		mw_kill_point(MW_KILL_POSTED);
 	}
 	list(m, w);
 	return KVMW_SENT;

@@ -50,6 +50,50 @@
 struct mw *kvmw_m;
 static volatile sig_atomic_t woken;
 
+/*
+ * Test hook: PASTE_KV_MW_KILL_AT=STEP[:N[:W]] makes a worker (only worker W if given) SIGKILL
+ * itself the Nth time (default 1st) it reaches STEP, in its first run only (a restarted worker
+ * runs on): "posted" (a sender, right
+ * after it posted a request: its owner runs it for a client that is gone), "ran" (an owner, after
+ * it ran a forwarded request and before its fence and DONE: the write may or may not be durable,
+ * the sender must reset the client). test_multiqueue_kv kills at both.
+ */
+static int kill_step;
+static unsigned long kill_count;
+
+void mw_kill_point(int step)
+{
+	if (kill_step == step && --kill_count == 0)
+		raise(SIGKILL);
+}
+
+static void kill_setup(const struct mw *m)
+{
+	static const char *const names[] = {"", "posted", "ran"};
+	const char *v = getenv("PASTE_KV_MW_KILL_AT");
+	size_t n;
+
+	if (!v || !*v || m->shm->pub[m->me].starts != 1)
+		return;
+	n = strcspn(v, ":");
+	for (int i = 1; i < 3; i++)
+		if (strlen(names[i]) == n && !strncmp(v, names[i], n))
+			kill_step = i;
+	kill_count = 1;
+	if (v[n] == ':') {
+		char *end;
+
+		kill_count = strtoul(v + n + 1, &end, 10);
+		if (*end == ':' && strtoul(end + 1, NULL, 10) != m->me)
+			kill_step = MW_KILL_OFF; /* another worker's */
+	}
+	if (!kill_count)
+		kill_step = MW_KILL_OFF;
+	if (kill_step)
+		fprintf(stderr, "paste-kv: worker %u: test hook: SIGKILL at step '%s' (time %lu)\n",
+		        m->me, names[kill_step], kill_count);
+}
+
 static void on_wake(int sig)
 {
 	(void)sig;
@@ -152,6 +196,7 @@ int kvmw_start(struct kvd *d, unsigned me)
 				__atomic_store_n(&p->posted, x->ticket, __ATOMIC_RELEASE);
 		}
 	m->shm->pub[me].starts++;
+	kill_setup(m);
 	__atomic_store_n(&m->shm->pub[me].pid, (uint64_t)getpid(), __ATOMIC_RELEASE);
 	return 0;
 }
@@ -267,6 +312,7 @@ void kvmw_tick(struct kvd *d)
 			p->taken++;
 			run_slot(d, m, x);
 			m->ran[m->nran++] = x;
+			mw_kill_point(MW_KILL_RAN);
 		}
 	}
 	for (unsigned o = 0; o < m->n;

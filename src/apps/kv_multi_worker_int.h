@@ -120,6 +120,10 @@ static inline struct mw_slot *slot(const struct mw *m, unsigned sender, unsigned
 	                                     sizeof(struct mw_slot));
 }
 
+/* kv_multi_worker.c: the test hook PASTE_KV_MW_KILL_AT=STEP[:N] (docs/multicore.md) */
+enum { MW_KILL_OFF, MW_KILL_POSTED, MW_KILL_RAN };
+void mw_kill_point(int step);
+
 /* kv_multi_route.c */
 bool mw_land(struct mw *m, struct mw_wait *w);
 void mw_unlist(struct mw *m, struct mw_wait *w);

@@ -12,9 +12,13 @@
 #    and every acknowledged write reads back;
 #  - kill -9 of the supervisor and both workers under load: a restart recovers both slices and
 #    every acknowledged write of every round reads back;
+#  - crash points between workers (PASTE_KV_MW_KILL_AT): an owner killed after running a forwarded
+#    request and before publishing its reply (the client is reset, INFO lost > 0), a sender killed
+#    right after posting one: every acknowledged write survives, and forwarding goes on (no slot
+#    leaked: far more acks than a pair has slots);
 #  - SIGTERM: exit 0 and no XDP program left attached;
 #  - the pool keeps its worker count: --queues 3 on it is refused (the supervisor exits 1).
-# About 40-60 s.
+# About 40-70 s.
 export PASTE_QUEUES=2
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/kv_lib.sh"
@@ -159,12 +163,47 @@ sleep 1
 load_stop after
 check_logs after
 
-# ---- 5. clean shutdown ------------------------------------------------------------------------------
+# ---- 5. crash points between workers (test hook PASTE_KV_MW_KILL_AT=STEP:N) --------------------------
+# "ran": an owner dies after running a forwarded request, before its fence and DONE (the sender
+# must reset its client: INFO lost > 0); "posted": a sender dies right after posting a request (its
+# owner runs it for nobody; the sender's restart frees the slot). Worker 0 does it once, at its
+# 100th time; then a new load must get far more acks than a pair has slots (256): no slot leaked.
+stop_sup
+for point in ran posted; do
+	export PASTE_KV_MW_KILL_AT=$point:100:0
+	start_sup
+	unset PASTE_KV_MW_KILL_AT
+	load_start "kp-$point"
+	for ((i = 0; i < 300; i++)); do
+		grep -q 'worker 0 ready again' "$KV_LOG" && break
+		sleep 0.1
+	done
+	grep -q 'worker 0 ready again' "$KV_LOG" || fail "$point: worker 0 did not die at the crash point and come back"
+	! grep -q 'worker 1 .*killed' "$KV_LOG" || fail "$point: worker 1 died too"
+	log "$point: $(grep -m1 'killed by signal' "$KV_LOG")"
+	load_stop "kp-$point"
+	check_logs "kp-$point"
+	if [ $point = ran ]; then
+		lost=$(($(winfo 0 lost) + $(winfo 1 lost)))
+		log "ran: requests lost by an owner's death (their clients reset): $lost"
+		[ "$lost" -ge 1 ] || fail "ran: no request was left RUNning by the dead owner"
+	fi
+	load_start "kp-$point-after"
+	sleep 1
+	load_stop "kp-$point-after"
+	n=$(grep -vc " 0$" "$ACKLOG" || true)
+	[ "$n" -gt 1000 ] || fail "$point: only $n writes acknowledged after the restarts (a slot leaked?)"
+	check_logs "kp-$point-after"
+	stop_sup
+done
+start_sup
+
+# ---- 6. clean shutdown ------------------------------------------------------------------------------
 stop_sup
 ! xdp_attached || fail "an XDP program is still attached after SIGTERM"
 log "clean shutdown: exit 0, no program attached"
 
-# ---- 6. the worker count is part of where keys live -----------------------------------------------
+# ---- 7. the worker count is part of where keys live -----------------------------------------------
 rc=0
 timeout 60 ip netns exec "$NS_SRV" "$PASTE_KV" --queues 3 "${SRV[@]}" >"$LOGDIR/q3.log" 2>&1 || rc=$?
 [ "$rc" = 1 ] && grep -q 'keys are sharded by the worker count' "$LOGDIR/q3.log" ||
