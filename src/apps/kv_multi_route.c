@@ -17,22 +17,6 @@
 
 /* ---- routing --------------------------------------------------------------------------------- */
 
-/* The worker that owns key @k (@n bytes): FNV-1a of the key, or of its {hash tag}. */
-static unsigned owner_of(const struct mw *m, const uint8_t *k, size_t n)
-{
-	uint64_t h = 1469598103934665603ull;
-	const uint8_t *open = memchr(k, '{', n), *close;
-
-	if (open && (close = memchr(open + 1, '}', n - (size_t)(open + 1 - k))) &&
-	    close > open + 1) {
-		n = (size_t)(close - open - 1);
-		k = open + 1;
-	}
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ k[i]) * 1099511628211ull;
-	return (unsigned)(h % m->n);
-}
-
 /* The one owner of the request's keys: >= 0, -1 (no keys), -2 (several owners), -3 (no
  * memory). */
 static int req_owner(const struct mw *m, struct req *r, const struct command *c)
@@ -50,7 +34,7 @@ static int req_owner(const struct mw *m, struct req *r, const struct command *c)
 
 		if (!k)
 			return -3;
-		ko = (int)owner_of(m, k, arg_len(r, (unsigned)i));
+		ko = (int)kvmw_owner(k, arg_len(r, (unsigned)i), m->n);
 		if (o >= 0 && ko != o)
 			return -2;
 		o = ko;

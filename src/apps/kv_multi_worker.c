@@ -52,8 +52,8 @@ static volatile sig_atomic_t woken;
 
 /*
  * Test hook: PASTE_KV_MW_KILL_AT=STEP[:N[:W]] makes a worker (only worker W if given) SIGKILL
- * itself the Nth time (default 1st) it reaches STEP, in its first run only (a restarted worker
- * runs on): "posted" (a sender, right
+ * itself the Nth time (default 1st) it reaches STEP, once per supervisor (the first worker to get
+ * there; a restarted worker runs on): "posted" (a sender, right
  * after it posted a request: its owner runs it for a client that is gone), "ran" (an owner, after
  * it ran a forwarded request and before its fence and DONE: the write may or may not be durable,
  * the sender must reset the client). test_multiqueue_kv kills at both.
@@ -63,7 +63,7 @@ static unsigned long kill_count;
 
 void mw_kill_point(int step)
 {
-	if (kill_step == step && --kill_count == 0)
+	if (kill_step == step && --kill_count == 0 && kvmw_m && cas(&kvmw_m->shm->killed, 0, 1))
 		raise(SIGKILL);
 }
 

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "daemon_opts.h"
 #include "kv.h"
@@ -46,7 +47,8 @@ struct mw_pair {
 
 struct mw_shm {
 	uint32_t n;
-	uint32_t pad[31];
+	uint32_t killed; /* the test hook fired (once per supervisor) */
+	uint32_t pad[30];
 	struct mw_pub pub[KVMW_MAX];
 	/* then n x n pairs, then n x n x slots (per pair) slots, both [sender][owner] */
 };
@@ -118,6 +120,23 @@ static inline struct mw_slot *slot(const struct mw *m, unsigned sender, unsigned
 
 	return (struct mw_slot *)(base + (((size_t)sender * m->n + owner) * m->slots + i) *
 	                                     sizeof(struct mw_slot));
+}
+
+/* The worker (of @workers) that owns key @k (@n bytes): FNV-1a (64 bits) of the key, or of its
+ * {hash tag}: the bytes between its first '{' and the next '}', when there are any. */
+static inline unsigned kvmw_owner(const uint8_t *k, size_t n, unsigned workers)
+{
+	uint64_t h = 14695981039346656037ull;
+	const uint8_t *open = memchr(k, '{', n), *close;
+
+	if (open && (close = memchr(open + 1, '}', n - (size_t)(open + 1 - k))) &&
+	    close > open + 1) {
+		n = (size_t)(close - open - 1);
+		k = open + 1;
+	}
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ k[i]) * 1099511628211ull;
+	return (unsigned)(h % workers);
 }
 
 /* kv_multi_worker.c: the test hook PASTE_KV_MW_KILL_AT=STEP[:N] (docs/multicore.md) */
