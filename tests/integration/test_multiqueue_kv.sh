@@ -17,7 +17,9 @@
 #    right after posting one: every acknowledged write survives, and forwarding goes on (no slot
 #    leaked: far more acks than a pair has slots);
 #  - SIGTERM: exit 0 and no XDP program left attached;
-#  - the pool keeps its worker count: --queues 3 on it is refused (the supervisor exits 1).
+#  - the pool keeps its worker count: --queues 3 on it is refused (the supervisor exits 1);
+#  - the kernel transport (two SO_REUSEPORT workers): redis-benchmark without errors, both workers
+#    forward and serve, kv_tool's acknowledged writes all read back.
 # About 40-70 s.
 export PASTE_QUEUES=2
 . "$(dirname "$0")/lib.sh"
@@ -32,6 +34,7 @@ PORT=6379
 command -v python3 >/dev/null || fail "python3 not installed (scripts/deps installs it)"
 command -v redis-benchmark >/dev/null || fail "redis-benchmark not installed (scripts/deps installs redis-tools)"
 SRV=(--ifname "$VETH_SRV" --ip "$STACK_IP" --port $PORT --pool "$POOL" --pool-size 256M)
+HOST=$STACK_IP # where the clients connect
 LOGS=()
 
 # start_sup [ARGS...]: the program with --queues 2 (mq_lib.sh: SUP_PID, W0, W1; KV_LOG).
@@ -40,7 +43,7 @@ start_sup() {
 	KV_LOG=$SUP_LOG
 }
 
-cli() { in_cli redis-cli -h "$STACK_IP" -p $PORT "$@"; }
+cli() { in_cli redis-cli -h "$HOST" -p $PORT "$@"; }
 
 # winfo K FIELD: FIELD of worker K in INFO's "# Workers" section (asked on a new connection).
 winfo() { cli info stats | tr -d '\r' | sed -n "s/^worker$1:.*[:,]$2=\([0-9]*\).*/\1/p"; }
@@ -66,7 +69,7 @@ load_start() {
 	ACKLOG=$LOGDIR/acked.$1
 	rm -f "$ACKLOG" # (a previous run's: its acks are not in this pool)
 	LOGS+=("$ACKLOG")
-	ip netns exec "$NS_CLI" python3 "$TOOL" load "$STACK_IP" $PORT "$ACKLOG" "$1" >"$LOGDIR/load.$1.txt" 2>&1 &
+	ip netns exec "$NS_CLI" python3 "$TOOL" load "$HOST" $PORT "$ACKLOG" "$1" >"$LOGDIR/load.$1.txt" 2>&1 &
 	LOAD_PID=$!
 	track_pid "$LOAD_PID"
 	for ((i = 0; i < 300; i++)); do # once writes are being acknowledged
@@ -84,7 +87,7 @@ load_stop() {
 }
 
 check_logs() {
-	in_cli python3 "$TOOL" check "$STACK_IP" $PORT "${LOGS[@]}" >"$LOGDIR/check.$1.txt" 2>&1 ||
+	in_cli python3 "$TOOL" check "$HOST" $PORT "${LOGS[@]}" >"$LOGDIR/check.$1.txt" 2>&1 ||
 		{ cat "$LOGDIR/check.$1.txt" >&2; fail "$1: an acknowledged write was lost or torn"; }
 	log "$1: $(tail -n 1 "$LOGDIR/check.$1.txt")"
 }
@@ -93,7 +96,7 @@ check_logs() {
 # ---- 1. redis-benchmark reaches both workers ------------------------------------------------------
 rm -f "$POOL"
 start_sup
-in_cli redis-benchmark -h "$STACK_IP" -p $PORT -c 20 -n 20000 -r 10000 -t set,get,incr -q \
+in_cli redis-benchmark -h "$HOST" -p $PORT -c 20 -n 20000 -r 10000 -t set,get,incr -q \
 	>"$LOGDIR/bench.txt" 2>&1 || { cat "$LOGDIR/bench.txt" >&2; fail "redis-benchmark failed"; }
 tr '\r' '\n' <"$LOGDIR/bench.txt" | grep 'requests per second' | while read -r l; do log "redis-benchmark: $l"; done
 [ "$(tr '\r' '\n' <"$LOGDIR/bench.txt" | grep -c 'requests per second')" = 3 ] ||
@@ -214,4 +217,27 @@ timeout 60 ip netns exec "$NS_SRV" "$PASTE_KV" --queues 3 "${SRV[@]}" >"$LOGDIR/
 [ "$rc" = 1 ] && grep -q 'keys are sharded by the worker count' "$LOGDIR/q3.log" ||
 	{ tail -n 5 "$LOGDIR/q3.log" >&2; fail "--queues 3 on a --queues 2 pool was not refused (status $rc)"; }
 ! xdp_attached || fail "an XDP program is still attached after the refused start"
+
+# ---- 8. the kernel transport: two SO_REUSEPORT workers, the same forwarding --------------------------
+POOL_K=/dev/shm/paste-test-$$-mqkv-k.pool
+CLEANUP_FILES+=("$POOL_K")
+HOST=$SRV_IP
+SRV=(--transport kernel --ip "$SRV_IP" --port $PORT --pool "$POOL_K" --pool-size 128M)
+LOGS=()
+start_sup
+grep -q 'ready transport=kernel' "$KV_LOG" || fail "kernel: not on the kernel transport"
+in_cli redis-benchmark -h "$HOST" -p $PORT -c 20 -n 10000 -r 10000 -t set,get -P 4 -q \
+	>"$LOGDIR/bench.k.txt" 2>&1 || { cat "$LOGDIR/bench.k.txt" >&2; fail "kernel: redis-benchmark failed"; }
+[ "$(tr '\r' '\n' <"$LOGDIR/bench.k.txt" | grep -c 'requests per second')" = 2 ] &&
+	! grep -qi 'error' "$LOGDIR/bench.k.txt" || { cat "$LOGDIR/bench.k.txt" >&2; fail "kernel: redis-benchmark errors"; }
+for k in 0 1; do
+	f=$(winfo $k forwarded) s=$(winfo $k served_for_others)
+	log "kernel: INFO worker $k: forwarded=$f served_for_others=$s"
+	[ "${f:-0}" -gt 0 ] && [ "${s:-0}" -gt 0 ] || fail "kernel: worker $k did not forward and serve"
+done
+load_start kernel
+sleep 1
+load_stop kernel
+check_logs kernel
+stop_sup
 log "ok"
