@@ -34,7 +34,7 @@ sup_start() {
 	fail "$name not ready after ${READY_TIMEOUT}s"
 }
 
-# stop_sup: SIGTERM to the supervisor; fails unless it exits 0 within 40 s.
+# stop_sup: SIGTERM to the supervisor; fails unless it exits 0 within 40 s, every worker stopped.
 stop_sup() {
 	local i rc=0
 	kill -TERM "$SUP_PID"
@@ -46,4 +46,5 @@ stop_sup() {
 	wait "$SUP_PID" || rc=$?
 	untrack_pid "$SUP_PID"
 	[ "$rc" = 0 ] || fail "the supervisor exited with status $rc"
+	grep -q 'supervisor: every worker stopped' "$SUP_LOG" || fail "no 'every worker stopped' line"
 }
