@@ -89,7 +89,7 @@ const char daemon_common_help[] =
     "                     SIGTERM/SIGINT; SIGUSR1 is passed to every worker. With\n"
     "                     --transport kernel|io_uring: N processes sharing the port (SO_REUSEPORT).\n"
     "                     docs/multicore.md (1-64; default: one process, no supervisor).\n"
-    "                     So far only paste-echo runs workers\n"
+    "                     paste-echo, paste-wal and paste-kv run workers\n"
     "  --cpus LIST        pin worker i to the i-th CPU of LIST (e.g. 0,1 or 2-5), cycling\n"
     "  --xdp-mode MODE    auto (default: native, else skb), native or skb\n"
     "  --zero-copy MODE   AF_XDP zero copy (the NIC writes frames straight into the pool):\n"

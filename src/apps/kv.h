@@ -102,6 +102,7 @@ struct kvd {
 	struct paste_ctx *ctx;
 	struct paste_pool *pool;
 	struct paste_kv *kv, *ttl, *sub, *undo;
+	struct mw *mw; /* --queues: the other workers (kv_multi_worker.c); NULL otherwise */
 	struct daemon_opts d;
 	/* options */
 	uint64_t keys, ttl_keys, sub_keys, undo_keys, reserve, copy_threshold;
@@ -191,6 +192,7 @@ struct kconn {
 	int cl_slot1;
 	bool cl_cross, cl_asking;
 	bool master; /* the replication link to our primary: writes allowed, replies dropped */
+	void *mw;    /* --queues: forwarded requests in flight (kv_multi_worker.c) */
 };
 
 /* A request being executed. */

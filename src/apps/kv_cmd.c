@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "kv.h"
+#include "kv_multi_worker.h"
 
 int cmd_ping(struct req *r)
 {
@@ -447,8 +448,10 @@ int cmd_info(struct req *r)
 		info_server(d);
 	if (want[1])
 		info_persistence(d, &s);
-	if (want[2])
+	if (want[2]) {
 		info_stats(d, &s);
+		kvmw_info(d); /* --queues: every worker's counters */
+	}
 	if (want[5])
 		info_replication(d);
 	if (want[4])

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "kv.h"
+#include "kv_multi_worker.h"
 
 /* ---- time, scratch ------------------------------------------------------------------------- */
 
@@ -569,7 +570,13 @@ size_t serve(struct kvd *d, struct paste_conn *c, struct kconn *kc)
 			}
 			return base > kc->spilled ? base - kc->spilled : 0;
 		case RESP_CMD:
-			dispatch(&r);
+			switch (d->mw ? kvmw_route(&r, c) : KVMW_HERE) {
+			case KVMW_HERE:
+				dispatch(&r);
+				break;
+			case KVMW_LATER: /* no free slot: leave it pending, retried */
+				return base > kc->spilled ? base - kc->spilled : 0;
+			}
 			break;
 		case RESP_SKIPPED:
 			skipped_reply(d, kc, &cmd);
@@ -603,7 +610,7 @@ void on_data(struct paste_conn *c, void *user)
 	if (kc->closing)
 		return;
 	d->now_ms = wall_ms();
-	if (flush_out(d, c, kc))
+	if (flush_out(d, c, kc) || (kc->mw && kvmw_stalled(kc)))
 		return;
 	while (!kc->quit && kc->queued < KV_OUT_HIGH) {
 		bool again;
@@ -622,8 +629,8 @@ void on_data(struct paste_conn *c, void *user)
 		if (!again)
 			break;
 	}
-	if (kc->queued)
-		return; /* on_data runs again when the send buffer has room */
+	if (kc->queued || (kc->mw && kvmw_pending(kc)))
+		return; /* on_data runs again when the send buffer has room (or the reply is in) */
 	if (kc->quit || (paste_conn__eof(c) && (kc->waiting || !paste_conn__pending(c)))) {
 		paste_conn__close(c);
 		kc->closing = true;
@@ -640,6 +647,7 @@ void on_close(struct paste_conn *c, int err, void *user)
 	out_drop(d, kc);
 	spill_drop(d, kc);
 	multi_free(d, kc);
+	kvmw_conn_closed(kc);
 	resp_parser_free(&kc->rp);
 	free(kc->ob);
 	free(kc->oi);

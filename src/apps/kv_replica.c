@@ -454,6 +454,9 @@ int replica_set(struct kvd *d, const char *host, uint16_t port, char *err, size_
 
 	if (!rp)
 		return snprintf(err, errlen, "out of memory"), -ENOMEM;
+	if (host && d->d.queues > 1) /* the parsing of --queues may come after --replicaof */
+		return snprintf(err, errlen, "not supported with --queues (run one process)"),
+		       -ENOTSUP;
 	if (!host) { /* REPLICAOF NO ONE */
 		if (rp->enabled)
 			printf("paste-kv: replica: promoted (REPLICAOF NO ONE): writable, offset "

@@ -33,7 +33,9 @@
 
 #include <paste/paste.h>
 
+#include "daemon_workers.h"
 #include "kv.h"
+#include "kv_multi_worker.h"
 
 static void usage(FILE *out)
 {
@@ -97,6 +99,15 @@ static void usage(FILE *out)
 	    "                       in the pool before it is acknowledged), refuse writes from\n"
 	    "                       clients with -READONLY. REPLICAOF NO ONE promotes it\n"
 	    "                       (docs/paste-kv.md, \"Replica mode\")\n"
+	    "Several queues (--queues N, see the common options): one worker process per\n"
+	    "queue, each with its own store in its own slice of the --pool file. Keys are\n"
+	    "sharded: a key belongs to worker hash(key) mod N (the hash of its {tag} when it\n"
+	    "has one, as in Redis Cluster); a request for another worker's key is forwarded\n"
+	    "to it through shared memory and answered once it is durable there. A request or\n"
+	    "a MULTI whose keys are on several workers gets -CROSSSLOT (EXECABORT); FLUSHALL,\n"
+	    "FLUSHDB, DBSIZE and KEYS cover every worker; SCAN and RANDOMKEY are refused.\n"
+	    "Forwarded requests and replies are at most 1 MiB. INFO shows '# Workers'.\n"
+	    "docs/multicore.md (\"paste-kv on N queues\").\n"
 	    "\n"
 	    "Signals: SIGUSR1 prints a 'stats ...' line; SIGTERM/SIGINT shut down cleanly.\n"
 	    "Output: 'paste-kv: recovered ...' then 'paste-kv: ready ...' on stdout.\n"
@@ -208,7 +219,8 @@ static void refresh_low(struct kvd *d)
 static int run(struct kvd *d)
 {
 	while (!daemon_got_stop) {
-		int n = paste_poll(d->ctx, replica_poll_ms(d));
+		int rt = replica_poll_ms(d), mt = kvmw_timeout(d);
+		int n = paste_poll(d->ctx, rt < 0 ? mt : mt < 0 || rt < mt ? rt : mt);
 
 		if (n < 0 && n != -EINTR) {
 			fprintf(stderr, "paste-kv: event loop failed: %s\n", paste_last_error());
@@ -219,6 +231,8 @@ static int run(struct kvd *d)
 		tx_gc(d);        /* and the undo entries of committed transactions */
 		expire_cycle(d); /* active expiry, every 100 ms */
 		replica_tick(d); /* --replicaof: the link, its ACKs (after the round's fence) */
+		kvmw_tick(d); /* --queues: forwarded requests and replies (after the reaping above:
+		               * what they retire is reaped after the next fence) */
 		if (daemon_got_usr1) {
 			daemon_got_usr1 = 0;
 			print_stats(d);
@@ -297,16 +311,29 @@ int main(int argc, char **argv)
 	static struct kvd d = {.max_key = 512};
 	int r;
 
-	daemon_no_workers_why =
-	    "any key can arrive on any worker, and paste-kv's index is not shared between worker "
-	    "processes yet (neither a shared index with compare-and-swap updates nor key-sharded "
-	    "workers is built: docs/multicore.md, \"paste-kv\"); run one paste-kv process";
+	daemon_supports_workers = true;
 	r = daemon_parse(argc, argv, &d.d, extra, extra_opt, &d, usage);
 	if (r)
 		return r == 1 ? 0 : 2;
+	if (d.d.queues > 1 && (d.cluster_config || d.repl)) {
+		fprintf(stderr,
+		        "paste-kv: --queues %u cannot be combined with %s yet: run one process "
+		        "per node (docs/multicore.md)\n",
+		        d.d.queues, d.cluster_config ? "--cluster-config" : "--replicaof");
+		return 2;
+	}
+	if (d.d.queues > 1 && kvmw_create(d.d.queues))
+		return 1;
+	if (daemon_workers_supervise(&d.d, "paste-kv", &r))
+		return r;
 	paste_set_print(NULL, NULL, d.d.verbose ? PASTE_LOG_DEBUG : PASTE_LOG_INFO);
 	daemon_install_signals();
 	r = setup(&d);
+	if (!r && d.d.worker >= 0) {
+		r = kvmw_start(&d, (unsigned)d.d.worker) ? 1 : 0;
+		if (!r)
+			daemon_workers_ready();
+	}
 	if (!r)
 		r = run(&d);
 	if (d.ctx) {

@@ -263,6 +263,8 @@ static int by_off(const void *a, const void *b)
 
 static void verify_overlaps(struct dump *d)
 {
+	if (d->nspans < 2) /* (an empty log has no spans at all: spans is NULL) */
+		return;
 	qsort(d->spans, d->nspans, sizeof(*d->spans), by_off);
 	for (size_t i = 1; i < d->nspans; i++)
 		if (d->spans[i - 1].off + d->spans[i - 1].len > d->spans[i].off)

@@ -286,9 +286,10 @@ static void usage(FILE *out)
 	    "order; X-Stable-Seq: below it no record can still appear). /stats adds a\n"
 	    "\"workers\" array and totals. DELETE is applied by every worker to its own log\n"
 	    "(the reply waits for all, 503 after --delete-wait S seconds, default 10, if one\n"
-	    "has not: a worker that is down applies it when it runs). Not with --queues:\n"
-	    "--tier-dir, --retain-*, --sync fdatasync, --transport kernel|io_uring (a known bug).\n"
-	    "A pool keeps the Q it was written with.\n"
+	    "has not: a worker that is down applies it when it runs). Every transport (the\n"
+	    "kernel ones with SO_REUSEPORT workers). --retain-*: each worker drops its own\n"
+	    "oldest records (at most --retain-bytes / Q bytes each). Not with --queues:\n"
+	    "--tier-dir, --sync fdatasync. A pool keeps the Q it was written with.\n"
 	    "\n"
 	    "Startup prints 'paste-wal: ready ... recovered=N first=F next=X ...' on stdout once\n"
 	    "serving: N records were found valid in the pool log (or the file) after the last\n"
@@ -517,14 +518,8 @@ static int check_modes(struct wal *w, const struct daemon_opts *d)
 {
 	const char *no = w->sync != SYNC_PMEM ? "--sync fdatasync (one log file per worker is "
 	                                        "not built)"
-	                 : d->paste.transport != PASTE_TRANSPORT_PASTE
-	                     ? "a kernel-socket transport (known bug: a worker's GET of another "
-	                       "worker's record can answer 404; docs/multicore.md)"
-	                 : w->tier.on ? "--tier-dir (one tier per worker is not built)"
-	                 : w->retain.bytes || w->retain.secs
-	                     ? "--retain-bytes/--retain-secs (truncation across the workers' logs "
-	                       "is not built)"
-	                     : NULL;
+	                 : w->tier.on         ? "--tier-dir (one tier per worker is not built)"
+	                                      : NULL;
 
 	if (d->queues && no) {
 		fprintf(stderr, "paste-wal: --queues cannot be combined with %s; see --help\n", no);
@@ -690,12 +685,7 @@ int main(int argc, char **argv)
 		paste_close(&w.ctx);
 		return 1;
 	}
-	if (w.retain.secs) { /* what recovery found counts as appended now */
-		struct store_info si;
-
-		store_info(&w, &si);
-		retain_mark(&w, si.first);
-	}
+	retain_start(&w); /* --retain-secs: what recovery found counts as appended now */
 	print_ready(&w, &d);
 	daemon_workers_ready();
 	r = serve_loop(&w);

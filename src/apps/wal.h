@@ -153,6 +153,7 @@ struct wal_retain {
 	struct retain_mark *marks;
 	size_t nmarks, cap, head;            /* live marks: [head, nmarks) */
 	time_t printed;                      /* the last line on stderr */
+	bool started;                        /* retain_start() ran: marks get appended seqs */
 	uint64_t quiet_records, quiet_bytes; /* dropped since */
 	struct {
 		uint64_t records, bytes, truncations;
@@ -271,6 +272,7 @@ ssize_t store_chunk(struct wal *w, struct job *j, const uint8_t **p, size_t max)
 int store_append(struct wal *w, const struct paste_ref *refs, unsigned n, uint64_t len,
                  uint64_t *seq);
 int store_truncate(struct wal *w, uint64_t upto);
+void retain_start(struct wal *w);
 void retain_mark(struct wal *w, uint64_t seq);
 void retain_apply(struct wal *w);
 
@@ -319,6 +321,8 @@ void wal_multi_close(struct wal *w);
 void wal_multi_publish(struct wal *w);
 int wal_multi_apply(struct wal *w);
 int wal_multi_truncate(struct wal *w, uint64_t g);
+int wal_multi_retain(struct wal *w, uint64_t upto);
+uint64_t wal_multi_share(const struct wal *w, uint64_t bytes);
 bool wal_multi_truncated(struct wal *w, uint64_t g, unsigned *late);
 void wal_multi_info(struct wal *w, struct store_info *si);
 uint64_t wal_gseq(const struct wal *w, unsigned k, uint64_t l);

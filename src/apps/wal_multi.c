@@ -36,8 +36,9 @@
 
 #include "wal.h"
 
-#define WAL_PUB_MAGIC 0x314255504c415750ull /* "PWALPUB1" */
-#define WAL_PUB_NAME  "wal.pub"
+#define WAL_PUB_MAGIC     0x314255504c415750ull /* "PWALPUB1" */
+#define WAL_PUB_NAME      "wal.pub"
+#define WAL_PEER_RETRY_NS 100000000ull /* a peer not mapped yet: look again after 100 ms */
 
 /* The page each worker publishes in its slice (region "wal.pub"); others read it. */
 struct wal_pub {
@@ -54,7 +55,7 @@ struct wal_peer {
 	struct paste_pool_view *pv;
 	struct paste_log_view *lv;
 	const struct wal_pub *pub;
-	time_t tried;
+	uint64_t tried; /* now_ns() of the last failed attempt to map it (0: none) */
 };
 
 struct wal_multi {
@@ -67,7 +68,7 @@ struct wal_multi {
 	uint64_t peer_reads, peer_lost;
 };
 
-static const struct wal_pub *peer_pub(struct wal *w, unsigned k);
+static const struct wal_pub *peer_pub(struct wal *w, unsigned k, bool force);
 static void publish_counters(struct wal *w);
 
 static uint64_t ld(const uint64_t *p)
@@ -170,7 +171,7 @@ int wal_multi_apply(struct wal *w)
 	if (!m)
 		return 0;
 	for (unsigned k = 0; k < m->n; k++) {
-		const struct wal_pub *pub = k == m->me ? m->pub : peer_pub(w, k);
+		const struct wal_pub *pub = k == m->me ? m->pub : peer_pub(w, k, false);
 
 		if (pub && ld((uint64_t *)&pub->trunc_req) > g)
 			g = ld((uint64_t *)&pub->trunc_req);
@@ -202,6 +203,29 @@ int wal_multi_apply(struct wal *w)
 	return 0;
 }
 
+/* --retain-*: drop our own records up to local @upto (first published before the truncation,
+ * which is durable when it returns; readers of our log re-check first after a copy). */
+int wal_multi_retain(struct wal *w, uint64_t upto)
+{
+	struct paste_log_info li;
+	int err;
+
+	paste_log__info(w->log, &li);
+	st(&w->multi->pub->first, upto + 1 < li.next_seq ? upto + 1 : li.next_seq);
+	err = paste_log__truncate(w->log, upto);
+	if (err)
+		fprintf(stderr, "paste-wal: worker %u: retention: %s\n", w->multi->me,
+		        paste_last_error());
+	publish_counters(w);
+	return err;
+}
+
+/* --retain-bytes with --queues: each worker's share. */
+uint64_t wal_multi_share(const struct wal *w, uint64_t bytes)
+{
+	return bytes / w->multi->n ? bytes / w->multi->n : 1;
+}
+
 /* DELETE ?upto=@g arrived here: ask every worker (durably), and do our own part at once. */
 int wal_multi_truncate(struct wal *w, uint64_t g)
 {
@@ -220,7 +244,7 @@ bool wal_multi_truncated(struct wal *w, uint64_t g, unsigned *late)
 	struct wal_multi *m = w->multi;
 
 	for (unsigned k = 0; k < m->n; k++) {
-		const struct wal_pub *pub = peer_pub(w, k);
+		const struct wal_pub *pub = peer_pub(w, k, false);
 
 		if (!pub || ld((uint64_t *)&pub->trunc_done) < g) {
 			*late = k;
@@ -261,19 +285,26 @@ void wal_multi_publish(struct wal *w)
 	st(&w->multi->pub->next, li.next_seq);
 }
 
-/* Worker k's published page (mapping its slice on first use), or NULL (not started yet). */
-static const struct wal_pub *peer_pub(struct wal *w, unsigned k)
+/*
+ * Worker k's published page (mapping its slice on first use), or NULL (not started yet). A failed
+ * attempt is repeated at most every WAL_PEER_RETRY_NS, unless @force: a request for one of k's
+ * records always looks again. (A peer that was not there a moment ago may have started, appended
+ * and acknowledged since: with a plain time throttle, every GET of its records within that
+ * interval answered 404, which test_multiqueue_wal saw with the kernel transport, whose workers
+ * start and serve within the same second.)
+ */
+static const struct wal_pub *peer_pub(struct wal *w, unsigned k, bool force)
 {
 	struct wal_multi *m = w->multi;
 	struct wal_peer *p = &m->peer[k];
-	time_t now;
+	uint64_t now;
 
 	if (k == m->me)
 		return m->pub;
 	if (p->lv)
 		return p->pub;
-	now = time(NULL);
-	if (p->tried == now) /* not there a moment ago: try again in the next second */
+	now = now_ns();
+	if (!force && p->tried && now - p->tried < WAL_PEER_RETRY_NS)
 		return NULL;
 	p->tried = now;
 	if (!p->pv && paste_pool_view__open(&p->pv, w->pool, k))
@@ -282,15 +313,17 @@ static const struct wal_pub *peer_pub(struct wal *w, unsigned k)
 	if (!p->pub || ld(&p->pub->magic) != WAL_PUB_MAGIC || p->pub->queues != m->n ||
 	    paste_log_view__open(p->pv, w->log_name, &p->lv)) {
 		paste_pool_view__close(&p->pv); /* its regions may come later: map again */
+		p->pub = NULL;
 		return NULL;
 	}
 	return p->pub;
 }
 
-/* Worker k's committed local records [*first, *next); false when it has none to show. */
-static bool bounds(struct wal *w, unsigned k, uint64_t *first, uint64_t *next)
+/* Worker k's committed local records [*first, *next); false when it has none to show. @force:
+ * look for a peer not mapped yet even if it was not there a moment ago (peer_pub). */
+static bool bounds(struct wal *w, unsigned k, uint64_t *first, uint64_t *next, bool force)
 {
-	const struct wal_pub *pub = peer_pub(w, k);
+	const struct wal_pub *pub = peer_pub(w, k, force);
 
 	if (!pub)
 		return false;
@@ -314,7 +347,7 @@ void wal_multi_info(struct wal *w, struct store_info *si)
 
 	*si = (struct store_info){0};
 	for (unsigned k = 0; k < m->n; k++) {
-		const struct wal_pub *pub = peer_pub(w, k);
+		const struct wal_pub *pub = peer_pub(w, k, false);
 
 		if (k == m->me) {
 			struct paste_log_info li;
@@ -326,7 +359,7 @@ void wal_multi_info(struct wal *w, struct store_info *si)
 			si->records += pub->records;
 			si->bytes += pub->bytes;
 		}
-		if (!bounds(w, k, &f, &n))
+		if (!bounds(w, k, &f, &n, false))
 			continue;
 		if (!si->first || wal_gseq(w, k, f) < si->first)
 			si->first = wal_gseq(w, k, f);
@@ -344,7 +377,7 @@ uint64_t wal_multi_next(struct wal *w, uint64_t from, const uint64_t *lim)
 	uint64_t best = 0, f, n, l;
 
 	for (unsigned k = 0; k < m->n; k++) {
-		if (!bounds(w, k, &f, &n))
+		if (!bounds(w, k, &f, &n, false))
 			continue;
 		if (lim && lim[k] < n)
 			n = lim[k];
@@ -363,7 +396,7 @@ void wal_multi_snap(struct wal *w, uint64_t *lim)
 	uint64_t f, n;
 
 	for (unsigned k = 0; k < w->multi->n; k++)
-		lim[k] = bounds(w, k, &f, &n) ? n : 0;
+		lim[k] = bounds(w, k, &f, &n, true) ? n : 0;
 }
 
 /* Below it, no record can appear later: min over workers of their next global seq. */
@@ -372,7 +405,7 @@ uint64_t wal_multi_stable(struct wal *w)
 	uint64_t f, n, s = 0, g;
 
 	for (unsigned k = 0; k < w->multi->n; k++) {
-		if (!bounds(w, k, &f, &n))
+		if (!bounds(w, k, &f, &n, false))
 			n = f = 1;
 		g = wal_gseq(w, k, n);
 		if (!s || g < s)
@@ -404,7 +437,7 @@ int wal_multi_len(struct wal *w, uint64_t g, uint64_t *len)
 	uint64_t f, n;
 	uint32_t l32;
 
-	if (!g || !bounds(w, k, &f, &n) ||
+	if (!g || !bounds(w, k, &f, &n, true) ||
 	    paste_log_view__len(m->peer[k].lv, local(m, g), f, n, &l32))
 		return -ENOENT;
 	*len = l32;
@@ -422,7 +455,7 @@ ssize_t wal_multi_chunk(struct wal *w, uint64_t g, uint64_t off, const uint8_t *
 
 	if (m->buf_seq != g) {
 		m->buf_seq = 0;
-		if (!bounds(w, k, &f, &n) ||
+		if (!bounds(w, k, &f, &n, true) ||
 		    paste_log_view__read(m->peer[k].lv, l, f, n, m->buf, w->max_body,
 		                         &m->buf_len) ||
 		    ld((uint64_t *)&m->peer[k].pub->first) > l) {
@@ -452,7 +485,7 @@ size_t wal_multi_stats(struct wal *w, char *buf, size_t size)
 	off +=
 	    (size_t)snprintf(buf, size, ",\"queues\":%u,\"worker\":%u,\"workers\":[", m->n, m->me);
 	for (unsigned k = 0; k < m->n && off < size; k++) {
-		const struct wal_pub *pub = peer_pub(w, k);
+		const struct wal_pub *pub = peer_pub(w, k, true);
 
 		if (!pub) {
 			off += (size_t)snprintf(buf + off, size - off,

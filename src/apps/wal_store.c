@@ -172,6 +172,46 @@ int store_truncate(struct wal *w, uint64_t upto)
 
 /* ---- retention ------------------------------------------------------------------------------ */
 
+/*
+ * With --queues every worker applies the retention to its own log, in its own (local) seqs: at
+ * most --retain-bytes / N bytes each, records older than --retain-secs. What these see of the log.
+ */
+static void retain_info(struct wal *w, struct store_info *si)
+{
+	struct paste_log_info li;
+
+	if (!w->multi) {
+		store_info(w, si);
+		return;
+	}
+	paste_log__info(w->log, &li);
+	*si = (struct store_info){li.first_seq, li.next_seq, li.records, li.bytes};
+}
+
+static int retain_len(struct wal *w, uint64_t seq, uint64_t *len)
+{
+	struct paste_log_rec rec;
+
+	if (!w->multi)
+		return store_len(w, seq, len);
+	if (paste_log__get(w->log, seq, &rec))
+		return -ENOENT;
+	*len = rec.len;
+	return 0;
+}
+
+/* At startup: what recovery found counts as appended now. */
+void retain_start(struct wal *w)
+{
+	struct store_info si;
+
+	if (!w->retain.secs)
+		return;
+	retain_info(w, &si);
+	retain_mark(w, si.first);
+	w->retain.started = true;
+}
+
 /* Note that record @seq is appended now (--retain-secs): a new mark when the second changed. */
 void retain_mark(struct wal *w, uint64_t seq)
 {
@@ -180,6 +220,8 @@ void retain_mark(struct wal *w, uint64_t seq)
 
 	if (!r->secs)
 		return;
+	if (w->multi && r->started) /* an acknowledged record's global seq: ours, locally */
+		seq = wal_multi_local(w, seq);
 	t = time(NULL);
 	if (r->nmarks > r->head && r->marks[r->nmarks - 1].t >= t)
 		return;
@@ -207,13 +249,15 @@ void retain_mark(struct wal *w, uint64_t seq)
 /* The last record to drop so that at most --retain-bytes remain, or 0. */
 static uint64_t retain_bytes_upto(struct wal *w, const struct store_info *si)
 {
-	uint64_t over, len, s;
+	uint64_t over, len, s, max = w->retain.bytes;
 
-	if (!w->retain.bytes || si->bytes <= w->retain.bytes)
+	if (w->multi && max)
+		max = wal_multi_share(w, max);
+	if (!max || si->bytes <= max)
 		return 0;
-	over = si->bytes - w->retain.bytes;
+	over = si->bytes - max;
 	for (s = si->first; s < si->next && over; s++) {
-		if (store_len(w, s, &len))
+		if (retain_len(w, s, &len))
 			break;
 		over = len >= over ? 0 : over - len;
 	}
@@ -253,7 +297,7 @@ void retain_apply(struct wal *w)
 
 	if ((!w->retain.bytes && !w->retain.secs) || tier_running(w))
 		return;
-	store_info(w, &si);
+	retain_info(w, &si);
 	a = retain_bytes_upto(w, &si);
 	b = retain_secs_upto(w, &si);
 	upto = a > b ? a : b;
@@ -261,12 +305,12 @@ void retain_apply(struct wal *w)
 		return;
 	bytes = si.bytes;
 	first = si.first;
-	if (store_truncate(w, upto)) {
+	if (w->multi ? wal_multi_retain(w, upto) : store_truncate(w, upto)) {
 		fprintf(stderr,
 		        "paste-wal: retention: truncating up to record %" PRIu64 " failed\n", upto);
 		return;
 	}
-	store_info(w, &si);
+	retain_info(w, &si);
 	w->retain.n.truncations++;
 	w->retain.n.records += si.first - first;
 	w->retain.n.bytes += bytes - si.bytes;
@@ -278,7 +322,8 @@ void retain_apply(struct wal *w)
 	fprintf(stderr,
 	        "paste-wal: retention: dropped %" PRIu64 " records (%" PRIu64
 	        " bytes) up to record %" PRIu64 ": %s\n",
-	        w->retain.quiet_records, w->retain.quiet_bytes, upto,
+	        w->retain.quiet_records, w->retain.quiet_bytes,
+	        w->multi ? wal_multi_own(w, upto) : upto,
 	        upto == a ? "over --retain-bytes" : "older than --retain-secs");
 	w->retain.quiet_records = w->retain.quiet_bytes = 0;
 }

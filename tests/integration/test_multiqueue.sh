@@ -15,41 +15,17 @@
 # About 10-15 s.
 export PASTE_QUEUES=2
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/mq_lib.sh"
 
 POOL=/dev/shm/paste-test-$$-mq.pool # one file, one 32 MiB slice per worker
 CLEANUP_FILES+=("$POOL")
 SUP_LOG=
 SUP_PID=
 
-# start_sup ARGS...: paste-echo --queues 2 ARGS in the server namespace; waits for the supervisor's
-# ready line. Sets SUP_PID, SUP_LOG, W0, W1 (worker pids).
+# start_sup ARGS...: paste-echo --queues 2 ARGS in the server namespace (mq_lib.sh: SUP_PID,
+# SUP_LOG, W0, W1).
 start_sup() {
-	local i rc=0 line
-	ECHO_N=$((ECHO_N + 1))
-	SUP_LOG=$LOGDIR/sup.$ECHO_N.log
-	log "start: paste-echo --queues 2 $*"
-	ip netns exec "$NS_SRV" "$PASTE_ECHO" --queues 2 --port 7 --pool "$POOL" --pool-size 32M "$@" \
-		>"$SUP_LOG" 2>&1 &
-	SUP_PID=$!
-	track_pid "$SUP_PID"
-	for ((i = 0; i < READY_TIMEOUT * 10; i++)); do
-		line=$(grep -m1 'supervisor ready' "$SUP_LOG" || true)
-		if [ -n "$line" ]; then
-			log "$line"
-			W0=$(printf '%s\n' "$line" | sed 's/.*pids=\([0-9]*\),.*/\1/')
-			W1=$(printf '%s\n' "$line" | sed 's/.*pids=[0-9]*,\([0-9]*\).*/\1/')
-			return 0
-		fi
-		if ! kill -0 "$SUP_PID" 2>/dev/null; then
-			wait "$SUP_PID" || rc=$?
-			untrack_pid "$SUP_PID"
-			cat "$SUP_LOG" >&2
-			fail "paste-echo --queues 2 exited with status $rc before it was ready"
-		fi
-		sleep 0.1
-	done
-	cat "$SUP_LOG" >&2
-	fail "paste-echo --queues 2 not ready after ${READY_TIMEOUT}s"
+	sup_start "$PASTE_ECHO" paste-echo --queues 2 --port 7 --pool "$POOL" --pool-size 32M "$@"
 }
 
 # worker_stats I: the newest stats line of worker I after a SIGUSR1 to the supervisor.
@@ -67,20 +43,6 @@ worker_stats() {
 	fail "no stats line from worker $1 within 10 s of SIGUSR1"
 }
 
-# stop_sup: SIGTERM the supervisor; its exit status must be 0.
-stop_sup() {
-	local i rc=0
-	kill -TERM "$SUP_PID"
-	for ((i = 0; i < 400; i++)); do
-		kill -0 "$SUP_PID" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -0 "$SUP_PID" 2>/dev/null && fail "supervisor still running 40 s after SIGTERM"
-	wait "$SUP_PID" || rc=$?
-	untrack_pid "$SUP_PID"
-	[ "$rc" = 0 ] || { cat "$SUP_LOG" >&2; fail "paste-echo --queues 2 exited with status $rc"; }
-	grep -q 'supervisor: every worker stopped' "$SUP_LOG" || fail "no 'every worker stopped' line"
-}
 
 # start_load TIMEOUT: 64 connections x 8 MiB in the background (LOAD_PID, LOAD_LOG), 0.3 s under way.
 start_load() {

@@ -14,13 +14,17 @@
 #    with worker 1 stopped (SIGSTOP) a DELETE answers 503 after --delete-wait 3 s, and succeeds
 #    once it runs;
 #  - a pool written with --queues 2 is refused with --queues 3;
-#  - --transport kernel --queues 2 is refused with a usage error (a known bug: peer GETs answered 404);
+#  - --transport kernel and io_uring --queues 2 (SO_REUSEPORT workers): POSTs reach both workers,
+#    every ack reads back at once from either worker (both read the other's log);
+#  - --retain-bytes 2M with --queues 2: each worker keeps at most 1 MiB of its own log, its oldest
+#    acks answer 404 and its newest 200;
 #  - SIGTERM: exit 0 (each worker's frame accounting included); then paste-wal-dump --slice 0 and
 #    --slice 1 read each worker's log offline: every remaining ack there, byte for byte;
 # About 60-90 s (Release and ASan trees alike, on 2 vCPUs).
 export PASTE_QUEUES=2
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/wal_lib.sh"
+. "$(dirname "$0")/mq_lib.sh"
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 CLIENT_PY=$HERE/wal_client.py
@@ -40,34 +44,10 @@ HOST=$STACK_IP # where the clients connect
 SRV=(--ifname "$VETH_SRV" --ip "$STACK_IP" --port $PORT --pool "$POOL" --pool-size 384M
 	--delete-wait 3)
 
-# start_sup [ARGS...]: paste-wal --queues 2; waits for the supervisor's ready line (SUP_PID,
-# WAL_LOG, W0, W1).
+# start_sup [ARGS...]: the program with --queues 2 (mq_lib.sh: SUP_PID, W0, W1; WAL_LOG).
 start_sup() {
-	local i rc=0 line
-	WAL_N=$((WAL_N + 1))
-	WAL_LOG=$LOGDIR/sup.$WAL_N.log
-	log "start: paste-wal --queues 2 ${SRV[*]} $*"
-	ip netns exec "$NS_SRV" "$WAL" --queues 2 "${SRV[@]}" "$@" >"$WAL_LOG" 2>&1 &
-	SUP_PID=$!
-	track_pid "$SUP_PID"
-	ECHO_PID=$SUP_PID # fail() shows this log
-	ECHO_LOG=$WAL_LOG
-	for ((i = 0; i < READY_TIMEOUT * 10; i++)); do
-		line=$(grep -m1 'supervisor ready' "$WAL_LOG" || true)
-		if [ -n "$line" ]; then
-			log "$line"
-			W0=$(printf '%s\n' "$line" | sed 's/.*pids=\([0-9]*\),.*/\1/')
-			W1=$(printf '%s\n' "$line" | sed 's/.*pids=[0-9]*,\([0-9]*\).*/\1/')
-			return 0
-		fi
-		if ! kill -0 "$SUP_PID" 2>/dev/null; then
-			wait "$SUP_PID" || rc=$?
-			untrack_pid "$SUP_PID"
-			fail "paste-wal --queues 2 exited with status $rc before it was ready"
-		fi
-		sleep 0.1
-	done
-	fail "paste-wal --queues 2 not ready after ${READY_TIMEOUT}s"
+	sup_start "$WAL" paste-wal --queues 2 "${SRV[@]}" "$@"
+	WAL_LOG=$SUP_LOG
 }
 
 # load SECONDS CONN_BASE [ARGS]: the ack-recording load client in the background (LOAD_PID). With
@@ -105,19 +85,6 @@ stats() { ip netns exec "$NS_CLI" curl -s --max-time 10 "http://$HOST:$PORT/stat
 # worker_field JSON K NAME: NAME of worker K in the "workers" array of /stats.
 worker_field() {
 	printf '%s\n' "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["workers"][int(sys.argv[1])][sys.argv[2]])' "$2" "$3"
-}
-
-stop_sup() {
-	local i rc=0
-	kill -TERM "$SUP_PID"
-	for ((i = 0; i < 400; i++)); do
-		kill -0 "$SUP_PID" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -0 "$SUP_PID" 2>/dev/null && fail "supervisor still running 40 s after SIGTERM"
-	wait "$SUP_PID" || rc=$?
-	untrack_pid "$SUP_PID"
-	[ "$rc" = 0 ] || fail "paste-wal --queues 2 exited with status $rc"
 }
 
 # ---- 1. load over many connections lands on both workers ----------------------------------------
@@ -252,13 +219,60 @@ rc=0
 [ "$rc" = 2 ] && grep -q 'cannot be combined with --sync fdatasync' "$LOGDIR/fd.log" ||
 	fail "--queues with --sync fdatasync was not refused with a usage error"
 
-# ---- 8. kernel-socket transports: refused for now ----------------------------------------------
-# With two SO_REUSEPORT workers on the kernel transport, GETs of the other worker's records were
-# answered 404 (1,185 of 4,800 in one ASan run, once in a Release run): a known bug, so paste-wal
-# refuses --queues on kernel sockets until it is fixed (docs/multicore.md). Check the refusal.
-rc=0
-"$WAL" --transport kernel --queues 2 --port $PORT --pool /dev/shm/none-$$ >"$LOGDIR/k.log" 2>&1 || rc=$?
-[ "$rc" = 2 ] && grep -q 'cannot be combined with a kernel-socket transport' "$LOGDIR/k.log" ||
-	{ cat "$LOGDIR/k.log" >&2; fail "--queues with --transport kernel was not refused with a usage error"; }
-[ ! -e /dev/shm/none-$$ ] || fail "a refused start created its pool"
+# ---- 8. kernel-socket transports: two SO_REUSEPORT workers on one port, the same WAL -----------
+# The workers start and serve within the same second here. A worker that looked for its peer's
+# slice at startup (before the peer had made its log) used to wait a whole second before looking
+# again, so every GET of the peer's records in that second answered 404 (1,185 of 4,800 in one
+# run): each transport's section runs its GETs right after the load, in that window.
+# kernel_section TRANSPORT TAG CONN_BASE
+kernel_section() {
+	POOL_K=/dev/shm/paste-test-$$-mqwal-$2.pool
+	CLEANUP_FILES+=("$POOL_K")
+	rm -f "$POOL_K"
+	HOST=$SRV_IP
+	SRV=(--transport "$1" --ip "$SRV_IP" --port $PORT --pool "$POOL_K" --pool-size 64M)
+	: >"$ACKS"
+	start_sup
+	grep -q "ready worker=0 transport=$1 " "$WAL_LOG" || fail "$2: worker 0 not on transport $1"
+	load 3 "$3" --no-errors --max-requests 300
+	load_wait || { tail -n 5 "$LOGDIR/load.$3.log" >&2; fail "$2: load failed"; }
+	odd=$(awk '$1 % 2 == 1' "$ACKS" | wc -l)
+	log "$2: $(nacks "$ACKS") acknowledged, $odd of worker 0"
+	[ "$odd" -gt 0 ] && [ "$odd" -lt "$(nacks "$ACKS")" ] || fail "$2: POSTs did not reach both workers"
+	check_all "$2"
+	js=$(stats)
+	p0=$(worker_field "$js" 0 peer_reads) && p1=$(worker_field "$js" 1 peer_reads) ||
+		fail "$2: /stats does not report both workers: $js"
+	log "$2: records read from the other worker's log: by worker 0 $p0, by worker 1 $p1"
+	[ "$p0" -gt 0 ] && [ "$p1" -gt 0 ] || fail "$2: GETs did not make both workers read the other's log"
+	stop_sup
+	rm -f "$POOL_K"
+}
+kernel_section kernel kernel 400
+kernel_section io_uring uring 500
+
+# ---- 9. retention with --queues: every worker keeps at most --retain-bytes / 2 of its own log ------
+POOL_K=/dev/shm/paste-test-$$-mqwal-r.pool
+CLEANUP_FILES+=("$POOL_K")
+SRV=(--transport kernel --ip "$SRV_IP" --port $PORT --pool "$POOL_K" --pool-size 64M --retain-bytes 2M)
+: >"$ACKS"
+start_sup
+load 3 600 --no-errors --max-requests 100
+load_wait || { tail -n 5 "$LOGDIR/load.600.log" >&2; fail "retention: load failed"; }
+sleep 1 # retention runs on every tick (250 ms)
+grep -q 'retention: dropped' "$WAL_LOG" || fail "retention: nothing dropped"
+js=$(stats)
+for k in 0 1; do
+	b=$(worker_field "$js" $k bytes)
+	mine=$(awk -v k=$k '($1 - 1) % 2 == k {print $1}' "$ACKS" | sort -n)
+	old=$(printf '%s\n' "$mine" | head -n 1) new=$(printf '%s\n' "$mine" | tail -n 1)
+	log "retention: worker $k keeps $b bytes; its oldest ack $old, newest $new"
+	[ "$b" -le 1048576 ] || fail "retention: worker $k keeps $b bytes (more than 2M / 2)"
+	for q in "$old:404" "$new:200"; do
+		st=$(in_cli curl -s -o /dev/null -w '%{http_code}' --max-time 10 "http://$HOST:$PORT/log/${q%:*}")
+		[ "$st" = "${q#*:}" ] || fail "retention: GET of worker $k's record ${q%:*} answered $st, expected ${q#*:}"
+	done
+done
+stop_sup
+rm -f "$POOL_K"
 log "ok"

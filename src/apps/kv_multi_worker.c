@@ -1,0 +1,390 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * kv_multi_worker.c - paste-kv on N queues (--queues N): key-sharded workers that forward a
+ * request to the key's owner through shared memory.
+ *
+ * Worker k owns the keys whose routing hash is k modulo N (the hash of the key's bytes, or of the
+ * part between the first '{' and the next '}' when that is not empty: Redis Cluster's hash tags,
+ * so related keys can be put on one worker). Each worker keeps its keys in its own index in its
+ * own slice of the pool file, exactly as a single paste-kv does: only the owner ever reads or
+ * writes a key, so per-key order is the owner's execution order and nothing in the pool is shared.
+ *
+ * A request for another worker's key is copied into a slot of the shared mapping (made by the
+ * supervisor before it forks, so it outlives any one worker). The owner runs it on a stand-in
+ * connection between two of its polls, copies the reply into the slot, and marks the slot DONE
+ * only after its next poll returned: that poll's fence made the request's writes durable, so a
+ * forwarded +OK is as durable as a local one. The receiving worker copies the replies to its
+ * client in request order. A connection keeps up to KVMW_DEPTH keyed requests in flight (a
+ * pipelined one for a key of its own worker meanwhile runs at once, its reply held back behind
+ * theirs); a command without keys, MULTI/EXEC/WATCH and errors wait until nothing is in
+ * flight. An owner runs the requests of one sender in the order they were posted (a
+ * per-pair ticket), so the requests of one connection for one key run in its order.
+ *
+ * Slot states: FREE -> REQ (sender) -> RUN (owner) -> DONE (owner, after its fence) -> FREE
+ * (sender). An owner that starts turns the slots its previous run left in RUN into LOST (it may
+ * or may not have applied them): the sender resets the client's connection, as a crash of a
+ * single server would. A sender that starts frees the DONE/LOST slots nobody waits for. The
+ * slots of a pair are a ring (ticket modulo slots), so the owner finds the next one directly.
+ *
+ * Workers wake each other with SIGUSR2 (the poll returns EINTR); a missed signal costs at most
+ * KVMW_IDLE_MS, the poll timeout while nothing else is due. docs/multicore.md ("paste-kv on N
+ * queues") has the rules for multi-key commands, MULTI/EXEC and WATCH, and what this costs.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "kv.h"
+#include "kv_multi_worker.h"
+#include "kv_multi_worker_int.h"
+
+#define KVMW_REGION "paste-kv.queues"     /* the worker count: magic, N */
+#define KVMW_MAGIC  0x3153455545555150ull /* "PQUEUES1" */
+
+struct mw *kvmw_m;
+static volatile sig_atomic_t woken;
+
+/*
+ * Test hook: PASTE_KV_MW_KILL_AT=STEP[:N[:W]] makes a worker (only worker W if given) SIGKILL
+ * itself the Nth time (default 1st) it reaches STEP, once per supervisor (the first worker to get
+ * there; a restarted worker runs on): "posted" (a sender, right
+ * after it posted a request: its owner runs it for a client that is gone), "ran" (an owner, after
+ * it ran a forwarded request and before its fence and DONE: the write may or may not be durable,
+ * the sender must reset the client). test_multiqueue_kv kills at both.
+ */
+static int kill_step;
+static unsigned long kill_count;
+
+void mw_kill_point(int step)
+{
+	if (kill_step == step && --kill_count == 0 && kvmw_m && cas(&kvmw_m->shm->killed, 0, 1))
+		raise(SIGKILL);
+}
+
+static void kill_setup(const struct mw *m)
+{
+	static const char *const names[] = {"", "posted", "ran"};
+	const char *v = getenv("PASTE_KV_MW_KILL_AT");
+	size_t n;
+
+	if (!v || !*v || m->shm->pub[m->me].starts != 1)
+		return;
+	n = strcspn(v, ":");
+	for (int i = 1; i < 3; i++)
+		if (strlen(names[i]) == n && !strncmp(v, names[i], n))
+			kill_step = i;
+	kill_count = 1;
+	if (v[n] == ':') {
+		char *end;
+
+		kill_count = strtoul(v + n + 1, &end, 10);
+		if (*end == ':' && strtoul(end + 1, NULL, 10) != m->me)
+			kill_step = MW_KILL_OFF; /* another worker's */
+	}
+	if (!kill_count)
+		kill_step = MW_KILL_OFF;
+	if (kill_step)
+		fprintf(stderr, "paste-kv: worker %u: test hook: SIGKILL at step '%s' (time %lu)\n",
+		        m->me, names[kill_step], kill_count);
+}
+
+static void on_wake(int sig)
+{
+	(void)sig;
+	woken = 1;
+}
+
+/* In the supervisor, before it forks: the shared mapping, and SIGUSR2 caught (the workers inherit
+ * both; a peer may signal a worker as soon as it runs). */
+static unsigned slots_for(unsigned n)
+{
+	return 1024 / n > KVMW_SLOTS ? KVMW_SLOTS : 1024 / n < 16 ? 16 : 1024 / n;
+}
+
+int kvmw_create(unsigned n)
+{
+	struct sigaction sa = {.sa_handler = on_wake, .sa_flags = SA_RESTART};
+	size_t len = sizeof(struct mw_shm) + (size_t)n * n * sizeof(struct mw_pair) +
+	             (size_t)n * n * slots_for(n) * sizeof(struct mw_slot);
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+	               MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	if (p == MAP_FAILED) {
+		fprintf(stderr,
+		        "paste-kv: cannot map %zu bytes of shared memory for %u workers: %s\n", len,
+		        n, strerror(errno));
+		return -errno;
+	}
+	kvmw_m = calloc(1, sizeof(*kvmw_m));
+	if (!kvmw_m) {
+		munmap(p, len);
+		return -ENOMEM;
+	}
+	kvmw_m->shm = p;
+	kvmw_m->len = len;
+	kvmw_m->n = n;
+	kvmw_m->slots = slots_for(n);
+	kvmw_m->shm->n = n;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGUSR2, &sa, NULL);
+	return 0;
+}
+
+/*
+ * In a worker, once its store is open and before it serves: clean up after our previous run.
+ * As an owner: a slot it left in RUN may or may not have been applied: LOST (its sender resets
+ * the client); the pair's taken moves past it. As a sender: a slot posted but not yet counted in
+ * posted (we died in between) is counted now, so its owner runs it.
+ */
+int kvmw_start(struct kvd *d, unsigned me)
+{
+	struct mw *m = kvmw_m;
+	uint64_t *q, len;
+	void *addr;
+
+	/* the worker count decides which worker owns a key: a pool keeps the one it was made with
+	 */
+	if (paste_pool__region(d->pool, KVMW_REGION, 4096, &addr, &len)) {
+		fprintf(stderr, "paste-kv: worker %u: cannot open region %s: %s\n", me, KVMW_REGION,
+		        paste_last_error());
+		return -EIO;
+	}
+	q = addr;
+	if (q[0] == KVMW_MAGIC && q[1] != d->d.queues) {
+		fprintf(stderr,
+		        "paste-kv: pool %s was written by %" PRIu64
+		        " workers (this is worker %u of "
+		        "%u): keys are sharded by the worker count, so start with --queues %" PRIu64
+		        " or use another pool\n",
+		        d->d.paste.pool_path ? d->d.paste.pool_path : PASTE_POOL_DEFAULT_PATH, q[1],
+		        me, d->d.queues, q[1]);
+		return -EINVAL;
+	}
+	if (q[0] != KVMW_MAGIC) {
+		q[1] = d->d.queues;
+		paste_pool__persist(d->pool, &q[1], sizeof(q[1]));
+		__atomic_store_n(&q[0], KVMW_MAGIC, __ATOMIC_RELEASE);
+		paste_pool__persist(d->pool, &q[0], sizeof(q[0]));
+		paste_pool__drain(d->pool);
+	}
+	if (!m)
+		return 0;
+	m->me = me;
+	d->mw = m;
+	for (unsigned s = 0; s < m->n; s++)
+		for (unsigned i = 0; i < m->slots; i++) {
+			struct mw_slot *x = slot(m, s, me, i);
+
+			if (cas(&x->state, S_RUN, S_LOST)) {
+				m->shm->pub[me].lost++;
+				if (x->ticket > pair(m, s, me)->taken)
+					pair(m, s, me)->taken = x->ticket;
+			}
+		}
+	for (unsigned o = 0; o < m->n; o++)
+		for (unsigned i = 0; i < m->slots; i++) {
+			struct mw_slot *x = slot(m, me, o, i);
+			struct mw_pair *p = pair(m, me, o);
+
+			if (ld(&x->state) == S_REQ && x->ticket > p->posted)
+				__atomic_store_n(&p->posted, x->ticket, __ATOMIC_RELEASE);
+		}
+	m->shm->pub[me].starts++;
+	kill_setup(m);
+	__atomic_store_n(&m->shm->pub[me].pid, (uint64_t)getpid(), __ATOMIC_RELEASE);
+	return 0;
+}
+
+static void wake_all(struct mw *m)
+{
+	for (unsigned k = 0; k < m->n; k++) {
+		pid_t pid = (pid_t)__atomic_load_n(&m->shm->pub[k].pid, __ATOMIC_ACQUIRE);
+
+		if ((m->wake_mask >> k & 1) && k != m->me && pid > 0)
+			kill(pid, SIGUSR2);
+	}
+	m->wake_mask = 0;
+}
+
+/* ---- the owner's side -------------------------------------------------------------------- */
+
+/* Copy the stand-in connection's queued output into the slot (or an error if it is too big). */
+static void take_output(struct kvd *d, struct kconn *pk, struct mw_slot *x)
+{
+	size_t len = 0, cap = sizeof(x->buf);
+	static const char big[] = "-ERR reply too large to forward from the key's worker "
+	                          "(paste-kv --queues: at most 1 MiB)\r\n";
+
+	for (size_t i = 0; i < pk->oi_n; i++) {
+		const struct oitem *it = &pk->oi[pk->oi_head + i];
+		const uint8_t *p = it->kind == OI_BUF ? pk->ob + it->off : it->p;
+
+		if (len + it->len > cap) {
+			memcpy(x->buf, big, sizeof(big) - 1);
+			len = sizeof(big) - 1;
+			break;
+		}
+		memcpy(x->buf + len, p, it->len);
+		len += it->len;
+	}
+	x->len = (uint32_t)len;
+	out_drop(d, pk);
+}
+
+static void run_slot(struct kvd *d, struct mw *m, struct mw_slot *x)
+{
+	static const struct resp_limits lim = {
+	    .max_bulk = UINT32_MAX, .max_arg = UINT32_MAX, .max_request = UINT32_MAX};
+	struct kconn pk = {.d = d, .db = (int)x->db};
+	struct resp_seg seg = {.p = x->buf, .len = x->len};
+	struct resp_cmd cmd;
+	struct resp_buf b;
+
+	d->now_ms = wall_ms();
+	arena_reset(d);
+	if (resp_parser_init(&pk.rp, &lim)) {
+		out_err(&pk, "ERR out of memory");
+	} else if (x->kind == K_TXN) {
+		pk.mq = malloc(x->len ? x->len : 1);
+		if (pk.mq) {
+			memcpy(pk.mq, x->buf, x->len);
+			pk.mq_len = pk.mq_cap = x->len;
+			pk.mq_n = x->nq;
+			pk.multi = true;
+			d->st.cmds++;
+			cmd_exec(&(struct req){.d = d, .kc = &pk});
+		} else {
+			out_err(&pk, "ERR out of memory");
+		}
+	} else {
+		resp_buf_init(&b, &seg, 1);
+		if (resp_parse(&pk.rp, &b, 0, &cmd) == RESP_CMD)
+			dispatch(&(struct req){
+			    .d = d, .kc = &pk, .b = &b, .base = 0, .cmd = &cmd, .queued = true});
+		else
+			out_err(&pk, "ERR forwarded request unreadable");
+	}
+	take_output(d, &pk, x);
+	multi_free(d, &pk);
+	resp_parser_free(&pk.rp);
+	free(pk.ob);
+	free(pk.oi);
+	arena_reset(d);
+	m->shm->pub[m->me].served++;
+}
+
+void kvmw_tick(struct kvd *d)
+{
+	struct mw *m = d->mw;
+	struct paste_kv_info ki;
+	struct mw_wait **v;
+	unsigned nv;
+
+	if (!m)
+		return;
+	woken = 0;
+	m->again = false;
+	for (unsigned j = 0; j < m->nran; j++) {
+		size_t k = (size_t)((uint8_t *)m->ran[j] - (uint8_t *)slot(m, 0, 0, 0)) /
+		           sizeof(struct mw_slot) / m->slots / m->n; /* its sender */
+
+		st(&m->ran[j]->state, S_DONE);
+		m->wake_mask |= 1ull << k;
+	}
+	m->nran = 0;
+	for (unsigned s = 0; s < m->n; s++) {
+		struct mw_pair *p = pair(m, s, m->me);
+		uint64_t posted = __atomic_load_n(&p->posted, __ATOMIC_ACQUIRE);
+
+		while (p->taken < posted) {
+			struct mw_slot *x =
+			    slot(m, s, m->me, (unsigned)((p->taken + 1) % m->slots));
+
+			if (ld(&x->state) != S_REQ || x->ticket != p->taken + 1 ||
+			    !cas(&x->state, S_REQ, S_RUN))
+				break; /* (cannot happen: posted counts only slots in REQ) */
+			p->taken++;
+			run_slot(d, m, x);
+			m->ran[m->nran++] = x;
+			mw_kill_point(MW_KILL_RAN);
+		}
+	}
+	for (unsigned o = 0; o < m->n;
+	     o++) /* orphans: our previous run's, or closed connections' */
+		for (unsigned i = 0; i < m->slots; i++) {
+			struct mw_slot *x = slot(m, m->me, o, i);
+
+			if (!m->busy[o][i] && ld(&x->state) >= S_DONE)
+				st(&x->state, S_FREE);
+		}
+	nv = m->nwaits;
+	v = nv ? malloc(nv * sizeof(*v)) : NULL;
+	if (v) { /* a snapshot: serving a connection changes the list (none is freed here: on_close
+		  * runs in paste_poll) */
+		memcpy(v, m->waits, nv * sizeof(*v));
+		for (unsigned j = 0; j < nv; j++) {
+			struct mw_wait *w = v[j];
+			bool took = mw_land(m, w);
+
+			if (w->kc->closing)
+				continue;
+			if (took || (w->stalled && !w->n)) {
+				m->again = true;
+				w->stalled = false;
+				on_data(w->c,
+				        d); /* send the replies, serve what the client sent on */
+			}
+			if (!w->n && !w->stalled)
+				mw_unlist(m, w);
+		}
+		free(v);
+	}
+	wake_all(m);
+	paste_kv__info(d->kv, &ki);
+	m->shm->pub[m->me].keys = ki.keys;
+	m->shm->pub[m->me].cmds = d->st.cmds;
+	m->shm->pub[m->me].conns = d->st.conns;
+}
+
+/* The poll's timeout: 0 while replies wait for a fence or a connection for a slot. */
+int kvmw_timeout(const struct kvd *d)
+{
+	const struct mw *m = d->mw;
+
+	if (!m)
+		return -1;
+	if (m->nran || woken || m->again)
+		return 0;
+	for (unsigned j = 0; j < m->nwaits; j++)
+		if (m->waits[j]->stalled && !m->waits[j]->n)
+			return 0;
+	return KVMW_IDLE_MS;
+}
+
+/* The connection is gone: forget it (its requests in flight still run; their replies are
+ * dropped). */
+void kvmw_info(struct kvd *d)
+{
+	const struct mw *m = d->mw;
+
+	if (!m)
+		return;
+	big_printf(d, "# Workers\r\nworkers:%u\r\nworker:%u\r\n", m->n, m->me);
+	for (unsigned k = 0; k < m->n; k++) {
+		const struct mw_pub *p = &m->shm->pub[k];
+
+		big_printf(d,
+		           "worker%u:pid=%" PRIu64 ",starts=%" PRIu64 ",cmds=%" PRIu64
+		           ",keys=%" PRIu64 ",forwarded=%" PRIu64 ",served_for_others=%" PRIu64
+		           ",lost=%" PRIu64 ",crossslot=%" PRIu64 ",conns=%" PRIu64 "\r\n",
+		           k, p->pid, p->starts, p->cmds, p->keys, p->forwarded, p->served, p->lost,
+		           p->crossslot, p->conns);
+	}
+	big_printf(d, "\r\n");
+}

@@ -1,0 +1,150 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * kv_multi_worker_int.h - what kv_multi_worker.c (the shared mapping, the owner's side, the tick)
+ * and kv_multi_route.c (routing, a connection's flight) share: the layout of the shared slots and
+ * the worker's own state. docs/multicore.md ("paste-kv on N queues").
+ */
+#ifndef PASTE_KV_MULTI_WORKER_INT_H
+#define PASTE_KV_MULTI_WORKER_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "daemon_opts.h"
+#include "kv.h"
+
+#define KVMW_SLOTS   256        /* per (sender, owner) pair, at most (1024 / workers, >= 16) */
+#define KVMW_SLOT    (1u << 20) /* a slot: header, then the request, later the reply */
+#define KVMW_DEPTH   16         /* requests in flight per connection */
+#define KVMW_IDLE_MS 5
+#define KVMW_MAX     DAEMON_MAX_WORKERS
+
+enum { S_FREE, S_REQ, S_RUN, S_DONE, S_LOST };
+enum { K_ONE, K_TXN };               /* one request; a MULTI block run by EXEC */
+enum { M_ONE, M_OK, M_SUM, M_KEYS }; /* replies in order; or combined (a command of all) */
+
+struct mw_slot {
+	uint32_t state, kind;
+	uint32_t db, nq; /* the sender's SELECT; K_TXN: requests in the block */
+	uint32_t len;    /* request bytes, then reply bytes */
+	uint32_t pad;
+	uint64_t ticket; /* the pair's posted count when it was posted */
+	uint8_t buf[KVMW_SLOT - 32];
+};
+
+/* Each worker's page: who runs it, and its counters (INFO's "# Workers"). */
+struct mw_pub {
+	uint64_t pid, starts, cmds, keys, forwarded, served, lost, crossslot, conns;
+	uint8_t pad[128 - 9 * 8];
+};
+
+/* A (sender, owner) pair: requests posted (sender) and taken (owner), in ticket order. */
+struct mw_pair {
+	uint64_t posted, taken;
+	uint8_t pad[48];
+};
+
+struct mw_shm {
+	uint32_t n;
+	uint32_t killed; /* the test hook fired (once per supervisor) */
+	uint32_t pad[30];
+	struct mw_pub pub[KVMW_MAX];
+	/* then n x n pairs, then n x n x slots (per pair) slots, both [sender][owner] */
+};
+
+/* An entry of a connection's flight: a forwarded request (owner, slot), or the reply of one
+ * run here meanwhile (its bytes, held back so that the replies leave in order). */
+struct mw_ent {
+	uint8_t o, i;
+	bool here;
+	uint32_t len;
+	uint8_t *buf;
+};
+
+/* A connection's requests in flight (replies go out in this order) and what it waits for. */
+struct mw_wait {
+	struct paste_conn *c;
+	struct kconn *kc;
+	int mode; /* M_ONE, or how a command of every worker's keys combines its replies */
+	struct mw_ent q[KVMW_DEPTH];
+	unsigned head, n;
+	bool stalled; /* a request waits (for the flight to land, or for a slot): do not serve */
+	bool listed;  /* in mw.waits */
+	bool failed;  /* a combined reply was an error (the first one is kept in acc) */
+	int64_t sum;
+	uint8_t *acc; /* M_KEYS: the elements; else the first error */
+	size_t acc_len, acc_cap;
+	int txn_owner; /* MULTI: the one owner of the queued keys (-1 none yet, -2 several) */
+};
+
+struct mw {
+	struct mw_shm *shm;
+	size_t len;
+	unsigned n, me, slots;
+	bool busy[KVMW_MAX][KVMW_SLOTS];            /* my outgoing slots in a connection's flight */
+	struct mw_slot *ran[KVMW_MAX * KVMW_SLOTS]; /* run since the last poll: not DONE yet */
+	unsigned nran;
+	uint64_t wake_mask; /* workers to signal at the end of the tick */
+	bool again;         /* the tick queued replies: poll without waiting (they leave there) */
+	struct mw_wait **waits; /* connections with requests in flight or stalled */
+	unsigned nwaits, waits_cap;
+};
+
+extern struct mw *kvmw_m; /* this process's (NULL without --queues) */
+
+static inline uint32_t ld(const uint32_t *p)
+{
+	return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
+
+static inline void st(uint32_t *p, uint32_t v)
+{
+	__atomic_store_n(p, v, __ATOMIC_RELEASE);
+}
+
+static inline bool cas(uint32_t *p, uint32_t from, uint32_t to)
+{
+	return __atomic_compare_exchange_n(p, &from, to, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
+
+static inline struct mw_pair *pair(const struct mw *m, unsigned sender, unsigned owner)
+{
+	return (struct mw_pair *)((uint8_t *)m->shm + sizeof(struct mw_shm)) + sender * m->n +
+	       owner;
+}
+
+static inline struct mw_slot *slot(const struct mw *m, unsigned sender, unsigned owner, unsigned i)
+{
+	uint8_t *base = (uint8_t *)pair(m, m->n, 0); /* just after the pairs */
+
+	return (struct mw_slot *)(base + (((size_t)sender * m->n + owner) * m->slots + i) *
+	                                     sizeof(struct mw_slot));
+}
+
+/* The worker (of @workers) that owns key @k (@n bytes): FNV-1a (64 bits) of the key, or of its
+ * {hash tag}: the bytes between its first '{' and the next '}', when there are any. */
+static inline unsigned kvmw_owner(const uint8_t *k, size_t n, unsigned workers)
+{
+	uint64_t h = 14695981039346656037ull;
+	const uint8_t *open = memchr(k, '{', n), *close;
+
+	if (open && (close = memchr(open + 1, '}', n - (size_t)(open + 1 - k))) &&
+	    close > open + 1) {
+		n = (size_t)(close - open - 1);
+		k = open + 1;
+	}
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ k[i]) * 1099511628211ull;
+	return (unsigned)(h % workers);
+}
+
+/* kv_multi_worker.c: the test hook PASTE_KV_MW_KILL_AT=STEP[:N] (docs/multicore.md) */
+enum { MW_KILL_OFF, MW_KILL_POSTED, MW_KILL_RAN };
+void mw_kill_point(int step);
+
+/* kv_multi_route.c */
+bool mw_land(struct mw *m, struct mw_wait *w);
+void mw_unlist(struct mw *m, struct mw_wait *w);
+
+#endif
