@@ -63,7 +63,12 @@ static void usage(FILE *out)
 	    "                       key or field a transaction changes (default keys/8,\n"
 	    "                       at most 65536; less if an older pool lacks the room)\n"
 	    "  --max-value SIZE     longest value (default 512M, Redis' limit)\n"
-	    "  --max-key SIZE       longest key (default 512, at most frame size - 1)\n"
+	    "  --max-key SIZE       longest key (default 512M, as values; at most 512M). A key\n"
+	    "                       longer than frame size - 16 is kept as values larger than\n"
+	    "                       a frame are: in the frames it arrived in, as pieces in the\n"
+	    "                       piece index, named by a 26-byte hash surrogate. Hash\n"
+	    "                       fields, set members and list elements stay within one\n"
+	    "                       frame (frame size - 8, - 9, - 1)\n"
 	    "  --max-request SIZE   largest request (all its arguments); larger ones are\n"
 	    "                       skipped with an error (default 1G). A request is received\n"
 	    "                       in place: its frames are kept as they arrive\n"
@@ -103,7 +108,7 @@ static int extra_opt(int opt, const char *arg, void *app)
 		                        : &d->undo_keys) = v;
 		return 0;
 	case OPT_MAX_KEY:
-		if (daemon_parse_size(arg, &v) || v < 1 || v > 4095)
+		if (daemon_parse_size(arg, &v) || v < 1 || v > (512u << 20))
 			break;
 		d->max_key = (uint32_t)v;
 		return 0;
@@ -257,7 +262,7 @@ int main(int argc, char **argv)
 	    {"copy-threshold", required_argument, NULL, OPT_COPY_THRESHOLD},
 	    {NULL, 0, NULL, 0},
 	};
-	static struct kvd d = {.max_key = 512};
+	static struct kvd d = {.max_key = 512u << 20};
 	int r;
 
 	daemon_no_workers_why =
