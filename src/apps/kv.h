@@ -206,7 +206,7 @@ struct str {
 
 enum str_kind { S_KEY, S_VAL, S_NEW /* a computed value */ };
 
-enum { F_WRITE = 1, F_READ = 2, F_FAST = 4, F_ADMIN = 8 };
+enum { F_WRITE = 1, F_READ = 2, F_FAST = 4, F_ADMIN = 8, F_NOMULTI = 16 };
 
 struct command {
 	const char *name;
@@ -245,6 +245,9 @@ int cmd_hello(struct req *r);
 int cmd_time(struct req *r);
 int cmd_memory(struct req *r);
 int cmd_quit(struct req *r);
+int cmd_save(struct req *r);
+int cmd_bgsave(struct req *r);
+int cmd_shutdown(struct req *r);
 int command_info(struct kvd *d, const struct command *c);
 int command_docs(struct kvd *d, const struct command *c);
 int cmd_command(struct req *r);
