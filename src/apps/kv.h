@@ -362,6 +362,8 @@ int cmd_rpop(struct req *r);
 int cmd_llen(struct req *r);
 int cmd_lrange(struct req *r);
 int cmd_lindex(struct req *r);
+int list_at(struct kvd *d, uint64_t gen, uint64_t i, const uint8_t **p, size_t *n);
+int list_create(struct kvd *d, const struct str *k, const struct hfield *el, size_t cnt);
 
 /* kv_multi.c */
 void touch_key(struct kvd *d, const uint8_t *k, size_t n);
@@ -463,6 +465,10 @@ int cmd_spop(struct req *r);
 int cmd_zadd(struct req *r);
 int cmd_zscore(struct req *r);
 int cmd_zrange(struct req *r);
+
+/* kv_sort.c */
+int cmd_sort(struct req *r);
+int cmd_sort_ro(struct req *r);
 
 /* kv_string.c */
 int out_wrongtype(struct kconn *kc);
