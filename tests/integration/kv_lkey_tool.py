@@ -21,7 +21,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kv_tool import Conn, fail, load, resp, STOP  # noqa: E402
+from kv_tool import Conn, check, fail, load, resp, STOP  # noqa: E402
 
 SIZES = [100, 2048, 65536, 1 << 20]
 
@@ -204,39 +204,12 @@ def load_conn(host, port, tag, ci, log, lock, counts):
         c.close()
 
 
-def check(host, port, logpath):
-    last = {}
-    with open(logpath, "rb") as f:
-        for line in f:
-            parts = line.split()
-            if len(parts) == 2:
-                last[parts[0]] = max(int(parts[1]), last.get(parts[0], 0))
-    c = Conn(host, port, timeout=30.0)
-    later = 0
-    for d, s in last.items():
-        if b"#" in d:
-            h, f = d.split(b"#", 1)
-            v = c.cmd(b"HGET", key_for(h, desc_size(h)), f)
-        else:
-            v = c.cmd(b"GET", key_for(d, desc_size(d)))
-        if v is None:
-            fail("key %r: acknowledged seq %d, but the key is gone" % (d, s))
-        try:
-            if not v.startswith(d + b":"):
-                raise ValueError
-            got = int(v[len(d) + 1:].split(b":", 1)[0])
-        except ValueError:
-            fail("key %r: value is not one the client wrote: %r" % (d, v[:60]))
-        if got < s:
-            fail("key %r: acknowledged seq %d, found older seq %d" % (d, s, got))
-        if v != val_for(d, got):
-            fail("key %r: value for seq %d is not byte-identical" % (d, got))
-        later += got > s
-    c.close()
-    if not last:
-        fail("the load acknowledged nothing: the kill came too early")
-    print("kv_lkey_tool: check: %d large keys and fields hold their last acknowledged value "
-          "(%d a later one)" % (len(last), later))
+def read_desc(c, d):
+    """The value logged under descriptor @d: GET of its key, or HGET of "key#field"."""
+    if b"#" in d:
+        h, f = d.split(b"#", 1)
+        return c.cmd(b"HGET", key_for(h, desc_size(h)), f)
+    return c.cmd(b"GET", key_for(d, desc_size(d)))
 
 
 def main(argv):
@@ -255,7 +228,8 @@ def main(argv):
              what="large-key writes")
     elif op == "check":
         for path in a[2:]:
-            check(a[0], int(a[1]), path)
+            check(a[0], int(a[1]), path, read=read_desc, value=val_for,
+                  what="large keys and fields")
     else:
         print("kv_lkey_tool: unknown subcommand %r (see --help)" % op, file=sys.stderr)
         return 2

@@ -315,7 +315,13 @@ def load(host, port, logpath, tag, conns=8, conn_fn=None, what="writes"):
     print("kv_tool: load: %d %s acknowledged" % (counts[0], what))
 
 
-def check(host, port, logpath):
+def read_key(c, k):
+    """The value of key k, or of hash field f for a key "hash#f"."""
+    return c.cmd(b"HGET", *k.split(b"#", 1)) if b"#" in k else c.cmd(b"GET", k)
+
+
+def check(host, port, logpath, read=read_key, value=value_for, what="keys"):
+    """Every logged key (read(c, key)) holds its last acknowledged value or a later one."""
     last = {}
     with open(logpath, "rb") as f:
         for line in f:
@@ -326,7 +332,7 @@ def check(host, port, logpath):
     c = Conn(host, port)
     later = 0
     for k, s in last.items():
-        v = c.cmd(b"HGET", *k.split(b"#", 1)) if b"#" in k else c.cmd(b"GET", k)
+        v = read(c, k)
         if v is None:
             fail("key %r: acknowledged seq %d, but the key is gone" % (k, s))
         try:
@@ -337,14 +343,14 @@ def check(host, port, logpath):
             fail("key %r: value is not one the client wrote: %r" % (k, v[:60]))
         if got < s:
             fail("key %r: acknowledged seq %d, found older seq %d" % (k, s, got))
-        if v != value_for(k, got):
+        if v != value(k, got):
             fail("key %r: value for seq %d is not byte-identical" % (k, got))
         later += got > s
     c.close()
     if not last:
         fail("the load acknowledged nothing: the kill came too early")
-    print("kv_tool: check: %d keys hold their last acknowledged value (%d a later one)" %
-          (len(last), later))
+    print("kv_tool: check: %d %s hold their last acknowledged value (%d a later one)" %
+          (len(last), what, later))
 
 
 def main(argv):
