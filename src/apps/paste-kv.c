@@ -290,6 +290,8 @@ int main(int argc, char **argv)
 	free(d.watches);
 	free(d.tx.seen);
 	free(d.tx.gc);
+	free(d.lk_new);
+	free(d.lk_dead);
 	free(d.big);
 	if (!r)
 		printf("paste-kv: clean shutdown\n");
