@@ -171,7 +171,7 @@ def write_cmd(desc, seq):
 
 def load_conn(host, port, tag, ci, log, lock, counts):
     try:
-        c = Conn(host, port, timeout=5.0)
+        c = Conn(host, port, timeout=10.0)  # generous: ASan builds on a loaded machine
     except OSError:
         return
     seq = 0
