@@ -5,7 +5,8 @@
  * 64 KiB and 1 MiB get a surrogate, are stored as chunks and read back byte for byte; a slot
  * holding another key of the same hash is skipped (the full key is compared); a deleted key's
  * chunks are reaped after the fence but kept when the key is stored again first; chunks without
- * a surrogate (a crash between the two steps) are deleted by the startup sweep; database tags.
+ * a surrogate (a crash between the two steps) are deleted by the startup sweep; FLUSHALL in a
+ * transaction that never commits is rolled back with the key's chunks; database tags.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -220,6 +221,8 @@ static void test_collision(void **state)
 	free(other);
 }
 
+static void reopen(void);
+
 static uint64_t pieces(void)
 {
 	return sub_count(&D);
@@ -259,17 +262,7 @@ static void test_reap_and_sweep(void **state)
 	free(f.buf);
 	with = pieces();
 	paste_pool__drain(D.pool);
-	close_store(); /* "restart" */
-	memset(&D, 0, sizeof(D));
-	D.d.paste.sz = sizeof(D.d.paste);
-	D.d.paste.transport = PASTE_TRANSPORT_KERNEL;
-	D.d.paste.pool_path = pool_path;
-	D.max_key = 512u << 20;
-	assert_int_equal(paste_open(&D.ctx, &D.d.paste), 0);
-	assert_int_equal(open_store(&D), 0);
-	D.arena_cap = KV_ARENA;
-	D.arena = malloc(D.arena_cap);
-	assert_non_null(D.arena);
+	reopen(); /* "restart" */
 	assert_int_equal(D.start_orphan_pieces, nchunks);
 	assert_int_equal(pieces(), with - nchunks);
 	{
@@ -285,6 +278,58 @@ static void test_reap_and_sweep(void **state)
 	}
 	free(key);
 	free(key2);
+}
+
+static void reopen(void)
+{
+	close_store();
+	memset(&D, 0, sizeof(D));
+	D.d.paste.sz = sizeof(D.d.paste);
+	D.d.paste.transport = PASTE_TRANSPORT_KERNEL;
+	D.d.paste.pool_path = pool_path;
+	D.max_key = 512u << 20;
+	assert_int_equal(paste_open(&D.ctx, &D.d.paste), 0);
+	assert_int_equal(open_store(&D), 0);
+	D.arena_cap = KV_ARENA;
+	D.arena = malloc(D.arena_cap);
+	assert_non_null(D.arena);
+	KC.d = &D;
+}
+
+/* FLUSHALL inside a transaction that never commits (a crash before EXEC's end): recovery puts the
+ * large key back, chunks included (their deletion is logged like any other). */
+static void test_flushall_rolled_back(void **state)
+{
+	size_t n = 70000, len, vn;
+	uint8_t *key = make_key(n, 7), sbuf[128], *full;
+	struct fake_req f;
+	struct str k;
+
+	put_key(key, n, "kept\r", &k, sbuf);
+	paste_pool__drain(D.pool);
+	arena_reset(&D);
+	fake_req(&f, key, 0, 0);
+	f.cmd.argc = 1;
+	tx_begin(&D);
+	assert_int_equal(cmd_flushall(&f.r), 0);
+	free(f.buf);
+	assert_null(get_val(&k, &vn));
+	paste_pool__drain(D.pool); /* the deletions are on media; the commit never comes */
+	free(KC.ob);
+	KC.ob = NULL;
+	KC.ob_len = KC.ob_cap = 0;
+	D.tx.depth = 0;
+	reopen();
+	assert_true(D.tx.undone > 0);
+	assert_int_equal(D.start_orphan_pieces, 0);
+	assert_non_null(get_val(&k, &vn));
+	assert_int_equal(vn, 4);
+	full = lkey_bytes(&D, k.p, k.n, &len);
+	assert_non_null(full);
+	assert_int_equal(len, n);
+	assert_memory_equal(full, key, n);
+	free(full);
+	free(key);
 }
 
 static void test_db_tags(void **state)
@@ -321,6 +366,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_sizes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_collision, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reap_and_sweep, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_flushall_rolled_back, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_db_tags, setup, teardown),
 	};
 
