@@ -19,6 +19,7 @@ LF and NUL up to its size), so logs stay small.
 import hashlib
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from kv_tool import Conn, check, fail, load, resp, STOP  # noqa: E402
@@ -170,10 +171,17 @@ def write_cmd(desc, seq):
 
 
 def load_conn(host, port, tag, ci, log, lock, counts):
-    try:
-        c = Conn(host, port, timeout=10.0)  # generous: ASan builds on a loaded machine
-    except OSError:
-        return
+    t0 = time.monotonic()
+    while True:  # generous: ASan builds on a loaded machine
+        try:
+            c = Conn(host, port, timeout=10.0)
+            break
+        except OSError as e:
+            if STOP.is_set() or time.monotonic() - t0 > 30:
+                print("kv_lkey_tool: load: connection %d: cannot connect: %s" % (ci, e),
+                      file=sys.stderr)
+                return
+            time.sleep(0.2)
     seq = 0
     kind = ci % 3  # 0: keys of 2-70 KiB, 1: keys of 100 KiB-1 MiB, 2: HSET on keys of 2-20 KiB
     depth, keys = [(8, 60), (2, 6), (8, 40)][kind]
@@ -198,8 +206,10 @@ def load_conn(host, port, tag, ci, log, lock, counts):
                     counts[0] += 1
     except ValueError as e:
         print("kv_lkey_tool: load: connection %d stopped: %s" % (ci, e), file=sys.stderr)
-    except (OSError, ConnectionError):
-        pass
+    except (OSError, ConnectionError) as e:
+        if not seq or not counts[0]:  # before any acknowledgement: say why
+            print("kv_lkey_tool: load: connection %d ended after %d writes sent: %s" %
+                  (ci, seq, e), file=sys.stderr)
     finally:
         c.close()
 
