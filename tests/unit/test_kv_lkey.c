@@ -62,6 +62,9 @@ static void close_store(void)
 	free(D.dead);
 	free(D.lk_new);
 	free(D.lk_dead);
+	free(D.tx.seen);
+	free(D.tx.gc);
+	free(D.watches);
 	paste_close(&D.ctx);
 }
 
@@ -316,8 +319,8 @@ static void test_flushall_rolled_back(void **state)
 	assert_null(get_val(&k, &vn));
 	paste_pool__drain(D.pool); /* the deletions are on media; the commit never comes */
 	free(KC.ob);
-	KC.ob = NULL;
-	KC.ob_len = KC.ob_cap = 0;
+	free(KC.oi);
+	memset(&KC, 0, sizeof(KC));
 	D.tx.depth = 0;
 	reopen();
 	assert_true(D.tx.undone > 0);
