@@ -19,10 +19,9 @@ LF and NUL up to its size), so logs stay small.
 import hashlib
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kv_tool import Conn, check, fail, load, resp, STOP  # noqa: E402
+from kv_tool import Conn, check, connect_load, fail, load, resp, write_loop  # noqa: E402
 
 SIZES = [100, 2048, 65536, 1 << 20]
 
@@ -171,47 +170,16 @@ def write_cmd(desc, seq):
 
 
 def load_conn(host, port, tag, ci, log, lock, counts):
-    t0 = time.monotonic()
-    while True:  # generous: ASan builds on a loaded machine
-        try:
-            c = Conn(host, port, timeout=10.0)
-            break
-        except OSError as e:
-            if STOP.is_set() or time.monotonic() - t0 > 30:
-                print("kv_lkey_tool: load: connection %d: cannot connect: %s" % (ci, e),
-                      file=sys.stderr)
-                return
-            time.sleep(0.2)
-    seq = 0
+    c = connect_load(host, port, ci, 10.0, who="kv_lkey_tool")  # generous: ASan, a loaded machine
+    if not c:
+        return
     kind = ci % 3  # 0: keys of 2-70 KiB, 1: keys of 100 KiB-1 MiB, 2: HSET on keys of 2-20 KiB
     depth, keys = [(8, 60), (2, 6), (8, 40)][kind]
-    try:
-        while not STOP.is_set():
-            batch = []
-            for _ in range(depth):
-                seq += 1
-                i = (seq * 7) % keys
-                desc = (b"lb:%s:%d:%d" % (tag, ci, i) if kind == 1 else
-                        b"lh:%s:%d:%d#f%d" % (tag, ci, i % 4, i) if kind == 2 else
-                        b"ls:%s:%d:%d" % (tag, ci, i))
-                batch.append((desc, seq))
-            c.send(b"".join(write_cmd(d, s) for d, s in batch))
-            for d, s in batch:
-                r = c.reply()
-                if r != b"+OK" and not (b"#" in d and r in (0, 1)):
-                    raise ValueError("write %r: %r" % (d, r))
-                with lock:
-                    log.write(b"%s %d\n" % (d, s))
-                    log.flush()
-                    counts[0] += 1
-    except ValueError as e:
-        print("kv_lkey_tool: load: connection %d stopped: %s" % (ci, e), file=sys.stderr)
-    except (OSError, ConnectionError) as e:
-        if not seq or not counts[0]:  # before any acknowledgement: say why
-            print("kv_lkey_tool: load: connection %d ended after %d writes sent: %s" %
-                  (ci, seq, e), file=sys.stderr)
-    finally:
-        c.close()
+    write_loop(c, ci, log, lock, counts, depth, keys,
+               lambda i: (b"lb:%s:%d:%d" % (tag, ci, i) if kind == 1 else
+                          b"lh:%s:%d:%d#f%d" % (tag, ci, i % 4, i) if kind == 2 else
+                          b"ls:%s:%d:%d" % (tag, ci, i)),
+               write=write_cmd, who="kv_lkey_tool")
 
 
 def read_desc(c, d):
