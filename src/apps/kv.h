@@ -38,6 +38,7 @@
 #define KV_SCAN_EPOCH  23  /* ... and deletion-count bits above them (cursor < 2^63) */
 #define KV_SCAN_CALLS  8   /* a full SCAN takes at most about 2^8 calls, whatever COUNT says */
 #define KV_FLUSH_BATCH 1024u
+#define KV_PIECE_PFX   32u /* longest sub-key prefix before a chunk number (kv_lkey.c) */
 #define KV_VERSION     "0.1.0"
 
 enum {
@@ -132,6 +133,11 @@ struct kvd {
 	uint32_t conns_open;
 	struct kv_stats st;
 	struct kv_tx tx;
+	/* large keys (kv_lkey.c): new ones of this request, and deleted ones to reap */
+	struct lk_new *lk_new;
+	size_t lk_new_n, lk_new_cap;
+	uint8_t *lk_dead; /* surrogates, LK_LEN bytes each */
+	size_t lk_dead_n, lk_dead_cap;
 	/* per-request scratch: arguments gathered from several segments, computed values */
 	uint8_t *arena;
 	size_t arena_cap, arena_used;
@@ -215,7 +221,7 @@ struct str {
 
 enum str_kind { S_KEY, S_VAL, S_NEW /* a computed value */ };
 
-enum { F_WRITE = 1, F_READ = 2, F_FAST = 4, F_ADMIN = 8 };
+enum { F_WRITE = 1, F_READ = 2, F_FAST = 4, F_ADMIN = 8, F_NOMULTI = 16 };
 
 struct command {
 	const char *name;
@@ -254,6 +260,9 @@ int cmd_hello(struct req *r);
 int cmd_time(struct req *r);
 int cmd_memory(struct req *r);
 int cmd_quit(struct req *r);
+int cmd_save(struct req *r);
+int cmd_bgsave(struct req *r);
+int cmd_shutdown(struct req *r);
 int command_info(struct kvd *d, const struct command *c);
 int command_docs(struct kvd *d, const struct command *c);
 int cmd_command(struct req *r);
@@ -356,6 +365,19 @@ int cmd_select(struct req *r);
 /* kv_lcs.c */
 int cmd_lcs(struct req *r);
 
+/* kv_lkey.c */
+uint32_t lkey_inline(const struct kvd *d);
+bool lkey_is(const uint8_t *k, size_t n);
+int key_db(const uint8_t *k, size_t n);
+int lkey_arg(struct req *r, unsigned i, int db, struct str *s);
+int lkey_make(struct kvd *d, const struct str *k);
+void lkey_retire(struct kvd *d, const uint8_t *k, size_t n);
+void lkey_reap(struct kvd *d);
+void lkey_forget(struct kvd *d);
+uint8_t *lkey_bytes(struct kvd *d, const uint8_t *k, size_t n, size_t *len);
+bool lkey_piece_live(struct kvd *d, const uint8_t *sk, size_t n);
+bool key_in(const uint8_t *k, size_t n, uint8_t tag);
+
 /* kv_list.c */
 int cmd_lpush(struct req *r);
 int cmd_rpush(struct req *r);
@@ -364,6 +386,8 @@ int cmd_rpop(struct req *r);
 int cmd_llen(struct req *r);
 int cmd_lrange(struct req *r);
 int cmd_lindex(struct req *r);
+int list_at(struct kvd *d, uint64_t gen, uint64_t i, const uint8_t **p, size_t *n);
+int list_create(struct kvd *d, const struct str *k, const struct hfield *el, size_t cnt);
 
 /* kv_multi.c */
 void touch_key(struct kvd *d, const uint8_t *k, size_t n);
@@ -423,6 +447,11 @@ int sub_del(struct kvd *d, uint64_t gen, const void *sk, size_t skn);
 uint64_t sub_count(struct kvd *d);
 int hdr_store(struct kvd *d, const struct str *k, int type, uint64_t gen, uint64_t len, uint64_t n,
               uint64_t ttl);
+int pieces_put(struct kvd *d, uint64_t gen, const uint8_t *pfx, size_t pfxn, struct resp_buf *b,
+               size_t off, const uint8_t *p, size_t n, uint64_t *nchunks);
+void pieces_del(struct kvd *d, uint64_t gen, const uint8_t *pfx, size_t pfxn, uint64_t n);
+int piece_get(struct kvd *d, uint64_t gen, const uint8_t *pfx, size_t pfxn, uint64_t i,
+              const uint8_t **p, size_t *n);
 int big_pieces(struct kvd *d, struct resp_buf *b, size_t off, const uint8_t *p, size_t n,
                uint64_t *gen, uint64_t *nchunks);
 int big_header_ref(struct kvd *d, uint64_t gen, uint64_t len, uint64_t n, struct paste_ref *ref);
@@ -478,6 +507,10 @@ int cmd_spop(struct req *r);
 int cmd_zadd(struct req *r);
 int cmd_zscore(struct req *r);
 int cmd_zrange(struct req *r);
+
+/* kv_sort.c */
+int cmd_sort(struct req *r);
+int cmd_sort_ro(struct req *r);
 
 /* kv_string.c */
 int out_wrongtype(struct kconn *kc);

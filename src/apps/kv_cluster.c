@@ -44,26 +44,42 @@ static int slot_fn(const struct paste_ref *key, const struct paste_ref *val, voi
 	struct slot_walk *w = arg;
 	struct kvd *d = w->d;
 	const uint8_t *p = paste_pool__ref_ptr(d->pool, key);
+	uint8_t *full = NULL; /* a large key's bytes (its index key is a stand-in, kv_lkey.c) */
+	const uint8_t *name;
+	size_t nlen;
 	struct str k;
 	unsigned s;
 	uint64_t dl;
+	int rc = 0;
 
 	(void)val;
-	if (!p || !key->len || p[key->len - 1] != db_tag(0))
+	if (!p || !key_in(p, key->len, db_tag(0)))
 		return 0;
-	s = kv_key_slot(p, key->len - 1);
+	if (lkey_is(p, key->len)) {
+		if (!(full = lkey_bytes(d, p, key->len, &nlen)))
+			return 0; /* chunks missing: the startup sweep drops it */
+		name = full;
+	} else {
+		name = p;
+		nlen = key->len - 1;
+	}
+	s = kv_key_slot(name, nlen);
 	if (w->unowned ? d->cl->owner[s] == d->cl->self : (w->slot >= 0 && (int)s != w->slot))
-		return 0;
+		goto out;
 	k = (struct str){.p = p, .n = key->len};
 	dl = ttl_get(d, &k);
 	if (dl && dl <= d->now_ms)
-		return 0;
+		goto out;
 	w->n++;
 	if (w->unowned && w->counts && d->cl->owner[s] >= 0)
 		w->counts[d->cl->owner[s]]++;
-	if (w->collect && big_bulk(d, p, key->len - 1))
-		return -ENOMEM;
-	return w->n >= w->max ? 1 : 0;
+	if (w->collect && big_bulk(d, name, nlen))
+		rc = -ENOMEM;
+	else
+		rc = w->n >= w->max ? 1 : 0;
+out:
+	free(full);
+	return rc;
 }
 
 /* Read the map (before the pool is opened: a bad map costs nothing). */

@@ -170,19 +170,45 @@ int cmd_quit(struct req *r)
 	return out_str(r->kc, "+OK\r\n");
 }
 
+/* SAVE, BGSAVE: every acknowledged write is durable already (the round's fence); nothing to do. */
+int cmd_save(struct req *r)
+{
+	return out_str(r->kc, "+OK\r\n");
+}
+
+int cmd_bgsave(struct req *r)
+{
+	if (r->cmd->argc > 2 || (r->cmd->argc == 2 && !arg_is(r, 1, "SCHEDULE")))
+		return out_err(r->kc, "ERR syntax error");
+	return out_str(r->kc, "+Background saving started\r\n");
+}
+
+/* SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE]: a clean shutdown, as SIGTERM (nothing to save: every
+ * write is durable). As in Redis, a successful SHUTDOWN sends no reply. */
+int cmd_shutdown(struct req *r)
+{
+	for (unsigned i = 1; i < r->cmd->argc; i++)
+		if (!arg_is(r, i, "NOSAVE") && !arg_is(r, i, "SAVE") && !arg_is(r, i, "NOW") &&
+		    !arg_is(r, i, "FORCE"))
+			return out_err(r->kc, "ERR syntax error");
+	daemon_got_stop = 1;
+	r->kc->quit = true;
+	return 0;
+}
+
 /* ---- COMMAND, CONFIG, INFO ------------------------------------------------------------------ */
 
 int command_info(struct kvd *d, const struct command *c)
 {
-	static const char *const fl[] = {"write", "readonly", "fast", "admin"};
+	static const char *const fl[] = {"write", "readonly", "fast", "admin", "no_multi"};
 	unsigned nf = 0;
 
-	for (unsigned i = 0; i < 4; i++)
+	for (unsigned i = 0; i < 5; i++)
 		nf += (c->flags >> i) & 1;
 	if (big_printf(d, "*10\r\n") || big_bulk(d, c->name, strlen(c->name)) ||
 	    big_printf(d, ":%d\r\n*%u\r\n", c->arity, nf))
 		return -ENOMEM;
-	for (unsigned i = 0; i < 4; i++)
+	for (unsigned i = 0; i < 5; i++)
 		if ((c->flags >> i) & 1 && big_printf(d, "+%s\r\n", fl[i]))
 			return -ENOMEM;
 	return big_printf(d, ":%d\r\n:%d\r\n:%d\r\n*0\r\n*0\r\n*0\r\n*0\r\n", c->first, c->last,

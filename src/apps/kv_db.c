@@ -57,6 +57,8 @@ bool del_key_ex(struct kvd *d, const uint8_t *k, size_t n, bool retire)
 
 	if (gone && obj)
 		obj_retire(d, &o);
+	if (gone)
+		lkey_retire(d, k, n); /* a large key's chunks (also when renamed) */
 	touch_key(d, k, n);
 
 	if (gone)
@@ -161,8 +163,10 @@ int store(struct kvd *d, const struct str *k, const struct str *v, uint64_t ttl,
 	struct paste_ref kr = {0}, vr = {0};
 	struct obj o;
 	bool obj = old_obj(d, k->p, k->n, &o);
-	int err = keep_str(d, v, &vr, vkind);
+	int err = lkey_make(d, k); /* a new large key's chunks, before its surrogate */
 
+	if (!err)
+		err = keep_str(d, v, &vr, vkind);
 	if (!err)
 		err = keep_str(d, k, &kr, S_KEY);
 	if (!err)
@@ -170,6 +174,7 @@ int store(struct kvd *d, const struct str *k, const struct str *v, uint64_t ttl,
 	if (err) {
 		release(d, &kr);
 		release(d, &vr);
+		lkey_retire(d, k->p, k->n); /* chunks just put go, unless the key is stored */
 		return err;
 	}
 	if (obj)
@@ -298,7 +303,7 @@ static int tagged_fn(const struct paste_ref *key, const struct paste_ref *val, v
 	struct tagged *t = arg;
 	const uint8_t *p = paste_pool__ref_ptr(t->bt.d->pool, key);
 
-	if (!p || p[key->len - 1] != t->tag)
+	if (!p || !key_in(p, key->len, t->tag))
 		return 0;
 	return collect_fn(key, val, &t->bt);
 }
@@ -430,13 +435,6 @@ int open_store(struct kvd *d)
 	d->pool_size = pi.size;
 	if (!d->max_value)
 		d->max_value = 512u << 20;
-	if (d->max_key > pi.frame_size - 9) {
-		fprintf(stderr,
-		        "paste-kv: --max-key must be at most %u (frame size - 9): a key is one "
-		        "reference inside one frame\n",
-		        pi.frame_size - 9);
-		return -EINVAL;
-	}
 	room = pi.region_area_size - pi.region_area_used;
 	room = room > (64u << 10) ? room - (64u << 10) : 0;
 	if (!d->keys)

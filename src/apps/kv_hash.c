@@ -60,8 +60,9 @@ int field_get(struct req *r, uint64_t gen, unsigned i, const uint8_t **p, size_t
 int check_field(struct req *r, unsigned f, size_t vlen)
 {
 	if (arg_len(r, f) + 8 > r->d->frame_size || arg_len(r, f) > r->d->max_key) {
-		out_err(r->kc, "ERR hash field exceeds maximum allowed size (max-key %u)",
-		        r->d->max_key);
+		out_err(r->kc, "ERR hash field exceeds maximum allowed size (%u: one frame)",
+		        r->d->frame_size - 8 < r->d->max_key ? r->d->frame_size - 8
+		                                             : r->d->max_key);
 		return -1;
 	}
 	return check_value(r, vlen);

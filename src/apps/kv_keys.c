@@ -29,10 +29,13 @@ struct walk {
 int walk_key(struct walk *w, const struct paste_ref *key, const struct paste_ref *val)
 {
 	const uint8_t *p = paste_pool__ref_ptr(w->d->pool, key);
+	uint8_t *full = NULL;
+	size_t n = key->len - 1;
 	struct str k;
 	uint64_t dl;
+	int err;
 
-	if (!p || !key->len || p[key->len - 1] != w->tag)
+	if (!p || !key->len || !key_in(p, key->len, w->tag))
 		return 0;
 	if (w->type >= 0) {
 		struct obj o;
@@ -42,13 +45,19 @@ int walk_key(struct walk *w, const struct paste_ref *key, const struct paste_ref
 			return 0;
 	}
 	k = (struct str){.p = p, .n = key->len};
-	if (w->pat && !resp_glob(w->pat, w->plen, p, key->len - 1))
-		return 0;
 	dl = ttl_get(w->d, &k);
 	if (dl && dl <= w->d->now_ms)
 		return 0;
+	if (lkey_is(p, key->len) && !(full = lkey_bytes(w->d, p, key->len, &n)))
+		return 0; /* chunks missing: not a key (yet) */
+	if (w->pat && !resp_glob(w->pat, w->plen, full ? full : p, n)) {
+		free(full);
+		return 0;
+	}
 	w->matched++;
-	return big_bulk(w->d, p, key->len - 1);
+	err = big_bulk(w->d, full ? full : p, n);
+	free(full);
+	return err;
 }
 
 int keys_fn(const struct paste_ref *key, const struct paste_ref *val, void *arg)
@@ -180,7 +189,7 @@ static int count_fn(const struct paste_ref *key, const struct paste_ref *val, vo
 	const uint8_t *p = paste_pool__ref_ptr(w->d->pool, key);
 
 	(void)val;
-	w->matched += p && p[key->len - 1] == w->tag;
+	w->matched += p && key_in(p, key->len, w->tag);
 	return 0;
 }
 

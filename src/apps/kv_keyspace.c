@@ -231,7 +231,7 @@ static int pick_fn(const struct paste_ref *key, const struct paste_ref *val, voi
 	const uint8_t *k = paste_pool__ref_ptr(p->d->pool, key);
 
 	(void)val;
-	if (!k || k[key->len - 1] != p->tag)
+	if (!k || !key_in(k, key->len, p->tag))
 		return 0;
 	p->key = *key;
 	p->found = true;
@@ -245,6 +245,8 @@ int cmd_randomkey(struct req *r)
 		struct paste_kv_info i;
 		struct paste_ref v;
 		struct str k;
+		uint8_t *full;
+		size_t n;
 
 		paste_kv__info(r->d->kv, &i);
 		if (!i.keys)
@@ -254,8 +256,17 @@ int cmd_randomkey(struct req *r)
 		if (!p.found)
 			break;
 		k = (struct str){.p = paste_pool__ref_ptr(r->d->pool, &p.key), .n = p.key.len};
-		if (lookup(r->d, &k, &v) == 0)
+		if (lookup(r->d, &k, &v))
+			continue;
+		if (!lkey_is(k.p, k.n))
 			return out_value(r->kc, k.p, k.n - 1);
+		full = lkey_bytes(r->d, k.p, k.n, &n); /* a large key: its chunks */
+		if (full) {
+			int err = out_value(r->kc, full, n);
+
+			free(full);
+			return err;
+		}
 	}
 	return out_str(r->kc, "$-1\r\n");
 }

@@ -240,3 +240,54 @@ int cmd_lindex(struct req *r)
 		return out_str(r->kc, "$-1\r\n");
 	return out_value(r->kc, p, n);
 }
+
+/* Element @i (from the head) of list @gen. @return 0 with *p and *n set, or -ENOENT. */
+int list_at(struct kvd *d, uint64_t gen, uint64_t i, const uint8_t **p, size_t *n)
+{
+	return elem_get(d, gen, list_head(d, gen) + i, p, n);
+}
+
+/* Store @k -> a new list of the @cnt elements @el (copied). @return 0 or a negative errno. */
+int list_create(struct kvd *d, const struct str *k, const struct hfield *el, size_t cnt)
+{
+	uint64_t gen = d->next_gen++;
+	size_t n = 0;
+	int err = 0;
+
+	for (size_t i = 0; i < cnt && !err; i++) {
+		struct paste_ref v = {0};
+		size_t mark = d->arena_used;
+		uint8_t b[8], *buf = arena_alloc(d, el[i].flen + 1);
+
+		if (!buf) {
+			err = -ENOMEM;
+			break;
+		}
+		memcpy(buf, el[i].f, el[i].flen);
+		buf[el[i].flen] = '\r';
+		pos_key(b, LIST_START + i);
+		err = paste_keep_copy(d->ctx, buf, el[i].flen + 1, &v);
+		if (!err)
+			err = sub_put(d, gen, b, 8, &v);
+		d->arena_used = mark;
+		if (!err)
+			n++;
+	}
+	if (!err) {
+		hash_count_add(d, gen, (int64_t)cnt);
+		set_head(d, gen, LIST_START);
+		err = hdr_store(d, k, T_LIST, gen, 0, 0, 0);
+	}
+	if (err) { /* nothing names these pieces: delete them */
+		for (size_t i = 0; i < n; i++) {
+			uint8_t b[8];
+			size_t mark = d->arena_used;
+
+			pos_key(b, LIST_START + i);
+			sub_del(d, gen, b, 8);
+			d->arena_used = mark;
+		}
+		hash_count_add(d, gen, -(int64_t)hash_count(d, gen));
+	}
+	return err;
+}

@@ -271,5 +271,9 @@ int dispatch(struct req *r)
 		r->kc->multi_err = true;
 		return execute(r); /* replies the error */
 	}
+	if (c->flags & F_NOMULTI) { /* SAVE, SHUTDOWN, ...: Redis refuses them in MULTI */
+		r->kc->multi_err = true;
+		return out_err(r->kc, "ERR Command not allowed inside a transaction");
+	}
 	return queue(r);
 }

@@ -63,6 +63,7 @@ void arena_reset(struct kvd *d)
 	while (d->extra_n)
 		free(d->extra[--d->extra_n]);
 	d->arena_used = 0;
+	lkey_forget(d);
 }
 
 int big_reserve(struct kvd *d, size_t more)
@@ -423,6 +424,8 @@ int arg_key_db(struct req *r, unsigned i, int db, struct str *s)
 	const uint8_t *a;
 	uint8_t *tmp;
 
+	if (n > lkey_inline(r->d))
+		return lkey_arg(r, i, db, s);
 	if (!db)
 		return arg_str(r, i, s);
 	a = arg(r, i);

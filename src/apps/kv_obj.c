@@ -181,13 +181,24 @@ int hdr_store(struct kvd *d, const struct str *k, int type, uint64_t gen, uint64
 struct chunker {
 	struct kvd *d;
 	uint64_t gen, idx;
+	const uint8_t *pfx; /* sub-key bytes before the chunk number (large keys, kv_lkey.c) */
+	size_t pfxn;
 };
+
+/* The sub-key after the generation: [@pfx | chunk @i (4, big endian)], in @b. */
+static size_t piece_key(uint8_t *b, const uint8_t *pfx, size_t pfxn, uint64_t i)
+{
+	if (pfxn)
+		memcpy(b, pfx, pfxn);
+	chunk_key(b + pfxn, i);
+	return pfxn + 4;
+}
 
 static int chunk_add(struct chunker *c, const uint8_t *p, size_t n, bool pool)
 {
 	struct kvd *d = c->d;
 	struct paste_ref ref = {0};
-	uint8_t ck[4];
+	uint8_t ck[KV_PIECE_PFX + 4];
 	int err;
 
 	if (pool) {
@@ -201,8 +212,7 @@ static int chunk_add(struct chunker *c, const uint8_t *p, size_t n, bool pool)
 	}
 	if (err)
 		return err;
-	chunk_key(ck, c->idx);
-	err = sub_put(d, c->gen, ck, 4, &ref);
+	err = sub_put(d, c->gen, ck, piece_key(ck, c->pfx, c->pfxn, c->idx), &ref);
 	if (!err) {
 		c->idx++;
 		if (pool)
@@ -213,27 +223,34 @@ static int chunk_add(struct chunker *c, const uint8_t *p, size_t n, bool pool)
 	return err;
 }
 
-static void chunks_del(struct kvd *d, uint64_t gen, uint64_t n)
+/* Delete chunks [0, @n) of gen|@pfx (@n UINT64_MAX: up to the first one absent). */
+void pieces_del(struct kvd *d, uint64_t gen, const uint8_t *pfx, size_t pfxn, uint64_t n)
 {
 	for (uint64_t i = 0; i < n; i++) {
-		uint8_t ck[4];
+		uint8_t ck[KV_PIECE_PFX + 4];
 		size_t mark = d->arena_used;
+		int err = sub_del(d, gen, ck, piece_key(ck, pfx, pfxn, i));
 
-		chunk_key(ck, i);
-		sub_del(d, gen, ck, 4);
 		d->arena_used = mark;
+		if (err && n == UINT64_MAX)
+			break;
 	}
 }
 
-/*
- * The pieces of a big string of @n bytes, under a new generation (*gen, *nchunks): from the
- * request's buffer @b at @off (in place, one chunk per frame piece) when @b is set, else from @p
- * (copied, frame-sized chunks). On failure nothing is left.
- */
-int big_pieces(struct kvd *d, struct resp_buf *b, size_t off, const uint8_t *p, size_t n,
-               uint64_t *gen, uint64_t *nchunks)
+static void chunks_del(struct kvd *d, uint64_t gen, uint64_t n)
 {
-	struct chunker c = {.d = d, .gen = d->next_gen++};
+	pieces_del(d, gen, NULL, 0, n);
+}
+
+/*
+ * The pieces of a string of @n bytes, as chunks gen|@pfx|i (*nchunks): from the request's
+ * buffer @b at @off (in place, one chunk per frame piece) when @b is set, else from @p (copied,
+ * frame-sized chunks). On failure nothing is left.
+ */
+int pieces_put(struct kvd *d, uint64_t gen, const uint8_t *pfx, size_t pfxn, struct resp_buf *b,
+               size_t off, const uint8_t *p, size_t n, uint64_t *nchunks)
+{
+	struct chunker c = {.d = d, .gen = gen, .pfx = pfx, .pfxn = pfxn};
 	size_t done = 0;
 	int err = 0;
 
@@ -266,11 +283,24 @@ int big_pieces(struct kvd *d, struct resp_buf *b, size_t off, const uint8_t *p, 
 		d->arena_used = mark;
 	}
 	if (err) {
-		chunks_del(d, c.gen, c.idx);
+		pieces_del(d, gen, pfx, pfxn, c.idx);
 		return err;
 	}
-	*gen = c.gen;
 	*nchunks = c.idx;
+	return 0;
+}
+
+/* The pieces of a big string of @n bytes under a new generation (*gen, *nchunks); see
+ * pieces_put(). */
+int big_pieces(struct kvd *d, struct resp_buf *b, size_t off, const uint8_t *p, size_t n,
+               uint64_t *gen, uint64_t *nchunks)
+{
+	uint64_t g = d->next_gen++;
+	int err = pieces_put(d, g, NULL, 0, b, off, p, n, nchunks);
+
+	if (err)
+		return err;
+	*gen = g;
 	d->have_objs = true;
 	d->st.val_big++;
 	return 0;
@@ -340,22 +370,27 @@ void value_retire(struct kvd *d, const struct paste_ref *v)
 		obj_retire(d, &o);
 }
 
-/* Chunk @i of a big string. @return 0 or -ENOENT (damaged). */
-int big_chunk(struct kvd *d, const struct obj *o, uint64_t i, const uint8_t **p, size_t *n)
+/* Chunk @i of gen|@pfx. @return 0 or -ENOENT (absent). */
+int piece_get(struct kvd *d, uint64_t gen, const uint8_t *pfx, size_t pfxn, uint64_t i,
+              const uint8_t **p, size_t *n)
 {
 	struct paste_ref ref;
 	size_t mark = d->arena_used;
-	uint8_t ck[4];
-	int err;
+	uint8_t ck[KV_PIECE_PFX + 4];
+	int err = sub_get(d, gen, ck, piece_key(ck, pfx, pfxn, i), &ref);
 
-	chunk_key(ck, i);
-	err = sub_get(d, o->gen, ck, 4, &ref);
 	d->arena_used = mark;
 	if (err)
 		return -ENOENT;
 	*p = paste_pool__ref_ptr(d->pool, &ref);
 	*n = ref.len;
 	return *p ? 0 : -ENOENT;
+}
+
+/* Chunk @i of a big string. @return 0 or -ENOENT (damaged). */
+int big_chunk(struct kvd *d, const struct obj *o, uint64_t i, const uint8_t **p, size_t *n)
+{
+	return piece_get(d, o->gen, NULL, 0, i, p, n);
 }
 
 /* Copy bytes [off, off + n) of the string @o to @dst. @return 0 or -ENOENT. */
@@ -522,7 +557,7 @@ static int pick_fn(const struct paste_ref *key, const struct paste_ref *val, voi
 	if (!k || key->len < 8)
 		return 0;
 	gen = sub_gen(k);
-	if (g->want ? gen != g->want : gen_live(g, gen))
+	if (g->want ? gen != g->want : gen_live(g, gen) || lkey_piece_live(g->d, k, key->len))
 		return 0;
 	if (g->want)
 		value_retire(g->d, val); /* a field's own big string goes with the field */
@@ -562,6 +597,7 @@ void obj_reap(struct kvd *d)
 	struct obj *dead = d->dead; /* reaping a collection may retire its fields' big strings */
 	size_t n = d->dead_n;
 
+	lkey_reap(d); /* chunks of deleted large keys */
 	if (!n)
 		return;
 	d->dead = NULL;
@@ -608,7 +644,7 @@ static int live_fn(const struct paste_ref *key, const struct paste_ref *val, voi
 	const uint8_t *k = paste_pool__ref_ptr(g->d->pool, key);
 	struct obj o;
 
-	if (k && k[key->len - 1] != '\r')
+	if (k && key_db(k, key->len))
 		g->d->multi_db = true;
 	obj_decode(g->d, val, &o);
 	if (o.type == T_STR)

@@ -174,8 +174,11 @@ void tx_begin(struct kvd *d)
 		memset(t->seen, 0, 2 * t->seen_cap * sizeof(*t->seen));
 }
 
-/* Log the value (index @kv, key @k) has before its first change in this transaction. */
-static int tx_log(struct kvd *d, struct paste_kv *kv, const uint8_t *k, size_t n)
+/* Log the value (index @kv, key @k) has before its first change in this transaction (@del: the
+ * change is a deletion). Pieces of new generations are not logged; a large key's chunks
+ * (generation UINT64_MAX, kv_lkey.c) are logged when deleted (FLUSHALL in MULTI), since the
+ * surrogate an undo puts back names them. */
+static int tx_log(struct kvd *d, struct paste_kv *kv, const uint8_t *k, size_t n, bool del)
 {
 	struct kv_tx *t = &d->tx;
 	int id = ix_id(d, kv);
@@ -185,7 +188,8 @@ static int tx_log(struct kvd *d, struct paste_kv *kv, const uint8_t *k, size_t n
 	uint64_t ids;
 	int err;
 
-	if (!t->depth || id < 0 || (id == 2 && n >= 8 && sub_gen(k) >= t->gen0))
+	if (!t->depth || id < 0 ||
+	    (id == 2 && n >= 8 && sub_gen(k) >= t->gen0 && !(del && sub_gen(k) == UINT64_MAX)))
 		return 0;
 	if (TX_HDR + n > d->frame_size) {
 		fprintf(stderr, "paste-kv: key of %zu bytes too long to log in a transaction\n", n);
@@ -244,13 +248,13 @@ static int tx_log(struct kvd *d, struct paste_kv *kv, const uint8_t *k, size_t n
  * logs them all, then its first change fences once for all of them. */
 int tx_prelog(struct kvd *d, struct paste_kv *kv, const uint8_t *k, size_t n)
 {
-	return tx_log(d, kv, k, n);
+	return tx_log(d, kv, k, n, false);
 }
 
 /* Before a change: the logged old values are durable. */
-static int tx_ready(struct kvd *d, struct paste_kv *kv, const uint8_t *k, size_t n)
+static int tx_ready(struct kvd *d, struct paste_kv *kv, const uint8_t *k, size_t n, bool del)
 {
-	int err = tx_log(d, kv, k, n);
+	int err = tx_log(d, kv, k, n, del);
 
 	if (!err && d->tx.unfenced) {
 		tx_fence(d);
@@ -261,14 +265,14 @@ static int tx_ready(struct kvd *d, struct paste_kv *kv, const uint8_t *k, size_t
 
 int ix_put(struct kvd *d, struct paste_kv *kv, struct paste_ref *kr, struct paste_ref *vr)
 {
-	int err = tx_ready(d, kv, paste_pool__ref_ptr(d->pool, kr), kr->len);
+	int err = tx_ready(d, kv, paste_pool__ref_ptr(d->pool, kr), kr->len, false);
 
 	return err ? err : paste_kv__put(kv, kr, vr);
 }
 
 int ix_del(struct kvd *d, struct paste_kv *kv, const void *k, size_t n)
 {
-	int err = tx_ready(d, kv, k, n);
+	int err = tx_ready(d, kv, k, n, true);
 
 	return err ? err : paste_kv__del(kv, k, n);
 }

@@ -58,14 +58,19 @@ static void usage(FILE *out)
 	    "                       of the pool's free region area holds, ~80 bytes a key)\n"
 	    "  --ttl-keys N         capacity of the expiry index (default keys/4)\n"
 	    "  --sub-keys N         capacity of the piece index: one entry per piece of a\n"
-	    "                       value larger than a frame, one per hash field\n"
+	    "                       value or key larger than a frame, one per hash field\n"
 	    "                       (default: keys)\n"
 	    "  --undo-keys N        capacity of the undo log that makes EXEC, MSET, MSETNX\n"
 	    "                       and HSET of several fields crash-atomic: one entry per\n"
 	    "                       key or field a transaction changes (default keys/8,\n"
 	    "                       at most 65536; less if an older pool lacks the room)\n"
 	    "  --max-value SIZE     longest value (default 512M, Redis' limit)\n"
-	    "  --max-key SIZE       longest key (default 512, at most frame size - 1)\n"
+	    "  --max-key SIZE       longest key (default 512M, as values; at most 512M). A key\n"
+	    "                       longer than frame size - 16 is kept as values larger than\n"
+	    "                       a frame are: in the frames it arrived in, as pieces in the\n"
+	    "                       piece index, named by a 26-byte hash surrogate. Hash\n"
+	    "                       fields and set members stay within one frame (at most\n"
+	    "                       frame size - 8), list elements too (frame size - 1)\n"
 	    "  --max-request SIZE   largest request (all its arguments); larger ones are\n"
 	    "                       skipped with an error (default 1G). A request is received\n"
 	    "                       in place: its frames are kept as they arrive\n"
@@ -137,7 +142,7 @@ static int extra_opt(int opt, const char *arg, void *app)
 		                        : &d->undo_keys) = v;
 		return 0;
 	case OPT_MAX_KEY:
-		if (daemon_parse_size(arg, &v) || v < 1 || v > 4095)
+		if (daemon_parse_size(arg, &v) || v < 1 || v > (512u << 20))
 			break;
 		d->max_key = (uint32_t)v;
 		return 0;
@@ -308,7 +313,7 @@ int main(int argc, char **argv)
 	    {"replicaof", required_argument, NULL, OPT_REPLICAOF},
 	    {NULL, 0, NULL, 0},
 	};
-	static struct kvd d = {.max_key = 512};
+	static struct kvd d = {.max_key = 512u << 20};
 	int r;
 
 	daemon_supports_workers = true;
@@ -350,6 +355,8 @@ int main(int argc, char **argv)
 	free(d.watches);
 	free(d.tx.seen);
 	free(d.tx.gc);
+	free(d.lk_new);
+	free(d.lk_dead);
 	free(d.big);
 	replica_free(&d);
 	if (!r)

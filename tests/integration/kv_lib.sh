@@ -36,7 +36,7 @@ start_kv() {
 # "TOOL check HOST PORT LOG..." over every round's LOG. Sums the restarts' tx_undone in UNDONE.
 UNDONE=0
 crash_rounds() {
-	local tr=$1 tool=$2 rounds=$3 kmin=$4 kspan=$5 args host r ms lpid logs=() n i port=6379
+	local tr=$1 tool=$2 rounds=$3 kmin=$4 kspan=$5 args host r ms lpid logs=() n i port=6379 rc
 	if [ "$tr" = paste ]; then
 		host=$STACK_IP
 		args=(--ifname "$VETH_SRV" --ip "$STACK_IP")
@@ -58,6 +58,12 @@ crash_rounds() {
 		done
 		ms=$((kmin + RANDOM % kspan))
 		sleep "$((ms / 1000)).$(printf '%03d' $((ms % 1000)))"
+		if ! kill -0 "$ECHO_PID" 2>/dev/null; then # it must not have ended on its own
+			rc=0
+			wait "$ECHO_PID" || rc=$?
+			untrack_pid "$ECHO_PID"
+			fail "$tr round $r: paste-kv ended before the SIGKILL (exit status $rc)"
+		fi
 		kill -KILL "$ECHO_PID"
 		wait "$ECHO_PID" 2>/dev/null || true
 		untrack_pid "$ECHO_PID"

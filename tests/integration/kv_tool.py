@@ -262,26 +262,46 @@ def write_cmd(k, s):
     return resp(b"SET", k, value_for(k, s))
 
 
+def connect_load(host, port, ci, timeout, who="kv_tool", within=30.0):
+    """A load connection, trying again for @within seconds (a loaded machine, a server that just
+    started); None, said on stderr, if it cannot be made."""
+    t0 = time.monotonic()
+    while True:
+        try:
+            return Conn(host, port, timeout=timeout)
+        except OSError as e:
+            if STOP.is_set() or time.monotonic() - t0 > within:
+                print("%s: load: connection %d: cannot connect: %s" % (who, ci, e),
+                      file=sys.stderr)
+                return None
+            time.sleep(0.2)
+
+
 def load_conn(host, port, tag, ci, log, lock, counts, depth=16, keys=200):
-    try:
-        c = Conn(host, port, timeout=3.0)
-    except OSError:
+    c = connect_load(host, port, ci, 3.0)
+    if not c:
         return
-    seq = 0
     kind = ci % 3  # 0: small SETs, 1: large SETs, 2: HSETs
     if kind == 1:
         depth, keys = 4, 40
+    write_loop(c, ci, log, lock, counts, depth, keys,
+               lambda i: (b"big:%s:%d:%d" % (tag, ci, i) if kind == 1 else
+                          b"hash:%s:%d#f%d" % (tag, ci, i) if kind == 2 else
+                          b"crash:%s:%d:%d" % (tag, ci, i)))
+
+
+def write_loop(c, ci, log, lock, counts, depth, keys, name, write=write_cmd, who="kv_tool"):
+    """On connection @c (closed at the end): batches of @depth pipelined writes (write(key, seq))
+    of the keys name(i), i cycling over @keys, until STOP or the connection fails; every
+    acknowledgement is logged ("key seq") the moment it is read."""
+    seq = 0
     try:
         while not STOP.is_set():
             batch = []
             for _ in range(depth):
                 seq += 1
-                i = (seq * 7) % keys
-                key = (b"big:%s:%d:%d" % (tag, ci, i) if kind == 1 else
-                       b"hash:%s:%d#f%d" % (tag, ci, i) if kind == 2 else
-                       b"crash:%s:%d:%d" % (tag, ci, i))
-                batch.append((key, seq))
-            c.send(b"".join(write_cmd(k, s) for k, s in batch))
+                batch.append((name((seq * 7) % keys), seq))
+            c.send(b"".join(write(k, s) for k, s in batch))
             for k, s in batch:
                 r = c.reply()
                 if r != b"+OK" and not (b"#" in k and r in (0, 1)):
@@ -291,9 +311,11 @@ def load_conn(host, port, tag, ci, log, lock, counts, depth=16, keys=200):
                     log.flush()
                     counts[0] += 1
     except ValueError as e:  # a wrong reply: reported (the check decides what it means)
-        print("kv_tool: load: connection %d stopped: %s" % (ci, e), file=sys.stderr)
-    except (OSError, ConnectionError):
-        pass
+        print("%s: load: connection %d stopped: %s" % (who, ci, e), file=sys.stderr)
+    except (OSError, ConnectionError) as e:  # the server was killed, or stalled
+        if not counts[0]:  # before any acknowledgement: say why
+            print("%s: load: connection %d ended after %d writes sent: %s" % (who, ci, seq, e),
+                  file=sys.stderr)
     finally:
         c.close()
 
@@ -315,7 +337,13 @@ def load(host, port, logpath, tag, conns=8, conn_fn=None, what="writes"):
     print("kv_tool: load: %d %s acknowledged" % (counts[0], what))
 
 
-def check(host, port, logpath):
+def read_key(c, k):
+    """The value of key k, or of hash field f for a key "hash#f"."""
+    return c.cmd(b"HGET", *k.split(b"#", 1)) if b"#" in k else c.cmd(b"GET", k)
+
+
+def check(host, port, logpath, read=read_key, value=value_for, what="keys"):
+    """Every logged key (read(c, key)) holds its last acknowledged value or a later one."""
     last = {}
     with open(logpath, "rb") as f:
         for line in f:
@@ -326,7 +354,7 @@ def check(host, port, logpath):
     c = Conn(host, port)
     later = 0
     for k, s in last.items():
-        v = c.cmd(b"HGET", *k.split(b"#", 1)) if b"#" in k else c.cmd(b"GET", k)
+        v = read(c, k)
         if v is None:
             fail("key %r: acknowledged seq %d, but the key is gone" % (k, s))
         try:
@@ -337,14 +365,14 @@ def check(host, port, logpath):
             fail("key %r: value is not one the client wrote: %r" % (k, v[:60]))
         if got < s:
             fail("key %r: acknowledged seq %d, found older seq %d" % (k, s, got))
-        if v != value_for(k, got):
+        if v != value(k, got):
             fail("key %r: value for seq %d is not byte-identical" % (k, got))
         later += got > s
     c.close()
     if not last:
         fail("the load acknowledged nothing: the kill came too early")
-    print("kv_tool: check: %d keys hold their last acknowledged value (%d a later one)" %
-          (len(last), later))
+    print("kv_tool: check: %d %s hold their last acknowledged value (%d a later one)" %
+          (len(last), what, later))
 
 
 def main(argv):

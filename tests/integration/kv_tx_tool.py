@@ -22,7 +22,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kv_tool import STOP, Conn, fail, load, resp  # noqa: E402
+from kv_tool import STOP, Conn, connect_load, fail, load, resp  # noqa: E402
 
 KINDS = "xmh"
 
@@ -63,9 +63,8 @@ def load_conn(host, port, tag, ci, log, lock, counts):
     group = b"%s:%s:%d" % (kind.encode(), tag, ci)
     with lock:
         log.write(b"%s 0\n" % group)
-    try:
-        c = Conn(host, port, timeout=3.0)
-    except OSError:
+    c = connect_load(host, port, ci, 10.0, who="kv_tx_tool")  # generous: a loaded machine
+    if not c:
         return
     txid = 0
     try:
@@ -83,8 +82,10 @@ def load_conn(host, port, tag, ci, log, lock, counts):
                 counts[0] += 1
     except ValueError as e:
         print("kv_tx_tool: load: connection %d stopped: %s" % (ci, e), file=sys.stderr)
-    except (OSError, ConnectionError):
-        pass
+    except (OSError, ConnectionError) as e:  # the server was killed, or stalled
+        if not counts[0]:  # before any acknowledgement: say why
+            print("kv_tx_tool: load: connection %d ended after %d writes sent: %s" %
+                  (ci, txid, e), file=sys.stderr)
     finally:
         c.close()
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: BSD-2-Clause
 # BITPOS and BITCOUNT on paste-kv reply exactly as redis-server does (kv_bitops_cmp.py: edge cases,
-# then 3300 random calls), both servers on the kernel transport in the server namespace. Skipped
-# (77) without redis-server.
+# then 3300 random calls), and SORT too (kv_sort_cmp.py: edge cases, then 200 random sorts), both
+# servers on the kernel transport in the server namespace. Skipped (77) without redis-server.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/kv_lib.sh" # start_kv
 
@@ -20,6 +20,8 @@ for ((i = 0; i < READY_TIMEOUT * 10; i++)); do
 done
 in_cli python3 "$PASTE_SRC/tests/integration/kv_bitops_cmp.py" "$SRV_IP" 6379 6380 ||
 	fail "BITPOS/BITCOUNT replies differ from redis-server's"
+in_cli python3 "$PASTE_SRC/tests/integration/kv_sort_cmp.py" "$SRV_IP" 6379 6380 ||
+	fail "SORT replies differ from redis-server's"
 kill_pid "$REDIS_PID"
 untrack_pid "$REDIS_PID"
 stop_echo || fail "paste-kv exited with status $ECHO_RC after SIGTERM (expected 0)"

@@ -13,6 +13,10 @@
  *    pieces are deleted (obj_reap) and drained;
  *  - hash: one piece gen|field(1) per field; an HSET of one field on an existing hash is one put;
  *    on a new hash the field, a fence, then the header (as hash_put());
+ *  - large keys (kv_lkey.c): keys 4 and 5 are named by a 26-byte surrogate; a new one gets its
+ *    key chunks LK_GEN|surrogate|chunk(4) in ka.sub (not logged: LK_GEN >= any gen0), a fence,
+ *    then its header; a deleted one's chunks are deleted after the round's drain unless the key
+ *    was stored again in the same round (lkey_reap); "DEL+SET" does exactly that;
  *  - multi-key writes (MSET of big strings, HSET of several fields) through the undo log: the
  *    marker "H" -> id, an entry id|seq|index|had|key -> old value per (index, key) before its first
  *    change, a fence before the first change, pieces of new generations not logged; at the end a
@@ -24,7 +28,8 @@
  * modelled on it: roll back the transaction whose marker is there (tx_recover), delete pieces no
  * header names (obj_sweep). Checks: (a) a key names its complete old or complete new value, never
  * a header whose pieces are missing; (b) each hash field is its old or new value; (c) the keys and
- * fields of a group are all old or all new; and no orphan piece survives the sweep.
+ * fields of a group are all old or all new; (d) a large key's surrogate on media names all its
+ * key chunks; and no orphan piece (object or key chunk) survives the sweep.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -41,6 +46,11 @@
 #define KA_MARK  "H"
 #define KA_UHDR  14 /* undo entry key: id(8) | seq(4) | index(1) | had(1) | key */
 #define KA_MAGIC 0x424f4b50u
+#define KA_LKEYS 2          /* the last KA_LKEYS keys are large keys (kv_lkey.c) */
+#define KA_SUR   26         /* a large key's surrogate: hash | length | slot | tag */
+#define KA_LKGEN UINT64_MAX /* the generation of key chunks */
+#define KA_KCH   2          /* chunks of a large key */
+#define KA_KMAX  40         /* longest main or sub key of the model */
 
 enum { KA_NONE, KA_BIG, KA_HASH };
 
@@ -75,14 +85,16 @@ struct ka {
 	bool in_tx, logged, unfenced;
 	uint64_t gen0;
 	uint32_t seq;
-	uint8_t ukeys[16][KA_UHDR + 9];
+	uint8_t ukeys[16][KA_UHDR + KA_KMAX];
+	bool kch[KA_KEYS]; /* a large key's chunks are in ka.sub (as the model wrote them) */
 	size_t uklen[16];
 	unsigned nukeys;
 	/* the operation being crashed: which keys, all-or-nothing or per key */
 	bool group;
+	int mid_absent; /* this key may also be absent (DEL+SET: two commands, crash between) */
 	const char *opname;
 	/* results */
-	uint64_t ops, points, violations, rollbacks, orphans, max_calls, calls, len[5];
+	uint64_t ops, points, violations, rollbacks, orphans, max_calls, calls, len[6];
 	unsigned reports;
 	const char *crash_path;
 };
@@ -119,10 +131,33 @@ static uint64_t be_get(const uint8_t *b, int n)
 	return v;
 }
 
-static void main_key(uint8_t k[8], unsigned i)
+static bool is_large(unsigned i)
 {
+	return i >= KA_KEYS - KA_LKEYS;
+}
+
+/* Key @i as the main index names it: 8 bytes, or a large key's surrogate. @return its length. */
+static size_t main_key(uint8_t *k, unsigned i)
+{
+	if (is_large(i)) {
+		memset(k, 0, KA_SUR);
+		memcpy(k, "kvapp-lk", 8);
+		k[8] = (uint8_t)('0' + i);
+		k[KA_SUR - 1] = 0x90; /* database 0's large-key tag */
+		return KA_SUR;
+	}
 	memcpy(k, "kvapp-k", 7);
 	k[7] = (uint8_t)('0' + i);
+	return 8;
+}
+
+/* Chunk @c of large key @i: LK_GEN | surrogate | chunk (4). */
+static size_t kchunk_key(uint8_t *sk, unsigned i, uint32_t c)
+{
+	be_put(sk, KA_LKGEN, 8);
+	main_key(sk + 8, i);
+	be_put(sk + 8 + KA_SUR, c, 4);
+	return 8 + KA_SUR + 4;
 }
 
 static size_t sub_key(uint8_t *k, uint64_t gen, uint32_t piece, bool hash)
@@ -164,7 +199,7 @@ static int tx_log(struct ka *a, int ix, const uint8_t *k, size_t n)
 {
 	struct paste_kv *kv = ix == 0 ? a->kv : a->sub;
 	struct paste_ref old;
-	uint8_t u[KA_UHDR + 16];
+	uint8_t u[KA_UHDR + KA_KMAX];
 	int err;
 
 	if (!a->in_tx || (ix == 1 && be_get(k, 8) >= a->gen0))
@@ -255,15 +290,51 @@ static void tx_gc(struct ka *a)
 
 /* ---- objects (kv_obj.c, kv_hash.c) ---------------------------------------------------------- */
 
+/* lkey_make(): a large key without chunks gets them, then a fence, before its surrogate. */
+static int key_make(struct ka *a, unsigned k)
+{
+	uint8_t sk[KA_KMAX];
+	int err = 0;
+
+	if (!is_large(k) || a->kch[k])
+		return 0;
+	for (uint32_t c = 0; c < KA_KCH && !err; c++) {
+		struct ka_piece p = {.gen = KA_LKGEN, .idx = c, .ver = k};
+
+		err = ix_put(a, 1, sk, kchunk_key(sk, k, c), &p, sizeof(p));
+	}
+	if (err)
+		return err;
+	paste_pool__persist(a->pool, paste_pool__base(a->pool), 0);
+	a->kch[k] = true;
+	return 0;
+}
+
 static int hdr_put(struct ka *a, unsigned k, const struct ka_val *v)
 {
 	struct ka_hdr h = {.magic = KA_MAGIC, .type = v->type, .n = v->n, .gen = v->gen};
-	uint8_t key[8];
+	uint8_t key[KA_KMAX];
+	size_t kn = main_key(key, k);
+	int err;
 
 	h.ver = v->type == KA_BIG ? v->ver[0] : 0;
-	main_key(key, k);
 	paste_pool__persist(a->pool, paste_pool__base(a->pool), 0); /* pieces_fence() */
-	return ix_put(a, 0, key, 8, &h, sizeof(h));
+	err = key_make(a, k);                                       /* store(): lkey_make() */
+	return err ? err : ix_put(a, 0, key, kn, &h, sizeof(h));
+}
+
+/* lkey_reap(), after the round's drain: chunks of a large key not in the main index (any more). */
+static void key_reap(struct ka *a, unsigned k)
+{
+	uint8_t key[KA_KMAX], sk[KA_KMAX];
+	size_t kn = main_key(key, k);
+	struct paste_ref r;
+
+	if (!is_large(k) || !a->kch[k] || paste_kv__get(a->kv, key, kn, &r) == 0)
+		return;
+	for (uint32_t c = 0; c < KA_KCH; c++)
+		paste_kv__del(a->sub, sk, kchunk_key(sk, k, c));
+	a->kch[k] = false;
 }
 
 static int piece_put(struct ka *a, uint64_t gen, uint32_t i, uint32_t ver, bool hash)
@@ -330,7 +401,7 @@ struct ka_walk {
 	struct paste_pool *pool;
 	struct paste_kv *kv, *sub;
 	uint64_t id;
-	uint8_t (*keys)[32];
+	uint8_t (*keys)[KA_UHDR + KA_KMAX];
 	size_t *lens;
 	unsigned n, cap;
 	uint64_t live[KA_KEYS];
@@ -340,7 +411,7 @@ struct ka_walk {
 
 static void walk_keep(struct ka_walk *w, const uint8_t *k, size_t n)
 {
-	if (w->n < w->cap && n <= 32) {
+	if (w->n < w->cap && n <= KA_UHDR + KA_KMAX) {
 		memcpy(w->keys[w->n], k, n);
 		w->lens[w->n++] = n;
 	}
@@ -384,8 +455,12 @@ static int orphan_fn(const struct paste_ref *key, const struct paste_ref *val, v
 	struct ka_walk *w = arg;
 	const uint8_t *k = paste_pool__ref_ptr(w->pool, key);
 	uint64_t gen = be_get(k, 8);
+	struct paste_ref r;
 
 	(void)val;
+	if (gen == KA_LKGEN && key->len == 8 + KA_SUR + 4 &&
+	    paste_kv__get(w->kv, k + 8, KA_SUR, &r) == 0)
+		return 0; /* a chunk of a stored large key (obj_sweep: lkey_piece_live) */
 	for (unsigned i = 0; i < w->nlive; i++)
 		if (w->live[i] == gen)
 			return 0;
@@ -397,7 +472,7 @@ static int orphan_fn(const struct paste_ref *key, const struct paste_ref *val, v
 static int ka_startup(struct ka *a, struct paste_pool *rec, struct paste_kv *kv,
                       struct paste_kv *sub, struct paste_kv *undo)
 {
-	uint8_t keys[256][32];
+	uint8_t keys[256][KA_UHDR + KA_KMAX];
 	size_t lens[256];
 	struct ka_walk w = {
 	    .a = a, .pool = rec, .kv = kv, .sub = sub, .keys = keys, .lens = lens, .cap = 256};
@@ -434,12 +509,24 @@ static void ka_read(struct ka *a, struct paste_pool *rec, struct paste_kv *kv, s
 	struct paste_ref r;
 	struct ka_hdr h;
 	struct ka_piece p;
-	uint8_t key[8], sk[12];
+	uint8_t key[KA_KMAX], sk[KA_KMAX];
+	size_t kn;
 
 	memset(v, 0, sizeof(*v));
-	main_key(key, k);
-	if (paste_kv__get(kv, key, 8, &r))
+	kn = main_key(key, k);
+	if (paste_kv__get(kv, key, kn, &r))
 		return;
+	for (uint32_t c = 0; is_large(k) && c < KA_KCH; c++) {
+		if (paste_kv__get(sub, sk, kchunk_key(sk, k, c), &r)) {
+			ka_viol(a, "large key %u: its surrogate is stored, its chunk %u is missing",
+			        k, c);
+			continue;
+		}
+		memcpy(&p, paste_pool__ref_ptr(rec, &r), sizeof(p));
+		if (p.gen != KA_LKGEN || p.idx != c || p.ver != k)
+			ka_viol(a, "large key %u: chunk %u holds another key's bytes", k, c);
+	}
+	paste_kv__get(kv, key, kn, &r);
 	if (r.len != sizeof(h)) {
 		ka_viol(a, "key %u: a value of %u bytes, not a header", k, r.len);
 		return;
@@ -522,11 +609,14 @@ static void ka_check(struct ka *a, const uint8_t *img)
 		ka_read(a, rec, kv, sub, k, &got[k]);
 		all_old &= val_eq(&got[k], &a->old[k]);
 		all_new &= val_eq(&got[k], &a->cur[k]);
-		if (!val_eq(&got[k], &a->old[k]) && !val_eq(&got[k], &a->cur[k]))
+		if (!val_eq(&got[k], &a->old[k]) && !val_eq(&got[k], &a->cur[k]) &&
+		    !((int)k == a->mid_absent && got[k].type == KA_NONE))
 			ka_viol(a, "key %u: neither its old nor its new value (type %u gen %llu)",
 			        k, got[k].type, (unsigned long long)got[k].gen);
 		for (uint32_t i = 0; i < KA_MAXP; i++)
 			want += got[k].type == KA_BIG ? i < got[k].n : got[k].ver[i] != 0;
+		if (is_large(k) && got[k].type)
+			want += KA_KCH; /* its key chunks */
 	}
 	if (a->group && !all_old && !all_new)
 		ka_viol(a, "a multi-key write is half applied (some keys old, some new)");
@@ -544,7 +634,7 @@ out:
 /* One random operation with a crash point at each of its hook calls; then verify them. */
 static int ka_op(struct ka *a)
 {
-	unsigned k = sim_below(&a->rng, KA_KEYS), what = sim_below(&a->rng, 5);
+	unsigned k = sim_below(&a->rng, KA_KEYS), what = sim_below(&a->rng, 6);
 	struct ka_val retired[KA_KEYS];
 	unsigned nret = 0;
 	uint64_t c0 = a->pm.calls, skip;
@@ -552,6 +642,7 @@ static int ka_op(struct ka *a)
 
 	memcpy(a->old, a->cur, sizeof(a->old));
 	a->group = false;
+	a->mid_absent = -1;
 	a->pm.model = a->ops % 2 ? SIM_RANDOM_EVICT : SIM_FENCED_ONLY;
 	a->pm.evict_pct = 10 + sim_below(&a->rng, 81);
 	a->pm.ncap = 0;
@@ -564,28 +655,34 @@ static int ka_op(struct ka *a)
 	if (what == 0) {
 		a->opname = "SET big";
 		err = set_big(a, k);
-	} else if (what == 1) {
-		uint8_t key[8];
+	} else if (what == 1 || what == 5) {
+		uint8_t key[KA_KMAX];
+		size_t kn;
 
-		a->opname = "DEL";
-		main_key(key, k);
+		if (what == 5) { /* a large key deleted and stored again before the reap */
+			k = KA_KEYS - 1 - sim_below(&a->rng, KA_LKEYS);
+			a->mid_absent = (int)k;
+		}
+		a->opname = what == 5 ? "DEL+SET large key" : "DEL";
+		kn = main_key(key, k);
 		if (a->cur[k].type)
-			err = ix_del(a, 0, key, 8);
+			err = ix_del(a, 0, key, kn);
 		a->cur[k] = (struct ka_val){0};
+		if (!err && what == 5)
+			err = set_big(a, k);
 	} else if (what == 2) {
 		a->opname = "HSET one field";
 		err = hset(a, k, 1u << sim_below(&a->rng, KA_MAXP));
 	} else if (what == 3) {
 		unsigned nk = 2 + sim_below(&a->rng, 2);
-		uint8_t key[8];
+		uint8_t key[KA_KMAX];
 
 		a->opname = "MSET (undo log)";
 		a->group = true;
 		tx_begin(a);
 		for (unsigned i = 0; i < nk && !err;
 		     i++) { /* mset(): every key logged, one fence */
-			main_key(key, (k + i) % KA_KEYS);
-			err = tx_log(a, 0, key, 8);
+			err = tx_log(a, 0, key, main_key(key, (k + i) % KA_KEYS));
 		}
 		for (unsigned i = 0; i < nk && !err; i++)
 			err = set_big(a, (k + i) % KA_KEYS);
@@ -606,6 +703,8 @@ static int ka_op(struct ka *a)
 	tx_gc(a);
 	for (unsigned i = 0; i < nret; i++)
 		reap(a, &retired[i]);
+	for (unsigned i = 0; i < KA_KEYS; i++)
+		key_reap(a, i);
 	paste_pool__drain(a->pool);
 	sim_pmem__dense(&a->pm, 0, 0);
 	if (a->pm.calls - c0 > a->max_calls)
