@@ -51,6 +51,7 @@ enum {
 	OPT_COPY_THRESHOLD,
 	OPT_SUB_KEYS,
 	OPT_UNDO_KEYS,
+	OPT_REPL_BACKLOG,
 };
 
 struct kv_stats {
@@ -136,6 +137,8 @@ struct kvd {
 	/* growable scratch for KEYS/SCAN/INFO/COMMAND replies */
 	char *big;
 	size_t big_len, big_cap;
+	struct kv_primary *prim; /* replication primary (kv_primary.c) */
+	uint64_t repl_backlog;   /* --repl-backlog-size */
 };
 
 /* One queued piece of a connection's output. */
@@ -178,6 +181,9 @@ struct kconn {
 	uint64_t id;
 	char name[64];
 	int db; /* SELECT */
+	struct paste_conn *c;  /* the connection (set by on_accept) */
+	struct kv_pconn *pc;   /* replica, WAIT, SUBSCRIBE state (kv_primary.c), or NULL */
+	bool blocked;          /* in WAIT: run no request until it ends */
 };
 
 /* A request being executed. */

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "kv.h"
+#include "kv_primary.h"
 
 int cmd_ping(struct req *r)
 {
@@ -431,11 +432,15 @@ int cmd_info(struct req *r)
 	struct kvd *d = r->d;
 	struct paste_stats s;
 	bool want[4] = {r->cmd->argc == 1, r->cmd->argc == 1, r->cmd->argc == 1, r->cmd->argc == 1};
+	bool repl = r->cmd->argc == 1;
 
-	for (unsigned k = 1; k < r->cmd->argc; k++)
+	for (unsigned k = 1; k < r->cmd->argc; k++) {
+		bool all = arg_is(r, k, "all") || arg_is(r, k, "default") || arg_is(r, k, "everything");
+
 		for (unsigned i = 0; i < 4; i++)
-			want[i] |= arg_is(r, k, names[i]) || arg_is(r, k, "all") ||
-			           arg_is(r, k, "default") || arg_is(r, k, "everything");
+			want[i] |= all || arg_is(r, k, names[i]);
+		repl |= all || arg_is(r, k, "replication");
+	}
 	paste_stats(d->ctx, &s, sizeof(s));
 	d->big_len = 0;
 	if (want[0])
@@ -444,6 +449,8 @@ int cmd_info(struct req *r)
 		info_persistence(d, &s);
 	if (want[2])
 		info_stats(d, &s);
+	if (repl)
+		kv_primary_info(d); /* kv_primary.c */
 	if (want[3])
 		info_keyspace(d);
 	if (d->big_len >= 2)

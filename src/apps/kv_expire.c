@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "kv.h"
+#include "kv_primary.h"
 
 #ifndef KV_EXPIRE_NS
 #define KV_EXPIRE_NS 100000000ull /* active expiry: every 100 ms */
@@ -223,8 +224,10 @@ void expire_cycle(struct kvd *d)
 
 		memcpy(&n, e.bt.buf + o, 4);
 		arena_reset(d);
-		if (del_key(d, e.bt.buf + o + 4, n))
+		if (del_key(d, e.bt.buf + o + 4, n)) {
+			kv_primary_expired(d, e.bt.buf + o + 4, n); /* DEL to the replicas */
 			d->st.expired_active++;
+		}
 		else
 			paste_kv__del(d->ttl, e.bt.buf + o + 4, n);
 		o += 4 + n;

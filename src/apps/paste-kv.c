@@ -34,6 +34,7 @@
 #include <paste/paste.h>
 
 #include "kv.h"
+#include "kv_primary.h"
 
 static void usage(FILE *out)
 {
@@ -74,6 +75,12 @@ static void usage(FILE *out)
 	    "  --copy-threshold SIZE  values and keys shorter than SIZE are copied into packing\n"
 	    "                       frames instead of pinning the frame they arrived in\n"
 	    "                       (default 0: always in place)\n"
+	    "\n"
+	    "Replication (paste-kv as the primary of redis-server replicas: SYNC/PSYNC,\n"
+	    "WAIT, ROLE, INFO replication; docs/paste-kv.md, \"Replication\"):\n"
+	    "  --repl-backlog-size SIZE  bytes of the replication stream kept for replicas\n"
+	    "                       that reconnect (PSYNC continues inside it; default 1M,\n"
+	    "                       16K-1G). Made when the first replica attaches.\n"
 	    "\n"
 	    "Signals: SIGUSR1 prints a 'stats ...' line; SIGTERM/SIGINT shut down cleanly.\n"
 	    "Output: 'paste-kv: recovered ...' then 'paste-kv: ready ...' on stdout.\n"
@@ -126,6 +133,11 @@ static int extra_opt(int opt, const char *arg, void *app)
 		if (daemon_parse_uint(arg, 0, UINT32_MAX, &d->reserve))
 			break;
 		return 0;
+	case OPT_REPL_BACKLOG:
+		if (daemon_parse_size(arg, &v) || v < (16u << 10) || v > (1u << 30))
+			break;
+		d->repl_backlog = v;
+		return 0;
 	case OPT_COPY_THRESHOLD:
 		if (daemon_parse_size(arg, &d->copy_threshold) || d->copy_threshold > 4096)
 			break;
@@ -177,7 +189,7 @@ static void refresh_low(struct kvd *d)
 static int run(struct kvd *d)
 {
 	while (!daemon_got_stop) {
-		int n = paste_poll(d->ctx, -1);
+		int n = paste_poll(d->ctx, kv_primary_poll_ms(d));
 
 		if (n < 0 && n != -EINTR) {
 			fprintf(stderr, "paste-kv: event loop failed: %s\n", paste_last_error());
@@ -187,6 +199,7 @@ static int run(struct kvd *d)
 		obj_reap(d);     /* after the round's fence: pieces of replaced objects */
 		tx_gc(d);        /* and the undo entries of committed transactions */
 		expire_cycle(d); /* active expiry, every 100 ms */
+		kv_primary_tick(d); /* WAIT timeouts, the replication stream's PING */
 		if (daemon_got_usr1) {
 			daemon_got_usr1 = 0;
 			print_stats(d);
@@ -220,6 +233,8 @@ static int setup(struct kvd *d)
 	if (!d->reserve)
 		d->reserve = st.frames_total / 8 > 512 ? st.frames_total / 8 : 512;
 	d->started = time(NULL);
+	if (kv_primary_init(d, d->repl_backlog))
+		return 1;
 	if (paste_listen(d->ctx, d->d.port,
 	                 &(struct paste_conn_ops){.sz = sizeof(struct paste_conn_ops),
 	                                          .on_accept = on_accept,
@@ -255,6 +270,7 @@ int main(int argc, char **argv)
 	    {"max-bulk", required_argument, NULL, OPT_MAX_BULK},
 	    {"reserve-frames", required_argument, NULL, OPT_RESERVE},
 	    {"copy-threshold", required_argument, NULL, OPT_COPY_THRESHOLD},
+	    {"repl-backlog-size", required_argument, NULL, OPT_REPL_BACKLOG},
 	    {NULL, 0, NULL, 0},
 	};
 	static struct kvd d = {.max_key = 512};
@@ -277,6 +293,7 @@ int main(int argc, char **argv)
 		daemon_sig_ctx = NULL;
 		paste_close(&d.ctx);
 	}
+	kv_primary_free(&d);
 	arena_reset(&d);
 	free(d.arena);
 	free(d.extra);
