@@ -405,7 +405,7 @@ static int64_t acked(struct kvd *d, uint64_t off)
 	int64_t n = 0;
 
 	for (size_t i = 0; i < p->npcs; i++)
-		n += p->pcs[i]->replica && !p->pcs[i]->dropped && p->pcs[i]->ack_off >= off;
+		n += p->pcs[i]->online && !p->pcs[i]->dropped && p->pcs[i]->ack_off >= off;
 	return n;
 }
 
@@ -433,7 +433,8 @@ static void check_waiters(struct kvd *d)
 	}
 }
 
-/* WAIT numreplicas timeout: replicas that acknowledged the stream up to now. */
+/* WAIT numreplicas timeout: replicas that acknowledged the stream up to this client's last write
+ * (its offset: a client that wrote nothing waits for nothing, as in Redis). */
 int cmd_wait(struct req *r)
 {
 	struct kvd *d = r->d;
@@ -445,20 +446,20 @@ int cmd_wait(struct req *r)
 		return out_err(r->kc, "ERR value is not an integer or out of range");
 	if (ms < 0)
 		return out_err(r->kc, "ERR timeout is negative");
-	if (!p || !p->active)
+	if (!p)
 		return out_hdr(r->kc, ':', 0);
-	n = acked(d, p->off);
+	n = acked(d, r->kc->woff);
 	if (n >= want || r->queued)
 		return out_hdr(r->kc, ':', n);
 	pc = kv_primary_pconn(d, r->kc);
 	if (!pc)
 		return out_err(r->kc, "ERR out of memory");
 	pc->waiting = true;
-	pc->wait_off = p->off;
+	pc->wait_off = r->kc->woff;
 	pc->wait_n = want;
 	pc->wait_deadline_ns = ms ? mono_ns() + (uint64_t)ms * 1000000ull : 0;
 	r->kc->blocked = true;
-	if (p->getack_off != p->off) { /* ask the replicas for their offsets now */
+	if (p->active && p->getack_off != p->off) { /* ask the replicas for their offsets now */
 		emit_str(d, "*3\r\n$8\r\nREPLCONF\r\n$6\r\nGETACK\r\n$1\r\n*\r\n");
 		p->getack_off = p->off;
 	}
@@ -610,6 +611,11 @@ bool kv_primary_active(struct kvd *d, bool **in_multi)
 	if (in_multi)
 		*in_multi = &d->prim->in_multi;
 	return true;
+}
+
+uint64_t kv_primary_offset(const struct kvd *d)
+{
+	return d->prim ? d->prim->off : 0;
 }
 
 bool kv_primary_is_replica(const struct kconn *kc)

@@ -20,8 +20,8 @@ struct command;
 
 #define KV_PRIMARY_BACKLOG_DEFAULT (1u << 20)     /* --repl-backlog-size, as Redis' default */
 #define KV_PRIMARY_OUT_MAX         (256ull << 20) /* a replica further behind is dropped */
-#define KV_PRIMARY_PING_NS         10000000000ull /* PING in the stream (repl-ping-replica-period) */
-#define KV_PRIMARY_TICK_MS         100            /* event loop wake-up while replicating */
+#define KV_PRIMARY_PING_NS         2000000000ull /* PING in the stream (repl-ping-replica-period) */
+#define KV_PRIMARY_TICK_MS         100           /* event loop wake-up while replicating */
 
 /* A growable byte buffer (the RDB being written, a command being propagated). */
 struct kv_rbuf {
@@ -78,6 +78,7 @@ void kv_primary_before(struct req *r, struct kv_pmark *m);
 void kv_primary_after(struct req *r, const struct command *cmd, struct kv_pmark *m);
 void kv_primary_expired(struct kvd *d, const uint8_t *k, size_t n);
 int kv_primary_select(struct kvd *d, int db);
+uint64_t kv_primary_offset(const struct kvd *d);
 bool kv_primary_active(struct kvd *d, bool **in_multi);
 bool kv_primary_is_replica(const struct kconn *kc);
 

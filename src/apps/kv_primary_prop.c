@@ -364,6 +364,7 @@ void kv_primary_after(struct req *r, const struct command *cmd, struct kv_pmark 
 			*in_multi = true;
 		}
 		emit_cmd(d, &o);
+		r->kc->woff = kv_primary_offset(d);
 	} else if (o.err) {
 		fprintf(stderr, "paste-kv: out of memory propagating '%s' to the replicas\n",
 		        cmd->name);
