@@ -355,10 +355,11 @@ void info_server(struct kvd *d)
 {
 	big_printf(d,
 	           "# Server\r\nredis_version:7.0.0\r\npaste_kv_version:" KV_VERSION "\r\n"
-	           "redis_mode:standalone\r\nos:Linux\r\nprocess_id:%d\r\ntcp_port:%u\r\n"
+	           "redis_mode:standalone\r\nos:Linux\r\nprocess_id:%d\r\nrun_id:%s\r\n"
+	           "tcp_port:%u\r\n"
 	           "transport:%s\r\nbusy_poll:%d\r\nuptime_in_seconds:%lld\r\n"
 	           "connected_clients:%u\r\nmem_allocator:libc\r\n\r\n",
-	           (int)getpid(), d->d.port, daemon_transport_name(d->d.paste.transport),
+	           (int)getpid(), kv_primary_runid(d), d->d.port, daemon_transport_name(d->d.paste.transport),
 	           d->d.paste.busy_poll, (long long)(time(NULL) - d->started), d->conns_open);
 }
 

@@ -613,6 +613,12 @@ bool kv_primary_active(struct kvd *d, bool **in_multi)
 	return true;
 }
 
+/* INFO's run_id: the process's replication id (random at each start, as Redis' run_id). */
+const char *kv_primary_runid(const struct kvd *d)
+{
+	return d->prim ? d->prim->replid : "";
+}
+
 uint64_t kv_primary_offset(const struct kvd *d)
 {
 	return d->prim ? d->prim->off : 0;

@@ -79,6 +79,7 @@ void kv_primary_after(struct req *r, const struct command *cmd, struct kv_pmark 
 void kv_primary_expired(struct kvd *d, const uint8_t *k, size_t n);
 int kv_primary_select(struct kvd *d, int db);
 uint64_t kv_primary_offset(const struct kvd *d);
+const char *kv_primary_runid(const struct kvd *d);
 bool kv_primary_active(struct kvd *d, bool **in_multi);
 bool kv_primary_is_replica(const struct kconn *kc);
 

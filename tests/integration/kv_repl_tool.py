@@ -10,6 +10,8 @@ Subcommands:
                             that expire 300 ms later (the replica must lose them too)
   compare H1 P1 H2 P2       databases 0 and 3 of both servers hold the same keys, each of the same
                             type, with byte-identical contents and the same PEXPIRETIME
+  digest HOST PORT          one line: the number of keys of databases 0 and 3 and a SHA-256 of
+                            their names, types, contents and expiry times
   load HOST PORT LOG N      pipelined SETs of 50 keys, then WAIT N 2000, over and over; the writes
                             of a batch that WAIT reports on N replicas are appended to LOG
                             ("key seq") then; runs until the connection fails (primary killed)
@@ -102,6 +104,18 @@ def contents(c, key):
     return t, v, c.cmd(b"PEXPIRETIME", key)
 
 
+def digest(host, port):
+    c = Conn(host, int(port))
+    h = hashlib.sha256()
+    n = 0
+    for db in (b"0", b"3"):
+        c.cmd(b"SELECT", db)
+        for k in sorted(c.cmd(b"KEYS", b"*")):
+            h.update(repr((db, k, contents(c, k))).encode())
+            n += 1
+    print("keys=%d sha256=%s" % (n, h.hexdigest()))
+
+
 def compare(h1, p1, h2, p2):
     a, b = Conn(h1, int(p1)), Conn(h2, int(p2))
     total = 0
@@ -162,7 +176,7 @@ def check(host, port, log):
 
 
 def main():
-    cmds = {"fill": (fill, 3), "compare": (compare, 4), "load": (load, 4), "check": (check, 3)}
+    cmds = {"fill": (fill, 3), "compare": (compare, 4), "digest": (digest, 2), "load": (load, 4), "check": (check, 3)}
     if len(sys.argv) < 2 or sys.argv[1] not in cmds or len(sys.argv) != cmds[sys.argv[1]][1] + 2:
         print(__doc__, file=sys.stderr)
         sys.exit(2)

@@ -38,7 +38,7 @@ start_replica() {
 	RN=$((RN + 1))
 	RLOG=$LOGDIR/$name.$RN.log
 	mkdir -p "$LOGDIR/$name.dir"
-	in_cli redis-server --port "$port" --bind "$CLI_IP" --protected-mode no --save '3600 1' \
+	ip netns exec "$NS_CLI" redis-server --port "$port" --bind "$CLI_IP" --protected-mode no --save '3600 1' \
 		--repl-timeout 6 --appendonly no --dir "$LOGDIR/$name.dir" --replicaof "$HOST" 6379 >"$RLOG" 2>&1 &
 	RPID[$name]=$!
 	track_pid "${RPID[$name]}"
@@ -104,7 +104,7 @@ for tr in ${KV_TEST_TRANSPORTS:-paste kernel}; do
 	log "$tr: kill -9 of the primary under load: nothing WAIT acknowledged is lost"
 	acked=$LOGDIR/acked.$tr
 	rm -f "$acked"
-	in_cli python3 "$TOOL" load "$HOST" 6379 "$acked" 2 >"$LOGDIR/load.$tr.txt" 2>&1 &
+	ip netns exec "$NS_CLI" python3 "$TOOL" load "$HOST" 6379 "$acked" 2 >"$LOGDIR/load.$tr.txt" 2>&1 &
 	lpid=$!
 	track_pid "$lpid"
 	wait_for "$acked" . "load"
