@@ -13,19 +13,10 @@
 # Skipped (77) without redis-server.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/kv_lib.sh"
+. "$(dirname "$0")/kv_repl_lib.sh" # wait_for, kv_transport
 
 command -v redis-server >/dev/null || { log "redis-server not installed: skipped"; exit 77; }
 TOOL=$PASTE_SRC/tests/integration/kv_repl_tool.py
-
-# wait_for FILE PATTERN WHAT: until FILE has a line matching PATTERN.
-wait_for() {
-	local i
-	for ((i = 0; i < READY_TIMEOUT * 10; i++)); do
-		grep -q "$2" "$1" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	fail "$3: no '$2' in $1 after ${READY_TIMEOUT}s"
-}
 
 # start_replica NAME PORT: redis-server in the client namespace replicating paste-kv ($HOST),
 # saving its data at shutdown (so that a restart can continue with PSYNC). repl-timeout 6: after
@@ -55,15 +46,9 @@ stop_replica() { # NAME PORT: SHUTDOWN (saves its data)
 pcli() { in_cli redis-cli -h "$HOST" -p 6379 "$@"; }
 
 for tr in ${KV_TEST_TRANSPORTS:-paste kernel}; do
-	if [ "$tr" = paste ]; then
-		HOST=$STACK_IP
-		args=(--ifname "$VETH_SRV" --ip "$STACK_IP")
-	else
-		HOST=$SRV_IP
-		args=(--transport kernel --ip "$SRV_IP")
-	fi
+	kv_transport "$tr"
 	rm -rf "$POOL" "$LOGDIR"/ra.dir "$LOGDIR"/rb.dir
-	start_kv "${args[@]}" --port 6379 --pool "$POOL" --pool-size 512M --repl-backlog-size 4M
+	start_kv "${KV_ARGS[@]}" --port 6379 --pool "$POOL" --pool-size 512M --repl-backlog-size 4M
 
 	log "$tr: data before the replica attaches, full resync, then the stream"
 	in_cli python3 "$TOOL" fill "$HOST" 6379 "$tr-before" || fail "$tr: fill before"
@@ -120,7 +105,7 @@ for tr in ${KV_TEST_TRANSPORTS:-paste kernel}; do
 	log "$tr: $(wc -l <"$acked") writes acknowledged by WAIT before the kill"
 	in_cli python3 "$TOOL" check "$CLI_IP" 6380 "$acked" || fail "$tr: replica ra lost acknowledged writes"
 	in_cli python3 "$TOOL" check "$CLI_IP" 6381 "$acked" || fail "$tr: replica rb lost acknowledged writes"
-	start_kv "${args[@]}" --port 6379 --pool "$POOL" --pool-size 512M --repl-backlog-size 4M
+	start_kv "${KV_ARGS[@]}" --port 6379 --pool "$POOL" --pool-size 512M --repl-backlog-size 4M
 	in_cli python3 "$TOOL" check "$HOST" 6379 "$acked" || fail "$tr: the restarted primary lost acknowledged writes"
 	[ "$(pcli WAIT 2 20000)" = 2 ] || fail "$tr: the replicas did not resynchronise with the restarted primary"
 	in_cli python3 "$TOOL" compare "$HOST" 6379 "$CLI_IP" 6381 || fail "$tr: replica rb differs after the primary's restart"

@@ -10,20 +10,12 @@
 # without redis-server or redis-sentinel.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/kv_lib.sh"
+. "$(dirname "$0")/kv_repl_lib.sh" # wait_for, kv_transport
 
 for p in redis-server redis-sentinel; do
 	command -v $p >/dev/null || { log "$p not installed: skipped"; exit 77; }
 done
 TOOL=$PASTE_SRC/tests/integration/kv_repl_tool.py
-
-wait_for() { # FILE PATTERN WHAT
-	local i
-	for ((i = 0; i < READY_TIMEOUT * 10; i++)); do
-		grep -q "$2" "$1" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	fail "$3: no '$2' in $1 after ${READY_TIMEOUT}s"
-}
 
 PIDS=()
 start_bg() { # LOG CMD...: in the client namespace
@@ -37,15 +29,9 @@ start_bg() { # LOG CMD...: in the client namespace
 scli() { in_cli redis-cli -h "$CLI_IP" -p 26379 "$@"; }
 
 for tr in ${KV_TEST_TRANSPORTS:-paste kernel}; do
-	if [ "$tr" = paste ]; then
-		HOST=$STACK_IP
-		args=(--ifname "$VETH_SRV" --ip "$STACK_IP")
-	else
-		HOST=$SRV_IP
-		args=(--transport kernel --ip "$SRV_IP")
-	fi
+	kv_transport "$tr"
 	rm -f "$POOL"
-	start_kv "${args[@]}" --port 6379 --pool "$POOL" --pool-size 512M
+	start_kv "${KV_ARGS[@]}" --port 6379 --pool "$POOL" --pool-size 512M
 	in_cli python3 "$TOOL" fill "$HOST" 6379 "$tr" || fail "$tr: fill"
 	for port in 6380 6381; do
 		mkdir -p "$LOGDIR/$tr.$port"
