@@ -52,6 +52,7 @@ enum {
 	OPT_SUB_KEYS,
 	OPT_UNDO_KEYS,
 	OPT_REPL_BACKLOG,
+	OPT_REPL_SNAP_STEP,
 };
 
 struct kv_stats {
@@ -139,6 +140,7 @@ struct kvd {
 	size_t big_len, big_cap;
 	struct kv_primary *prim; /* replication primary (kv_primary.c) */
 	uint64_t repl_backlog;   /* --repl-backlog-size */
+	uint64_t repl_snap_step; /* --repl-snapshot-step */
 };
 
 /* One queued piece of a connection's output. */

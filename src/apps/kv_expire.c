@@ -224,10 +224,9 @@ void expire_cycle(struct kvd *d)
 
 		memcpy(&n, e.bt.buf + o, 4);
 		arena_reset(d);
-		if (del_key(d, e.bt.buf + o + 4, n)) {
-			kv_primary_expired(d, e.bt.buf + o + 4, n); /* DEL to the replicas */
+		kv_primary_expired(d, e.bt.buf + o + 4, n); /* DEL to the replicas */
+		if (del_key(d, e.bt.buf + o + 4, n))
 			d->st.expired_active++;
-		}
 		else
 			paste_kv__del(d->ttl, e.bt.buf + o + 4, n);
 		o += 4 + n;

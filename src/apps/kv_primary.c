@@ -43,9 +43,10 @@ struct kv_primary {
 	struct kv_pconn **pcs;
 	size_t npcs, pcs_cap;
 	uint64_t full_syncs, partial_ok, partial_err, rdb_bytes, rdb_us;
+	size_t snap_step; /* --repl-snapshot-step */
 };
 
-int kv_primary_init(struct kvd *d, uint64_t backlog_size)
+int kv_primary_init(struct kvd *d, uint64_t backlog_size, uint64_t snap_step)
 {
 	static const char hex[] = "0123456789abcdef";
 	struct kv_primary *p = calloc(1, sizeof(*p));
@@ -64,6 +65,7 @@ int kv_primary_init(struct kvd *d, uint64_t backlog_size)
 		p->replid[2 * i + 1] = hex[rnd[i] & 15];
 	}
 	p->bl_size = backlog_size ? backlog_size : KV_PRIMARY_BACKLOG_DEFAULT;
+	p->snap_step = snap_step ? snap_step : KV_PRIMARY_SNAP_STEP;
 	p->seldb = -1;
 	d->prim = p;
 	return 0;
@@ -71,6 +73,7 @@ int kv_primary_init(struct kvd *d, uint64_t backlog_size)
 
 static void pconn_free(struct kv_pconn *pc)
 {
+	free(pc->held.p);
 	for (unsigned i = 0; i < pc->nchans; i++)
 		free(pc->chans[i]);
 	free(pc->chans);
@@ -130,6 +133,7 @@ void kv_primary_closed(struct kvd *d, struct kconn *kc)
 
 	if (!p || !kc->pc)
 		return;
+	kv_psnap_closed(d, kc->pc);
 	for (size_t i = 0; i < p->npcs; i++)
 		if (p->pcs[i] == kc->pc) {
 			if (kc->pc->replica)
@@ -186,6 +190,18 @@ static int backlog_send(struct kv_primary *p, struct kconn *kc, uint64_t from)
 	return 0;
 }
 
+/* RDB bytes a snapshot writes per event-loop round (kv_primary_snap.c). */
+size_t kv_primary_snap_step(const struct kvd *d)
+{
+	return d->prim->snap_step;
+}
+
+void kv_primary_snapshot_done(struct kvd *d, uint64_t bytes, uint64_t us)
+{
+	d->prim->rdb_bytes = bytes;
+	d->prim->rdb_us = us;
+}
+
 /* Append @n bytes to the stream: the backlog, and every replica's output. */
 int kv_primary_emit(struct kvd *d, const void *buf, size_t n)
 {
@@ -201,6 +217,18 @@ int kv_primary_emit(struct kvd *d, const void *buf, size_t n)
 
 		if (!pc->replica || pc->dropped || kc->closing)
 			continue;
+		if (pc->snap) { /* its snapshot is being written or loaded: hold the stream */
+			if (kv_rbuf_add(&pc->held, buf, n) == 0 &&
+			    pc->held.len <= KV_PRIMARY_OUT_MAX)
+				continue;
+			fprintf(stderr,
+			        "paste-kv: replica %s:%u: more than %llu bytes of stream while its "
+			        "snapshot is written and loaded: dropping it\n",
+			        pc->ip, pc->port, (unsigned long long)KV_PRIMARY_OUT_MAX);
+			pc->dropped = true;
+			paste_conn__abort(kc->c);
+			continue;
+		}
 		if (out(kc, buf, n) || kc->queued > KV_PRIMARY_OUT_MAX) {
 			fprintf(stderr,
 			        "paste-kv: replica %s:%u is %zu bytes behind (limit %llu): "
@@ -266,7 +294,23 @@ static int full_sync(struct req *r, struct kv_pconn *pc, bool psync)
 
 	if (activate(d))
 		return out_err(kc, "ERR out of memory for the replication backlog");
-	p->seldb = -1; /* the stream selects its database before the next command */
+	p->seldb = -1;               /* the stream selects its database before the next command */
+	if (psync && pc->capa_eof) { /* written while serving (kv_primary_snap.c) */
+		snprintf(line, sizeof(line), "+FULLRESYNC %s %" PRIu64 "\r\n", p->replid, p->off);
+		if (out_str(kc, line))
+			return -ENOMEM;
+		err = kv_psnap_start(d, pc, p->off);
+		if (!err) {
+			become_replica(d, pc);
+			p->full_syncs++;
+			return 0;
+		}
+		if (err != -EBUSY) {
+			kc->quit = true;
+			return out_err(kc, "ERR cannot start the snapshot: %s", strerror(-err));
+		}
+		psync = false; /* one is being written: this one at once, after the line above */
+	}
 	err = kv_rdb_write_keyspace(d, &rb);
 	if (err) {
 		free(rb.p);
@@ -355,6 +399,8 @@ int cmd_replconf(struct req *r)
 
 	if (!pc)
 		return out_err(r->kc, "ERR out of memory");
+	if (pc->replica && !arg_is(r, 1, "ACK"))
+		return 0; /* nothing but the stream goes to a replica */
 	if (r->cmd->argc % 2 == 0)
 		return out_err(r->kc, "ERR syntax error");
 	for (unsigned i = 1; i + 1 < r->cmd->argc; i += 2) {
@@ -366,7 +412,15 @@ int cmd_replconf(struct req *r)
 			if ((uint64_t)v > pc->ack_off)
 				pc->ack_off = (uint64_t)v;
 			pc->ack_ms = wall_ms();
-			pc->online = pc->replica;
+			if (pc->snap && pc->rdb_done) { /* it loaded the snapshot: the stream now */
+				pc->snap = false;
+				if (out(r->kc, pc->held.p, pc->held.len))
+					r->kc->quit = true;
+				free(pc->held.p);
+				pc->held = (struct kv_rbuf){0};
+				flush_out(d, r->kc->c, r->kc);
+			}
+			pc->online = pc->replica && !pc->snap;
 			check_waiters(d);
 			return 0; /* no reply to an ACK */
 		} else if (arg_is(r, i, "listening-port")) {
@@ -384,8 +438,9 @@ int cmd_replconf(struct req *r)
 			pc->ip[n] = 0;
 		} else if (arg_is(r, i, "GETACK")) {
 			return 0; /* a primary ignores it */
-		} else if (!arg_is(r, i, "capa") && !arg_is(r, i, "rdb-only") &&
-		           !arg_is(r, i, "rdb-filter-only")) {
+		} else if (arg_is(r, i, "capa")) {
+			pc->capa_eof |= arg_is(r, i + 1, "eof");
+		} else if (!arg_is(r, i, "rdb-only") && !arg_is(r, i, "rdb-filter-only")) {
 			const uint8_t *a = arg(r, i);
 
 			return out_err(r->kc, "ERR Unrecognized REPLCONF option: %.*s",
@@ -548,6 +603,8 @@ int kv_primary_poll_ms(struct kvd *d)
 		p->kick = false;
 		return 0;
 	}
+	if (kv_psnap_busy(d))
+		return 1; /* a snapshot is being written: write more soon, serve meanwhile */
 	for (size_t i = 0; i < p->npcs; i++)
 		if (p->pcs[i]->resume)
 			return 0;
@@ -582,6 +639,8 @@ void kv_primary_tick(struct kvd *d)
 			p->kick = true;
 		}
 	}
+	if (kv_psnap_step(d))
+		p->kick = true;
 	if (p->active && replicas(p) && now - p->last_ping_ns >= KV_PRIMARY_PING_NS) {
 		p->last_ping_ns = now;
 		emit_str(d, "*1\r\n$4\r\nPING\r\n");

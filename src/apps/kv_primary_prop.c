@@ -24,10 +24,11 @@
 
 /* ---- the reply a command queued ------------------------------------------------------------- */
 
-void kv_primary_before(struct req *r, struct kv_pmark *m)
+void kv_primary_before(struct req *r, const struct command *cmd, struct kv_pmark *m)
 {
 	struct kconn *kc = r->kc;
 
+	kv_psnap_cow(r, cmd); /* a snapshot being written gets the keys it names first */
 	m->rel = kc->oi_n;
 	m->ob_len = kc->ob_len;
 	m->last = kc->oi_n ? kc->oi[kc->oi_head + kc->oi_n - 1].len : 0;
@@ -339,7 +340,8 @@ void kv_primary_after(struct req *r, const struct command *cmd, struct kv_pmark 
 	uint8_t first = 0;
 	bool *in_multi;
 
-	if (kv_primary_is_replica(r->kc) && fn != cmd_psync && fn != cmd_sync) {
+	if (kv_primary_is_replica(r->kc) && fn != cmd_psync && fn != cmd_sync &&
+	    fn != cmd_replconf) { /* REPLCONF never replies to a replica (and may queue stream) */
 		reply_discard(r->kc, m);
 		return;
 	}
@@ -374,7 +376,8 @@ void kv_primary_after(struct req *r, const struct command *cmd, struct kv_pmark 
 	m->reply = NULL;
 }
 
-/* A key of the stored form @k (its last byte the database tag) expired: DEL on the replicas. */
+/* A key of the stored form @k (its last byte the database tag) expires: DEL on the replicas.
+ * Called before it is deleted. */
 void kv_primary_expired(struct kvd *d, const uint8_t *k, size_t n)
 {
 	struct out_cmd o = {0};
@@ -382,6 +385,7 @@ void kv_primary_expired(struct kvd *d, const uint8_t *k, size_t n)
 
 	if (!n || !kv_primary_active(d, NULL))
 		return;
+	kv_psnap_key(d, k, n); /* a snapshot being written gets it first */
 	tag = k[n - 1];
 	kv_primary_select(d, tag == '\r' ? 0 : tag - 0x80);
 	add_word(&o, "DEL");

@@ -171,7 +171,7 @@ struct piece {
 	struct paste_ref k, v;
 };
 
-struct snap {
+struct kv_rdb_snap {
 	struct kvd *d;
 	struct kv_rbuf *b;
 	uint64_t *gens; /* generations of the collections (sorted) */
@@ -185,7 +185,7 @@ struct snap {
 
 static int gens_fn(const struct paste_ref *key, const struct paste_ref *val, void *arg)
 {
-	struct snap *s = arg;
+	struct kv_rdb_snap *s = arg;
 	struct obj o;
 
 	(void)key;
@@ -214,7 +214,7 @@ static int cmp_u64(const void *a, const void *b)
 
 static int pieces_fn(const struct paste_ref *key, const struct paste_ref *val, void *arg)
 {
-	struct snap *s = arg;
+	struct kv_rdb_snap *s = arg;
 	const uint8_t *k = paste_pool__ref_ptr(s->d->pool, key);
 	uint64_t gen;
 
@@ -255,7 +255,7 @@ static int cmp_piece(const void *a, const void *b)
 }
 
 /* The pieces of collection @gen: *first and the count. */
-static size_t pieces_of(const struct snap *s, uint64_t gen, size_t *first)
+static size_t pieces_of(const struct kv_rdb_snap *s, uint64_t gen, size_t *first)
 {
 	size_t lo = 0, hi = s->npc, end;
 
@@ -273,7 +273,7 @@ static size_t pieces_of(const struct snap *s, uint64_t gen, size_t *first)
 	return end - lo;
 }
 
-static int put_collection(struct snap *s, const struct obj *o)
+static int put_collection(struct kv_rdb_snap *s, const struct obj *o)
 {
 	struct kv_rbuf *b = s->b;
 	size_t first, n = pieces_of(s, o->gen, &first);
@@ -338,19 +338,16 @@ static int type_byte(int t)
 	}
 }
 
-static int key_fn(const struct paste_ref *key, const struct paste_ref *val, void *arg)
+/* One key (@p, @n: its stored form, the database tag last) and its value @val, with its expiry. */
+static int put_key(struct kv_rdb_snap *s, const uint8_t *p, size_t n, const struct paste_ref *val)
 {
-	struct snap *s = arg;
 	struct kv_rbuf *b = s->b;
-	const uint8_t *p = paste_pool__ref_ptr(s->d->pool, key);
 	size_t mark = s->d->arena_used;
-	struct str k;
+	struct str k = {.p = p, .n = (uint32_t)n};
 	struct obj o;
 	uint64_t dl;
 	int err;
 
-	if (!p || !key->len || p[key->len - 1] != s->tag)
-		return 0;
 	obj_decode(s->d, val, &o);
 	if (!IS_STRING(o.type)) {
 		size_t first;
@@ -358,19 +355,123 @@ static int key_fn(const struct paste_ref *key, const struct paste_ref *val, void
 		if (!pieces_of(s, o.gen, &first))
 			return 0; /* Redis refuses an empty collection in an RDB */
 	}
-	k = (struct str){.p = p, .n = key->len};
 	dl = ttl_get(s->d, &k);
 	s->d->arena_used = mark;
 	if (dl && (put_byte(b, RDB_OP_EXPIRETIME_MS) || put_le64(b, dl)))
-		return s->err = -ENOMEM;
-	if (put_byte(b, (uint8_t)type_byte(o.type)) || put_str(b, p, key->len - 1))
-		return s->err = -ENOMEM;
+		return -ENOMEM;
+	if (put_byte(b, (uint8_t)type_byte(o.type)) || put_str(b, p, n - 1))
+		return -ENOMEM;
 	err = IS_STRING(o.type) ? put_value(s->d, b, val) : put_collection(s, &o);
 	s->d->arena_used = mark;
-	if (err)
-		return s->err = err;
-	s->keys++;
+	if (!err)
+		s->keys++;
+	return err;
+}
+
+static int key_fn(const struct paste_ref *key, const struct paste_ref *val, void *arg)
+{
+	struct kv_rdb_snap *s = arg;
+	const uint8_t *p = paste_pool__ref_ptr(s->d->pool, key);
+	int err;
+
+	if (!p || !key->len || p[key->len - 1] != s->tag)
+		return 0;
+	err = put_key(s, p, key->len, val);
+	return err ? (s->err = err) : 0;
+}
+
+/* Gather the pieces of every collection, sorted by (generation, key): one walk of each index. */
+static int gather(struct kv_rdb_snap *s)
+{
+	struct kvd *d = s->d;
+
+	if (!d->have_objs)
+		return 0;
+	paste_kv__iterate(d->kv, gens_fn, s);
+	if (!s->err && s->ngens) {
+		qsort(s->gens, s->ngens, sizeof(*s->gens), cmp_u64);
+		paste_kv__iterate(d->sub, pieces_fn, s);
+		sort_d = d;
+		if (!s->err)
+			qsort(s->pc, s->npc, sizeof(*s->pc), cmp_piece);
+	}
+	return s->err;
+}
+
+static int put_header(struct kv_rbuf *b)
+{
+	char num[32];
+
+	snprintf(num, sizeof(num), "%lld", (long long)time(NULL));
+	return kv_rbuf_add(b, RDB_MAGIC, strlen(RDB_MAGIC)) || put_aux(b, "redis-ver", "7.0.0") ||
+	               put_aux(b, "redis-bits", "64") || put_aux(b, "aof-base", "0") ||
+	               put_aux(b, "ctime", num)
+	           ? -ENOMEM
+	           : 0;
+}
+
+/* ---- a snapshot written key by key (kv_primary_snap.c) -------------------------------------- */
+
+/*
+ * Begin a snapshot written piece by piece: the header goes to @b, and the pieces of every
+ * collection are gathered now (references: valid as long as their key is not changed, which the
+ * caller guarantees by writing a key before any command changes it).
+ */
+int kv_rdb_write_begin(struct kvd *d, struct kv_rdb_snap **out, struct kv_rbuf *b)
+{
+	struct kv_rdb_snap *s = calloc(1, sizeof(*s));
+	int err;
+
+	if (!s)
+		return -ENOMEM;
+	s->d = d;
+	s->tag = 0xFF; /* no database selected yet */
+	err = put_header(b);
+	if (!err)
+		err = gather(s);
+	if (err) {
+		kv_rdb_write_free(s);
+		return err;
+	}
+	*out = s;
 	return 0;
+}
+
+/* The key @k (stored form) as it is now, if it exists, appended to @b. */
+int kv_rdb_write_key(struct kv_rdb_snap *s, const uint8_t *k, size_t n, struct kv_rbuf *b)
+{
+	struct paste_ref val;
+	uint8_t tag = k[n - 1];
+
+	if (paste_kv__get(s->d->kv, k, n, &val))
+		return 0; /* gone (cannot happen: it is written before a command deletes it) */
+	s->b = b;
+	if (tag != s->tag) {
+		int db = tag == '\r' ? 0 : tag - 0x80;
+
+		if (put_byte(b, RDB_OP_SELECTDB) || put_len(b, (uint64_t)db))
+			return -ENOMEM;
+		s->tag = tag;
+	}
+	return put_key(s, k, n, &val);
+}
+
+/* The end: EOF and the CRC-64 of everything written (@crc: of what went before @b's bytes). */
+int kv_rdb_write_end(struct kv_rdb_snap *s, struct kv_rbuf *b, uint64_t crc)
+{
+	(void)s;
+	if (put_byte(b, RDB_OP_EOF))
+		return -ENOMEM;
+	return put_le64(b, kv_rdb_write_crc64(crc, b->p, b->len));
+}
+
+void kv_rdb_write_free(struct kv_rdb_snap *s)
+{
+	if (!s)
+		return;
+	free(s->gens);
+	free(s->pc);
+	free(s);
 }
 
 /*
@@ -380,28 +481,14 @@ static int key_fn(const struct paste_ref *key, const struct paste_ref *val, void
  */
 int kv_rdb_write_keyspace(struct kvd *d, struct kv_rbuf *b)
 {
-	struct snap s = {.d = d, .b = b};
+	struct kv_rdb_snap s = {.d = d, .b = b};
 	size_t start = b->len;
-	char num[32];
 	uint64_t crc;
-	int err = 0;
+	int err;
 
-	if (kv_rbuf_add(b, RDB_MAGIC, strlen(RDB_MAGIC)) || put_aux(b, "redis-ver", "7.0.0") ||
-	    put_aux(b, "redis-bits", "64") || put_aux(b, "aof-base", "0"))
+	if (put_header(b))
 		return -ENOMEM;
-	snprintf(num, sizeof(num), "%lld", (long long)time(NULL));
-	if (put_aux(b, "ctime", num))
-		return -ENOMEM;
-	if (d->have_objs) {
-		paste_kv__iterate(d->kv, gens_fn, &s);
-		if (!s.err && s.ngens) {
-			qsort(s.gens, s.ngens, sizeof(*s.gens), cmp_u64);
-			paste_kv__iterate(d->sub, pieces_fn, &s);
-			sort_d = d;
-			if (!s.err)
-				qsort(s.pc, s.npc, sizeof(*s.pc), cmp_piece);
-		}
-	}
+	gather(&s);
 	for (int db = 0; db < (d->multi_db ? KV_DBS : 1) && !s.err; db++) {
 		size_t at = b->len;
 		uint64_t before = s.keys;

@@ -323,7 +323,7 @@ int execute(struct req *r)
 		return unknown_command(r, name, n);
 	if (!arity_ok(cmd, r->cmd->argc))
 		return out_err(r->kc, "ERR wrong number of arguments for '%s' command", cmd->name);
-	kv_primary_before(r, &m);
+	kv_primary_before(r, cmd, &m);
 	res = cmd->fn(r);
 	kv_primary_after(r, cmd, &m); /* the replication stream (kv_primary_prop.c) */
 	return res;

@@ -81,6 +81,9 @@ static void usage(FILE *out)
 	    "  --repl-backlog-size SIZE  bytes of the replication stream kept for replicas\n"
 	    "                       that reconnect (PSYNC continues inside it; default 1M,\n"
 	    "                       16K-1G). Made when the first replica attaches.\n"
+	    "  --repl-snapshot-step SIZE  a replica's full resync writes its RDB snapshot\n"
+	    "                       while serving, this many bytes per event-loop round\n"
+	    "                       (default 256K, 1K-64M): smaller keeps rounds shorter\n"
 	    "\n"
 	    "Signals: SIGUSR1 prints a 'stats ...' line; SIGTERM/SIGINT shut down cleanly.\n"
 	    "Output: 'paste-kv: recovered ...' then 'paste-kv: ready ...' on stdout.\n"
@@ -137,6 +140,11 @@ static int extra_opt(int opt, const char *arg, void *app)
 		if (daemon_parse_size(arg, &v) || v < (16u << 10) || v > (1u << 30))
 			break;
 		d->repl_backlog = v;
+		return 0;
+	case OPT_REPL_SNAP_STEP:
+		if (daemon_parse_size(arg, &v) || v < 1024 || v > (64u << 20))
+			break;
+		d->repl_snap_step = v;
 		return 0;
 	case OPT_COPY_THRESHOLD:
 		if (daemon_parse_size(arg, &d->copy_threshold) || d->copy_threshold > 4096)
@@ -196,9 +204,9 @@ static int run(struct kvd *d)
 			return 1;
 		}
 		refresh_low(d);
-		obj_reap(d);     /* after the round's fence: pieces of replaced objects */
-		tx_gc(d);        /* and the undo entries of committed transactions */
-		expire_cycle(d); /* active expiry, every 100 ms */
+		obj_reap(d);        /* after the round's fence: pieces of replaced objects */
+		tx_gc(d);           /* and the undo entries of committed transactions */
+		expire_cycle(d);    /* active expiry, every 100 ms */
 		kv_primary_tick(d); /* WAIT timeouts, the replication stream's PING */
 		if (daemon_got_usr1) {
 			daemon_got_usr1 = 0;
@@ -233,7 +241,7 @@ static int setup(struct kvd *d)
 	if (!d->reserve)
 		d->reserve = st.frames_total / 8 > 512 ? st.frames_total / 8 : 512;
 	d->started = time(NULL);
-	if (kv_primary_init(d, d->repl_backlog))
+	if (kv_primary_init(d, d->repl_backlog, d->repl_snap_step))
 		return 1;
 	if (paste_listen(d->ctx, d->d.port,
 	                 &(struct paste_conn_ops){.sz = sizeof(struct paste_conn_ops),
@@ -271,6 +279,7 @@ int main(int argc, char **argv)
 	    {"reserve-frames", required_argument, NULL, OPT_RESERVE},
 	    {"copy-threshold", required_argument, NULL, OPT_COPY_THRESHOLD},
 	    {"repl-backlog-size", required_argument, NULL, OPT_REPL_BACKLOG},
+	    {"repl-snapshot-step", required_argument, NULL, OPT_REPL_SNAP_STEP},
 	    {NULL, 0, NULL, 0},
 	};
 	static struct kvd d = {.max_key = 512};

@@ -10,6 +10,10 @@ Subcommands:
                             that expire 300 ms later (the replica must lose them too)
   compare H1 P1 H2 P2       databases 0 and 3 of both servers hold the same keys, each of the same
                             type, with byte-identical contents and the same PEXPIRETIME
+ churn HOST PORT N SECONDS  makes N keys "c:i" (strings of 20-200 bytes), 20 hashes "ch:i" and
+                            N/4 counters "cn:i", then for SECONDS changes them in random order -
+                            APPEND, HSET of a new field, INCR: writes that are wrong if applied
+                            twice or missed - pipelined, and prints how many it made
   digest HOST PORT          one line: the number of keys of databases 0 and 3 and a SHA-256 of
                             their names, types, contents and expiry times
   load HOST PORT LOG N      pipelined SETs of 50 keys, then WAIT N 2000, over and over; the writes
@@ -23,7 +27,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kv_tool import Conn, fail  # noqa: E402
+from kv_tool import Conn, fail, resp  # noqa: E402
 
 
 def blob(tag: bytes, n: int) -> bytes:
@@ -85,23 +89,37 @@ def fill(host, port, tag):
     c.close()
 
 
-def contents(c, key):
-    t = c.cmd(b"TYPE", key)
-    if t == b"+string":
-        v = c.cmd(b"GET", key)
-    elif t == b"+hash":
-        r = c.cmd(b"HGETALL", key)
-        v = sorted(zip(r[0::2], r[1::2]))
-    elif t == b"+set":
-        v = sorted(c.cmd(b"SMEMBERS", key))
-    elif t == b"+list":
-        v = c.cmd(b"LRANGE", key, b"0", b"-1")
-    elif t == b"+zset":
-        r = c.cmd(b"ZRANGE", key, b"0", b"-1", b"WITHSCORES")
-        v = [(m, float(s)) for m, s in zip(r[0::2], r[1::2])]
-    else:
-        v = None
-    return t, v, c.cmd(b"PEXPIRETIME", key)
+READ = {b"+string": [b"GET"], b"+hash": [b"HGETALL"], b"+set": [b"SMEMBERS"],
+        b"+list": [b"LRANGE", b"0", b"-1"], b"+zset": [b"ZRANGE", b"0", b"-1", b"WITHSCORES"]}
+
+
+def norm(t, v):
+    if t == b"+hash":
+        return sorted(zip(v[0::2], v[1::2]))
+    if t == b"+set":
+        return sorted(v)
+    if t == b"+zset":
+        return [(m, float(s)) for m, s in zip(v[0::2], v[1::2])]
+    return v
+
+
+def contents_many(c, keys):
+    """[(type, contents, pexpiretime)] of each of @keys, pipelined 500 keys at a time."""
+    out = []
+    for at in range(0, len(keys), 500):
+        ks = keys[at:at + 500]
+        c.send(b"".join(resp(b"TYPE", k) for k in ks))
+        types = [c.reply() for _ in ks]
+        cmds = []
+        for k, t in zip(ks, types):
+            r = READ.get(t, [b"EXISTS"])
+            cmds.append(resp(r[0], k, *r[1:]))
+            cmds.append(resp(b"PEXPIRETIME", k))
+        c.send(b"".join(cmds))
+        for t in types:
+            v = c.reply()
+            out.append((t, norm(t, v), c.reply()))
+    return out
 
 
 def digest(host, port):
@@ -110,10 +128,55 @@ def digest(host, port):
     n = 0
     for db in (b"0", b"3"):
         c.cmd(b"SELECT", db)
-        for k in sorted(c.cmd(b"KEYS", b"*")):
-            h.update(repr((db, k, contents(c, k))).encode())
-            n += 1
+        ks = sorted(c.cmd(b"KEYS", b"*"))
+        for k, x in zip(ks, contents_many(c, ks)):
+            h.update(repr((db, k, x)).encode())
+        n += len(ks)
     print("keys=%d sha256=%s" % (n, h.hexdigest()))
+
+
+def churn(host, port, n, seconds):
+    import random
+    c = Conn(host, int(port), timeout=30)
+    n = int(n)
+    rnd = random.Random(7)
+
+    def pipe(cmds):
+        c.send(b"".join(cmds))
+        for _ in cmds:
+            r = c.reply()
+            if isinstance(r, bytes) and r.startswith(b"-"):
+                fail("churn: %r" % r)
+
+    for at in range(0, n, 1000):
+        pipe([b"*3\r\n$3\r\nSET\r\n$%d\r\nc:%d\r\n$%d\r\n%s\r\n"
+              % (len(b"c:%d" % i), i, 20 + i % 180, b"v" * (20 + i % 180))
+              for i in range(at, min(n, at + 1000))])
+    pipe([b"*4\r\n$4\r\nHSET\r\n$%d\r\nch:%d\r\n$2\r\nf0\r\n$1\r\n0\r\n"
+          % (len(b"ch:%d" % i), i) for i in range(20)])
+    print("churn: %d keys made" % (n + 20), flush=True)
+    end = time.time() + float(seconds)
+    made = 0
+    while time.time() < end:
+        cmds = []
+        for _ in range(200):
+            i = rnd.randrange(n)
+            k = rnd.randrange(3)
+            if k == 0:
+                cmds.append(b"*3\r\n$6\r\nAPPEND\r\n$%d\r\nc:%d\r\n$1\r\n+\r\n"
+                            % (len(b"c:%d" % i), i))
+            elif k == 1:
+                j = i % 20
+                f = b"f%d" % made
+                cmds.append(b"*4\r\n$4\r\nHSET\r\n$%d\r\nch:%d\r\n$%d\r\n%s\r\n$1\r\n1\r\n"
+                            % (len(b"ch:%d" % j), j, len(f), f))
+            else:
+                j = i // 4
+                cmds.append(b"*2\r\n$4\r\nINCR\r\n$%d\r\ncn:%d\r\n" % (len(b"cn:%d" % j), j))
+            made += 1
+        pipe(cmds)
+        time.sleep(0.005)  # about 30k changes a second: the test compares them all after
+    print("churn: %d changes" % made)
 
 
 def compare(h1, p1, h2, p2):
@@ -126,8 +189,7 @@ def compare(h1, p1, h2, p2):
         if ka != kb:
             fail("db %s: keys differ: only on the first %r, only on the second %r"
                  % (db, sorted(set(ka) - set(kb))[:10], sorted(set(kb) - set(ka))[:10]))
-        for k in ka:
-            x, y = contents(a, k), contents(b, k)
+        for k, x, y in zip(ka, contents_many(a, ka), contents_many(b, kb)):
             if x != y:
                 fail("db %s key %r differs: %r ... vs %r ..." % (db, k, repr(x)[:200], repr(y)[:200]))
         total += len(ka)
@@ -176,7 +238,7 @@ def check(host, port, log):
 
 
 def main():
-    cmds = {"fill": (fill, 3), "compare": (compare, 4), "digest": (digest, 2), "load": (load, 4), "check": (check, 3)}
+    cmds = {"fill": (fill, 3), "compare": (compare, 4), "digest": (digest, 2), "churn": (churn, 4), "load": (load, 4), "check": (check, 3)}
     if len(sys.argv) < 2 or sys.argv[1] not in cmds or len(sys.argv) != cmds[sys.argv[1]][1] + 2:
         print(__doc__, file=sys.stderr)
         sys.exit(2)

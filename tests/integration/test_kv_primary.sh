@@ -2,9 +2,13 @@
 # SPDX-License-Identifier: BSD-2-Clause
 # paste-kv as the primary of unmodified redis-server replicas, on the paste and kernel transports
 # (paste-kv in the server namespace, the replicas in the client one):
-# - keys of every kind written before a replica attaches (full resync: an RDB snapshot) and after
+# - keys of every kind written before a replica attaches (full resync: an RDB snapshot, written
+#   4 KB per round while serving) and after
 #   (the stream) read back from it byte-identical, with the same expiry times (kv_repl_tool.py
 #   compare); WAIT 1 returns 1, WAIT 2 returns 2 with a second replica;
+# - a third replica attaches while a client APPENDs, HSETs and INCRs 2,520 keys for 2 s: its
+#   snapshot (keys written ahead of a change: copy-on-write) and the stream give it exactly the
+#   primary's keys;
 # - INFO replication and ROLE name the replicas;
 # - a replica shut down and restarted resumes with a partial resync (+CONTINUE: its log says so,
 #   the primary counts it) and has the writes made while it was down;
@@ -48,7 +52,7 @@ pcli() { in_cli redis-cli -h "$HOST" -p 6379 "$@"; }
 for tr in ${KV_TEST_TRANSPORTS:-paste kernel}; do
 	kv_transport "$tr"
 	rm -rf "$POOL" "$LOGDIR"/ra.dir "$LOGDIR"/rb.dir
-	start_kv "${KV_ARGS[@]}" --port 6379 --pool "$POOL" --pool-size 512M --repl-backlog-size 4M
+	start_kv "${KV_ARGS[@]}" --port 6379 --pool "$POOL" --pool-size 512M --repl-backlog-size 4M --repl-snapshot-step 4K
 
 	log "$tr: data before the replica attaches, full resync, then the stream"
 	in_cli python3 "$TOOL" fill "$HOST" 6379 "$tr-before" || fail "$tr: fill before"
@@ -74,6 +78,21 @@ for tr in ${KV_TEST_TRANSPORTS:-paste kernel}; do
 	[ "$(pcli WAIT 2 5000)" = 2 ] || fail "$tr: WAIT 2 5000 did not return 2"
 	in_cli python3 "$TOOL" compare "$HOST" 6379 "$CLI_IP" 6381 || fail "$tr: replica rb differs"
 	[ "$(pcli WAIT 3 300)" = 2 ] || fail "$tr: WAIT 3 300 (a replica too many) did not time out with 2"
+
+	log "$tr: a third replica's snapshot written while a client changes keys (copy-on-write)"
+	ip netns exec "$NS_CLI" python3 "$TOOL" churn "$HOST" 6379 2000 2 >"$LOGDIR/churn.$tr.txt" 2>&1 &
+	cpid=$!
+	track_pid "$cpid"
+	wait_for "$LOGDIR/churn.$tr.txt" "keys made" "churn"
+	start_replica rc 6382
+	wait "$cpid" || fail "$tr: churn failed: $(cat "$LOGDIR/churn.$tr.txt")"
+	untrack_pid "$cpid"
+	[ "$(pcli WAIT 3 10000)" = 3 ] || fail "$tr: WAIT 3 10000 did not return 3"
+	in_cli python3 "$TOOL" compare "$HOST" 6379 "$CLI_IP" 6382 || fail "$tr: replica rc differs"
+	cow=$(sed -n "s/.*replica $CLI_IP:6382 full resync.*(\([0-9]*\) keys written ahead.*/\1/p" "$ECHO_LOG")
+	log "$tr: $(tail -1 "$LOGDIR/churn.$tr.txt"); ${cow:-?} keys written ahead of a change"
+	[ "${cow:-0}" -gt 0 ] || fail "$tr: no key of rc's snapshot was written ahead of a change"
+	stop_replica rc 6382
 
 	log "$tr: replica ra restarted: partial resync"
 	stop_replica ra 6380
@@ -105,7 +124,7 @@ for tr in ${KV_TEST_TRANSPORTS:-paste kernel}; do
 	log "$tr: $(wc -l <"$acked") writes acknowledged by WAIT before the kill"
 	in_cli python3 "$TOOL" check "$CLI_IP" 6380 "$acked" || fail "$tr: replica ra lost acknowledged writes"
 	in_cli python3 "$TOOL" check "$CLI_IP" 6381 "$acked" || fail "$tr: replica rb lost acknowledged writes"
-	start_kv "${KV_ARGS[@]}" --port 6379 --pool "$POOL" --pool-size 512M --repl-backlog-size 4M
+	start_kv "${KV_ARGS[@]}" --port 6379 --pool "$POOL" --pool-size 512M --repl-backlog-size 4M --repl-snapshot-step 4K
 	in_cli python3 "$TOOL" check "$HOST" 6379 "$acked" || fail "$tr: the restarted primary lost acknowledged writes"
 	[ "$(pcli WAIT 2 20000)" = 2 ] || fail "$tr: the replicas did not resynchronise with the restarted primary"
 	in_cli python3 "$TOOL" compare "$HOST" 6379 "$CLI_IP" 6381 || fail "$tr: replica rb differs after the primary's restart"
