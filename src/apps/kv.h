@@ -183,10 +183,12 @@ struct kconn {
 	uint64_t id;
 	char name[64];
 	int db; /* SELECT */
-	struct paste_conn *c;  /* the connection (set by on_accept) */
-	struct kv_pconn *pc;   /* replica, WAIT, SUBSCRIBE state (kv_primary.c), or NULL */
-	bool blocked;          /* in WAIT: run no request until it ends */
-	uint64_t woff;         /* replication offset after its last write (WAIT waits for it) */
+
+	/* replication primary (kv_primary.c) */
+	struct paste_conn *c; /* the connection (set by on_accept) */
+	struct kv_pconn *pc;  /* replica, WAIT, SUBSCRIBE state, or NULL */
+	bool blocked;         /* in WAIT: run no request until it ends */
+	uint64_t woff;        /* replication offset after its last write (WAIT waits for it) */
 };
 
 /* A request being executed. */

@@ -359,8 +359,9 @@ void info_server(struct kvd *d)
 	           "tcp_port:%u\r\n"
 	           "transport:%s\r\nbusy_poll:%d\r\nuptime_in_seconds:%lld\r\n"
 	           "connected_clients:%u\r\nmem_allocator:libc\r\n\r\n",
-	           (int)getpid(), kv_primary_runid(d), d->d.port, daemon_transport_name(d->d.paste.transport),
-	           d->d.paste.busy_poll, (long long)(time(NULL) - d->started), d->conns_open);
+	           (int)getpid(), kv_primary_runid(d), d->d.port,
+	           daemon_transport_name(d->d.paste.transport), d->d.paste.busy_poll,
+	           (long long)(time(NULL) - d->started), d->conns_open);
 }
 
 void info_persistence(struct kvd *d, const struct paste_stats *s)
@@ -436,7 +437,8 @@ int cmd_info(struct req *r)
 	bool repl = r->cmd->argc == 1;
 
 	for (unsigned k = 1; k < r->cmd->argc; k++) {
-		bool all = arg_is(r, k, "all") || arg_is(r, k, "default") || arg_is(r, k, "everything");
+		bool all =
+		    arg_is(r, k, "all") || arg_is(r, k, "default") || arg_is(r, k, "everything");
 
 		for (unsigned i = 0; i < 4; i++)
 			want[i] |= all || arg_is(r, k, names[i]);

@@ -211,8 +211,7 @@ static const struct command commands[] = {
     /* replication primary and Sentinel's needs (kv_primary.c, kv_pubsub.c) */
     C("psync", -3, cmd_psync, F_ADMIN, 0, 0, 0, "server",
       "A replica's request for the replication stream from an offset.", "2.8.0"),
-    C("publish", 3, cmd_publish, FA, 0, 0, 0, "pubsub", "Posts a message to a channel.",
-      "2.0.0"),
+    C("publish", 3, cmd_publish, FA, 0, 0, 0, "pubsub", "Posts a message to a channel.", "2.0.0"),
     C("replconf", -1, cmd_replconf, F_ADMIN, 0, 0, 0, "server",
       "A replica's settings and acknowledged offsets.", "3.0.0"),
     C("role", 1, cmd_role, FA, 0, 0, 0, "server", "Returns the replication role.", "2.8.12"),

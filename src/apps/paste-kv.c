@@ -204,10 +204,11 @@ static int run(struct kvd *d)
 			return 1;
 		}
 		refresh_low(d);
-		obj_reap(d);        /* after the round's fence: pieces of replaced objects */
-		tx_gc(d);           /* and the undo entries of committed transactions */
-		expire_cycle(d);    /* active expiry, every 100 ms */
-		kv_primary_tick(d); /* WAIT timeouts, the replication stream's PING */
+		obj_reap(d);     /* after the round's fence: pieces of replaced objects */
+		tx_gc(d);        /* and the undo entries of committed transactions */
+		expire_cycle(d); /* active expiry, every 100 ms */
+		/* WAIT timeouts, a snapshot being written, the stream's PING (kv_primary.c) */
+		kv_primary_tick(d);
 		if (daemon_got_usr1) {
 			daemon_got_usr1 = 0;
 			print_stats(d);
@@ -241,8 +242,10 @@ static int setup(struct kvd *d)
 	if (!d->reserve)
 		d->reserve = st.frames_total / 8 > 512 ? st.frames_total / 8 : 512;
 	d->started = time(NULL);
-	if (kv_primary_init(d, d->repl_backlog, d->repl_snap_step))
+	if (kv_primary_init(d, d->repl_backlog, d->repl_snap_step)) {
+		fprintf(stderr, "paste-kv: out of memory for the replication state\n");
 		return 1;
+	}
 	if (paste_listen(d->ctx, d->d.port,
 	                 &(struct paste_conn_ops){.sz = sizeof(struct paste_conn_ops),
 	                                          .on_accept = on_accept,
