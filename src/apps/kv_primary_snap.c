@@ -40,7 +40,7 @@ struct kv_psnap {
 	uint8_t *names; /* key names (stored form), back to back */
 	size_t names_len, names_cap;
 	uint64_t *keys; /* (offset << 16 | length << 1 | written) into names */
-	size_t nkeys, next, left;
+	size_t nkeys, keys_cap, next, left;
 	uint32_t *ht; /* open addressing: index + 1 into keys */
 	size_t ht_cap;
 	uint64_t cow; /* keys written ahead of a command */
@@ -84,12 +84,14 @@ static int names_fn(const struct paste_ref *key, const struct paste_ref *val, vo
 		s->names = v;
 		s->names_cap = cap;
 	}
-	if (!(s->nkeys & (s->nkeys - 1))) { /* a power of two (or 0): grow */
-		uint64_t *v = realloc(s->keys, (s->nkeys ? s->nkeys * 2 : 1024) * sizeof(*v));
+	if (s->nkeys == s->keys_cap) {
+		size_t cap = s->keys_cap ? s->keys_cap * 2 : 1024;
+		uint64_t *v = realloc(s->keys, cap * sizeof(*v));
 
 		if (!v)
 			return g->err = -ENOMEM;
 		s->keys = v;
+		s->keys_cap = cap;
 	}
 	memcpy(s->names + s->names_len, p, key->len);
 	s->keys[s->nkeys++] = (uint64_t)s->names_len << 16 | (uint64_t)key->len << 1;
