@@ -55,6 +55,8 @@ enum {
 	OPT_CLUSTER_CONFIG,
 	OPT_CLUSTER_ID,
 	OPT_REPLICAOF,
+	OPT_REPL_BACKLOG,
+	OPT_REPL_SNAP_STEP,
 };
 
 struct kv_stats {
@@ -150,7 +152,10 @@ struct kvd {
 	/* cluster mode (kv_cluster.c): NULL without --cluster-config */
 	struct kv_cluster *cl;
 	const char *cluster_config, *cluster_id;
-	uint64_t cl_moved; /* requests answered -MOVED/-CLUSTERDOWN */
+	uint64_t cl_moved;       /* requests answered -MOVED/-CLUSTERDOWN */
+	struct kv_primary *prim; /* replication primary (kv_primary.c) */
+	uint64_t repl_backlog;   /* --repl-backlog-size */
+	uint64_t repl_snap_step; /* --repl-snapshot-step */
 };
 
 /* One queued piece of a connection's output. */
@@ -199,6 +204,12 @@ struct kconn {
 	bool cl_cross, cl_asking;
 	bool master; /* the replication link to our primary: writes allowed, replies dropped */
 	void *mw;    /* --queues: forwarded requests in flight (kv_multi_worker.c) */
+
+	/* replication primary (kv_primary.c) */
+	struct paste_conn *c; /* the connection (set by on_accept) */
+	struct kv_pconn *pc;  /* replica, WAIT, SUBSCRIBE state, or NULL */
+	bool blocked;         /* in WAIT: run no request until it ends */
+	uint64_t woff;        /* replication offset after its last write (WAIT waits for it) */
 };
 
 /* A request being executed. */
@@ -491,8 +502,9 @@ bool replica_refuses(struct req *r);
 void replica_apply_error(struct kvd *d, const char *msg);
 void replica_free(struct kvd *d);
 int cmd_replicaof(struct req *r);
-int cmd_replconf(struct req *r);
-int cmd_role(struct req *r);
+int replica_replconf(struct req *r); /* REPLCONF on the link to our primary */
+int replica_role(struct req *r);     /* ROLE while following a primary */
+bool replica_active(const struct kvd *d);
 void info_replication(struct kvd *d);
 
 /* kv_set.c */

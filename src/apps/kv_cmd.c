@@ -15,6 +15,7 @@
 
 #include "kv.h"
 #include "kv_multi_worker.h"
+#include "kv_primary.h"
 
 int cmd_ping(struct req *r)
 {
@@ -385,6 +386,11 @@ void info_server(struct kvd *d)
 	           "transport:%s\r\nbusy_poll:%d\r\nuptime_in_seconds:%lld\r\n"
 	           "connected_clients:%u\r\nmem_allocator:libc\r\n\r\n",
 	           d->cl ? "cluster" : "standalone", (int)getpid(), d->d.port,
+	           "redis_mode:standalone\r\nos:Linux\r\nprocess_id:%d\r\nrun_id:%s\r\n"
+	           "tcp_port:%u\r\n"
+	           "transport:%s\r\nbusy_poll:%d\r\nuptime_in_seconds:%lld\r\n"
+	           "connected_clients:%u\r\nmem_allocator:libc\r\n\r\n",
+	           (int)getpid(), kv_primary_runid(d), d->d.port,
 	           daemon_transport_name(d->d.paste.transport), d->d.paste.busy_poll,
 	           (long long)(time(NULL) - d->started), d->conns_open);
 }
@@ -478,8 +484,10 @@ int cmd_info(struct req *r)
 		info_stats(d, &s);
 		kvmw_info(d); /* --queues: every worker's counters */
 	}
-	if (want[5])
-		info_replication(d);
+	if (want[5] && replica_active(d))
+		info_replication(d); /* kv_replica.c: following a primary */
+	else if (want[5])
+		kv_primary_info(d); /* kv_primary.c: a primary, with or without replicas */
 	if (want[4])
 		info_cluster(d);
 	if (want[3])

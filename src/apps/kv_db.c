@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "kv.h"
+#include "kv_primary.h"
 
 uint64_t ttl_count(const struct kvd *d)
 {
@@ -82,6 +83,7 @@ int lookup(struct kvd *d, const struct str *k, struct paste_ref *val)
 		return -ENOENT;
 	dl = ttl_get(d, k);
 	if (dl && dl <= d->now_ms) {
+		kv_primary_expired(d, k->p, k->n); /* DEL to the replicas */
 		del_key(d, k->p, k->n);
 		d->st.expired++;
 		return -ENOENT;

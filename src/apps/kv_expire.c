@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "kv.h"
+#include "kv_primary.h"
 
 #ifndef KV_EXPIRE_NS
 #define KV_EXPIRE_NS 100000000ull /* active expiry: every 100 ms */
@@ -223,6 +224,7 @@ void expire_cycle(struct kvd *d)
 
 		memcpy(&n, e.bt.buf + o, 4);
 		arena_reset(d);
+		kv_primary_expired(d, e.bt.buf + o + 4, n); /* DEL to the replicas */
 		if (del_key(d, e.bt.buf + o + 4, n))
 			d->st.expired_active++;
 		else

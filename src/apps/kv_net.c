@@ -14,6 +14,7 @@
 
 #include "kv.h"
 #include "kv_multi_worker.h"
+#include "kv_primary.h"
 
 /* ---- time, scratch ------------------------------------------------------------------------- */
 
@@ -451,6 +452,7 @@ int on_accept(struct paste_conn *c, void *user)
 		return -ENOMEM;
 	kc->d = d;
 	kc->id = ++d->next_client_id;
+	kc->c = c;
 	resp_parser_init(&kc->rp, &d->lim);
 	paste_conn__set_user(c, kc);
 	d->st.conns++;
@@ -557,6 +559,8 @@ size_t serve(struct kvd *d, struct paste_conn *c, struct kconn *kc)
 		struct req r = {.d = d, .kc = kc, .b = &b, .cmd = &cmd};
 		int res;
 
+		if (kc->blocked)
+			break; /* WAIT: the requests after it wait (kv_primary.c) */
 		if (kc->queued >= KV_OUT_HIGH && (flush_out(d, c, kc) || kc->queued >= KV_OUT_HIGH))
 			break; /* the peer does not read: stop reading it */
 		res = resp_parse(&kc->rp, &b, base, &cmd);
@@ -647,6 +651,7 @@ void on_close(struct paste_conn *c, int err, void *user)
 
 	if (!kc)
 		return;
+	kv_primary_closed(d, kc);
 	out_drop(d, kc);
 	spill_drop(d, kc);
 	multi_free(d, kc);

@@ -594,7 +594,7 @@ int cmd_replicaof(struct req *r)
 }
 
 /* REPLCONF: GETACK from the link asks for an ACK now; anything else is acknowledged. */
-int cmd_replconf(struct req *r)
+int replica_replconf(struct req *r)
 {
 	if (r->kc->master) {
 		if (arg_is(r, 1, "getack") && r->d->repl)
@@ -604,7 +604,12 @@ int cmd_replconf(struct req *r)
 	return out_str(r->kc, "+OK\r\n");
 }
 
-int cmd_role(struct req *r)
+bool replica_active(const struct kvd *d)
+{
+	return d->repl && d->repl->enabled;
+}
+
+int replica_role(struct req *r)
 {
 	struct kv_replica *rp = r->d->repl;
 	struct kconn *kc = r->kc;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "kv.h"
+#include "kv_primary.h"
 
 #define W  F_WRITE
 #define R  F_READ
@@ -187,11 +188,8 @@ static const struct command commands[] = {
       "Renames a key and overwrites the destination.", "1.0.0"),
     C("renamenx", 3, cmd_renamenx, W | FA, 1, 2, 1, "generic",
       "Renames a key only when the target key name doesn't exist.", "1.0.0"),
-    C("replconf", -1, cmd_replconf, F_ADMIN, 0, 0, 0, "server",
-      "An internal command for configuring the replication stream.", "3.0.0"),
     C("replicaof", 3, cmd_replicaof, F_ADMIN, 0, 0, 0, "server",
       "Configures a server as replica of another, or promotes it to a master.", "5.0.0"),
-    C("role", 1, cmd_role, FA, 0, 0, 0, "server", "Returns the replication role.", "2.8.12"),
     C("save", 1, cmd_save, F_ADMIN | F_NOMULTI, 0, 0, 0, "server",
       "Synchronously saves the database(s) to disk (every write is durable already).", "1.0.0"),
     C("scan", -2, cmd_scan, R, 0, 0, 0, "generic", "Iterates over the key names in the database.",
@@ -233,6 +231,21 @@ static const struct command commands[] = {
       "2.2.0"),
     C("watch", -2, cmd_watch, FA, 1, -1, 1, "transactions",
       "Monitors changes to keys to determine the execution of a transaction.", "2.2.0"),
+    /* replication primary and Sentinel's needs (kv_primary.c, kv_pubsub.c) */
+    C("psync", -3, cmd_psync, F_ADMIN, 0, 0, 0, "server",
+      "A replica's request for the replication stream from an offset.", "2.8.0"),
+    C("publish", 3, cmd_publish, FA, 0, 0, 0, "pubsub", "Posts a message to a channel.", "2.0.0"),
+    C("replconf", -1, cmd_replconf, F_ADMIN, 0, 0, 0, "server",
+      "A replica's settings and acknowledged offsets.", "3.0.0"),
+    C("role", 1, cmd_role, FA, 0, 0, 0, "server", "Returns the replication role.", "2.8.12"),
+    C("subscribe", -2, cmd_subscribe, 0, 0, 0, 0, "pubsub",
+      "Listens for messages published to channels.", "2.0.0"),
+    C("sync", 1, cmd_sync, F_ADMIN, 0, 0, 0, "server",
+      "A replica's request for a full copy and the replication stream.", "1.0.0"),
+    C("unsubscribe", -1, cmd_unsubscribe, 0, 0, 0, 0, "pubsub",
+      "Stops listening to messages posted to channels.", "2.0.0"),
+    C("wait", 3, cmd_wait, 0, 0, 0, 0, "generic",
+      "Blocks until the replicas acknowledged the writes so far, or the timeout.", "3.0.0"),
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -322,6 +335,8 @@ int execute(struct req *r)
 	const struct command *cmd;
 	const uint8_t *name = arg(r, 0);
 	size_t n = arg_len(r, 0);
+	struct kv_pmark m;
+	int res;
 
 	if (!name)
 		return out_err(r->kc, "ERR request too large");
@@ -332,5 +347,8 @@ int execute(struct req *r)
 		return out_err(r->kc, "ERR wrong number of arguments for '%s' command", cmd->name);
 	if ((cmd->flags & F_WRITE) && replica_refuses(r))
 		return 0;
-	return cmd->fn(r);
+	kv_primary_before(r, cmd, &m);
+	res = cmd->fn(r);
+	kv_primary_after(r, cmd, &m); /* the replication stream (kv_primary_prop.c) */
+	return res;
 }

@@ -36,6 +36,7 @@
 #include "daemon_workers.h"
 #include "kv.h"
 #include "kv_multi_worker.h"
+#include "kv_primary.h"
 
 static void usage(FILE *out)
 {
@@ -113,6 +114,14 @@ static void usage(FILE *out)
 	    "FLUSHDB, DBSIZE and KEYS cover every worker; SCAN and RANDOMKEY are refused.\n"
 	    "Forwarded requests and replies are at most 1 MiB. INFO shows '# Workers'.\n"
 	    "docs/multicore.md (\"paste-kv on N queues\").\n"
+	    "Replication (paste-kv as the primary of redis-server replicas: SYNC/PSYNC,\n"
+	    "WAIT, ROLE, INFO replication; docs/paste-kv.md, \"Replication\"):\n"
+	    "  --repl-backlog-size SIZE  bytes of the replication stream kept for replicas\n"
+	    "                       that reconnect (PSYNC continues inside it; default 1M,\n"
+	    "                       16K-1G). Made when the first replica attaches.\n"
+	    "  --repl-snapshot-step SIZE  a replica's full resync writes its RDB snapshot\n"
+	    "                       while serving, this many bytes per event-loop round\n"
+	    "                       (default 256K, 1K-64M): smaller keeps rounds shorter\n"
 	    "\n"
 	    "Signals: SIGUSR1 prints a 'stats ...' line; SIGTERM/SIGINT shut down cleanly.\n"
 	    "Output: 'paste-kv: recovered ...' then 'paste-kv: ready ...' on stdout.\n"
@@ -164,6 +173,16 @@ static int extra_opt(int opt, const char *arg, void *app)
 	case OPT_RESERVE:
 		if (daemon_parse_uint(arg, 0, UINT32_MAX, &d->reserve))
 			break;
+		return 0;
+	case OPT_REPL_BACKLOG:
+		if (daemon_parse_size(arg, &v) || v < (16u << 10) || v > (1u << 30))
+			break;
+		d->repl_backlog = v;
+		return 0;
+	case OPT_REPL_SNAP_STEP:
+		if (daemon_parse_size(arg, &v) || v < 1024 || v > (64u << 20))
+			break;
+		d->repl_snap_step = v;
 		return 0;
 	case OPT_COPY_THRESHOLD:
 		if (daemon_parse_size(arg, &d->copy_threshold) || d->copy_threshold > 4096)
@@ -221,11 +240,22 @@ static void refresh_low(struct kvd *d)
 	d->low = (uint64_t)s.frames_free + s.frames_fill < d->reserve;
 }
 
+/* How long a round may wait: the shortest of what replica mode, --queues and the replication
+ * primary need (-1: no limit). */
+static int poll_ms(struct kvd *d)
+{
+	int t[] = {replica_poll_ms(d), kvmw_timeout(d), kv_primary_poll_ms(d)}, ms = -1;
+
+	for (unsigned i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		if (t[i] >= 0 && (ms < 0 || t[i] < ms))
+			ms = t[i];
+	return ms;
+}
+
 static int run(struct kvd *d)
 {
 	while (!daemon_got_stop) {
-		int rt = replica_poll_ms(d), mt = kvmw_timeout(d);
-		int n = paste_poll(d->ctx, rt < 0 ? mt : mt < 0 || rt < mt ? rt : mt);
+		int n = paste_poll(d->ctx, poll_ms(d));
 
 		if (n < 0 && n != -EINTR) {
 			fprintf(stderr, "paste-kv: event loop failed: %s\n", paste_last_error());
@@ -238,6 +268,8 @@ static int run(struct kvd *d)
 		replica_tick(d); /* --replicaof: the link, its ACKs (after the round's fence) */
 		kvmw_tick(d); /* --queues: forwarded requests and replies (after the reaping above:
 		               * what they retire is reaped after the next fence) */
+		/* WAIT timeouts, a snapshot being written, the stream's PING (kv_primary.c) */
+		kv_primary_tick(d);
 		if (daemon_got_usr1) {
 			daemon_got_usr1 = 0;
 			print_stats(d);
@@ -273,6 +305,10 @@ static int setup(struct kvd *d)
 	if (!d->reserve)
 		d->reserve = st.frames_total / 8 > 512 ? st.frames_total / 8 : 512;
 	d->started = time(NULL);
+	if (kv_primary_init(d, d->repl_backlog, d->repl_snap_step)) {
+		fprintf(stderr, "paste-kv: out of memory for the replication state\n");
+		return 1;
+	}
 	if (paste_listen(d->ctx, d->d.port,
 	                 &(struct paste_conn_ops){.sz = sizeof(struct paste_conn_ops),
 	                                          .on_accept = on_accept,
@@ -311,6 +347,8 @@ int main(int argc, char **argv)
 	    {"cluster-config", required_argument, NULL, OPT_CLUSTER_CONFIG},
 	    {"cluster-id", required_argument, NULL, OPT_CLUSTER_ID},
 	    {"replicaof", required_argument, NULL, OPT_REPLICAOF},
+	    {"repl-backlog-size", required_argument, NULL, OPT_REPL_BACKLOG},
+	    {"repl-snapshot-step", required_argument, NULL, OPT_REPL_SNAP_STEP},
 	    {NULL, 0, NULL, 0},
 	};
 	static struct kvd d = {.max_key = 512u << 20};
@@ -346,6 +384,7 @@ int main(int argc, char **argv)
 		daemon_sig_ctx = NULL;
 		paste_close(&d.ctx);
 	}
+	kv_primary_free(&d);
 	arena_reset(&d);
 	cluster_close(&d);
 	free(d.arena);
