@@ -340,7 +340,8 @@ def main():
     if os.path.exists(cmds):
         w("Server commands (in the server namespace; the first of each configuration; the sweep "
           "passes the delay as `--fence-delay NS` to paste-wal and `PASTE_EMU_FENCE_NS=NS` to the "
-          "reference servers):")
+          "reference servers, the per-line sweep `PASTE_EMU_LINE_NS=NS` to all; paste-kv runs "
+          "`paste-bench --mode resp-set|resp-get --size 1024`):")
         w("")
         w("```")
         seen = set()
