@@ -122,7 +122,7 @@ def report(argv):
                 agg.setdefault(k, []).append(x)
         rows[tr] = {k: st.median([x for x in xs if x is not None]) for k, xs in agg.items()
                     if any(x is not None for x in xs)}
-    known = ("paste", "kernel", "ref-epoll", "ref-uring")
+    known = ("paste", "kernel", "uring", "ref-epoll", "ref-uring")
     trs = [t for t in known if t in rows] + sorted(t for t in rows if t not in known)
     print(f"\n{app} {size} B, {conns} connections, pin {pin}; medians of {max((len(by[t]) for t in trs), default=0)}"
           " run(s) per transport; CPU µs per request\n")

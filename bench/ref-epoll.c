@@ -152,6 +152,7 @@ static int commit(struct server *s, struct conn *c)
 	c->rec->crc = c->crc;
 	__atomic_store_n(&c->rec->seq, seq, __ATOMIC_RELEASE);
 	pmem_flush(c->rec, sizeof(*c->rec));
+	ref_log_lines(&s->log, c->rec, sizeof(*c->rec));
 	s->log.dirty = true;
 	s->log.appended++;
 	return out_add(s, c, reply, ref_reply_created(&s->o, reply, seq, !c->keep_alive));
@@ -212,6 +213,7 @@ static int on_bytes(struct server *s, struct conn *c, const uint8_t *p, size_t n
 		take = n < c->left ? n : (size_t)c->left;
 		if (c->st == C_BODY) {
 			pmem_memcpy_nodrain(c->dst, p, take);
+			ref_log_lines(&s->log, c->dst, take);
 			c->crc = paste_crc32c(c->crc, p, take);
 			c->dst += take;
 		}
@@ -384,9 +386,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	ref_signals();
-	printf("ref-epoll: log %s (%zu bytes, is_pmem %d), emulated fence latency %" PRIu64
-	       " ns, %s\n",
-	       s->o.pool, s->log.len, s->log.is_pmem, s->o.fence_ns,
+	printf("ref-epoll: log %s (%zu bytes, is_pmem %d), emulated latency %" PRIu64
+	       " ns per fence + %" PRIu64 " ns per line, %s\n",
+	       s->o.pool, s->log.len, s->log.is_pmem, s->o.fence_ns, s->o.line_ns,
 	       s->o.busy_poll ? "busy-poll" : "blocking");
 	printf("ref-epoll: ready on %s:%u\n", s->o.ip ? s->o.ip : "*", s->o.port);
 	fflush(stdout);

@@ -227,6 +227,7 @@ static void body_piece(struct server *s, struct conn *c, uint8_t *p, size_t len)
 		c->run = take_run(s, (uint32_t)((c->body_len + BUF_SIZE - 1) / BUF_SIZE));
 		for (i = 0; i < PIECES; i++) {
 			pmem_memcpy_nodrain(c->run + at, piece_addr(s, &d->p[i]), d->p[i].len);
+			ref_log_lines(&s->log, c->run + at, d->p[i].len);
 			at += d->p[i].len;
 		}
 		d->npieces = 1;
@@ -235,9 +236,11 @@ static void body_piece(struct server *s, struct conn *c, uint8_t *p, size_t len)
 	}
 	if (c->run) {
 		pmem_memcpy_nodrain(c->run + d->len, p, len);
+		ref_log_lines(&s->log, c->run + d->len, len);
 		d->p[0].len = (uint16_t)(d->p[0].len + len);
 	} else {
 		pmem_flush(p, len); /* the kernel's copy: ordinary stores, still in the cache */
+		ref_log_lines(&s->log, p, len);
 		d->p[d->npieces++] = (struct piece){.off = (uint32_t)(off / BUF_SIZE),
 		                                    .boff = (uint16_t)(off % BUF_SIZE),
 		                                    .len = (uint16_t)len};
@@ -255,6 +258,7 @@ static int commit(struct server *s, struct conn *c)
 	memcpy((uint8_t *)d + 8, (uint8_t *)&c->d + 8, sizeof(*d) - 8);
 	__atomic_store_n(&d->seq, seq, __ATOMIC_RELEASE);
 	pmem_flush(d, sizeof(*d));
+	ref_log_lines(&s->log, d, sizeof(*d));
 	s->log.dirty = true;
 	s->log.appended++;
 	c->run = NULL;
@@ -593,9 +597,10 @@ int main(int argc, char **argv)
 	}
 	ref_signals();
 	printf("ref-uring: log %s (%zu bytes, is_pmem %d; %u receive buffers of %u bytes in it, "
-	       "%u in the ring), emulated fence latency %" PRIu64 " ns, %s\n",
+	       "%u in the ring), emulated latency %" PRIu64 " ns per fence + %" PRIu64
+	       " ns per line, %s\n",
 	       s->o.pool, s->log.len, s->log.is_pmem, s->nbuf_area, BUF_SIZE, NBUFS, s->o.fence_ns,
-	       s->o.busy_poll ? "busy-poll" : "blocking");
+	       s->o.line_ns, s->o.busy_poll ? "busy-poll" : "blocking");
 	printf("ref-uring: ready on %s:%u\n", s->o.ip ? s->o.ip : "*", s->o.port);
 	fflush(stdout);
 	rc = run(s);

@@ -39,6 +39,9 @@ const char ref_opts_help[] =
     "  PASTE_EMU_FENCE_NS  emulated media latency: spin this many nanoseconds after every\n"
     "                      drain (the slow-media experiment of issue 15; paste-wal takes the\n"
     "                      same value from --fence-delay or this variable)\n"
+    "  PASTE_EMU_LINE_NS   emulated media latency per flushed cache line: every line the\n"
+    "                      batch wrote back adds this many nanoseconds to its drain's spin\n"
+    "                      (the pool of paste-wal reads the same variable)\n"
     "\n"
     "Protocol (the same as paste-wal's, for paste-bench --mode http-post):\n"
     "  POST /log          body (Content-Length, at most 8192 bytes) appended; after the\n"
@@ -148,6 +151,12 @@ int ref_opts_parse(struct ref_opts *o, int argc, char **argv, const char *usage)
 			return bad(o, "PASTE_EMU_FENCE_NS", env);
 		o->fence_ns = v;
 	}
+	env = getenv("PASTE_EMU_LINE_NS");
+	if (env && *env) {
+		if (parse_size(env, &v) || v > 100000000)
+			return bad(o, "PASTE_EMU_LINE_NS", env);
+		o->line_ns = v;
+	}
 	return 0;
 }
 
@@ -177,7 +186,7 @@ int ref_log_open(struct ref_log *log, const struct ref_opts *o, const char *layo
 {
 	size_t i;
 
-	*log = (struct ref_log){.next_seq = 1, .fence_ns = o->fence_ns};
+	*log = (struct ref_log){.next_seq = 1, .fence_ns = o->fence_ns, .line_ns = o->line_ns};
 	log->base = pmem_map_file(o->pool, o->pool_size, PMEM_FILE_CREATE | PMEM_FILE_EXCL, 0600,
 	                          &log->len, &log->is_pmem);
 	if (!log->base) {
@@ -206,12 +215,13 @@ void ref_log_drain(struct ref_log *log)
 {
 	pmem_drain();
 	/* The slow-media experiment: the medium acknowledges the fence only after fence_ns. */
-	if (log->fence_ns) {
-		uint64_t end = ref_now_ns() + log->fence_ns;
+	if (log->fence_ns || log->lines) {
+		uint64_t end = ref_now_ns() + log->fence_ns + log->lines * log->line_ns;
 
 		while (ref_now_ns() < end)
 			__builtin_ia32_pause();
 	}
+	log->lines = 0;
 	log->dirty = false;
 	log->drains++;
 }

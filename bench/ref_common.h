@@ -36,6 +36,7 @@ struct ref_opts {
 	uint64_t pool_size;
 	bool busy_poll;     /* spin instead of sleeping in the kernel */
 	uint64_t fence_ns;  /* emulated media latency after every drain (PASTE_EMU_FENCE_NS) */
+	uint64_t line_ns;   /* ... and per cache line flushed since the last (PASTE_EMU_LINE_NS) */
 	const char *prog;   /* program name for messages */
 	const char *server; /* Server: header value */
 };
@@ -56,6 +57,8 @@ struct ref_log {
 	int is_pmem;
 	uint64_t next_seq;
 	uint64_t fence_ns;
+	uint64_t line_ns;  /* emulated latency per flushed line, paid at the next drain */
+	uint64_t lines;    /* lines flushed since the last drain (counted only with line_ns) */
 	bool dirty;        /* flushed since the last drain */
 	uint64_t drains;   /* batches made durable */
 	uint64_t appended; /* records */
@@ -69,6 +72,20 @@ struct ref_log {
  */
 int ref_log_open(struct ref_log *log, const struct ref_opts *o, const char *layout);
 void ref_log_close(struct ref_log *log);
+
+/*
+ * Count the cache lines of [@p, @p + @len) that the batch writes back (for PASTE_EMU_LINE_NS: the
+ * slow-media experiment charges every flushed line at the next drain, as libpaste-xdp's pool does).
+ * Call it for every pmem_flush() / pmem_memcpy_nodrain() of log bytes.
+ */
+static inline void ref_log_lines(struct ref_log *log, const void *p, size_t len)
+{
+	if (log->line_ns && len) {
+		uintptr_t a = (uintptr_t)p;
+
+		log->lines += ((a + len + 63) >> 6) - (a >> 6);
+	}
+}
 
 /* The one drain of a batch (sfence after the batch's flushes), then the emulated media latency. */
 void ref_log_drain(struct ref_log *log);

@@ -61,6 +61,12 @@ uint64_t paste_now_ns(void);
 
 /* ---- CRC32C (crc32c.c) ------------------------------------------------------------------- */
 
+/*
+ * The Internet checksum of @len bytes at @data: their 16-bit one's complement sum as host-order
+ * words (not inverted; 0 only if every byte is), what lwIP's checksum returns (src/chksum.c).
+ */
+uint16_t paste_chksum(const void *data, size_t len);
+
 /* Castagnoli CRC, seed 0 for a fresh sum; chaining: crc = paste_crc32c(crc, next, len). */
 uint32_t paste_crc32c(uint32_t crc, const void *buf, size_t len);
 

@@ -568,11 +568,19 @@ static void ptp_tick(struct paste_ctx *ctx)
 	sys_check_timeouts();
 }
 
+/*
+ * The fill ring is refilled before the round's TX completions are taken: the frames just sent
+ * (copy mode completes them within the kick) then go back on top of the LIFO free stack, and the
+ * next round builds its replies in them while they are still in this CPU's cache; the fill ring,
+ * which the kernel writes on the sender's CPU, gets the frames below them. The other order handed
+ * the warm frames to the fill ring and built every reply in a cold frame (the reply copy was the
+ * largest libc cost of paste-wal in bench/profile).
+ */
 static void ptp_after_round(struct paste_ctx *ctx)
 {
 	paste_xsk__kick(ctx);
-	paste_xsk__complete(ctx);
 	paste_xsk__refill(ctx);
+	paste_xsk__complete(ctx);
 }
 
 static void ptp_stats(struct paste_ctx *ctx, struct paste_stats *st)

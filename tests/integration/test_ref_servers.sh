@@ -11,7 +11,8 @@
 # reads the log file after the protocol check (every acknowledged record present, body byte for
 # byte, CRC32C). Then the
 # emulated media latency: with PASTE_EMU_FENCE_NS=2000000 no 1-connection request completes in
-# under 2 ms (a lower bound, safe under CPU contention), and a bad value is refused with exit 2;
+# under 2 ms (a lower bound, safe under CPU contention), nor with PASTE_EMU_LINE_NS=100000 a
+# 1280-byte one (20+ flushed lines), and a bad value is refused with exit 2;
 # the same for paste-wal --transport kernel, which takes the variable as its --fence-delay.
 # About 20 s per server.
 . "$(dirname "$0")/lib.sh"
@@ -77,6 +78,20 @@ for name in ref-epoll ref-uring; do
 		fail "$name: with PASTE_EMU_FENCE_NS=2000000 a request took only $min us"
 	stop_ref || fail "$name exited with status $? after SIGTERM"
 	log "$name: PASTE_EMU_FENCE_NS=2000000 -> fastest request $min us"
+	# Per flushed line: a 1280 B body spans at least 20 cache lines, 100 us each.
+	start_ref "$bin" PASTE_EMU_LINE_NS=100000
+	out=$(in_cli "$BENCH" --mode http-post --connect "$SRV_IP:8080" --size 1280 --conns 1 \
+		--duration 1 --warmup 0.1 --json --quiet) || fail "$name: paste-bench (line delay) failed"
+	min=$(sed -n 's/.*"latency_us":{"min":\([0-9.]*\).*/\1/p' <<<"$out")
+	[ -n "$min" ] || fail "$name: no latency in $out"
+	python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) >= 2000 else 1)" "$min" ||
+		fail "$name: with PASTE_EMU_LINE_NS=100000 a 1280 B request took only $min us"
+	stop_ref || fail "$name exited with status $? after SIGTERM"
+	log "$name: PASTE_EMU_LINE_NS=100000 -> fastest 1280 B request $min us"
+	rc=0
+	PASTE_EMU_LINE_NS=soon "$bin" --pool "$POOL.y" >"$LOGDIR/$name.badl.log" 2>&1 || rc=$?
+	[ $rc = 2 ] && grep -q PASTE_EMU_LINE_NS "$LOGDIR/$name.badl.log" ||
+		fail "$name: a bad PASTE_EMU_LINE_NS gave exit $rc: $(cat "$LOGDIR/$name.badl.log")"
 	rc=0
 	PASTE_EMU_FENCE_NS=soon "$bin" --pool "$POOL.x" >"$LOGDIR/$name.bad.log" 2>&1 || rc=$?
 	[ $rc = 2 ] && grep -q PASTE_EMU_FENCE_NS "$LOGDIR/$name.bad.log" ||
