@@ -40,6 +40,13 @@ static struct paste_pool *pool;
 static struct paste_stats st;
 static struct paste_xsk x;
 
+/* A libxdp ring over plain memory: @r's producer/consumer/flags words and the array @arr. */
+#define FAKE_RING(r, arr, cached_cons_)                                                            \
+	{                                                                                          \
+		.cached_cons = (cached_cons_), .mask = RING - 1, .size = RING,                     \
+		.producer = &(r).prod, .consumer = &(r).cons, .ring = (arr), .flags = &(r).flags   \
+	}
+
 static int setup(void **state)
 {
 	struct paste_pool_opts po = {.sz = sizeof(po), .size = 4 << 20, .create = true};
@@ -65,32 +72,10 @@ static int setup(void **state)
 	};
 	/* Producer rings the library writes start with RING free entries (cached_cons = size, as
 	 * libxdp sets them up); consumer rings start empty. */
-	x.fill = (struct xsk_ring_prod){.cached_cons = RING,
-	                                .mask = RING - 1,
-	                                .size = RING,
-	                                .producer = &fill_r.prod,
-	                                .consumer = &fill_r.cons,
-	                                .ring = fill_addrs,
-	                                .flags = &fill_r.flags};
-	x.tx = (struct xsk_ring_prod){.cached_cons = RING,
-	                              .mask = RING - 1,
-	                              .size = RING,
-	                              .producer = &tx_r.prod,
-	                              .consumer = &tx_r.cons,
-	                              .ring = tx_descs,
-	                              .flags = &tx_r.flags};
-	x.comp = (struct xsk_ring_cons){.mask = RING - 1,
-	                                .size = RING,
-	                                .producer = &comp_r.prod,
-	                                .consumer = &comp_r.cons,
-	                                .ring = comp_addrs,
-	                                .flags = &comp_r.flags};
-	x.rx = (struct xsk_ring_cons){.mask = RING - 1,
-	                              .size = RING,
-	                              .producer = &rx_r.prod,
-	                              .consumer = &rx_r.cons,
-	                              .ring = rx_descs,
-	                              .flags = &rx_r.flags};
+	x.fill = (struct xsk_ring_prod)FAKE_RING(fill_r, fill_addrs, RING);
+	x.tx = (struct xsk_ring_prod)FAKE_RING(tx_r, tx_descs, RING);
+	x.comp = (struct xsk_ring_cons)FAKE_RING(comp_r, comp_addrs, 0);
+	x.rx = (struct xsk_ring_cons)FAKE_RING(rx_r, rx_descs, 0);
 	assert_true(info.frame_count > RING + PASTE_TX_RESERVE);
 	return 0;
 }
