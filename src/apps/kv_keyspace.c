@@ -246,7 +246,7 @@ int cmd_randomkey(struct req *r)
 		struct paste_ref v;
 		struct str k;
 
-		paste_kv__info(r->d->kv, &i);
+		paste_kv__info(r->d->kv, &i, sizeof(i));
 		if (!i.keys)
 			break;
 		p.skip = (uint64_t)random() % i.keys;

@@ -145,7 +145,7 @@ static void print_stats(struct kvd *d)
 
 	if (paste_stats(d->ctx, &s, sizeof(s)))
 		return;
-	paste_kv__info(d->kv, &i);
+	paste_kv__info(d->kv, &i, sizeof(i));
 	printf("stats keys=%" PRIu64 " cmds=%" PRIu64 " conns_open=%u conns=%" PRIu64
 	       " hits=%" PRIu64 " misses=%" PRIu64 " expired=%" PRIu64 " oom=%" PRIu64
 	       " proto_errors=%" PRIu64 " skipped=%" PRIu64 " val_inplace=%" PRIu64

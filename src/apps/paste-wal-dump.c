@@ -431,15 +431,15 @@ static int run(struct dump *d)
 		        paste_last_error());
 		return 1;
 	}
-	paste_pool__info(d->pool, &d->pi);
-	err = paste_log__open(d->pool, d->log_name, 0, &log);
+	paste_pool__info(d->pool, &d->pi, sizeof(d->pi));
+	err = paste_log__open(&log, d->pool, d->log_name, NULL);
 	if (err) {
 		fprintf(stderr, "paste-wal-dump: pool %s has no log '%s': %s\n", d->pool_path,
 		        d->log_name, paste_last_error());
 		paste_pool__close(&d->pool);
 		return 1;
 	}
-	paste_log__info(log, &li);
+	paste_log__info(log, &li, sizeof(li));
 	d->tier_first = tier_head(d);
 	d->tier_end = d->tier_first ? li.first_seq : 0;
 	if (d->tier_first > li.first_seq) {

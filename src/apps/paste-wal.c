@@ -411,12 +411,13 @@ static int open_pool_log(struct wal *w)
 	uint64_t size = w->log_region;
 
 	if (!size) {
-		paste_pool__info(w->pool, &pi);
+		paste_pool__info(w->pool, &pi, sizeof(pi));
 		size = (pi.region_area_size - pi.region_area_used) / 4 * 3 & ~4095ull;
 		if (size < 8192)
 			size = 0; /* no room left: only an existing log will do */
 	}
-	return paste_log__open(w->pool, w->log_name, size, &w->log);
+	return paste_log__open(&w->log, w->pool, w->log_name,
+	                       &PASTE_OPTS_LIT(paste_log_opts, .region_size = size));
 }
 
 static void print_ready(struct wal *w, const struct daemon_opts *d)
@@ -426,11 +427,11 @@ static void print_ready(struct wal *w, const struct daemon_opts *d)
 	struct paste_stats st;
 	struct store_info si;
 
-	paste_pool__info(w->pool, &pi);
+	paste_pool__info(w->pool, &pi, sizeof(pi));
 	paste_stats(w->ctx, &st, sizeof(st));
 	store_info(w, &si);
 	if (w->sync == SYNC_PMEM)
-		paste_log__info(w->log, &li);
+		paste_log__info(w->log, &li, sizeof(li));
 	else
 		li.recovered = w->file.recovered;
 	printf("paste-wal: ready%s transport=%s sync=%s persist=%d port=%u ip=%s pool=%s "
@@ -488,8 +489,8 @@ static int check_frames(struct wal *w)
 	if (paste_stats(w->ctx, &s, sizeof(s)) || s.conns_open)
 		return 0;
 	if (w->sync == SYNC_PMEM) {
-		paste_pool__info(w->pool, &pi);
-		paste_log__info(w->log, &li);
+		paste_pool__info(w->pool, &pi, sizeof(pi));
+		paste_log__info(w->log, &li, sizeof(li));
 		fc.area_off = pi.frame_area_off;
 		fc.frame_size = pi.frame_size;
 		fc.frame_count = pi.frame_count;

@@ -181,7 +181,7 @@ int wal_multi_apply(struct wal *w)
 	if (upto) {
 		struct paste_log_info li;
 
-		paste_log__info(w->log, &li);
+		paste_log__info(w->log, &li, sizeof(li));
 		if (upto >= li.first_seq) {
 			st(&m->pub->first, upto + 1 < li.next_seq ? upto + 1 : li.next_seq);
 			err = paste_log__truncate(w->log, upto);
@@ -236,7 +236,7 @@ static void publish_counters(struct wal *w)
 	struct wal_multi *m = w->multi;
 	struct paste_log_info li;
 
-	paste_log__info(w->log, &li);
+	paste_log__info(w->log, &li, sizeof(li));
 	m->pub->records = li.records;
 	m->pub->bytes = li.bytes;
 	m->pub->appended = w->n.appended;
@@ -257,7 +257,7 @@ void wal_multi_publish(struct wal *w)
 	if (!w->multi)
 		return;
 	publish_counters(w);
-	paste_log__info(w->log, &li);
+	paste_log__info(w->log, &li, sizeof(li));
 	st(&w->multi->pub->next, li.next_seq);
 }
 
@@ -280,7 +280,7 @@ static const struct wal_pub *peer_pub(struct wal *w, unsigned k)
 		return NULL;
 	p->pub = paste_pool_view__region(p->pv, WAL_PUB_NAME, NULL);
 	if (!p->pub || ld(&p->pub->magic) != WAL_PUB_MAGIC || p->pub->queues != m->n ||
-	    paste_log_view__open(p->pv, w->log_name, &p->lv)) {
+	    paste_log_view__open(&p->lv, p->pv, w->log_name)) {
 		paste_pool_view__close(&p->pv); /* its regions may come later: map again */
 		return NULL;
 	}
@@ -297,7 +297,8 @@ static bool bounds(struct wal *w, unsigned k, uint64_t *first, uint64_t *next)
 	if (k == w->multi->me) {
 		struct paste_log_info li;
 
-		paste_log__info(w->log, &li); /* our own: everything appended is readable */
+		paste_log__info(w->log, &li,
+		                sizeof(li)); /* our own: everything appended is readable */
 		*first = li.first_seq;
 		*next = li.next_seq;
 	} else {
@@ -319,7 +320,7 @@ void wal_multi_info(struct wal *w, struct store_info *si)
 		if (k == m->me) {
 			struct paste_log_info li;
 
-			paste_log__info(w->log, &li);
+			paste_log__info(w->log, &li, sizeof(li));
 			si->records += li.records;
 			si->bytes += li.bytes;
 		} else if (pub) {

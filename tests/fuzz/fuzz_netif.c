@@ -192,7 +192,7 @@ static void setup(void)
 	FZ_CHECK(ctx);
 	FZ_CHECK(paste_pool__open(&ctx->pool, pool_path, &po) == 0);
 	atexit(remove_pool);
-	paste_pool__info(ctx->pool, &info);
+	paste_pool__info(ctx->pool, &info, sizeof(info));
 	ctx->opts.max_conns = 8; /* small: refusing connections is reachable */
 	ctx->area = paste_pool__frames(ctx->pool);
 	ctx->frame_size = info.frame_size;

@@ -55,7 +55,7 @@ static int setup(void **state)
 	snprintf(pool_path, sizeof(pool_path), "/dev/shm/paste-test-%d-xsk.pool", (int)getpid());
 	unlink(pool_path);
 	assert_int_equal(paste_pool__open(&pool, pool_path, &po), 0);
-	paste_pool__info(pool, &info);
+	paste_pool__info(pool, &info, sizeof(info));
 	memset(&st, 0, sizeof(st));
 	memset(&fill_r, 0, sizeof(fill_r));
 	memset(&comp_r, 0, sizeof(comp_r));
