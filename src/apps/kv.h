@@ -12,6 +12,7 @@
 
 #include <paste/paste.h>
 
+#include "daemon_loop.h"
 #include "daemon_opts.h"
 #include "resp.h"
 
@@ -51,6 +52,8 @@ enum {
 	OPT_COPY_THRESHOLD,
 	OPT_SUB_KEYS,
 	OPT_UNDO_KEYS,
+	OPT_IDLE_TIMEOUT,
+	OPT_REQUEST_TIMEOUT,
 };
 
 struct kv_stats {
@@ -100,6 +103,7 @@ struct kvd {
 	struct paste_pool *pool;
 	struct paste_kv *kv, *ttl, *sub, *undo;
 	struct daemon_opts d;
+	struct daemon_loop loop; /* the daemons' event loop, connection registry, timeouts */
 	/* options */
 	uint64_t keys, ttl_keys, sub_keys, undo_keys, reserve, copy_threshold;
 	uint32_t max_key, max_value, frame_size;
@@ -150,6 +154,7 @@ struct oitem {
 };
 
 struct kconn {
+	struct daemon_conn dc; /* in d->loop's registry: idle and request timeouts */
 	struct kvd *d;
 	struct resp_parser rp;
 	bool quit;    /* close once the output is out */

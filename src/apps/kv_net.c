@@ -441,6 +441,7 @@ int on_accept(struct paste_conn *c, void *user)
 	kc->id = ++d->next_client_id;
 	resp_parser_init(&kc->rp, &d->lim);
 	paste_conn__set_user(c, kc);
+	daemon_conn_add(&d->loop, &kc->dc, c);
 	d->st.conns++;
 	d->conns_open++;
 	return 0;
@@ -614,6 +615,12 @@ void on_data(struct paste_conn *c, void *user)
 		if (!again)
 			break;
 	}
+	/* progress now; a request begun and not complete is timed from its first bytes */
+	daemon_conn_touch(&kc->dc, daemon_now_ns());
+	if (!(kc->waiting && (paste_conn__pending(c) || kc->spilled)))
+		daemon_conn_request(&kc->dc, 0);
+	else if (!kc->dc.req_ns)
+		daemon_conn_request(&kc->dc, kc->dc.last_ns);
 	if (kc->queued)
 		return; /* on_data runs again when the send buffer has room */
 	if (kc->quit || (paste_conn__eof(c) && (kc->waiting || !paste_conn__pending(c)))) {
@@ -637,6 +644,7 @@ void on_close(struct paste_conn *c, int err, void *user)
 	free(kc->oi);
 	free(kc->segs);
 	free(kc->spill);
+	daemon_conn_remove(&d->loop, &kc->dc);
 	free(kc);
 	d->conns_open--;
 }

@@ -75,6 +75,11 @@ static void usage(FILE *out)
 	    "                       frames instead of pinning the frame they arrived in\n"
 	    "                       (default 0: always in place)\n"
 	    "\n"
+	    "  --idle-timeout S     reset a connection without any progress for S seconds\n"
+	    "                       (default 0: never, like Redis' timeout 0)\n"
+	    "  --request-timeout S  reset a connection whose request (command) is not complete\n"
+	    "                       S seconds after its first byte (default 0: never)\n"
+	    "\n"
 	    "Signals: SIGUSR1 prints a 'stats ...' line; SIGTERM/SIGINT shut down cleanly.\n"
 	    "Output: 'paste-kv: recovered ...' then 'paste-kv: ready ...' on stdout.\n"
 	    "Exit status: 0 clean shutdown, 1 runtime error, 2 usage error.\n"
@@ -126,6 +131,12 @@ static int extra_opt(int opt, const char *arg, void *app)
 		if (daemon_parse_uint(arg, 0, UINT32_MAX, &d->reserve))
 			break;
 		return 0;
+	case OPT_IDLE_TIMEOUT:
+		return daemon_parse_timeout("paste-kv", "idle-timeout", arg,
+		                            &d->loop.idle_timeout_ms);
+	case OPT_REQUEST_TIMEOUT:
+		return daemon_parse_timeout("paste-kv", "request-timeout", arg,
+		                            &d->loop.request_timeout_ms);
 	case OPT_COPY_THRESHOLD:
 		if (daemon_parse_size(arg, &d->copy_threshold) || d->copy_threshold > 4096)
 			break;
@@ -153,12 +164,13 @@ static void print_stats(struct kvd *d)
 	       " val_computed=%" PRIu64 " key_inplace=%" PRIu64 " key_copied=%" PRIu64
 	       " pins=%" PRIu64 " fences=%" PRIu64 " rounds=%" PRIu64 " rx_payload_bytes=%" PRIu64
 	       " rx_copied_bytes=%" PRIu64 " frames_total=%u frames_free=%u frames_fill=%u"
-	       " frames_rx=%u frames_tx=%u frames_kept=%u\n",
+	       " frames_rx=%u frames_tx=%u frames_kept=%u timeouts=%" PRIu64 "\n",
 	       i.keys, k->cmds, d->conns_open, k->conns, k->hits, k->misses, k->expired, k->oom,
 	       k->proto_errors, k->skipped, k->val_inplace, k->val_inplace_bytes, k->val_copied,
 	       k->val_copied_bytes, k->val_computed, k->key_inplace, k->key_copied, k->pins,
 	       s.fences, s.rounds, s.rx_payload_bytes, s.rx_copied_bytes, s.frames_total,
-	       s.frames_free, s.frames_fill, s.frames_rx, s.frames_tx, s.frames_kept);
+	       s.frames_free, s.frames_fill, s.frames_rx, s.frames_tx, s.frames_kept,
+	       d->loop.idle_timeouts + d->loop.request_timeouts);
 	fflush(stdout);
 }
 
@@ -174,25 +186,31 @@ static void refresh_low(struct kvd *d)
 	d->low = (uint64_t)s.frames_free + s.frames_fill < d->reserve;
 }
 
+/* After every round (daemon_loop.h's after_poll). */
+static int after_round(void *app)
+{
+	struct kvd *d = app;
+
+	refresh_low(d);
+	obj_reap(d);     /* after the round's fence: pieces of replaced objects */
+	tx_gc(d);        /* and the undo entries of committed transactions */
+	expire_cycle(d); /* active expiry, every 100 ms */
+	return 0;
+}
+
+static void stats_hook(void *app)
+{
+	print_stats(app);
+}
+
 static int run(struct kvd *d)
 {
-	while (!daemon_got_stop) {
-		int n = paste_poll(d->ctx, -1);
-
-		if (n < 0 && n != -EINTR) {
-			fprintf(stderr, "paste-kv: event loop failed: %s\n", paste_last_error());
-			return 1;
-		}
-		refresh_low(d);
-		obj_reap(d);     /* after the round's fence: pieces of replaced objects */
-		tx_gc(d);        /* and the undo entries of committed transactions */
-		expire_cycle(d); /* active expiry, every 100 ms */
-		if (daemon_got_usr1) {
-			daemon_got_usr1 = 0;
-			print_stats(d);
-		}
-	}
-	return 0;
+	d->loop.name = "paste-kv";
+	d->loop.ctx = d->ctx;
+	d->loop.app = d;
+	d->loop.after_poll = after_round;
+	d->loop.print_stats = stats_hook;
+	return daemon_loop_run(&d->loop);
 }
 
 static int setup(struct kvd *d)
@@ -255,6 +273,8 @@ int main(int argc, char **argv)
 	    {"max-bulk", required_argument, NULL, OPT_MAX_BULK},
 	    {"reserve-frames", required_argument, NULL, OPT_RESERVE},
 	    {"copy-threshold", required_argument, NULL, OPT_COPY_THRESHOLD},
+	    {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
+	    {"request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT},
 	    {NULL, 0, NULL, 0},
 	};
 	static struct kvd d = {.max_key = 512};
