@@ -4,6 +4,7 @@
 # steered to the stack. Everything else must still reach the kernel while it runs: a kernel TCP
 # echo server on another port of the same address, and ping (answered by the kernel).
 . "$(dirname "$0")/lib.sh"
+testbed_up
 
 PASTE_PORT=7
 KERNEL_PORT=8080
@@ -29,15 +30,8 @@ s = S((sys.argv[1], int(sys.argv[2])), H)
 print("kernel-echo: ready", flush=True)
 s.serve_forever()
 '
-in_srv python3 -c "$KECHO" "$SRV_IP" "$KERNEL_PORT" >"$LOGDIR/kernel-echo.log" 2>&1 &
-KECHO_PID=$!
-track_pid "$KECHO_PID"
-for ((i = 0; i < 100; i++)); do
-	grep -q 'kernel-echo: ready' "$LOGDIR/kernel-echo.log" && break
-	kill -0 "$KECHO_PID" 2>/dev/null || { cat "$LOGDIR/kernel-echo.log" >&2; fail "kernel echo server died"; }
-	sleep 0.1
-done
-grep -q 'kernel-echo: ready' "$LOGDIR/kernel-echo.log" || fail "kernel echo server not ready"
+start_ready kernel-echo "$LOGDIR/kernel-echo.log" in_srv python3 -c "$KECHO" "$SRV_IP" "$KERNEL_PORT"
+KECHO_PID=$READY_PID
 
 start_echo --ifname "$VETH_SRV" --shared-ip --ip "$SRV_IP" --port $PASTE_PORT --pool "$POOL" \
 	--pool-size 64M

@@ -19,6 +19,7 @@
 # Environment: PASTE_WAL_MODES (default "paste kernel io_uring fdatasync"), PASTE_WAL_WRK_SECS (default
 # 10), plus lib.sh's. Needs curl, wrk and python3 (scripts/deps).
 . "$(dirname "$0")/lib.sh"
+testbed_up
 . "$(dirname "$0")/wal_lib.sh"
 
 MODES=${PASTE_WAL_MODES:-paste kernel io_uring fdatasync}
