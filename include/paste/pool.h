@@ -9,9 +9,9 @@
  *
  * The frame area is page aligned and is registered whole as the AF_XDP UMEM, so received frames are
  * already in the pool. The superblock records magic, version, geometry (pool size, frame size,
- *frame count, region area size), a uuid, a clean-shutdown flag and a CRC32C over all of it; opening
- *checks every field and refuses a mismatched, truncated or corrupt file with a message naming the
- *cause.
+ * frame count, region area size), a uuid, a clean-shutdown flag and a CRC32C over all of it;
+ * opening checks every field and refuses a mismatched, truncated or corrupt file with a message
+ * naming the cause.
  *
  * Typical use (paste_open() does this for you; open a pool directly for offline tools):
  *

@@ -246,14 +246,6 @@ static inline struct wconn *wal_conn_of(struct daemon_conn *dc)
 
 /* ---- interfaces ---------------------------------------------------------------------------- */
 
-static inline uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static inline const char *transport_name(const struct wal *w)
 {
 	return daemon_transport_name(w->transport);

@@ -368,7 +368,7 @@ static void serve_conn(struct wal *w, struct wconn *wc)
 {
 	struct paste_conn *c = wc->c;
 
-	daemon_conn_touch(&wc->dc, now_ns());
+	daemon_conn_touch(&wc->dc, daemon_now_ns());
 	if (serve(w, wc) != S_NEED_DATA || !paste_conn__eof(c) || wc->stalled)
 		return;
 	/* The peer has finished sending: nothing more will come. */

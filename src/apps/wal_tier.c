@@ -233,11 +233,11 @@ static void *destage_main(void *arg)
 		if (!t->busy)
 			break;
 		pthread_mutex_unlock(&t->mu);
-		t0 = now_ns();
+		t0 = daemon_now_ns();
 		err = job_write(w, &t->job);
 		pthread_mutex_lock(&t->mu);
 		t->job.err = err;
-		t->job.ns = now_ns() - t0;
+		t->job.ns = daemon_now_ns() - t0;
 		t->busy = false;
 		t->done = true;
 		pthread_cond_broadcast(&t->cv);
