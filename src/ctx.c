@@ -277,12 +277,13 @@ PASTE_EXPORT struct paste_pool *paste_pool(struct paste_ctx *ctx)
 
 PASTE_EXPORT int paste_stats(struct paste_ctx *ctx, struct paste_stats *out, size_t sz)
 {
-	struct paste_stats st = ctx->st;
+	struct paste_stats st;
 
 	if (!ctx)
 		return paste_fail(-EINVAL, "paste_stats: NULL context");
 	if (!out || !sz)
-		return paste_info_copy(out, sz, &st, sizeof(st), "paste_stats");
+		return paste_info_copy(out, sz, &ctx->st, sizeof(st), "paste_stats");
+	st = ctx->st;
 	st.zerocopy = false;
 	st.xdp_mode = PASTE_XDP_AUTO;
 	if (ctx->tp->stats)

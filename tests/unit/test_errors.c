@@ -178,6 +178,7 @@ static void test_ctx_calls(void **state)
 	assert_int_equal(paste_listen(ctx, port, &ops, NULL), 0);
 	EXPECT_FAIL(paste_listen(ctx, port, &ops, NULL), -EADDRINUSE, "port");
 	EXPECT_FAIL(paste_stats(ctx, NULL, 0), -EINVAL, "paste_stats");
+	EXPECT_FAIL(paste_stats(NULL, &st, sizeof(st)), -EINVAL, "NULL context");
 	assert_int_equal(paste_stats(ctx, &st, sizeof(st)), 0);
 	EXPECT_FAIL(paste_persist(ctx, local, sizeof(local)), -EINVAL, "not inside the pool");
 	EXPECT_FAIL(paste_keep(ctx, local, sizeof(local), &ref), -EINVAL, "not inside the pool");
