@@ -414,8 +414,7 @@ PASTE_EXPORT int paste_kv__get(struct paste_kv *kv, const void *key, size_t klen
 		return paste_fail(-EINVAL, "paste_kv__get: kv, key and val must not be NULL");
 	h = kv_hash(kv->seed, key, klen);
 	kv_probe(kv, h, key, klen, &pr);
-	if (pr.found == KV_NONE)
-		/* a miss is an answer, not an error: a fixed message, nothing formatted or printed */
+	if (pr.found == KV_NONE) /* a miss is an answer: a fixed message, nothing printed */
 		return paste_fail_const(-ENOENT, "paste_kv__get: no such key");
 	*val = kv->slots[w_cur(kv, kv->buckets[pr.found]) - 1].val;
 	return 0;

@@ -263,8 +263,9 @@ static int view_find(struct paste_log_view *v, uint64_t seq, uint64_t first, uin
 static int view_miss(const struct paste_log_view *v, uint64_t seq, int err)
 {
 	if (err == -EMSGSIZE)
-		return paste_fail_quiet(err, "log view: record %llu of slice %u is larger than the buffer",
-		                        (unsigned long long)seq, v->pv->sb.slice);
+		return paste_fail_quiet(
+		    err, "log view: record %llu of slice %u is larger than the buffer",
+		    (unsigned long long)seq, v->pv->sb.slice);
 	if (err != -ENOENT)
 		return err; /* -ENOMEM, with its message */
 	return paste_fail_quiet(err,
