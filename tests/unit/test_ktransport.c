@@ -7,7 +7,8 @@
  * reply queued in on_data has not left when the round hook runs (the "no reply before durable"
  * order: on_data, fence, round hook, flush) and has left when paste_poll() returns; the peer's
  * FIN shows as eof; a graceful close gives the peer EOF after the queued bytes, an abort gives it
- * a reset; on_close runs once per connection and the counters return to zero.
+ * a reset; on_close runs once per connection and the counters return to zero; two contexts serve
+ * at once in one process.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -250,12 +251,75 @@ static void test_abort_resets(void **state)
 	assert_int_equal(st.conns_open, 0);
 }
 
+/* Two contexts in one process (each its own pool, listener and transport state): both serve at
+ * once, rounds interleaved. The kernel-socket transports keep no process-wide state. */
+static void echo_data(struct paste_conn *c, void *user)
+{
+	const struct paste_slot *s;
+	unsigned n;
+
+	s = paste_conn__slots(c, &n);
+	for (unsigned i = 0; i < n; i++)
+		assert_int_equal(paste_conn__send(c, s[i].data, s[i].len), (ssize_t)s[i].len);
+	assert_int_equal(paste_conn__consume(c, paste_conn__pending(c)), 0);
+	(*(unsigned *)user)++;
+}
+
+static void test_two_contexts(void **state)
+{
+	struct paste_conn_ops ops = {.sz = sizeof(ops), .on_data = echo_data};
+	struct paste_opts o = {.sz = sizeof(o)};
+	struct sockaddr_in a2 = {.sin_family = AF_INET};
+	socklen_t alen = sizeof(a2);
+	struct paste_ctx *ctx2;
+	char path2[160], b1[4] = {0}, b2[4] = {0};
+	unsigned calls1 = 0, calls2 = 0;
+	int fd1, fd2, fd;
+
+	snprintf(path2, sizeof(path2), "%s.2", pool_path);
+	unlink(path2);
+	o.transport = transport;
+	o.ip = "127.0.0.1";
+	o.pool_path = path2;
+	o.pool_size = 4 << 20;
+	o.ring_size = 64;
+	o.batch_size = 16;
+	assert_int_equal(paste_open(&ctx2, &o), 0);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	a2.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&a2, sizeof(a2)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&a2, &alen), 0);
+	close(fd);
+	assert_int_equal(paste_listen(ctx2, ntohs(a2.sin_port), &ops, &calls2), 0);
+	/* the first context's listener echoes too, with its own counter */
+	t.echo = true;
+	fd1 = connect_client();
+	fd2 = socket(AF_INET, SOCK_STREAM, 0);
+	assert_int_equal(connect(fd2, (struct sockaddr *)&a2, sizeof(a2)), 0);
+	assert_int_equal(send(fd1, "one", 3, 0), 3);
+	assert_int_equal(send(fd2, "two", 3, 0), 3);
+	for (int i = 0; i < 1000 && (recv(fd1, b1, 3, MSG_PEEK | MSG_DONTWAIT) < 3 ||
+	                             recv(fd2, b2, 3, MSG_PEEK | MSG_DONTWAIT) < 3);
+	     i++) {
+		assert_true(paste_poll(ctx, 5) >= 0);
+		assert_true(paste_poll(ctx2, 5) >= 0);
+	}
+	assert_memory_equal(b1, "one", 3);
+	assert_memory_equal(b2, "two", 3);
+	calls1 = t.data_calls;
+	assert_true(calls1 >= 1 && calls2 >= 1);
+	close(fd2);
+	paste_close(&ctx2);
+	unlink(path2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_echo_round_order, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_eof_then_close, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_abort_resets, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_two_contexts, setup, teardown),
 	};
 
 	int r;
