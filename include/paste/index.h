@@ -45,7 +45,8 @@ struct paste_ref {
 	uint32_t flags; /**< reserved, 0 */
 };
 
-/** Pointer to the bytes @ref names, or NULL (errno EINVAL) if it is not inside the pool. */
+/** Pointer to the bytes @ref names, or NULL (errno EINVAL, and a message in paste_last_error())
+ *  if it is not inside the pool. */
 void *paste_pool__ref_ptr(const struct paste_pool *pool, const struct paste_ref *ref);
 
 /* ---- log --------------------------------------------------------------------------------- */

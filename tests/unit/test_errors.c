@@ -424,6 +424,11 @@ static void test_index_ops(void **state)
 	assert_int_equal(ki.keys, put);
 
 	/* the pool */
+	paste_fail_reset();
+	assert_null(paste_pool__ref_ptr(p, &(struct paste_ref){.off = 1ull << 40, .len = 1}));
+	assert_int_equal(errno, EINVAL);
+	assert_non_null(strstr(paste_last_error(), "is not inside the pool"));
+	assert_non_null(paste_pool__ref_ptr(p, &val));
 	EXPECT_FAIL(paste_pool__info(NULL, &pi, sizeof(pi)), -EINVAL, "NULL pool");
 	EXPECT_FAIL(paste_pool__info(p, &pi, 0), -EINVAL, "paste_pool__info");
 	EXPECT_FAIL(paste_pool__region(p, "no region", 0, &addr, &len), -EINVAL, "bad region name");
