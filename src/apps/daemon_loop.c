@@ -20,6 +20,19 @@ uint64_t daemon_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+bool daemon_pool_low(struct daemon_loop *l, uint64_t reserve, uint64_t now)
+{
+	struct paste_stats s;
+
+	if ((!l->pool_low && l->pool_checked_ns &&
+	     now - l->pool_checked_ns < DAEMON_POOL_CHECK_NS) ||
+	    paste_stats(l->ctx, &s, sizeof(s)))
+		return l->pool_low;
+	l->pool_checked_ns = now;
+	l->pool_low = s.frames_free < reserve;
+	return l->pool_low;
+}
+
 void daemon_conn_add(struct daemon_loop *l, struct daemon_conn *dc, struct paste_conn *c)
 {
 	dc->c = c;

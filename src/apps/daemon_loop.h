@@ -54,6 +54,8 @@ struct daemon_loop {
 	uint64_t conns_total;
 	uint64_t idle_timeouts, request_timeouts;
 	int fatal; /* the program sets it (from a callback) to stop with status 1 */
+	bool pool_low;            /* daemon_pool_low()'s last answer */
+	uint64_t pool_checked_ns; /* and when it read the counters */
 };
 
 /* CLOCK_MONOTONIC in nanoseconds: the clock of every timeout. */
@@ -75,6 +77,16 @@ static inline void daemon_conn_request(struct daemon_conn *dc, uint64_t since)
 {
 	dc->req_ns = since;
 }
+
+/*
+ * The daemons' one pool-headroom rule (--reserve-frames): the pool is short when fewer than
+ * @reserve frames are FREE. Frames on the receive ring (FILL) do not count: they are committed to
+ * receiving, and a rule that counted them would let kept data eat the ring and starve reception.
+ * The counters are read at most every DAEMON_POOL_CHECK_NS while there is room; once short, at
+ * every call (frames come back at any fence: a delete, a closed connection). Needs l->ctx.
+ */
+#define DAEMON_POOL_CHECK_NS 1000000ull
+bool daemon_pool_low(struct daemon_loop *l, uint64_t reserve, uint64_t now);
 
 /* One timeout scan at @now (daemon_loop_run() runs it every tick; tests call it directly). */
 void daemon_loop_check_timeouts(struct daemon_loop *l, uint64_t now);

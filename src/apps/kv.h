@@ -24,9 +24,6 @@
 #ifndef KV_OUT_HIGH
 #define KV_OUT_HIGH (256u << 10) /* queued reply bytes above which a connection stops reading */
 #endif
-#ifndef KV_REFRESH_NS
-#define KV_REFRESH_NS 1000000ull /* how often the free-frame count is refreshed */
-#endif
 #define KV_INDEX       "paste-kv"
 #define KV_TTL_INDEX   "paste-kv.ttl"
 #define KV_SUB_INDEX   "paste-kv.sub"  /* pieces of big strings and hash fields (kv_obj.c) */
@@ -110,9 +107,8 @@ struct kvd {
 	uint64_t pool_size; /* bytes of the pool's mapping (out_value: pool bytes or scratch) */
 	struct resp_limits lim;
 	/* state */
-	bool low;         /* fewer free frames than reserve: writes get -OOM */
-	uint64_t now_ms;  /* wall clock for expiry, once per on_data */
-	uint64_t refresh; /* monotonic ns of the last free-frame refresh */
+	bool low;        /* daemon_pool_low(): fewer FREE frames than reserve: writes get -OOM */
+	uint64_t now_ms; /* wall clock for expiry, once per on_data */
 	uint64_t del_epoch;
 	time_t started;
 	struct paste_kv_info rec_kv, rec_ttl; /* what the open recovered */

@@ -177,13 +177,7 @@ static void print_stats(struct kvd *d)
 /* Writes are refused while the pool runs short of frames (refreshed at most every ms). */
 static void refresh_low(struct kvd *d)
 {
-	uint64_t now = mono_ns();
-	struct paste_stats s;
-
-	if (now - d->refresh < KV_REFRESH_NS || paste_stats(d->ctx, &s, sizeof(s)))
-		return;
-	d->refresh = now;
-	d->low = (uint64_t)s.frames_free + s.frames_fill < d->reserve;
+	d->low = daemon_pool_low(&d->loop, d->reserve, daemon_now_ns()); /* the daemons' rule */
 }
 
 /* After every round (daemon_loop.h's after_poll). */

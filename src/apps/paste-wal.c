@@ -625,6 +625,7 @@ static int start(struct wal *w, struct daemon_opts *d)
 	}
 	daemon_sig_ctx = w->ctx;
 	w->pool = paste_pool(w->ctx);
+	w->loop.ctx = w->ctx; /* daemon_pool_low() may run before the loop does */
 	if (d->queues && (err = wal_multi_open(w, d->queues, (unsigned)d->worker,
 	                                       d->paste.pool_path ? d->paste.pool_path
 	                                                          : PASTE_POOL_DEFAULT_PATH)))

@@ -43,7 +43,6 @@
 #define WAL_RANGE_MAX     10000u
 #define WAL_SCRATCH       (64u << 10) /* file reads for GET in fdatasync mode */
 #define WAL_TICK_MS       250
-#define WAL_FULL_CHECK_NS 1000000ull /* refresh the pool-full flag at most every 1 ms */
 #define WAL_MAX_QUEUES    64         /* --queues: DAEMON_MAX_WORKERS */
 #define WAL_TRUNC_WAIT_S  10         /* --queues: --delete-wait default */
 
@@ -183,7 +182,6 @@ struct wal {
 	uint64_t delete_wait_s; /* --queues: --delete-wait */
 	bool no_persist;
 	bool full; /* fewer than @reserve frames free (the fill ring is full before this falls) */
-	uint64_t full_checked_ns;
 	struct daemon_loop loop; /* the event loop and the connection registry (daemon_loop.h) */
 	unsigned stalled;        /* connections waiting for the tier to free frames */
 	bool kick; /* the next paste_poll() must not wait (replies queued outside a round) */

@@ -42,13 +42,7 @@ static void finish_request(struct wconn *wc)
  */
 static void refresh_full(struct wal *w, uint64_t t)
 {
-	struct paste_stats s;
-
-	if ((!w->full && t - w->full_checked_ns < WAL_FULL_CHECK_NS) ||
-	    paste_stats(w->ctx, &s, sizeof(s)))
-		return;
-	w->full_checked_ns = t;
-	w->full = s.frames_free < w->reserve;
+	w->full = daemon_pool_low(&w->loop, w->reserve, t); /* the daemons' one rule */
 }
 
 /* A POST to the log: decide whether its body will be stored. */

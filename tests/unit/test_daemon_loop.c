@@ -5,7 +5,7 @@
  * verdict hook, the default reset, a limit of 0 meaning never), and daemon_loop_run() over a real
  * context on the kernel transport: the tick and after_poll hooks, SIGUSR1's stats hook, stop on
  * the stop flag, status 1 on a hook's error or l->fatal, and an idle connection reset by the
- * default verdict (the peer sees the connection end).
+ * default verdict (the peer sees the connection end); the pool-headroom rule.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -247,6 +247,25 @@ static void test_run_errors(void **state)
 	assert_int_equal(run.polls, 1);
 }
 
+/* The pool-headroom rule: fewer than reserve FREE frames; cached while there is room, re-read at
+ * every call while short. */
+static void test_pool_low(void **state)
+{
+	struct daemon_loop l = {.ctx = ctx};
+	struct paste_stats st;
+	uint64_t t0 = daemon_now_ns();
+
+	assert_int_equal(paste_stats(ctx, &st, sizeof(st)), 0);
+	assert_true(st.frames_free > 10);
+	assert_false(daemon_pool_low(&l, st.frames_free, t0)); /* exactly the free count: room */
+	/* within the check interval the answer is the cached one, even for a larger reserve */
+	assert_false(daemon_pool_low(&l, st.frames_free + 1, t0 + 1000));
+	assert_true(daemon_pool_low(&l, st.frames_free + 1, t0 + DAEMON_POOL_CHECK_NS));
+	/* short: every call reads again */
+	assert_false(daemon_pool_low(&l, 10, t0 + DAEMON_POOL_CHECK_NS + 1));
+	assert_false(daemon_pool_low(&l, 0, t0 + 2 * DAEMON_POOL_CHECK_NS));
+}
+
 static int acc_accept(struct paste_conn *c, void *user)
 {
 	struct daemon_loop *l = user;
@@ -315,6 +334,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_run_ticks_and_stop, setup_ctx, teardown_ctx),
 	    cmocka_unit_test_setup_teardown(test_run_errors, setup_ctx, teardown_ctx),
 	    cmocka_unit_test_setup_teardown(test_run_idle_reset, setup_ctx, teardown_ctx),
+	    cmocka_unit_test_setup_teardown(test_pool_low, setup_ctx, teardown_ctx),
 	};
 
 	paste_set_print(NULL, NULL, PASTE_LOG_ERROR);
