@@ -35,6 +35,7 @@ crash_rounds() {
 	start_kv "${args[@]}" --port "$port" --pool "$POOL" --pool-size 512M
 	for ((r = 1; r <= rounds; r++)); do
 		logs+=("$LOGDIR/acked.$tr.$r")
+		rm -f "${logs[-1]}" # one of an earlier run would end the wait below before this load starts
 		in_cli python3 "$tool" load "$host" "$port" "${logs[-1]}" "$tr$r" \
 			>"$LOGDIR/load.$tr.$r.txt" 2>&1 &
 		lpid=$!
