@@ -18,10 +18,7 @@
 
 uint64_t mono_ns(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	return daemon_now_ns(); /* the daemons' one clock */
 }
 
 uint64_t wall_ms(void)
