@@ -201,10 +201,10 @@ static double bench_reopen(struct bench *b, const char *what)
 	if (err)
 		die("reopen", err);
 	dt = now_s() - t0;
-	err = paste_kv__open(b->pool, "kv", 0, &b->kv);
+	err = paste_kv__open(&b->kv, b->pool, "kv", NULL);
 	if (err)
 		die("kv open", err);
-	paste_kv__info(b->kv, &info);
+	paste_kv__info(b->kv, &info, sizeof(info));
 	if (info.keys != b->n || info.dropped)
 		die("recovery (key count)", -EIO);
 	printf("reopen:  %s: %.3f s (%.0f ns a key), %llu keys recovered\n", what, dt,
@@ -263,7 +263,8 @@ int main(int argc, char **argv)
 		die("pool create", err);
 	printf("pool:    created in %.3f s\n", now_s() - t0);
 	t0 = now_s();
-	if ((err = paste_kv__open(b.pool, "kv", b.n, &b.kv)))
+	if ((err = paste_kv__open(&b.kv, b.pool, "kv",
+	                          &PASTE_OPTS_LIT(paste_kv_opts, .capacity = b.n))))
 		die("kv create", err);
 	printf("create:  index for %llu keys in %.3f s\n", (unsigned long long)b.n, now_s() - t0);
 	t0 = now_s();

@@ -122,7 +122,7 @@ static int open_pool(struct paste_ctx *ctx)
 	err = paste_pool__open(&ctx->pool, ctx->opts.pool_path, &po);
 	if (err)
 		return err;
-	paste_pool__info(ctx->pool, &info);
+	paste_pool__info(ctx->pool, &info, sizeof(info));
 	ctx->area = paste_pool__frames(ctx->pool);
 	ctx->frame_size = info.frame_size;
 	ctx->frame_count = info.frame_count;
@@ -280,10 +280,13 @@ PASTE_EXPORT struct paste_pool *paste_pool(struct paste_ctx *ctx)
 
 PASTE_EXPORT int paste_stats(struct paste_ctx *ctx, struct paste_stats *out, size_t sz)
 {
-	struct paste_stats st = ctx->st;
+	struct paste_stats st;
 
+	if (!ctx)
+		return paste_fail(-EINVAL, "paste_stats: NULL context");
 	if (!out || !sz)
-		return paste_fail(-EINVAL, "paste_stats: need an output struct and its size");
+		return paste_info_copy(out, sz, &ctx->st, sizeof(st), "paste_stats");
+	st = ctx->st;
 	st.zerocopy = false;
 	st.xdp_mode = PASTE_XDP_AUTO;
 	if (ctx->tp->stats)
@@ -295,6 +298,5 @@ PASTE_EXPORT int paste_stats(struct paste_ctx *ctx, struct paste_stats *out, siz
 	st.frames_rx = paste_frames__nr(ctx->frames, PASTE_FRAME_RX);
 	st.frames_tx = paste_frames__nr(ctx->frames, PASTE_FRAME_TX);
 	st.frames_kept = paste_frames__nr(ctx->frames, PASTE_FRAME_KEPT);
-	memcpy(out, &st, sz < sizeof(st) ? sz : sizeof(st));
-	return 0;
+	return paste_info_copy(out, sz, &st, sizeof(st), "paste_stats");
 }

@@ -39,6 +39,9 @@ int paste_fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3
  * paste_last_error() but printed only at DEBUG level, so back-pressure does not flood the log. */
 int paste_fail_quiet(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* The same with a fixed message (no formatting: for misses on hot paths, such as a key lookup). */
+int paste_fail_const(int err, const char *msg);
+
 /* ---- options structs (log.c) ------------------------------------------------------------- */
 
 /*
@@ -53,6 +56,14 @@ int paste_fail_quiet(int err, const char *fmt, ...) __attribute__((format(printf
 	paste_opts_copy((out), sizeof(*(out)), (in), offsetof(__typeof__(*(out)), min_field),      \
 	                (what))
 int paste_opts_copy(void *out, size_t out_sz, const void *in, size_t min_sz, const char *what);
+
+/*
+ * The one rule of every public info call (paste_stats, paste_pool__info, paste_log__info,
+ * paste_kv__info): the caller passes sizeof its struct; it gets min(@sz, @in_sz) bytes of @in,
+ * and bytes past what this library knows (a newer header) read 0. @return 0, or -EINVAL with a
+ * message naming @what when @out is NULL or @sz is 0.
+ */
+int paste_info_copy(void *out, size_t sz, const void *in, size_t in_sz, const char *what);
 
 /* ---- clock (spin.c) ---------------------------------------------------------------------- */
 

@@ -414,8 +414,8 @@ PASTE_EXPORT int paste_kv__get(struct paste_kv *kv, const void *key, size_t klen
 		return paste_fail(-EINVAL, "paste_kv__get: kv, key and val must not be NULL");
 	h = kv_hash(kv->seed, key, klen);
 	kv_probe(kv, h, key, klen, &pr);
-	if (pr.found == KV_NONE)
-		return -ENOENT; /* a miss is an answer, not an error: no message */
+	if (pr.found == KV_NONE) /* a miss is an answer: a fixed message, nothing printed */
+		return paste_fail_const(-ENOENT, "paste_kv__get: no such key");
 	*val = kv->slots[w_cur(kv, kv->buckets[pr.found]) - 1].val;
 	return 0;
 }
@@ -483,11 +483,15 @@ PASTE_EXPORT int paste_kv__iterate(struct paste_kv *kv,
 	return 0;
 }
 
-PASTE_EXPORT void paste_kv__info(const struct paste_kv *kv, struct paste_kv_info *info)
+PASTE_EXPORT int paste_kv__info(const struct paste_kv *kv, struct paste_kv_info *out, size_t sz)
 {
-	memset(info, 0, sizeof(*info));
-	info->keys = kv->keys;
-	info->capacity = kv->capacity;
-	info->recovered = kv->recovered;
-	info->dropped = kv->dropped;
+	struct paste_kv_info info = {0};
+
+	if (!kv)
+		return paste_fail(-EINVAL, "paste_kv__info: NULL index");
+	info.keys = kv->keys;
+	info.capacity = kv->capacity;
+	info.recovered = kv->recovered;
+	info.dropped = kv->dropped;
+	return paste_info_copy(out, sz, &info, sizeof(info), "paste_kv__info");
 }

@@ -160,18 +160,22 @@ static int kv_create(struct paste_pool *pool, const char *name, void *addr, uint
 	return 0;
 }
 
-PASTE_EXPORT int paste_kv__open(struct paste_pool *pool, const char *name, uint64_t capacity,
-                                struct paste_kv **kvp)
+PASTE_EXPORT int paste_kv__open(struct paste_kv **kvp, struct paste_pool *pool, const char *name,
+                                const struct paste_kv_opts *opts)
 {
+	struct paste_kv_opts o = {0};
 	struct paste_kv *kv;
 	struct kv_geom g;
-	uint64_t len;
+	uint64_t len, capacity;
 	void *addr;
 	int err;
 
 	if (!pool || !name || !kvp)
 		return paste_fail(-EINVAL, "paste_kv__open: pool, name and kv must not be NULL");
 	*kvp = NULL;
+	if (opts && (err = PASTE_OPTS_COPY(&o, opts, capacity, "paste_kv__open")))
+		return err;
+	capacity = o.capacity;
 	err = paste_index__find(pool, &paste_kv_index_type, name, capacity != 0, &addr, &len,
 	                        (void **)&kv);
 	if (err == -ENOENT && capacity) { /* no region yet: one of the size the geometry needs */

@@ -77,6 +77,29 @@ int paste_fail_quiet(int err, const char *fmt, ...)
 	return err;
 }
 
+int paste_fail_const(int err, const char *msg)
+{
+	size_t n = strnlen(msg, sizeof(last_error) - 1);
+
+	if (print_max >= PASTE_LOG_DEBUG)
+		return paste_fail_quiet(err, "%s", msg);
+	memcpy(last_error, msg, n);
+	last_error[n] = '\0';
+	return err;
+}
+
+int paste_info_copy(void *out, size_t sz, const void *in, size_t in_sz, const char *what)
+{
+	if (!out || !sz)
+		return paste_fail(-EINVAL,
+		                  "%s: need an output struct and its size (pass sizeof the struct)",
+		                  what);
+	memcpy(out, in, sz < in_sz ? sz : in_sz);
+	if (sz > in_sz)
+		memset((unsigned char *)out + in_sz, 0, sz - in_sz);
+	return 0;
+}
+
 int paste_opts_copy(void *out, size_t out_sz, const void *in, size_t min_sz, const char *what)
 {
 	size_t sz;

@@ -234,17 +234,21 @@ err_free:
 	return err;
 }
 
-PASTE_EXPORT int paste_log__open(struct paste_pool *pool, const char *name, uint64_t region_size,
-                                 struct paste_log **logp)
+PASTE_EXPORT int paste_log__open(struct paste_log **logp, struct paste_pool *pool, const char *name,
+                                 const struct paste_log_opts *opts)
 {
+	struct paste_log_opts o = {0};
 	struct paste_log *log;
-	uint64_t len;
+	uint64_t len, region_size;
 	void *addr;
 	int err;
 
 	if (!pool || !name || !logp)
 		return paste_fail(-EINVAL, "paste_log__open: pool, name and log must not be NULL");
 	*logp = NULL;
+	if (opts && (err = PASTE_OPTS_COPY(&o, opts, region_size, "paste_log__open")))
+		return err;
+	region_size = o.region_size;
 	err = paste_index__find(pool, &paste_log_index_type, name, region_size != 0, &addr, &len,
 	                        (void **)&log);
 	if (err == -ENOENT && region_size)

@@ -154,12 +154,12 @@ PASTE_EXPORT int paste_log__get(struct paste_log *log, uint64_t seq, struct past
 	if (!log || !rec)
 		return paste_fail(-EINVAL, "paste_log__get: log and rec must not be NULL");
 	if (seq < log->first_seq || seq >= log->next_seq) {
-		/* A miss is an answer, not a failure: say it at debug level only. */
-		pr_debug("log '%s': no record %llu (%s; the log holds %llu..%llu)", log->name,
-		         (unsigned long long)seq,
-		         seq < log->first_seq ? "truncated" : "not written yet",
-		         (unsigned long long)log->first_seq, (unsigned long long)log->next_seq - 1);
-		return -ENOENT;
+		/* A miss is an answer, not a failure: kept for paste_last_error(), printed at
+		 * debug level only. */
+		return paste_fail_quiet(
+		    -ENOENT, "log '%s': no record %llu (%s; the log holds %llu..%llu)", log->name,
+		    (unsigned long long)seq, seq < log->first_seq ? "truncated" : "not written yet",
+		    (unsigned long long)log->first_seq, (unsigned long long)log->next_seq - 1);
 	}
 	log_fill(log, seq, rec);
 	return 0;
@@ -189,17 +189,21 @@ PASTE_EXPORT int paste_log__iterate(struct paste_log *log, uint64_t from_seq,
 	return 0;
 }
 
-PASTE_EXPORT void paste_log__info(const struct paste_log *log, struct paste_log_info *info)
+PASTE_EXPORT int paste_log__info(const struct paste_log *log, struct paste_log_info *out, size_t sz)
 {
-	memset(info, 0, sizeof(*info));
-	info->first_seq = log->first_seq;
-	info->next_seq = log->next_seq;
-	info->records = plog_log_count(log);
-	info->bytes = log->bytes;
-	info->region_size = log->region_size;
-	info->region_used = LOG_HDR_SIZE + log->used;
-	info->recovered = log->recovered;
-	info->dropped = log->dropped;
+	struct paste_log_info info = {0};
+
+	if (!log)
+		return paste_fail(-EINVAL, "paste_log__info: NULL log");
+	info.first_seq = log->first_seq;
+	info.next_seq = log->next_seq;
+	info.records = plog_log_count(log);
+	info.bytes = log->bytes;
+	info.region_size = log->region_size;
+	info.region_used = LOG_HDR_SIZE + log->used;
+	info.recovered = log->recovered;
+	info.dropped = log->dropped;
+	return paste_info_copy(out, sz, &info, sizeof(info), "paste_log__info");
 }
 
 /* ---- truncate ------------------------------------------------------------------------------ */

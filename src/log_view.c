@@ -115,13 +115,16 @@ PASTE_EXPORT const void *paste_pool_view__region(const struct paste_pool_view *v
 	return NULL;
 }
 
-PASTE_EXPORT int paste_log_view__open(const struct paste_pool_view *pv, const char *name,
-                                      struct paste_log_view **view)
+PASTE_EXPORT int paste_log_view__open(struct paste_log_view **view,
+                                      const struct paste_pool_view *pv, const char *name)
 {
 	const struct log_super *s;
 	struct paste_log_view *v;
 	uint64_t size;
 
+	if (!view || !pv || !name)
+		return paste_fail(
+		    -EINVAL, "paste_log_view__open: view, pool view and name must not be NULL");
 	*view = NULL;
 	s = paste_pool_view__region(pv, name, &size);
 	if (!s || s->magic != PASTE_LOG_MAGIC || s->crc != plog_super_crc(s) ||
@@ -255,8 +258,24 @@ static int view_find(struct paste_log_view *v, uint64_t seq, uint64_t first, uin
 	return -ENOENT;
 }
 
-PASTE_EXPORT int paste_log_view__read(struct paste_log_view *v, uint64_t seq, uint64_t first,
-                                      uint64_t next, void *buf, size_t cap, uint32_t *len)
+/* A read that found nothing: kept for paste_last_error(), printed at debug level only (a record
+ * truncated by its owner meanwhile is routine). */
+static int view_miss(const struct paste_log_view *v, uint64_t seq, int err)
+{
+	if (err == -EMSGSIZE)
+		return paste_fail_quiet(
+		    err, "log view: record %llu of slice %u is larger than the buffer",
+		    (unsigned long long)seq, v->pv->sb.slice);
+	if (err != -ENOENT)
+		return err; /* -ENOMEM, with its message */
+	return paste_fail_quiet(err,
+	                        "log view: no record %llu in slice %u (outside [first, next), or "
+	                        "truncated by its owner meanwhile)",
+	                        (unsigned long long)seq, v->pv->sb.slice);
+}
+
+static int view_read(struct paste_log_view *v, uint64_t seq, uint64_t first, uint64_t next,
+                     void *buf, size_t cap, uint32_t *len)
 {
 	const struct paste_pool_view *pv = v->pv;
 	uint64_t off, total = 0;
@@ -287,8 +306,19 @@ PASTE_EXPORT int paste_log_view__read(struct paste_log_view *v, uint64_t seq, ui
 	return 0;
 }
 
-PASTE_EXPORT int paste_log_view__len(struct paste_log_view *v, uint64_t seq, uint64_t first,
-                                     uint64_t next, uint32_t *len)
+PASTE_EXPORT int paste_log_view__read(struct paste_log_view *v, uint64_t seq, uint64_t first,
+                                      uint64_t next, void *buf, size_t cap, uint32_t *len)
+{
+	int err;
+
+	if (!v || (!buf && cap) || !len)
+		return paste_fail(-EINVAL, "paste_log_view__read: view and len must not be NULL");
+	err = view_read(v, seq, first, next, buf, cap, len);
+	return err ? view_miss(v, seq, err) : 0;
+}
+
+static int view_len(struct paste_log_view *v, uint64_t seq, uint64_t first, uint64_t next,
+                    uint32_t *len)
 {
 	uint64_t off;
 	bool wrap;
@@ -300,4 +330,15 @@ PASTE_EXPORT int paste_log_view__len(struct paste_log_view *v, uint64_t seq, uin
 		return -ENOENT;
 	*len = v->hdr->len;
 	return 0;
+}
+
+PASTE_EXPORT int paste_log_view__len(struct paste_log_view *v, uint64_t seq, uint64_t first,
+                                     uint64_t next, uint32_t *len)
+{
+	int err;
+
+	if (!v || !len)
+		return paste_fail(-EINVAL, "paste_log_view__len: view and len must not be NULL");
+	err = view_len(v, seq, first, next, len);
+	return err ? view_miss(v, seq, err) : 0;
 }

@@ -46,29 +46,29 @@ static bool lwip_inited, lwip_in_use;
 static void rxbuf_free(struct pbuf *p)
 {
 	struct paste_rxbuf *rb = (struct paste_rxbuf *)p;
-	struct paste_ctx *ctx = rb->ctx;
-	uint32_t idx = (uint32_t)(rb - paste_ptp(ctx)->rxbufs);
+	struct paste_netif *nif = rb->nif;
+	uint32_t idx = (uint32_t)(rb - nif->rxbufs);
 
 	if (rb->detached) { /* a connection holds the frame now (ptransport.c, take_piece) */
 		rb->detached = false;
 		return;
 	}
 	/* RX -> FREE, or only drop the pbuf's hold on a frame the application kept. */
-	paste_frames__rx_done(ctx->frames, idx); /* prints if accounting is broken */
+	paste_frames__rx_done(nif->frames, idx); /* prints if accounting is broken */
 }
 
-struct pbuf *paste_netif__wrap(struct paste_ctx *ctx, uint32_t idx, uint8_t *data, uint32_t len)
+struct pbuf *paste_netif__wrap(struct paste_netif *nif, uint32_t idx, uint8_t *data, uint32_t len)
 {
-	struct paste_rxbuf *rb = &paste_ptp(ctx)->rxbufs[idx];
+	struct paste_rxbuf *rb = &nif->rxbufs[idx];
 
-	rb->ctx = ctx;
+	rb->nif = nif;
 	rb->detached = false;
 	rb->pc.custom_free_function = rxbuf_free;
 	return pbuf_alloced_custom(PBUF_RAW, (u16_t)len, PBUF_REF, &rb->pc, data, (u16_t)len);
 }
 
 /* Remember which MAC the peer at the frame's source IPv4 address sits behind (its next hop). */
-static void neigh_learn(struct paste_ctx *ctx, const uint8_t *frame, uint32_t len)
+static void neigh_learn(struct paste_netif *nif, const uint8_t *frame, uint32_t len)
 {
 	uint32_t ip, h, i;
 
@@ -77,7 +77,7 @@ static void neigh_learn(struct paste_ctx *ctx, const uint8_t *frame, uint32_t le
 	memcpy(&ip, frame + 14 + 12, 4);
 	h = (ntohl(ip) * 2654435761u) & (PASTE_NEIGH_SLOTS - 1);
 	for (i = 0; i < 8; i++) {
-		struct paste_neigh *n = &paste_ptp(ctx)->neigh[(h + i) & (PASTE_NEIGH_SLOTS - 1)];
+		struct paste_neigh *n = &nif->neigh[(h + i) & (PASTE_NEIGH_SLOTS - 1)];
 
 		if (n->ip == ip || n->ip == 0 || i == 7) {
 			n->ip = ip;
@@ -96,7 +96,7 @@ static void neigh_learn(struct paste_ctx *ctx, const uint8_t *frame, uint32_t le
  * Like Linux without timestamps (RFC 1122 4.2.2.13), a SYN whose sequence number lies beyond
  * the old connection's ends the TIME-WAIT, and the listener takes the SYN.
  */
-static void tw_recycle(struct paste_ctx *ctx, const uint8_t *f, uint32_t len)
+static void tw_recycle(struct paste_netif *nif, const uint8_t *f, uint32_t len)
 {
 	const uint8_t *ip = f + 14, *th;
 	uint32_t ihl, src, dst, seq;
@@ -125,41 +125,46 @@ static void tw_recycle(struct paste_ctx *ctx, const uint8_t *f, uint32_t len)
 			continue;
 		if (TCP_SEQ_GT(seq, pcb->rcv_nxt)) {
 			tcp_abort(pcb); /* a TIME-WAIT pcb is just freed: no reset, no callback */
-			ctx->st.tw_recycled++;
+			nif->st->tw_recycled++;
 		}
 		return;
 	}
 }
 
-void paste_netif__input(struct paste_ctx *ctx, uint32_t idx, uint8_t *data, uint32_t len)
+void paste_netif__input(struct paste_netif *nif, uint32_t idx, uint8_t *data, uint32_t len)
 {
 	struct pbuf *p;
 
 	if (len < 14 || len > 0xffff) {
-		ctx->st.rx_invalid++;
-		paste_frames__move(ctx->frames, idx, PASTE_FRAME_RX, PASTE_FRAME_FREE);
+		nif->st->rx_invalid++;
+		paste_frames__move(nif->frames, idx, PASTE_FRAME_RX, PASTE_FRAME_FREE);
 		return;
 	}
-	neigh_learn(ctx, data, len);
-	tw_recycle(ctx, data, len);
-	p = paste_netif__wrap(ctx, idx, data, len);
+	neigh_learn(nif, data, len);
+	tw_recycle(nif, data, len);
+	p = paste_netif__wrap(nif, idx, data, len);
 	/* ethernet_input always consumes p (frees it on error). */
-	ethernet_input(p, &paste_ptp(ctx)->netif);
+	ethernet_input(p, &nif->netif);
+}
+
+static void copy_pbuf(const void *p, uint8_t *dst)
+{
+	pbuf_copy_partial(p, dst, ((const struct pbuf *)p)->tot_len, 0);
 }
 
 static err_t netif_linkoutput(struct netif *netif, struct pbuf *p)
 {
-	struct paste_ctx *ctx = netif->state;
+	struct paste_netif *nif = netif->state;
 
-	if (paste_xsk__tx(ctx, p)) {
-		ctx->st.tx_dropped++;
+	if (paste_xsk__tx(nif->xsk, p->tot_len, copy_pbuf, p)) {
+		nif->st->tx_dropped++;
 		return ERR_MEM;
 	}
 	return ERR_OK;
 }
 
 /* Kernel neighbour table (of this network namespace), for a next hop we have not heard from. */
-static bool neigh_kernel(struct paste_ctx *ctx, uint32_t ip, uint8_t mac[6])
+static bool neigh_kernel(const struct paste_netif *nif, uint32_t ip, uint8_t mac[6])
 {
 	char line[256], ipbuf[INET_ADDRSTRLEN], want[INET_ADDRSTRLEN], dev[IFNAMSIZ + 1];
 	unsigned m[6], flags;
@@ -173,7 +178,7 @@ static bool neigh_kernel(struct paste_ctx *ctx, uint32_t ip, uint8_t mac[6])
 		if (sscanf(line, "%15s %*s %x %x:%x:%x:%x:%x:%x %*s %16s", ipbuf, &flags, &m[0],
 		           &m[1], &m[2], &m[3], &m[4], &m[5], dev) != 9)
 			continue;
-		if (strcmp(ipbuf, want) || strcmp(dev, ctx->ifname) || !(flags & 0x2))
+		if (strcmp(ipbuf, want) || strcmp(dev, nif->ifname) || !(flags & 0x2))
 			continue;
 		for (int i = 0; i < 6; i++)
 			mac[i] = (uint8_t)m[i];
@@ -184,13 +189,12 @@ static bool neigh_kernel(struct paste_ctx *ctx, uint32_t ip, uint8_t mac[6])
 }
 
 /* Next hop learned from a received frame (see neigh_learn), or false. */
-static bool neigh_lookup(const struct paste_ctx *ctx, uint32_t ip, struct eth_addr *to)
+static bool neigh_lookup(const struct paste_netif *nif, uint32_t ip, struct eth_addr *to)
 {
 	uint32_t h = (ntohl(ip) * 2654435761u) & (PASTE_NEIGH_SLOTS - 1);
 
 	for (uint32_t i = 0; i < 8; i++) {
-		const struct paste_neigh *n =
-		    &paste_ptp(ctx)->neigh[(h + i) & (PASTE_NEIGH_SLOTS - 1)];
+		const struct paste_neigh *n = &nif->neigh[(h + i) & (PASTE_NEIGH_SLOTS - 1)];
 
 		if (n->ip == ip) {
 			memcpy(to->addr, n->mac, 6);
@@ -200,31 +204,31 @@ static bool neigh_lookup(const struct paste_ctx *ctx, uint32_t ip, struct eth_ad
 	return false;
 }
 
-void paste_netif__neigh_probe(struct paste_ctx *ctx, uint32_t ip)
+void paste_netif__neigh_probe(struct paste_netif *nif, uint32_t ip)
 {
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(9), .sin_addr.s_addr = ip};
 	struct eth_addr to;
 	int fd;
 
-	if (neigh_lookup(ctx, ip, &to) || neigh_kernel(ctx, ip, to.addr))
+	if (neigh_lookup(nif, ip, &to) || neigh_kernel(nif, ip, to.addr))
 		return;
 	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return;
-	setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, ctx->ifname, (socklen_t)strlen(ctx->ifname));
+	setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, nif->ifname, (socklen_t)strlen(nif->ifname));
 	sendto(fd, "", 0, MSG_DONTWAIT, (struct sockaddr *)&a, sizeof(a));
 	close(fd);
 }
 
 static err_t netif_output_shared(struct netif *netif, struct pbuf *p, const ip4_addr_t *dst)
 {
-	struct paste_ctx *ctx = netif->state;
+	struct paste_netif *nif = netif->state;
 	uint32_t ip = ip4_addr_get_u32(dst);
 	struct eth_addr to;
 
-	if (neigh_lookup(ctx, ip, &to) || neigh_kernel(ctx, ip, to.addr))
+	if (neigh_lookup(nif, ip, &to) || neigh_kernel(nif, ip, to.addr))
 		return ethernet_output(netif, p, (struct eth_addr *)netif->hwaddr, &to, ETHTYPE_IP);
-	ctx->st.tx_dropped++;
+	nif->st->tx_dropped++;
 	return ERR_RTE;
 }
 
@@ -235,32 +239,44 @@ static err_t netif_output_shared(struct netif *netif, struct pbuf *p, const ip4_
  */
 static err_t netif_output_dedicated(struct netif *netif, struct pbuf *p, const ip4_addr_t *dst)
 {
-	struct paste_ctx *ctx = netif->state;
+	struct paste_netif *nif = netif->state;
 	struct eth_addr to;
 
-	if (neigh_lookup(ctx, ip4_addr_get_u32(dst), &to))
+	if (neigh_lookup(nif, ip4_addr_get_u32(dst), &to))
 		return ethernet_output(netif, p, (struct eth_addr *)netif->hwaddr, &to, ETHTYPE_IP);
 	return etharp_output(netif, p, dst);
 }
 
 static err_t netif_init_cb(struct netif *netif)
 {
-	struct paste_ctx *ctx = netif->state;
+	struct paste_netif *nif = netif->state;
 
 	netif->name[0] = 'p';
 	netif->name[1] = 'x';
-	netif->mtu = (u16_t)paste_ptp(ctx)->mtu;
+	netif->mtu = (u16_t)nif->mtu;
 	netif->hwaddr_len = 6;
-	memcpy(netif->hwaddr, paste_ptp(ctx)->mac, 6);
+	memcpy(netif->hwaddr, nif->mac, 6);
 	netif->flags = NETIF_FLAG_BROADCAST | NETIF_FLAG_ETHERNET | NETIF_FLAG_LINK_UP;
-	if (!ctx->opts.shared_ip)
+	if (!nif->shared_ip)
 		netif->flags |= NETIF_FLAG_ETHARP;
 	netif->linkoutput = netif_linkoutput;
-	netif->output = ctx->opts.shared_ip ? netif_output_shared : netif_output_dedicated;
+	netif->output = nif->shared_ip ? netif_output_shared : netif_output_dedicated;
 	return ERR_OK;
 }
 
-static int query_addr(struct paste_ctx *ctx)
+/* One pbuf descriptor per frame of the pool (paste_netif__wrap). */
+static int netif_descs(struct paste_netif *nif)
+{
+	if (nif->rxbufs)
+		return 0;
+	nif->rxbufs = calloc(nif->frame_count, sizeof(*nif->rxbufs));
+	if (!nif->rxbufs)
+		return paste_fail(-ENOMEM, "out of memory for %u frame descriptors",
+		                  nif->frame_count);
+	return 0;
+}
+
+static int query_addr(struct paste_netif *nif)
 {
 	struct ifaddrs *ifa, *i;
 	bool found = false;
@@ -269,10 +285,10 @@ static int query_addr(struct paste_ctx *ctx)
 		return paste_fail(-errno, "getifaddrs: %s", strerror(errno));
 	for (i = ifa; i && !found; i = i->ifa_next) {
 		if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET ||
-		    strcmp(i->ifa_name, ctx->ifname))
+		    strcmp(i->ifa_name, nif->ifname))
 			continue;
-		ctx->ip = ((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr;
-		ctx->netmask = ((struct sockaddr_in *)i->ifa_netmask)->sin_addr.s_addr;
+		nif->ip = ((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr;
+		nif->netmask = ((struct sockaddr_in *)i->ifa_netmask)->sin_addr.s_addr;
 		found = true;
 	}
 	freeifaddrs(ifa);
@@ -280,11 +296,11 @@ static int query_addr(struct paste_ctx *ctx)
 		return paste_fail(
 		    -EADDRNOTAVAIL,
 		    "shared-IP mode: %s has no IPv4 address; give it one, or use a dedicated --ip",
-		    ctx->ifname);
+		    nif->ifname);
 	return 0;
 }
 
-int paste_netif__query(struct paste_ctx *ctx)
+int paste_netif__query(struct paste_netif *nif)
 {
 	struct ifreq ifr = {0};
 	int fd, err = 0;
@@ -292,33 +308,35 @@ int paste_netif__query(struct paste_ctx *ctx)
 	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return paste_fail(-errno, "socket: %s", strerror(errno));
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ctx->ifname);
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", nif->ifname);
 	if (ioctl(fd, SIOCGIFHWADDR, &ifr)) {
-		err = paste_fail(-errno, "reading the MAC address of %s: %s", ctx->ifname,
+		err = paste_fail(-errno, "reading the MAC address of %s: %s", nif->ifname,
 		                 strerror(errno));
 		goto out;
 	}
-	memcpy(paste_ptp(ctx)->mac, ifr.ifr_hwaddr.sa_data, 6);
+	memcpy(nif->mac, ifr.ifr_hwaddr.sa_data, 6);
 	if (ioctl(fd, SIOCGIFMTU, &ifr)) {
-		err = paste_fail(-errno, "reading the MTU of %s: %s", ctx->ifname, strerror(errno));
+		err = paste_fail(-errno, "reading the MTU of %s: %s", nif->ifname, strerror(errno));
 		goto out;
 	}
-	paste_ptp(ctx)->mtu = (uint32_t)ifr.ifr_mtu;
-	if (paste_ptp(ctx)->mtu + 14 > ctx->frame_size - 256) {
+	nif->mtu = (uint32_t)ifr.ifr_mtu;
+	if (nif->mtu + 14 > nif->frame_size - 256) {
 		err = paste_fail(
 		    -EINVAL,
 		    "%s has MTU %u, too large for %u-byte frames: lower the MTU or use 4096-byte frames",
-		    ctx->ifname, paste_ptp(ctx)->mtu, ctx->frame_size);
+		    nif->ifname, nif->mtu, nif->frame_size);
 		goto out;
 	}
-	if (ctx->opts.shared_ip && !ctx->opts.ip)
-		err = query_addr(ctx);
+	if (nif->query_addr)
+		err = query_addr(nif);
+	if (!err)
+		err = netif_descs(nif);
 out:
 	close(fd);
 	return err;
 }
 
-int paste_netif__open(struct paste_ctx *ctx)
+int paste_netif__open(struct paste_netif *nif)
 {
 	ip4_addr_t ip, mask, gw;
 	unsigned seed;
@@ -334,29 +352,37 @@ int paste_netif__open(struct paste_ctx *ctx)
 	if (!lwip_inited)
 		lwip_init();
 	lwip_inited = true;
-	lwip_in_use = true;
-	ip4_addr_set_u32(&ip, ctx->ip);
-	ip4_addr_set_u32(&mask, ctx->netmask);
+	if (!nif->rxbufs) {
+		int err = netif_descs(nif);
+
+		if (err)
+			return err;
+	}
+	ip4_addr_set_u32(&ip, nif->ip);
+	ip4_addr_set_u32(&mask, nif->netmask);
 	ip4_addr_set_zero(&gw);
-	if (!netif_add(&paste_ptp(ctx)->netif, &ip, &mask, &gw, ctx, netif_init_cb, ethernet_input))
+	if (!netif_add(&nif->netif, &ip, &mask, &gw, nif, netif_init_cb, ethernet_input))
 		return paste_fail(-ENOMEM, "lwIP: netif_add failed");
-	paste_ptp(ctx)->netif_added = true;
-	netif_set_default(&paste_ptp(ctx)->netif);
-	netif_set_up(&paste_ptp(ctx)->netif);
-	netif_set_link_up(&paste_ptp(ctx)->netif);
+	lwip_in_use = true;
+	nif->added = true;
+	netif_set_default(&nif->netif);
+	netif_set_up(&nif->netif);
+	netif_set_link_up(&nif->netif);
 	/* ethernet_input() drops IPv4 on a netif without ETHARP. In shared-IP mode set it only now,
 	 * after netif_set_up/link_up, so lwIP sends no gratuitous ARP for the kernel's address; its
 	 * output never ARPs either (netif_output_shared). */
-	paste_ptp(ctx)->netif.flags |= NETIF_FLAG_ETHARP;
+	nif->netif.flags |= NETIF_FLAG_ETHARP;
 	return 0;
 }
 
-void paste_netif__close(struct paste_ctx *ctx)
+void paste_netif__close(struct paste_netif *nif)
 {
-	if (paste_ptp(ctx)->netif_added) {
-		netif_set_down(&paste_ptp(ctx)->netif);
-		netif_remove(&paste_ptp(ctx)->netif);
-		paste_ptp(ctx)->netif_added = false;
+	if (nif->added) {
+		netif_set_down(&nif->netif);
+		netif_remove(&nif->netif);
+		nif->added = false;
+		lwip_in_use = false;
 	}
-	lwip_in_use = false;
+	free(nif->rxbufs);
+	nif->rxbufs = NULL;
 }

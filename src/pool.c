@@ -608,24 +608,29 @@ PASTE_EXPORT void paste_pool__close(struct paste_pool **pool)
 	*pool = NULL;
 }
 
-PASTE_EXPORT void paste_pool__info(const struct paste_pool *pool, struct paste_pool_info *info)
+PASTE_EXPORT int paste_pool__info(const struct paste_pool *pool, struct paste_pool_info *out,
+                                  size_t sz)
 {
-	const struct pool_sb *sb = &pool->sb;
+	struct paste_pool_info info = {0};
+	const struct pool_sb *sb;
 
-	memset(info, 0, sizeof(*info));
-	info->size = sb->pool_size;
-	info->frame_size = sb->frame_size;
-	info->frame_count = sb->frame_count;
-	info->frame_area_off = sb->frame_area_off;
-	info->region_area_off = sb->region_area_off;
-	info->region_area_size = sb->region_area_size;
-	info->region_area_used = sb->region_area_used;
-	memcpy(info->uuid, sb->uuid, sizeof(info->uuid));
-	info->created = pool->created || pool->dax_new; /* device DAX (issue 14) */
-	info->was_clean = pool->was_clean;
-	info->is_pmem = pool->is_pmem;
-	info->slice = sb->slice;
-	info->slice_stride = sb->slice_stride;
+	if (!pool)
+		return paste_fail(-EINVAL, "paste_pool__info: NULL pool");
+	sb = &pool->sb;
+	info.size = sb->pool_size;
+	info.frame_size = sb->frame_size;
+	info.frame_count = sb->frame_count;
+	info.frame_area_off = sb->frame_area_off;
+	info.region_area_off = sb->region_area_off;
+	info.region_area_size = sb->region_area_size;
+	info.region_area_used = sb->region_area_used;
+	memcpy(info.uuid, sb->uuid, sizeof(info.uuid));
+	info.created = pool->created || pool->dax_new; /* device DAX (issue 14) */
+	info.was_clean = pool->was_clean;
+	info.is_pmem = pool->is_pmem;
+	info.slice = sb->slice;
+	info.slice_stride = sb->slice_stride;
+	return paste_info_copy(out, sz, &info, sizeof(info), "paste_pool__info");
 }
 
 PASTE_EXPORT void *paste_pool__frames(const struct paste_pool *pool)

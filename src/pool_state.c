@@ -123,7 +123,16 @@ bool paste_pool__ref_in_frame(const struct paste_pool *pool, const struct paste_
 
 PASTE_EXPORT void *paste_pool__ref_ptr(const struct paste_pool *pool, const struct paste_ref *ref)
 {
-	if (!ref || ref->off > pool->sb.pool_size || ref->len > pool->sb.pool_size - ref->off) {
+	if (!pool || !ref || ref->off > pool->sb.pool_size ||
+	    ref->len > pool->sb.pool_size - ref->off) {
+		/* callers may probe with it: kept for paste_last_error(), printed at debug level */
+		if (pool && ref)
+			paste_fail_quiet(-EINVAL,
+			                 "pool %s: reference [%llu, +%u) is not inside the pool",
+			                 pool->path, (unsigned long long)ref->off, ref->len);
+		else
+			paste_fail_quiet(-EINVAL,
+			                 "paste_pool__ref_ptr: pool and ref must not be NULL");
 		errno = EINVAL;
 		return NULL;
 	}

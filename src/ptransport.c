@@ -14,6 +14,7 @@
  */
 #include <errno.h>
 #include <net/if.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -68,7 +69,7 @@ static int take_piece(struct paste_conn *c, struct pbuf *q)
 
 		off = (uint64_t)((uint8_t *)q->payload - ctx->area);
 		idx = (uint32_t)(off / ctx->frame_size);
-		rb = &paste_ptp(ctx)->rxbufs[idx];
+		rb = &paste_ptp(ctx)->nif.rxbufs[idx];
 		if (q == &rb->pc.pbuf && q->ref == 1) {
 			rb->detached = true;
 			pbuf_free(q);
@@ -309,7 +310,7 @@ static int ptp_connect(struct paste_conn *c)
 		return err;
 	}
 	if (ctx->opts.shared_ip)
-		paste_netif__neigh_probe(ctx, c->peer.s_addr);
+		paste_netif__neigh_probe(&paste_ptp(ctx)->nif, c->peer.s_addr);
 	conn_attach(c, pcb);
 	ip_addr_set_ip4_u32_val(peer, c->peer.s_addr);
 	e = tcp_connect(pcb, &peer, c->peer_port, cb_connected);
@@ -426,9 +427,8 @@ static int ptp_init(struct paste_ctx *ctx)
 
 	if (!pt)
 		return paste_fail(-ENOMEM, "paste_open: out of memory");
-	pt->xsk.fd = -1;
-	pt->xsk.ring_size = ctx->opts.ring_size;
 	ctx->tp_state = pt;
+	pt->xsk.fd = -1;
 	pt->ifindex = (int)if_nametoindex(ctx->ifname);
 	if (!pt->ifindex)
 		return paste_fail(
@@ -457,21 +457,47 @@ static int open_steer(struct paste_ctx *ctx)
 static int ptp_open(struct paste_ctx *ctx)
 {
 	struct paste_ptp *pt = paste_ptp(ctx);
+	struct paste_xsk_cfg xc = {
+	    .ifname = ctx->ifname,
+	    .queue = ctx->opts.queue,
+	    .zero_copy = ctx->opts.zero_copy,
+	    .busy_poll = ctx->opts.busy_poll,
+	    .batch_size = ctx->opts.batch_size,
+	    .pool_path = ctx->opts.pool_path,
+	};
 	int err;
 
-	pt->rxbufs = calloc(ctx->frame_count, sizeof(*pt->rxbufs));
-	if (!pt->rxbufs)
-		return paste_fail(-ENOMEM, "out of memory for %u frame descriptors",
-		                  ctx->frame_count);
-	err = paste_netif__query(ctx);
+	pt->xsk = (struct paste_xsk){
+	    .frames = ctx->frames,
+	    .area = ctx->area,
+	    .frame_size = ctx->frame_size,
+	    .frame_count = ctx->frame_count,
+	    .ring_size = ctx->opts.ring_size,
+	    .st = &ctx->st,
+	    .fd = -1,
+	};
+	pt->nif.xsk = &pt->xsk;
+	pt->nif.frames = ctx->frames;
+	pt->nif.st = &ctx->st;
+	snprintf(pt->nif.ifname, sizeof(pt->nif.ifname), "%s", ctx->ifname);
+	pt->nif.shared_ip = ctx->opts.shared_ip;
+	pt->nif.query_addr = ctx->opts.shared_ip && !ctx->opts.ip;
+	pt->nif.frame_size = ctx->frame_size;
+	pt->nif.frame_count = ctx->frame_count;
+	pt->nif.ip = ctx->ip;
+	pt->nif.netmask = ctx->netmask;
+	err = paste_netif__query(&pt->nif);
+	if (err)
+		return err;
+	ctx->ip = pt->nif.ip; /* shared-IP mode without --ip: the interface's address */
+	ctx->netmask = pt->nif.netmask;
+	err = open_steer(ctx);
 	if (!err)
-		err = open_steer(ctx);
-	if (!err)
-		err = paste_xsk__open(ctx);
+		err = paste_xsk__open(&pt->xsk, &xc);
 	if (!err)
 		err = paste_steer__set_xsk(pt->steer, ctx->opts.queue, pt->xsk.fd);
 	if (!err)
-		err = paste_netif__open(ctx);
+		err = paste_netif__open(&pt->nif);
 	return err;
 }
 
@@ -481,7 +507,7 @@ static void ptp_shutdown(struct paste_ctx *ctx)
 {
 	struct paste_ptp *pt = paste_ptp(ctx);
 
-	if (!pt->netif_added)
+	if (!pt->nif.added)
 		return;
 	while (tcp_active_pcbs) {
 		struct tcp_pcb *pcb = tcp_active_pcbs;
@@ -492,8 +518,8 @@ static void ptp_shutdown(struct paste_ctx *ctx)
 	}
 	for (int i = 0; i < 2 * IP_REASS_MAXAGE + 2; i++)
 		ip_reass_tmr();
-	etharp_cleanup_netif(&pt->netif);
-	paste_xsk__kick(ctx); /* the RSTs */
+	etharp_cleanup_netif(&pt->nif.netif);
+	paste_xsk__kick(&pt->xsk); /* the RSTs */
 }
 
 static void ptp_close(struct paste_ctx *ctx)
@@ -502,13 +528,11 @@ static void ptp_close(struct paste_ctx *ctx)
 
 	if (!pt)
 		return;
-	if (pt->netif_added)
-		paste_netif__close(ctx);
+	paste_netif__close(&pt->nif);
 	if (pt->steer && pt->xsk.fd >= 0) /* stop steering to a closing socket */
 		paste_steer__clear_xsk(pt->steer, ctx->opts.queue);
 	paste_steer__close_shared(&pt->steer); /* detaches if no other worker uses the program */
-	paste_xsk__close(ctx);
-	free(pt->rxbufs);
+	paste_xsk__close(&pt->xsk);
 	free(pt);
 	ctx->tp_state = NULL;
 }
@@ -521,13 +545,15 @@ static void ptp_close(struct paste_ctx *ctx)
 /* Pull up to @max received frames from the socket and push each into lwIP. @return frames. */
 static unsigned ptp_rx(struct paste_ctx *ctx, unsigned max)
 {
+	struct paste_ptp *pt = paste_ptp(ctx);
 	struct paste_xsk_desc d[PTP_BURST];
 	unsigned total = 0, n, i;
 
 	do {
-		n = paste_xsk__rx_burst(ctx, d, max - total < PTP_BURST ? max - total : PTP_BURST);
+		n = paste_xsk__rx_burst(&pt->xsk, d,
+		                        max - total < PTP_BURST ? max - total : PTP_BURST);
 		for (i = 0; i < n; i++)
-			paste_netif__input(ctx, d[i].frame, d[i].data, d[i].len);
+			paste_netif__input(&pt->nif, d[i].frame, d[i].data, d[i].len);
 		total += n;
 	} while (n == PTP_BURST && total < max);
 	return total;
@@ -557,7 +583,7 @@ static int ptp_poll(struct paste_ctx *ctx, int timeout_ms)
 		ms = timeout_ms;
 	if (ctx->opts.busy_poll)
 		return paste_spin(ctx, ms, spin_rx);
-	r = paste_xsk__wait(ctx, ms);
+	r = paste_xsk__wait(&paste_ptp(ctx)->xsk, ms);
 	if (r < 0)
 		return r;
 	return (int)ptp_rx(ctx, ctx->opts.batch_size);
@@ -578,9 +604,11 @@ static void ptp_tick(struct paste_ctx *ctx)
  */
 static void ptp_after_round(struct paste_ctx *ctx)
 {
-	paste_xsk__kick(ctx);
-	paste_xsk__refill(ctx);
-	paste_xsk__complete(ctx);
+	struct paste_xsk *x = &paste_ptp(ctx)->xsk;
+
+	paste_xsk__kick(x);
+	paste_xsk__refill(x);
+	paste_xsk__complete(x);
 }
 
 static void ptp_stats(struct paste_ctx *ctx, struct paste_stats *st)
@@ -588,7 +616,7 @@ static void ptp_stats(struct paste_ctx *ctx, struct paste_stats *st)
 	struct paste_ptp *pt = paste_ptp(ctx);
 	uint64_t cnt[PASTE_CNT_MAX] = {0};
 
-	paste_xsk__kstats(ctx, st);
+	paste_xsk__kstats(&pt->xsk, st);
 	if (pt->steer && !paste_steer__counters(pt->steer, cnt, PASTE_CNT_MAX)) {
 		st->steered = cnt[PASTE_CNT_STEERED];
 		st->passed = cnt[PASTE_CNT_PASSED] + cnt[PASTE_CNT_NO_SOCKET];

@@ -35,10 +35,9 @@
 #define SO_BUSY_POLL_BUDGET 70
 #endif
 
-static int xsk_bind(struct paste_ctx *ctx, uint16_t bind_flags)
+static int xsk_bind(struct paste_xsk *x, const struct paste_xsk_cfg *cfg, uint16_t bind_flags)
 {
-	struct paste_xsk *x = &paste_ptp(ctx)->xsk;
-	struct xsk_socket_config cfg = {
+	struct xsk_socket_config sc = {
 	    .rx_size = x->ring_size,
 	    .tx_size = x->ring_size,
 	    .libxdp_flags = XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD,
@@ -54,15 +53,15 @@ static int xsk_bind(struct paste_ctx *ctx, uint16_t bind_flags)
 	 * taken.
 	 */
 	for (int tries = 0;; tries++) {
-		err = xsk_socket__create(&x->xsk, ctx->ifname, ctx->opts.queue, x->umem, &x->rx,
-		                         &x->tx, &cfg);
+		err = xsk_socket__create(&x->xsk, cfg->ifname, cfg->queue, x->umem, &x->rx, &x->tx,
+		                         &sc);
 		if (err != -EBUSY || tries >= 100)
 			return err;
 		if (tries == 0)
 			pr_info(
 			    "AF_XDP: queue %u of %s is busy; waiting up to 2 s for a previous socket "
 			    "to let go",
-			    ctx->opts.queue, ctx->ifname);
+			    cfg->queue, cfg->ifname);
 		nanosleep(&(struct timespec){.tv_nsec = 20 * 1000 * 1000}, NULL);
 	}
 }
@@ -73,12 +72,11 @@ static int xsk_bind(struct paste_ctx *ctx, uint16_t bind_flags)
  * a NAPI of its own (virtio_net) then never sends (seen in the zero-copy guest: SYN-ACKs stayed on
  * the TX ring). So it is asked for in copy mode only; zero copy gets SO_BUSY_POLL and the budget.
  */
-static void xsk_busy_poll_opts(struct paste_ctx *ctx)
+static void xsk_busy_poll_opts(struct paste_xsk *x, const struct paste_xsk_cfg *cfg)
 {
-	int fd = paste_ptp(ctx)->xsk.fd, one = 1, usecs = 20, budget = (int)ctx->opts.batch_size;
+	int fd = x->fd, one = 1, usecs = 20, budget = (int)cfg->batch_size;
 
-	if ((!paste_ptp(ctx)->xsk.zerocopy &&
-	     setsockopt(fd, SOL_SOCKET, SO_PREFER_BUSY_POLL, &one, sizeof(one))) ||
+	if ((!x->zerocopy && setsockopt(fd, SOL_SOCKET, SO_PREFER_BUSY_POLL, &one, sizeof(one))) ||
 	    setsockopt(fd, SOL_SOCKET, SO_BUSY_POLL, &usecs, sizeof(usecs)) ||
 	    setsockopt(fd, SOL_SOCKET, SO_BUSY_POLL_BUDGET, &budget, sizeof(budget)))
 		pr_warn("busy poll socket options not accepted (%s): spinning in user space only",
@@ -103,13 +101,13 @@ static void driver_name(const char *ifname, char *out, size_t n)
 }
 
 /* Zero copy was required and the kernel said no: say who refused, where, and what to do. */
-static int zerocopy_refused(struct paste_ctx *ctx, int err)
+static int zerocopy_refused(const struct paste_xsk_cfg *cfg, int err)
 {
 	struct utsname u = {0};
 	char drv[40];
 	const char *why;
 
-	driver_name(ctx->ifname, drv, sizeof(drv));
+	driver_name(cfg->ifname, drv, sizeof(drv));
 	uname(&u);
 	switch (err) {
 	case -EOPNOTSUPP:
@@ -133,92 +131,87 @@ static int zerocopy_refused(struct paste_ctx *ctx, int err)
 	                  "AF_XDP: zero copy required (--zero-copy required), but driver %s of %s "
 	                  "on kernel %s refused it on queue %u: %s: %s. Use --zero-copy auto to "
 	                  "fall back to copy mode",
-	                  drv, ctx->ifname, u.release, ctx->opts.queue, strerror(-err), why);
+	                  drv, cfg->ifname, u.release, cfg->queue, strerror(-err), why);
 }
 
 /* Bind as opts.zero_copy asks; on success x->zerocopy is what the kernel reports. */
-static int xsk_bind_mode(struct paste_ctx *ctx)
+static int xsk_bind_mode(struct paste_xsk *x, const struct paste_xsk_cfg *cfg)
 {
-	struct paste_xsk *x = &paste_ptp(ctx)->xsk;
 	struct xdp_options xo = {0};
 	socklen_t len = sizeof(xo);
 	int err = -EOPNOTSUPP;
 
-	if (ctx->opts.zero_copy != PASTE_ZC_OFF) {
-		err = xsk_bind(ctx, XDP_ZEROCOPY);
-		if (err && ctx->opts.zero_copy == PASTE_ZC_REQUIRED)
-			return zerocopy_refused(ctx, err);
+	if (cfg->zero_copy != PASTE_ZC_OFF) {
+		err = xsk_bind(x, cfg, XDP_ZEROCOPY);
+		if (err && cfg->zero_copy == PASTE_ZC_REQUIRED)
+			return zerocopy_refused(cfg, err);
 		if (err)
 			pr_debug("AF_XDP: zero-copy bind on %s queue %u: %s; trying copy mode",
-			         ctx->ifname, ctx->opts.queue, strerror(-err));
+			         cfg->ifname, cfg->queue, strerror(-err));
 	}
 	if (err)
-		err = xsk_bind(ctx, XDP_COPY);
+		err = xsk_bind(x, cfg, XDP_COPY);
 	if (err)
 		return paste_fail(err,
 		                  "AF_XDP: binding a socket to %s queue %u failed: %s (does the "
 		                  "queue exist? is another AF_XDP socket bound to it?)",
-		                  ctx->ifname, ctx->opts.queue, strerror(-err));
+		                  cfg->ifname, cfg->queue, strerror(-err));
 	x->zerocopy = !getsockopt(xsk_socket__fd(x->xsk), SOL_XDP, XDP_OPTIONS, &xo, &len) &&
 	              (xo.flags & XDP_OPTIONS_ZEROCOPY);
-	if (!x->zerocopy && ctx->opts.zero_copy == PASTE_ZC_REQUIRED) {
+	if (!x->zerocopy && cfg->zero_copy == PASTE_ZC_REQUIRED) {
 		xsk_socket__delete(x->xsk);
 		x->xsk = NULL;
-		return zerocopy_refused(ctx, -EOPNOTSUPP);
+		return zerocopy_refused(cfg, -EOPNOTSUPP);
 	}
 	return 0;
 }
 
-int paste_xsk__open(struct paste_ctx *ctx)
+int paste_xsk__open(struct paste_xsk *x, const struct paste_xsk_cfg *cfg)
 {
-	struct paste_xsk *x = &paste_ptp(ctx)->xsk;
 	struct xsk_umem_config ucfg = {
 	    .fill_size = x->ring_size,
 	    .comp_size = x->ring_size,
-	    .frame_size = ctx->frame_size,
+	    .frame_size = x->frame_size,
 	    .frame_headroom = 0,
 	};
-	uint64_t size = (uint64_t)ctx->frame_size * ctx->frame_count;
+	uint64_t size = (uint64_t)x->frame_size * x->frame_count;
 	int err;
 
-	err = xsk_umem__create(&x->umem, ctx->area, size, &x->fill, &x->comp, &ucfg);
+	err = xsk_umem__create(&x->umem, x->area, size, &x->fill, &x->comp, &ucfg);
 	if (err == -EFAULT || err == -EOPNOTSUPP) /* pinning refused: fsdax, a disk filesystem */
-		return paste_dax__umem_refused(ctx->opts.pool_path, err);
+		return paste_dax__umem_refused(cfg->pool_path, err);
 	if (err)
 		return paste_fail(err,
 		                  "AF_XDP: creating the UMEM over the pool (%llu bytes) failed: %s",
 		                  (unsigned long long)size, strerror(-err));
-	err = xsk_bind_mode(ctx);
+	err = xsk_bind_mode(x, cfg);
 	if (err) {
 		xsk_umem__delete(x->umem);
 		x->umem = NULL;
 		return err;
 	}
 	x->fd = xsk_socket__fd(x->xsk);
-	if (ctx->opts.busy_poll)
-		xsk_busy_poll_opts(ctx);
-	pr_info("AF_XDP socket on %s queue %u, %s mode, %u frames of %u bytes", ctx->ifname,
-	        ctx->opts.queue, x->zerocopy ? "zero-copy" : "copy", ctx->frame_count,
-	        ctx->frame_size);
-	paste_xsk__refill(ctx);
+	if (cfg->busy_poll)
+		xsk_busy_poll_opts(x, cfg);
+	pr_info("AF_XDP socket on %s queue %u, %s mode, %u frames of %u bytes", cfg->ifname,
+	        cfg->queue, x->zerocopy ? "zero-copy" : "copy", x->frame_count, x->frame_size);
+	paste_xsk__refill(x);
 	return 0;
 }
 
-void paste_xsk__close(struct paste_ctx *ctx)
+void paste_xsk__close(struct paste_xsk *x)
 {
-	struct paste_xsk *x = &paste_ptp(ctx)->xsk;
-
 	if (x->xsk)
 		xsk_socket__delete(x->xsk);
 	if (x->umem)
 		xsk_umem__delete(x->umem);
 	x->xsk = NULL;
 	x->umem = NULL;
+	x->fd = -1;
 }
 
-unsigned paste_xsk__rx_burst(struct paste_ctx *ctx, struct paste_xsk_desc *out, unsigned max)
+unsigned paste_xsk__rx_burst(struct paste_xsk *x, struct paste_xsk_desc *out, unsigned max)
 {
-	struct paste_xsk *x = &paste_ptp(ctx)->xsk;
 	uint32_t idx = 0;
 	unsigned n, i, k = 0;
 
@@ -227,26 +220,25 @@ unsigned paste_xsk__rx_burst(struct paste_ctx *ctx, struct paste_xsk_desc *out, 
 		const struct xdp_desc *d = xsk_ring_cons__rx_desc(&x->rx, idx + i);
 		uint64_t base = xsk_umem__extract_addr(d->addr);
 		uint64_t addr = xsk_umem__add_offset_to_addr(d->addr);
-		uint32_t frame = (uint32_t)(base / ctx->frame_size);
+		uint32_t frame = (uint32_t)(base / x->frame_size);
 
-		if (paste_frames__move(ctx->frames, frame, PASTE_FRAME_FILL, PASTE_FRAME_RX)) {
+		if (paste_frames__move(x->frames, frame, PASTE_FRAME_FILL, PASTE_FRAME_RX)) {
 			/* The kernel handed back a frame we never gave it: never touch it. */
-			ctx->st.rx_invalid++;
+			x->st->rx_invalid++;
 			continue;
 		}
-		ctx->st.rx_packets++;
-		ctx->st.rx_bytes += d->len;
-		out[k++] = (struct paste_xsk_desc){frame, d->len, ctx->area + addr};
+		x->st->rx_packets++;
+		x->st->rx_bytes += d->len;
+		out[k++] = (struct paste_xsk_desc){frame, d->len, x->area + addr};
 	}
 	if (n)
 		xsk_ring_cons__release(&x->rx, n);
 	return k;
 }
 
-void paste_xsk__refill(struct paste_ctx *ctx)
+void paste_xsk__refill(struct paste_xsk *x)
 {
-	struct paste_xsk *x = &paste_ptp(ctx)->xsk;
-	uint32_t nfree = paste_frames__nr(ctx->frames, PASTE_FRAME_FREE);
+	uint32_t nfree = paste_frames__nr(x->frames, PASTE_FRAME_FREE);
 	uint32_t want, got, idx = 0, i, frame;
 
 	want = nfree > PASTE_TX_RESERVE ? xsk_prod_nb_free(&x->fill, nfree - PASTE_TX_RESERVE) : 0;
@@ -255,74 +247,71 @@ void paste_xsk__refill(struct paste_ctx *ctx)
 	if (want) {
 		got = xsk_ring_prod__reserve(&x->fill, want, &idx);
 		for (i = 0; i < got; i++) {
-			if (paste_frames__alloc(ctx->frames, PASTE_FRAME_FILL, &frame))
+			if (paste_frames__alloc(x->frames, PASTE_FRAME_FILL, &frame))
 				break;
 			*xsk_ring_prod__fill_addr(&x->fill, idx + i) =
-			    (uint64_t)frame * ctx->frame_size;
+			    (uint64_t)frame * x->frame_size;
 		}
 		/* i < got only if the allocator disagreed with its own count. */
 		xsk_ring_prod__submit(&x->fill, i);
 	}
 	/* A zero-copy driver sets the fill ring's need_wakeup when it wants a kick to (re)start
-	 * receiving, whether or not this round added frames: virtio-net does so while it binds the
-	 * socket, and a full fill ring never triggered the kick (the stack then received nothing,
-	 * not even ARP, in about one start of three). Copy mode never sets it. */
+	 * receiving, whether or not this round added frames (virtio-net may ask while the ring is
+	 * full, e.g. right after it bound the socket). Copy mode never sets it. */
 	if (xsk_ring_prod__needs_wakeup(&x->fill))
 		recvfrom(x->fd, NULL, 0, MSG_DONTWAIT, NULL, NULL);
 }
 
-void paste_xsk__complete(struct paste_ctx *ctx)
+void paste_xsk__complete(struct paste_xsk *x)
 {
-	struct paste_xsk *x = &paste_ptp(ctx)->xsk;
 	uint32_t idx = 0, n, i;
 
 	n = xsk_ring_cons__peek(&x->comp, x->ring_size, &idx);
 	for (i = 0; i < n; i++) {
 		uint64_t addr = *xsk_ring_cons__comp_addr(&x->comp, idx + i);
-		uint32_t frame = (uint32_t)(xsk_umem__extract_addr(addr) / ctx->frame_size);
+		uint32_t frame = (uint32_t)(xsk_umem__extract_addr(addr) / x->frame_size);
 
-		if (paste_frames__move(ctx->frames, frame, PASTE_FRAME_TX, PASTE_FRAME_FREE))
-			ctx->st.rx_invalid++;
+		if (paste_frames__move(x->frames, frame, PASTE_FRAME_TX, PASTE_FRAME_FREE))
+			x->st->rx_invalid++;
 	}
 	if (n)
 		xsk_ring_cons__release(&x->comp, n);
 }
 
-int paste_xsk__tx(struct paste_ctx *ctx, const struct pbuf *p)
+int paste_xsk__tx(struct paste_xsk *x, uint32_t len, void (*copy)(const void *arg, uint8_t *dst),
+                  const void *arg)
 {
-	struct paste_xsk *x = &paste_ptp(ctx)->xsk;
 	struct xdp_desc *d;
 	uint32_t frame, idx;
 
-	if (p->tot_len > ctx->frame_size)
+	if (len > x->frame_size)
 		return -EMSGSIZE;
-	if (paste_frames__alloc(ctx->frames, PASTE_FRAME_TX, &frame)) {
-		paste_xsk__complete(ctx);
-		if (paste_frames__alloc(ctx->frames, PASTE_FRAME_TX, &frame))
+	if (paste_frames__alloc(x->frames, PASTE_FRAME_TX, &frame)) {
+		paste_xsk__complete(x);
+		if (paste_frames__alloc(x->frames, PASTE_FRAME_TX, &frame))
 			return -ENOBUFS;
 	}
 	if (xsk_ring_prod__reserve(&x->tx, 1, &idx) != 1) {
-		paste_xsk__kick(ctx);
-		paste_xsk__complete(ctx);
+		paste_xsk__kick(x);
+		paste_xsk__complete(x);
 		if (xsk_ring_prod__reserve(&x->tx, 1, &idx) != 1) {
-			paste_frames__move(ctx->frames, frame, PASTE_FRAME_TX, PASTE_FRAME_FREE);
+			paste_frames__move(x->frames, frame, PASTE_FRAME_TX, PASTE_FRAME_FREE);
 			return -ENOBUFS;
 		}
 	}
-	pbuf_copy_partial(p, ctx->area + (uint64_t)frame * ctx->frame_size, p->tot_len, 0);
+	copy(arg, x->area + (uint64_t)frame * x->frame_size);
 	d = xsk_ring_prod__tx_desc(&x->tx, idx);
-	d->addr = (uint64_t)frame * ctx->frame_size;
-	d->len = p->tot_len;
+	d->addr = (uint64_t)frame * x->frame_size;
+	d->len = len;
 	xsk_ring_prod__submit(&x->tx, 1);
 	x->tx_pending++;
-	ctx->st.tx_packets++;
-	ctx->st.tx_bytes += p->tot_len;
+	x->st->tx_packets++;
+	x->st->tx_bytes += len;
 	return 0;
 }
 
-void paste_xsk__kick(struct paste_ctx *ctx)
+void paste_xsk__kick(struct paste_xsk *x)
 {
-	struct paste_xsk *x = &paste_ptp(ctx)->xsk;
 
 	if (!x->tx_pending)
 		return;
@@ -338,25 +327,25 @@ void paste_xsk__kick(struct paste_ctx *ctx)
 		if (sendto(x->fd, NULL, 0, MSG_DONTWAIT, NULL, 0) >= 0 ||
 		    (errno != EAGAIN && errno != EBUSY && errno != ENOBUFS))
 			return;
-		paste_xsk__complete(ctx);
+		paste_xsk__complete(x);
 	}
 	x->tx_pending = 1;
 }
 
-int paste_xsk__wait(struct paste_ctx *ctx, int timeout_ms)
+int paste_xsk__wait(struct paste_xsk *x, int timeout_ms)
 {
-	struct pollfd pfd = {.fd = paste_ptp(ctx)->xsk.fd, .events = POLLIN};
+	struct pollfd pfd = {.fd = x->fd, .events = POLLIN};
 	int n = poll(&pfd, 1, timeout_ms);
 
 	return n < 0 ? -errno : n;
 }
 
-void paste_xsk__kstats(struct paste_ctx *ctx, struct paste_stats *st)
+void paste_xsk__kstats(struct paste_xsk *x, struct paste_stats *st)
 {
 	struct xdp_statistics xs;
 	socklen_t len = sizeof(xs);
 
-	if (getsockopt(paste_ptp(ctx)->xsk.fd, SOL_XDP, XDP_STATISTICS, &xs, &len))
+	if (x->fd < 0 || getsockopt(x->fd, SOL_XDP, XDP_STATISTICS, &xs, &len))
 		return;
 	st->rx_dropped = xs.rx_dropped + xs.rx_ring_full + xs.rx_fill_ring_empty_descs;
 	st->rx_invalid += xs.rx_invalid_descs + xs.tx_invalid_descs;

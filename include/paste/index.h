@@ -45,7 +45,8 @@ struct paste_ref {
 	uint32_t flags; /**< reserved, 0 */
 };
 
-/** Pointer to the bytes @ref names, or NULL (errno EINVAL) if it is not inside the pool. */
+/** Pointer to the bytes @ref names, or NULL (errno EINVAL, and a message in paste_last_error())
+ *  if it is not inside the pool. */
 void *paste_pool__ref_ptr(const struct paste_pool *pool, const struct paste_ref *ref);
 
 /* ---- log --------------------------------------------------------------------------------- */
@@ -63,12 +64,19 @@ struct paste_log_rec {
 	const struct paste_ref *refs;
 };
 
+struct paste_log_opts {
+	size_t sz;            /**< sizeof(struct paste_log_opts) */
+	uint64_t region_size; /**< create the log with this many bytes if absent; 0: open only */
+};
+
 /**
- * Open the log in region @name, creating it with @region_size bytes if absent (0: lookup only,
- * -ENOENT if absent). The pool recovered it at open.
+ * Open the log in region @name into *@log. @opts NULL (or .region_size 0): it must exist
+ * (-ENOENT otherwise); else it is created with .region_size bytes if absent, and an existing one
+ * smaller than that is refused (-EINVAL). The pool recovered it at open. Options are checked
+ * like every opts struct (.sz set, unknown trailing bytes zero).
  */
-int paste_log__open(struct paste_pool *pool, const char *name, uint64_t region_size,
-                    struct paste_log **log);
+int paste_log__open(struct paste_log **log, struct paste_pool *pool, const char *name,
+                    const struct paste_log_opts *opts);
 
 /**
  * Append a record naming @refs (1..PASTE_LOG_MAX_REFS; each must lie in the pool's frame area and
@@ -104,7 +112,8 @@ struct paste_log_info {
 	uint64_t recovered,
 	    dropped; /**< at the last open: valid records, torn/invalid ones cut off */
 };
-void paste_log__info(const struct paste_log *log, struct paste_log_info *info);
+/** Fill *info; @sz is sizeof(*info). @return 0, or -EINVAL (NULL log or info, @sz 0). */
+int paste_log__info(const struct paste_log *log, struct paste_log_info *info, size_t sz);
 
 /* ---- read-only views for another process (log_view.c) ------------------------------------ */
 
@@ -127,8 +136,8 @@ void paste_pool_view__close(struct paste_pool_view **view);
 /** The region @name of the viewed slice (read-only), with its size, or NULL. */
 const void *paste_pool_view__region(const struct paste_pool_view *view, const char *name,
                                     uint64_t *size);
-int paste_log_view__open(const struct paste_pool_view *pv, const char *name,
-                         struct paste_log_view **view);
+int paste_log_view__open(struct paste_log_view **view, const struct paste_pool_view *pv,
+                         const char *name);
 void paste_log_view__close(struct paste_log_view **view);
 /** Copy record @seq's payload (at most @cap bytes) to @buf. -ENOENT: not in [first, next), or
  *  gone (truncated); -EMSGSIZE: larger than @cap. */
@@ -142,12 +151,19 @@ int paste_log_view__len(struct paste_log_view *view, uint64_t seq, uint64_t firs
 
 struct paste_kv;
 
+struct paste_kv_opts {
+	size_t sz;         /**< sizeof(struct paste_kv_opts) */
+	uint64_t capacity; /**< create the index for this many keys if absent; 0: open only */
+};
+
 /**
- * Open the key-value index in region @name, creating it for @capacity keys if absent (0: lookup
- * only). The region holds a bucket array and fixed-size entries (see docs/kv-index.md for sizes).
+ * Open the key-value index in region @name into *@kv. @opts NULL (or .capacity 0): it must exist
+ * (-ENOENT otherwise); else it is created for .capacity keys if absent, and an existing one with
+ * less room is refused (-EINVAL). The region holds a bucket array and fixed-size entries (see
+ * docs/kv-index.md for sizes).
  */
-int paste_kv__open(struct paste_pool *pool, const char *name, uint64_t capacity,
-                   struct paste_kv **kv);
+int paste_kv__open(struct paste_kv **kv, struct paste_pool *pool, const char *name,
+                   const struct paste_kv_opts *opts);
 
 /**
  * Insert or replace: the key is the bytes @key names, the value the bytes @val names. The index
@@ -174,7 +190,8 @@ struct paste_kv_info {
 	uint64_t keys, capacity;
 	uint64_t recovered, dropped; /**< at the last open */
 };
-void paste_kv__info(const struct paste_kv *kv, struct paste_kv_info *info);
+/** Fill *info; @sz is sizeof(*info). @return 0, or -EINVAL (NULL kv or info, @sz 0). */
+int paste_kv__info(const struct paste_kv *kv, struct paste_kv_info *info, size_t sz);
 
 #ifdef __cplusplus
 }

@@ -3,9 +3,9 @@
  * paste/paste.h - libpaste-xdp: a TCP server whose received bytes stay where the NIC wrote them.
  *
  * An XDP program steers the server's TCP flows to an AF_XDP socket whose UMEM is the frame area of
- *a persistent pool file (paste/pool.h). lwIP runs TCP in the caller's thread and hands in-order
- *payload to the application as slots that point into the pool: no copy between the network and the
- *pool.
+ * a persistent pool file (paste/pool.h). lwIP runs TCP in the caller's thread and hands in-order
+ * payload to the application as slots that point into the pool: no copy between the network and
+ * the pool.
  *
  * A minimal server (an echo, see src/apps/paste-echo.c for the full one):
  *

@@ -9,9 +9,9 @@
  *
  * The frame area is page aligned and is registered whole as the AF_XDP UMEM, so received frames are
  * already in the pool. The superblock records magic, version, geometry (pool size, frame size,
- *frame count, region area size), a uuid, a clean-shutdown flag and a CRC32C over all of it; opening
- *checks every field and refuses a mismatched, truncated or corrupt file with a message naming the
- *cause.
+ * frame count, region area size), a uuid, a clean-shutdown flag and a CRC32C over all of it;
+ * opening checks every field and refuses a mismatched, truncated or corrupt file with a message
+ * naming the cause.
  *
  * Typical use (paste_open() does this for you; open a pool directly for offline tools):
  *
@@ -83,6 +83,12 @@ struct paste_pool_opts {
 	uint32_t slice;
 };
 
+/**
+ * An options struct literal with .sz set, for an argument:
+ * paste_log__open(&log, pool, "wal", &PASTE_OPTS_LIT(paste_log_opts, .region_size = 1 << 20)).
+ */
+#define PASTE_OPTS_LIT(type, ...) ((struct type){.sz = sizeof(struct type), __VA_ARGS__})
+
 /** Read-only facts about an open pool. */
 struct paste_pool_info {
 	uint64_t size;            /**< file size in bytes */
@@ -116,8 +122,11 @@ int paste_pool__open(struct paste_pool **pool, const char *path,
 /** Mark the pool cleanly shut down, flush the superblock, unmap, and set *pool to NULL. */
 void paste_pool__close(struct paste_pool **pool);
 
-/** Fill *info (never fails on an open pool). */
-void paste_pool__info(const struct paste_pool *pool, struct paste_pool_info *info);
+/**
+ * Fill *info; @sz is sizeof(*info) as the caller was built (like paste_stats(): a smaller struct of
+ * an older header gets its prefix). @return 0, or -EINVAL (NULL pool or info, @sz 0).
+ */
+int paste_pool__info(const struct paste_pool *pool, struct paste_pool_info *info, size_t sz);
 
 /** Base address of the frame area (page aligned); frame i is at base + i * frame_size. */
 void *paste_pool__frames(const struct paste_pool *pool);

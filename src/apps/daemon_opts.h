@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * daemon_opts.h - the command-line options every libpaste-xdp program shares (--ifname, --ip,
- * --port,
- * --pool, --pool-size, --shared-ip, --busy-poll, --queue, ...), parsed into struct paste_opts, plus
- * size parsing with K/M/G suffixes. Programs add their own options through an extra table.
+ * --port, --pool, --pool-size, --shared-ip, --busy-poll, --queue, ...), parsed into struct
+ * paste_opts, plus size parsing with K/M/G suffixes. Programs add their own options through an
+ * extra table.
  */
 #ifndef PASTE_DAEMON_OPTS_H
 #define PASTE_DAEMON_OPTS_H

@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon_loop.h"
 #include "daemon_workers.h"
 
 #define QUICK_FAIL_NS   2000000000ull /* a worker that dies this soon after starting failed */
@@ -51,14 +52,6 @@ struct sup {
 static int ready_fd = -1; /* in a worker: the pipe to the supervisor */
 static char tag[24];
 static int worker_index = -1;
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 const char *daemon_worker_tag(void)
 {
@@ -123,11 +116,11 @@ static bool spawn(struct sup *s, int i)
 	if (pid < 0) {
 		fprintf(stderr, "%s: cannot fork worker %d: %s (retrying)\n", s->prog, i,
 		        strerror(errno));
-		s->w[i].restart_at = now_ns() + 1000000000ull;
+		s->w[i].restart_at = daemon_now_ns() + 1000000000ull;
 		return false;
 	}
 	s->w[i].pid = pid;
-	s->w[i].started = now_ns();
+	s->w[i].started = daemon_now_ns();
 	s->w[i].ready = false;
 	return false;
 }
@@ -167,7 +160,7 @@ static int reap(struct sup *s)
 				        why);
 			continue;
 		}
-		if (now_ns() - s->w[i].started < QUICK_FAIL_NS)
+		if (daemon_now_ns() - s->w[i].started < QUICK_FAIL_NS)
 			s->w[i].quick_fails++;
 		else
 			s->w[i].quick_fails = 0;
@@ -181,7 +174,7 @@ static int reap(struct sup *s)
 			continue;
 		}
 		fprintf(stderr, "%s: worker %d (pid %d) %s: restarting it\n", s->prog, i, pid, why);
-		s->w[i].restart_at = now_ns() + 100000000ull * (1u << s->w[i].quick_fails);
+		s->w[i].restart_at = daemon_now_ns() + 100000000ull * (1u << s->w[i].quick_fails);
 	}
 	return gave_up;
 }
@@ -250,7 +243,7 @@ static int wait_event(struct sup *s, int ms)
 static bool run(struct sup *s)
 {
 	for (;;) {
-		uint64_t t = now_ns(), next = 0;
+		uint64_t t = daemon_now_ns(), next = 0;
 		int sig, ms = -1;
 
 		for (unsigned i = 0; i < s->d->queues; i++) {
@@ -276,13 +269,13 @@ static bool run(struct sup *s)
 
 static void stop(struct sup *s)
 {
-	uint64_t deadline = now_ns() + STOP_GRACE_S * 1000000000ull;
+	uint64_t deadline = daemon_now_ns() + STOP_GRACE_S * 1000000000ull;
 	bool killed = false;
 
 	s->stopping = true;
 	signal_all(s, SIGTERM);
 	while (running(s)) {
-		if (!killed && now_ns() > deadline) {
+		if (!killed && daemon_now_ns() > deadline) {
 			fprintf(stderr, "%s: workers still running %d s after SIGTERM: SIGKILL\n",
 			        s->prog, STOP_GRACE_S);
 			signal_all(s, SIGKILL);

@@ -12,6 +12,7 @@
 
 #include <paste/paste.h>
 
+#include "daemon_loop.h"
 #include "daemon_opts.h"
 #include "resp.h"
 
@@ -22,9 +23,6 @@
 #endif
 #ifndef KV_OUT_HIGH
 #define KV_OUT_HIGH (256u << 10) /* queued reply bytes above which a connection stops reading */
-#endif
-#ifndef KV_REFRESH_NS
-#define KV_REFRESH_NS 1000000ull /* how often the free-frame count is refreshed */
 #endif
 #define KV_INDEX       "paste-kv"
 #define KV_TTL_INDEX   "paste-kv.ttl"
@@ -57,6 +55,8 @@ enum {
 	OPT_REPLICAOF,
 	OPT_REPL_BACKLOG,
 	OPT_REPL_SNAP_STEP,
+	OPT_IDLE_TIMEOUT,
+	OPT_REQUEST_TIMEOUT,
 };
 
 struct kv_stats {
@@ -107,15 +107,15 @@ struct kvd {
 	struct paste_kv *kv, *ttl, *sub, *undo;
 	struct mw *mw; /* --queues: the other workers (kv_multi_worker.c); NULL otherwise */
 	struct daemon_opts d;
+	struct daemon_loop loop; /* the daemons' event loop, connection registry, timeouts */
 	/* options */
 	uint64_t keys, ttl_keys, sub_keys, undo_keys, reserve, copy_threshold;
 	uint32_t max_key, max_value, frame_size;
 	uint64_t pool_size; /* bytes of the pool's mapping (out_value: pool bytes or scratch) */
 	struct resp_limits lim;
 	/* state */
-	bool low;         /* fewer free frames than reserve: writes get -OOM */
-	uint64_t now_ms;  /* wall clock for expiry, once per on_data */
-	uint64_t refresh; /* monotonic ns of the last free-frame refresh */
+	bool low;        /* daemon_pool_low(): fewer FREE frames than reserve: writes get -OOM */
+	uint64_t now_ms; /* wall clock for expiry, once per on_data */
 	uint64_t del_epoch;
 	time_t started;
 	struct paste_kv_info rec_kv, rec_ttl; /* what the open recovered */
@@ -170,6 +170,7 @@ struct oitem {
 };
 
 struct kconn {
+	struct daemon_conn dc; /* in d->loop's registry: idle and request timeouts */
 	struct kvd *d;
 	struct resp_parser rp;
 	bool quit;    /* close once the output is out */

@@ -399,7 +399,7 @@ void info_persistence(struct kvd *d, const struct paste_stats *s)
 {
 	struct paste_pool_info pi;
 
-	paste_pool__info(d->pool, &pi);
+	paste_pool__info(d->pool, &pi, sizeof(pi));
 	big_printf(
 	    d,
 	    "# Persistence\r\nloading:0\r\naof_enabled:0\r\nrdb_changes_since_last_save:0\r\n"
@@ -450,7 +450,7 @@ void info_keyspace(struct kvd *d)
 {
 	struct paste_kv_info i;
 
-	paste_kv__info(d->kv, &i);
+	paste_kv__info(d->kv, &i, sizeof(i));
 	big_printf(d, "# Keyspace\r\n");
 	if (i.keys)
 		big_printf(d, "db0:keys=%" PRIu64 ",expires=%" PRIu64 ",avg_ttl=0\r\n", i.keys,

@@ -19,7 +19,7 @@ uint64_t ttl_count(const struct kvd *d)
 {
 	struct paste_kv_info i;
 
-	paste_kv__info(d->ttl, &i);
+	paste_kv__info(d->ttl, &i, sizeof(i));
 	return i.keys;
 }
 
@@ -359,10 +359,11 @@ int open_index(struct kvd *d, const char *name, uint64_t cap, struct paste_kv **
 	int err;
 
 	paste_set_print(quiet, NULL, PASTE_LOG_ERROR); /* absent is not an error here */
-	err = paste_kv__open(d->pool, name, 0, kv);
+	err = paste_kv__open(kv, d->pool, name, NULL);
 	paste_set_print(NULL, NULL, d->d.verbose ? PASTE_LOG_DEBUG : PASTE_LOG_INFO);
 	if (err == -ENOENT)
-		err = paste_kv__open(d->pool, name, cap, kv);
+		err = paste_kv__open(kv, d->pool, name,
+		                     &PASTE_OPTS_LIT(paste_kv_opts, .capacity = cap));
 	if (err)
 		fprintf(stderr, "paste-kv: cannot open index '%s': %s\n", name, paste_last_error());
 	return err;
@@ -432,7 +433,7 @@ int open_store(struct kvd *d)
 	uint64_t room;
 
 	d->pool = paste_pool(d->ctx);
-	paste_pool__info(d->pool, &pi);
+	paste_pool__info(d->pool, &pi, sizeof(pi));
 	d->frame_size = pi.frame_size;
 	d->pool_size = pi.size;
 	if (!d->max_value)
@@ -453,8 +454,8 @@ int open_store(struct kvd *d)
 			        "paste-kv: no room for an index in the pool's region area\n");
 		return -ENOSPC;
 	}
-	paste_kv__info(d->kv, &d->rec_kv);
-	paste_kv__info(d->ttl, &d->rec_ttl);
+	paste_kv__info(d->kv, &d->rec_kv, sizeof(d->rec_kv));
+	paste_kv__info(d->ttl, &d->rec_ttl, sizeof(d->rec_ttl));
 	d->keys = d->rec_kv.capacity;
 	d->ttl_keys = d->rec_ttl.capacity;
 	if (!d->undo_keys) /* what the room left by the defaults above holds, at most 64 Ki */

@@ -157,7 +157,7 @@ int cmd_scan(struct req *r)
 	}
 	if (w.pat && is_all(w.pat, w.plen))
 		w.pat = NULL;
-	paste_kv__info(r->d->kv, &info);
+	paste_kv__info(r->d->kv, &info, sizeof(info));
 	if (w.visit && w.visit < info.keys >> KV_SCAN_CALLS)
 		w.visit =
 		    info.keys >> KV_SCAN_CALLS; /* COUNT is a hint: bound a full scan's cost */
@@ -198,7 +198,7 @@ int cmd_dbsize(struct req *r)
 	struct walk w = {.d = r->d, .tag = db_tag(r->kc->db)};
 	struct paste_kv_info i;
 
-	paste_kv__info(r->d->kv, &i);
+	paste_kv__info(r->d->kv, &i, sizeof(i));
 	if (!r->d->multi_db) /* every key is database 0's */
 		return out_hdr(r->kc, ':', r->kc->db ? 0 : (int64_t)i.keys);
 	paste_kv__iterate(r->d->kv, count_fn, &w);

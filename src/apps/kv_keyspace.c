@@ -248,7 +248,7 @@ int cmd_randomkey(struct req *r)
 		uint8_t *full;
 		size_t n;
 
-		paste_kv__info(r->d->kv, &i);
+		paste_kv__info(r->d->kv, &i, sizeof(i));
 		if (!i.keys)
 			break;
 		p.skip = (uint64_t)random() % i.keys;

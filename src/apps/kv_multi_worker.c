@@ -346,7 +346,7 @@ void kvmw_tick(struct kvd *d)
 		free(v);
 	}
 	wake_all(m);
-	paste_kv__info(d->kv, &ki);
+	paste_kv__info(d->kv, &ki, sizeof(ki));
 	m->shm->pub[m->me].keys = ki.keys;
 	m->shm->pub[m->me].cmds = d->st.cmds;
 	m->shm->pub[m->me].conns = d->st.conns;

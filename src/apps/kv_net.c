@@ -20,10 +20,7 @@
 
 uint64_t mono_ns(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	return daemon_now_ns(); /* the daemons' one clock */
 }
 
 uint64_t wall_ms(void)
@@ -455,6 +452,7 @@ int on_accept(struct paste_conn *c, void *user)
 	kc->c = c;
 	resp_parser_init(&kc->rp, &d->lim);
 	paste_conn__set_user(c, kc);
+	daemon_conn_add(&d->loop, &kc->dc, c);
 	d->st.conns++;
 	d->conns_open++;
 	return 0;
@@ -636,6 +634,12 @@ void on_data(struct paste_conn *c, void *user)
 		if (!again)
 			break;
 	}
+	/* progress now; a request begun and not complete is timed from its first bytes */
+	daemon_conn_touch(&kc->dc, daemon_now_ns());
+	if (!(kc->waiting && (paste_conn__pending(c) || kc->spilled)))
+		daemon_conn_request(&kc->dc, 0);
+	else if (!kc->dc.req_ns)
+		daemon_conn_request(&kc->dc, kc->dc.last_ns);
 	if (kc->queued || (kc->mw && kvmw_pending(kc)))
 		return; /* on_data runs again when the send buffer has room (or the reply is in) */
 	if (kc->quit || (paste_conn__eof(c) && (kc->waiting || !paste_conn__pending(c)))) {
@@ -661,6 +665,7 @@ void on_close(struct paste_conn *c, int err, void *user)
 	free(kc->oi);
 	free(kc->segs);
 	free(kc->spill);
+	daemon_conn_remove(&d->loop, &kc->dc);
 	free(kc);
 	d->conns_open--;
 }

@@ -144,7 +144,7 @@ uint64_t sub_count(struct kvd *d)
 {
 	struct paste_kv_info i;
 
-	paste_kv__info(d->sub, &i);
+	paste_kv__info(d->sub, &i, sizeof(i));
 	return i.keys;
 }
 

@@ -152,7 +152,7 @@ static int mset(struct req *r)
 	for (unsigned i = 1; i < argc; i += 2)
 		if (check_key(r, i) || check_value(r, arg_len(r, i + 1)))
 			return 0;
-	paste_kv__info(r->d->kv, &info);
+	paste_kv__info(r->d->kv, &info, sizeof(info));
 	if (refuse_write(r))
 		return 0;
 	if (info.keys + argc / 2 > info.capacity) /* all or nothing where it can be told */

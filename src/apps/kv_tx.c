@@ -361,11 +361,12 @@ int tx_recover(struct kvd *d)
 
 	/* A pool made before the undo log may lack the room: take what fits, down to 256. */
 	paste_set_print(quiet, NULL, PASTE_LOG_ERROR);
-	err = paste_kv__open(d->pool, KV_UNDO_INDEX, 0, &d->undo); /* the existing one, if any */
+	err = paste_kv__open(&d->undo, d->pool, KV_UNDO_INDEX, NULL); /* the existing one, if any */
 	while (err == -ENOENT || (err == -ENOSPC && d->undo_keys > 256)) {
 		if (err == -ENOSPC)
 			d->undo_keys /= 2;
-		err = paste_kv__open(d->pool, KV_UNDO_INDEX, d->undo_keys, &d->undo);
+		err = paste_kv__open(&d->undo, d->pool, KV_UNDO_INDEX,
+		                     &PASTE_OPTS_LIT(paste_kv_opts, .capacity = d->undo_keys));
 	}
 	paste_set_print(NULL, NULL, d->d.verbose ? PASTE_LOG_DEBUG : PASTE_LOG_INFO);
 	if (err) {
@@ -373,7 +374,7 @@ int tx_recover(struct kvd *d)
 		        paste_last_error());
 		return err;
 	}
-	paste_kv__info(d->undo, &info);
+	paste_kv__info(d->undo, &info, sizeof(info));
 	d->undo_keys = info.capacity;
 	d->tx.id = wall_ms() << 16; /* ids of this run differ from any entry left behind */
 	if (paste_kv__get(d->undo, TX_MARK, 1, &mr) == 0 &&

@@ -4,7 +4,8 @@
  *
  * It echoes every byte straight from the pool slots it was received in, consuming only what the
  * send buffer took (the rest is offered again when space frees up), and closes after the peer's FIN
- * once everything is echoed, or after --max-bytes. SIGUSR1 prints a `stats ...` line;
+ * once everything is echoed, or after --max-bytes. The event loop, signals and the idle timeout
+ * are the daemons' shared core (daemon_loop.c). SIGUSR1 prints a `stats ...` line;
  * SIGTERM/SIGINT shut down cleanly. Used by the integration tests and as the smallest example of
  * the API.
  */
@@ -18,17 +19,20 @@
 
 #include <paste/paste.h>
 
+#include "daemon_loop.h"
 #include "daemon_opts.h"
 #include "daemon_workers.h"
 
-enum { OPT_MAX_BYTES = 512 };
+enum { OPT_MAX_BYTES = 512, OPT_IDLE_TIMEOUT };
 
 struct echo {
 	struct paste_ctx *ctx;
 	uint64_t max_bytes; /* 0 = unlimited */
+	struct daemon_loop loop;
 };
 
 struct echo_conn {
+	struct daemon_conn dc; /* first: the loop's registry entry */
 	uint64_t echoed;
 };
 
@@ -46,6 +50,8 @@ static void usage(FILE *out)
 	    "\n"
 	    "Echo options:\n"
 	    "  --max-bytes SIZE   close each connection after echoing SIZE bytes (K/M/G)\n"
+	    "  --idle-timeout S   reset a connection that neither sent nor took bytes for S\n"
+	    "                     seconds (default 0: never; counted as timeouts=)\n"
 	    "\n"
 	    "Signals: SIGUSR1 prints one line 'stats key=value ...'; SIGTERM/SIGINT shut down,\n"
 	    "print the final stats and detach the XDP program.\n"
@@ -71,15 +77,20 @@ static int extra_opt(int opt, const char *arg, void *app)
 		}
 		return 0;
 	}
+	if (opt == OPT_IDLE_TIMEOUT)
+		return daemon_parse_timeout("paste-echo", "idle-timeout", arg,
+		                            &e->loop.idle_timeout_ms);
 	return -1;
 }
 
 static int on_accept(struct paste_conn *c, void *user)
 {
+	struct echo *e = user;
 	struct echo_conn *ec = calloc(1, sizeof(*ec));
 
 	if (!ec)
 		return -ENOMEM;
+	daemon_conn_add(&e->loop, &ec->dc, c);
 	paste_conn__set_user(c, ec);
 	return 0;
 }
@@ -91,6 +102,7 @@ static void on_data(struct paste_conn *c, void *user)
 	const struct paste_slot *s;
 	unsigned n, i;
 
+	daemon_conn_touch(&ec->dc, daemon_now_ns());
 	s = paste_conn__slots(c, &n);
 	for (i = 0; i < n; i++) {
 		size_t len = s[i].len;
@@ -113,52 +125,41 @@ static void on_data(struct paste_conn *c, void *user)
 
 static void on_close(struct paste_conn *c, int err, void *user)
 {
-	free(paste_conn__user(c));
+	struct echo *e = user;
+	struct echo_conn *ec = paste_conn__user(c);
+
+	if (ec)
+		daemon_conn_remove(&e->loop, &ec->dc);
+	free(ec);
 }
 
-static void print_stats(struct paste_ctx *ctx)
+static void print_stats(void *app)
 {
 	static const char *const modes[] = {"none", "native", "skb"};
+	struct echo *e = app;
 	struct paste_stats s;
 
-	if (paste_stats(ctx, &s, sizeof(s)))
+	if (paste_stats(e->ctx, &s, sizeof(s)))
 		return;
 	printf("stats%s rx_packets=%" PRIu64 " tx_packets=%" PRIu64 " rx_dropped=%" PRIu64
 	       " rx_invalid=%" PRIu64 " tx_dropped=%" PRIu64 " rx_payload_bytes=%" PRIu64
 	       " rx_copied_bytes=%" PRIu64 " steered=%" PRIu64 " passed=%" PRIu64
 	       " conns_open=%u conns_accepted=%" PRIu64 " conns_refused=%" PRIu64
 	       " frames_total=%u frames_free=%u frames_fill=%u frames_rx=%u frames_tx=%u"
-	       " frames_kept=%u xdp_mode=%s zerocopy=%d\n",
+	       " frames_kept=%u xdp_mode=%s zerocopy=%d timeouts=%" PRIu64 "\n",
 	       daemon_worker_tag(), s.rx_packets, s.tx_packets, s.rx_dropped, s.rx_invalid,
 	       s.tx_dropped, s.rx_payload_bytes, s.rx_copied_bytes, s.steered, s.passed,
 	       s.conns_open, s.conns_accepted, s.conns_refused, s.frames_total, s.frames_free,
 	       s.frames_fill, s.frames_rx, s.frames_tx, s.frames_kept, modes[s.xdp_mode],
-	       s.zerocopy);
+	       s.zerocopy, e->loop.idle_timeouts);
 	fflush(stdout);
-}
-
-static int serve(struct paste_ctx *ctx)
-{
-	int n;
-
-	while (!daemon_got_stop) {
-		n = paste_poll(ctx, -1);
-		if (n < 0 && n != -EINTR) {
-			fprintf(stderr, "paste-echo: event loop failed: %s\n", strerror(-n));
-			return 1;
-		}
-		if (daemon_got_usr1) {
-			daemon_got_usr1 = 0;
-			print_stats(ctx);
-		}
-	}
-	return 0;
 }
 
 int main(int argc, char **argv)
 {
 	static const struct option extra[] = {
 	    {"max-bytes", required_argument, NULL, OPT_MAX_BYTES},
+	    {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
 	    {NULL, 0, NULL, 0},
 	};
 	struct paste_conn_ops ops = {
@@ -204,10 +205,14 @@ int main(int argc, char **argv)
 	       st.frames_total);
 	fflush(stdout);
 	daemon_workers_ready();
-	r = serve(e.ctx);
+	e.loop.name = "paste-echo";
+	e.loop.ctx = e.ctx;
+	e.loop.app = &e;
+	e.loop.print_stats = print_stats;
+	r = daemon_loop_run(&e.loop);
 	paste_shutdown(
 	    e.ctx); /* connections and whatever lwIP still holds: now frames_rx must be 0 */
-	print_stats(e.ctx);
+	print_stats(&e);
 	paste_stats(e.ctx, &st, sizeof(st));
 	if (r == 0 && st.conns_open == 0 && (st.frames_rx || st.frames_kept)) {
 		fprintf(stderr,

@@ -83,6 +83,10 @@ static void usage(FILE *out)
 	    "                       frames instead of pinning the frame they arrived in\n"
 	    "                       (default 0: always in place)\n"
 	    "\n"
+	    "  --idle-timeout S     reset a connection without any progress for S seconds\n"
+	    "                       (default 0: never, like Redis' timeout 0)\n"
+	    "  --request-timeout S  reset a connection whose request (command) is not complete\n"
+	    "                       S seconds after its first byte (default 0: never)\n"
 	    "Cluster options (docs/paste-kv.md, \"Cluster mode\"):\n"
 	    "  --cluster-config FILE  serve as one node of a Redis Cluster whose static slot\n"
 	    "                       map is FILE, the same file on every node. Lines:\n"
@@ -184,6 +188,12 @@ static int extra_opt(int opt, const char *arg, void *app)
 			break;
 		d->repl_snap_step = v;
 		return 0;
+	case OPT_IDLE_TIMEOUT:
+		return daemon_parse_timeout("paste-kv", "idle-timeout", arg,
+		                            &d->loop.idle_timeout_ms);
+	case OPT_REQUEST_TIMEOUT:
+		return daemon_parse_timeout("paste-kv", "request-timeout", arg,
+		                            &d->loop.request_timeout_ms);
 	case OPT_COPY_THRESHOLD:
 		if (daemon_parse_size(arg, &d->copy_threshold) || d->copy_threshold > 4096)
 			break;
@@ -211,7 +221,7 @@ static void print_stats(struct kvd *d)
 
 	if (paste_stats(d->ctx, &s, sizeof(s)))
 		return;
-	paste_kv__info(d->kv, &i);
+	paste_kv__info(d->kv, &i, sizeof(i));
 	printf("stats keys=%" PRIu64 " cmds=%" PRIu64 " conns_open=%u conns=%" PRIu64
 	       " hits=%" PRIu64 " misses=%" PRIu64 " expired=%" PRIu64 " oom=%" PRIu64
 	       " proto_errors=%" PRIu64 " skipped=%" PRIu64 " val_inplace=%" PRIu64
@@ -219,31 +229,48 @@ static void print_stats(struct kvd *d)
 	       " val_computed=%" PRIu64 " key_inplace=%" PRIu64 " key_copied=%" PRIu64
 	       " pins=%" PRIu64 " fences=%" PRIu64 " rounds=%" PRIu64 " rx_payload_bytes=%" PRIu64
 	       " rx_copied_bytes=%" PRIu64 " frames_total=%u frames_free=%u frames_fill=%u"
-	       " frames_rx=%u frames_tx=%u frames_kept=%u\n",
+	       " frames_rx=%u frames_tx=%u frames_kept=%u timeouts=%" PRIu64 "\n",
 	       i.keys, k->cmds, d->conns_open, k->conns, k->hits, k->misses, k->expired, k->oom,
 	       k->proto_errors, k->skipped, k->val_inplace, k->val_inplace_bytes, k->val_copied,
 	       k->val_copied_bytes, k->val_computed, k->key_inplace, k->key_copied, k->pins,
 	       s.fences, s.rounds, s.rx_payload_bytes, s.rx_copied_bytes, s.frames_total,
-	       s.frames_free, s.frames_fill, s.frames_rx, s.frames_tx, s.frames_kept);
+	       s.frames_free, s.frames_fill, s.frames_rx, s.frames_tx, s.frames_kept,
+	       d->loop.idle_timeouts + d->loop.request_timeouts);
 	fflush(stdout);
 }
 
 /* Writes are refused while the pool runs short of frames (refreshed at most every ms). */
 static void refresh_low(struct kvd *d)
 {
-	uint64_t now = mono_ns();
-	struct paste_stats s;
+	d->low = daemon_pool_low(&d->loop, d->reserve, daemon_now_ns()); /* the daemons' rule */
+}
 
-	if (now - d->refresh < KV_REFRESH_NS || paste_stats(d->ctx, &s, sizeof(s)))
-		return;
-	d->refresh = now;
-	d->low = (uint64_t)s.frames_free + s.frames_fill < d->reserve;
+/* After every round (daemon_loop.h's after_poll). */
+static int after_round(void *app)
+{
+	struct kvd *d = app;
+
+	refresh_low(d);
+	obj_reap(d);        /* after the round's fence: pieces of replaced objects */
+	tx_gc(d);           /* and the undo entries of committed transactions */
+	expire_cycle(d);    /* active expiry, every 100 ms */
+	replica_tick(d);    /* --replicaof: the link, its ACKs (after the round's fence) */
+	kvmw_tick(d);       /* --queues: forwarded requests and replies (after the reaping above:
+	                     * what they retire is reaped after the next fence) */
+	kv_primary_tick(d); /* WAIT timeouts, a snapshot being written, the stream's PING */
+	return 0;
+}
+
+static void stats_hook(void *app)
+{
+	print_stats(app);
 }
 
 /* How long a round may wait: the shortest of what replica mode, --queues and the replication
  * primary need (-1: no limit). */
-static int poll_ms(struct kvd *d)
+static int poll_ms(void *app)
 {
+	struct kvd *d = app;
 	int t[] = {replica_poll_ms(d), kvmw_timeout(d), kv_primary_poll_ms(d)}, ms = -1;
 
 	for (unsigned i = 0; i < sizeof(t) / sizeof(t[0]); i++)
@@ -254,28 +281,13 @@ static int poll_ms(struct kvd *d)
 
 static int run(struct kvd *d)
 {
-	while (!daemon_got_stop) {
-		int n = paste_poll(d->ctx, poll_ms(d));
-
-		if (n < 0 && n != -EINTR) {
-			fprintf(stderr, "paste-kv: event loop failed: %s\n", paste_last_error());
-			return 1;
-		}
-		refresh_low(d);
-		obj_reap(d);     /* after the round's fence: pieces of replaced objects */
-		tx_gc(d);        /* and the undo entries of committed transactions */
-		expire_cycle(d); /* active expiry, every 100 ms */
-		replica_tick(d); /* --replicaof: the link, its ACKs (after the round's fence) */
-		kvmw_tick(d); /* --queues: forwarded requests and replies (after the reaping above:
-		               * what they retire is reaped after the next fence) */
-		/* WAIT timeouts, a snapshot being written, the stream's PING (kv_primary.c) */
-		kv_primary_tick(d);
-		if (daemon_got_usr1) {
-			daemon_got_usr1 = 0;
-			print_stats(d);
-		}
-	}
-	return 0;
+	d->loop.name = "paste-kv";
+	d->loop.ctx = d->ctx;
+	d->loop.app = d;
+	d->loop.poll_timeout = poll_ms;
+	d->loop.after_poll = after_round;
+	d->loop.print_stats = stats_hook;
+	return daemon_loop_run(&d->loop);
 }
 
 static int setup(struct kvd *d)
@@ -349,6 +361,8 @@ int main(int argc, char **argv)
 	    {"replicaof", required_argument, NULL, OPT_REPLICAOF},
 	    {"repl-backlog-size", required_argument, NULL, OPT_REPL_BACKLOG},
 	    {"repl-snapshot-step", required_argument, NULL, OPT_REPL_SNAP_STEP},
+	    {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
+	    {"request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT},
 	    {NULL, 0, NULL, 0},
 	};
 	static struct kvd d = {.max_key = 512u << 20};

@@ -314,7 +314,7 @@ static int pool_open(struct logd *l)
 		        strerror(-err));
 		return err;
 	}
-	paste_pool__info(l->pool, &pi);
+	paste_pool__info(l->pool, &pi, sizeof(pi));
 	l->area = paste_pool__frames(l->pool);
 	l->fsz = pi.frame_size;
 	l->nframes = pi.frame_count;

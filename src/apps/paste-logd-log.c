@@ -221,7 +221,7 @@ int plog_check_pool(struct paste_pool *pool, const char *path)
 	struct paste_pool_info pi;
 	uint64_t mine;
 
-	paste_pool__info(pool, &pi);
+	paste_pool__info(pool, &pi, sizeof(pi));
 	mine = PLOG_HDR_SIZE + pow2_at_least(pi.frame_count) * PLOG_REC_SIZE;
 	mine = (mine + 4095) & ~4095ull;
 	if (pi.region_area_used == 0 || pi.region_area_used == mine)
@@ -242,7 +242,7 @@ int plog_open(struct paste_pool *pool, bool create, bool writable, struct plog *
 	void *addr;
 	int err;
 
-	paste_pool__info(pool, &pi);
+	paste_pool__info(pool, &pi, sizeof(pi));
 	nslots = pow2_at_least(pi.frame_count);
 	l = calloc(1, sizeof(*l));
 	if (!l)

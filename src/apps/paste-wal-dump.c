@@ -10,6 +10,9 @@
  * to stdout back to back. --verify adds structural checks of every record. The pool is locked
  * while open, so this refuses to run on a pool a live server holds.
  *
+ * With --log-file, it reads the log file of paste-wal --sync fdatasync instead (read only: a
+ * torn tail is reported, not cut), with the same listing and --raw.
+ *
  * With --tier-dir, the records of the capacity tier (docs/paste-wal.md) come first: the range
  * [tier first, pool log first) named by the pool region "<log>.tier", read from the segment files
  * in the directory (read only) and each checked against its CRC32C.
@@ -31,7 +34,7 @@
 #include "wal_seg.h"
 
 struct dump {
-	const char *pool_path, *log_name, *tier_dir;
+	const char *pool_path, *log_name, *tier_dir, *log_file;
 	uint64_t from, limit;
 	uint64_t slice; /* --slice: one worker's slice of a sliced pool (paste-wal --queues) */
 	bool sliced;
@@ -82,6 +85,7 @@ static void usage(FILE *out)
 	    out,
 	    "Usage: paste-wal-dump --pool PATH [--slice K] [--log NAME] [--tier-dir DIR] [--from SEQ]\n"
 	    "                      [--limit N] [--verify] [--raw] [--quiet] [--verbose]\n"
+	    "       paste-wal-dump --log-file PATH [--from SEQ] [--limit N] [--raw] [--quiet]\n"
 	    "\n"
 	    "List, check or extract the records of a paste-wal log, offline. The pool is\n"
 	    "opened as the server opens it: recovery runs (and is written back), so a record\n"
@@ -89,7 +93,12 @@ static void usage(FILE *out)
 	    "it - every record listed passed that check. The pool must not be in use: a\n"
 	    "running paste-wal holds its lock.\n"
 	    "\n"
-	    "  --pool PATH    the pool file (required)\n"
+	    "  --pool PATH    the pool file (this or --log-file is required)\n"
+	    "  --log-file PATH  the log file of paste-wal --sync fdatasync instead of a pool:\n"
+	    "                 read only (a torn tail after a crash is reported on stderr and\n"
+	    "                 left for paste-wal to cut); each record is checked against its\n"
+	    "                 CRC32C. Summary: 'paste-wal-dump: log_file=PATH first=F next=X\n"
+	    "                 records=N bytes=B listed=L listed_bytes=LB torn_bytes=T'\n"
 	    "  --slice K      the slice of worker K of a pool written by paste-wal --queues Q\n"
 	    "                 (one log per worker): its records are listed with the worker's\n"
 	    "                 own seqs L; the seq clients saw is (L - 1) * Q + K + 1. The\n"
@@ -141,12 +150,19 @@ static int parse_u64(const char *opt, const char *s, uint64_t *v)
 static int parse_args(int argc, char **argv, struct dump *d)
 {
 	static const struct option opts[] = {
-	    {"pool", required_argument, NULL, 'p'},  {"log", required_argument, NULL, 'l'},
-	    {"from", required_argument, NULL, 'f'},  {"limit", required_argument, NULL, 'n'},
-	    {"verify", no_argument, NULL, 'v'},      {"raw", no_argument, NULL, 'r'},
-	    {"quiet", no_argument, NULL, 'q'},       {"verbose", no_argument, NULL, 'V'},
-	    {"help", no_argument, NULL, 'h'},        {"tier-dir", required_argument, NULL, 't'},
-	    {"slice", required_argument, NULL, 's'}, {NULL, 0, NULL, 0},
+	    {"pool", required_argument, NULL, 'p'},
+	    {"log", required_argument, NULL, 'l'},
+	    {"from", required_argument, NULL, 'f'},
+	    {"limit", required_argument, NULL, 'n'},
+	    {"verify", no_argument, NULL, 'v'},
+	    {"raw", no_argument, NULL, 'r'},
+	    {"quiet", no_argument, NULL, 'q'},
+	    {"verbose", no_argument, NULL, 'V'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"tier-dir", required_argument, NULL, 't'},
+	    {"slice", required_argument, NULL, 's'},
+	    {"log-file", required_argument, NULL, 'F'},
+	    {NULL, 0, NULL, 0},
 	};
 	int c;
 
@@ -161,6 +177,9 @@ static int parse_args(int argc, char **argv, struct dump *d)
 			break;
 		case 't':
 			d->tier_dir = optarg;
+			break;
+		case 'F':
+			d->log_file = optarg;
 			break;
 		case 'f':
 			if (parse_u64("from", optarg, &d->from))
@@ -203,9 +222,11 @@ static int parse_args(int argc, char **argv, struct dump *d)
 			return 2;
 		}
 	}
-	if (optind < argc || !d->pool_path) {
+	if (optind < argc || !d->pool_path == !d->log_file) {
 		fprintf(stderr, "paste-wal-dump: %s (see --help)\n",
-		        optind < argc ? "unexpected argument" : "--pool PATH is required");
+		        optind < argc ? "unexpected argument"
+		        : d->log_file ? "give --pool or --log-file, not both"
+		                      : "--pool PATH or --log-file PATH is required");
 		return 2;
 	}
 	return 0;
@@ -433,15 +454,15 @@ static int run(struct dump *d)
 		        paste_last_error());
 		return 1;
 	}
-	paste_pool__info(d->pool, &d->pi);
-	err = paste_log__open(d->pool, d->log_name, 0, &log);
+	paste_pool__info(d->pool, &d->pi, sizeof(d->pi));
+	err = paste_log__open(&log, d->pool, d->log_name, NULL);
 	if (err) {
 		fprintf(stderr, "paste-wal-dump: pool %s has no log '%s': %s\n", d->pool_path,
 		        d->log_name, paste_last_error());
 		paste_pool__close(&d->pool);
 		return 1;
 	}
-	paste_log__info(log, &li);
+	paste_log__info(log, &li, sizeof(li));
 	d->tier_first = tier_head(d);
 	d->tier_end = d->tier_first ? li.first_seq : 0;
 	if (d->tier_first > li.first_seq) {
@@ -491,6 +512,85 @@ static int run(struct dump *d)
 	return d->problems ? 1 : 0;
 }
 
+/* --log-file: the records of paste-wal's fdatasync log file, from its head slot to the first one
+ * that does not check out. */
+static int file_run(struct dump *d)
+{
+	uint64_t off, seq, size, nbytes = 0, first;
+	size_t cap = 0;
+	uint8_t *buf = NULL;
+	struct wf_slot h;
+	struct stat st;
+	unsigned slot;
+	int fd, err;
+
+	fd = open(d->log_file, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st)) {
+		fprintf(stderr, "paste-wal-dump: cannot open %s: %s\n", d->log_file,
+		        strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return 1;
+	}
+	size = (uint64_t)st.st_size;
+	err = wf_head_read(fd, size, &h, &slot);
+	if (err) {
+		fprintf(stderr, "paste-wal-dump: %s: %s\n", d->log_file,
+		        err == -EBADMSG
+		            ? "not a paste-wal log file (bad magic, version or checksum)"
+		            : "no valid head slot: the file is corrupt");
+		close(fd);
+		return 1;
+	}
+	first = h.first_seq;
+	d->expect_seq = d->from > first ? d->from : first;
+	for (seq = first, off = h.start_off;; seq++) {
+		struct wf_rec r;
+		uint32_t len, crc = 0;
+
+		if (pread(fd, &r, sizeof(r), (off_t)off) != (ssize_t)sizeof(r) ||
+		    r.magic != WF_REC_MAGIC || r.seq != seq || !r.len || r.len > WF_REC_MAX)
+			break;
+		if (r.len > cap) {
+			uint8_t *n = realloc(buf, r.len);
+
+			if (!n) {
+				fprintf(stderr, "paste-wal-dump: out of memory\n");
+				d->problems++;
+				break;
+			}
+			buf = n;
+			cap = r.len;
+		}
+		len = seg_check(fd, size, off, seq, true, buf, cap, &crc);
+		if (!len)
+			break;
+		if (tier_rec(d, seq, buf, len, crc)) {
+			fprintf(stderr, "paste-wal-dump: writing payloads failed\n");
+			d->problems++;
+			break;
+		}
+		nbytes += len;
+		off += len + SEG_REC_OVER;
+	}
+	if (off < size)
+		fprintf(stderr,
+		        "paste-wal-dump: %s: %" PRIu64 " bytes after record %" PRIu64
+		        " do not check out (a torn tail: paste-wal cuts it at its next start)\n",
+		        d->log_file, size - off, seq - 1);
+	if (fflush(stdout))
+		d->problems++;
+	fprintf(d->raw ? stderr : stdout,
+	        "paste-wal-dump: log_file=%s first=%" PRIu64 " next=%" PRIu64 " records=%" PRIu64
+	        " bytes=%" PRIu64 " listed=%" PRIu64 " listed_bytes=%" PRIu64 " torn_bytes=%" PRIu64
+	        " problems=%" PRIu64 "\n",
+	        d->log_file, first, seq, seq - first, nbytes, d->listed, d->bytes,
+	        off < size ? size - off : 0, d->problems);
+	free(buf);
+	close(fd);
+	return d->problems ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct dump d = {.log_name = "wal.log"};
@@ -501,7 +601,7 @@ int main(int argc, char **argv)
 		return r == 1 ? 0 : 2;
 	crc_init();
 	paste_set_print(NULL, NULL, d.verbose ? PASTE_LOG_DEBUG : PASTE_LOG_WARN);
-	r = run(&d);
+	r = d.log_file ? file_run(&d) : run(&d);
 	free(d.spans);
 	return r;
 }

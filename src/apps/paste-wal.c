@@ -107,7 +107,7 @@ static size_t stats_collect(struct wal *w, struct kv *t, size_t max)
 	KV("too_large", w->n.too_large);
 	KV("refused_full", w->n.refused_full);
 	KV("refused_log", w->n.refused_log);
-	KV("timeouts", w->n.timeouts);
+	KV("timeouts", w->loop.idle_timeouts + w->loop.request_timeouts);
 	KV("incomplete", w->n.incomplete);
 	KV("truncations", w->n.truncations);
 	KV("frames_total", s.frames_total);
@@ -358,12 +358,10 @@ static int extra_opt(int opt, const char *arg, void *app)
 		return 0;
 	case OPT_HEADER_TIMEOUT:
 	case OPT_IDLE_TIMEOUT:
-		if (daemon_parse_uint(arg, 0, 86400, &v))
-			return bad_value(opt == OPT_IDLE_TIMEOUT ? "idle-timeout"
-			                                         : "header-timeout",
-			                 arg, "seconds 0-86400");
-		*(opt == OPT_IDLE_TIMEOUT ? &w->idle_timeout_ms : &w->header_timeout_ms) = v * 1000;
-		return 0;
+		return daemon_parse_timeout(
+		    "paste-wal", opt == OPT_IDLE_TIMEOUT ? "idle-timeout" : "header-timeout", arg,
+		    opt == OPT_IDLE_TIMEOUT ? &w->loop.idle_timeout_ms
+		                            : &w->loop.request_timeout_ms);
 	case OPT_TIER_DIR:
 		if (!*arg)
 			return bad_value("tier-dir", arg, "a directory");
@@ -414,12 +412,13 @@ static int open_pool_log(struct wal *w)
 	uint64_t size = w->log_region;
 
 	if (!size) {
-		paste_pool__info(w->pool, &pi);
+		paste_pool__info(w->pool, &pi, sizeof(pi));
 		size = (pi.region_area_size - pi.region_area_used) / 4 * 3 & ~4095ull;
 		if (size < 8192)
 			size = 0; /* no room left: only an existing log will do */
 	}
-	return paste_log__open(w->pool, w->log_name, size, &w->log);
+	return paste_log__open(&w->log, w->pool, w->log_name,
+	                       &PASTE_OPTS_LIT(paste_log_opts, .region_size = size));
 }
 
 static void print_ready(struct wal *w, const struct daemon_opts *d)
@@ -429,11 +428,11 @@ static void print_ready(struct wal *w, const struct daemon_opts *d)
 	struct paste_stats st;
 	struct store_info si;
 
-	paste_pool__info(w->pool, &pi);
+	paste_pool__info(w->pool, &pi, sizeof(pi));
 	paste_stats(w->ctx, &st, sizeof(st));
 	store_info(w, &si);
 	if (w->sync == SYNC_PMEM)
-		paste_log__info(w->log, &li);
+		paste_log__info(w->log, &li, sizeof(li));
 	else
 		li.recovered = w->file.recovered;
 	printf("paste-wal: ready%s transport=%s sync=%s persist=%d port=%u ip=%s pool=%s "
@@ -491,8 +490,8 @@ static int check_frames(struct wal *w)
 	if (paste_stats(w->ctx, &s, sizeof(s)) || s.conns_open)
 		return 0;
 	if (w->sync == SYNC_PMEM) {
-		paste_pool__info(w->pool, &pi);
-		paste_log__info(w->log, &li);
+		paste_pool__info(w->pool, &pi, sizeof(pi));
+		paste_log__info(w->log, &li, sizeof(li));
 		fc.area_off = pi.frame_area_off;
 		fc.frame_size = pi.frame_size;
 		fc.frame_count = pi.frame_count;
@@ -549,36 +548,56 @@ static int check_modes(struct wal *w, const struct daemon_opts *d)
 	return 0;
 }
 
+/* The event loop's hooks (daemon_loop.h): while a destage job runs, come back soon to commit it
+ * (its frames are wanted); a round after replies were queued outside a round must not wait. */
+static int loop_wait(void *app)
+{
+	struct wal *w = app;
+
+	return w->kick ? 0 : tier_running(w) ? 1 : WAL_TICK_MS;
+}
+
+static int loop_after_poll(void *app)
+{
+	struct wal *w = app;
+
+	w->kick = false;
+	if (w->fatal)
+		return 1;
+	if (tier_poll(w)) /* a destage job freed frames */
+		resume_stalled(w);
+	return 0;
+}
+
+static int loop_tick(void *app)
+{
+	struct wal *w = app;
+
+	retain_apply(w);
+	if (wal_multi_apply(w)) /* --queues: DELETEs of the other workers */
+		return 1;
+	resume_stalled(w);
+	return 0;
+}
+
+static void loop_stats(void *app)
+{
+	print_stats(app);
+}
+
 /* The event loop: rounds until a signal or a fatal error. */
 static int serve_loop(struct wal *w)
 {
-	uint64_t last_tick = now_ns();
-	int n;
-
-	while (!daemon_got_stop && !w->fatal) {
-		/* While a destage job runs, come back soon to commit it (its frames are wanted). */
-		n = paste_poll(w->ctx, w->kick ? 0 : tier_running(w) ? 1 : WAL_TICK_MS);
-		w->kick = false;
-		if (n < 0 && n != -EINTR) {
-			fprintf(stderr, "paste-wal: event loop failed: %s\n", strerror(-n));
-			return 1;
-		}
-		if (daemon_got_usr1) {
-			daemon_got_usr1 = 0;
-			print_stats(w);
-		}
-		if (tier_poll(w)) /* a destage job freed frames */
-			resume_stalled(w);
-		if (now_ns() - last_tick >= WAL_TICK_MS * 1000000ull) {
-			last_tick = now_ns();
-			check_timeouts(w);
-			retain_apply(w);
-			if (wal_multi_apply(w)) /* --queues: DELETEs of the other workers */
-				return 1;
-			resume_stalled(w);
-		}
-	}
-	return w->fatal ? 1 : 0;
+	w->loop.name = "paste-wal";
+	w->loop.ctx = w->ctx;
+	w->loop.tick_ms = WAL_TICK_MS;
+	w->loop.app = w;
+	w->loop.poll_timeout = loop_wait;
+	w->loop.after_poll = loop_after_poll;
+	w->loop.tick = loop_tick;
+	w->loop.print_stats = loop_stats;
+	w->loop.timed_out = wal_timed_out;
+	return daemon_loop_run(&w->loop) || w->fatal ? 1 : 0;
 }
 
 static int start(struct wal *w, struct daemon_opts *d)
@@ -601,6 +620,7 @@ static int start(struct wal *w, struct daemon_opts *d)
 	}
 	daemon_sig_ctx = w->ctx;
 	w->pool = paste_pool(w->ctx);
+	w->loop.ctx = w->ctx; /* daemon_pool_low() may run before the loop does */
 	if (d->queues && (err = wal_multi_open(w, d->queues, (unsigned)d->worker,
 	                                       d->paste.pool_path ? d->paste.pool_path
 	                                                          : PASTE_POOL_DEFAULT_PATH)))
@@ -659,8 +679,7 @@ int main(int argc, char **argv)
 	    .log_name = "wal.log",
 	    .max_body = 1u << 20,
 	    .reserve = 2048,
-	    .header_timeout_ms = 10000,
-	    .idle_timeout_ms = 120000,
+	    .loop = {.request_timeout_ms = 10000, .idle_timeout_ms = 120000},
 	    .delete_wait_s = WAL_TRUNC_WAIT_S,
 	    .file = {.fd = -1},
 	    .tier = {.dirfd = -1, .size = TIER_DEFAULT_SIZE, .start_pct = 50, .stop_pct = 25},

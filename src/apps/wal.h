@@ -19,6 +19,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/types.h>
@@ -27,6 +28,7 @@
 
 #include <paste/paste.h>
 
+#include "daemon_loop.h"
 #include "daemon_opts.h"
 #include "http.h"
 #include "wal_seg.h"
@@ -41,7 +43,6 @@
 #define WAL_RANGE_MAX     10000u
 #define WAL_SCRATCH       (64u << 10) /* file reads for GET in fdatasync mode */
 #define WAL_TICK_MS       250
-#define WAL_FULL_CHECK_NS 1000000ull /* refresh the pool-full flag at most every 1 ms */
 #define WAL_MAX_QUEUES    64         /* --queues: DAEMON_MAX_WORKERS */
 #define WAL_TRUNC_WAIT_S  10         /* --queues: --delete-wait default */
 
@@ -179,14 +180,12 @@ struct wal {
 	size_t prefix_len;
 	const char *log_name;
 	uint64_t max_body, log_region, reserve, copy_threshold;
-	uint64_t header_timeout_ms, idle_timeout_ms;
 	uint64_t delete_wait_s; /* --queues: --delete-wait */
 	bool no_persist;
 	bool full; /* fewer than @reserve frames free (the fill ring is full before this falls) */
-	uint64_t full_checked_ns;
-	struct wconn *conns;
-	unsigned stalled; /* connections waiting for the tier to free frames */
-	bool kick;        /* the next paste_poll() must not wait (replies queued outside a round) */
+	struct daemon_loop loop; /* the event loop and the connection registry (daemon_loop.h) */
+	unsigned stalled;        /* connections waiting for the tier to free frames */
+	bool kick; /* the next paste_poll() must not wait (replies queued outside a round) */
 	int fatal;
 	char date[40];
 	size_t date_len;
@@ -195,7 +194,7 @@ struct wal {
 	struct {
 		uint64_t appended, appended_bytes, batches, batch_records, max_batch;
 		uint64_t requests, r2xx, r4xx, r5xx, malformed, refused_full, refused_log;
-		uint64_t too_large, timeouts, incomplete, fsyncs, truncations, stalls;
+		uint64_t too_large, incomplete, fsyncs, truncations, stalls;
 	} n;
 	struct paste_ref refs[PASTE_LOG_MAX_REFS]; /* a whole body's references */
 	uint8_t scratch[WAL_SCRATCH];
@@ -220,7 +219,7 @@ struct job {
 struct wconn {
 	struct wal *w;
 	struct paste_conn *c;
-	struct wconn *prev, *next;
+	struct daemon_conn dc; /* in w->loop.conns: timeouts */
 	enum wstate st;
 	enum route route;
 	int status; /* body done: answer this error status instead of running the route */
@@ -231,7 +230,6 @@ struct wconn {
 	uint64_t need, got;
 	unsigned nrefs; /* pieces kept so far of a large body */
 	struct paste_ref *refs;
-	uint64_t last_ns, head_ns;
 	struct job job;
 	uint64_t range_lim[WAL_MAX_QUEUES]; /* --queues: each worker's next when the range began */
 	size_t out_len;
@@ -240,15 +238,12 @@ struct wconn {
 	struct http_head head;
 };
 
-/* ---- interfaces ---------------------------------------------------------------------------- */
-
-static inline uint64_t now_ns(void)
+static inline struct wconn *wal_conn_of(struct daemon_conn *dc)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	return (struct wconn *)((char *)dc - offsetof(struct wconn, dc));
 }
+
+/* ---- interfaces ---------------------------------------------------------------------------- */
 
 static inline const char *transport_name(const struct wal *w)
 {
@@ -311,7 +306,8 @@ int on_accept(struct paste_conn *c, void *user);
 void on_data(struct paste_conn *c, void *user);
 void on_close(struct paste_conn *c, int err, void *user);
 int round_hook(struct paste_ctx *ctx, void *arg);
-void check_timeouts(struct wal *w);
+/* daemon_loop's verdict hook: a head too slow (408), or no progress for too long (reset). */
+bool wal_timed_out(struct daemon_conn *dc, enum daemon_timeout why, void *app);
 void resume_stalled(struct wal *w);
 enum stop serve(struct wal *w, struct wconn *wc);
 

@@ -36,19 +36,13 @@ static void finish_request(struct wconn *wc)
 }
 
 /*
- * @t: the caller's on_data clock (wconn.last_ns). While the pool has room, a check every ms is
+ * @t: the caller's on_data clock (wconn.dc.last_ns). While the pool has room, a check every ms is
  * enough; once full, every admission checks again, since frames come back at any fence (a
  * DELETE, a closed connection): a cached "full" must not refuse the POST after a truncation.
  */
 static void refresh_full(struct wal *w, uint64_t t)
 {
-	struct paste_stats s;
-
-	if ((!w->full && t - w->full_checked_ns < WAL_FULL_CHECK_NS) ||
-	    paste_stats(w->ctx, &s, sizeof(s)))
-		return;
-	w->full_checked_ns = t;
-	w->full = s.frames_free < w->reserve;
+	w->full = daemon_pool_low(&w->loop, w->reserve, t); /* the daemons' one rule */
 }
 
 /* A POST to the log: decide whether its body will be stored. */
@@ -56,7 +50,7 @@ static void admit_append(struct wal *w, struct wconn *wc)
 {
 	const struct http_req *r = &wc->req;
 
-	refresh_full(w, wc->last_ns);
+	refresh_full(w, wc->dc.last_ns);
 	if (!r->has_length) {
 		wc->status = 411; /* no Content-Length, no Transfer-Encoding: the body is empty */
 	} else if (r->content_length == 0) {
@@ -135,7 +129,7 @@ static enum stop take_head(struct wal *w, struct wconn *wc)
 	s = paste_conn__slots(wc->c, &n);
 	for (i = 0; i < n && st == 0; i++) {
 		if (wc->head.len == 0 && s[i].len)
-			wc->head_ns = wc->last_ns; /* on_data's clock: the bytes were there */
+			daemon_conn_request(&wc->dc, wc->dc.last_ns); /* on_data's clock */
 		st = http_head_feed(&wc->head, s[i].data, s[i].len, &took);
 		total += took;
 	}
@@ -216,7 +210,7 @@ static void take_pieces(struct wal *w, struct wconn *wc, size_t take)
 	unsigned n;
 	int err;
 
-	refresh_full(w, wc->last_ns);
+	refresh_full(w, wc->dc.last_ns);
 	if (!wc->refs)
 		wc->refs = malloc(PASTE_LOG_MAX_REFS * sizeof(*wc->refs));
 	if (!wc->refs || w->full) {
@@ -267,7 +261,7 @@ static bool tier_stall(struct wal *w, struct wconn *wc)
 {
 	if (!w->tier.on)
 		return false;
-	refresh_full(w, wc->last_ns);
+	refresh_full(w, wc->dc.last_ns);
 	if (!w->full || !tier_can_take(w))
 		return false;
 	if (!wc->stalled) {
@@ -357,12 +351,8 @@ int on_accept(struct paste_conn *c, void *user)
 		return -ENOMEM;
 	wc->w = w;
 	wc->c = c;
-	wc->last_ns = now_ns();
 	http_head_reset(&wc->head);
-	wc->next = w->conns;
-	if (w->conns)
-		w->conns->prev = wc;
-	w->conns = wc;
+	daemon_conn_add(&w->loop, &wc->dc, c);
 	paste_conn__set_user(c, wc);
 	return 0;
 }
@@ -372,7 +362,7 @@ static void serve_conn(struct wal *w, struct wconn *wc)
 {
 	struct paste_conn *c = wc->c;
 
-	wc->last_ns = now_ns();
+	daemon_conn_touch(&wc->dc, daemon_now_ns());
 	if (serve(w, wc) != S_NEED_DATA || !paste_conn__eof(c) || wc->stalled)
 		return;
 	/* The peer has finished sending: nothing more will come. */
@@ -404,7 +394,8 @@ void resume_stalled(struct wal *w)
 
 	if (!w->stalled)
 		return;
-	for (wc = w->conns; wc; wc = wc->next) {
+	for (struct daemon_conn *dc = w->loop.conns; dc; dc = dc->next) {
+		wc = wal_conn_of(dc);
 		if (!wc->stalled)
 			continue;
 		wc->stalled = false;
@@ -429,12 +420,7 @@ void on_close(struct paste_conn *c, int err, void *user)
 		w->n.incomplete++;
 		release_pieces(w, wc);
 	}
-	if (wc->prev)
-		wc->prev->next = wc->next;
-	else
-		w->conns = wc->next;
-	if (wc->next)
-		wc->next->prev = wc->prev;
+	daemon_conn_remove(&w->loop, &wc->dc);
 	free(wc->refs);
 	free(wc);
 	paste_conn__set_user(c, NULL);
@@ -455,11 +441,14 @@ int round_hook(struct paste_ctx *ctx, void *arg)
 		        "paste-wal: fdatasync of %s failed (%s): resetting every connection so "
 		        "that no acknowledgement of this round leaves, and stopping\n",
 		        w->file.path, strerror(-err));
-		for (struct wconn *wc = w->conns; wc; wc = wc->next)
+		for (struct daemon_conn *dc = w->loop.conns; dc; dc = dc->next) {
+			struct wconn *wc = wal_conn_of(dc);
+
 			if (wc->st != W_CLOSED) {
 				wc->st = W_CLOSED;
 				paste_conn__abort(wc->c);
 			}
+		}
 		w->fatal = 1;
 		paste_stop(ctx);
 	}
@@ -474,26 +463,27 @@ int round_hook(struct paste_ctx *ctx, void *arg)
 	return err;
 }
 
-/* Once per tick: headers that take too long (slowloris), connections idle too long. */
-void check_timeouts(struct wal *w)
+/*
+ * daemon_loop's verdict on a connection over a limit (once per tick). A head that takes too long
+ * (slowloris) is answered 408 and closed, unless a reply or a job is still under way for it; a
+ * connection without progress for the idle time is reset.
+ */
+bool wal_timed_out(struct daemon_conn *dc, enum daemon_timeout why, void *app)
 {
-	uint64_t t = now_ns();
-	struct wconn *wc;
+	struct wal *w = app;
+	struct wconn *wc = wal_conn_of(dc);
 
-	for (wc = w->conns; wc; wc = wc->next) {
-		if (wc->st == W_CLOSED)
-			continue;
-		if (w->header_timeout_ms && wc->st == W_HEAD && wc->head.len && !wc->out_len &&
-		    !wc->job.active && t - wc->head_ns > w->header_timeout_ms * 1000000ull) {
-			w->n.timeouts++;
-			fail_close(w, wc, 408, "the request head took too long");
-			serve(w, wc);
-		} else if (w->idle_timeout_ms &&
-		           t - wc->last_ns > w->idle_timeout_ms * 1000000ull) {
-			w->n.timeouts++;
-			wc->st = W_CLOSED;
-			release_pieces(w, wc);
-			paste_conn__abort(wc->c);
-		}
+	if (wc->st == W_CLOSED)
+		return false;
+	if (why == DAEMON_TIMEOUT_REQUEST) {
+		if (wc->st != W_HEAD || !wc->head.len || wc->out_len || wc->job.active)
+			return false;
+		fail_close(w, wc, 408, "the request head took too long");
+		serve(w, wc);
+		return true;
 	}
+	wc->st = W_CLOSED;
+	release_pieces(w, wc);
+	paste_conn__abort(wc->c);
+	return true;
 }

@@ -24,27 +24,6 @@
 
 #include "wal.h"
 
-#define WF_MAGIC     "PWALLOG1"
-#define WF_VERSION   1u
-#define WF_DATA_OFF  4096u
-#define WF_SLOT0_OFF 64u
-
-struct wf_super {
-	char magic[8];
-	uint32_t version;
-	uint32_t data_off;
-	uint32_t crc; /* CRC32C of the fields above */
-	uint32_t pad;
-};
-
-struct wf_slot {
-	uint64_t gen;
-	uint64_t first_seq;
-	uint64_t start_off; /* file offset of record first_seq (or the end when empty) */
-	uint32_t crc;       /* CRC32C of the fields above */
-	uint32_t pad;
-};
-
 /* ---- the fdatasync log file: recovery ---------------------------------------------------- */
 
 static int wf_fail(struct wal_file *f, const char *what)
@@ -72,11 +51,6 @@ static int wf_index_push(struct wal_file *f, uint64_t off, uint32_t len)
 	f->next_seq++;
 	f->bytes += len;
 	return 0;
-}
-
-static uint32_t wf_slot_crc(const struct wf_slot *s)
-{
-	return paste_crc32c(0, s, offsetof(struct wf_slot, crc));
 }
 
 /* Write head slot (the one not current) naming @first/@start_off; synced with the next round. */
@@ -125,38 +99,27 @@ static int wf_create(struct wal_file *f)
 	return 0;
 }
 
-/* Read the super and pick the current head slot. */
+/* Read the super and pick the current head slot (wal_seg.c, shared with paste-wal-dump). */
 static int wf_load_head(struct wal_file *f, uint64_t size)
 {
-	struct wf_super s;
-	struct wf_slot sl[2];
-	int cur = -1;
+	struct wf_slot h;
+	unsigned slot;
+	int err = wf_head_read(f->fd, size, &h, &slot);
 
-	if (pread(f->fd, &s, sizeof(s), 0) != (ssize_t)sizeof(s) || memcmp(s.magic, WF_MAGIC, 8) ||
-	    s.crc != paste_crc32c(0, &s, offsetof(struct wf_super, crc)) ||
-	    s.version != WF_VERSION || s.data_off != WF_DATA_OFF ||
-	    pread(f->fd, &sl[0], sizeof(sl[0]), WF_SLOT0_OFF) != (ssize_t)sizeof(sl[0]) ||
-	    pread(f->fd, &sl[1], sizeof(sl[1]), 2 * WF_SLOT0_OFF) != (ssize_t)sizeof(sl[1])) {
+	if (err == -EBADMSG)
 		fprintf(stderr,
 		        "paste-wal: %s is not a paste-wal log file (bad magic, version or "
 		        "checksum): give another --log-file, or move it away to start a new log\n",
 		        f->path);
-		return -EBADMSG;
-	}
-	for (int i = 0; i < 2; i++)
-		if (sl[i].gen && sl[i].crc == wf_slot_crc(&sl[i]) && sl[i].first_seq &&
-		    sl[i].start_off >= WF_DATA_OFF && sl[i].start_off <= size &&
-		    (cur < 0 || sl[i].gen > sl[cur].gen))
-			cur = i;
-	if (cur < 0) {
+	else if (err)
 		fprintf(stderr, "paste-wal: %s: no valid head slot: the file is corrupt\n",
 		        f->path);
+	if (err)
 		return -EBADMSG;
-	}
-	f->gen = sl[cur].gen;
-	f->slot = (unsigned)cur;
-	f->first_seq = f->next_seq = f->base = sl[cur].first_seq;
-	f->end = sl[cur].start_off;
+	f->gen = h.gen;
+	f->slot = slot;
+	f->first_seq = f->next_seq = f->base = h.first_seq;
+	f->end = h.start_off;
 	return 0;
 }
 

@@ -55,7 +55,7 @@ struct wal_peer {
 	struct paste_pool_view *pv;
 	struct paste_log_view *lv;
 	const struct wal_pub *pub;
-	uint64_t tried; /* now_ns() of the last failed attempt to map it (0: none) */
+	uint64_t tried; /* daemon_now_ns() of the last failed attempt to map it (0: none) */
 };
 
 struct wal_multi {
@@ -182,7 +182,7 @@ int wal_multi_apply(struct wal *w)
 	if (upto) {
 		struct paste_log_info li;
 
-		paste_log__info(w->log, &li);
+		paste_log__info(w->log, &li, sizeof(li));
 		if (upto >= li.first_seq) {
 			st(&m->pub->first, upto + 1 < li.next_seq ? upto + 1 : li.next_seq);
 			err = paste_log__truncate(w->log, upto);
@@ -210,7 +210,7 @@ int wal_multi_retain(struct wal *w, uint64_t upto)
 	struct paste_log_info li;
 	int err;
 
-	paste_log__info(w->log, &li);
+	paste_log__info(w->log, &li, sizeof(li));
 	st(&w->multi->pub->first, upto + 1 < li.next_seq ? upto + 1 : li.next_seq);
 	err = paste_log__truncate(w->log, upto);
 	if (err)
@@ -260,7 +260,7 @@ static void publish_counters(struct wal *w)
 	struct wal_multi *m = w->multi;
 	struct paste_log_info li;
 
-	paste_log__info(w->log, &li);
+	paste_log__info(w->log, &li, sizeof(li));
 	m->pub->records = li.records;
 	m->pub->bytes = li.bytes;
 	m->pub->appended = w->n.appended;
@@ -281,7 +281,7 @@ void wal_multi_publish(struct wal *w)
 	if (!w->multi)
 		return;
 	publish_counters(w);
-	paste_log__info(w->log, &li);
+	paste_log__info(w->log, &li, sizeof(li));
 	st(&w->multi->pub->next, li.next_seq);
 }
 
@@ -303,7 +303,7 @@ static const struct wal_pub *peer_pub(struct wal *w, unsigned k, bool force)
 		return m->pub;
 	if (p->lv)
 		return p->pub;
-	now = now_ns();
+	now = daemon_now_ns();
 	if (!force && p->tried && now - p->tried < WAL_PEER_RETRY_NS)
 		return NULL;
 	p->tried = now;
@@ -311,7 +311,7 @@ static const struct wal_pub *peer_pub(struct wal *w, unsigned k, bool force)
 		return NULL;
 	p->pub = paste_pool_view__region(p->pv, WAL_PUB_NAME, NULL);
 	if (!p->pub || ld(&p->pub->magic) != WAL_PUB_MAGIC || p->pub->queues != m->n ||
-	    paste_log_view__open(p->pv, w->log_name, &p->lv)) {
+	    paste_log_view__open(&p->lv, p->pv, w->log_name)) {
 		paste_pool_view__close(&p->pv); /* its regions may come later: map again */
 		p->pub = NULL;
 		return NULL;
@@ -330,7 +330,8 @@ static bool bounds(struct wal *w, unsigned k, uint64_t *first, uint64_t *next, b
 	if (k == w->multi->me) {
 		struct paste_log_info li;
 
-		paste_log__info(w->log, &li); /* our own: everything appended is readable */
+		paste_log__info(w->log, &li,
+		                sizeof(li)); /* our own: everything appended is readable */
 		*first = li.first_seq;
 		*next = li.next_seq;
 	} else {
@@ -352,7 +353,7 @@ void wal_multi_info(struct wal *w, struct store_info *si)
 		if (k == m->me) {
 			struct paste_log_info li;
 
-			paste_log__info(w->log, &li);
+			paste_log__info(w->log, &li, sizeof(li));
 			si->records += li.records;
 			si->bytes += li.bytes;
 		} else if (pub) {

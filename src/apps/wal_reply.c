@@ -347,7 +347,7 @@ void do_delete(struct wal *w, struct wconn *wc)
 		wc->job = (struct job){.active = true,
 		                       .trunc = true,
 		                       .end = upto,
-		                       .off = now_ns() + w->delete_wait_s * 1000000000ull};
+		                       .off = daemon_now_ns() + w->delete_wait_s * 1000000000ull};
 		return;
 	}
 	err = store_truncate(w, upto);
@@ -422,7 +422,7 @@ static enum stop job_trunc(struct wal *w, struct wconn *wc)
 		delete_reply(w, wc);
 		return S_MORE;
 	}
-	if (now_ns() > j->off) {
+	if (daemon_now_ns() > j->off) {
 		j->active = false;
 		snprintf(msg, sizeof(msg),
 		         "worker %u has not applied the truncation within %" PRIu64

@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
+#include <stddef.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,6 +73,35 @@ int seg_list(int dirfd, uint64_t **out, size_t *n)
 	if (*n)
 		qsort(v, *n, sizeof(*v), cmp_u64);
 	*out = v;
+	return 0;
+}
+
+uint32_t wf_slot_crc(const struct wf_slot *s)
+{
+	return paste_crc32c(0, s, offsetof(struct wf_slot, crc));
+}
+
+int wf_head_read(int fd, uint64_t size, struct wf_slot *head, unsigned *slot)
+{
+	struct wf_super s;
+	struct wf_slot sl[2];
+	int cur = -1;
+
+	if (pread(fd, &s, sizeof(s), 0) != (ssize_t)sizeof(s) || memcmp(s.magic, WF_MAGIC, 8) ||
+	    s.crc != paste_crc32c(0, &s, offsetof(struct wf_super, crc)) ||
+	    s.version != WF_VERSION || s.data_off != WF_DATA_OFF ||
+	    pread(fd, &sl[0], sizeof(sl[0]), WF_SLOT0_OFF) != (ssize_t)sizeof(sl[0]) ||
+	    pread(fd, &sl[1], sizeof(sl[1]), 2 * WF_SLOT0_OFF) != (ssize_t)sizeof(sl[1]))
+		return -EBADMSG;
+	for (int i = 0; i < 2; i++)
+		if (sl[i].gen && sl[i].crc == wf_slot_crc(&sl[i]) && sl[i].first_seq &&
+		    sl[i].start_off >= WF_DATA_OFF && sl[i].start_off <= size &&
+		    (cur < 0 || sl[i].gen > sl[cur].gen))
+			cur = i;
+	if (cur < 0)
+		return -EUCLEAN;
+	*head = sl[cur];
+	*slot = (unsigned)cur;
 	return 0;
 }
 

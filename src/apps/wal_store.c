@@ -28,7 +28,7 @@ void store_info(struct wal *w, struct store_info *si)
 	if (w->sync == SYNC_PMEM) {
 		struct paste_log_info li;
 
-		paste_log__info(w->log, &li);
+		paste_log__info(w->log, &li, sizeof(li));
 		*si = (struct store_info){li.first_seq, li.next_seq, li.records, li.bytes};
 		if (w->tier.on && w->tier.first < w->tier.end) { /* the older records */
 			si->first = w->tier.first;
@@ -184,7 +184,7 @@ static void retain_info(struct wal *w, struct store_info *si)
 		store_info(w, si);
 		return;
 	}
-	paste_log__info(w->log, &li);
+	paste_log__info(w->log, &li, sizeof(li));
 	*si = (struct store_info){li.first_seq, li.next_seq, li.records, li.bytes};
 }
 

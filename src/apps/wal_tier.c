@@ -233,11 +233,11 @@ static void *destage_main(void *arg)
 		if (!t->busy)
 			break;
 		pthread_mutex_unlock(&t->mu);
-		t0 = now_ns();
+		t0 = daemon_now_ns();
 		err = job_write(w, &t->job);
 		pthread_mutex_lock(&t->mu);
 		t->job.err = err;
-		t->job.ns = now_ns() - t0;
+		t->job.ns = daemon_now_ns() - t0;
 		t->busy = false;
 		t->done = true;
 		pthread_cond_broadcast(&t->cv);
@@ -294,7 +294,7 @@ static uint64_t pool_fill(struct wal *w, uint64_t *frames, uint64_t *region)
 		keep = (uint64_t)s.frames_total * stop / 100;
 		*frames = s.frames_kept > keep ? s.frames_kept - keep : 0;
 	}
-	paste_log__info(w->log, &li);
+	paste_log__info(w->log, &li, sizeof(li));
 	g = li.region_size ? li.region_used * 100 / li.region_size : 0;
 	keep = li.region_size * stop / 100;
 	*region = li.region_used > keep ? li.region_used - keep : 0;
@@ -345,7 +345,7 @@ static void job_start(struct wal *w)
 		t->destaging = false;
 	if (!t->destaging)
 		return;
-	paste_log__info(w->log, &li);
+	paste_log__info(w->log, &li, sizeof(li));
 	j->first = li.first_seq;
 	j->bytes = j->payload = 0;
 	/* The oldest records, up to the job's bounds, and no more than it takes to reach the stop
@@ -402,7 +402,7 @@ static bool job_commit(struct wal *w)
 	t->n.job_ns_total += j->ns;
 	if (j->ns > t->n.job_ns_max)
 		t->n.job_ns_max = j->ns;
-	paste_log__info(w->log, &li);
+	paste_log__info(w->log, &li, sizeof(li));
 	if (j->err || li.first_seq != j->first) {
 		if (!j->err)
 			j->err = -ESTALE;
@@ -496,7 +496,7 @@ bool tier_can_take(struct wal *w)
 		return false;
 	if (job_state(t) != JOB_IDLE)
 		return true;
-	paste_log__info(w->log, &li);
+	paste_log__info(w->log, &li, sizeof(li));
 	return li.records > 0;
 }
 
@@ -689,7 +689,7 @@ int tier_open(struct wal *w)
 	if (err)
 		return t->on ? err : 0; /* without a tier, only a used one matters */
 	t->head = &reg->first;
-	paste_log__info(w->log, &li);
+	paste_log__info(w->log, &li, sizeof(li));
 	t->first = t->end = t->ix_base = li.first_seq;
 	if (!t->on) {
 		if (!*t->head || *t->head == li.first_seq)

@@ -60,7 +60,7 @@ static struct paste_ref mkref(struct paste_pool *pool, const void *data, size_t 
 	struct paste_pool_info info;
 	struct paste_ref r;
 
-	paste_pool__info(pool, &info);
+	paste_pool__info(pool, &info, sizeof(info));
 	if (cur_frame == UINT32_MAX || cur_off + len > info.frame_size) {
 		if (cur_frame != UINT32_MAX)
 			FZ_CHECK(paste_frames__rx_done(fr, cur_frame) == 0);
@@ -156,11 +156,14 @@ static void setup(void)
 	unlink(path);
 	atexit(remove_pool);
 	FZ_CHECK(paste_pool__open(&pool, path, &o) == 0);
-	paste_pool__info(pool, &info);
+	paste_pool__info(pool, &info, sizeof(info));
 	frames_off = info.frame_area_off;
-	FZ_CHECK(paste_log__open(pool, "wal", 64 << 10, &wal) == 0);
-	FZ_CHECK(paste_log__open(pool, "small", 8 << 10, &small) == 0);
-	FZ_CHECK(paste_kv__open(pool, "kv", 64, &kv) == 0);
+	FZ_CHECK(paste_log__open(&wal, pool, "wal",
+	                         &PASTE_OPTS_LIT(paste_log_opts, .region_size = 64 << 10)) == 0);
+	FZ_CHECK(paste_log__open(&small, pool, "small",
+	                         &PASTE_OPTS_LIT(paste_log_opts, .region_size = 8 << 10)) == 0);
+	FZ_CHECK(paste_kv__open(&kv, pool, "kv", &PASTE_OPTS_LIT(paste_kv_opts, .capacity = 64)) ==
+	         0);
 	fill_log(pool, wal, 12);
 	fill_log(pool, small, 1000); /* until full */
 	FZ_CHECK(paste_log__truncate(small, 5) == 0);
@@ -268,7 +271,7 @@ static void mutate(struct paste_pool *pool, struct paste_log *log, struct paste_
 		r[0] = mkref(pool, "appended after recovery", 23);
 		if (paste_log__append(log, r, 1, &seq))
 			paste_pool__ref_put(pool, &r[0]);
-		paste_log__info(log, &li);
+		paste_log__info(log, &li, sizeof(li));
 		FZ_CHECK(paste_log__truncate(log, li.first_seq + 1) == 0);
 	}
 	if (kv) {
@@ -309,9 +312,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FZ_CHECK(paste_frames__nr(fr, PASTE_FRAME_RX) == 0 &&
 	         paste_frames__nr(fr, PASTE_FRAME_TX) == 0);
 	for (unsigned i = 0; i < 2; i++)
-		if (paste_log__open(pool, regions[i].name, 0, &logs[i]) == 0)
+		if (paste_log__open(&logs[i], pool, regions[i].name, NULL) == 0)
 			FZ_CHECK(paste_log__iterate(logs[i], 0, on_rec, pool) == 0);
-	if (paste_kv__open(pool, "kv", 0, &kv) == 0)
+	if (paste_kv__open(&kv, pool, "kv", NULL) == 0)
 		FZ_CHECK(paste_kv__iterate(kv, on_kv, pool) == 0);
 	if (flags & F_MUTATE) {
 		mutate(pool, logs[0], kv);

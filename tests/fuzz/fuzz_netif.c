@@ -98,13 +98,13 @@ static void fake_kernel(void)
 
 		FZ_CHECK(d->addr % ctx->frame_size == 0 && frame < ctx->frame_count);
 		FZ_CHECK(ctx->frames->state[frame] == PASTE_FRAME_TX);
-		FZ_CHECK(d->len >= 14 && d->len <= pt->mtu + 14);
+		FZ_CHECK(d->len >= 14 && d->len <= pt->nif.mtu + 14);
 		FZ_CHECK(comp_prod - comp_cons < RING);
 		comp_addrs[comp_prod++ & (RING - 1)] = d->addr;
 		tx_frames++;
 		tx_bytes += d->len;
 	}
-	paste_xsk__complete(ctx);
+	paste_xsk__complete(&pt->xsk);
 }
 
 static int on_accept(struct paste_conn *c, void *user)
@@ -192,7 +192,7 @@ static void setup(void)
 	FZ_CHECK(ctx);
 	FZ_CHECK(paste_pool__open(&ctx->pool, pool_path, &po) == 0);
 	atexit(remove_pool);
-	paste_pool__info(ctx->pool, &info);
+	paste_pool__info(ctx->pool, &info, sizeof(info));
 	ctx->opts.max_conns = 8; /* small: refusing connections is reachable */
 	ctx->area = paste_pool__frames(ctx->pool);
 	ctx->frame_size = info.frame_size;
@@ -202,15 +202,26 @@ static void setup(void)
 	pt = calloc(1, sizeof(*pt));
 	FZ_CHECK(pt);
 	ctx->tp_state = pt;
-	pt->rxbufs = calloc(ctx->frame_count, sizeof(*pt->rxbufs));
-	FZ_CHECK(pt->rxbufs);
-	pt->xsk.fd = -1;
-	memcpy(pt->mac, "\x02\x00\x00\x00\x00\x02", 6);
+	pt->xsk = (struct paste_xsk){.frames = ctx->frames,
+	                             .area = ctx->area,
+	                             .frame_size = ctx->frame_size,
+	                             .frame_count = ctx->frame_count,
+	                             .st = &ctx->st,
+	                             .fd = -1};
+	pt->nif = (struct paste_netif){.xsk = &pt->xsk,
+	                               .frames = ctx->frames,
+	                               .st = &ctx->st,
+	                               .ifname = "fuzz0",
+	                               .frame_size = ctx->frame_size,
+	                               .frame_count = ctx->frame_count,
+	                               .ip = htonl(0x0a000002),
+	                               .netmask = htonl(0xffffff00),
+	                               .mtu = 1500};
+	memcpy(pt->nif.mac, "\x02\x00\x00\x00\x00\x02", 6);
 	ctx->ip = htonl(0x0a000002);
 	ctx->netmask = htonl(0xffffff00);
-	pt->mtu = 1500;
 	fake_rings();
-	FZ_CHECK(paste_netif__open(ctx) == 0);
+	FZ_CHECK(paste_netif__open(&pt->nif) == 0);
 	add_listener(7, NULL);
 	add_listener(8, &keep_marker);
 }
@@ -280,7 +291,7 @@ static void round_end(void)
 		tcp_tmr();
 	sys_check_timeouts();
 	paste_conns__reap(ctx);
-	paste_xsk__kick(ctx);
+	paste_xsk__kick(&pt->xsk);
 	fake_kernel();
 }
 
@@ -300,8 +311,8 @@ static void teardown_input(void)
 		ip_reass_tmr();
 	for (int i = 0; i <= IPV6_REASS_MAXAGE; i++)
 		ip6_reass_tmr();
-	etharp_cleanup_netif(&pt->netif);
-	nd6_cleanup_netif(&pt->netif);
+	etharp_cleanup_netif(&pt->nif.netif);
+	nd6_cleanup_netif(&pt->nif.netif);
 	paste_pool__drain(ctx->pool); /* deferred releases */
 	fake_kernel();
 	if (getenv("PASTE_FUZZ_VERBOSE"))
@@ -345,7 +356,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		memcpy(frame, bytes, got);
 		if (flags & F_CSUM)
 			fix_checksums(frame, got);
-		paste_netif__input(ctx, idx, frame, (uint32_t)got);
+		paste_netif__input(&pt->nif, idx, frame, (uint32_t)got);
 		round_end();
 	}
 	teardown_input();

@@ -361,7 +361,7 @@ static void print_stats(struct ks *ks)
 
 	if (paste_stats(ks->ctx, &s, sizeof(s)))
 		return;
-	paste_log__info(ks->log, &li);
+	paste_log__info(ks->log, &li, sizeof(li));
 	printf("stats records=%" PRIu64 " record_bytes=%" PRIu64 " errors=%" PRIu64
 	       " refused_full=%" PRIu64 " refused_log=%" PRIu64 " refused_refs=%" PRIu64
 	       " malformed=%" PRIu64 " incomplete=%" PRIu64 " log_first=%" PRIu64
@@ -421,8 +421,8 @@ static int check_frames(struct ks *ks)
 
 	if (paste_stats(ks->ctx, &s, sizeof(s)) || s.conns_open)
 		return 0;
-	paste_pool__info(paste_pool(ks->ctx), &pi);
-	paste_log__info(ks->log, &li);
+	paste_pool__info(paste_pool(ks->ctx), &pi, sizeof(pi));
+	paste_log__info(ks->log, &li, sizeof(li));
 	fc.area_off = pi.frame_area_off;
 	fc.frame_size = pi.frame_size;
 	fc.frame_count = pi.frame_count;
@@ -479,7 +479,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	daemon_sig_ctx = ks.ctx;
-	err = paste_log__open(paste_pool(ks.ctx), LOG_NAME, ks.log_region, &ks.log);
+	err = paste_log__open(&ks.log, paste_pool(ks.ctx), LOG_NAME,
+	                      &PASTE_OPTS_LIT(paste_log_opts, .region_size = ks.log_region));
 	if (!err)
 		err = paste_listen(ks.ctx, d.port, &ops, &ks);
 	if (err) {
@@ -488,8 +489,8 @@ int main(int argc, char **argv)
 		paste_close(&ks.ctx);
 		return 1;
 	}
-	paste_log__info(ks.log, &li);
-	paste_pool__info(paste_pool(ks.ctx), &pi);
+	paste_log__info(ks.log, &li, sizeof(li));
+	paste_pool__info(paste_pool(ks.ctx), &pi, sizeof(pi));
 	paste_stats(ks.ctx, &st, sizeof(st));
 	printf("keepserver: ready recovered=%" PRIu64 " first=%" PRIu64 " next=%" PRIu64
 	       " records=%" PRIu64 " dropped=%" PRIu64 " bytes=%" PRIu64

@@ -8,26 +8,13 @@ PASTE_KV=$PASTE_BUILD/paste-kv
 # start_kv ARGS...: paste-kv in the server namespace, waiting for "paste-kv: ready". It is driven
 # through lib.sh's paste-echo helpers (ECHO_PID/ECHO_LOG): fail, echo_stats and stop_echo apply.
 start_kv() {
-	local i rc=0
 	ECHO_N=$((ECHO_N + 1))
 	ECHO_LOG=$LOGDIR/kv.$ECHO_N.log
 	log "start: paste-kv $*"
-	ip netns exec "$NS_SRV" "$PASTE_KV" "$@" >"$ECHO_LOG" 2>&1 &
-	ECHO_PID=$!
-	track_pid "$ECHO_PID"
-	for ((i = 0; i < READY_TIMEOUT * 10; i++)); do
-		if grep -q '^paste-kv: ready' "$ECHO_LOG"; then
-			log "$(grep -m1 '^paste-kv: recovered' "$ECHO_LOG")"
-			return 0
-		fi
-		if ! kill -0 "$ECHO_PID" 2>/dev/null; then
-			wait "$ECHO_PID" || rc=$?
-			untrack_pid "$ECHO_PID"
-			fail "paste-kv exited with status $rc before it was ready"
-		fi
-		sleep 0.1
-	done
-	fail "paste-kv not ready after ${READY_TIMEOUT}s"
+	need_testbed
+	start_ready paste-kv "$ECHO_LOG" ip netns exec "$NS_SRV" "$PASTE_KV" "$@"
+	ECHO_PID=$READY_PID
+	log "$(grep -m1 '^paste-kv: recovered' "$ECHO_LOG" || true)"
 }
 
 # crash_rounds TRANSPORT TOOL ROUNDS KILL_MIN_MS KILL_SPAN_MS: ROUNDS times, "TOOL load HOST PORT
@@ -48,6 +35,7 @@ crash_rounds() {
 	start_kv "${args[@]}" --port "$port" --pool "$POOL" --pool-size 512M
 	for ((r = 1; r <= rounds; r++)); do
 		logs+=("$LOGDIR/acked.$tr.$r")
+		rm -f "${logs[-1]}" # one of an earlier run would end the wait below before this load starts
 		in_cli python3 "$tool" load "$host" "$port" "${logs[-1]}" "$tr$r" \
 			>"$LOGDIR/load.$tr.$r.txt" 2>&1 &
 		lpid=$!

@@ -1,16 +1,21 @@
 # SPDX-License-Identifier: BSD-2-Clause
 # tests/integration/lib.sh - shared helpers for the integration tests (sourced, not run).
 #
-# Sourcing it builds a private testbed for this test (namespaces and veths named after the shell's
-# PID, so a leftover never collides with another run), and installs an EXIT trap that kills only the
-# processes the test started (by PID), takes that testbed down and removes the test's pool file.
-# Then the test drives paste-echo in the server namespace and paste-testclient in the client one:
+# Sourcing it checks the build and installs an EXIT trap that kills only the processes the test
+# started (by PID), takes its testbed down (if it made one) and removes the test's pool file. It
+# builds nothing: the test calls testbed_up, which makes a private testbed (namespaces and veths
+# named after the shell's PID, so a leftover never collides with another run). Then the test
+# drives paste-echo in the server namespace and paste-testclient in the client one:
 #
 #	. "$(dirname "$0")/lib.sh"
+#	testbed_up
 #	start_echo --ifname "$VETH_SRV" --ip "$STACK_IP" --port 7 --pool "$POOL"
 #	run_client --connect "$STACK_IP:7" --conns 10 --bytes 64K || fail "client failed"
 #	line=$(echo_stats); [ "$(stat_field "$line" conns_open)" = 0 ] || fail "..."
 #	stop_echo || fail "paste-echo exited with $?"
+#
+# Any server with a "NAME: ready" line starts with start_ready NAME LOG CMD... (the one
+# start-and-wait-ready helper; start_echo, kv_lib.sh's start_kv and wal_lib.sh's start_wal use it).
 #
 # Environment: PASTE_BUILD (build tree with paste-echo and paste-testclient; default ./build),
 # PASTE_SRC (source tree; default: two levels above this file), PASTE_READY_TIMEOUT (seconds to wait
@@ -119,7 +124,8 @@ cleanup() {
 	for p in "${STARTED_PIDS[@]+"${STARTED_PIDS[@]}"}"; do
 		kill_pid "$p"
 	done
-	"$TESTBED" down >/dev/null 2>&1
+	# only a testbed this test made: without its names, "down" would mean the default one
+	[ -z "${TESTBED_UP:-}" ] || "$TESTBED" down >/dev/null 2>&1
 	for p in "${CLEANUP_FILES[@]}"; do
 		rm -f -- "$p"
 	done
@@ -181,23 +187,35 @@ remove_stale
 
 # ---- the testbed -------------------------------------------------------------------------------
 
-export PASTE_NS_CLI=pt-cli-$$ PASTE_NS_SRV=pt-srv-$$
-export PASTE_VETH_CLI=ptc$$ PASTE_VETH_SRV=pts$$ # at most 10 characters: IFNAMSIZ is 16
-"$TESTBED" up >"$LOGDIR/testbed.log" 2>&1 || { cat "$LOGDIR/testbed.log" >&2; fail "testbed up failed"; }
-eval "$("$TESTBED" env)"
-NS_CLI=$PASTE_NS_CLI
-NS_SRV=$PASTE_NS_SRV
-# shellcheck disable=SC2034
-{
-	VETH_CLI=$PASTE_VETH_CLI
-	VETH_SRV=$PASTE_VETH_SRV
-	CLI_IP=$PASTE_CLI_IP
-	SRV_IP=$PASTE_SRV_IP
-	STACK_IP=$PASTE_STACK_IP
+TESTBED_UP=
+
+# testbed_up: make this test's testbed (scripts/testbed up with names of this PID: two network
+# namespaces joined by a veth pair; see scripts/testbed --help) and set NS_CLI, NS_SRV, VETH_CLI,
+# VETH_SRV, CLI_IP, SRV_IP and STACK_IP. The EXIT trap takes it down.
+testbed_up() {
+	[ -z "$TESTBED_UP" ] || return 0
+	export PASTE_NS_CLI=pt-cli-$$ PASTE_NS_SRV=pt-srv-$$
+	export PASTE_VETH_CLI=ptc$$ PASTE_VETH_SRV=pts$$ # at most 10 characters: IFNAMSIZ is 16
+	TESTBED_UP=1
+	"$TESTBED" up >"$LOGDIR/testbed.log" 2>&1 || { cat "$LOGDIR/testbed.log" >&2; fail "testbed up failed"; }
+	eval "$("$TESTBED" env)"
+	NS_CLI=$PASTE_NS_CLI
+	NS_SRV=$PASTE_NS_SRV
+	# shellcheck disable=SC2034
+	{
+		VETH_CLI=$PASTE_VETH_CLI
+		VETH_SRV=$PASTE_VETH_SRV
+		CLI_IP=$PASTE_CLI_IP
+		SRV_IP=$PASTE_SRV_IP
+		STACK_IP=$PASTE_STACK_IP
+	}
 }
 
-in_cli() { ip netns exec "$NS_CLI" "$@"; }
-in_srv() { ip netns exec "$NS_SRV" "$@"; }
+# need_testbed: fail with a clear message when a test uses the namespaces before testbed_up.
+need_testbed() { [ -n "$TESTBED_UP" ] || fail "no testbed: call testbed_up after sourcing lib.sh"; }
+
+in_cli() { need_testbed; ip netns exec "$NS_CLI" "$@"; }
+in_srv() { need_testbed; ip netns exec "$NS_SRV" "$@"; }
 
 # xdp_attached: true if an XDP program is attached to the server veth.
 xdp_attached() { in_srv ip -d link show dev "$VETH_SRV" | grep -qE 'xdp|prog/'; }
@@ -207,26 +225,41 @@ xdp_attached() { in_srv ip -d link show dev "$VETH_SRV" | grep -qE 'xdp|prog/'; 
 # start_echo ARGS...: run paste-echo ARGS in the server namespace (background, output to
 # $ECHO_LOG) and wait until it prints "paste-echo: ready". Sets ECHO_PID.
 start_echo() {
-	local i rc=0
 	ECHO_N=$((ECHO_N + 1))
 	ECHO_LOG=$LOGDIR/echo.$ECHO_N.log
 	log "start: paste-echo $*"
-	ip netns exec "$NS_SRV" "$PASTE_ECHO" "$@" >"$ECHO_LOG" 2>&1 &
-	ECHO_PID=$!
-	track_pid "$ECHO_PID"
+	need_testbed
+	start_ready paste-echo "$ECHO_LOG" ip netns exec "$NS_SRV" "$PASTE_ECHO" "$@"
+	ECHO_PID=$READY_PID
+}
+
+# start_ready NAME LOG CMD...: run CMD in the background (output to LOG), track its PID, and wait
+# up to PASTE_READY_TIMEOUT seconds for a line starting "NAME: ready" in LOG. Sets READY_PID and
+# READY (that line). If CMD exits first, or never gets ready: the end of LOG, then fail.
+READY=
+READY_PID=
+start_ready() {
+	local name=$1 logf=$2 i rc=0
+	shift 2
+	"$@" >"$logf" 2>&1 &
+	READY_PID=$!
+	track_pid "$READY_PID"
 	for ((i = 0; i < READY_TIMEOUT * 10; i++)); do
-		if grep -q '^paste-echo: ready' "$ECHO_LOG"; then
-			log "$(grep -m1 '^paste-echo: ready' "$ECHO_LOG")"
+		READY=$(grep -m1 "^$name: ready" "$logf" || true)
+		if [ -n "$READY" ]; then
+			log "$READY"
 			return 0
 		fi
-		if ! kill -0 "$ECHO_PID" 2>/dev/null; then
-			wait "$ECHO_PID" || rc=$?
-			untrack_pid "$ECHO_PID"
-			fail "paste-echo exited with status $rc before it was ready"
+		if ! kill -0 "$READY_PID" 2>/dev/null; then
+			wait "$READY_PID" || rc=$?
+			untrack_pid "$READY_PID"
+			tail -n 5 "$logf" >&2
+			fail "$name exited with status $rc before it was ready"
 		fi
 		sleep 0.1
 	done
-	fail "paste-echo not ready after ${READY_TIMEOUT}s"
+	tail -n 5 "$logf" >&2
+	fail "$name not ready after ${READY_TIMEOUT}s"
 }
 
 # echo_stats: make paste-echo print a stats line (SIGUSR1) and print it.

@@ -524,14 +524,14 @@ int main(int argc, char **argv)
 		        paste_last_error());
 		return 1;
 	}
-	paste_pool__info(pool, &pinfo);
-	r = paste_log__open(pool, opt.log_name, 0, &log);
+	paste_pool__info(pool, &pinfo, sizeof(pinfo));
+	r = paste_log__open(&log, pool, opt.log_name, NULL);
 	if (r) {
 		fprintf(stderr, "logcheck: no log '%s' in %s: %s\n", opt.log_name, opt.pool_path,
 		        paste_last_error());
 		return 1;
 	}
-	paste_log__info(log, &linfo);
+	paste_log__info(log, &linfo, sizeof(linfo));
 	if (linfo.next_seq < linfo.first_seq || linfo.next_seq - linfo.first_seq > (1ull << 32)) {
 		fprintf(stderr, "logcheck: FAIL: log bounds first=%" PRIu64 " next=%" PRIu64 "\n",
 		        linfo.first_seq, linfo.next_seq);

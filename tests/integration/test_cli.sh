@@ -5,6 +5,7 @@
 # a disk filesystem, a wrong interface name) fail with a message that says what is wrong. No failed
 # start may leave an XDP program behind.
 . "$(dirname "$0")/lib.sh"
+testbed_up
 
 N=0
 # echo_cmd ARGS...: run paste-echo in the server namespace (bounded); sets RC, OUT, ERR (files).

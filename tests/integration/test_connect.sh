@@ -6,6 +6,7 @@
 # a port nobody listens on is refused (-ECONNREFUSED), and that an address nobody answers times
 # out (-ETIMEDOUT; the kernel transports may say -EHOSTUNREACH), each with its error message.
 . "$(dirname "$0")/lib.sh"
+testbed_up
 
 CC=$PASTE_BUILD/tests/paste-connectclient
 [ -x "$CC" ] || fail "no $CC (build the paste-connectclient target)"

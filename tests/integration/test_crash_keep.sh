@@ -15,6 +15,7 @@
 # Environment: PASTE_CRASH_ROUNDS (default 5), PASTE_CRASH_SEED (payload seed and kill times;
 # default random, printed), plus lib.sh's.
 . "$(dirname "$0")/lib.sh"
+testbed_up
 
 bin() {
 	local f
@@ -49,29 +50,13 @@ READY=
 
 # start_keep ARGS...: paste-keepserver ARGS in the server namespace; wait for its ready line (READY).
 start_keep() {
-	local i rc=0
 	KS_N=$((KS_N + 1))
 	KS_LOG=$LOGDIR/keepserver.$KS_N.log
 	log "start: paste-keepserver $*"
-	ip netns exec "$NS_SRV" "$KEEPSERVER" "$@" >"$KS_LOG" 2>&1 &
-	KS_PID=$!
-	track_pid "$KS_PID"
-	ECHO_PID=$KS_PID # so that fail() shows this server's log and stats
-	ECHO_LOG=$KS_LOG
-	for ((i = 0; i < READY_TIMEOUT * 10; i++)); do
-		READY=$(grep -m1 '^keepserver: ready' "$KS_LOG" || true)
-		if [ -n "$READY" ]; then
-			log "$READY"
-			return 0
-		fi
-		if ! kill -0 "$KS_PID" 2>/dev/null; then
-			wait "$KS_PID" || rc=$?
-			untrack_pid "$KS_PID"
-			fail "paste-keepserver exited with status $rc before it was ready"
-		fi
-		sleep 0.1
-	done
-	fail "paste-keepserver not ready after ${READY_TIMEOUT}s"
+	ECHO_LOG=$KS_LOG # so that fail() shows this server's log and stats
+	start_ready keepserver "$KS_LOG" ip netns exec "$NS_SRV" "$KEEPSERVER" "$@"
+	KS_PID=$READY_PID
+	ECHO_PID=$KS_PID
 }
 
 # field LINE NAME: NAME=value out of a ready/stats/summary line.

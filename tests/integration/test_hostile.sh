@@ -24,6 +24,7 @@
 # Environment: PASTE_HOSTILE_SYNS, PASTE_HOSTILE_RATE, PASTE_HOSTILE_COUNT (frames per malformed
 # kind, default 200), PASTE_HOSTILE_SEED, plus lib.sh's.
 . "$(dirname "$0")/lib.sh"
+testbed_up
 
 SYNS=${PASTE_HOSTILE_SYNS:-100000}
 RATE=${PASTE_HOSTILE_RATE:-10000}
@@ -89,17 +90,11 @@ check_load() {
 
 # ---- paste-wal -----------------------------------------------------------------------------------
 log "start: paste-wal on $VETH_SRV $STACK_IP:$PORT"
-ip netns exec "$NS_SRV" "$WAL" --ifname "$VETH_SRV" --ip "$STACK_IP" --port $PORT --pool "$POOL" \
-	--pool-size 4G >"$WAL_LOG" 2>&1 &
-WAL_PID=$!
-track_pid "$WAL_PID"
-ECHO_PID=$WAL_PID ECHO_LOG=$WAL_LOG # fail() shows this log
-for ((i = 0; i < READY_TIMEOUT * 10; i++)); do
-	grep -q '^paste-wal: ready' "$WAL_LOG" && break
-	alive
-	sleep 0.1
-done
-grep -q '^paste-wal: ready' "$WAL_LOG" || fail "paste-wal not ready"
+ECHO_LOG=$WAL_LOG # fail() shows this log
+start_ready paste-wal "$WAL_LOG" ip netns exec "$NS_SRV" "$WAL" --ifname "$VETH_SRV" --ip "$STACK_IP" \
+	--port $PORT --pool "$POOL" --pool-size 4G
+WAL_PID=$READY_PID
+ECHO_PID=$WAL_PID
 in_cli ping -c1 -W2 "$STACK_IP" >/dev/null || fail "the stack does not answer ping"
 STACK_MAC=$(in_cli ip neigh show "$STACK_IP" dev "$VETH_CLI" | awk '{for(i=1;i<NF;i++) if($i=="lladdr") print $(i+1)}')
 [ -n "$STACK_MAC" ] || fail "no ARP entry for $STACK_IP"

@@ -4,6 +4,7 @@
 # XDP program attached and its pool file behind. A new paste-echo on the same interface and pool
 # must replace the stale program, serve a full run, and leave no XDP program after SIGTERM.
 . "$(dirname "$0")/lib.sh"
+testbed_up
 
 PORT=7
 ARGS=(--ifname "$VETH_SRV" --ip "$STACK_IP" --port "$PORT" --pool "$POOL" --pool-size 64M)

@@ -13,6 +13,7 @@
 #  - SIGTERM exits 0; a restart on the same pool recovers every key, byte-identical.
 # Needs redis-tools (redis-cli, redis-benchmark) and python3.
 . "$(dirname "$0")/lib.sh"
+testbed_up
 . "$(dirname "$0")/kv_lib.sh" # start_kv
 
 KV_TOOL=$PASTE_SRC/tests/integration/kv_tool.py

@@ -4,6 +4,7 @@
 # then 3300 random calls), and SORT too (kv_sort_cmp.py: edge cases, then 200 random sorts), both
 # servers on the kernel transport in the server namespace. Skipped (77) without redis-server.
 . "$(dirname "$0")/lib.sh"
+testbed_up
 . "$(dirname "$0")/kv_lib.sh" # start_kv
 
 command -v redis-server >/dev/null || { log "redis-server not installed: skipped"; exit 77; }

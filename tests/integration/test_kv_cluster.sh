@@ -14,6 +14,7 @@
 # in the server namespace), and the offline slot move (kv-cluster down, map edited, up,
 # scripts/kv-slot-move) leaves every key readable at its new owner. About 30 s.
 . "$(dirname "$0")/lib.sh"
+testbed_up
 
 KVC=$PASTE_SRC/scripts/kv-cluster
 MOVE=$PASTE_SRC/scripts/kv-slot-move

@@ -7,6 +7,7 @@
 # restart (recovery) every key the client saw acknowledged holds its last acknowledged value or a
 # later one, byte-identical - also the keys of every earlier round, over several kills.
 . "$(dirname "$0")/lib.sh"
+testbed_up
 . "$(dirname "$0")/kv_lib.sh"
 
 command -v python3 >/dev/null || fail "python3 not found"

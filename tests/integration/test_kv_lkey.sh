@@ -11,6 +11,7 @@
 #  - --max-key: a key one byte over it is refused with Redis' kind of error.
 # About 20 s per transport. Needs python3.
 . "$(dirname "$0")/lib.sh"
+testbed_up
 . "$(dirname "$0")/kv_lib.sh"
 
 TOOL=$PASTE_SRC/tests/integration/kv_lkey_tool.py

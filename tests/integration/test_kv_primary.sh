@@ -16,6 +16,7 @@
 #   is on both replicas, and in the primary's pool after its restart; the replicas resynchronise.
 # Skipped (77) without redis-server.
 . "$(dirname "$0")/lib.sh"
+testbed_up
 . "$(dirname "$0")/kv_lib.sh"
 . "$(dirname "$0")/kv_repl_lib.sh" # wait_for, kv_transport
 

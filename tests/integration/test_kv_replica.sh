@@ -12,6 +12,7 @@
 # About 30 s. KV_TEST_TRANSPORTS picks transports; "paste-shared" (the paste transport in
 # shared-IP mode, ~12 s more) is not in the default list: test_connect covers its connects.
 . "$(dirname "$0")/lib.sh"
+testbed_up
 . "$(dirname "$0")/kv_lib.sh"
 
 command -v redis-server >/dev/null || fail "redis-server not installed (scripts/deps installs it)"

@@ -9,6 +9,7 @@
 # (same keys, contents and expiry times: kv_repl_tool.py digest) and takes writes. Skipped (77)
 # without redis-server or redis-sentinel.
 . "$(dirname "$0")/lib.sh"
+testbed_up
 . "$(dirname "$0")/kv_lib.sh"
 . "$(dirname "$0")/kv_repl_lib.sh" # wait_for, kv_transport
 

@@ -10,6 +10,7 @@
 # pool and every key reads back through the proxy again (durable on the node the proxy chose).
 # About 15 s.
 . "$(dirname "$0")/lib.sh"
+testbed_up
 
 TOOL=$PASTE_SRC/tests/integration/kv_cluster_tool.py
 PASTE_KV=$PASTE_BUILD/paste-kv

@@ -8,6 +8,7 @@
 # byte-identical - also the groups of every earlier round. The recovered line's tx_undone counts
 # the writes the undo log rolled back (kv_tx.c).
 . "$(dirname "$0")/lib.sh"
+testbed_up
 . "$(dirname "$0")/kv_lib.sh"
 
 command -v python3 >/dev/null || fail "python3 not found"

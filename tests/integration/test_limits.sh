@@ -14,6 +14,7 @@
 #      pool is full): never a crash or a reset; GET still works; DELETE /log?upto=<last> frees the
 #      frames and the next POST is 201 again; SIGTERM exits 0 (frame accounting).
 . "$(dirname "$0")/lib.sh"
+testbed_up
 
 WAL=$PASTE_BUILD/paste-wal
 PORT=8080
@@ -114,17 +115,11 @@ stop_echo || fail "paste-echo exited with $ECHO_RC"
 # ---- (a') paste-wal --max-conns and (c) pool exhaustion ----------------------------------------------
 rm -f "$POOL"
 WAL_LOG=$LOGDIR/wal.log
-ip netns exec "$NS_SRV" "$WAL" --ifname "$VETH_SRV" --ip "$STACK_IP" --port $PORT --pool "$POOL" \
-	--pool-size 64M --max-conns 50 >"$WAL_LOG" 2>&1 &
-WAL_PID=$!
-track_pid $WAL_PID
-ECHO_PID=$WAL_PID ECHO_LOG=$WAL_LOG
-for ((i = 0; i < READY_TIMEOUT * 10; i++)); do
-	grep -q '^paste-wal: ready' "$WAL_LOG" && break
-	kill -0 $WAL_PID 2>/dev/null || fail "paste-wal exited before it was ready"
-	sleep 0.1
-done
-grep -q '^paste-wal: ready' "$WAL_LOG" || fail "paste-wal not ready"
+ECHO_LOG=$WAL_LOG
+start_ready paste-wal "$WAL_LOG" ip netns exec "$NS_SRV" "$WAL" --ifname "$VETH_SRV" --ip "$STACK_IP" \
+	--port $PORT --pool "$POOL" --pool-size 64M --max-conns 50
+WAL_PID=$READY_PID
+ECHO_PID=$WAL_PID
 r=$(held_conns 80 $PORT wal) || fail "held_conns (wal) failed"
 log "(a) paste-wal --max-conns 50, 80 connections at once: $r"
 [ "$r" = "served=50 reset=30" ] || fail "(a) paste-wal: expected served=50 reset=30, got $r"

@@ -15,6 +15,7 @@
 # About 10-15 s.
 export PASTE_QUEUES=2
 . "$(dirname "$0")/lib.sh"
+testbed_up
 . "$(dirname "$0")/mq_lib.sh"
 
 POOL=/dev/shm/paste-test-$$-mq.pool # one file, one 32 MiB slice per worker

@@ -23,6 +23,7 @@
 # About 40-70 s.
 export PASTE_QUEUES=2
 . "$(dirname "$0")/lib.sh"
+testbed_up
 . "$(dirname "$0")/kv_lib.sh"
 . "$(dirname "$0")/wal_lib.sh"
 . "$(dirname "$0")/mq_lib.sh"

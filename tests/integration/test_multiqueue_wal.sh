@@ -23,6 +23,7 @@
 # About 60-90 s (Release and ASan trees alike, on 2 vCPUs).
 export PASTE_QUEUES=2
 . "$(dirname "$0")/lib.sh"
+testbed_up
 . "$(dirname "$0")/wal_lib.sh"
 . "$(dirname "$0")/mq_lib.sh"
 

@@ -8,6 +8,7 @@
 # not describe as a device DAX is refused with a message. Not persistent: each mapping of /dev/zero
 # starts from zeros, so recovery on a device is not tested here (test_pool_dax covers the logic).
 . "$(dirname "$0")/lib.sh"
+testbed_up
 
 DAXDIR=$(mktemp -d /tmp/paste-devdax-$$.XXXXXX)
 trap 'rc=$?; rm -rf -- "$DAXDIR"; (exit $rc); cleanup' EXIT

@@ -16,6 +16,7 @@
 # the same for paste-wal --transport kernel, which takes the variable as its --fence-delay.
 # About 20 s per server.
 . "$(dirname "$0")/lib.sh"
+testbed_up
 
 CHECK=$PASTE_SRC/tests/integration/ref_check.py
 BENCH=$PASTE_BUILD/paste-bench
@@ -28,16 +29,9 @@ start_ref() {
 	shift
 	name=$(basename "$bin")
 	rm -f "$POOL"
-	ip netns exec "$NS_SRV" env "$@" "$bin" --ip "$SRV_IP" --port 8080 --pool "$POOL" \
-		--pool-size 64M >"$LOGDIR/$name.log" 2>&1 &
-	SRV_PID=$!
-	track_pid "$SRV_PID"
-	for ((i = 0; i < READY_TIMEOUT * 10; i++)); do
-		grep -q "^$name: ready" "$LOGDIR/$name.log" && return 0
-		kill -0 "$SRV_PID" 2>/dev/null || fail "$name exited before ready: $(tail -n 3 "$LOGDIR/$name.log")"
-		sleep 0.1
-	done
-	fail "$name not ready after ${READY_TIMEOUT}s"
+	start_ready "$name" "$LOGDIR/$name.log" ip netns exec "$NS_SRV" env "$@" "$bin" --ip "$SRV_IP" \
+		--port 8080 --pool "$POOL" --pool-size 64M
+	SRV_PID=$READY_PID
 }
 
 stop_ref() {
@@ -108,15 +102,9 @@ PASTE_EMU_FENCE_NS=soon "$WAL" --transport kernel --port 8080 --pool "$POOL.x" >
 [ $rc = 2 ] && grep -q PASTE_EMU_FENCE_NS "$LOGDIR/wal.bad.log" ||
 	fail "paste-wal: a bad PASTE_EMU_FENCE_NS gave exit $rc: $(cat "$LOGDIR/wal.bad.log")"
 rm -f "$POOL"
-ip netns exec "$NS_SRV" env PASTE_EMU_FENCE_NS=2000000 "$WAL" --transport kernel --ip "$SRV_IP" \
-	--port 8080 --pool "$POOL" --pool-size 64M >"$LOGDIR/paste-wal.log" 2>&1 &
-SRV_PID=$!
-track_pid "$SRV_PID"
-for ((i = 0; i < READY_TIMEOUT * 10; i++)); do
-	grep -q '^paste-wal: ready' "$LOGDIR/paste-wal.log" && break
-	kill -0 "$SRV_PID" 2>/dev/null || fail "paste-wal exited: $(tail -n 3 "$LOGDIR/paste-wal.log")"
-	sleep 0.1
-done
+start_ready paste-wal "$LOGDIR/paste-wal.log" ip netns exec "$NS_SRV" env PASTE_EMU_FENCE_NS=2000000 \
+	"$WAL" --transport kernel --ip "$SRV_IP" --port 8080 --pool "$POOL" --pool-size 64M
+SRV_PID=$READY_PID
 out=$(in_cli "$BENCH" --mode http-post --connect "$SRV_IP:8080" --size 64 --conns 1 \
 	--duration 1 --warmup 0.1 --json --quiet) || fail "paste-wal: paste-bench (fence delay) failed"
 min=$(sed -n 's/.*"latency_us":{"min":\([0-9.]*\).*/\1/p' <<<"$out")

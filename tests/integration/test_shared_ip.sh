@@ -4,6 +4,7 @@
 # steered to the stack. Everything else must still reach the kernel while it runs: a kernel TCP
 # echo server on another port of the same address, and ping (answered by the kernel).
 . "$(dirname "$0")/lib.sh"
+testbed_up
 
 PASTE_PORT=7
 KERNEL_PORT=8080

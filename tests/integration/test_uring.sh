@@ -11,6 +11,7 @@
 # allocator or on the ring, and SIGTERM ends it with status 0. paste-wal and paste-kv run on this
 # transport in test_wal.sh, test_wal_crash.sh, test_kv.sh and test_kv_crash.sh (their mode lists).
 . "$(dirname "$0")/lib.sh"
+testbed_up
 
 PORT=7
 to=(--timeout 120)

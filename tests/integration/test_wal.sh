@@ -19,6 +19,7 @@
 # Environment: PASTE_WAL_MODES (default "paste kernel io_uring fdatasync"), PASTE_WAL_WRK_SECS (default
 # 10), plus lib.sh's. Needs curl, wrk and python3 (scripts/deps).
 . "$(dirname "$0")/lib.sh"
+testbed_up
 . "$(dirname "$0")/wal_lib.sh"
 
 MODES=${PASTE_WAL_MODES:-paste kernel io_uring fdatasync}
@@ -179,7 +180,7 @@ run_mode() {
 	check_read_back "$host" verify
 	stop_wal
 	records=$(field "$(grep '^stats ' "$WAL_LOG" | tail -n 1)" records)
-	[ "$MODE" = fdatasync ] || dump_check "$acks" "$records"
+	dump_check "$acks" "$records"
 	# Restart: everything recovered, readable again; then truncate it all and run wrk.
 	# --retain-bytes bounds the log during wrk: a fast machine fills the 4 GiB pool in
 	# 10 s of closed-loop POSTs (CI once saw 52,917 507 replies at 186 k req/s), and wrk
@@ -198,7 +199,7 @@ run_mode() {
 		"batches=$(jfield "$stats" batches) avg_batch=$(jfield "$stats" avg_batch)" \
 		"max_batch=$(jfield "$stats" max_batch)"
 	stop_wal # retention may drop more after the /stats above: compare with the final stats line
-	[ "$MODE" = fdatasync ] || dump_check "" "$(field "$(grep '^stats ' "$WAL_LOG" | tail -n 1)" records)"
+	dump_check "" "$(field "$(grep '^stats ' "$WAL_LOG" | tail -n 1)" records)"
 }
 
 # check_read_back HOST TAG: the whole log over HTTP: every acked record byte-identical, every
@@ -209,21 +210,23 @@ check_read_back() {
 	log "$2: $(tail -n 1 "$LOGDIR/$2.$MODE.log")"
 }
 
-# dump_check ACKS RECORDS: paste-wal-dump --verify on the stopped server's pool; with ACKS, its
-# --raw output is checked record by record too.
+# dump_check ACKS RECORDS: paste-wal-dump --verify on the stopped server's pool (--log-file on the
+# log file in the fdatasync mode); with ACKS, its --raw output is checked record by record too.
 dump_check() {
-	local listing=$LOGDIR/dump.$MODE.txt raw=$LOGDIR/dump.$MODE.raw sum
+	local listing=$LOGDIR/dump.$MODE.txt raw=$LOGDIR/dump.$MODE.raw sum src=(--pool "$POOL" --verify)
+	[ "$MODE" != fdatasync ] || src=(--log-file "$LOGFILE") # the fdatasync store: the log file
 	if [ -n "$1" ]; then
-		"$DUMP" --pool "$POOL" --verify --raw >"$raw" 2>"$listing" ||
-			{ tail -n 20 "$listing" >&2; fail "paste-wal-dump --verify failed"; }
+		"$DUMP" "${src[@]}" --raw >"$raw" 2>"$listing" ||
+			{ tail -n 20 "$listing" >&2; fail "paste-wal-dump ${src[*]} failed"; }
 	else
-		"$DUMP" --pool "$POOL" --verify --quiet >"$listing" 2>&1 ||
-			{ tail -n 20 "$listing" >&2; fail "paste-wal-dump --verify failed"; }
+		"$DUMP" "${src[@]}" --quiet >"$listing" 2>&1 ||
+			{ tail -n 20 "$listing" >&2; fail "paste-wal-dump ${src[*]} failed"; }
 	fi
 	sum=$(grep '^paste-wal-dump:' "$listing")
 	log "$sum"
 	[ "$(field "$sum" records)" = "$2" ] || fail "paste-wal-dump lists $(field "$sum" records) records, the server had $2"
-	[ "$(field "$sum" was_clean)" = 1 ] || fail "the pool is not marked clean after SIGTERM"
+	[ "$MODE" = fdatasync ] || [ "$(field "$sum" was_clean)" = 1 ] || fail "the pool is not marked clean after SIGTERM"
+	[ "$MODE" != fdatasync ] || [ "$(field "$sum" torn_bytes)" = 0 ] || fail "a torn tail after SIGTERM: $sum"
 	if [ -n "$1" ]; then
 		python3 "$CLIENT_PY" verify-dump --listing "$listing" --raw "$raw" --ack-file "$1" --seed 5 \
 			>"$LOGDIR/vdump.$MODE.log" 2>&1 || { cat "$LOGDIR/vdump.$MODE.log" >&2; fail "dump --raw differs"; }

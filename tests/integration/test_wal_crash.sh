@@ -16,6 +16,7 @@
 # Environment: PASTE_WAL_MODES (default "paste kernel io_uring fdatasync"), PASTE_CRASH_ROUNDS (default 3),
 # PASTE_CRASH_SEED (payloads and kill times; default random, printed), plus lib.sh's.
 . "$(dirname "$0")/lib.sh"
+testbed_up
 . "$(dirname "$0")/wal_lib.sh"
 
 MODES=${PASTE_WAL_MODES:-paste kernel io_uring fdatasync}

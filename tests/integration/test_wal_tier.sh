@@ -22,6 +22,7 @@
 # Environment: PASTE_TIER_TRANSPORT (kernel, the default, or paste), PASTE_CRASH_ROUNDS (default 3), PASTE_CRASH_SEED (default random, printed), PASTE_TIER_BASE
 # (directory for the tier, default /var/tmp: must not be tmpfs to mean anything), plus lib.sh's.
 . "$(dirname "$0")/lib.sh"
+testbed_up
 . "$(dirname "$0")/wal_lib.sh"
 
 ROUNDS=${PASTE_CRASH_ROUNDS:-3}

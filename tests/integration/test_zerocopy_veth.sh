@@ -8,6 +8,7 @@
 #  - off: starts, zerocopy=0;
 #  - a bad value is a usage error (exit 2) naming the option.
 . "$(dirname "$0")/lib.sh"
+testbed_up
 
 KREL=$(uname -r)
 base=(--ifname "$VETH_SRV" --ip "$STACK_IP" --pool "$POOL" --pool-size 32M)

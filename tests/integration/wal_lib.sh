@@ -13,32 +13,16 @@
 WAL_PID=
 WAL_LOG=
 WAL_N=0
-READY=
 
 start_wal() {
-	local i rc=0
 	WAL_N=$((WAL_N + 1))
 	WAL_LOG=$LOGDIR/wal.$WAL_N.log
 	log "start: paste-wal $*"
-	ip netns exec "$NS_SRV" "$WAL" "$@" >"$WAL_LOG" 2>&1 &
-	WAL_PID=$!
-	track_pid "$WAL_PID"
-	ECHO_PID=$WAL_PID # fail() shows this log
-	ECHO_LOG=$WAL_LOG
-	for ((i = 0; i < READY_TIMEOUT * 10; i++)); do
-		READY=$(grep -m1 '^paste-wal: ready' "$WAL_LOG" || true)
-		if [ -n "$READY" ]; then
-			log "$READY"
-			return 0
-		fi
-		if ! kill -0 "$WAL_PID" 2>/dev/null; then
-			wait "$WAL_PID" || rc=$?
-			untrack_pid "$WAL_PID"
-			fail "paste-wal exited with status $rc before it was ready"
-		fi
-		sleep 0.1
-	done
-	fail "paste-wal not ready after ${READY_TIMEOUT}s"
+	need_testbed
+	ECHO_LOG=$WAL_LOG # fail() shows this log
+	start_ready paste-wal "$WAL_LOG" ip netns exec "$NS_SRV" "$WAL" "$@"
+	WAL_PID=$READY_PID
+	ECHO_PID=$WAL_PID
 }
 
 field() {

@@ -72,7 +72,9 @@ static int fill_log(struct packer *p, uint64_t n)
 	struct paste_log *log;
 	uint8_t buf[BENCH_LOG_PAYLOAD];
 	struct sim_rng rng = {42};
-	int err = paste_log__open(p->pool, "bench.log", n * 128 + (1 << 20), &log);
+	int err =
+	    paste_log__open(&log, p->pool, "bench.log",
+	                    &PASTE_OPTS_LIT(paste_log_opts, .region_size = n * 128 + (1 << 20)));
 
 	for (uint64_t i = 0; i < n && !err; i++) {
 		struct paste_ref ref;
@@ -93,7 +95,8 @@ static int fill_kv(struct packer *p, uint64_t n)
 	struct paste_kv *kv;
 	uint8_t key[BENCH_KLEN], val[BENCH_VLEN];
 	struct sim_rng rng = {43};
-	int err = paste_kv__open(p->pool, "bench.kv", n + n / 4, &kv);
+	int err = paste_kv__open(&kv, p->pool, "bench.kv",
+	                         &PASTE_OPTS_LIT(paste_kv_opts, .capacity = n + n / 4));
 
 	for (uint64_t i = 0; i < n && !err; i++) {
 		struct paste_ref kref, vref;
@@ -156,16 +159,16 @@ static int time_open(const char *path, bool is_kv, const char *what, uint64_t n,
 		struct paste_kv *kv;
 		struct paste_kv_info in;
 
-		if (!paste_kv__open(pool, "bench.kv", 0, &kv)) {
-			paste_kv__info(kv, &in);
+		if (!paste_kv__open(&kv, pool, "bench.kv", NULL)) {
+			paste_kv__info(kv, &in, sizeof(in));
 			got = in.keys;
 		}
 	} else {
 		struct paste_log *log;
 		struct paste_log_info in;
 
-		if (!paste_log__open(pool, "bench.log", 0, &log)) {
-			paste_log__info(log, &in);
+		if (!paste_log__open(&log, pool, "bench.log", NULL)) {
+			paste_log__info(log, &in, sizeof(in));
 			got = in.records;
 		}
 	}

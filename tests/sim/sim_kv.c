@@ -82,7 +82,8 @@ static int kv_setup(struct sim_run *r)
 	}
 	sim_region_name(r, SIM_KV_NAME);
 	sim_issue(r);
-	err = paste_kv__open(r->pool, SIM_KV_NAME, k->capacity, &k->kv);
+	err = paste_kv__open(&k->kv, r->pool, SIM_KV_NAME,
+	                     &PASTE_OPTS_LIT(paste_kv_opts, .capacity = k->capacity));
 	if (err)
 		sim_violation(r, "paste_kv__open (create) fails: %d", err);
 	return err;
@@ -347,7 +348,8 @@ static void check_absent(struct sim_run *r, unsigned key)
 static struct paste_kv *open_kv(struct sim_run *r, struct paste_pool *pool)
 {
 	struct paste_kv *kv;
-	int err = paste_kv__open(pool, SIM_KV_NAME, r->kv->capacity, &kv);
+	int err = paste_kv__open(&kv, pool, SIM_KV_NAME,
+	                         &PASTE_OPTS_LIT(paste_kv_opts, .capacity = r->kv->capacity));
 
 	if (err) {
 		sim_violation(r, "paste_kv__open fails after recovery: %d: %s", err,
@@ -397,7 +399,7 @@ static void kv_check(struct sim_run *r, struct paste_pool *rec)
 		nseen += k->seen[i];
 	}
 	check_get(r, kv);
-	paste_kv__info(kv, &in);
+	paste_kv__info(kv, &in, sizeof(in));
 	if (in.keys != w.n)
 		sim_violation(r, "kv info says %llu keys, iterate found %llu",
 		              (unsigned long long)in.keys, (unsigned long long)w.n);
@@ -447,7 +449,7 @@ static void kv_extend(struct sim_run *r, struct paste_pool *rec)
 	    sim_payload_on(rec, k->live_val, k->live_vlen, &vref))
 		return;
 	err = paste_kv__put(kv, &kref, &vref);
-	paste_kv__info(kv, &in);
+	paste_kv__info(kv, &in, sizeof(in));
 	if (err == -ENOSPC && in.keys >= in.capacity) { /* full: a right answer */
 		paste_pool__ref_put(rec, &kref);
 		paste_pool__ref_put(rec, &vref);

@@ -598,9 +598,9 @@ static void ka_check(struct ka *a, const uint8_t *img)
 		unlink(a->crash_path);
 		return;
 	}
-	if ((err = paste_kv__open(rec, "ka.kv", 0, &kv)) ||
-	    (err = paste_kv__open(rec, "ka.sub", 0, &sub)) ||
-	    (err = paste_kv__open(rec, "ka.undo", 0, &undo)) ||
+	if ((err = paste_kv__open(&kv, rec, "ka.kv", NULL)) ||
+	    (err = paste_kv__open(&sub, rec, "ka.sub", NULL)) ||
+	    (err = paste_kv__open(&undo, rec, "ka.undo", NULL)) ||
 	    (err = ka_startup(a, rec, kv, sub, undo))) {
 		ka_viol(a, "opening the indexes or the startup fails: %s", paste_last_error());
 		goto out;
@@ -740,11 +740,14 @@ int sim_probe_kvapp(const struct sim_cfg *cfg, uint64_t ops)
 	unlink(work);
 	err = paste_pool__open(&a->pool, work, &o);
 	if (!err)
-		err = paste_kv__open(a->pool, "ka.kv", 64, &a->kv);
+		err = paste_kv__open(&a->kv, a->pool, "ka.kv",
+		                     &PASTE_OPTS_LIT(paste_kv_opts, .capacity = 64));
 	if (!err)
-		err = paste_kv__open(a->pool, "ka.sub", 256, &a->sub);
+		err = paste_kv__open(&a->sub, a->pool, "ka.sub",
+		                     &PASTE_OPTS_LIT(paste_kv_opts, .capacity = 256));
 	if (!err)
-		err = paste_kv__open(a->pool, "ka.undo", 64, &a->undo);
+		err = paste_kv__open(&a->undo, a->pool, "ka.undo",
+		                     &PASTE_OPTS_LIT(paste_kv_opts, .capacity = 64));
 	if (!err)
 		err = sim_pmem__init(&a->pm, a->pool, SIM_BREAK_NONE, sim_rand(&a->rng));
 	if (err) {

@@ -99,12 +99,13 @@ static int log_setup(struct sim_run *r)
 	l->region = sizes[sim_below(&r->rng, 4)];
 	sim_region_name(r, SIM_LOG_NAME);
 	sim_issue(r); /* creating the log is an operation; nothing depends on its id */
-	err = paste_log__open(r->pool, SIM_LOG_NAME, l->region, &l->log);
+	err = paste_log__open(&l->log, r->pool, SIM_LOG_NAME,
+	                      &PASTE_OPTS_LIT(paste_log_opts, .region_size = l->region));
 	if (err) {
 		sim_violation(r, "paste_log__open (create) fails: %d", err);
 		return err;
 	}
-	paste_log__info(l->log, &in);
+	paste_log__info(l->log, &in, sizeof(in));
 	l->base_seq = in.next_seq;
 	l->first = l->pool_first = in.first_seq;
 	l->tier = sim_chance(&r->rng, 50);
@@ -436,7 +437,8 @@ static int walk_cb(const struct paste_log_rec *rec, void *arg)
 static struct paste_log *open_log(struct sim_run *r, struct paste_pool *pool)
 {
 	struct paste_log *log;
-	int err = paste_log__open(pool, SIM_LOG_NAME, r->log->region, &log);
+	int err = paste_log__open(&log, pool, SIM_LOG_NAME,
+	                          &PASTE_OPTS_LIT(paste_log_opts, .region_size = r->log->region));
 
 	if (err) {
 		sim_violation(r, "paste_log__open fails after recovery: %d: %s", err,
@@ -545,7 +547,7 @@ static void log_check(struct sim_run *r, struct paste_pool *rec)
 	if (!log)
 		return;
 	w.t_ack = trunc_upto(l, r->crash.acked);
-	paste_log__info(log, &in);
+	paste_log__info(log, &in, sizeof(in));
 	if (l->tier)
 		ntier = check_tier(r, rec, &in, &w);
 	l->obs_tier = (size_t)ntier;
@@ -595,7 +597,7 @@ static void log_extend(struct sim_run *r, struct paste_pool *rec)
 
 	if (!log)
 		return;
-	paste_log__info(log, &in);
+	paste_log__info(log, &in, sizeof(in));
 	l->live_len = 1 + sim_below(&r->crash_rng, sizeof(l->live_bytes));
 	sim_fill(&r->crash_rng, l->live_bytes, l->live_len);
 	if (sim_payload_on(rec, l->live_bytes, l->live_len, &ref))
@@ -640,7 +642,7 @@ static void log_rebase(struct sim_run *r, struct paste_pool *pool, uint64_t op)
 		r->fatal = true;
 		return;
 	}
-	paste_log__info(l->log, &in);
+	paste_log__info(l->log, &in, sizeof(in));
 	for (size_t i = 0; i < l->nrec; i++) {
 		if (j < l->nobs && l->obs[j] == i) {
 			l->rec[n] = l->rec[i];

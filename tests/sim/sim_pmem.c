@@ -245,7 +245,7 @@ int sim_pmem__init(struct sim_pmem *pm, struct paste_pool *pool, enum sim_break 
 	struct paste_pmem_ops ops = {0};
 	int err;
 
-	paste_pool__info(pool, &info);
+	paste_pool__info(pool, &info, sizeof(info));
 	err =
 	    sim_pmem__attach(pm, paste_pool__base(pool), info.size, info.frame_area_off, brk, seed);
 	if (err)

@@ -105,8 +105,8 @@ static int probe_open(struct probe *p, const char *path, uint64_t *keys)
 	err = paste_pool__open(&rec, path, &o);
 	if (!err) {
 		*keys = 0;
-		if (!paste_kv__open(rec, "probe.kv", 0, &kv)) {
-			paste_kv__info(kv, &in);
+		if (!paste_kv__open(&kv, rec, "probe.kv", NULL)) {
+			paste_kv__info(kv, &in, sizeof(in));
 			*keys = in.keys;
 		}
 		paste_pool__close(&rec);
@@ -128,7 +128,8 @@ static int probe_setup(struct probe *p, const char *path, uint64_t capacity)
 	unlink(path);
 	err = paste_pool__open(&p->pool, path, &o);
 	if (!err)
-		err = paste_kv__open(p->pool, "probe.kv", capacity, &p->kv);
+		err = paste_kv__open(&p->kv, p->pool, "probe.kv",
+		                     &PASTE_OPTS_LIT(paste_kv_opts, .capacity = capacity));
 	if (!err)
 		err = paste_pool__find_region(p->pool, "probe.kv", &region, &len);
 	if (!err)

@@ -227,7 +227,7 @@ int sim_payload_on(struct paste_pool *pool, const void *bytes, uint32_t len, str
 	uint8_t *dst;
 	int err;
 
-	paste_pool__info(pool, &info);
+	paste_pool__info(pool, &info, sizeof(info));
 	err = paste_frames__alloc(f, PASTE_FRAME_RX, &idx);
 	if (err)
 		return err;
@@ -308,7 +308,7 @@ static void check_pool(struct sim_run *r, struct paste_pool *rec)
 	struct paste_pool_info in;
 	uint64_t used = 0;
 
-	paste_pool__info(rec, &in);
+	paste_pool__info(rec, &in, sizeof(in));
 	if (in.size != r->pool_size || in.frame_size != r->frame_size ||
 	    in.frame_count != r->frame_count || memcmp(in.uuid, r->uuid, sizeof(in.uuid)))
 		sim_violation(r, "recovered superblock differs: size %llu frames %u x %u",
@@ -552,7 +552,7 @@ static void learn_geometry(struct sim_run *r)
 {
 	struct paste_pool_info in;
 
-	paste_pool__info(r->pool, &in);
+	paste_pool__info(r->pool, &in, sizeof(in));
 	r->frames = paste_pool__frame_alloc(r->pool);
 	r->base = paste_pool__base(r->pool);
 	r->pool_size = in.size;
@@ -569,7 +569,7 @@ static void prefill(struct sim_run *r)
 {
 	struct paste_pool_info in;
 
-	paste_pool__info(r->pool, &in);
+	paste_pool__info(r->pool, &in, sizeof(in));
 	sim_fill(&r->rng, r->base + in.region_area_off + in.region_area_used,
 	         in.region_area_size - in.region_area_used);
 	sim_fill(&r->rng, r->base + in.frame_area_off, (uint64_t)in.frame_count * in.frame_size);

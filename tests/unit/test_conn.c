@@ -169,7 +169,7 @@ static int setup(void **state)
 	ctx = calloc(1, sizeof(*ctx));
 	assert_non_null(ctx);
 	assert_int_equal(paste_pool__open(&ctx->pool, pool_path, &po), 0);
-	paste_pool__info(ctx->pool, &info);
+	paste_pool__info(ctx->pool, &info, sizeof(info));
 	ctx->area = paste_pool__frames(ctx->pool);
 	ctx->frame_size = info.frame_size;
 	ctx->frame_count = info.frame_count;

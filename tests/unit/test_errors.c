@@ -6,7 +6,12 @@
  * small, or bytes set past the struct this library knows). Drives each call into its failures
  * without a NIC: the kernel transport on 127.0.0.1, a real TCP connection from this process, a
  * 4 MiB pool on /dev/shm. The connection calls and the failing round hook run again on the
- * io_uring transport.
+ * io_uring transport. Covered: every public int function with a failure a caller can provoke
+ * (bad arguments, options, absent or full indexes, regions, info sizes, views of an unsliced
+ * pool). Not driven here: paste_poll()/paste_run() fail only when the transport's wait fails (an
+ * epoll/io_uring/poll error, not reachable from outside); paste_shutdown(),
+ * paste_set_round_hook() and paste_log__truncate() on a valid object always succeed; the
+ * -ENOMEM paths (malloc failing).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -173,6 +178,7 @@ static void test_ctx_calls(void **state)
 	assert_int_equal(paste_listen(ctx, port, &ops, NULL), 0);
 	EXPECT_FAIL(paste_listen(ctx, port, &ops, NULL), -EADDRINUSE, "port");
 	EXPECT_FAIL(paste_stats(ctx, NULL, 0), -EINVAL, "paste_stats");
+	EXPECT_FAIL(paste_stats(NULL, &st, sizeof(st)), -EINVAL, "NULL context");
 	assert_int_equal(paste_stats(ctx, &st, sizeof(st)), 0);
 	EXPECT_FAIL(paste_persist(ctx, local, sizeof(local)), -EINVAL, "not inside the pool");
 	EXPECT_FAIL(paste_keep(ctx, local, sizeof(local), &ref), -EINVAL, "not inside the pool");
@@ -270,36 +276,180 @@ static void test_index_calls(void **state)
 	struct paste_kv *kv, *other;
 
 	assert_int_equal(paste_pool__open(&p, pool_path, &o), 0);
-	EXPECT_FAIL(paste_log__open(p, "nolog", 0, &log), -ENOENT, "pool has no log 'nolog'");
-	EXPECT_FAIL(paste_kv__open(p, "nokv", 0, &other), -ENOENT, "pool has no key-value index");
-	assert_int_equal(paste_log__open(p, "l", 64 << 10, &log), 0);
-	EXPECT_FAIL(paste_kv__open(p, "l", 100, &other), -EINVAL,
-	            "something other than a key-value");
-	EXPECT_FAIL(paste_log__open(p, "l", 1 << 20, &log), -EINVAL, "cannot grow");
-	assert_int_equal(paste_kv__open(p, "k", 100, &kv), 0);
-	EXPECT_FAIL(paste_log__open(p, "k", 4096, &log), -EINVAL, "something other than a log");
-	EXPECT_FAIL(paste_kv__open(p, "k", 1000, &other), -EINVAL, "holds at most");
+	EXPECT_FAIL(paste_log__open(&log, p, "nolog", NULL), -ENOENT, "pool has no log 'nolog'");
+	EXPECT_FAIL(paste_kv__open(&other, p, "nokv", NULL), -ENOENT,
+	            "pool has no key-value index");
+	assert_int_equal(
+	    paste_log__open(&log, p, "l", &PASTE_OPTS_LIT(paste_log_opts, .region_size = 64 << 10)),
+	    0);
+	EXPECT_FAIL(paste_kv__open(&other, p, "l", &PASTE_OPTS_LIT(paste_kv_opts, .capacity = 100)),
+	            -EINVAL, "something other than a key-value");
+	EXPECT_FAIL(
+	    paste_log__open(&log, p, "l", &PASTE_OPTS_LIT(paste_log_opts, .region_size = 1 << 20)),
+	    -EINVAL, "cannot grow");
+	assert_int_equal(
+	    paste_kv__open(&kv, p, "k", &PASTE_OPTS_LIT(paste_kv_opts, .capacity = 100)), 0);
+	EXPECT_FAIL(
+	    paste_log__open(&log, p, "k", &PASTE_OPTS_LIT(paste_log_opts, .region_size = 4096)),
+	    -EINVAL, "something other than a log");
+	EXPECT_FAIL(
+	    paste_kv__open(&other, p, "k", &PASTE_OPTS_LIT(paste_kv_opts, .capacity = 1000)),
+	    -EINVAL, "holds at most");
 	EXPECT_FAIL(paste_kv__del(kv, "nokey", 5), -ENOENT, "no such key");
 	paste_pool__close(&p);
 	/* reopened: the recovered handles come back through the shared open path */
 	o.create = false;
 	assert_int_equal(paste_pool__open(&p, pool_path, &o), 0);
-	assert_int_equal(paste_log__open(p, "l", 0, &log), 0);
-	assert_int_equal(paste_kv__open(p, "k", 0, &kv), 0);
+	assert_int_equal(paste_log__open(&log, p, "l", NULL), 0);
+	assert_int_equal(paste_kv__open(&kv, p, "k", NULL), 0);
 	paste_pool__close(&p);
+}
+
+static int never(const struct paste_log_rec *rec, void *arg)
+{
+	return 1;
+}
+
+/* The options structs of the log and key-value opens, checked like every other one. */
+static void test_index_opts(void **state)
+{
+	struct paste_pool_opts o = {.sz = sizeof(o), .size = 4 << 20, .create = true};
+	struct {
+		struct paste_log_opts o;
+		uint64_t newer;
+	} lbig = {.o = {.sz = sizeof(lbig), .region_size = 64 << 10}, .newer = 1};
+	struct {
+		struct paste_kv_opts o;
+		uint64_t newer;
+	} kbig = {.o = {.sz = sizeof(kbig), .capacity = 100}, .newer = 1};
+	struct paste_log_opts lo = {.sz = 4, .region_size = 64 << 10};
+	struct paste_kv_opts ko = {.sz = 4, .capacity = 100};
+	struct paste_pool *p;
+	struct paste_log *log = (struct paste_log *)1;
+	struct paste_kv *kv = (struct paste_kv *)1;
+
+	assert_int_equal(paste_pool__open(&p, pool_path, &o), 0);
+	EXPECT_FAIL(paste_log__open(&log, p, "l", &lo), -EINVAL, ".sz is 4");
+	assert_null(log); /* the out-parameter is cleared on failure */
+	EXPECT_FAIL(paste_log__open(&log, p, "l", &lbig.o), -EINVAL, "newer than this library");
+	EXPECT_FAIL(paste_log__open(NULL, p, "l", NULL), -EINVAL, "paste_log__open");
+	EXPECT_FAIL(paste_kv__open(&kv, p, "k", &ko), -EINVAL, ".sz is 4");
+	assert_null(kv);
+	EXPECT_FAIL(paste_kv__open(&kv, p, "k", &kbig.o), -EINVAL, "newer than this library");
+	EXPECT_FAIL(paste_kv__open(&kv, NULL, "k", NULL), -EINVAL, "paste_kv__open");
+	/* zero past the struct: accepted (a newer caller that sets nothing new) */
+	lbig.newer = 0;
+	kbig.newer = 0;
+	assert_int_equal(paste_log__open(&log, p, "l", &lbig.o), 0);
+	assert_int_equal(paste_kv__open(&kv, p, "k", &kbig.o), 0);
+	paste_pool__close(&p);
+}
+
+/* Every failure of the index operations, the info calls and the pool's region and view calls. */
+static void test_index_ops(void **state)
+{
+	struct paste_opts o = kernel_opts();
+	struct paste_ctx *ctx;
+	struct paste_pool *p;
+	struct paste_pool_view *pv = (struct paste_pool_view *)1;
+	struct paste_log_view *lv = (struct paste_log_view *)1;
+	struct paste_log *log;
+	struct paste_kv *kv;
+	struct paste_ref val, bad = {.off = 8, .len = 8};
+	static struct paste_ref many[PASTE_LOG_MAX_REFS];
+	struct paste_log_info li;
+	struct paste_kv_info ki;
+	struct paste_pool_info pi;
+	struct paste_log_rec rec;
+	uint64_t seq, len, prefix[2] = {77, 77};
+	void *addr;
+	char k[8];
+
+	assert_int_equal(paste_open(&ctx, &o), 0);
+	p = paste_pool(ctx);
+	assert_int_equal(paste_keep_copy(ctx, "value", 5, &val), 0);
+
+	/* the log */
+	assert_int_equal(
+	    paste_log__open(&log, p, "l", &PASTE_OPTS_LIT(paste_log_opts, .region_size = 4096)), 0);
+	EXPECT_FAIL(paste_log__append(NULL, &val, 1, &seq), -EINVAL, "paste_log__append");
+	EXPECT_FAIL(paste_log__append(log, &val, 0, &seq), -EINVAL, "1 to");
+	EXPECT_FAIL(paste_log__append(log, &bad, 1, &seq), -EINVAL, "not a range inside one frame");
+	for (unsigned i = 0; i < PASTE_LOG_MAX_REFS; i++)
+		many[i] = val;
+	EXPECT_FAIL(paste_log__append(log, many, PASTE_LOG_MAX_REFS, &seq), -ENOSPC,
+	            "can never fit");
+	EXPECT_FAIL(paste_log__get(log, 1, &rec), -ENOENT, "no record 1");
+	EXPECT_FAIL(paste_log__get(NULL, 1, &rec), -EINVAL, "paste_log__get");
+	EXPECT_FAIL(paste_log__iterate(log, 0, NULL, NULL), -EINVAL, "paste_log__iterate");
+	assert_int_equal(paste_log__iterate(log, 0, never, NULL), 0); /* empty: fn never runs */
+	EXPECT_FAIL(paste_log__truncate(NULL, 1), -EINVAL, "paste_log__truncate");
+	EXPECT_FAIL(paste_log__info(NULL, &li, sizeof(li)), -EINVAL, "NULL log");
+	EXPECT_FAIL(paste_log__info(log, NULL, sizeof(li)), -EINVAL, "paste_log__info");
+	EXPECT_FAIL(paste_log__info(log, &li, 0), -EINVAL, "its size");
+	/* an older, smaller struct gets its prefix and nothing past it */
+	assert_int_equal(paste_log__info(log, (struct paste_log_info *)prefix, 8), 0);
+	assert_int_equal(prefix[0], 1); /* first_seq of an empty log */
+	assert_int_equal(prefix[1], 77);
+
+	/* the key-value index: room for 4 keys */
+	assert_int_equal(paste_kv__open(&kv, p, "k", &PASTE_OPTS_LIT(paste_kv_opts, .capacity = 4)),
+	                 0);
+	EXPECT_FAIL(paste_kv__put(NULL, &val, &val), -EINVAL, "paste_kv__put");
+	EXPECT_FAIL(paste_kv__put(kv, NULL, &val), -EINVAL, "reference is NULL");
+	EXPECT_FAIL(paste_kv__get(kv, "nokey", 5, &val), -ENOENT, "no such key");
+	EXPECT_FAIL(paste_kv__get(NULL, "nokey", 5, &val), -EINVAL, "paste_kv__get");
+	EXPECT_FAIL(paste_kv__iterate(kv, NULL, NULL), -EINVAL, "paste_kv__iterate");
+	EXPECT_FAIL(paste_kv__info(NULL, &ki, sizeof(ki)), -EINVAL, "NULL index");
+	EXPECT_FAIL(paste_kv__info(kv, &ki, 0), -EINVAL, "paste_kv__info");
+	assert_int_equal(paste_kv__info(kv, &ki, sizeof(ki)), 0);
+	/* fill it: the put past its capacity says so and changes nothing */
+	int err = 0;
+	uint64_t put = 0;
+
+	for (uint64_t i = 0; i <= ki.capacity && !err; i++) {
+		struct paste_ref kr, v;
+
+		snprintf(k, sizeof(k), "key%u", (unsigned)i);
+		assert_int_equal(paste_keep_copy(ctx, k, strlen(k), &kr), 0);
+		assert_int_equal(paste_keep_copy(ctx, "v", 1, &v), 0);
+		paste_fail_reset();
+		err = paste_kv__put(kv, &kr, &v);
+		put += !err;
+	}
+	assert_int_equal(err, -ENOSPC);
+	assert_non_null(strstr(paste_last_error(), "key-value index 'k'"));
+	assert_int_equal(put, ki.capacity);
+	assert_int_equal(paste_kv__info(kv, &ki, sizeof(ki)), 0);
+	assert_int_equal(ki.keys, put);
+
+	/* the pool */
+	paste_fail_reset();
+	assert_null(paste_pool__ref_ptr(p, &(struct paste_ref){.off = 1ull << 40, .len = 1}));
+	assert_int_equal(errno, EINVAL);
+	assert_non_null(strstr(paste_last_error(), "is not inside the pool"));
+	assert_non_null(paste_pool__ref_ptr(p, &val));
+	EXPECT_FAIL(paste_pool__info(NULL, &pi, sizeof(pi)), -EINVAL, "NULL pool");
+	EXPECT_FAIL(paste_pool__info(p, &pi, 0), -EINVAL, "paste_pool__info");
+	EXPECT_FAIL(paste_pool__region(p, "no region", 0, &addr, &len), -EINVAL, "bad region name");
+	EXPECT_FAIL(paste_pool__region(p, "absent", 0, &addr, &len), -ENOENT, "no region 'absent'");
+	EXPECT_FAIL(paste_pool__region(p, "l", 1 << 20, &addr, &len), -EINVAL, "cannot grow");
+	EXPECT_FAIL(paste_pool__region(p, "huge", 1ull << 40, &addr, &len), -ENOSPC, "huge");
+	EXPECT_FAIL(paste_pool_view__open(&pv, p, 0), -EINVAL, "not sliced");
+	EXPECT_FAIL(paste_log_view__open(&lv, NULL, "l"), -EINVAL, "paste_log_view__open");
+	EXPECT_FAIL(paste_log_view__read(NULL, 1, 1, 2, NULL, 0, NULL), -EINVAL,
+	            "paste_log_view__read");
+	EXPECT_FAIL(paste_log_view__len(NULL, 1, 1, 2, NULL), -EINVAL, "paste_log_view__len");
+	paste_close(&ctx);
 }
 
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 	const struct CMUnitTest tests[] = {
-	    T(test_open_opts),
-	    T(test_pool_opts),
-	    T(test_ctx_calls),
-	    T(test_failing_round_hook),
-	    T(test_index_calls),
-	    T(test_ctx_calls_uring),
-	    T(test_failing_round_hook_uring),
+	    T(test_open_opts),          T(test_pool_opts),       T(test_ctx_calls),
+	    T(test_failing_round_hook), T(test_index_calls),     T(test_index_opts),
+	    T(test_index_ops),          T(test_ctx_calls_uring), T(test_failing_round_hook_uring),
 	};
 #undef T
 

@@ -103,7 +103,7 @@ static struct paste_ref mkref(const void *data, size_t len)
 	struct paste_ref r;
 	uint8_t *dst;
 
-	paste_pool__info(pool, &info);
+	paste_pool__info(pool, &info, sizeof(info));
 	if (cur_frame == NOFRAME || cur_off + len > info.frame_size) {
 		frame_done();
 		assert_int_equal(paste_frames__alloc(frames(), PASTE_FRAME_RX, &cur_frame), 0);
@@ -172,7 +172,7 @@ static uint64_t nkeys(void)
 {
 	struct paste_kv_info info;
 
-	paste_kv__info(kv, &info);
+	paste_kv__info(kv, &info, sizeof(info));
 	return info.keys;
 }
 
@@ -269,7 +269,7 @@ static void reopen(void)
 	paste_pool__close(&pool);
 	kv = NULL;
 	assert_int_equal(pool_open(false), 0);
-	assert_int_equal(paste_kv__open(pool, KV_NAME, 0, &kv), 0);
+	assert_int_equal(paste_kv__open(&kv, pool, KV_NAME, NULL), 0);
 }
 
 /*
@@ -289,7 +289,7 @@ static void crash_child(int (*fn)(void *arg), void *arg)
 	if (pid == 0) {
 		int code = 90;
 
-		if (pool_open(false) == 0 && paste_kv__open(pool, KV_NAME, 0, &kv) == 0)
+		if (pool_open(false) == 0 && paste_kv__open(&kv, pool, KV_NAME, NULL) == 0)
 			code = fn(arg);
 		_exit(code);
 	}
@@ -297,11 +297,11 @@ static void crash_child(int (*fn)(void *arg), void *arg)
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 0);
 	assert_int_equal(pool_open(false), 0);
-	assert_int_equal(paste_kv__open(pool, KV_NAME, 0, &kv), 0);
+	assert_int_equal(paste_kv__open(&kv, pool, KV_NAME, NULL), 0);
 	{
 		struct paste_pool_info info;
 
-		paste_pool__info(pool, &info);
+		paste_pool__info(pool, &info, sizeof(info));
 		assert_false(info.was_clean);
 	}
 }
@@ -314,7 +314,8 @@ static int setup_cap(uint64_t capacity)
 	ncompacted = 0;
 	snprintf(path, sizeof(path), "/dev/shm/paste-test-kv-%d.pool", (int)getpid());
 	unlink(path);
-	if (pool_open(true) || paste_kv__open(pool, KV_NAME, capacity, &kv))
+	if (pool_open(true) || paste_kv__open(&kv, pool, KV_NAME,
+	                                      &PASTE_OPTS_LIT(paste_kv_opts, .capacity = capacity)))
 		return -1;
 	return 0;
 }
@@ -370,9 +371,11 @@ static void test_put_get_overwrite_delete(void **state)
 	expect("beta", "again");
 	assert_int_equal(nkeys(), 3);
 
-	assert_int_equal(paste_kv__open(pool, KV_NAME, 0, &again), 0);
+	assert_int_equal(paste_kv__open(&again, pool, KV_NAME, NULL), 0);
 	assert_ptr_equal(again, kv);
-	assert_int_equal(paste_kv__open(pool, KV_NAME, 100, &again), 0);
+	assert_int_equal(
+	    paste_kv__open(&again, pool, KV_NAME, &PASTE_OPTS_LIT(paste_kv_opts, .capacity = 100)),
+	    0);
 	assert_ptr_equal(again, kv);
 }
 
@@ -537,7 +540,7 @@ static void test_reopen_recovers_everything(void **state)
 	snapshot_frames(&st1, &rf1);
 	assert_memory_equal(st0, st1, frames()->count);
 	assert_memory_equal(rf0, rf1, frames()->count * sizeof(*rf0));
-	paste_kv__info(kv, &info);
+	paste_kv__info(kv, &info, sizeof(info));
 	assert_int_equal(info.keys, 180);
 	assert_int_equal(info.recovered, 180);
 	assert_int_equal(info.dropped, 0);
@@ -589,7 +592,7 @@ static void test_full(void **state)
 	assert_int_equal(paste_kv__del(kv, "a", 1), 0);
 	put("e", "5");
 	expect("e", "5");
-	paste_kv__info(kv, &info);
+	paste_kv__info(kv, &info, sizeof(info));
 	assert_int_equal(info.capacity, 4);
 	assert_int_equal(info.keys, 4);
 }
@@ -632,7 +635,7 @@ static void test_bad_refs(void **state)
 	struct paste_ref good = mkstr("value"), key = mkstr("key"), bad;
 	uint32_t free_frame;
 
-	paste_pool__info(pool, &info);
+	paste_pool__info(pool, &info, sizeof(info));
 	put("keep", "me");
 	bad = (struct paste_ref){.off = 64, .len = 4}; /* superblock, not a frame */
 	assert_int_equal(paste_kv__put(kv, &bad, &good), -EINVAL);
@@ -667,21 +670,31 @@ static void test_open_rules(void **state)
 	uint64_t len, junk = 0x1234;
 	void *addr;
 
-	assert_int_equal(paste_kv__open(pool, "absent", 0, &other), -ENOENT);
+	assert_int_equal(paste_kv__open(&other, pool, "absent", NULL), -ENOENT);
 	assert_null(other);
-	assert_int_equal(paste_kv__open(pool, KV_NAME, 257, &other), -EINVAL);
+	assert_int_equal(
+	    paste_kv__open(&other, pool, KV_NAME, &PASTE_OPTS_LIT(paste_kv_opts, .capacity = 257)),
+	    -EINVAL);
 	assert_error_has("cannot grow");
-	assert_int_equal(paste_kv__open(pool, "huge", 1ull << 40, &other), -EINVAL);
+	assert_int_equal(paste_kv__open(&other, pool, "huge",
+	                                &PASTE_OPTS_LIT(paste_kv_opts, .capacity = 1ull << 40)),
+	                 -EINVAL);
 	assert_error_has("out of range");
 	assert_int_equal(paste_pool__region(pool, "raw", 4096, &addr, &len), 0);
 	memcpy(addr, &junk, sizeof(junk));
-	assert_int_equal(paste_kv__open(pool, "raw", 10, &other), -EINVAL);
+	assert_int_equal(
+	    paste_kv__open(&other, pool, "raw", &PASTE_OPTS_LIT(paste_kv_opts, .capacity = 10)),
+	    -EINVAL);
 	assert_error_has("something other than a key-value index");
 	assert_int_equal(paste_pool__region(pool, "empty", 64 * 1024, &addr, &len), 0);
-	assert_int_equal(paste_kv__open(pool, "empty", 0, &other), -ENOENT);
-	assert_int_equal(paste_kv__open(pool, "empty", 1000000, &other), -EINVAL);
+	assert_int_equal(paste_kv__open(&other, pool, "empty", NULL), -ENOENT);
+	assert_int_equal(paste_kv__open(&other, pool, "empty",
+	                                &PASTE_OPTS_LIT(paste_kv_opts, .capacity = 1000000)),
+	                 -EINVAL);
 	assert_error_has("too small");
-	assert_int_equal(paste_kv__open(pool, "empty", 16, &other), 0); /* fits: made there */
+	assert_int_equal(
+	    paste_kv__open(&other, pool, "empty", &PASTE_OPTS_LIT(paste_kv_opts, .capacity = 16)),
+	    0); /* fits: made there */
 	assert_non_null(other);
 	assert_ptr_not_equal(other, kv);
 	put("in-kv", "1");
@@ -947,12 +960,12 @@ static void torn_overwrite(int how)
 	crash_child(child_torn_put, &t);
 	expect("k", "old"); /* never a mix: the old value, whole */
 	expect("neighbour", "n");
-	paste_kv__info(kv, &info);
+	paste_kv__info(kv, &info, sizeof(info));
 	assert_int_equal(info.keys, 2);
 	assert_int_equal(info.dropped, 1);
 	assert_int_equal(frames()->state[fold], PASTE_FRAME_KEPT);
 	reopen(); /* the repair is durable: a second recovery finds nothing to do */
-	paste_kv__info(kv, &info);
+	paste_kv__info(kv, &info, sizeof(info));
 	assert_int_equal(info.dropped, 0);
 	expect("k", "old");
 }
@@ -983,7 +996,7 @@ static void test_torn_new_key_absent(void **state)
 	crash_child(child_torn_put, &t);
 	expect_absent("newkey");
 	expect("k", "v");
-	paste_kv__info(kv, &info);
+	paste_kv__info(kv, &info, sizeof(info));
 	assert_int_equal(info.keys, 1);
 	assert_int_equal(info.dropped, 1);
 	count_buckets(&live, &tombs);
@@ -1010,12 +1023,12 @@ static void test_payload_crc_only_after_crash(void **state)
 	reopen(); /* clean */
 	((uint8_t *)paste_pool__ref_ptr(pool, &copy))[0] ^= 1;
 	reopen(); /* clean: not checked */
-	paste_kv__info(kv, &info);
+	paste_kv__info(kv, &info, sizeof(info));
 	assert_int_equal(info.keys, 2);
 	assert_int_equal(info.dropped, 0);
 	crash_child(child_nothing, NULL);
 	/* unclean: the rotten entry is found (it has no older version: the key is gone) */
-	paste_kv__info(kv, &info);
+	paste_kv__info(kv, &info, sizeof(info));
 	assert_int_equal(info.dropped, 1);
 	expect_absent("key");
 	expect("other", "fine");
@@ -1027,7 +1040,7 @@ static void check_twenty(void)
 	struct seen s = {0};
 	char k[16], v[16];
 
-	paste_kv__info(kv, &info);
+	paste_kv__info(kv, &info, sizeof(info));
 	assert_int_equal(info.keys, 20);
 	assert_int_equal(info.dropped, 1);
 	assert_int_equal(paste_kv__iterate(kv, collect, &s), 0);
@@ -1113,7 +1126,7 @@ static void test_same_key_two_entries(void **state)
 	{
 		struct paste_kv_info info;
 
-		paste_kv__info(kv, &info);
+		paste_kv__info(kv, &info, sizeof(info));
 		assert_int_equal(info.dropped, 0);
 		assert_int_equal(info.keys, 20);
 	}
@@ -1152,7 +1165,7 @@ static void test_unreachable_word_dropped(void **state)
 	b[i] = 0;
 	paste_pool__persist(pool, b, nb * 8);
 	reopen();
-	paste_kv__info(kv, &info);
+	paste_kv__info(kv, &info, sizeof(info));
 	assert_int_equal(info.keys, 19);
 	assert_int_equal(info.dropped, 1);
 	assert_int_equal(paste_kv__iterate(kv, check_gettable, &n), 0);
@@ -1274,7 +1287,7 @@ static int fz_ref(const char *s, struct paste_ref *r)
 	size_t len = strlen(s);
 	int err;
 
-	paste_pool__info(pool, &info);
+	paste_pool__info(pool, &info, sizeof(info));
 	if (cur_frame == NOFRAME || cur_off + len > info.frame_size) {
 		if (cur_frame != NOFRAME && (err = paste_frames__rx_done(frames(), cur_frame)))
 			return err;
@@ -1451,7 +1464,7 @@ static void test_power_failure_fuzz(void **state)
 		if (pid == 0) {
 			int code = 250;
 
-			if (pool_open(false) == 0 && paste_kv__open(pool, KV_NAME, 0, &kv) == 0)
+			if (pool_open(false) == 0 && paste_kv__open(&kv, pool, KV_NAME, NULL) == 0)
 				code = fz_child(ops, nops, m, trial);
 			_exit(code);
 		}
@@ -1461,11 +1474,11 @@ static void test_power_failure_fuzz(void **state)
 		if (at > nops)
 			fail_msg("trial %d: the child failed (%d)", trial, at);
 		assert_int_equal(pool_open(false), 0);
-		assert_int_equal(paste_kv__open(pool, KV_NAME, 0, &kv), 0);
+		assert_int_equal(paste_kv__open(&kv, pool, KV_NAME, NULL), 0);
 		{
 			struct paste_kv_info info;
 
-			paste_kv__info(kv, &info);
+			paste_kv__info(kv, &info, sizeof(info));
 			drops += info.dropped != 0;
 		}
 		start = m;

@@ -79,7 +79,7 @@ static struct paste_log *log_get(const char *name)
 {
 	struct paste_log *log = NULL;
 
-	assert_int_equal(paste_log__open(pool, name, 0, &log), 0);
+	assert_int_equal(paste_log__open(&log, pool, name, NULL), 0);
 	return log;
 }
 
@@ -94,7 +94,7 @@ static struct paste_log_info info_of(const char *name)
 {
 	struct paste_log_info in;
 
-	paste_log__info(log_get(name), &in);
+	paste_log__info(log_get(name), &in, sizeof(in));
 	return in;
 }
 
@@ -104,7 +104,7 @@ static uint64_t frame_off(uint32_t idx)
 {
 	struct paste_pool_info pi;
 
-	paste_pool__info(pool, &pi);
+	paste_pool__info(pool, &pi, sizeof(pi));
 	return pi.frame_area_off + (uint64_t)idx * pi.frame_size;
 }
 
@@ -238,7 +238,7 @@ static bool frames_explained(void)
 	cnt = calloc(f->count, sizeof(*cnt));
 	ok = cnt && paste_frames__audit(f);
 	for (unsigned k = 0; ok && k < ARRAY_SIZE(log_names); k++)
-		if (paste_log__open(pool, log_names[k], 0, &log) == 0)
+		if (paste_log__open(&log, pool, log_names[k], NULL) == 0)
 			ok = paste_log__iterate(log, 0, count_refs, cnt) == 0;
 	ok = ok && paste_frames__nr(f, PASTE_FRAME_FREE) + paste_frames__nr(f, PASTE_FRAME_KEPT) ==
 	               f->count;
@@ -266,7 +266,9 @@ static int setup(void **state)
 	paste_set_print(quiet, NULL, PASTE_LOG_DEBUG);
 	snprintf(path, sizeof(path), "/dev/shm/paste-test-log-%d.pool", (int)getpid());
 	unlink(path);
-	if (pool_open() || paste_log__open(pool, WAL, WAL_SIZE, &log))
+	if (pool_open() ||
+	    paste_log__open(&log, pool, WAL,
+	                    &PASTE_OPTS_LIT(paste_log_opts, .region_size = WAL_SIZE)))
 		return -1;
 	return 0;
 }
@@ -313,7 +315,7 @@ static bool was_clean(void)
 {
 	struct paste_pool_info pi;
 
-	paste_pool__info(pool, &pi);
+	paste_pool__info(pool, &pi, sizeof(pi));
 	return pi.was_clean;
 }
 
@@ -421,28 +423,40 @@ static void test_open_semantics(void **state)
 	uint64_t len;
 	void *addr;
 
-	assert_int_equal(paste_log__open(pool, WAL, WAL_SIZE, &b), 0); /* same handle */
+	assert_int_equal(paste_log__open(&b, pool, WAL,
+	                                 &PASTE_OPTS_LIT(paste_log_opts, .region_size = WAL_SIZE)),
+	                 0); /* same handle */
 	assert_ptr_equal(a, b);
-	assert_int_equal(paste_log__open(pool, WAL, 2 * WAL_SIZE, &b), -EINVAL); /* cannot grow */
-	assert_int_equal(paste_log__open(pool, "nope", 0, &b), -ENOENT);
+	assert_int_equal(
+	    paste_log__open(&b, pool, WAL,
+	                    &PASTE_OPTS_LIT(paste_log_opts, .region_size = 2 * WAL_SIZE)),
+	    -EINVAL); /* cannot grow */
+	assert_int_equal(paste_log__open(&b, pool, "nope", NULL), -ENOENT);
 	assert_null(b);
-	assert_int_equal(paste_log__open(pool, "bad name", 4096, &b), -EINVAL);
-	assert_int_equal(paste_log__open(NULL, WAL, 0, &b), -EINVAL);
+	assert_int_equal(paste_log__open(&b, pool, "bad name",
+	                                 &PASTE_OPTS_LIT(paste_log_opts, .region_size = 4096)),
+	                 -EINVAL);
+	assert_int_equal(paste_log__open(&b, NULL, WAL, NULL), -EINVAL);
 
 	/* A region that holds something else is refused; an empty one becomes a log on request. */
 	assert_int_equal(paste_pool__region(pool, "other", 4096, &addr, &len), 0);
 	memcpy(addr, &magic, sizeof(magic));
-	assert_int_equal(paste_log__open(pool, "other", 4096, &b), -EINVAL);
+	assert_int_equal(paste_log__open(&b, pool, "other",
+	                                 &PASTE_OPTS_LIT(paste_log_opts, .region_size = 4096)),
+	                 -EINVAL);
 	assert_int_equal(paste_pool__region(pool, SMALL, SMALL_SIZE, &addr, &len), 0);
-	assert_int_equal(paste_log__open(pool, SMALL, 0, &b), -ENOENT);
-	assert_int_equal(paste_log__open(pool, SMALL, SMALL_SIZE, &b), 0);
+	assert_int_equal(paste_log__open(&b, pool, SMALL, NULL), -ENOENT);
+	assert_int_equal(
+	    paste_log__open(&b, pool, SMALL,
+	                    &PASTE_OPTS_LIT(paste_log_opts, .region_size = SMALL_SIZE)),
+	    0);
 	assert_non_null(b);
 	assert_ptr_not_equal(a, b);
 	append(SMALL, 1, 1, false);
 	reopen();
 	check_range(SMALL, 1, 2);
 	check_range(WAL, 1, 1);
-	assert_int_equal(paste_log__open(pool, "other", 0, &b), -EINVAL);
+	assert_int_equal(paste_log__open(&b, pool, "other", NULL), -EINVAL);
 }
 
 static void test_reopen_recovers(void **state)
@@ -516,7 +530,7 @@ static uint64_t fill_small(uint64_t next)
 	for (;;) {
 		make_refs(next + n, 1, false, &ref);
 		memcpy(copy, region, SMALL_SIZE);
-		paste_log__info(log, &before);
+		paste_log__info(log, &before, sizeof(before));
 		err = paste_log__append(log, &ref, 1, &seq);
 		if (err)
 			break;
@@ -525,7 +539,7 @@ static uint64_t fill_small(uint64_t next)
 	}
 	assert_int_equal(err, -ENOSPC);
 	assert_memory_equal(copy, region, SMALL_SIZE); /* nothing written */
-	paste_log__info(log, &after);
+	paste_log__info(log, &after, sizeof(after));
 	assert_memory_equal(&before, &after, sizeof(before));
 	assert_int_equal(after.region_used, SMALL_SIZE);
 	put_refs(&ref, 1); /* still the caller's */
@@ -539,7 +553,10 @@ static void test_full(void **state)
 	struct paste_log *log = NULL;
 	uint64_t n, seq;
 
-	assert_int_equal(paste_log__open(pool, SMALL, SMALL_SIZE, &log), 0);
+	assert_int_equal(
+	    paste_log__open(&log, pool, SMALL,
+	                    &PASTE_OPTS_LIT(paste_log_opts, .region_size = SMALL_SIZE)),
+	    0);
 	n = fill_small(1);
 	assert_int_equal(n, (SMALL_SIZE - HDR_SIZE) / 64); /* one-ref records take 64 bytes */
 	check_range(SMALL, 1, n + 1);
@@ -575,7 +592,7 @@ static void test_bad_refs(void **state)
 	uint64_t seq = 99;
 	uint32_t rx;
 
-	paste_pool__info(pool, &pi);
+	paste_pool__info(pool, &pi, sizeof(pi));
 	append(WAL, 1, 1, false);
 	make_refs(2, 1, false, &good);
 	for (unsigned i = 0; i <= PASTE_LOG_MAX_REFS; i++)
@@ -636,7 +653,10 @@ static void test_wraparound(void **state)
 	struct paste_log_info in;
 	uint64_t next = 1;
 
-	assert_int_equal(paste_log__open(pool, SMALL, SMALL_SIZE, &log), 0);
+	assert_int_equal(
+	    paste_log__open(&log, pool, SMALL,
+	                    &PASTE_OPTS_LIT(paste_log_opts, .region_size = SMALL_SIZE)),
+	    0);
 	wrap_rounds(&next, 1500); /* ~3000 records of ~128 bytes: ~48 laps of 7936 bytes */
 	in = info_of(SMALL);
 	check_range(SMALL, in.first_seq, next);
@@ -683,7 +703,7 @@ static int child_torn_payload(void *arg)
 	struct paste_log_rec rec;
 	uint64_t seq;
 
-	if (paste_log__open(pool, WAL, 0, &log))
+	if (paste_log__open(&log, pool, WAL, NULL))
 		return 91;
 	for (uint64_t s = 4; s <= 6; s++) {
 		if (try_make_refs(s, 1, false, &ref) || paste_log__append(log, &ref, 1, &seq) ||
@@ -738,7 +758,7 @@ static int child_append_torn(void *arg)
 	struct paste_log *log;
 	uint64_t seq;
 
-	if (paste_log__open(pool, WAL, 0, &log))
+	if (paste_log__open(&log, pool, WAL, NULL))
 		return 91;
 	if (try_make_refs(3, 1, false, &ref) || paste_log__append(log, &ref, 1, &seq) || seq != 3)
 		return 92;
@@ -786,7 +806,7 @@ static int child_append_many(void *arg)
 	struct paste_log *log;
 	uint64_t seq;
 
-	if (paste_log__open(pool, WAL, 0, &log))
+	if (paste_log__open(&log, pool, WAL, NULL))
 		return 91;
 	for (uint64_t s = 2; s <= 51; s++) {
 		if (try_make_refs(s, 1 + s % 8, s % 2, refs) ||
@@ -819,7 +839,10 @@ static void small_near_end(uint64_t drop)
 {
 	struct paste_log *log = NULL;
 
-	assert_int_equal(paste_log__open(pool, SMALL, SMALL_SIZE, &log), 0);
+	assert_int_equal(
+	    paste_log__open(&log, pool, SMALL,
+	                    &PASTE_OPTS_LIT(paste_log_opts, .region_size = SMALL_SIZE)),
+	    0);
 	for (uint64_t s = 1; s <= 123; s++)
 		append(SMALL, s, 1, false);
 	assert_int_equal(paste_log__truncate(log, drop), 0);
@@ -855,7 +878,7 @@ static int child_wrap_torn(void *arg)
 	struct paste_log *log;
 	uint64_t seq;
 
-	if (paste_log__open(pool, SMALL, 0, &log) || try_make_refs(124, 3, false, refs) ||
+	if (paste_log__open(&log, pool, SMALL, NULL) || try_make_refs(124, 3, false, refs) ||
 	    paste_log__append(log, refs, 3, &seq) || seq != 124)
 		return 91;
 	paste_pool__drain(pool);

@@ -55,7 +55,7 @@ static void append(uint64_t want)
 	uint64_t seq = 0;
 	uint32_t idx;
 
-	paste_pool__info(pool, &pi);
+	paste_pool__info(pool, &pi, sizeof(pi));
 	assert_int_equal(paste_frames__alloc(f, PASTE_FRAME_RX, &idx), 0);
 	ref = (struct paste_ref){.off = pi.frame_area_off + (uint64_t)idx * pi.frame_size + 16,
 	                         .len = len_of(want)};
@@ -76,7 +76,7 @@ static void read_ok(struct paste_log_view *v, uint64_t seq)
 	uint8_t buf[512];
 	uint32_t len = 0;
 
-	paste_log__info(log_, &li);
+	paste_log__info(log_, &li, sizeof(li));
 	assert_int_equal(
 	    paste_log_view__read(v, seq, li.first_seq, li.next_seq, buf, sizeof(buf), &len), 0);
 	assert_int_equal(len, len_of(seq));
@@ -105,7 +105,9 @@ static int setup(void **state)
 	o.create = true;
 	o.sliced = true;
 	o.slice = SLICE;
-	if (paste_pool__open(&pool, path, &o) || paste_log__open(pool, WAL, REGION, &log_))
+	if (paste_pool__open(&pool, path, &o) ||
+	    paste_log__open(&log_, pool, WAL,
+	                    &PASTE_OPTS_LIT(paste_log_opts, .region_size = REGION)))
 		return -1;
 	return 0;
 }
@@ -136,8 +138,8 @@ static void test_read_wrap_truncate(void **state)
 	assert_int_equal(paste_pool_view__open(&pv, pool, SLICE), 0);
 	assert_non_null(paste_pool_view__region(pv, WAL, NULL));
 	assert_null(paste_pool_view__region(pv, "nope", NULL));
-	assert_int_equal(paste_log_view__open(pv, "nope", &v), -ENOENT);
-	assert_int_equal(paste_log_view__open(pv, WAL, &v), 0);
+	assert_int_equal(paste_log_view__open(&v, pv, "nope"), -ENOENT);
+	assert_int_equal(paste_log_view__open(&v, pv, WAL), 0);
 	assert_int_equal(read_err(v, 1, 1, 1, 512), -ENOENT); /* nothing committed yet */
 	/* The ring holds about 250 records: 8 rounds of 100 appends and a truncation wrap it
 	 * several times while the view keeps its cached offsets. */
@@ -148,14 +150,14 @@ static void test_read_wrap_truncate(void **state)
 			read_ok(v, s);
 		read_ok(v, next - 1);
 		assert_int_equal(paste_log__truncate(log_, next - 60), 0);
-		paste_log__info(log_, &li);
+		paste_log__info(log_, &li, sizeof(li));
 		assert_int_equal(li.first_seq, next - 59);
 		/* truncated: outside the owner's bounds (with stale bounds the bytes may still be
 		 * intact and read: the caller re-checks first after the read) */
 		assert_int_equal(read_err(v, next - 61, li.first_seq, next, 512), -ENOENT);
 		read_ok(v, next - 59);
 	}
-	paste_log__info(log_, &li);
+	paste_log__info(log_, &li, sizeof(li));
 	assert_int_equal(read_err(v, li.next_seq, li.first_seq, li.next_seq, 512), -ENOENT);
 	assert_int_equal(read_err(v, li.first_seq, li.first_seq, li.next_seq, 10), -EMSGSIZE);
 	paste_log_view__close(&v);
@@ -176,7 +178,7 @@ static void test_payload_checked(void **state)
 	for (uint64_t s = 1; s <= 3; s++)
 		append(s);
 	assert_int_equal(paste_pool_view__open(&pv, pool, SLICE), 0);
-	assert_int_equal(paste_log_view__open(pv, WAL, &v), 0);
+	assert_int_equal(paste_log_view__open(&v, pv, WAL), 0);
 	read_ok(v, 2);
 	assert_int_equal(paste_log__get(log_, 2, &rec), 0);
 	p = paste_pool__ref_ptr(pool, &rec.refs[0]);

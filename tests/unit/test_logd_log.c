@@ -307,7 +307,7 @@ static int power_cut(unsigned seed)
 	int cut;
 
 	srand(seed);
-	paste_pool__info(pool, &pi);
+	paste_pool__info(pool, &pi, sizeof(pi));
 	m.live = paste_pool__base(pool);
 	m.size = pi.size;
 	m.img = malloc(m.size);

@@ -141,7 +141,7 @@ static void test_create_and_reopen(void **state)
 	struct stat st;
 	uint8_t *frames;
 
-	paste_pool__info(p, &a);
+	paste_pool__info(p, &a, sizeof(a));
 	assert_true(a.created);
 	assert_true(a.was_clean); /* nothing to recover in a new pool */
 	assert_false(a.is_pmem);  /* tmpfs */
@@ -169,7 +169,7 @@ static void test_create_and_reopen(void **state)
 	paste_pool__close(&p); /* NULL is fine */
 
 	assert_int_equal(open_pool(&p, NULL), 0); /* no opts: open an existing pool as it is */
-	paste_pool__info(p, &b);
+	paste_pool__info(p, &b, sizeof(b));
 	assert_false(b.created);
 	assert_true(b.was_clean);
 	assert_memory_equal(a.uuid, b.uuid, 16);
@@ -189,7 +189,7 @@ static void test_defaults_and_4k_frames(void **state)
 	struct paste_pool *p;
 
 	assert_int_equal(open_pool(&p, &o), 0);
-	paste_pool__info(p, &info);
+	paste_pool__info(p, &info, sizeof(info));
 	assert_int_equal(info.size, PASTE_POOL_DEFAULT_SIZE);
 	assert_int_equal(info.region_area_size, PASTE_POOL_DEFAULT_SIZE / 8);
 	assert_int_equal(info.frame_size, 4096);
@@ -232,7 +232,7 @@ static void test_crash_leaves_pool_unclean(void **state)
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 
 	assert_int_equal(open_pool(&p, NULL), 0); /* the crashed process's lock went with it */
-	paste_pool__info(p, &info);
+	paste_pool__info(p, &info, sizeof(info));
 	assert_false(info.was_clean);
 	assert_memory_equal((uint8_t *)paste_pool__frames(p) + 2048 * 5, "survives", 8);
 	assert_int_equal(paste_pool__region(p, "idx", 0, &r, &len),
@@ -240,7 +240,7 @@ static void test_crash_leaves_pool_unclean(void **state)
 	assert_memory_equal(r, "index", 5);
 	paste_pool__close(&p);
 	assert_int_equal(open_pool(&p, NULL), 0);
-	paste_pool__info(p, &info);
+	paste_pool__info(p, &info, sizeof(info));
 	assert_true(info.was_clean); /* closed properly this time */
 	paste_pool__close(&p);
 }
@@ -269,7 +269,7 @@ static void test_regions_persist(void **state)
 
 	/* Stale bytes in the unused region area (a reused pool): a new region must not show them.
 	 */
-	paste_pool__info(p, &info);
+	paste_pool__info(p, &info, sizeof(info));
 	memset((uint8_t *)paste_pool__base(p) + info.region_area_off, 0xAA, info.region_area_size);
 	assert_int_equal(paste_pool__region(p, "wal.log", 5000, &wal, &wal_len), 0);
 	assert_int_equal(wal_len, 8192); /* rounded up to 4 KiB */
@@ -281,7 +281,7 @@ static void test_regions_persist(void **state)
 	assert_int_equal(paste_pool__region(p, "kv", 4096, &kv, &kv_len), 0);
 	kv_off = (uintptr_t)kv - (uintptr_t)paste_pool__base(p);
 	assert_true(kv_off >= wal_off + wal_len || kv_off + kv_len <= wal_off);
-	paste_pool__info(p, &info);
+	paste_pool__info(p, &info, sizeof(info));
 	assert_int_equal(info.region_area_used, 8192 + 4096);
 	memcpy(wal, "log record", 10);
 	paste_pool__persist(p, wal, 10);
@@ -294,12 +294,12 @@ static void test_regions_persist(void **state)
 	assert_int_equal(paste_pool__region(p, "wal.log", 8193, &again, &len), -EINVAL);
 	assert_error_has("cannot grow");
 	assert_int_equal(paste_pool__region(p, "nope", 0, &again, &len), -ENOENT);
-	paste_pool__info(p, &info);
+	paste_pool__info(p, &info, sizeof(info));
 	assert_int_equal(info.region_area_used, 8192 + 4096); /* lookups allocate nothing */
 	paste_pool__close(&p);
 
 	assert_int_equal(open_pool(&p, NULL), 0);
-	paste_pool__info(p, &info);
+	paste_pool__info(p, &info, sizeof(info));
 	assert_int_equal(info.region_area_used, 8192 + 4096);
 	assert_int_equal(paste_pool__region(p, "wal.log", 0, &again, &len), 0);
 	assert_int_equal((uintptr_t)again - (uintptr_t)paste_pool__base(p), wal_off);
@@ -324,7 +324,7 @@ static void test_region_too_big(void **state)
 	assert_int_equal(paste_pool__region(p, "half", MiB / 2, &a, &len), 0);
 	assert_int_equal(paste_pool__region(p, "half2", MiB / 2 + 1, &a, &len), -ENOSPC);
 	assert_int_equal(paste_pool__region(p, "rest", MiB / 2, &a, &len), 0); /* exactly fits */
-	paste_pool__info(p, &info);
+	paste_pool__info(p, &info, sizeof(info));
 	assert_int_equal(info.region_area_used, 1 * MiB);
 	assert_int_equal(paste_pool__region(p, "more", 1, &a, &len), -ENOSPC);
 	assert_int_equal(paste_pool__region(p, "big", 0, &a, &len), -ENOENT); /* not recorded */
@@ -370,7 +370,7 @@ static void test_region_bad_names(void **state)
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_int_equal(paste_pool__region(p, bad[i], 4096, &a, &len), -EINVAL);
 	assert_error_has("bad region name");
-	paste_pool__info(p, &info);
+	paste_pool__info(p, &info, sizeof(info));
 	assert_int_equal(info.region_area_used, 0);
 	memset(longest, 'x', PASTE_POOL_REGION_NAME_MAX);
 	longest[PASTE_POOL_REGION_NAME_MAX] = 0;
@@ -396,7 +396,7 @@ static void test_wrong_frame_size(void **state)
 	assert_error_has(path);
 	o.frame_size = 0;
 	assert_int_equal(open_pool(&p, &o), 0);
-	paste_pool__info(p, &info);
+	paste_pool__info(p, &info, sizeof(info));
 	assert_int_equal(info.frame_size, 4096);
 	assert_true(info.was_clean); /* the refused open did not mark the pool in use */
 	paste_pool__close(&p);
@@ -414,7 +414,7 @@ static void test_truncated(void **state)
 	struct paste_pool_info info;
 	char want[128];
 
-	paste_pool__info(p, &info);
+	paste_pool__info(p, &info, sizeof(info));
 	paste_pool__close(&p);
 	assert_int_equal(truncate(path, (off_t)info.size - 4096), 0);
 	assert_int_equal(open_pool(&p, NULL), -EBADMSG);
@@ -430,14 +430,14 @@ static void test_checksum_flip(void **state)
 	struct paste_pool_info before, after;
 	uint8_t prim[SB_REC], back[SB_REC];
 
-	paste_pool__info(p, &before);
+	paste_pool__info(p, &before, sizeof(before));
 	paste_pool__close(&p);
 
 	/* One copy damaged (what a torn update looks like): the backup is used and rewritten. */
 	flip_byte(OFF_SIZE + 1);
 	assert_int_equal(open_pool(&p, NULL), 0);
 	assert_true(strstr(warn_buf, "backup") != NULL);
-	paste_pool__info(p, &after);
+	paste_pool__info(p, &after, sizeof(after));
 	assert_int_equal(after.size, before.size);
 	assert_memory_equal(after.uuid, before.uuid, 16);
 	paste_pool__close(&p);
@@ -456,7 +456,7 @@ static void test_checksum_flip(void **state)
 	memset(prim, 0, SB_REC);
 	file_rw(true, prim, SB_REC, 0);
 	assert_int_equal(open_pool(&p, NULL), 0);
-	paste_pool__info(p, &after);
+	paste_pool__info(p, &after, sizeof(after));
 	assert_memory_equal(after.uuid, before.uuid, 16);
 	paste_pool__close(&p);
 
@@ -592,21 +592,21 @@ static void test_must_create_existing(void **state)
 	struct paste_pool_info a, b;
 	struct paste_pool *p = create_pool(4 * MiB, 2048);
 
-	paste_pool__info(p, &a);
+	paste_pool__info(p, &a, sizeof(a));
 	paste_pool__close(&p);
 	o.must_create = true;
 	assert_int_equal(open_pool(&p, &o), -EEXIST);
 	assert_null(p);
 	assert_error_has("already exists");
 	assert_int_equal(open_pool(&p, NULL), 0); /* untouched */
-	paste_pool__info(p, &b);
+	paste_pool__info(p, &b, sizeof(b));
 	assert_memory_equal(a.uuid, b.uuid, 16);
 	assert_true(b.was_clean);
 	paste_pool__close(&p);
 	unlink(path);
 	o.create = false; /* must_create alone creates */
 	assert_int_equal(open_pool(&p, &o), 0);
-	paste_pool__info(p, &b);
+	paste_pool__info(p, &b, sizeof(b));
 	assert_true(b.created);
 	paste_pool__close(&p);
 }
@@ -637,7 +637,7 @@ static void test_size_limits(void **state)
 	o.region_area = 4096;
 	o.size = 4096 + 4096 + 64 * 2048;
 	assert_int_equal(open_pool(&p, &o), 0);
-	paste_pool__info(p, &info);
+	paste_pool__info(p, &info, sizeof(info));
 	assert_int_equal(info.frame_count, 64);
 	paste_pool__close(&p);
 	unlink(path);
@@ -646,7 +646,7 @@ static void test_size_limits(void **state)
 	/* Sizes that are not a whole number of frames are rounded down. */
 	o.size = 4096 + 4096 + 100 * 2048 + 1000;
 	assert_int_equal(open_pool(&p, &o), 0);
-	paste_pool__info(p, &info);
+	paste_pool__info(p, &info, sizeof(info));
 	assert_int_equal(info.frame_count, 100);
 	assert_int_equal(info.size, 4096 + 4096 + 100 * 2048);
 	paste_pool__close(&p);
@@ -789,7 +789,7 @@ static void test_check_umem_ext4(void **state)
 	o.check_umem = false;
 	assert_int_equal(open_pool(&p, &o), 0);
 	assert_true(strstr(warn_buf, "without DAX") != NULL);
-	paste_pool__info(p, &info);
+	paste_pool__info(p, &info, sizeof(info));
 	assert_false(info.is_pmem);
 	paste_pool__close(&p);
 	o.create = false;
@@ -797,7 +797,7 @@ static void test_check_umem_ext4(void **state)
 	assert_int_equal(open_pool(&p, &o), -EFAULT); /* an existing pool is kept */
 	assert_true(file_exists(path));
 	assert_int_equal(open_pool(&p, NULL), 0);
-	paste_pool__info(p, &info);
+	paste_pool__info(p, &info, sizeof(info));
 	assert_true(info.was_clean); /* the refused open did not mark it in use */
 	paste_pool__close(&p);
 }
@@ -835,7 +835,7 @@ static void test_slices(void **state)
 	struct paste_pool *s1 = open_slice(1, true, 0), *s0, *q;
 	struct paste_pool_info info;
 
-	paste_pool__info(s1, &info);
+	paste_pool__info(s1, &info, sizeof(info));
 	assert_int_equal(info.slice, 1);
 	assert_int_equal(info.slice_stride, 4 * MiB);
 	assert_true(info.size <= 4 * MiB);
@@ -858,7 +858,7 @@ static void test_slices(void **state)
 	s0 = open_slice(0, false, 0);
 	slice_region(s1, "one", false);
 	slice_region(s0, "zero", false);
-	paste_pool__info(s1, &info);
+	paste_pool__info(s1, &info, sizeof(info));
 	assert_true(info.was_clean);
 	assert_false(info.created);
 	paste_pool__close(&s0);

@@ -293,7 +293,7 @@ static void test_pool_on_device(void **state)
 	fake_dax("67108864", "2097152", NULL);
 	/* Blank and create: formatted in place, the whole device, mapped 2 MiB aligned. */
 	assert_int_equal(open_dev_pool(&p, true, false, have_af_xdp()), 0);
-	paste_pool__info(p, &info);
+	paste_pool__info(p, &info, sizeof(info));
 	assert_true(info.created);
 	assert_true(info.is_pmem);
 	assert_true(info.size <= 64 * MiB && info.size > 60 * MiB);

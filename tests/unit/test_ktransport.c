@@ -1,0 +1,333 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * test_ktransport.c - the kernel transport (src/ktransport.c) under the context's round
+ * (src/ctx.c), and the same on the io_uring transport (src/utransport.c), with real TCP on
+ * 127.0.0.1 and a 4 MiB pool on /dev/shm: received bytes reach
+ * on_data as slots inside the pool's frame area and go back to the allocator when consumed; a
+ * reply queued in on_data has not left when the round hook runs (the "no reply before durable"
+ * order: on_data, fence, round hook, flush) and has left when paste_poll() returns; the peer's
+ * FIN shows as eof; a graceful close gives the peer EOF after the queued bytes, an abort gives it
+ * a reset; on_close runs once per connection and the counters return to zero; two contexts serve
+ * at once in one process.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include <paste/paste.h>
+#include <paste/pool.h>
+
+static char pool_path[128];
+static enum paste_transport transport; /* of the next setup */
+static struct paste_ctx *ctx;
+static struct sockaddr_in addr = {.sin_family = AF_INET};
+
+static struct {
+	struct paste_conn *conn;
+	unsigned data_calls, closes, hook_calls;
+	bool echo, saw_eof, slots_in_pool, hook_saw_reply;
+	int cli;            /* the client socket the round hook peeks at */
+	size_t sent_round;  /* echoed in this round's on_data */
+	size_t sent_before; /* echoed in earlier rounds */
+	int close_err;      /* on_close's @err */
+	char got[256];      /* what on_data received */
+	size_t got_len;
+	enum { KEEP_OPEN, CLOSE, ABORT } then;
+} t;
+
+static int on_accept(struct paste_conn *c, void *user)
+{
+	t.conn = c;
+	return 0;
+}
+
+static void on_data(struct paste_conn *c, void *user)
+{
+	uint8_t *lo = paste_pool__frames(paste_pool(ctx));
+	struct paste_pool_info pi;
+	const struct paste_slot *s;
+	unsigned n;
+
+	assert_int_equal(paste_pool__info(paste_pool(ctx), &pi, sizeof(pi)), 0);
+	t.data_calls++;
+	s = paste_conn__slots(c, &n);
+	t.slots_in_pool = true;
+	for (unsigned i = 0; i < n; i++) {
+		if (s[i].data < lo ||
+		    s[i].data + s[i].len > lo + (uint64_t)pi.frame_size * pi.frame_count)
+			t.slots_in_pool = false;
+		assert_true(t.got_len + s[i].len <= sizeof(t.got));
+		memcpy(t.got + t.got_len, s[i].data, s[i].len);
+		t.got_len += s[i].len;
+		if (t.echo) {
+			assert_int_equal(paste_conn__send(c, s[i].data, s[i].len),
+			                 (ssize_t)s[i].len);
+			t.sent_round += s[i].len;
+		}
+	}
+	assert_int_equal(paste_conn__consume(c, paste_conn__pending(c)), 0);
+	if (paste_conn__eof(c))
+		t.saw_eof = true;
+	if (t.then == CLOSE)
+		assert_int_equal(paste_conn__close(c), 0);
+	else if (t.then == ABORT)
+		paste_conn__abort(c);
+}
+
+static void on_close(struct paste_conn *c, int err, void *user)
+{
+	t.closes++;
+	t.close_err = err;
+	t.conn = NULL;
+}
+
+/* After the fence, before the flush: the peer may hold what earlier rounds sent, never a byte
+ * of this round's replies. */
+static int round_hook(struct paste_ctx *c, void *arg)
+{
+	int avail = 0;
+
+	t.hook_calls++;
+	if (t.cli >= 0 && t.sent_round) {
+		assert_int_equal(ioctl(t.cli, FIONREAD, &avail), 0);
+		if ((size_t)avail > t.sent_before)
+			t.hook_saw_reply = true;
+	}
+	t.sent_before += t.sent_round;
+	t.sent_round = 0;
+	return 0;
+}
+
+/* Rounds until @cond holds (at most ~10 s). */
+#define POLL_UNTIL(cond)                                                                           \
+	do {                                                                                       \
+		for (int i_ = 0; i_ < 1000 && !(cond); i_++)                                       \
+			assert_true(paste_poll(ctx, 10) >= 0);                                     \
+		assert_true(cond);                                                                 \
+	} while (0)
+
+static int connect_client(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	assert_true(fd >= 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+	t.cli = fd;
+	return fd;
+}
+
+/* Read exactly @len bytes (or until EOF/error) within ~10 s, running rounds meanwhile (the
+ * io_uring transport submits a round's sends with the next round's wait). @return bytes, -errno. */
+static ssize_t read_all(int fd, char *buf, size_t len)
+{
+	size_t got = 0;
+
+	for (int i = 0; i < 1000 && got < len; i++) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		ssize_t r;
+
+		assert_true(paste_poll(ctx, 0) >= 0);
+		if (poll(&p, 1, 10) != 1)
+			continue;
+		r = recv(fd, buf + got, len - got, 0);
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	return got < len && got == 0 ? -ETIMEDOUT : (ssize_t)got;
+}
+
+static int setup(void **state)
+{
+	struct paste_opts o = {.sz = sizeof(o)};
+	struct paste_conn_ops ops = {
+	    .sz = sizeof(ops), .on_accept = on_accept, .on_data = on_data, .on_close = on_close};
+	socklen_t alen = sizeof(addr);
+	int fd;
+
+	memset(&t, 0, sizeof(t));
+	t.cli = -1;
+	snprintf(pool_path, sizeof(pool_path), "/dev/shm/paste-test-%d-ktp.pool", (int)getpid());
+	unlink(pool_path);
+	o.transport = transport;
+	o.ip = "127.0.0.1";
+	o.pool_path = pool_path;
+	o.pool_size = 4 << 20;
+	o.ring_size = 64;
+	o.batch_size = 16;
+	assert_int_equal(paste_open(&ctx, &o), 0);
+	assert_int_equal(paste_set_round_hook(ctx, round_hook, NULL), 0);
+	/* a free port: bind one with the kernel, release it, listen there */
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	addr.sin_port = 0;
+	assert_int_equal(bind(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&addr, &alen), 0);
+	close(fd);
+	assert_int_equal(paste_listen(ctx, ntohs(addr.sin_port), &ops, NULL), 0);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct paste_stats st;
+
+	if (t.cli >= 0)
+		close(t.cli);
+	assert_int_equal(paste_stats(ctx, &st, sizeof(st)), 0);
+	assert_int_equal(st.frames_rx + st.frames_kept, 0); /* every received frame came back */
+	paste_close(&ctx);
+	unlink(pool_path);
+	return 0;
+}
+
+static void test_echo_round_order(void **state)
+{
+	const char msg[] = "hello, kernel transport";
+	struct paste_stats st;
+	char back[sizeof(msg)];
+	int fd = connect_client();
+
+	t.echo = true;
+	assert_int_equal(send(fd, msg, sizeof(msg), 0), (ssize_t)sizeof(msg));
+	POLL_UNTIL(t.got_len == sizeof(msg));
+	assert_memory_equal(t.got, msg, sizeof(msg));
+	assert_true(t.slots_in_pool); /* the bytes were in pool frames */
+	assert_true(t.hook_calls > 0);
+	assert_int_equal(t.sent_before, sizeof(msg)); /* the hook ran in the rounds that echoed */
+	assert_false(t.hook_saw_reply);               /* nothing left before the round hook */
+	assert_int_equal(read_all(fd, back, sizeof(back)), (ssize_t)sizeof(back));
+	assert_memory_equal(back, msg, sizeof(msg));
+	assert_int_equal(paste_stats(ctx, &st, sizeof(st)), 0);
+	assert_int_equal(st.rx_payload_bytes, sizeof(msg));
+	assert_int_equal(st.conns_open, 1);
+	assert_int_equal(st.conns_accepted, 1);
+	assert_int_equal(st.frames_rx, 0); /* consumed: back to the allocator */
+}
+
+static void test_eof_then_close(void **state)
+{
+	char b[8];
+	int fd = connect_client();
+
+	t.echo = true;
+	t.then = CLOSE;
+	assert_int_equal(send(fd, "bye", 3, 0), 3);
+	assert_int_equal(shutdown(fd, SHUT_WR), 0);
+	POLL_UNTIL(t.closes == 1);
+	assert_true(t.saw_eof || t.got_len == 3);
+	assert_int_equal(t.close_err, 0);
+	/* the queued echo first, then EOF */
+	assert_int_equal(read_all(fd, b, sizeof(b)), 3);
+	assert_memory_equal(b, "bye", 3);
+}
+
+static void test_abort_resets(void **state)
+{
+	struct paste_stats st;
+	char b[8];
+	int fd = connect_client();
+
+	t.then = ABORT;
+	assert_int_equal(send(fd, "x", 1, 0), 1);
+	POLL_UNTIL(t.closes == 1);
+	assert_int_equal(read_all(fd, b, sizeof(b)), -ECONNRESET);
+	assert_int_equal(paste_stats(ctx, &st, sizeof(st)), 0);
+	assert_int_equal(st.conns_open, 0);
+}
+
+/* Two contexts in one process (each its own pool, listener and transport state): both serve at
+ * once, rounds interleaved. The kernel-socket transports keep no process-wide state. */
+static void echo_data(struct paste_conn *c, void *user)
+{
+	const struct paste_slot *s;
+	unsigned n;
+
+	s = paste_conn__slots(c, &n);
+	for (unsigned i = 0; i < n; i++)
+		assert_int_equal(paste_conn__send(c, s[i].data, s[i].len), (ssize_t)s[i].len);
+	assert_int_equal(paste_conn__consume(c, paste_conn__pending(c)), 0);
+	(*(unsigned *)user)++;
+}
+
+static void test_two_contexts(void **state)
+{
+	struct paste_conn_ops ops = {.sz = sizeof(ops), .on_data = echo_data};
+	struct paste_opts o = {.sz = sizeof(o)};
+	struct sockaddr_in a2 = {.sin_family = AF_INET};
+	socklen_t alen = sizeof(a2);
+	struct paste_ctx *ctx2;
+	char path2[160], b1[4] = {0}, b2[4] = {0};
+	unsigned calls1 = 0, calls2 = 0;
+	int fd1, fd2, fd;
+
+	snprintf(path2, sizeof(path2), "%s.2", pool_path);
+	unlink(path2);
+	o.transport = transport;
+	o.ip = "127.0.0.1";
+	o.pool_path = path2;
+	o.pool_size = 4 << 20;
+	o.ring_size = 64;
+	o.batch_size = 16;
+	assert_int_equal(paste_open(&ctx2, &o), 0);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	a2.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&a2, sizeof(a2)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&a2, &alen), 0);
+	close(fd);
+	assert_int_equal(paste_listen(ctx2, ntohs(a2.sin_port), &ops, &calls2), 0);
+	/* the first context's listener echoes too, with its own counter */
+	t.echo = true;
+	fd1 = connect_client();
+	fd2 = socket(AF_INET, SOCK_STREAM, 0);
+	assert_int_equal(connect(fd2, (struct sockaddr *)&a2, sizeof(a2)), 0);
+	assert_int_equal(send(fd1, "one", 3, 0), 3);
+	assert_int_equal(send(fd2, "two", 3, 0), 3);
+	for (int i = 0; i < 1000 && (recv(fd1, b1, 3, MSG_PEEK | MSG_DONTWAIT) < 3 ||
+	                             recv(fd2, b2, 3, MSG_PEEK | MSG_DONTWAIT) < 3);
+	     i++) {
+		assert_true(paste_poll(ctx, 5) >= 0);
+		assert_true(paste_poll(ctx2, 5) >= 0);
+	}
+	assert_memory_equal(b1, "one", 3);
+	assert_memory_equal(b2, "two", 3);
+	calls1 = t.data_calls;
+	assert_true(calls1 >= 1 && calls2 >= 1);
+	close(fd2);
+	paste_close(&ctx2);
+	unlink(path2);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_echo_round_order, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_eof_then_close, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_abort_resets, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_two_contexts, setup, teardown),
+	};
+
+	int r;
+
+	paste_set_print(NULL, NULL, PASTE_LOG_ERROR);
+	transport = PASTE_TRANSPORT_KERNEL;
+	r = cmocka_run_group_tests_name("kernel", tests, NULL, NULL);
+	/* the same contract on the io_uring transport (kernel sockets too) */
+	transport = PASTE_TRANSPORT_IO_URING;
+	return r | cmocka_run_group_tests_name("io_uring", tests, NULL, NULL);
+}
