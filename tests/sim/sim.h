@@ -20,6 +20,7 @@
  *   sim_bench.c   recovery time against index size
  *   sim_probe.c   targeted searches for one crash state (kv bucket array without an empty bucket)
  *   sim_kvapp.c   paste-kv's object and undo-log protocols on three kv indexes (--probe kvapp)
+ *   sim_forward.c paste-kv --queues' forwarding protocol, model-checked under crashes
  *   sim_interpose.c  crash points inside recovery; deterministic getrandom()
  *   sim_main.c    command line, budget per workload and model, self-check, summary
  */
@@ -382,5 +383,7 @@ int sim_probe_kv_full(const struct sim_cfg *cfg, uint64_t capacity, uint64_t ops
 /* paste-kv's app-level protocols (objects in a second index, the undo log) with a crash point at
  * every flush and fence of @ops operations (--probe kvapp, sim_kvapp.c). @return 0 or 1. */
 int sim_probe_kvapp(const struct sim_cfg *cfg, uint64_t ops);
+/* paste-kv --queues' forwarding protocol, every interleaving and crash (sim_forward.c). */
+int sim_probe_forward(unsigned reqs, unsigned slots, unsigned depth, unsigned crashes);
 
 #endif /* PASTE_SIM_H */

@@ -11,6 +11,7 @@
  *   paste-powerfail --bench-recovery [--bench-log RECORDS] [--bench-kv KEYS]
  *   paste-powerfail --probe kv-full [--capacity C] [--ops N] [--seed S]
  *   paste-powerfail --probe kvapp [--ops N] [--seed S]
+ *   paste-powerfail --probe forward [--ops REQUESTS] [--capacity SLOTS] [--depth N] [--crashes N]
  *
  * After the main run come the kv-full probe (sim_probe.c; unless --no-probe) and the self-check
  * (unless --no-self-check): the same workloads with a deliberately broken persistence hook (fences
@@ -32,8 +33,8 @@
 
 struct sim_opts {
 	struct sim_cfg cfg;
-	bool self_check_only, no_self_check, no_probe, bench, probe, kvapp;
-	uint64_t bench_log, bench_kv, probe_cap, probe_ops;
+	bool self_check_only, no_self_check, no_probe, bench, probe, kvapp, forward;
+	uint64_t bench_log, bench_kv, probe_cap, probe_ops, depth, crashes;
 };
 
 static double now_s(void)
@@ -81,7 +82,10 @@ static void usage(FILE *f)
 	    "         [--no-liveness] [--nested PCT] [--adopt PCT]\n"
 	    "         [--max-reports N] [--dir DIR]\n"
 	    "       paste-powerfail --bench-recovery [--bench-log RECORDS] [--bench-kv KEYS]\n"
-	    "       paste-powerfail --probe kv-full|kvapp [--capacity C] [--ops N] [--seed S]\n");
+	    "       paste-powerfail --probe kv-full|kvapp [--capacity C] [--ops N] [--seed S]\n"
+	    "       paste-powerfail --probe forward [--ops REQUESTS] [--capacity SLOTS] [--depth N]\n"
+	    "         [--crashes N]   (paste-kv --queues' forwarding protocol: every interleaving of\n"
+	    "         a sender, an owner and up to N crashes, model-checked; then each mutation)\n");
 }
 
 static int parse_choice(const char *arg, unsigned *mask, const char *const *names, int n,
@@ -121,7 +125,9 @@ static int parse(int argc, char **argv, struct sim_opts *o)
 		O_PROBE,
 		O_CAP,
 		O_OPS,
-		O_NOPROBE
+		O_NOPROBE,
+		O_DEPTH,
+		O_CRASHES
 	};
 	static const struct option lo[] = {{"points", 1, 0, O_POINTS},
 	                                   {"seed", 1, 0, O_SEED},
@@ -142,6 +148,8 @@ static int parse(int argc, char **argv, struct sim_opts *o)
 	                                   {"capacity", 1, 0, O_CAP},
 	                                   {"ops", 1, 0, O_OPS},
 	                                   {"no-probe", 0, 0, O_NOPROBE},
+	                                   {"depth", 1, 0, O_DEPTH},
+	                                   {"crashes", 1, 0, O_CRASHES},
 	                                   {"verbose", 0, 0, 'v'},
 	                                   {"help", 0, 0, 'h'},
 	                                   {0, 0, 0, 0}};
@@ -195,6 +203,8 @@ static int parse(int argc, char **argv, struct sim_opts *o)
 		case O_PROBE:
 			if (!strcmp(optarg, "kvapp"))
 				o->kvapp = true;
+			else if (!strcmp(optarg, "forward"))
+				o->forward = true;
 			else if (strcmp(optarg, "kv-full"))
 				return -EINVAL;
 			o->probe = true;
@@ -207,6 +217,12 @@ static int parse(int argc, char **argv, struct sim_opts *o)
 			break;
 		case O_NOPROBE:
 			o->no_probe = true;
+			break;
+		case O_DEPTH:
+			o->depth = strtoull(optarg, NULL, 0);
+			break;
+		case O_CRASHES:
+			o->crashes = strtoull(optarg, NULL, 0);
 			break;
 		case O_BENCH:
 			o->bench = true;
@@ -385,6 +401,11 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	paste_set_print(print_cb, &o.cfg.verbose, PASTE_LOG_INFO);
+	if (o.forward)
+		return sim_probe_forward(o.probe_ops ? (unsigned)o.probe_ops : 3,
+		                         o.probe_cap ? (unsigned)o.probe_cap : 2,
+		                         o.depth ? (unsigned)o.depth : 2,
+		                         o.crashes ? (unsigned)o.crashes : 2);
 	if (o.kvapp)
 		return sim_probe_kvapp(&o.cfg, o.probe_ops ? o.probe_ops : 2000);
 	if (o.probe)
