@@ -137,7 +137,8 @@ static uint64_t hash_state(const struct fw_state *s)
 	return h ? h : 1;
 }
 
-/* true if new */
+/* true if new. States are told apart by a 64-bit hash: a collision would prune a state unseen
+ * (about 1 in 10^7 for the 2 million states of the largest check here). */
 static bool visit(struct fw *f, uint64_t h)
 {
 	if (f->nseen * 2 >= f->cap) {
@@ -204,7 +205,7 @@ static void check(struct fw *f, const struct fw_state *s)
 }
 
 /* The owner's media after a crash: the durable writes plus, per key, a prefix of the rest. */
-static void crash_media(struct fw *f, struct fw_state *s, unsigned choice)
+static void crash_media(struct fw_state *s, unsigned choice)
 {
 	for (unsigned k = 0; k < FW_KEYS; k++) {
 		unsigned extra = s->vol[k].n - s->dur[k].n, take = choice % (extra + 1);
@@ -215,7 +216,6 @@ static void crash_media(struct fw *f, struct fw_state *s, unsigned choice)
 		memset(s->dur[k].id + s->dur[k].n, 0, FW_MAXLIST - s->dur[k].n);
 		s->vol[k] = s->dur[k];
 	}
-	(void)f;
 }
 
 static unsigned media_choices(const struct fw_state *s)
@@ -500,7 +500,7 @@ static void explore(struct fw *f, const struct fw_state *s)
 		for (unsigned c = 0; c < media_choices(s); c++) { /* owner kill -9 */
 			n = *s;
 			n.crashes++;
-			crash_media(f, &n, c);
+			crash_media(&n, c);
 			owner_down(&n);
 			go(f, &n, "O-kill");
 		}
@@ -514,7 +514,7 @@ static void explore(struct fw *f, const struct fw_state *s)
 		for (unsigned c = 0; c < media_choices(s); c++) { /* power failure: everything */
 			n = *s;
 			n.crashes++;
-			crash_media(f, &n, c);
+			crash_media(&n, c);
 			owner_down(&n);
 			sender_down(&n);
 			memset(n.slot, 0, sizeof(n.slot));
