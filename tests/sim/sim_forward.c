@@ -566,6 +566,10 @@ int sim_probe_forward(unsigned reqs, unsigned slots, unsigned depth, unsigned cr
 	    f.first);
 	if (f.violations || !f.lost_seen || !f.reset_applied || !f.reset_absent)
 		fail = 1;
+	if (!f.violations && fail)
+		printf(
+		    "forward: too small to mean anything: it reached no LOST slot, or no reset write "
+		    "both durable and absent (give it --crashes 1 or more)\n");
 	for (int m = MUT_NONE + 1; m < MUT_N; m++) {
 		struct fw g = {.mut = (enum fw_mut)m};
 

@@ -33,7 +33,7 @@
 
 struct sim_opts {
 	struct sim_cfg cfg;
-	bool self_check_only, no_self_check, no_probe, bench, probe, kvapp, forward;
+	bool self_check_only, no_self_check, no_probe, bench, probe, kvapp, forward, crashes_set;
 	uint64_t bench_log, bench_kv, probe_cap, probe_ops, depth, crashes;
 };
 
@@ -223,6 +223,7 @@ static int parse(int argc, char **argv, struct sim_opts *o)
 			break;
 		case O_CRASHES:
 			o->crashes = strtoull(optarg, NULL, 0);
+			o->crashes_set = true;
 			break;
 		case O_BENCH:
 			o->bench = true;
@@ -405,7 +406,7 @@ int main(int argc, char **argv)
 		return sim_probe_forward(o.probe_ops ? (unsigned)o.probe_ops : 3,
 		                         o.probe_cap ? (unsigned)o.probe_cap : 2,
 		                         o.depth ? (unsigned)o.depth : 2,
-		                         o.crashes ? (unsigned)o.crashes : 2);
+		                         o.crashes_set ? (unsigned)o.crashes : 2);
 	if (o.kvapp)
 		return sim_probe_kvapp(&o.cfg, o.probe_ops ? o.probe_ops : 2000);
 	if (o.probe)
