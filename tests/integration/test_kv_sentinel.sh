@@ -45,6 +45,33 @@ for tr in ${KV_TEST_TRANSPORTS:-paste kernel}; do
 	start_kv "${KV_ARGS[@]}" --port 6379 --pool "$POOL" --pool-size 512M
 	P_PID=$ECHO_PID P_LOG=$ECHO_LOG
 	in_cli python3 "$TOOL" fill "$HOST" 6379 "$tr" || fail "$tr: fill"
+	# CLIENT KILL as Sentinel sends it (TYPE normal / pubsub; SKIPME yes by default), and ID
+	in_cli python3 - "$HOST" <<-'EOF' || fail "$tr: CLIENT KILL"
+	import socket, sys
+	def conn():
+	    return socket.create_connection((sys.argv[1], 6379), 10)
+	def cmd(s, *a):
+	    s.sendall(b"*%d\r\n" % len(a) + b"".join(b"$%d\r\n%s\r\n" % (len(x), x) for x in a))
+	    return s.recv(4096)
+	def gone(s):
+	    try:
+	        return s.recv(4096) == b""
+	    except ConnectionResetError:
+	        return True
+	sub, idle, me = conn(), conn(), conn()
+	assert cmd(sub, b"SUBSCRIBE", b"ch").startswith(b"*3"), "SUBSCRIBE"
+	assert cmd(idle, b"PING") == b"+PONG\r\n", "PING"
+	r = cmd(me, b"CLIENT", b"KILL", b"TYPE", b"pubsub")
+	assert r == b":1\r\n" and gone(sub), "TYPE pubsub: %r" % r
+	r = cmd(me, b"CLIENT", b"KILL", b"TYPE", b"normal")
+	assert r == b":1\r\n" and gone(idle), "TYPE normal: %r" % r
+	assert cmd(me, b"PING") == b"+PONG\r\n", "SKIPME yes: the caller survives"
+	r = cmd(me, b"CLIENT", b"KILL", b"TYPE", b"bogus")
+	assert r.startswith(b"-ERR Unknown client type"), r
+	myid = cmd(me, b"CLIENT", b"ID")[1:-2]
+	r = cmd(me, b"CLIENT", b"KILL", b"ID", myid, b"SKIPME", b"no")
+	assert r == b":1\r\n" and gone(me), "ID SKIPME no: %r" % r
+	EOF
 	if [ "$tr" = paste ]; then
 		rports=(6380 6381) new="$CLI_IP:638[01]" found=("$CLI_IP:6380" "$CLI_IP:6381")
 	else # a paste-kv replica; the redis-server replica is never promoted (priority 0)
