@@ -497,6 +497,9 @@ int rdb_apply(struct kvd *d, struct kconn *kc, const uint8_t *rdb, size_t len, u
 /* kv_replica.c */
 int replica_opt(struct kvd *d, const char *arg);
 int replica_set(struct kvd *d, const char *host, uint16_t port, char *err, size_t errlen);
+/* Startup, after the indexes: the replication id and offset kept in the pool, used after a clean
+ * shutdown (@was_clean) when a replica, else deleted. */
+int replica_recover(struct kvd *d, bool was_clean);
 void replica_tick(struct kvd *d);
 int replica_poll_ms(const struct kvd *d);
 bool replica_refuses(struct req *r);

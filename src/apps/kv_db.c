@@ -462,6 +462,8 @@ int open_store(struct kvd *d)
 		d->undo_keys = d->keys / 8 < 256 ? 256 : d->keys / 8 > 65536 ? 65536 : d->keys / 8;
 	if (tx_recover(d)) /* before the sweeps: it may put back keys and pieces */
 		return -EIO;
+	if (replica_recover(d, pi.was_clean))
+		return -EIO;
 	sweep(d);
 	if (obj_sweep(d)) {
 		fprintf(stderr, "paste-kv: out of memory while checking the stored objects\n");
