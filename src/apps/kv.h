@@ -315,6 +315,7 @@ uint64_t flush_index(struct kvd *d, struct paste_kv *kv);
 int cmd_flushall(struct req *r);
 int cmd_flushdb(struct req *r);
 void quiet(enum paste_log_level level, const char *msg, void *user);
+/* Open index @name, created for @cap keys if absent (@cap 0: open only, -ENOENT quietly). */
 int open_index(struct kvd *d, const char *name, uint64_t cap, struct paste_kv **kv);
 int sweep_fn(const struct paste_ref *key, const struct paste_ref *val, void *arg);
 void sweep(struct kvd *d);

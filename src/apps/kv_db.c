@@ -361,6 +361,8 @@ int open_index(struct kvd *d, const char *name, uint64_t cap, struct paste_kv **
 	paste_set_print(quiet, NULL, PASTE_LOG_ERROR); /* absent is not an error here */
 	err = paste_kv__open(kv, d->pool, name, NULL);
 	paste_set_print(NULL, NULL, d->d.verbose ? PASTE_LOG_DEBUG : PASTE_LOG_INFO);
+	if (err == -ENOENT && !cap)
+		return err; /* open only */
 	if (err == -ENOENT)
 		err = paste_kv__open(kv, d->pool, name,
 		                     &PASTE_OPTS_LIT(paste_kv_opts, .capacity = cap));

@@ -576,12 +576,20 @@ int replica_recover(struct kvd *d, bool was_clean)
 	struct kv_replica *rp = repl(d);
 	struct paste_ref v;
 	const uint8_t *p;
+	int err;
 
-	if (!rp || open_index(d, REPL_INDEX, 4, &rp->ix)) {
-		fprintf(stderr, "paste-kv: replica: the replication offset will not be kept in the "
-		                "pool (a restart resynchronises in full)\n");
-		if (rp)
-			rp->ix = NULL;
+	if (!rp) {
+		fprintf(stderr, "paste-kv: out of memory for the replica state\n");
+		return -ENOMEM;
+	}
+	/* a primary only deletes an entry left by a replica run; it makes no index */
+	err = open_index(d, REPL_INDEX, rp->enabled ? 4 : 0, &rp->ix);
+	if (err) {
+		if (err != -ENOENT)
+			fprintf(stderr,
+			        "paste-kv: replica: the replication offset will not be kept "
+			        "in the pool (a restart resynchronises in full)\n");
+		rp->ix = NULL;
 		return 0;
 	}
 	if (paste_kv__get(rp->ix, REC_KEY, strlen(REC_KEY), &v) ||
