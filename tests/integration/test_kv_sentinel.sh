@@ -12,7 +12,7 @@
 # old primary restarts on its pool, takes a write as the primary it believes it is (split brain),
 # and the sentinel turns it into a replica of the new primary (the same MULTI block with SLAVEOF
 # host port): it must drop that write (a full resync), hold the new primary's data and follow
-# its writes. About 30 s per transport (the sentinel checks a restarted replica every 10 s).
+# its writes. About 25 s per transport (the sentinel checks a restarted replica every 10 s).
 # Skipped (77) without redis-server or redis-sentinel.
 . "$(dirname "$0")/lib.sh"
 testbed_up
