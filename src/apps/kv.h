@@ -315,6 +315,7 @@ uint64_t flush_index(struct kvd *d, struct paste_kv *kv);
 int cmd_flushall(struct req *r);
 int cmd_flushdb(struct req *r);
 void quiet(enum paste_log_level level, const char *msg, void *user);
+/* Open index @name, created for @cap keys if absent (@cap 0: open only, -ENOENT quietly). */
 int open_index(struct kvd *d, const char *name, uint64_t cap, struct paste_kv **kv);
 int sweep_fn(const struct paste_ref *key, const struct paste_ref *val, void *arg);
 void sweep(struct kvd *d);
@@ -497,6 +498,9 @@ int rdb_apply(struct kvd *d, struct kconn *kc, const uint8_t *rdb, size_t len, u
 /* kv_replica.c */
 int replica_opt(struct kvd *d, const char *arg);
 int replica_set(struct kvd *d, const char *host, uint16_t port, char *err, size_t errlen);
+/* Startup, after the indexes: the replication id and offset kept in the pool, used after a clean
+ * shutdown (@was_clean) when a replica, else deleted. */
+int replica_recover(struct kvd *d, bool was_clean);
 void replica_tick(struct kvd *d);
 int replica_poll_ms(const struct kvd *d);
 bool replica_refuses(struct req *r);

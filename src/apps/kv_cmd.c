@@ -4,6 +4,7 @@
  * SELECT, COMMAND, CONFIG, INFO).
  */
 #include <ctype.h>
+#include <stddef.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -56,13 +57,89 @@ int cmd_function(struct req *r)
 	return out_err(r->kc, "ERR functions are not supported by paste-kv");
 }
 
-/* CLIENT ID | SETNAME name | GETNAME | LIST | INFO | SETINFO | NO-EVICT | NO-TOUCH | REPLY ON */
+/* A connection's CLIENT KILL type: "normal", "master" (our link to a primary), "replica", "pubsub".
+ */
+static const char *client_type(const struct kconn *kc)
+{
+	if (kc->master)
+		return "master";
+	if (kv_primary_is_replica(kc))
+		return "replica";
+	return kc->pc && kc->pc->nchans ? "pubsub" : "normal";
+}
+
+/*
+ * CLIENT KILL <filter value> ...: filters TYPE normal|master|replica|slave|pubsub, ID n and
+ * SKIPME yes|no (default yes: the caller survives), all of which must match. Redis Sentinel sends
+ * CLIENT KILL TYPE normal and TYPE pubsub when it turns a primary into a replica. The matching
+ * connections are reset (their on_close runs at the end of the round); the reply is how many.
+ * Only this process's connections (with --queues, the worker the caller talks to).
+ */
+static int client_kill(struct req *r)
+{
+	struct kconn *kc = r->kc;
+	const char *type = NULL;
+	int64_t id = -1, killed = 0;
+	bool skipme = true;
+
+	if (r->cmd->argc < 4 || r->cmd->argc % 2)
+		return out_err(kc,
+		               "ERR syntax error (paste-kv's CLIENT KILL takes filters: TYPE t, "
+		               "ID n, SKIPME yes|no)");
+	for (unsigned i = 2; i + 1 < r->cmd->argc; i += 2) {
+		if (arg_is(r, i, "TYPE")) {
+			static const char *const types[] = {"normal", "master", "replica", "slave",
+			                                    "pubsub"};
+
+			type = NULL;
+			for (size_t t = 0; t < sizeof(types) / sizeof(types[0]); t++)
+				if (arg_is(r, i + 1, types[t]))
+					type = t == 3 ? "replica" : types[t];
+			if (!type)
+				return out_err(
+				    kc, "ERR Unknown client type '%.*s'",
+				    (int)(arg_len(r, i + 1) < 64 ? arg_len(r, i + 1) : 64),
+				    arg(r, i + 1) ? (const char *)arg(r, i + 1) : "");
+		} else if (arg_is(r, i, "ID")) {
+			if (!arg_ll(r, i + 1, &id) || id < 1)
+				return out_err(kc, "ERR client-id should be greater than 0");
+		} else if (arg_is(r, i, "SKIPME")) {
+			if (!arg_is(r, i + 1, "yes") && !arg_is(r, i + 1, "no"))
+				return out_err(kc, "ERR syntax error");
+			skipme = arg_is(r, i + 1, "yes");
+		} else {
+			return out_err(kc,
+			               "ERR syntax error (paste-kv's CLIENT KILL filters are TYPE, "
+			               "ID and SKIPME)");
+		}
+	}
+	for (struct daemon_conn *dc = r->d->loop.conns; dc; dc = dc->next) {
+		struct kconn *o = (struct kconn *)((char *)dc - offsetof(struct kconn, dc));
+
+		if (o->closing || (skipme && o == kc) || (id > 0 && o->id != (uint64_t)id) ||
+		    (type && strcmp(type, client_type(o))))
+			continue;
+		if (o == kc) { /* SKIPME no: the reply goes out, then the connection closes */
+			kc->quit = true;
+		} else {
+			paste_conn__abort(dc->c);
+			o->closing = true;
+		}
+		killed++;
+	}
+	return out_hdr(kc, ':', killed);
+}
+
+/* CLIENT ID | SETNAME name | GETNAME | LIST | INFO | KILL filters | SETINFO | NO-EVICT | NO-TOUCH |
+ * REPLY ON */
 int cmd_client(struct req *r)
 {
 	struct kconn *kc = r->kc;
 	char line[256];
 	int n;
 
+	if (arg_is(r, 1, "KILL"))
+		return client_kill(r);
 	if (arg_is(r, 1, "ID"))
 		return out_hdr(kc, ':', (int64_t)kc->id);
 	if (arg_is(r, 1, "SETNAME") && r->cmd->argc == 3) {

@@ -361,6 +361,8 @@ int open_index(struct kvd *d, const char *name, uint64_t cap, struct paste_kv **
 	paste_set_print(quiet, NULL, PASTE_LOG_ERROR); /* absent is not an error here */
 	err = paste_kv__open(kv, d->pool, name, NULL);
 	paste_set_print(NULL, NULL, d->d.verbose ? PASTE_LOG_DEBUG : PASTE_LOG_INFO);
+	if (err == -ENOENT && !cap)
+		return err; /* open only */
 	if (err == -ENOENT)
 		err = paste_kv__open(kv, d->pool, name,
 		                     &PASTE_OPTS_LIT(paste_kv_opts, .capacity = cap));
@@ -461,6 +463,8 @@ int open_store(struct kvd *d)
 	if (!d->undo_keys) /* what the room left by the defaults above holds, at most 64 Ki */
 		d->undo_keys = d->keys / 8 < 256 ? 256 : d->keys / 8 > 65536 ? 65536 : d->keys / 8;
 	if (tx_recover(d)) /* before the sweeps: it may put back keys and pieces */
+		return -EIO;
+	if (replica_recover(d, pi.was_clean))
 		return -EIO;
 	sweep(d);
 	if (obj_sweep(d)) {

@@ -20,8 +20,16 @@
  * A dropped link is retried every second with PSYNC <replid> <offset+1>. Clients may read; every
  * command flagged write is refused with -READONLY unless it comes from the link. REPLICAOF NO ONE
  * drops the link and makes the server writable again (its data stays). A restarted process serves
- * what its pool holds at once and resynchronises in full (the replication id and offset are not
- * kept in the pool).
+ * what its pool holds at once.
+ *
+ * The replication id, offset and stream database are kept in the pool (index "paste-kv.repl",
+ * one entry), put after every round of stream commands in the same round, so the round's fence
+ * makes both durable. After a clean shutdown (SIGTERM, SHUTDOWN: no round was cut short) the pool
+ * holds exactly the writes up to that offset, and a restart asks PSYNC <replid> <offset+1>. After
+ * a crash (the pool was not closed cleanly) the data may be ahead of the entry by the commands of
+ * the round the crash cut short, and re-running those is not safe (INCR, APPEND, RPUSH ... are not
+ * idempotent): the entry is ignored and the resynchronisation is full. Promotion (REPLICAOF NO
+ * ONE) and a start without --replicaof delete the entry, since the data may then diverge.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -37,6 +45,9 @@
 #define ACK_NS     1000000000ull  /* REPLCONF ACK period */
 #define TIMEOUT_NS 60000000000ull /* nothing from the primary this long: the link is dead */
 #define MAX_RDB    (8ull << 30)
+#define REPL_INDEX "paste-kv.repl"
+#define REC_KEY    "link"
+#define REC_LEN    52 /* replid (40) | offset (8, little endian) | stream database (4) */
 
 enum link_state {
 	L_NONE,       /* no link (waiting to connect) */
@@ -71,6 +82,10 @@ struct kv_replica {
 	uint64_t full_syncs, partial_syncs, loaded, skipped, drops, errors, acks;
 	uint64_t down_since; /* wall ms the link went down (0: never up) */
 	unsigned connect_fails;
+	struct paste_kv *ix; /* REPL_INDEX: the durable replid and offset (NULL: none) */
+	uint64_t rec_offset; /* the offset it holds */
+	bool rec_valid;      /* it holds an entry */
+	unsigned rec_errors;
 };
 
 static void link_drop(struct kv_replica *rp, const char *why);
@@ -159,6 +174,50 @@ static int read_line(struct paste_conn *c, char *line, size_t cap)
 	return 0;
 }
 
+/* Put the replid, offset and stream database @db in the pool (made durable by this round's
+ * fence, with the writes of the stream up to that offset). */
+static void record(struct kv_replica *rp, int db)
+{
+	struct paste_ctx *ctx = rp->d->ctx;
+	struct paste_ref kr = {0}, vr = {0};
+	uint8_t v[REC_LEN];
+	int err;
+
+	if (!rp->ix || !rp->have_replid || (rp->rec_valid && rp->rec_offset == rp->offset))
+		return;
+	memcpy(v, rp->replid, 40);
+	for (int i = 0; i < 8; i++)
+		v[40 + i] = (uint8_t)(rp->offset >> (8 * i));
+	for (int i = 0; i < 4; i++)
+		v[48 + i] = (uint8_t)((uint32_t)db >> (8 * i));
+	err = paste_keep_copy(ctx, REC_KEY, strlen(REC_KEY), &kr);
+	if (!err)
+		err = paste_keep_copy(ctx, v, sizeof(v), &vr);
+	if (!err)
+		err = paste_kv__put(rp->ix, &kr, &vr);
+	if (err) {
+		if (kr.len)
+			paste_release(ctx, &kr);
+		if (vr.len)
+			paste_release(ctx, &vr);
+		if (rp->rec_errors++ == 0)
+			fprintf(
+			    stderr,
+			    "paste-kv: replica: cannot keep the replication offset in the pool: "
+			    "%s (a restart will resynchronise in full; free pool frames)\n",
+			    paste_last_error());
+		return;
+	}
+	rp->rec_offset = rp->offset;
+	rp->rec_valid = true;
+}
+
+static void record_del(struct kv_replica *rp)
+{
+	if (rp->ix && paste_kv__del(rp->ix, REC_KEY, strlen(REC_KEY)) == 0)
+		rp->rec_valid = false;
+}
+
 static void stream(struct kv_replica *rp, struct paste_conn *c)
 {
 	struct kconn *kc = paste_conn__user(c);
@@ -167,6 +226,7 @@ static void stream(struct kv_replica *rp, struct paste_conn *c)
 	on_data(c, rp->d); /* kv_net.c: the client loop, replies dropped (kc->master) */
 	rp->consumed += before - paste_conn__pending(c);
 	rp->offset = rp->link_base + rp->consumed - kc->spilled;
+	record(rp, kc->db);
 }
 
 static int start_stream(struct kv_replica *rp, struct paste_conn *c, uint64_t base, int db)
@@ -179,6 +239,8 @@ static int start_stream(struct kv_replica *rp, struct paste_conn *c, uint64_t ba
 	rp->state = L_STREAM;
 	rp->ack_now = true;
 	rp->down_since = 0;
+	rp->rec_valid = false;
+	record(rp, db); /* after a full resync: the loaded RDB's offset */
 	return 0;
 }
 
@@ -464,6 +526,7 @@ int replica_set(struct kvd *d, const char *host, uint16_t port, char *err, size_
 			       rp->offset);
 		fflush(stdout);
 		rp->enabled = false;
+		record_del(rp); /* writable now: the data may leave the primary's history */
 		link_drop(rp, "REPLICAOF NO ONE");
 		return 0;
 	}
@@ -505,6 +568,52 @@ int replica_opt(struct kvd *d, const char *arg)
 		fprintf(stderr, "paste-kv: --replicaof: %s\n", err);
 		return -1;
 	}
+	return 0;
+}
+
+int replica_recover(struct kvd *d, bool was_clean)
+{
+	struct kv_replica *rp = repl(d);
+	struct paste_ref v;
+	const uint8_t *p;
+	int err;
+
+	if (!rp) {
+		fprintf(stderr, "paste-kv: out of memory for the replica state\n");
+		return -ENOMEM;
+	}
+	/* a primary only deletes an entry left by a replica run; it makes no index */
+	err = open_index(d, REPL_INDEX, rp->enabled ? 4 : 0, &rp->ix);
+	if (err) {
+		if (err != -ENOENT)
+			fprintf(stderr,
+			        "paste-kv: replica: the replication offset will not be kept "
+			        "in the pool (a restart resynchronises in full)\n");
+		rp->ix = NULL;
+		return 0;
+	}
+	if (paste_kv__get(rp->ix, REC_KEY, strlen(REC_KEY), &v) ||
+	    !(p = paste_pool__ref_ptr(d->pool, &v)) || v.len != REC_LEN)
+		return 0;
+	if (!rp->enabled || !was_clean) {
+		if (rp->enabled)
+			printf(
+			    "paste-kv: replica: the pool was not closed cleanly: its data may be "
+			    "ahead of the kept replication offset, so the resync will be full\n");
+		record_del(rp);
+		return 0;
+	}
+	memcpy(rp->replid, p, 40);
+	rp->replid[40] = 0;
+	rp->offset = 0;
+	for (int i = 7; i >= 0; i--)
+		rp->offset = rp->offset << 8 | p[40 + i];
+	rp->stream_db = (int)(p[48] | p[49] << 8 | p[50] << 16 | (uint32_t)p[51] << 24);
+	rp->have_replid = true;
+	rp->rec_offset = rp->offset;
+	rp->rec_valid = true;
+	printf("paste-kv: replica: resuming replid %s at offset %" PRIu64 " (kept in the pool)\n",
+	       rp->replid, rp->offset);
 	return 0;
 }
 

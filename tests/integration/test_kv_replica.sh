@@ -8,8 +8,10 @@
 # field) read back from paste-kv byte-identical to the primary's, and the primary sees the offset
 # acknowledged; a client's write is refused with -READONLY; after kill -9 of the replica, with the
 # primary stopped (SIGSTOP), the restarted replica serves every key from its pool; with the
-# primary resumed it resynchronises and follows new writes; REPLICAOF NO ONE makes it writable.
-# About 30 s. KV_TEST_TRANSPORTS picks transports; "paste-shared" (the paste transport in
+# primary resumed it resynchronises in full (the offset kept in the pool is not trusted after a
+# crash) and follows new writes; stopped cleanly (SIGTERM) and restarted, it continues with a
+# partial resync (PSYNC with the replication id and offset kept in its pool) and gets the writes
+# made meanwhile; REPLICAOF NO ONE makes it writable. About 35 s. KV_TEST_TRANSPORTS picks transports; "paste-shared" (the paste transport in
 # shared-IP mode, ~12 s more) is not in the default list: test_connect covers its connects.
 . "$(dirname "$0")/lib.sh"
 testbed_up
@@ -172,7 +174,25 @@ for transport in ${KV_TEST_TRANSPORTS:-paste kernel io_uring}; do
 	KEYS+=("$transport:late")
 	wait_synced "$R"
 	check_all "$R"
-	log "$transport: resynchronised after the restart"
+	grep -q 'pool was not closed cleanly' "$ECHO_LOG" && grep -q 'replica: full resync' "$ECHO_LOG" ||
+		fail "$transport: after kill -9 the resync must be full (the kept offset is not trusted)"
+	log "$transport: resynchronised in full after the restart"
+
+	# a clean stop (SIGTERM) keeps the replication id and offset: the restart continues (PSYNC)
+	stop_echo || fail "paste-kv ($transport) exited with $?"
+	P set "$transport:while-down" written-while-stopped >/dev/null
+	P hset pre:h while down >/dev/null
+	KEYS+=("$transport:while-down")
+	start_kv "${kvargs[@]}"
+	wait_synced "$R"
+	[ "$($R get "$transport:while-down")" = written-while-stopped ] &&
+		[ "$($R hget pre:h while)" = down ] ||
+		fail "$transport: the writes made while the replica was stopped are missing"
+	grep -q 'replica: resuming replid' "$ECHO_LOG" && grep -q 'replica: partial resync' "$ECHO_LOG" ||
+		fail "$transport: no partial resync after a clean restart (log: $ECHO_LOG)"
+	$R info replication | grep -q 'paste_full_syncs:0' ||
+		fail "$transport: a full resync after a clean restart"
+	log "$transport: after a clean restart: +CONTINUE, the writes made meanwhile applied"
 
 	[ "$($R replicaof no one)" = OK ] || fail "$transport: REPLICAOF NO ONE failed"
 	[ "$($R set promoted yes)" = OK ] || fail "$transport: not writable after REPLICAOF NO ONE"

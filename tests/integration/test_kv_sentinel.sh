@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: BSD-2-Clause
-# Failover of a paste-kv primary by redis-sentinel, on the paste and kernel transports: paste-kv in
-# the server namespace with two redis-server replicas and one sentinel (quorum 1) in the client
-# namespace. The sentinel finds the replicas through paste-kv's INFO replication, talks to it
-# (CLIENT SETNAME, PING, INFO, PUBLISH and SUBSCRIBE on __sentinel__:hello); paste-kv is killed
-# with SIGKILL; the sentinel promotes a replica; a client that asks the sentinel
-# (SENTINEL get-master-addr-by-name) finds a primary that holds exactly the data paste-kv held
-# (same keys, contents and expiry times: kv_repl_tool.py digest) and takes writes. Skipped (77)
-# without redis-server or redis-sentinel.
+# Failover round trips of a paste-kv primary by redis-sentinel (quorum 1, in the client namespace).
+# paste transport: paste-kv with two redis-server replicas; kernel transport: paste-kv with a
+# paste-kv replica (kernel sockets, same namespace) and a redis-server replica of priority 0, so
+# the sentinel must promote the paste-kv replica (MULTI, REPLICAOF NO ONE, CONFIG REWRITE, CLIENT
+# KILL TYPE normal / pubsub, EXEC). The sentinel finds the replicas through paste-kv's INFO
+# replication and talks to it (CLIENT SETNAME, PING, INFO, PUBLISH and SUBSCRIBE on
+# __sentinel__:hello); paste-kv is killed with SIGKILL; a client that asks the sentinel
+# (SENTINEL get-master-addr-by-name) finds a new primary that holds exactly the data paste-kv
+# held (same keys, contents and expiry times: kv_repl_tool.py digest) and takes writes. Then the
+# old primary restarts on its pool, takes a write as the primary it believes it is (split brain),
+# and the sentinel turns it into a replica of the new primary (the same MULTI block with SLAVEOF
+# host port): it must drop that write (a full resync), hold the new primary's data and follow
+# its writes. About 25 s per transport (the sentinel checks a restarted replica every 10 s).
+# Skipped (77) without redis-server or redis-sentinel.
 . "$(dirname "$0")/lib.sh"
 testbed_up
 . "$(dirname "$0")/kv_lib.sh"
@@ -29,16 +35,59 @@ start_bg() { # LOG CMD...: in the client namespace
 
 scli() { in_cli redis-cli -h "$CLI_IP" -p 26379 "$@"; }
 
+# kv_role PORT: "role master-host master-port link-state" of paste-kv on HOST:PORT, one line
+kv_role() { in_cli redis-cli -h "$HOST" -p "$1" ROLE 2>/dev/null | head -4 | tr '\n' ' '; }
+
 for tr in ${KV_TEST_TRANSPORTS:-paste kernel}; do
 	kv_transport "$tr"
-	rm -f "$POOL"
+	rm -f "$POOL" "$POOL.r"
+	CLEANUP_FILES+=("$POOL.r")
 	start_kv "${KV_ARGS[@]}" --port 6379 --pool "$POOL" --pool-size 512M
+	P_PID=$ECHO_PID P_LOG=$ECHO_LOG
 	in_cli python3 "$TOOL" fill "$HOST" 6379 "$tr" || fail "$tr: fill"
-	for port in 6380 6381; do
+	# CLIENT KILL as Sentinel sends it (TYPE normal / pubsub; SKIPME yes by default), and ID
+	in_cli python3 - "$HOST" <<-'EOF' || fail "$tr: CLIENT KILL"
+	import socket, sys
+	def conn():
+	    return socket.create_connection((sys.argv[1], 6379), 10)
+	def cmd(s, *a):
+	    s.sendall(b"*%d\r\n" % len(a) + b"".join(b"$%d\r\n%s\r\n" % (len(x), x) for x in a))
+	    return s.recv(4096)
+	def gone(s):
+	    try:
+	        return s.recv(4096) == b""
+	    except ConnectionResetError:
+	        return True
+	sub, idle, me = conn(), conn(), conn()
+	assert cmd(sub, b"SUBSCRIBE", b"ch").startswith(b"*3"), "SUBSCRIBE"
+	assert cmd(idle, b"PING") == b"+PONG\r\n", "PING"
+	r = cmd(me, b"CLIENT", b"KILL", b"TYPE", b"pubsub")
+	assert r == b":1\r\n" and gone(sub), "TYPE pubsub: %r" % r
+	r = cmd(me, b"CLIENT", b"KILL", b"TYPE", b"normal")
+	assert r == b":1\r\n" and gone(idle), "TYPE normal: %r" % r
+	assert cmd(me, b"PING") == b"+PONG\r\n", "SKIPME yes: the caller survives"
+	r = cmd(me, b"CLIENT", b"KILL", b"TYPE", b"bogus")
+	assert r.startswith(b"-ERR Unknown client type"), r
+	myid = cmd(me, b"CLIENT", b"ID")[1:-2]
+	r = cmd(me, b"CLIENT", b"KILL", b"ID", myid, b"SKIPME", b"no")
+	assert r == b":1\r\n" and gone(me), "ID SKIPME no: %r" % r
+	EOF
+	if [ "$tr" = paste ]; then
+		rports=(6380 6381) new="$CLI_IP:638[01]" found=("$CLI_IP:6380" "$CLI_IP:6381")
+	else # a paste-kv replica; the redis-server replica is never promoted (priority 0)
+		start_kv "${KV_ARGS[@]}" --port 6382 --pool "$POOL.r" --pool-size 512M \
+			--replicaof "$HOST:6379"
+		R_LOG=$ECHO_LOG
+		PIDS+=("$ECHO_PID")
+		ECHO_PID=$P_PID ECHO_LOG=$P_LOG
+		wait_for "$R_LOG" 'replica: loaded' "paste-kv replica"
+		rports=(6380) new="$HOST:6382" found=("$CLI_IP:6380" "$HOST:6382")
+	fi
+	for port in "${rports[@]}"; do
 		mkdir -p "$LOGDIR/$tr.$port"
 		start_bg "$LOGDIR/replica.$tr.$port.log" redis-server --port $port --bind "$CLI_IP" \
 			--protected-mode no --save '' --appendonly no --dir "$LOGDIR/$tr.$port" \
-			--replicaof "$HOST" 6379
+			--replicaof "$HOST" 6379 $([ "$tr" = paste ] || echo --replica-priority 0)
 		wait_for "$LOGDIR/replica.$tr.$port.log" 'sync: Finished with success' "replica $port"
 	done
 	conf=$LOGDIR/sentinel.$tr.conf
@@ -46,8 +95,9 @@ for tr in ${KV_TEST_TRANSPORTS:-paste kernel}; do
 		"sentinel monitor pk $HOST 6379 1" "sentinel down-after-milliseconds pk 2000" \
 		"sentinel failover-timeout pk 10000" >"$conf"
 	start_bg "$LOGDIR/sentinel.$tr.log" redis-sentinel "$conf"
-	wait_for "$LOGDIR/sentinel.$tr.log" "+slave slave $CLI_IP:6381" "sentinel: replica 6381 found"
-	wait_for "$LOGDIR/sentinel.$tr.log" "+slave slave $CLI_IP:6380" "sentinel: replica 6380 found"
+	for a in "${found[@]}"; do
+		wait_for "$LOGDIR/sentinel.$tr.log" "+slave slave $a" "sentinel: replica $a found"
+	done
 	in_cli python3 "$TOOL" fill "$HOST" 6379 "$tr-2" || fail "$tr: fill 2"
 	[ "$(in_cli redis-cli -h "$HOST" -p 6379 WAIT 2 5000)" = 2 ] || fail "$tr: WAIT 2 5000"
 	want=$(in_cli python3 "$TOOL" digest "$HOST" 6379)
@@ -61,14 +111,13 @@ for tr in ${KV_TEST_TRANSPORTS:-paste kernel}; do
 	t0=$SECONDS
 	for ((i = 0; i < 600; i++)); do
 		read -r ip port < <(scli SENTINEL get-master-addr-by-name pk | tr '\n' ' ') || true
-		if [ "$ip" = "$CLI_IP" ] && [[ "$port" == 638[01] ]] &&
+		if [[ "$ip:$port" == $new ]] &&
 			in_cli redis-cli -h "$ip" -p "$port" ROLE 2>/dev/null | head -1 | grep -q master; then
 			break
 		fi
 		sleep 0.1
 	done
-	[ "$ip" = "$CLI_IP" ] && [[ "$port" == 638[01] ]] ||
-		fail "$tr: the sentinel gives '$ip $port' as the primary after 60 s"
+	[[ "$ip:$port" == $new ]] || fail "$tr: the sentinel gives '$ip $port' as the primary after 60 s"
 	wait_for "$LOGDIR/sentinel.$tr.log" '+switch-master pk' "$tr: sentinel"
 	log "$tr: after $((SECONDS - t0)) s the sentinel names $ip:$port, a primary"
 	got=$(in_cli python3 "$TOOL" digest "$ip" "$port")
@@ -76,6 +125,37 @@ for tr in ${KV_TEST_TRANSPORTS:-paste kernel}; do
 	log "$tr: it holds what paste-kv held: $got"
 	[ "$(in_cli redis-cli -h "$ip" -p "$port" SET after-failover yes)" = OK ] ||
 		fail "$tr: the new primary refuses writes"
+
+	log "$tr: the old primary restarts; the sentinel must make it a replica of $ip:$port"
+	start_kv "${KV_ARGS[@]}" --port 6379 --pool "$POOL" --pool-size 512M
+	[ "$(in_cli redis-cli -h "$HOST" -p 6379 SET split-brain lost)" = OK ] ||
+		fail "$tr: the restarted primary refuses a write before the sentinel reconfigures it"
+	t0=$SECONDS
+	for ((i = 0; i < 600; i++)); do
+		[ "$(kv_role 6379)" = "slave $ip $port connected " ] &&
+			[ "$(in_cli redis-cli -h "$HOST" -p 6379 GET after-failover)" = yes ] && break
+		sleep 0.1
+	done
+	[ "$(kv_role 6379)" = "slave $ip $port connected " ] ||
+		fail "$tr: the old primary's ROLE is '$(kv_role 6379)' 60 s after its restart"
+	grep -q "+convert-to-slave slave $HOST:6379" "$LOGDIR/sentinel.$tr.log" ||
+		fail "$tr: the sentinel did not reconfigure the old primary"
+	log "$tr: after $((SECONDS - t0)) s it is a replica of $ip:$port"
+	[ "$(in_cli redis-cli -h "$HOST" -p 6379 EXISTS split-brain)" = 0 ] ||
+		fail "$tr: the old primary kept the write the new primary never had"
+	in_cli redis-cli -h "$ip" -p "$port" SET after-rejoin yes >/dev/null
+	for ((i = 0; i < 100; i++)); do
+		[ "$(in_cli redis-cli -h "$HOST" -p 6379 GET after-rejoin)" = yes ] && break
+		sleep 0.1
+	done
+	got=$(in_cli python3 "$TOOL" digest "$HOST" 6379)
+	want=$(in_cli python3 "$TOOL" digest "$ip" "$port")
+	[ "$got" = "$want" ] || fail "$tr: the old primary holds '$got', the new one '$want'"
+	[ "$(in_cli redis-cli -h "$HOST" -p 6379 SET x y)" = "READONLY You can't write against a read only replica." ] ||
+		fail "$tr: the old primary, now a replica, takes a client's write"
+	log "$tr: it dropped its own write and holds the new primary's data: $got"
+	kill_pid "$ECHO_PID"
+	untrack_pid "$ECHO_PID"
 	for p in "${PIDS[@]}"; do
 		kill_pid "$p"
 		untrack_pid "$p"
