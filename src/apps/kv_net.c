@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
- * kv_net.c - paste-kv networking: scratch memory, reply queues, request arguments, and the
- * per-connection read/execute/reply loop (on_accept/on_data/on_close).
+ * kv_net.c - paste-kv networking: scratch memory, replies (onto the daemons' reply queue,
+ * daemon_replyq.h), request arguments, and the per-connection read/execute/reply loop
+ * (on_accept/on_data/on_close).
  */
 #include <ctype.h>
 #include <errno.h>
