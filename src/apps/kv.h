@@ -14,6 +14,7 @@
 
 #include "daemon_loop.h"
 #include "daemon_opts.h"
+#include "daemon_replyq.h"
 #include "resp.h"
 
 /* ---- tunables -------------------------------------------------------------------------------- */
@@ -158,29 +159,14 @@ struct kvd {
 	uint64_t repl_snap_step; /* --repl-snapshot-step */
 };
 
-/* One queued piece of a connection's output. */
-enum { OI_BUF, OI_POOL, OI_PIN };
-
-struct oitem {
-	uint8_t kind;     /* OI_BUF: ob[off..]; OI_POOL: p (valid this round); OI_PIN: p, pinned */
-	uint32_t len;     /* bytes still to send */
-	size_t off;       /* OI_BUF */
-	const uint8_t *p; /* OI_POOL, OI_PIN */
-	struct paste_ref pin; /* OI_PIN: our reference, released once sent */
-};
-
 struct kconn {
 	struct daemon_conn dc; /* in d->loop's registry: idle and request timeouts */
 	struct kvd *d;
 	struct resp_parser rp;
-	bool quit;    /* close once the output is out */
-	bool closing; /* paste_conn__close() called */
-	bool waiting; /* the parser needs more bytes */
-	uint8_t *ob;
-	size_t ob_len, ob_cap;
-	struct oitem *oi;
-	size_t oi_head, oi_n, oi_cap;
-	size_t queued;
+	bool quit;              /* close once the output is out */
+	bool closing;           /* paste_conn__close() called */
+	bool waiting;           /* the parser needs more bytes */
+	struct daemon_replyq q; /* the replies, in order (daemon_replyq.h) */
 	struct resp_seg *segs;
 	unsigned segs_cap;
 	/* a large request being received: its first bytes, kept in the pool and consumed */
@@ -423,15 +409,12 @@ int big_reserve(struct kvd *d, size_t more);
 int big_add(struct kvd *d, const void *p, size_t n);
 int big_printf(struct kvd *d, const char *fmt, ...);
 int big_bulk(struct kvd *d, const void *p, size_t n);
-int oi_push(struct kconn *kc, const struct oitem *it);
-int ob_reserve(struct kconn *kc, size_t more);
 int out(struct kconn *kc, const void *p, size_t n);
 int out_str(struct kconn *kc, const char *s);
 int out_hdr(struct kconn *kc, char type, int64_t n);
 int out_err(struct kconn *kc, const char *fmt, ...);
 int out_value(struct kconn *kc, const uint8_t *p, size_t n);
 int out_piece(struct kconn *kc, const uint8_t *p, size_t n);
-void oi_pop(struct kvd *d, struct kconn *kc);
 int flush_out(struct kvd *d, struct paste_conn *c, struct kconn *kc);
 void pin_queued(struct kvd *d, struct kconn *kc);
 void out_drop(struct kvd *d, struct kconn *kc);

@@ -233,38 +233,38 @@ static int run_held(struct mw *m, struct req *r, struct paste_conn *c)
 {
 	struct kconn *kc = r->kc;
 	struct mw_wait *w = wait_of(c, kc);
-	size_t old_n = kc->oi_n, ob_len = kc->ob_len, queued = kc->queued, off = 0;
-	uint32_t last_len = old_n ? kc->oi[kc->oi_head + old_n - 1].len : 0;
+	size_t old_n = kc->q.n, ob_len = kc->q.buf_len, queued = kc->q.queued, off = 0;
+	uint32_t last_len = old_n ? daemon_replyq_at(&kc->q, old_n - 1)->len : 0;
 	struct mw_ent *e;
 	uint8_t *buf;
 
 	if (!w || w->n >= KVMW_DEPTH)
 		return w ? stall(m, w) : KVMW_HERE;
 	dispatch(r);
-	buf = malloc(kc->queued - queued + 1);
+	buf = malloc(kc->q.queued - queued + 1);
 	if (!buf) { /* cannot hold it back: fail the connection rather than reorder */
 		out_drop(r->d, kc);
 		kc->quit = true;
 		return KVMW_DONE;
 	}
 	if (old_n) { /* out() may have grown the last item */
-		struct oitem *it = &kc->oi[kc->oi_head + old_n - 1];
+		struct daemon_rseg *it = daemon_replyq_at(&kc->q, old_n - 1);
 
-		if (it->kind == OI_BUF && it->len > last_len) {
-			memcpy(buf, kc->ob + it->off + last_len, it->len - last_len);
+		if (it->kind == RSEG_COPY && it->len > last_len) {
+			memcpy(buf, kc->q.buf + it->off + last_len, it->len - last_len);
 			off = it->len - last_len;
 			it->len = last_len;
 		}
 	}
-	for (size_t j = old_n; j < kc->oi_n; j++) {
-		const struct oitem *it = &kc->oi[kc->oi_head + j];
+	for (size_t j = old_n; j < kc->q.n; j++) {
+		const struct daemon_rseg *it = daemon_replyq_at(&kc->q, j);
 
-		memcpy(buf + off, it->kind == OI_BUF ? kc->ob + it->off : it->p, it->len);
+		memcpy(buf + off, daemon_replyq_bytes(&kc->q, it), it->len);
 		off += it->len;
 	}
-	kc->oi_n = old_n;
-	kc->ob_len = ob_len;
-	kc->queued = queued;
+	kc->q.n = old_n;
+	kc->q.buf_len = ob_len;
+	kc->q.queued = queued;
 	e = &w->q[(w->head + w->n++) % KVMW_DEPTH];
 	*e = (struct mw_ent){.here = true, .len = (uint32_t)off, .buf = buf};
 	list(m, w);

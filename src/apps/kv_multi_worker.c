@@ -221,9 +221,9 @@ static void take_output(struct kvd *d, struct kconn *pk, struct mw_slot *x)
 	static const char big[] = "-ERR reply too large to forward from the key's worker "
 	                          "(paste-kv --queues: at most 1 MiB)\r\n";
 
-	for (size_t i = 0; i < pk->oi_n; i++) {
-		const struct oitem *it = &pk->oi[pk->oi_head + i];
-		const uint8_t *p = it->kind == OI_BUF ? pk->ob + it->off : it->p;
+	for (size_t i = 0; i < pk->q.n; i++) {
+		const struct daemon_rseg *it = daemon_replyq_at(&pk->q, i);
+		const uint8_t *p = daemon_replyq_bytes(&pk->q, it);
 
 		if (len + it->len > cap) {
 			memcpy(x->buf, big, sizeof(big) - 1);
@@ -273,8 +273,7 @@ static void run_slot(struct kvd *d, struct mw *m, struct mw_slot *x)
 	take_output(d, &pk, x);
 	multi_free(d, &pk);
 	resp_parser_free(&pk.rp);
-	free(pk.ob);
-	free(pk.oi);
+	daemon_replyq_free(&pk.q, d->ctx);
 	arena_reset(d);
 	m->shm->pub[m->me].served++;
 }

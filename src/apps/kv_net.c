@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
- * kv_net.c - paste-kv networking: scratch memory, reply queues, request arguments, and the
- * per-connection read/execute/reply loop (on_accept/on_data/on_close).
+ * kv_net.c - paste-kv networking: scratch memory, replies (onto the daemons' reply queue,
+ * daemon_replyq.h), request arguments, and the per-connection read/execute/reply loop
+ * (on_accept/on_data/on_close).
  */
 #include <ctype.h>
 #include <errno.h>
@@ -117,68 +118,12 @@ int big_bulk(struct kvd *d, const void *p, size_t n)
 	return big_add(d, "\r\n", 2);
 }
 
-/* ---- output ------------------------------------------------------------------------------ */
-
-int oi_push(struct kconn *kc, const struct oitem *it)
-{
-	if (kc->oi_head + kc->oi_n == kc->oi_cap) {
-		if (kc->oi_head) { /* slide down before growing */
-			memmove(kc->oi, kc->oi + kc->oi_head, kc->oi_n * sizeof(*kc->oi));
-			kc->oi_head = 0;
-		} else {
-			size_t cap = kc->oi_cap ? kc->oi_cap * 2 : 16;
-			struct oitem *v = realloc(kc->oi, cap * sizeof(*v));
-
-			if (!v)
-				return -ENOMEM;
-			kc->oi = v;
-			kc->oi_cap = cap;
-		}
-	}
-	kc->oi[kc->oi_head + kc->oi_n++] = *it;
-	kc->queued += it->len;
-	return 0;
-}
-
-int ob_reserve(struct kconn *kc, size_t more)
-{
-	size_t cap = kc->ob_cap ? kc->ob_cap : 4096;
-	uint8_t *p;
-
-	if (kc->ob_len + more <= kc->ob_cap)
-		return 0;
-	while (cap < kc->ob_len + more)
-		cap *= 2;
-	p = realloc(kc->ob, cap);
-	if (!p)
-		return -ENOMEM;
-	kc->ob = p;
-	kc->ob_cap = cap;
-	return 0;
-}
+/* ---- output: the connection's reply queue (daemon_replyq.h) ----------------------------- */
 
 /* Queue @n bytes (copied). */
 int out(struct kconn *kc, const void *p, size_t n)
 {
-	struct oitem *last = kc->oi_n ? &kc->oi[kc->oi_head + kc->oi_n - 1] : NULL;
-
-	if (!n)
-		return 0;
-	if (ob_reserve(kc, n))
-		return -ENOMEM;
-	memcpy(kc->ob + kc->ob_len, p, n);
-	if (last && last->kind == OI_BUF && last->off + last->len == kc->ob_len &&
-	    (uint64_t)last->len + n <= UINT32_MAX) {
-		last->len += (uint32_t)n;
-		kc->queued += n;
-	} else {
-		struct oitem it = {.kind = OI_BUF, .len = (uint32_t)n, .off = kc->ob_len};
-
-		if (oi_push(kc, &it))
-			return -ENOMEM;
-	}
-	kc->ob_len += n;
-	return 0;
+	return daemon_replyq_copy(&kc->q, p, n);
 }
 
 int out_str(struct kconn *kc, const char *s)
@@ -224,40 +169,18 @@ static bool in_pool(const struct kvd *d, const uint8_t *p, size_t n)
 /* A bulk reply of @n bytes of a stored value at @p (inside a kept frame, or scratch: copied). */
 int out_value(struct kconn *kc, const uint8_t *p, size_t n)
 {
-	struct oitem it = {.kind = OI_POOL, .len = (uint32_t)n, .p = p};
-
-	if (out_hdr(kc, '$', (int64_t)n))
+	if (out_hdr(kc, '$', (int64_t)n) || out_piece(kc, p, n))
 		return -ENOMEM;
-	if (n <= KV_INLINE_REPLY || !in_pool(kc->d, p, n)) {
-		if (out(kc, p, n))
-			return -ENOMEM;
-	} else if (oi_push(kc, &it)) {
-		return -ENOMEM;
-	}
 	return out(kc, "\r\n", 2);
 }
 
-/* Queue @n bytes at @p (pool bytes valid this round) without a header. */
+/* Queue @n bytes at @p (pool bytes valid this round: borrowed, pinned by pin_queued) without a
+ * header; small or scratch bytes are copied. */
 int out_piece(struct kconn *kc, const uint8_t *p, size_t n)
 {
-	struct oitem it = {.kind = OI_POOL, .len = (uint32_t)n, .p = p};
-
 	if (n <= KV_INLINE_REPLY || !in_pool(kc->d, p, n))
 		return out(kc, p, n);
-	return oi_push(kc, &it);
-}
-
-void oi_pop(struct kvd *d, struct kconn *kc)
-{
-	struct oitem *it = &kc->oi[kc->oi_head];
-
-	if (it->kind == OI_PIN)
-		paste_release(d->ctx, &it->pin);
-	kc->oi_head++;
-	if (--kc->oi_n == 0) {
-		kc->oi_head = 0;
-		kc->ob_len = 0;
-	}
+	return daemon_replyq_borrow(&kc->q, p, n) ? -ENOMEM : 0;
 }
 
 /*
@@ -271,25 +194,7 @@ int flush_out(struct kvd *d, struct paste_conn *c, struct kconn *kc)
 		out_drop(d, kc);
 		return 0;
 	}
-	while (kc->oi_n) {
-		struct oitem *it = &kc->oi[kc->oi_head];
-		const uint8_t *p = it->kind == OI_BUF ? kc->ob + it->off : it->p;
-		ssize_t w = paste_conn__send(c, p, it->len);
-
-		if (w < 0)
-			return -1;
-		kc->queued -= (size_t)w;
-		it->len -= (uint32_t)w;
-		if (it->kind == OI_BUF)
-			it->off += (size_t)w;
-		else
-			it->p += w;
-		if (w == 0)
-			return 0; /* full: on_data runs again when space frees up */
-		if (!it->len)
-			oi_pop(d, kc);
-	}
-	return 0;
+	return daemon_replyq_flush(&kc->q, c, d->ctx);
 }
 
 /*
@@ -298,33 +203,16 @@ int flush_out(struct kvd *d, struct paste_conn *c, struct kconn *kc)
  */
 void pin_queued(struct kvd *d, struct kconn *kc)
 {
-	for (size_t i = 0; i < kc->oi_n; i++) {
-		struct oitem *it = &kc->oi[kc->oi_head + i];
+	uint64_t pins = kc->q.pins, copies = kc->q.pin_copies;
 
-		if (it->kind != OI_POOL)
-			continue;
-		if (paste_keep(d->ctx, it->p, it->len, &it->pin) == 0) {
-			it->p =
-			    paste_pool__ref_ptr(d->pool, &it->pin); /* copy_threshold may copy */
-			it->kind = OI_PIN;
-			d->st.pins++;
-			continue;
-		}
-		if (ob_reserve(kc, it->len) == 0) { /* copy: the bytes are still valid now */
-			memcpy(kc->ob + kc->ob_len, it->p, it->len);
-			it->off = kc->ob_len;
-			kc->ob_len += it->len;
-			it->kind = OI_BUF;
-			d->st.pin_copies++;
-		}
-	}
+	daemon_replyq_pin(&kc->q, d->ctx, d->pool);
+	d->st.pins += kc->q.pins - pins;
+	d->st.pin_copies += kc->q.pin_copies - copies;
 }
 
 void out_drop(struct kvd *d, struct kconn *kc)
 {
-	while (kc->oi_n)
-		oi_pop(d, kc);
-	kc->queued = 0;
+	daemon_replyq_drop(&kc->q, d->ctx);
 }
 
 /* ---- arguments --------------------------------------------------------------------------- */
@@ -559,7 +447,8 @@ size_t serve(struct kvd *d, struct paste_conn *c, struct kconn *kc)
 
 		if (kc->blocked)
 			break; /* WAIT: the requests after it wait (kv_primary.c) */
-		if (kc->queued >= KV_OUT_HIGH && (flush_out(d, c, kc) || kc->queued >= KV_OUT_HIGH))
+		if (kc->q.queued >= KV_OUT_HIGH &&
+		    (flush_out(d, c, kc) || kc->q.queued >= KV_OUT_HIGH))
 			break; /* the peer does not read: stop reading it */
 		res = resp_parse(&kc->rp, &b, base, &cmd);
 		r.base = base;
@@ -617,7 +506,7 @@ void on_data(struct paste_conn *c, void *user)
 	d->now_ms = wall_ms();
 	if (flush_out(d, c, kc) || (kc->mw && kvmw_stalled(kc)))
 		return;
-	while (!kc->quit && kc->queued < KV_OUT_HIGH) {
+	while (!kc->quit && kc->q.queued < KV_OUT_HIGH) {
 		bool again;
 
 		done = serve(d, c, kc);
@@ -640,7 +529,7 @@ void on_data(struct paste_conn *c, void *user)
 		daemon_conn_request(&kc->dc, 0);
 	else if (!kc->dc.req_ns)
 		daemon_conn_request(&kc->dc, kc->dc.last_ns);
-	if (kc->queued || (kc->mw && kvmw_pending(kc)))
+	if (kc->q.queued || (kc->mw && kvmw_pending(kc)))
 		return; /* on_data runs again when the send buffer has room (or the reply is in) */
 	if (kc->quit || (paste_conn__eof(c) && (kc->waiting || !paste_conn__pending(c)))) {
 		paste_conn__close(c);
@@ -661,8 +550,7 @@ void on_close(struct paste_conn *c, int err, void *user)
 	multi_free(d, kc);
 	kvmw_conn_closed(kc);
 	resp_parser_free(&kc->rp);
-	free(kc->ob);
-	free(kc->oi);
+	daemon_replyq_free(&kc->q, d->ctx);
 	free(kc->segs);
 	free(kc->spill);
 	daemon_conn_remove(&d->loop, &kc->dc);

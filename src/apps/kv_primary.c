@@ -229,11 +229,11 @@ int kv_primary_emit(struct kvd *d, const void *buf, size_t n)
 			paste_conn__abort(kc->c);
 			continue;
 		}
-		if (out(kc, buf, n) || kc->queued > KV_PRIMARY_OUT_MAX) {
+		if (out(kc, buf, n) || kc->q.queued > KV_PRIMARY_OUT_MAX) {
 			fprintf(stderr,
 			        "paste-kv: replica %s:%u is %zu bytes behind (limit %llu): "
 			        "dropping it; it will resynchronise when it reconnects\n",
-			        pc->ip, pc->port, kc->queued,
+			        pc->ip, pc->port, kc->q.queued,
 			        (unsigned long long)KV_PRIMARY_OUT_MAX);
 			pc->dropped = true;
 			paste_conn__abort(kc->c);

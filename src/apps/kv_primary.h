@@ -34,7 +34,7 @@ int kv_rbuf_add(struct kv_rbuf *b, const void *p, size_t n);
 
 /* Where a command's reply begins in its connection's output queue. */
 struct kv_pmark {
-	size_t rel;     /* output items queued before the command */
+	size_t rel;     /* reply-queue segments queued before the command */
 	size_t ob_len;  /* bytes in the output buffer before it */
 	uint32_t last;  /* length of the last item before it */
 	uint8_t *reply; /* the reply as one buffer, once collected (malloc'ed) */

@@ -29,9 +29,9 @@ void kv_primary_before(struct req *r, const struct command *cmd, struct kv_pmark
 	struct kconn *kc = r->kc;
 
 	kv_psnap_cow(r, cmd); /* a snapshot being written gets the keys it names first */
-	m->rel = kc->oi_n;
-	m->ob_len = kc->ob_len;
-	m->last = kc->oi_n ? kc->oi[kc->oi_head + kc->oi_n - 1].len : 0;
+	m->rel = kc->q.n;
+	m->ob_len = kc->q.buf_len;
+	m->last = kc->q.n ? daemon_replyq_at(&kc->q, kc->q.n - 1)->len : 0;
 	m->reply = NULL;
 	m->reply_len = 0;
 }
@@ -43,17 +43,17 @@ static int reply_walk(struct kconn *kc, const struct kv_pmark *m,
 	size_t i = m->rel;
 	int r;
 
-	if (i && i <= kc->oi_n) { /* the last item before the command may have grown */
-		const struct oitem *it = &kc->oi[kc->oi_head + i - 1];
+	if (i && i <= kc->q.n) { /* the last item before the command may have grown */
+		const struct daemon_rseg *it = daemon_replyq_at(&kc->q, i - 1);
 
-		if (it->kind == OI_BUF && it->len > m->last &&
-		    (r = fn(kc->ob + it->off + m->last, it->len - m->last, arg)))
+		if (it->kind == RSEG_COPY && it->len > m->last &&
+		    (r = fn(kc->q.buf + it->off + m->last, it->len - m->last, arg)))
 			return r;
 	}
-	for (; i < kc->oi_n; i++) {
-		const struct oitem *it = &kc->oi[kc->oi_head + i];
+	for (; i < kc->q.n; i++) {
+		const struct daemon_rseg *it = daemon_replyq_at(&kc->q, i);
 
-		r = fn(it->kind == OI_BUF ? kc->ob + it->off : it->p, it->len, arg);
+		r = fn(daemon_replyq_bytes(&kc->q, it), it->len, arg);
 		if (r)
 			return r;
 	}
@@ -78,23 +78,23 @@ static void reply_discard(struct kconn *kc, const struct kv_pmark *m)
 {
 	size_t drop = 0;
 
-	if (m->rel > kc->oi_n)
+	if (m->rel > kc->q.n)
 		return;
 	if (m->rel) {
-		struct oitem *it = &kc->oi[kc->oi_head + m->rel - 1];
+		struct daemon_rseg *it = daemon_replyq_at(&kc->q, m->rel - 1);
 
-		if (it->kind == OI_BUF && it->len > m->last) {
+		if (it->kind == RSEG_COPY && it->len > m->last) {
 			drop += it->len - m->last;
 			it->len = m->last;
 		}
 	}
-	for (size_t i = m->rel; i < kc->oi_n; i++)
-		drop += kc->oi[kc->oi_head + i].len;
-	kc->oi_n = m->rel;
-	if (!kc->oi_n)
-		kc->oi_head = 0;
-	kc->ob_len = m->ob_len;
-	kc->queued -= drop;
+	for (size_t i = m->rel; i < kc->q.n; i++)
+		drop += daemon_replyq_at(&kc->q, i)->len;
+	kc->q.n = m->rel;
+	if (!kc->q.n)
+		kc->q.head = 0;
+	kc->q.buf_len = m->ob_len;
+	kc->q.queued -= drop;
 }
 
 /* Parse bulk strings of a reply: "$n\r\n<n bytes>\r\n" or "*k\r\n" then k of them. Calls @fn. */

@@ -323,7 +323,7 @@ int kv_psnap_step(struct kvd *d)
 	if (!s)
 		return 0;
 	kc = s->pc->kc;
-	if (kc->queued > SNAP_QUEUE_MAX)
+	if (kc->q.queued > SNAP_QUEUE_MAX)
 		return 0;
 	while (s->next < s->nkeys && b.len < kv_primary_snap_step(d))
 		if (write_one(s, s->next++, &b)) {

@@ -318,8 +318,7 @@ static void test_flushall_rolled_back(void **state)
 	free(f.buf);
 	assert_null(get_val(&k, &vn));
 	paste_pool__drain(D.pool); /* the deletions are on media; the commit never comes */
-	free(KC.ob);
-	free(KC.oi);
+	daemon_replyq_free(&KC.q, NULL); /* copies only: nothing to release */
 	memset(&KC, 0, sizeof(KC));
 	D.tx.depth = 0;
 	reopen();
