@@ -270,9 +270,8 @@ int paste_listen(struct paste_ctx *ctx, uint16_t port, const struct paste_conn_o
  * @return 0 (connect under way), -EINVAL (no address, port 0, no on_connect), -EOPNOTSUPP, -ENOMEM,
  * or the errno of a connect that failed at once (e.g. -ENETUNREACH), with paste_last_error set.
  */
-int paste_connect(struct paste_ctx *ctx, const struct in_addr *addr, uint16_t port,
-                  int timeout_ms, const struct paste_conn_ops *ops, void *user,
-                  struct paste_conn **conn);
+int paste_connect(struct paste_ctx *ctx, const struct in_addr *addr, uint16_t port, int timeout_ms,
+                  const struct paste_conn_ops *ops, void *user, struct paste_conn **conn);
 
 /** The connection's pending in-order payload, as *n slots (valid until the callback returns). */
 const struct paste_slot *paste_conn__slots(struct paste_conn *conn, unsigned *n);

@@ -53,7 +53,7 @@ struct daemon_loop {
 	uint32_t nconns;
 	uint64_t conns_total;
 	uint64_t idle_timeouts, request_timeouts;
-	int fatal; /* the program sets it (from a callback) to stop with status 1 */
+	int fatal;                /* the program sets it (from a callback) to stop with status 1 */
 	bool pool_low;            /* daemon_pool_low()'s last answer */
 	uint64_t pool_checked_ns; /* and when it read the counters */
 };

@@ -43,8 +43,8 @@
 #define WAL_RANGE_MAX     10000u
 #define WAL_SCRATCH       (64u << 10) /* file reads for GET in fdatasync mode */
 #define WAL_TICK_MS       250
-#define WAL_MAX_QUEUES    64         /* --queues: DAEMON_MAX_WORKERS */
-#define WAL_TRUNC_WAIT_S  10         /* --queues: --delete-wait default */
+#define WAL_MAX_QUEUES    64 /* --queues: DAEMON_MAX_WORKERS */
+#define WAL_TRUNC_WAIT_S  10 /* --queues: --delete-wait default */
 
 enum wal_sync { SYNC_PMEM, SYNC_FDATASYNC };
 

@@ -317,7 +317,7 @@ static void test_flushall_rolled_back(void **state)
 	assert_int_equal(cmd_flushall(&f.r), 0);
 	free(f.buf);
 	assert_null(get_val(&k, &vn));
-	paste_pool__drain(D.pool); /* the deletions are on media; the commit never comes */
+	paste_pool__drain(D.pool);       /* the deletions are on media; the commit never comes */
 	daemon_replyq_free(&KC.q, NULL); /* copies only: nothing to release */
 	memset(&KC, 0, sizeof(KC));
 	D.tx.depth = 0;
