@@ -65,6 +65,7 @@ static void close_store(void)
 	free(D.tx.seen);
 	free(D.tx.gc);
 	free(D.watches);
+	replica_free(&D);
 	paste_close(&D.ctx);
 }
 
