@@ -121,8 +121,11 @@ vm_start() {
 	local name=$1 glog=$2
 	shift 2
 	log "guest: $*"
-	in_vm "rm -f /tmp/$name.pid /tmp/$name.rc
-		( $* & echo \$! >/tmp/$name.pid; wait \$!; echo \$? >/tmp/$name.rc ) >$glog 2>&1 &
+	# The log is emptied here, before the background start: the subshell's own redirection may
+	# run after the first grep below, which then found the previous run's ready line (seen once:
+	# a restart's "recovered=0" read from the run before the kill).
+	in_vm "rm -f /tmp/$name.pid /tmp/$name.rc; : >$glog
+		( $* & echo \$! >/tmp/$name.pid; wait \$!; echo \$? >/tmp/$name.rc ) >>$glog 2>&1 &
 		i=0; while [ \$i -lt 600 ]; do
 			grep -m1 ': ready ' $glog 2>/dev/null && exit 0
 			[ -f /tmp/$name.rc ] && { echo 'exited before ready:'; cat $glog; exit 1; }
