@@ -17,6 +17,18 @@ start_kv() {
 	log "$(grep -m1 '^paste-kv: recovered' "$ECHO_LOG" || true)"
 }
 
+# kv_target TR: where paste-kv listens on transport TR (paste, kernel, io_uring): KV_HOST, and the
+# start_kv arguments that put it there in KV_ARGS.
+kv_target() {
+	if [ "$1" = paste ]; then
+		KV_HOST=$STACK_IP
+		KV_ARGS=(--ifname "$VETH_SRV" --ip "$STACK_IP")
+	else
+		KV_HOST=$SRV_IP
+		KV_ARGS=(--transport "$1" --ip "$SRV_IP")
+	fi
+}
+
 # crash_rounds TRANSPORT TOOL ROUNDS KILL_MIN_MS KILL_SPAN_MS: ROUNDS times, "TOOL load HOST PORT
 # LOG TAG" in the client namespace, SIGKILL of paste-kv KILL_MIN_MS + random(KILL_SPAN_MS) after
 # the first acknowledgement (a LOG line not ending in " 0"), restart on the same pool, then
@@ -24,13 +36,9 @@ start_kv() {
 UNDONE=0
 crash_rounds() {
 	local tr=$1 tool=$2 rounds=$3 kmin=$4 kspan=$5 args host r ms lpid logs=() n i port=6379 rc
-	if [ "$tr" = paste ]; then
-		host=$STACK_IP
-		args=(--ifname "$VETH_SRV" --ip "$STACK_IP")
-	else
-		host=$SRV_IP
-		args=(--transport "$tr" --ip "$SRV_IP")
-	fi
+	kv_target "$tr"
+	host=$KV_HOST
+	args=("${KV_ARGS[@]}")
 	rm -f "$POOL"
 	start_kv "${args[@]}" --port "$port" --pool "$POOL" --pool-size 512M
 	for ((r = 1; r <= rounds; r++)); do

@@ -20,13 +20,9 @@ command -v python3 >/dev/null || fail "python3 not found"
 
 one_transport() {
 	local tr=$1 args host
-	if [ "$tr" = paste ]; then
-		host=$STACK_IP
-		args=(--ifname "$VETH_SRV" --ip "$STACK_IP")
-	else
-		host=$SRV_IP
-		args=(--transport "$tr" --ip "$SRV_IP")
-	fi
+	kv_target "$tr"
+	host=$KV_HOST
+	args=("${KV_ARGS[@]}")
 	rm -f "$POOL"
 	start_kv "${args[@]}" --port "$PORT" --pool "$POOL" --pool-size 256M
 	in_cli python3 "$TOOL" func "$host" "$PORT" >"$LOGDIR/func.$tr.txt" 2>&1 ||
