@@ -295,6 +295,9 @@ static const char *connect_why(int err)
 		return "network unreachable (no route to it from this address)";
 	case -ECONNABORTED:
 		return "aborted before it connected";
+	case -EINVAL:
+		return "the peer is this stack's own address or a loopback address (the paste transport "
+		       "has no loopback path: use the kernel transport for local peers)";
 	default:
 		return strerror(-err);
 	}

@@ -131,11 +131,30 @@ static void tw_recycle(struct paste_netif *nif, const uint8_t *f, uint32_t len)
 	}
 }
 
+/*
+ * An IPv4 packet whose source no peer can have: this stack's own address, loopback (127/8),
+ * "this network" (0/8), multicast or limited broadcast. Linux drops these as martians; lwIP does
+ * not, and its answer to its own address goes to netif_loop_output(), which in Debian's
+ * multi-threaded build posts to a tcpip thread this process does not run and aborts. One spoofed
+ * SYN from "ourselves" would kill the daemon, so such frames never reach lwIP.
+ */
+static bool martian_source(const struct paste_netif *nif, const uint8_t *f, uint32_t len)
+{
+	uint32_t src;
+
+	if (len < 14 + 20 || f[12] != 0x08 || f[13] != 0x00 || (f[14] >> 4) != 4)
+		return false;
+	memcpy(&src, f + 14 + 12, 4);
+	src = ntohl(src);
+	return src == ntohl(nif->ip) || (src >> 24) == 127 || (src >> 24) == 0 ||
+	       (src >> 28) == 0xe || src == 0xffffffffu;
+}
+
 void paste_netif__input(struct paste_netif *nif, uint32_t idx, uint8_t *data, uint32_t len)
 {
 	struct pbuf *p;
 
-	if (len < 14 || len > 0xffff) {
+	if (len < 14 || len > 0xffff || martian_source(nif, data, len)) {
 		nif->st->rx_invalid++;
 		paste_frames__move(nif->frames, idx, PASTE_FRAME_RX, PASTE_FRAME_FREE);
 		return;

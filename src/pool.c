@@ -359,7 +359,9 @@ static int pool_create(struct paste_pool *p, const struct pool_cfg *cfg)
 		return err;
 	/* The file reads as zeros; the superblock goes last so a crash leaves no valid pool. */
 	sb_commit(p);
-	snprintf(slice, sizeof(slice), p->stride ? " slice %u" : "", p->sb.slice);
+	slice[0] = '\0';
+	if (p->stride)
+		snprintf(slice, sizeof(slice), " slice %u", p->sb.slice);
 	pr_info("created pool %s%s: %llu bytes, %u frames of %u bytes, %llu-byte region area",
 	        p->path, slice, (unsigned long long)p->sb.pool_size, p->sb.frame_count,
 	        p->sb.frame_size, (unsigned long long)p->sb.region_area_size);

@@ -12,6 +12,7 @@
  * into lwIP's send buffer at once, tcp_output (and a close's FIN) waits for the end of the round,
  * after the fence.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <net/if.h>
 #include <stdio.h>
@@ -302,6 +303,13 @@ static int ptp_connect(struct paste_conn *c)
 	err_t e;
 	int err;
 
+	/* lwIP would loop such a SYN back through netif_loop_output(), which aborts in Debian's
+	 * multi-threaded build; the paste transport has no loopback path. */
+	if (c->peer.s_addr == ctx->ip || (ntohl(c->peer.s_addr) >> 24) == 127) {
+		if (pcb)
+			tcp_close(pcb);
+		return -EINVAL;
+	}
 	if (!pcb)
 		return -ENOMEM;
 	err = bind_local(ctx, pcb);

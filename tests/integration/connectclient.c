@@ -9,6 +9,8 @@
  *                     byte, closes; exit 0 only if all N came back identical.
  *   --expect refused  exit 0 only if on_connect reported -ECONNREFUSED.
  *   --expect timeout  exit 0 only if on_connect reported -ETIMEDOUT (or -EHOSTUNREACH).
+ *   --expect invalid  exit 0 only if paste_connect itself returned -EINVAL (a peer the transport
+ *                     cannot reach, such as the stack's own address).
  * Prints "connectclient: result=<errno name or ok> ..." and paste_last_error() on failure.
  * Exit status: 0 as expected, 1 not as expected, 2 usage.
  */
@@ -102,13 +104,14 @@ static void usage(FILE *out)
 {
 	fprintf(
 	    out,
-	    "Usage: paste-connectclient --connect IP:PORT [--expect ok|refused|timeout]\n"
+	    "Usage: paste-connectclient --connect IP:PORT [--expect ok|refused|timeout|invalid]\n"
 	    "                           [--bytes N] [--connect-timeout MS] [shared options]\n"
 	    "\n"
 	    "Connects from the stack (paste_connect) to a TCP echo server and checks the result.\n"
 	    "  --connect IP:PORT      the peer\n"
 	    "  --expect WHAT          ok (default): N bytes echoed back identical; refused:\n"
-	    "                         the connect is refused; timeout: it times out\n"
+	    "                         the connect is refused; timeout: it times out;\n"
+	    "                         invalid: paste_connect refuses the peer (-EINVAL)\n"
 	    "  --bytes N              bytes to send and read back (K/M suffixes; default 64K)\n"
 	    "  --connect-timeout MS   paste_connect's timeout (default 5000)\n"
 	    "Exit status: 0 as expected, 1 not, 2 usage. (--port is required by the shared\n"
@@ -143,8 +146,9 @@ static int extra(int opt, const char *arg, void *app)
 		           ? (fprintf(stderr, "bad --connect-timeout\n"), -1)
 		           : 0;
 	case OPT_EXPECT:
-		if (strcmp(arg, "ok") && strcmp(arg, "refused") && strcmp(arg, "timeout"))
-			return fprintf(stderr, "--expect: ok, refused or timeout\n"), -1;
+		if (strcmp(arg, "ok") && strcmp(arg, "refused") && strcmp(arg, "timeout") &&
+		    strcmp(arg, "invalid"))
+			return fprintf(stderr, "--expect: ok, refused, timeout or invalid\n"), -1;
 		cc->expect = arg;
 		return 0;
 	}
@@ -182,9 +186,10 @@ int main(int argc, char **argv)
 		return 1;
 	daemon_install_signals();
 	daemon_sig_ctx = ctx;
-	if (paste_connect(ctx, &cc.addr, cc.port, (int)cc.timeout_ms, &ops, &cc, NULL)) {
+	r = paste_connect(ctx, &cc.addr, cc.port, (int)cc.timeout_ms, &ops, &cc, NULL);
+	if (r) {
 		fprintf(stderr, "paste-connectclient: %s\n", paste_last_error());
-		cc.result = -1;
+		cc.result = r;
 		cc.done = true;
 	}
 	while (!cc.done && !daemon_got_stop)
@@ -194,6 +199,8 @@ int main(int argc, char **argv)
 		ok = cc.result == 0 && cc.echoed == cc.bytes && !cc.mismatch && cc.close_err == 0;
 	else if (!strcmp(cc.expect, "refused"))
 		ok = cc.result == -ECONNREFUSED;
+	else if (!strcmp(cc.expect, "invalid"))
+		ok = cc.result == -EINVAL;
 	else
 		ok = cc.result == -ETIMEDOUT || cc.result == -EHOSTUNREACH;
 	printf("connectclient: result=%s sent=%llu echoed=%llu mismatch=%d close_err=%d\n",

@@ -10,7 +10,8 @@ for the flood a rate). Subcommands (each prints one summary line "hostile_gen: <
              and TCP checksums, invalid flag combinations (SYN+FIN, SYN+RST, none, all), stray
              ACKs/RSTs/FINs, out-of-window segments for unknown connections, IPv4 fragments
              (incomplete, overlapping, tiny, past 64 KiB), IP options garbage, truncated ARP,
-             non-IP ethertypes, oversized frames. --count frames per kind.
+             non-IP ethertypes, oversized frames, SYNs from martian sources (the stack's own
+             address, loopback, 0/8, multicast, broadcast). --count frames per kind.
   conn       on real established connections (kernel sockets; their sequence numbers are read
              from the wire with a second AF_PACKET socket) a POST whose body is sent partly by the
              kernel and partly injected: duplicate and overlapping segments, a segment ahead of
@@ -157,6 +158,13 @@ def cmd_malformed(a):
             cli if i % 2 else rnd_src(a, rng), 20000 + rng.randrange(20000),
             port if i % 4 else rng.choice([1, 22, 81, 65535]), rng.getrandbits(32),
             rng.getrandbits(32), fl, data=rng.randbytes(rng.choice([0, 0, 10, 500])))))
+    # Martian sources: SYNs "from" the stack's own address (a LAND attack: lwIP's answer to itself
+    # would take its loopback path, which aborts in Debian's build), loopback, 0/8, multicast and
+    # limited broadcast. The stack must drop them (counted in rx_invalid) and keep serving.
+    martians = [g.dip, ip4("127.0.0.1"), ip4("0.0.0.0"), ip4("224.0.0.1"), ip4("255.255.255.255")]
+    kind("martian_src", lambda i: g.send(g.tcp_frame(martians[i % len(martians)],
+                                                     20000 + rng.randrange(20000), port,
+                                                     rng.getrandbits(32), 0, SYN)))
     # Zero window SYN and zero-window data to unknown connections.
     kind("syn_zero_window", lambda i: g.send(g.tcp_frame(cli, 20000 + rng.randrange(20000), port,
                                                         rng.getrandbits(32), 0, SYN, win=0)))
