@@ -11,19 +11,19 @@
 #    trickle cut by --header-timeout, a reset mid-body, Expect: 100-continue) while a load client
 #    keeps posting: every bad request gets its status, the load client gets nothing but 201s, and
 #    afterwards every record read back is byte-identical to what was sent (no record corrupted);
-#  - wrk with a Lua POST script, 1280-byte bodies, 10 s: zero socket errors, zero non-201;
+#  - wrk with a Lua POST script, 1280-byte bodies, 5 s: zero socket errors, zero non-201;
 #  - SIGTERM: exit 0 (which includes the server's own frame accounting check), then
 #    paste-wal-dump --verify on the pool, and its --raw output checked against the acks; in
 #    fdatasync mode a restart recovers the file and the log is read back again.
 #
 # Environment: PASTE_WAL_MODES (default "paste kernel io_uring fdatasync"), PASTE_WAL_WRK_SECS (default
-# 10), plus lib.sh's. Needs curl, wrk and python3 (scripts/deps).
+# 5), plus lib.sh's. Needs curl, wrk and python3 (scripts/deps).
 . "$(dirname "$0")/lib.sh"
 testbed_up
 . "$(dirname "$0")/wal_lib.sh"
 
 MODES=${PASTE_WAL_MODES:-paste kernel io_uring fdatasync}
-WRK_SECS=${PASTE_WAL_WRK_SECS:-10}
+WRK_SECS=${PASTE_WAL_WRK_SECS:-5}
 HERE=$(cd "$(dirname "$0")" && pwd)
 CLIENT_PY=$HERE/wal_client.py
 LUA=$HERE/wal_post.lua
@@ -112,7 +112,7 @@ curl_checks() {
 	log "curl: POST/GET (11 B, 1 MiB), 413, HEAD, 404, range, DELETE, /stats ok"
 }
 
-# wrk_run URL: 10 s of 1280-byte POSTs; zero errors and zero non-201 replies.
+# wrk_run URL: WRK_SECS of 1280-byte POSTs; zero errors and zero non-201 replies.
 wrk_run() {
 	local url=$1 out=$LOGDIR/wrk.$MODE.log sum
 	in_cli wrk -t2 -c32 -d"${WRK_SECS}s" --timeout 5s -s "$LUA" "$url/log" >"$out" 2>&1 ||
