@@ -1,0 +1,257 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-2-Clause
+"""Unit tests of bench/lib/pastebench.py's pure parts (parsing paste-bench output, counts, medians,
+formatting, rotation, RESULTS.md block replacement, meta files, --pin) and of bench/scaling's
+checkpoint arithmetic. No root, no network: ctest runs it as unit/pastebench (label unit)."""
+import importlib.machinery
+import importlib.util
+import os
+import stat
+import subprocess
+import sys
+import tempfile
+import unittest
+
+SRC = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(SRC, "bench", "lib"))
+import pastebench as pb  # noqa: E402
+
+# One line as bench/paste-bench.c's print_json writes it.
+BENCH_LINE = (
+    '{"mode":"http-post","target":"10.79.37.2:80","conns":64,"pipeline":1,"size":1280,"loop":"closed",'
+    '"rate":0.0,"busy":false,"requests":34947,"seconds":0.500521,"rps":69821.3,"mbps":89.371,"missed":0,'
+    '"latency_us":{"min":62.13,"p50":295.94,"p90":2400.26,"p99":8306.69,"p99_9":52297.73,"max":52682.13,'
+    '"mean":914.99},"client_cpu_us_per_req":4.729,"server_cpu_us_per_req":null,"server_cpu_util":null,'
+    '"errors":{"total":3,"reset":1}}')
+
+
+def load_program(name):
+    """bench/NAME (a Python program without .py) as a module."""
+    path = os.path.join(SRC, "bench", name)
+    loader = importlib.machinery.SourceFileLoader(f"bench_{name}", path)
+    spec = importlib.util.spec_from_loader(loader.name, loader)
+    mod = importlib.util.module_from_spec(spec)
+    loader.exec_module(mod)
+    return mod
+
+
+class ParseBench(unittest.TestCase):
+    def test_result_line(self):
+        r = pb.parse_bench_json(BENCH_LINE + "\n")
+        self.assertEqual(r["rps"], 69821.3)
+        self.assertEqual(r["latency_us"]["p99_9"], 52297.73)
+        self.assertIsNone(r["server_cpu_us_per_req"])
+        self.assertEqual(r["errors"]["total"], 3)
+
+    def test_other_lines_around(self):
+        text = "warming up\n1 s: 1234 req/s\n" + BENCH_LINE + "\n"
+        self.assertEqual(pb.parse_bench_json(text)["requests"], 34947)
+
+    def test_last_object_counts(self):
+        text = '{"rps": 1.0}\n{"rps": 2.0}\n'
+        self.assertEqual(pb.parse_bench_json(text)["rps"], 2.0)
+
+    def test_no_result(self):
+        for text in (None, "", "\n", "paste-bench: connect: refused\n", "null\n", "[1, 2]\n"):
+            self.assertIsNone(pb.parse_bench_json(text), repr(text))
+
+    def test_truncated_object(self):
+        # A client killed mid-print: no result rather than an exception.
+        self.assertIsNone(pb.parse_bench_json(BENCH_LINE[:100]))
+
+
+class Numbers(unittest.TestCase):
+    def test_parse_count(self):
+        self.assertEqual(pb.parse_count("10M"), 10000000)
+        self.assertEqual(pb.parse_count("300k"), 300000)
+        self.assertEqual(pb.parse_count("2G"), 2000000000)
+        self.assertEqual(pb.parse_count("7"), 7)
+        self.assertEqual(pb.parse_count("007"), 7)
+        for bad in ("", "M", "1.5M", "-1", "10 M", "10MB", "0x10"):
+            with self.assertRaises(ValueError, msg=bad) as cm:
+                pb.parse_count(bad)
+            self.assertIn("expected a count", str(cm.exception))
+
+    def test_median(self):
+        self.assertEqual(pb.median([3, 1, 2]), 2)
+        self.assertEqual(pb.median([4, 1, 2, 3]), 2.5)
+        self.assertEqual(pb.median([None, 5, None, 1]), 3)
+        self.assertIsNone(pb.median([]))
+        self.assertIsNone(pb.median([None, None]))
+
+    def test_spread(self):
+        self.assertEqual(pb.spread_pct([90, 100, 110]), "20 %")
+        self.assertEqual(pb.spread_pct([100]), "–")
+        self.assertEqual(pb.spread_pct(None), "–")
+
+    def test_ratio(self):
+        self.assertEqual(pb.ratio(3, 2), 1.5)
+        self.assertIsNone(pb.ratio(None, 2))
+        self.assertIsNone(pb.ratio(3, None))
+        self.assertIsNone(pb.ratio(3, 0))
+        self.assertEqual(pb.ratio(0, 3), 0)
+
+    def test_fmt(self):
+        self.assertEqual(pb.fmt(None), "–")
+        self.assertEqual(pb.fmt(12345.6), "12,346")
+        self.assertEqual(pb.fmt(295.94), "295.9")
+        self.assertEqual(pb.fmt(4.5678, 2), "4.57")
+        self.assertEqual(pb.fmt(1234.5678, 2), "1234.57")  # d > 1: no grouping (compare)
+        self.assertEqual(pb.fmt(1234.5678, 2, group=True), "1,235")  # scaling groups always
+        self.assertEqual(pb.fmt(-2000.0), "-2,000")
+
+
+class Rotate(unittest.TestCase):
+    def test_rotation(self):
+        s = ("a", "b", "c", "d", "e")
+        self.assertEqual(pb.rotate(s, 1), list(s))
+        self.assertEqual(pb.rotate(s, 2), ["b", "c", "d", "e", "a"])
+        self.assertEqual(pb.rotate(s, 6), list(s))
+        firsts = [pb.rotate(s, rep)[0] for rep in range(1, len(s) + 1)]
+        self.assertEqual(sorted(firsts), list(s))  # every server runs first once
+        for rep in range(1, 12):
+            self.assertEqual(sorted(pb.rotate(s, rep)), list(s))
+        self.assertEqual(pb.rotate([], 3), [])
+
+
+class Blocks(unittest.TestCase):
+    BLOCK = "<!-- x:begin -->\nnew\n<!-- x:end -->\n"
+
+    def test_replace_keeps_outside(self):
+        old = "# title\n\nintro\n<!-- x:begin -->\nold 1\nold 2\n<!-- x:end -->\nafter\n"
+        self.assertEqual(pb.replace_block(old, "x", self.BLOCK),
+                         "# title\n\nintro\n<!-- x:begin -->\nnew\n<!-- x:end -->\nafter\n")
+
+    def test_replace_at_end_without_newline(self):
+        old = "a\n<!-- x:begin -->\nold\n<!-- x:end -->"
+        self.assertEqual(pb.replace_block(old, "x", self.BLOCK), "a\n" + self.BLOCK)
+
+    def test_replace_is_idempotent(self):
+        old = "a\n<!-- x:begin -->\nold\n<!-- x:end -->\n\nb\n"
+        once = pb.replace_block(old, "x", self.BLOCK)
+        self.assertEqual(pb.replace_block(once, "x", self.BLOCK), once)
+        self.assertEqual(once, "a\n" + self.BLOCK + "\nb\n")
+
+    def test_other_blocks_untouched(self):
+        old = ("<!-- y:begin -->\ny\n<!-- y:end -->\n<!-- x:begin -->\nold\n<!-- x:end -->\n"
+               "<!-- z:begin -->\nz\n<!-- z:end -->\n")
+        new = pb.replace_block(old, "x", self.BLOCK)
+        self.assertEqual(new, old.replace("old", "new"))
+
+    def test_absent_append(self):
+        self.assertEqual(pb.replace_block("text", "x", self.BLOCK, heading="\n## X\n\n"),
+                         "text\n\n## X\n\n" + self.BLOCK)
+        self.assertEqual(pb.replace_block("text\n", "x", self.BLOCK), "text\n" + self.BLOCK)
+        self.assertEqual(pb.replace_block("", "x", self.BLOCK), self.BLOCK)
+
+    def test_absent_prepend(self):
+        self.assertEqual(pb.replace_block("rest\n", "x", self.BLOCK, absent="prepend", heading="# H\n\n"),
+                         "# H\n\n" + self.BLOCK + "rest\n")
+
+    def test_markers_out_of_order(self):
+        old = "<!-- x:end -->\nmid\n<!-- x:begin -->\n"
+        self.assertEqual(pb.replace_block(old, "x", self.BLOCK), old + self.BLOCK)
+
+    def test_bad_block(self):
+        with self.assertRaises(ValueError):
+            pb.replace_block("", "x", "no markers\n")
+        with self.assertRaises(ValueError):
+            pb.replace_block("", "x", "<!-- y:begin -->\n<!-- y:end -->\n")
+
+    def test_write_block_file(self):
+        with tempfile.TemporaryDirectory() as d:
+            p = os.path.join(d, "RESULTS.md")
+            pb.write_block(p, "x", self.BLOCK, absent="prepend", heading="# H\n\n")
+            with open(p) as f:
+                self.assertEqual(f.read(), "# H\n\n" + self.BLOCK)
+            os.chmod(p, 0o600)
+            with open(p, "a") as f:
+                f.write("kept\n")
+            pb.write_block(p, "x", self.BLOCK.replace("new", "newer"))
+            with open(p) as f:
+                self.assertEqual(f.read(), "# H\n\n" + self.BLOCK.replace("new", "newer") + "kept\n")
+            self.assertEqual(stat.S_IMODE(os.stat(p).st_mode), 0o600)
+            self.assertEqual(os.listdir(d), ["RESULTS.md"])  # no temporary file left
+
+
+class Meta(unittest.TestCase):
+    def test_read_write(self):
+        with tempfile.TemporaryDirectory() as d:
+            p = os.path.join(d, "meta.txt")
+            pb.write_meta(p, {"a": 1, "cmd": "x=y z", "skipped": ["s1", "s2"], "none": None})
+            pb.write_meta(p, [("a", 2), ("lib", ["l1"])])
+            m = pb.read_meta(p, multi=("skipped", "lib", "absent"))
+            self.assertEqual(m["a"], "1")  # the first value of a repeated key
+            self.assertEqual(m["cmd"], "x=y z")
+            self.assertEqual(m["none"], "")
+            self.assertEqual(m["skipped"], ["s1", "s2"])
+            self.assertEqual(m["lib"], ["l1"])
+            self.assertEqual(m["absent"], [])
+
+
+class Pin(unittest.TestCase):
+    def test_parse_pin(self):
+        self.assertEqual(pb.parse_pin("0,1", 2), (0, 1))
+        self.assertIsNone(pb.parse_pin("none", 2))
+        self.assertIsNone(pb.parse_pin("", 2))
+        for bad, msg in (("1,1", "different"), ("0,2", "does not exist"), ("0", "expected"), ("a,b", "expected")):
+            with self.assertRaises(ValueError) as cm:
+                pb.parse_pin(bad, 2)
+            self.assertIn(msg, str(cm.exception))
+        self.assertEqual(pb.pin_prefix(1), ["taskset", "-c", "1"])
+        self.assertEqual(pb.pin_prefix(None), [])
+
+
+class ScalingArithmetic(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.sc = load_program("scaling")
+
+    def test_checkpoints(self):
+        self.assertEqual(self.sc.checkpoints(3000, 1000), [0, 1000, 2000, 3000])
+        self.assertEqual(self.sc.checkpoints(2500, 1000), [0, 1000, 2000, 2500])
+
+    def test_recovery_points(self):
+        M = 1000000
+        self.assertEqual(self.sc.recovery_points("auto", 10 * M, M), [M, 5 * M, 10 * M])
+        self.assertEqual(self.sc.recovery_points("none", 10 * M, M), [])
+        self.assertEqual(self.sc.recovery_points("1M,10M", 10 * M, M), [M, 10 * M])
+
+    def test_dry_run_output(self):
+        r = subprocess.run([sys.executable, os.path.join(SRC, "bench", "scaling"), "--dry-run", "--records", "300k",
+                            "--keys", "300k", "--step", "100k"], capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("wal: checkpoints 0 100000 200000 300000 \n", r.stdout)
+        self.assertIn("kv: checkpoints 1000 100000 200000 300000 \n", r.stdout)
+        self.assertIn("wal: recovery at 100000 200000 300000 \n", r.stdout)
+
+    def test_bad_option(self):
+        r = subprocess.run([sys.executable, os.path.join(SRC, "bench", "scaling"), "--records", "1X"],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("--records: expected a count", r.stderr)
+
+
+class CompareOptions(unittest.TestCase):
+    def run_compare(self, *args):
+        return subprocess.run([sys.executable, os.path.join(SRC, "bench", "compare")] + list(args),
+                              capture_output=True, text=True, timeout=60)
+
+    def test_help(self):
+        r = self.run_compare("--help")
+        self.assertEqual(r.returncode, 0)
+        self.assertTrue(r.stdout.startswith("Usage: compare [options]\n"))
+        self.assertIn("--reps N         repetitions; the report shows medians (default 3)", r.stdout)
+
+    def test_rejects(self):
+        self.assertEqual(self.run_compare("--bogus").returncode, 2)
+        r = self.run_compare("--pin", "0,0")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("--pin: client and server need different CPUs", r.stderr)
+        r = self.run_compare("--suite", "x")
+        self.assertIn("--suite: full or baseline", r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
