@@ -380,13 +380,14 @@ class Testbed:
     characters. up() creates it and reads `testbed env` into self.env (PASTE_SRV_IP,
     PASTE_STACK_IP, ...); down() removes it; reap() ends what still runs in the server namespace."""
 
-    def __init__(self, ns_cli, ns_srv, veth_cli, veth_srv, net):
+    def __init__(self, ns_cli, ns_srv, veth_cli, veth_srv, net, queues=None):
         for v in (veth_cli, veth_srv):
             if len(v) > 15:
                 raise ValueError(f"veth name '{v}' is longer than 15 characters")
         self.ns_cli, self.ns_srv = ns_cli, ns_srv
         self.veth_cli, self.veth_srv = veth_cli, veth_srv
         self.net = net
+        self.queues = queues  # TX and RX queues of each veth end (PASTE_QUEUES; None: inherited)
         self.script = os.path.join(SRC, "scripts", "testbed")
         self.env = {}
         self.is_up = False
@@ -395,6 +396,8 @@ class Testbed:
         e = dict(os.environ)
         e.update(PASTE_NS_CLI=self.ns_cli, PASTE_NS_SRV=self.ns_srv, PASTE_VETH_CLI=self.veth_cli,
                  PASTE_VETH_SRV=self.veth_srv, PASTE_NET=self.net)
+        if self.queues is not None:
+            e["PASTE_QUEUES"] = str(self.queues)
         return e
 
     def up(self, log_path):

@@ -253,5 +253,17 @@ class CompareOptions(unittest.TestCase):
         self.assertIn("--suite: full or baseline", r.stderr)
 
 
+class CoresSweepOptions(unittest.TestCase):
+    def test_help_and_unknown(self):
+        prog = os.path.join(SRC, "bench", "cores-sweep")
+        r = subprocess.run([sys.executable, prog, "--help"], capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0)
+        self.assertTrue(r.stdout.startswith("Usage: cores-sweep [options]\n"))
+        self.assertIn(f"(default: nproc = {os.cpu_count()})", r.stdout)
+        r = subprocess.run([sys.executable, prog, "--bogus"], capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("unknown option '--bogus'", r.stderr)
+
+
 if __name__ == "__main__":
     unittest.main()
