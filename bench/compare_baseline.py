@@ -131,7 +131,7 @@ def kv(w, by_id):
         op = m[5:].upper()
         w(target(f"KV {op} 1 KiB 50 conns: server CPU/req, paste / best",
                  ratio(pa.get("srv"), best_srv), 0.55, "<="))
-        w(target(f"... or req/s, paste / best", ratio(pa.get("rps"), best_rps), 1.5, ">="))
+        w(target("... or req/s, paste / best", ratio(pa.get("rps"), best_rps), 1.5, ">="))
         w(target(f"KV {op} 1 KiB 1 conn busy-poll: p50, paste / best",
                  ratio(pb.get("p50"), best_p50), 0.75, "<="))
     w("")

@@ -16,6 +16,8 @@ matrix and report. What is here:
     Server             start in the server namespace, wait for its ready line, stop by PID
     pin_prefix, parse_pin, taskset_pid, load1, cpu_ticks
     run_bench          one paste-bench run from the client namespace, its JSON parsed
+    run_with_cleanup   the body of a program with its cleanup, also on die() and signals
+    finish_work, gnuplot
     conditions         kernel, CPUs, memory, OS, load, date, source commit, packages
     write_block        replace_block on a file (RESULTS.md), written atomically
     find_bin, ensure_bench, make_work, on_signals_exit, log, die
@@ -30,6 +32,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import socket
 import statistics
@@ -66,6 +69,44 @@ def on_signals_exit():
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
+
+
+def run_with_cleanup(body, cleanup):
+    """BODY(), then CLEANUP(rc) whatever happens: rc 0 when BODY returned, the status of a
+    SystemExit (die(), or SIGINT/SIGTERM, which on_signals_exit turns into one), 1 after any other
+    exception (which then propagates, as does the SystemExit)."""
+    on_signals_exit()
+    rc = 1
+    try:
+        body()
+        rc = 0
+    except SystemExit as e:
+        rc = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        raise
+    finally:
+        cleanup(rc)
+
+
+def finish_work(work, keep, rc):
+    """Remove the work directory after a successful run without --keep; otherwise say where it is."""
+    if not work:
+        return
+    if not keep and rc == 0:
+        shutil.rmtree(work, ignore_errors=True)
+    else:
+        log(f"work directory kept: {work}")
+
+
+def gnuplot(script, variables, log_path):
+    """gnuplot -e 'k='v'; ...' SCRIPT, its stderr into LOG_PATH. True when it succeeded; otherwise
+    the first lines of its log are logged."""
+    expr = "; ".join(f"{k}='{v}'" for k, v in variables.items())
+    with open(log_path, "w") as f:
+        ok = subprocess.call(["gnuplot", "-e", expr, script], stderr=f) == 0
+    if not ok:
+        with open(log_path, errors="replace") as f:
+            log("gnuplot failed: " + " ".join(f.read().splitlines()[:5]))
+    return ok
 
 
 # ---- pure parts ---------------------------------------------------------------------------------

@@ -6,10 +6,12 @@ checkpoint arithmetic. No root, no network: ctest runs it as unit/pastebench (la
 import importlib.machinery
 import importlib.util
 import os
+import signal
 import stat
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 SRC = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -201,6 +203,48 @@ class Pin(unittest.TestCase):
             self.assertIn(msg, str(cm.exception))
         self.assertEqual(pb.pin_prefix(1), ["taskset", "-c", "1"])
         self.assertEqual(pb.pin_prefix(None), [])
+
+
+class Cleanup(unittest.TestCase):
+    def setUp(self):
+        self.handlers = (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT))
+
+    def tearDown(self):
+        signal.signal(signal.SIGTERM, self.handlers[0])
+        signal.signal(signal.SIGINT, self.handlers[1])
+
+    def status(self, body):
+        seen = []
+        try:
+            pb.run_with_cleanup(body, seen.append)
+        except (SystemExit, ValueError):
+            pass
+        return seen
+
+    def test_statuses(self):
+        self.assertEqual(self.status(lambda: None), [0])
+        self.assertEqual(self.status(lambda: sys.exit(3)), [3])
+        self.assertEqual(self.status(lambda: sys.exit("message")), [1])
+
+        def bad():
+            raise ValueError("x")
+
+        self.assertEqual(self.status(bad), [1])
+
+    def test_signal_runs_cleanup(self):
+        # SIGTERM in the middle of the body: the cleanup still runs, with the shell's status 143.
+        self.assertEqual(self.status(lambda: os.kill(os.getpid(), signal.SIGTERM) or time.sleep(5)), [143])
+
+    def test_finish_work(self):
+        with tempfile.TemporaryDirectory() as d:
+            w = os.path.join(d, "work")
+            os.mkdir(w)
+            pb.finish_work(w, keep=True, rc=0)
+            self.assertTrue(os.path.isdir(w))
+            pb.finish_work(w, keep=False, rc=1)  # a failed run keeps its raw data
+            self.assertTrue(os.path.isdir(w))
+            pb.finish_work(w, keep=False, rc=0)
+            self.assertFalse(os.path.exists(w))
 
 
 class ScalingArithmetic(unittest.TestCase):
