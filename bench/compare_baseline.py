@@ -328,7 +328,9 @@ def write_report(work, out):
         w("")
         w("```")
         seen = set()
-        for line in open(cmds):
+        with open(cmds) as f:
+            lines = f.readlines()
+        for line in lines:
             k = line.split(": ", 1)[0]
             if (k.startswith(("wal/", "kv/")) and "/fence" not in k and "/line" not in k
                     or k.endswith(("/fence1000/busy", "/line1000/busy"))):
@@ -349,9 +351,12 @@ def write_report(work, out):
 
 
 def main():
-    if len(sys.argv) != 3 or sys.argv[1] in ("-h", "--help"):
+    if len(sys.argv) == 2 and sys.argv[1] in ("-h", "--help"):
         sys.stdout.write(__doc__)
-        return 0 if len(sys.argv) == 2 else 2
+        return 0
+    if len(sys.argv) != 3:
+        sys.stderr.write(__doc__)
+        return 2
     write_report(sys.argv[1], sys.argv[2])
     return 0
 

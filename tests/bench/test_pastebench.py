@@ -5,6 +5,7 @@ formatting, rotation, RESULTS.md block replacement, meta files, --pin) and of be
 checkpoint arithmetic. No root, no network: ctest runs it as unit/pastebench (label unit)."""
 import importlib.machinery
 import importlib.util
+import json
 import os
 import signal
 import stat
@@ -295,6 +296,115 @@ class CompareOptions(unittest.TestCase):
         self.assertIn("--pin: client and server need different CPUs", r.stderr)
         r = self.run_compare("--suite", "x")
         self.assertIn("--suite: full or baseline", r.stderr)
+
+
+def result(rps, p50, p99, srv, errors=0):
+    """A paste-bench result object with the fields the reports read."""
+    return {"rps": rps, "mbps": rps * 1280 / 1e6, "requests": int(rps), "seconds": 1.0,
+            "latency_us": {"min": 1.0, "p50": p50, "p90": p99 / 2, "p99": p99, "p99_9": p99 * 2, "max": p99 * 3,
+                           "mean": p50},
+            "server_cpu_us_per_req": srv, "host_cpu_us_per_req": srv * 3, "client_cpu_us_per_req": 1.0,
+            "errors": {"total": errors}}
+
+
+class CompareReports(unittest.TestCase):
+    """bench/compare's two report blocks from a synthetic work directory: three repetitions of
+    WAL 1280 B at 64 connections on the paste and kernel transports."""
+
+    def setUp(self):
+        self.dir = tempfile.TemporaryDirectory()
+        self.work = os.path.join(self.dir.name, "work")
+        self.out = os.path.join(self.dir.name, "out")
+        os.makedirs(self.work)
+        os.makedirs(self.out)
+        pb.write_meta(os.path.join(self.work, "meta.txt"), [
+            ("date", "2026-01-01 00:00 UTC"), ("elapsed_s", 42), ("reps", 3), ("duration", 2), ("warmup", 0.5),
+            ("kernel", "6.1"), ("cpu", "CPU x 2"), ("mem", "1.0 GiB"), ("os", "Debian"), ("ext4", "ext4 /dev/x"),
+            ("command", "bench/compare --reps 3"), ("pkg_gcc", "12"), ("git", "abc1234"), ("pin", "0,1"),
+            ("suite", "full"), ("media", ""), ("media_line", ""), ("media_conns", "1,16,64"), ("pool_gb", 2),
+            ("skipped", ["redis: not installed", "redis: not installed"])])
+        runs = []
+        for rep, (pr, kr) in enumerate(((300, 100), (100, 300), (200, 200)), 1):
+            for tr, rps in (("paste", pr * 1000), ("kernel", kr * 1000)):
+                runs.append({"id": f"wal/{tr}/persist/blocking/http-post/1280/64", "rep": rep, "rc": 0,
+                             "load1": 1.0 + rep, "result": result(rps, 50.0 * rep, 500.0, 4.0 if tr == "paste" else 8.0),
+                             "srv_stats": {"appended": 1000, "fences": 100}})
+        with open(os.path.join(self.work, "runs.jsonl"), "w") as f:
+            f.write("".join(json.dumps(r) + "\n" for r in runs))
+        self.results = os.path.join(self.out, "RESULTS.md")
+        with open(self.results, "w") as f:
+            f.write("# Results\n\nanalysis above\n<!-- compare:begin -->\nold\n<!-- compare:end -->\n\n"
+                    "between\n<!-- baseline:begin -->\nold\n<!-- baseline:end -->\nanalysis below\n")
+
+    def tearDown(self):
+        self.dir.cleanup()
+
+    def test_blocks(self):
+        sys.path.insert(0, os.path.join(SRC, "bench"))
+        import compare_baseline
+        import compare_report
+        compare_report.write_report(self.work, self.out)
+        compare_baseline.write_report(self.work, self.out)
+        with open(self.results) as f:
+            text = f.read()
+        # outside the markers: unchanged
+        self.assertTrue(text.startswith("# Results\n\nanalysis above\n<!-- compare:begin -->\n"))
+        self.assertIn("<!-- compare:end -->\n\nbetween\n<!-- baseline:begin -->\n", text)
+        self.assertTrue(text.endswith("<!-- baseline:end -->\nanalysis below\n"))
+        self.assertNotIn("old", text)
+        # medians of the three repetitions: 200,000 req/s each, p50 100 µs
+        self.assertIn("| 64 conn paste persist | 200,000 | 100.0 | 500.0 | 1,000 | 4.00 | 12.00 | 0 | 3.0 |", text)
+        self.assertIn("| 64 conn kernel persist | 200,000 | 100.0 | 500.0 | 1,000 | 8.00 | 24.00 | 0 | 3.0 |", text)
+        self.assertIn("| persist 1280 B 64 conn | 1.00 | 1.00 | 1.00 | 0.50 |", text)  # paste / kernel
+        self.assertIn("- Not run: redis: not installed.", text)
+        # the baseline block: spread (max - min) / median of the repetitions, records per fence
+        self.assertIn("| paste-wal, paste transport | 200,000 | 100 % | 4.00 | 0 % | 12.00 | 100.0 | 500.0 | 10.0 |", text)
+        self.assertIn("- paste: 300,000 / 100,000 / 200,000; 4.00 / 4.00 / 4.00; ", text)
+        self.assertIn("| WAL 1280 B 64 conns: server CPU/req, paste / best | 0.50 | <= 0.55 | met |", text)
+
+
+class ScalingReport(unittest.TestCase):
+    """bench/scaling's block from a synthetic work directory: WAL at 0 and 1 M records."""
+
+    def test_block(self):
+        sys.path.insert(0, os.path.join(SRC, "bench"))
+        import scaling_report
+        with tempfile.TemporaryDirectory() as d:
+            work, out = os.path.join(d, "work"), os.path.join(d, "out")
+            os.makedirs(work)
+            os.makedirs(out)
+            pb.write_meta(os.path.join(work, "meta.txt"), [
+                ("date", "2026-01-01 00:00 UTC"), ("command", "bench/scaling"), ("load_start", "1/1/1"),
+                ("wal_conns", 16), ("lat_runs", 3), ("lat_secs", 3), ("tput_secs", 3), ("warmup", 0.5),
+                ("pin_cpu", 1), ("wal_pool_mib", 6272), ("wal_log_bytes", 700 << 20),
+                ("wal_lib", ["libpaste-xdp: info: created pool"]), ("wal_term_rc", 0)])
+            runs = []
+            for ckpt, p99s in ((0, (10.0, 12.0, 11.0)), (1000000, (13.0, 14.0, 30.0))):
+                for rep, p99 in enumerate(p99s, 1):
+                    runs.append({"kind": "lat1", "index": "wal", "ckpt": ckpt, "count": ckpt, "rep": rep, "rc": 0,
+                                 "load1": 1.5, "result": result(40000.0, 7.0, p99, 20.0)})
+                runs.append({"kind": "tput", "index": "wal", "ckpt": ckpt, "count": ckpt, "rep": 1, "rc": 0,
+                             "load1": 1.5, "result": result(150000.0, 90.0, 400.0, 6.0)})
+            with open(os.path.join(work, "runs.jsonl"), "w") as f:
+                f.write("".join(json.dumps(r) + "\n" for r in runs))
+            with open(os.path.join(work, "recovery.jsonl"), "w") as f:
+                f.write(json.dumps({"index": "wal", "count": 1000000, "pool_mib": 6272, "payload_bytes": 64000000,
+                                    "term_rc": 0, "clean_ms": 100.0, "clean_kind": "clean", "clean_ready_ms": 2500,
+                                    "unclean_ms": 400.0, "unclean_kind": "unclean", "unclean_ready_ms": 2900,
+                                    "load1": 1.0}) + "\n")
+            with open(os.path.join(out, "RESULTS.md"), "w") as f:
+                f.write("# Results\n")
+            scaling_report.write_report(work, out, plot=False)
+            with open(os.path.join(out, "RESULTS.md")) as f:
+                text = f.read()
+            self.assertTrue(text.startswith("# Results\n\n## Scaling\n\n<!-- scaling:begin -->\n"))
+            self.assertIn("| 0 | 7.0 | 5.5 | 11.0 | 10-12 | 22.0 | 40,000 | 150,000 | 400.0 | 1.50 |", text)
+            self.assertIn("| 1 M | 7.0 | 7.0 | 14.0 | 13-30 | 28.0 | 40,000 | 150,000 | 400.0 | 1.50 |", text)
+            # p99 11 -> 14 µs: 1.27, above 1.2x, but not evaluated below 10 M records
+            self.assertIn("| 11.0 | 14.0 | 1.27 | <= 1.2 | not evaluated: this run stopped at 1 M records", text)
+            self.assertIn("| wal | 1 M | 6,272 | 64 | 100.0 | 2,500 | 10.00 | 0.64 | 400.0 | 2,900 | 2.50 | 0.16 |", text)
+            self.assertNotIn("results-scaling.png", text)
+            self.assertTrue(os.path.exists(os.path.join(work, "data", "wal.dat")))
 
 
 class CoresSweepOptions(unittest.TestCase):
