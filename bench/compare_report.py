@@ -312,14 +312,7 @@ def write_report(work, out):
 
 
 def main():
-    if len(sys.argv) == 2 and sys.argv[1] in ("-h", "--help"):
-        sys.stdout.write(__doc__)
-        return 0
-    if len(sys.argv) != 3:
-        sys.stderr.write(__doc__)
-        return 2
-    write_report(sys.argv[1], sys.argv[2])
-    return 0
+    return pb.report_cli(__doc__, lambda work, out, _flags: write_report(work, out), sys.argv[1:])
 
 
 if __name__ == "__main__":

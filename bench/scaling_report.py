@@ -229,15 +229,8 @@ def write_report(work, out, plot=True):
 
 
 def main():
-    args = [a for a in sys.argv[1:] if a != "--no-plot"]
-    if args[:1] in (["-h"], ["--help"]):
-        sys.stdout.write(__doc__)
-        return 0
-    if len(args) != 2:
-        sys.stderr.write(__doc__)
-        return 2
-    write_report(args[0], args[1], plot="--no-plot" not in sys.argv[1:])
-    return 0
+    return pb.report_cli(__doc__, lambda work, out, flags: write_report(work, out, plot="--no-plot" not in flags),
+                         sys.argv[1:], flags=("--no-plot",))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ matrix and report. What is here:
     pin_prefix, parse_pin, taskset_pid, load1, cpu_ticks
     run_bench          one paste-bench run from the client namespace, its JSON parsed
     run_with_cleanup   the body of a program with its cleanup, also on die() and signals
-    finish_work, gnuplot
+    finish_work, gnuplot, report_cli
     conditions         kernel, CPUs, memory, OS, load, date, source commit, packages
     write_block        replace_block on a file (RESULTS.md), written atomically
     find_bin, ensure_bench, make_work, on_signals_exit, log, die
@@ -107,6 +107,20 @@ def gnuplot(script, variables, log_path):
         with open(log_path, errors="replace") as f:
             log("gnuplot failed: " + " ".join(f.read().splitlines()[:5]))
     return ok
+
+
+def report_cli(doc, write, argv, flags=()):
+    """The command line of a report module, WORK OUT [FLAG...]: calls WRITE(work, out, flags
+    given) and returns 0; --help prints DOC (0); other arguments print DOC on stderr (2)."""
+    if argv[:1] in (["-h"], ["--help"]):
+        sys.stdout.write(doc)
+        return 0
+    args = [a for a in argv if a not in flags]
+    if len(args) != 2:
+        sys.stderr.write(doc)
+        return 2
+    write(args[0], args[1], [a for a in argv if a in flags])
+    return 0
 
 
 # ---- pure parts ---------------------------------------------------------------------------------

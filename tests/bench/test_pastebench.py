@@ -193,6 +193,26 @@ class Meta(unittest.TestCase):
             self.assertEqual(m["absent"], [])
 
 
+class ReportCli(unittest.TestCase):
+    def test_report_cli(self):
+        calls = []
+
+        def write(work, out, flags):
+            calls.append((work, out, flags))
+
+        self.assertEqual(pb.report_cli("doc\n", write, ["W", "O"]), 0)
+        self.assertEqual(pb.report_cli("doc\n", write, ["--no-plot", "W", "O"], flags=("--no-plot",)), 0)
+        self.assertEqual(calls, [("W", "O", []), ("W", "O", ["--no-plot"])])
+        with open(os.devnull, "w") as null:
+            saved, sys.stderr = sys.stderr, null
+            try:
+                self.assertEqual(pb.report_cli("doc\n", write, ["W"]), 2)
+                self.assertEqual(pb.report_cli("doc\n", write, ["W", "O", "X"]), 2)
+            finally:
+                sys.stderr = saved
+        self.assertEqual(len(calls), 2)
+
+
 class Pin(unittest.TestCase):
     def test_parse_pin(self):
         self.assertEqual(pb.parse_pin("0,1", 2), (0, 1))
