@@ -14,10 +14,12 @@ absent; nothing else in the file changes) with:
     media latency per fence (--media) and per flushed line (--media-line), with
     WORK/data/media_fence.dat and media_line.dat for bench/media.gp.
 """
-import json
 import os
 import statistics as st
 import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+import pastebench as pb  # noqa: E402
 
 SERVERS = ("ref-epoll", "ref-uring", "kernel", "uring", "paste")
 KERNEL_TCP = ("ref-epoll", "ref-uring", "kernel", "uring")  # the servers paste is held against
@@ -30,11 +32,8 @@ KV_TRANSPORTS = ("kernel", "uring", "paste")
 
 
 def load(work):
-    meta = {}
-    for line in open(os.path.join(work, "meta.txt")):
-        k, _, v = line.rstrip("\n").partition("=")
-        meta.setdefault(k, v)
-    runs = [json.loads(l) for l in open(os.path.join(work, "runs.jsonl")) if l.strip()]
+    meta = pb.read_meta(os.path.join(work, "meta.txt"))
+    runs = pb.read_jsonl(os.path.join(work, "runs.jsonl"))
     by_id = {}
     for r in runs:
         by_id.setdefault(r["id"], []).append(r)
@@ -78,23 +77,7 @@ def agg(by_id, rid):
     }
 
 
-def fmt(v, d=1):
-    if v is None:
-        return "–"
-    if abs(v) >= 1000 and d <= 1:
-        return f"{v:,.0f}"
-    return f"{v:.{d}f}"
-
-
-def spread(xs):
-    """(max - min) / median of the repetitions, in %."""
-    if not xs or len(xs) < 2:
-        return "–"
-    return f"{(max(xs) - min(xs)) / st.median(xs) * 100:.0f} %"
-
-
-def ratio(a, b):
-    return a / b if a is not None and b else None
+fmt, spread, ratio = pb.fmt, pb.spread_pct, pb.ratio
 
 
 def target(label, v, goal, cmp):
@@ -148,7 +131,7 @@ def kv(w, by_id):
         op = m[5:].upper()
         w(target(f"KV {op} 1 KiB 50 conns: server CPU/req, paste / best",
                  ratio(pa.get("srv"), best_srv), 0.55, "<="))
-        w(target(f"... or req/s, paste / best", ratio(pa.get("rps"), best_rps), 1.5, ">="))
+        w(target("... or req/s, paste / best", ratio(pa.get("rps"), best_rps), 1.5, ">="))
         w(target(f"KV {op} 1 KiB 1 conn busy-poll: p50, paste / best",
                  ratio(pb.get("p50"), best_p50), 0.75, "<="))
     w("")
@@ -300,8 +283,8 @@ def media(w, by_id, meta, data, kind):
         w("")
 
 
-def main():
-    work, out = sys.argv[1], sys.argv[2]
+def write_report(work, out):
+    """The baseline block of OUT/RESULTS.md from WORK (see the module's text); returns its path."""
     meta, runs, by_id = load(work)
     data = os.path.join(work, "data")
     os.makedirs(data, exist_ok=True)
@@ -345,7 +328,9 @@ def main():
         w("")
         w("```")
         seen = set()
-        for line in open(cmds):
+        with open(cmds) as f:
+            lines = f.readlines()
+        for line in lines:
             k = line.split(": ", 1)[0]
             if (k.startswith(("wal/", "kv/")) and "/fence" not in k and "/line" not in k
                     or k.endswith(("/fence1000/busy", "/line1000/busy"))):
@@ -360,16 +345,14 @@ def main():
         w("")
     w("<!-- baseline:end -->")
     block = "\n".join(L) + "\n"
-    path = os.path.join(out, "RESULTS.md")
-    old = open(path).read() if os.path.exists(path) else ""
-    b, e = old.find("<!-- baseline:begin -->"), old.find("<!-- baseline:end -->")
-    if b >= 0 and e > b:
-        new = old[:b] + block + old[e + len("<!-- baseline:end -->") + 1:]
-    else:
-        new = old + ("\n" if old and not old.endswith("\n") else "") + block
-    open(path, "w").write(new)
+    path = pb.write_block(os.path.join(out, "RESULTS.md"), "baseline", block)
     print(f"baseline report -> {path}")
+    return path
+
+
+def main():
+    return pb.report_cli(__doc__, lambda work, out, _flags: write_report(work, out), sys.argv[1:])
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
