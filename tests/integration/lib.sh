@@ -19,7 +19,8 @@
 #
 # Environment: PASTE_BUILD (build tree with paste-echo and paste-testclient; default ./build),
 # PASTE_SRC (source tree; default: two levels above this file), PASTE_READY_TIMEOUT (seconds to wait
-# for "paste-echo: ready", default 30), PASTE_KEEP_LOGS (set: print where the logs are).
+# for a server's ready line, default 90: paste-wal with a 4 GiB pool once took over 30 on a loaded
+# machine), PASTE_KEEP_LOGS (set: print where the logs are).
 set -euo pipefail
 shopt -s inherit_errexit
 
@@ -33,7 +34,7 @@ PASTE_ECHO=$PASTE_BUILD/paste-echo
 PASTE_CLIENT=$PASTE_BUILD/tests/paste-testclient # where tests/CMakeLists.txt puts it
 [ -x "$PASTE_CLIENT" ] || PASTE_CLIENT=$PASTE_BUILD/paste-testclient
 TESTBED=$PASTE_SRC/scripts/testbed
-READY_TIMEOUT=${PASTE_READY_TIMEOUT:-30}
+READY_TIMEOUT=${PASTE_READY_TIMEOUT:-90}
 
 # Logs of this run (kept after the test for post-mortems; overwritten by the next run).
 LOGDIR=$PASTE_BUILD/Testing/integration-logs/$TEST_NAME

@@ -17,7 +17,7 @@
 #	stop_logd                      # SIGTERM, waits, checks the exit status
 #
 # Environment: PASTE_BUILD (build tree with paste-logd; default ./build), PASTE_READY_TIMEOUT
-# (seconds, default 30), LOGD_XDP_MODE (native or skb; default native), LOGD_TEST_NAME (name for
+# (seconds, default 90), LOGD_XDP_MODE (native or skb; default native), LOGD_TEST_NAME (name for
 # messages and the log directory; default the script's).
 set -euo pipefail
 shopt -s inherit_errexit
@@ -28,7 +28,7 @@ PASTE_BUILD=$(cd "${PASTE_BUILD:-./build}" 2>/dev/null && pwd) || {
 	exit 1
 }
 LOGD=$PASTE_BUILD/paste-logd
-READY_TIMEOUT=${PASTE_READY_TIMEOUT:-30}
+READY_TIMEOUT=${PASTE_READY_TIMEOUT:-90}
 XDP_MODE=${LOGD_XDP_MODE:-native}
 LOGDIR=$PASTE_BUILD/Testing/integration-logs/$TEST_NAME
 POOL=/dev/shm/paste-test-$$-logd.pool
