@@ -289,23 +289,24 @@ stat_field() {
 	printf '%s\n' "$v"
 }
 
-# stop_echo: SIGTERM paste-echo, wait (at most 30 s, then SIGKILL) and return its exit status
-# (also left in ECHO_RC).
+# stop_echo: SIGTERM the server in ECHO_PID (paste-echo, or whichever server a test put there),
+# wait (at most 30 s, then SIGKILL) and return its exit status (also left in ECHO_RC).
 stop_echo() {
-	local i
+	local i name
 	ECHO_RC=0
+	name=$(cat "/proc/$ECHO_PID/comm" 2>/dev/null || echo paste-echo)
 	kill -TERM "$ECHO_PID" 2>/dev/null || true
 	for ((i = 0; i < 300; i++)); do
 		kill -0 "$ECHO_PID" 2>/dev/null || break
 		sleep 0.1
 	done
 	if kill -0 "$ECHO_PID" 2>/dev/null; then
-		log "paste-echo did not exit within 30 s of SIGTERM: SIGKILL"
+		log "$name did not exit within 30 s of SIGTERM: SIGKILL"
 		kill -KILL "$ECHO_PID" 2>/dev/null || true
 	fi
 	wait "$ECHO_PID" || ECHO_RC=$?
 	untrack_pid "$ECHO_PID"
-	log "paste-echo exited with status $ECHO_RC"
+	log "$name exited with status $ECHO_RC"
 	return "$ECHO_RC"
 }
 
