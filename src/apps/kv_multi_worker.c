@@ -241,7 +241,7 @@ static void publish_posted(struct mw *m)
 	for (unsigned o = 0; o < m->n; o++) {
 		struct mw_pair *p = pair(m, m->me, o);
 
-		if (o != m->me && m->last[o] != p->posted) {
+		if (m->last[o] != p->posted) {
 			__atomic_store_n(&p->posted, m->last[o],
 			                 __ATOMIC_RELEASE); /* after the REQs */
 			m->wake_mask |= 1ull << o;
@@ -455,7 +455,7 @@ static bool work_waiting(const struct mw *m)
 	for (unsigned s = 0; s < m->n; s++) {
 		const struct mw_pair *p = pair(m, s, m->me);
 
-		if (s != m->me && __atomic_load_n(&p->posted, __ATOMIC_ACQUIRE) > p->taken &&
+		if (__atomic_load_n(&p->posted, __ATOMIC_ACQUIRE) > p->taken &&
 		    ld(&slot(m, s, m->me, (unsigned)((p->taken + 1) % m->slots))->state) == S_REQ)
 			return true;
 	}
