@@ -10,15 +10,19 @@
  * writes a key, so per-key order is the owner's execution order and nothing in the pool is shared.
  *
  * A request for another worker's key is copied into a slot of the shared mapping (made by the
- * supervisor before it forks, so it outlives any one worker). The owner runs it on a stand-in
- * connection between two of its polls, copies the reply into the slot, and marks the slot DONE
- * only after its next poll returned: that poll's fence made the request's writes durable, so a
- * forwarded +OK is as durable as a local one. The receiving worker copies the replies to its
- * client in request order. A connection keeps up to KVMW_DEPTH keyed requests in flight (a
+ * supervisor before it forks, so it outlives any one worker). All of it happens inside the
+ * workers' rounds (paste_set_work_hook, paste_set_round_hook): in its work hook (after the
+ * round's callbacks, before its fence) the owner runs the requests posted to it on a stand-in
+ * connection and copies each reply into its slot; the round's one fence makes their writes
+ * durable with the owner's own; in the round hook (after the fence) it marks the slots DONE, so a
+ * forwarded +OK is as durable as a local one. The receiving worker, in its work hook, copies the
+ * replies of a connection whose whole flight has landed to its client in request order (they
+ * leave in that round). A connection keeps up to KVMW_DEPTH keyed requests in flight (a
  * pipelined one for a key of its own worker meanwhile runs at once, its reply held back behind
  * theirs); a command without keys, MULTI/EXEC/WATCH and errors wait until nothing is in
  * flight. An owner runs the requests of one sender in the order they were posted (a
- * per-pair ticket), so the requests of one connection for one key run in its order.
+ * per-pair ticket; the sender publishes a round's posts at once in its round hook), so the
+ * requests of one connection for one key run in its order.
  *
  * Slot states: FREE -> REQ (sender) -> RUN (owner) -> DONE (owner, after its fence) -> FREE
  * (sender). An owner that starts turns the slots its previous run left in RUN into LOST (it may
@@ -26,9 +30,10 @@
  * single server would. A sender that starts frees the DONE/LOST slots nobody waits for. The
  * slots of a pair are a ring (ticket modulo slots), so the owner finds the next one directly.
  *
- * Workers wake each other with SIGUSR2 (the poll returns EINTR); a missed signal costs at most
- * KVMW_IDLE_MS, the poll timeout while nothing else is due. docs/multicore.md ("paste-kv on N
- * queues") has the rules for multi-key commands, MULTI/EXEC and WATCH, and what this costs.
+ * Workers wake each other with SIGUSR2 (the poll returns EINTR), only one that is asleep (its
+ * "sleeping" flag, set before a poll that may wait); a missed signal costs at most KVMW_IDLE_MS,
+ * the poll timeout while nothing else is due. docs/multicore.md ("paste-kv on N queues") has the
+ * rules for multi-key commands, MULTI/EXEC and WATCH, and what this costs.
  */
 #define _GNU_SOURCE
 #include <errno.h>
