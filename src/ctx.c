@@ -226,6 +226,8 @@ PASTE_EXPORT int paste_poll(struct paste_ctx *ctx, int timeout_ms)
 		ctx->st.rounds++;
 	paste_conns__connect_timers(ctx);
 	paste_conns__run_ready(ctx);
+	if (ctx->work_hook)
+		ctx->work_hook(ctx, ctx->work_arg);
 	if (ctx->fence_needed || paste_pool__needs_drain(ctx->pool))
 		fence(ctx); /* before anything the callbacks queued can leave */
 	if (ctx->round_hook) {
@@ -270,6 +272,14 @@ PASTE_EXPORT int paste_set_round_hook(struct paste_ctx *ctx,
 {
 	ctx->round_hook = fn;
 	ctx->round_arg = arg;
+	return 0;
+}
+
+PASTE_EXPORT int paste_set_work_hook(struct paste_ctx *ctx,
+                                     void (*fn)(struct paste_ctx *ctx, void *arg), void *arg)
+{
+	ctx->work_hook = fn;
+	ctx->work_arg = arg;
 	return 0;
 }
 

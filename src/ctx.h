@@ -104,6 +104,8 @@ struct paste_ctx {
 	bool fence_needed; /* something was flushed this round */
 	int (*round_hook)(struct paste_ctx *ctx, void *arg);
 	void *round_arg;
+	void (*work_hook)(struct paste_ctx *ctx, void *arg);
+	void *work_arg;
 	bool pack_open; /* copy_threshold: pack_frame takes small payloads at pack_off */
 	uint32_t pack_frame, pack_off;
 	struct paste_stats st; /* counters kept here; frame counts filled on demand */

@@ -209,6 +209,16 @@ void paste_stop(struct paste_ctx *ctx);
 int paste_set_round_hook(struct paste_ctx *ctx, int (*fn)(struct paste_ctx *ctx, void *arg),
                          void *arg);
 
+/**
+ * Call @fn once per round after the connections' callbacks and before the round's fence: for work
+ * the application does in the round outside a connection's callbacks (e.g. requests another
+ * process handed over through shared memory). It may do what a callback does (send on any
+ * connection, flush pool bytes): the round's fence covers what it flushed and what it queued
+ * leaves in this round, after that fence. NULL removes the hook. @return 0.
+ */
+int paste_set_work_hook(struct paste_ctx *ctx, void (*fn)(struct paste_ctx *ctx, void *arg),
+                        void *arg);
+
 /** The context's pool (for persistent indexes and offline tools). */
 struct paste_pool *paste_pool(struct paste_ctx *ctx);
 

@@ -128,7 +128,7 @@ static int crossslot(struct mw *m, struct kconn *kc, const char *what)
  * Only we move our slots out of FREE (and back). */
 static int free_slot(struct mw *m, unsigned o)
 {
-	unsigned i = (unsigned)((pair(m, m->me, o)->posted + 1) % m->slots);
+	unsigned i = (unsigned)((m->last[o] + 1) % m->slots);
 
 	return !m->busy[o][i] && ld(&slot(m, m->me, o, i)->state) == S_FREE ? (int)i : -1;
 }
@@ -199,7 +199,6 @@ static int forward(struct mw *m, struct req *r, struct paste_conn *c, const unsi
 	}
 	for (unsigned j = 0; j < k; j++) {
 		struct mw_slot *x = slot(m, m->me, owners[j], (unsigned)idx[j]);
-		struct mw_pair *p = pair(m, m->me, owners[j]);
 
 		if (txn)
 			memcpy(x->buf, kc->mq, len);
@@ -211,13 +210,11 @@ static int forward(struct mw *m, struct req *r, struct paste_conn *c, const unsi
 		x->kind = txn ? K_TXN : K_ONE;
 		x->db = (uint32_t)kc->db;
 		x->nq = txn ? kc->mq_n : 1;
-		x->ticket = p->posted + 1;
+		x->ticket = ++m->last[owners[j]]; /* posted (published at the end of the tick) */
 		st(&x->state, S_REQ);
-		__atomic_store_n(&p->posted, x->ticket, __ATOMIC_RELEASE); /* after the REQ */
 		w->q[(w->head + w->n++) % KVMW_DEPTH] =
 		    (struct mw_ent){.o = (uint8_t)owners[j], .i = (uint8_t)idx[j]};
 		m->shm->pub[m->me].forwarded++;
-		m->wake_mask |= 1ull << owners[j];
 		mw_kill_point(MW_KILL_POSTED);
 	}
 	list(m, w);
@@ -441,8 +438,33 @@ static void fl_release(struct mw *m, struct mw_ent *e)
 	}
 	s = ld(&x->state);
 	m->busy[e->o][e->i] = false;
-	if (s == S_DONE || s == S_LOST)
+	if (s == S_DONE || s == S_LOST) {
 		st(&x->state, S_FREE); /* else the orphan sweep frees it when its owner is done */
+		m->freed = true;
+	} else
+		m->orphans++;
+}
+
+/*
+ * Has @w's whole flight landed (every forwarded entry DONE), or one of it LOST? The tick hands
+ * replies to a connection only then: a flight's replies leave together (one send, one TCP
+ * segment) instead of one poll round and one segment per reply as they trickle in.
+ */
+bool mw_flight_ready(const struct mw *m, const struct mw_wait *w)
+{
+	for (unsigned j = 0; j < w->n; j++) {
+		const struct mw_ent *e = &w->q[(w->head + j) % KVMW_DEPTH];
+		uint32_t s;
+
+		if (e->here)
+			continue;
+		s = ld(&slot(m, m->me, e->o, e->i)->state);
+		if (s == S_LOST)
+			return true; /* the connection is reset at once */
+		if (s < S_DONE)
+			return false;
+	}
+	return true;
 }
 
 /* Take what landed of @w's flight: replies in order (or, combined, all of them). @return true if

@@ -10,15 +10,19 @@
  * writes a key, so per-key order is the owner's execution order and nothing in the pool is shared.
  *
  * A request for another worker's key is copied into a slot of the shared mapping (made by the
- * supervisor before it forks, so it outlives any one worker). The owner runs it on a stand-in
- * connection between two of its polls, copies the reply into the slot, and marks the slot DONE
- * only after its next poll returned: that poll's fence made the request's writes durable, so a
- * forwarded +OK is as durable as a local one. The receiving worker copies the replies to its
- * client in request order. A connection keeps up to KVMW_DEPTH keyed requests in flight (a
+ * supervisor before it forks, so it outlives any one worker). All of it happens inside the
+ * workers' rounds (paste_set_work_hook, paste_set_round_hook): in its work hook (after the
+ * round's callbacks, before its fence) the owner runs the requests posted to it on a stand-in
+ * connection and copies each reply into its slot; the round's one fence makes their writes
+ * durable with the owner's own; in the round hook (after the fence) it marks the slots DONE, so a
+ * forwarded +OK is as durable as a local one. The receiving worker, in its work hook, copies the
+ * replies of a connection whose whole flight has landed to its client in request order (they
+ * leave in that round). A connection keeps up to KVMW_DEPTH keyed requests in flight (a
  * pipelined one for a key of its own worker meanwhile runs at once, its reply held back behind
  * theirs); a command without keys, MULTI/EXEC/WATCH and errors wait until nothing is in
  * flight. An owner runs the requests of one sender in the order they were posted (a
- * per-pair ticket), so the requests of one connection for one key run in its order.
+ * per-pair ticket; the sender publishes a round's posts at once in its round hook), so the
+ * requests of one connection for one key run in its order.
  *
  * Slot states: FREE -> REQ (sender) -> RUN (owner) -> DONE (owner, after its fence) -> FREE
  * (sender). An owner that starts turns the slots its previous run left in RUN into LOST (it may
@@ -26,9 +30,10 @@
  * single server would. A sender that starts frees the DONE/LOST slots nobody waits for. The
  * slots of a pair are a ring (ticket modulo slots), so the owner finds the next one directly.
  *
- * Workers wake each other with SIGUSR2 (the poll returns EINTR); a missed signal costs at most
- * KVMW_IDLE_MS, the poll timeout while nothing else is due. docs/multicore.md ("paste-kv on N
- * queues") has the rules for multi-key commands, MULTI/EXEC and WATCH, and what this costs.
+ * Workers wake each other with SIGUSR2 (the poll returns EINTR), only one that is asleep (its
+ * "sleeping" flag, set before a poll that may wait); a missed signal costs at most KVMW_IDLE_MS,
+ * the poll timeout while nothing else is due. docs/multicore.md ("paste-kv on N queues") has the
+ * rules for multi-key commands, MULTI/EXEC and WATCH, and what this costs.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -66,6 +71,9 @@ void mw_kill_point(int step)
 	if (kill_step == step && --kill_count == 0 && kvmw_m && cas(&kvmw_m->shm->killed, 0, 1))
 		raise(SIGKILL);
 }
+
+static void work_hook(struct paste_ctx *ctx, void *arg);
+static int round_hook(struct paste_ctx *ctx, void *arg);
 
 static void kill_setup(const struct mw *m)
 {
@@ -139,8 +147,8 @@ int kvmw_create(unsigned n)
 /*
  * In a worker, once its store is open and before it serves: clean up after our previous run.
  * As an owner: a slot it left in RUN may or may not have been applied: LOST (its sender resets
- * the client); the pair's taken moves past it. As a sender: a slot posted but not yet counted in
- * posted (we died in between) is counted now, so its owner runs it.
+ * the client); the pair's taken moves past it. As a sender: the slots posted but not yet counted
+ * in posted (we died before the end of that tick) are counted now, so their owner runs them.
  */
 int kvmw_start(struct kvd *d, unsigned me)
 {
@@ -195,21 +203,92 @@ int kvmw_start(struct kvd *d, unsigned me)
 			if (ld(&x->state) == S_REQ && x->ticket > p->posted)
 				__atomic_store_n(&p->posted, x->ticket, __ATOMIC_RELEASE);
 		}
+	for (unsigned o = 0; o < m->n; o++)
+		m->last[o] = pair(m, me, o)->posted;
+	m->orphans = 1; /* our previous run's DONE/LOST slots: the first tick sweeps them */
+	paste_set_work_hook(d->ctx, work_hook, d);
+	paste_set_round_hook(d->ctx, round_hook, d);
 	m->shm->pub[me].starts++;
 	kill_setup(m);
 	__atomic_store_n(&m->shm->pub[me].pid, (uint64_t)getpid(), __ATOMIC_RELEASE);
 	return 0;
 }
 
+/*
+ * Signal the workers we posted requests or published replies for this tick - only those asleep
+ * (about to wait in their poll, or in it). One that is awake sees the work at its next tick. The
+ * fence pairs with the one in kvmw_timeout (a Dekker handshake): either we see its "sleeping" or
+ * it sees our REQ/DONE (stored before this), so a wakeup is never skipped for a worker that would
+ * then sleep on it. (A signal that lands between a worker's last check and its poll is still
+ * missed, as before: it costs at most KVMW_IDLE_MS.)
+ */
 static void wake_all(struct mw *m)
 {
+	if (!m->wake_mask)
+		return;
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	for (unsigned k = 0; k < m->n; k++) {
 		pid_t pid = (pid_t)__atomic_load_n(&m->shm->pub[k].pid, __ATOMIC_ACQUIRE);
 
-		if ((m->wake_mask >> k & 1) && k != m->me && pid > 0)
+		if ((m->wake_mask >> k & 1) && k != m->me && pid > 0 &&
+		    __atomic_load_n(&m->shm->pub[k].sleeping, __ATOMIC_RELAXED)) {
 			kill(pid, SIGUSR2);
+			m->shm->pub[m->me].wakeups++;
+		}
 	}
 	m->wake_mask = 0;
+}
+
+/* Publish the requests posted this tick: each pair's posted catches up with the slots filled (in
+ * ticket order, all REQ already), so the owner takes them as one batch. */
+static void publish_posted(struct mw *m)
+{
+	for (unsigned o = 0; o < m->n; o++) {
+		struct mw_pair *p = pair(m, m->me, o);
+
+		if (m->last[o] != p->posted) {
+			__atomic_store_n(&p->posted, m->last[o],
+			                 __ATOMIC_RELEASE); /* after the REQs */
+			m->wake_mask |= 1ull << o;
+		}
+	}
+}
+
+/* Publish DONE for the slots run since the last fence (the caller fenced). */
+static void publish_ran(struct mw *m)
+{
+	for (unsigned j = 0; j < m->nran; j++) {
+		size_t k = (size_t)((uint8_t *)m->ran[j] - (uint8_t *)slot(m, 0, 0, 0)) /
+		           sizeof(struct mw_slot) / m->slots / m->n; /* its sender */
+
+		st(&m->ran[j]->state, S_DONE);
+		m->wake_mask |= 1ull << k;
+	}
+	m->nran = 0;
+}
+
+/* Free my outgoing slots that no connection waits for once their owner is done with them (our
+ * previous run's, closed connections'); only while there are any. */
+static void sweep_orphans(struct mw *m)
+{
+	unsigned left = 0;
+
+	if (!m->orphans)
+		return;
+	for (unsigned o = 0; o < m->n; o++)
+		for (unsigned i = 0; i < m->slots; i++) {
+			struct mw_slot *x = slot(m, m->me, o, i);
+			uint32_t s;
+
+			if (m->busy[o][i] || (s = ld(&x->state)) == S_FREE)
+				continue;
+			if (s >= S_DONE) {
+				st(&x->state, S_FREE);
+				m->freed = true;
+			} else
+				left++;
+		}
+	m->orphans = left;
 }
 
 /* ---- the owner's side -------------------------------------------------------------------- */
@@ -278,25 +357,23 @@ static void run_slot(struct kvd *d, struct mw *m, struct mw_slot *x)
 	m->shm->pub[m->me].served++;
 }
 
-void kvmw_tick(struct kvd *d)
+/*
+ * The work hook: in every round, after the connections' callbacks, before the round's fence. Run
+ * the requests other workers posted to us (per sender in posting order): their writes share this
+ * round's fence. Hand the replies of every connection whose flight landed to it and serve what
+ * its client sent on; retry the stalled ones. What this queues leaves in this round.
+ */
+static void work_hook(struct paste_ctx *ctx, void *arg)
 {
+	struct kvd *d = arg;
 	struct mw *m = d->mw;
-	struct paste_kv_info ki;
 	struct mw_wait **v;
 	unsigned nv;
 
-	if (!m)
-		return;
+	(void)ctx;
 	woken = 0;
-	m->again = false;
-	for (unsigned j = 0; j < m->nran; j++) {
-		size_t k = (size_t)((uint8_t *)m->ran[j] - (uint8_t *)slot(m, 0, 0, 0)) /
-		           sizeof(struct mw_slot) / m->slots / m->n; /* its sender */
-
-		st(&m->ran[j]->state, S_DONE);
-		m->wake_mask |= 1ull << k;
-	}
-	m->nran = 0;
+	__atomic_store_n(&m->shm->pub[m->me].sleeping, 0, __ATOMIC_RELAXED);
+	m->shm->pub[m->me].ticks++;
 	for (unsigned s = 0; s < m->n; s++) {
 		struct mw_pair *p = pair(m, s, m->me);
 		uint64_t posted = __atomic_load_n(&p->posted, __ATOMIC_ACQUIRE);
@@ -314,60 +391,114 @@ void kvmw_tick(struct kvd *d)
 			mw_kill_point(MW_KILL_RAN);
 		}
 	}
-	for (unsigned o = 0; o < m->n;
-	     o++) /* orphans: our previous run's, or closed connections' */
-		for (unsigned i = 0; i < m->slots; i++) {
-			struct mw_slot *x = slot(m, m->me, o, i);
-
-			if (!m->busy[o][i] && ld(&x->state) >= S_DONE)
-				st(&x->state, S_FREE);
-		}
 	nv = m->nwaits;
 	v = nv ? malloc(nv * sizeof(*v)) : NULL;
 	if (v) { /* a snapshot: serving a connection changes the list (none is freed here: on_close
-		  * runs in paste_poll) */
+		  * runs in the round's reaping, after this) */
 		memcpy(v, m->waits, nv * sizeof(*v));
 		for (unsigned j = 0; j < nv; j++) {
 			struct mw_wait *w = v[j];
-			bool took = mw_land(m, w);
+			bool took = w->n && mw_flight_ready(m, w) && mw_land(m, w);
 
 			if (w->kc->closing)
 				continue;
-			if (took || (w->stalled && !w->n)) {
-				m->again = true;
+			if (took) {
 				w->stalled = false;
 				on_data(w->c,
 				        d); /* send the replies, serve what the client sent on */
+			}
+		}
+		m->freed = false; /* the stalled ones now see every slot freed so far */
+		for (unsigned j = 0; j < nv; j++) {
+			struct mw_wait *w = v[j];
+
+			if (w->kc->closing)
+				continue;
+			if (w->stalled && !w->n) { /* waits for a slot: try again */
+				w->stalled = false;
+				on_data(w->c, d);
 			}
 			if (!w->n && !w->stalled)
 				mw_unlist(m, w);
 		}
 		free(v);
 	}
+}
+
+/* The round hook: after the round's fence, before its output leaves. The requests run in this
+ * round are durable: DONE; the ones posted in it go to their owners; wake who sleeps. */
+static int round_hook(struct paste_ctx *ctx, void *arg)
+{
+	struct mw *m = ((struct kvd *)arg)->mw;
+
+	(void)ctx;
+	publish_ran(m);
+	publish_posted(m);
 	wake_all(m);
+	return 0;
+}
+
+/* After every round: free orphaned slots, publish the counters INFO shows. */
+void kvmw_tick(struct kvd *d)
+{
+	struct mw *m = d->mw;
+	struct paste_kv_info ki;
+
+	if (!m)
+		return;
+	sweep_orphans(m);
 	paste_kv__info(d->kv, &ki, sizeof(ki));
 	m->shm->pub[m->me].keys = ki.keys;
 	m->shm->pub[m->me].cmds = d->st.cmds;
 	m->shm->pub[m->me].conns = d->st.conns;
 }
 
-/* The poll's timeout: 0 while replies wait for a fence or a connection for a slot. */
+/* Is anything for us in the shared slots: a request posted to us, or a reply (DONE/LOST) at the
+ * head of a connection's flight? */
+static bool work_waiting(const struct mw *m)
+{
+	for (unsigned s = 0; s < m->n; s++) {
+		const struct mw_pair *p = pair(m, s, m->me);
+
+		if (__atomic_load_n(&p->posted, __ATOMIC_ACQUIRE) > p->taken &&
+		    ld(&slot(m, s, m->me, (unsigned)((p->taken + 1) % m->slots))->state) == S_REQ)
+			return true;
+	}
+	for (unsigned j = 0; j < m->nwaits; j++) {
+		const struct mw_wait *w = m->waits[j];
+
+		if (w->n && mw_flight_ready(m, w))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * The poll's timeout: 0 while something is ready here (a signal came, replies were queued, a
+ * stalled connection can go on) or in the shared slots; else KVMW_IDLE_MS, and we are "sleeping"
+ * for the peers (wake_all) until the next tick.
+ */
 int kvmw_timeout(const struct kvd *d)
 {
-	const struct mw *m = d->mw;
+	struct mw *m = d->mw;
 
 	if (!m)
 		return -1;
-	if (m->nran || woken || m->again)
+	if (woken)
 		return 0;
-	for (unsigned j = 0; j < m->nwaits; j++)
-		if (m->waits[j]->stalled && !m->waits[j]->n)
+	for (unsigned j = 0; m->freed && j < m->nwaits; j++)
+		if (m->waits[j]->stalled && !m->waits[j]->n) /* a slot came free for it */
 			return 0;
+	__atomic_store_n(&m->shm->pub[m->me].sleeping, 1, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST); /* pairs with wake_all's */
+	if (work_waiting(m)) {
+		__atomic_store_n(&m->shm->pub[m->me].sleeping, 0, __ATOMIC_RELAXED);
+		return 0;
+	}
 	return KVMW_IDLE_MS;
 }
 
-/* The connection is gone: forget it (its requests in flight still run; their replies are
- * dropped). */
+/* INFO's "# Workers": every worker's published counters. */
 void kvmw_info(struct kvd *d)
 {
 	const struct mw *m = d->mw;
@@ -381,9 +512,23 @@ void kvmw_info(struct kvd *d)
 		big_printf(d,
 		           "worker%u:pid=%" PRIu64 ",starts=%" PRIu64 ",cmds=%" PRIu64
 		           ",keys=%" PRIu64 ",forwarded=%" PRIu64 ",served_for_others=%" PRIu64
-		           ",lost=%" PRIu64 ",crossslot=%" PRIu64 ",conns=%" PRIu64 "\r\n",
+		           ",lost=%" PRIu64 ",crossslot=%" PRIu64 ",conns=%" PRIu64
+		           ",wakeups=%" PRIu64 "\r\n",
 		           k, p->pid, p->starts, p->cmds, p->keys, p->forwarded, p->served, p->lost,
-		           p->crossslot, p->conns);
+		           p->crossslot, p->conns, p->wakeups);
 	}
 	big_printf(d, "\r\n");
+}
+
+void kvmw_stats(const struct kvd *d)
+{
+	const struct mw *m = d->mw;
+	const struct mw_pub *p;
+
+	if (!m)
+		return;
+	p = &m->shm->pub[m->me];
+	printf(" forwarded=%" PRIu64 " served_for_others=%" PRIu64 " wakeups=%" PRIu64
+	       " ticks=%" PRIu64 " lost=%" PRIu64,
+	       p->forwarded, p->served, p->wakeups, p->ticks, p->lost);
 }

@@ -32,5 +32,7 @@ int kvmw_timeout(const struct kvd *d);
 void kvmw_conn_closed(struct kconn *kc);
 /* INFO's "# Workers" section. */
 void kvmw_info(struct kvd *d);
+/* The SIGUSR1 stats line's forwarding counters (nothing without --queues). */
+void kvmw_stats(const struct kvd *d);
 
 #endif

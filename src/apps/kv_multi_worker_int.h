@@ -36,7 +36,11 @@ struct mw_slot {
 /* Each worker's page: who runs it, and its counters (INFO's "# Workers"). */
 struct mw_pub {
 	uint64_t pid, starts, cmds, keys, forwarded, served, lost, crossslot, conns;
-	uint8_t pad[128 - 9 * 8];
+	uint64_t wakeups;  /* signals this worker sent to peers */
+	uint64_t ticks;    /* its event loop's rounds (kvmw_tick calls) */
+	uint32_t sleeping; /* about to wait in its poll: a peer with work for it must signal it */
+	uint32_t pad32;
+	uint8_t pad[128 - 12 * 8];
 };
 
 /* A (sender, owner) pair: requests posted (sender) and taken (owner), in ticket order. */
@@ -85,9 +89,13 @@ struct mw {
 	bool busy[KVMW_MAX][KVMW_SLOTS];            /* my outgoing slots in a connection's flight */
 	struct mw_slot *ran[KVMW_MAX * KVMW_SLOTS]; /* run since the last poll: not DONE yet */
 	unsigned nran;
-	uint64_t wake_mask; /* workers to signal at the end of the tick */
-	bool again;         /* the tick queued replies: poll without waiting (they leave there) */
-	struct mw_wait **waits; /* connections with requests in flight or stalled */
+	uint64_t wake_mask;      /* workers that may have work from us (signalled if asleep) */
+	uint64_t last[KVMW_MAX]; /* per owner: the ticket of my newest REQ slot; the pair's
+	                          * posted catches up at the end of the tick (one batch) */
+	bool freed;              /* a slot of mine went FREE since the stalled connections tried */
+	unsigned orphans;        /* my outgoing slots no connection waits for any more, not FREE yet
+	                          * (the tick's sweep frees them when their owner is done) */
+	struct mw_wait **waits;  /* connections with requests in flight or stalled */
 	unsigned nwaits, waits_cap;
 };
 
@@ -144,6 +152,7 @@ enum { MW_KILL_OFF, MW_KILL_POSTED, MW_KILL_RAN };
 void mw_kill_point(int step);
 
 /* kv_multi_route.c */
+bool mw_flight_ready(const struct mw *m, const struct mw_wait *w);
 bool mw_land(struct mw *m, struct mw_wait *w);
 void mw_unlist(struct mw *m, struct mw_wait *w);
 

@@ -229,13 +229,15 @@ static void print_stats(struct kvd *d)
 	       " val_computed=%" PRIu64 " key_inplace=%" PRIu64 " key_copied=%" PRIu64
 	       " pins=%" PRIu64 " fences=%" PRIu64 " rounds=%" PRIu64 " rx_payload_bytes=%" PRIu64
 	       " rx_copied_bytes=%" PRIu64 " frames_total=%u frames_free=%u frames_fill=%u"
-	       " frames_rx=%u frames_tx=%u frames_kept=%u timeouts=%" PRIu64 "\n",
+	       " frames_rx=%u frames_tx=%u frames_kept=%u timeouts=%" PRIu64,
 	       i.keys, k->cmds, d->conns_open, k->conns, k->hits, k->misses, k->expired, k->oom,
 	       k->proto_errors, k->skipped, k->val_inplace, k->val_inplace_bytes, k->val_copied,
 	       k->val_copied_bytes, k->val_computed, k->key_inplace, k->key_copied, k->pins,
 	       s.fences, s.rounds, s.rx_payload_bytes, s.rx_copied_bytes, s.frames_total,
 	       s.frames_free, s.frames_fill, s.frames_rx, s.frames_tx, s.frames_kept,
 	       d->loop.idle_timeouts + d->loop.request_timeouts);
+	kvmw_stats(d); /* --queues: the forwarding counters */
+	printf("\n");
 	fflush(stdout);
 }
 

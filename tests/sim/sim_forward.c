@@ -9,7 +9,10 @@
  * by a hash). One client connection on S sends FW_REQS pipelined writes for keys O owns (keys
  * A, B, A), at most FW_DEPTH in flight, through a ring of FW_SLOTS slots (so the ring wraps).
  *
- *  sender: post1 (slot filled, ticket = posted + 1, state REQ), post2 (posted = ticket); land
+ *  sender: post1 (slot filled, ticket = last + 1 where last is the sender's own count of the
+ *          slots it filled, state REQ; any number of post1 may come before a post2), post2
+ *          (posted = last: the requests posted in a round published as one batch, at the round's
+ *          end); land
  *          (mw_land: replies of DONE slots in request order; a LOST one aborts the connection and
  *          the replies queued in the same pass are dropped with it); orphan sweep (a slot no
  *          connection waits for that is DONE or LOST goes FREE); the client may reconnect after a
@@ -22,8 +25,9 @@
  *            (the index commits a put in one store; a later put of a key contains the earlier
  *            ones here since writes append); its restart (kvmw_start) turns RUN slots into LOST and
  *            moves taken past them;
- *          sender kill -9: its client's connection is reset; its restart counts a slot it left in
- *            REQ past posted (kvmw_start) and its sweep frees DONE/LOST slots;
+ *          sender kill -9: its client's connection is reset; its restart counts the slots it left
+ *            in REQ past posted (kvmw_start; last starts there) and its sweep frees DONE/LOST
+ *            slots;
  *          power failure: both die, the shared mapping is gone (a fresh one at restart), the owner
  *            keeps what its media holds (as above).
  *
@@ -89,7 +93,7 @@ struct fw_state {
 	struct fw_slot slot[FW_MAXSLOT];
 	uint8_t posted, taken;
 	/* sender */
-	uint8_t s_up, conn, pend;  /* pend: slot between post1 and post2, +1 */
+	uint8_t s_up, conn, last;  /* last: ticket of the newest slot filled (posted lags it) */
 	uint8_t q[FW_MAXSLOT], qn; /* slots the connection waits for, in request order */
 	uint8_t busy[FW_MAXSLOT];
 	/* owner */
@@ -254,7 +258,7 @@ static void sender_down(struct fw_state *s)
 	reset_client(s);
 	memset(s->busy, 0, sizeof(s->busy));
 	s->s_up = 0;
-	s->pend = 0;
+	s->last = 0; /* the process's memory: recomputed at restart */
 }
 
 static void explore(struct fw *f, const struct fw_state *s);
@@ -359,17 +363,21 @@ static void explore(struct fw *f, const struct fw_state *s)
 
 	/* ---- sender ---- */
 	if (s->s_up) {
-		unsigned i = (unsigned)(s->posted + 1) % FW_SLOTS;
+		unsigned i = (unsigned)(s->last + 1) % FW_SLOTS;
+		bool unposted = s->last != s->posted;
 
-		if (s->conn && !s->pend && s->next < FW_REQS && s->qn < FW_DEPTH && !s->busy[i] &&
+		if (f->mut == MUT_POSTED_FIRST) /* a slot filled but not REQ yet (busy and FREE) */
+			for (unsigned j = 0; j < FW_SLOTS; j++)
+				unposted |= s->busy[j] && s->slot[j].state == S_FREE;
+		if (s->conn && s->next < FW_REQS && s->qn < FW_DEPTH && !s->busy[i] &&
 		    s->slot[i].state == S_FREE) { /* post1 */
 			n = *s;
-			n.slot[i] = (struct fw_slot){S_REQ, (uint8_t)(s->posted + 1), s->next};
+			n.slot[i] = (struct fw_slot){S_REQ, (uint8_t)(s->last + 1), s->next};
 			n.busy[i] = 1;
 			n.q[n.qn++] = (uint8_t)i;
 			n.st[s->next] = C_FLIGHT;
 			n.next++;
-			n.pend = (uint8_t)(i + 1);
+			n.last++;
 			if (f->mut == MUT_POSTED_FIRST) { /* posted first, the slot a step later */
 				n.slot[i].state = S_FREE;
 				n.posted = n.slot[i].ticket;
@@ -377,13 +385,15 @@ static void explore(struct fw *f, const struct fw_state *s)
 			any = true;
 			go(f, &n, "post1");
 		}
-		if (s->pend) { /* post2 */
+		if (unposted) { /* post2: the round's posts published */
 			n = *s;
-			if (f->mut == MUT_POSTED_FIRST)
-				n.slot[s->pend - 1].state = S_REQ;
-			else
-				n.posted = n.slot[s->pend - 1].ticket;
-			n.pend = 0;
+			if (f->mut == MUT_POSTED_FIRST) {
+				for (unsigned j = 0; j < FW_SLOTS; j++)
+					if (n.busy[j] && n.slot[j].state == S_FREE)
+						n.slot[j].state = S_REQ;
+			} else {
+				n.posted = s->last;
+			}
 			any = true;
 			go(f, &n, "post2");
 		}
@@ -398,7 +408,7 @@ static void explore(struct fw *f, const struct fw_state *s)
 				any = true;
 				go(f, &n, "sweep");
 			}
-		if (!s->conn && !s->pend && s->next < FW_REQS) { /* the client reconnects */
+		if (!s->conn && s->next < FW_REQS) { /* the client reconnects */
 			n = *s;
 			n.conn = 1;
 			any = true;
@@ -411,6 +421,7 @@ static void explore(struct fw *f, const struct fw_state *s)
 			if (f->mut != MUT_NO_POSTED_FIX && n.slot[j].state == S_REQ &&
 			    n.slot[j].ticket > n.posted)
 				n.posted = n.slot[j].ticket;
+		n.last = n.posted;
 		any = true;
 		go(f, &n, "S-restart");
 	}

@@ -38,6 +38,8 @@ static struct sockaddr_in addr = {.sin_family = AF_INET};
 static struct {
 	struct paste_conn *conn;
 	unsigned data_calls, closes, hook_calls;
+	unsigned work_calls, work_data_calls; /* work hook: its calls; on_data calls when it sent */
+	bool work_sent, work_before_round;    /* it sent "W"; it ran before that round's hook */
 	bool echo, saw_eof, slots_in_pool, hook_saw_reply;
 	int cli;            /* the client socket the round hook peeks at */
 	size_t sent_round;  /* echoed in this round's on_data */
@@ -109,6 +111,20 @@ static int round_hook(struct paste_ctx *c, void *arg)
 	t.sent_before += t.sent_round;
 	t.sent_round = 0;
 	return 0;
+}
+
+/* The work hook: every round, after the callbacks, before the fence. Once data has arrived it
+ * sends "W" on the connection (as paste-kv --queues hands over a forwarded reply). */
+static void work_hook(struct paste_ctx *c, void *arg)
+{
+	t.work_calls++;
+	t.work_before_round = t.work_calls == t.hook_calls + 1; /* this round's hook not run yet */
+	if (t.conn && t.got_len && !t.work_sent) {
+		assert_int_equal(paste_conn__send(t.conn, "W", 1), 1);
+		t.work_sent = true;
+		t.work_data_calls = t.data_calls;
+		t.sent_round += 1;
+	}
 }
 
 /* Rounds until @cond holds (at most ~10 s). */
@@ -220,6 +236,30 @@ static void test_echo_round_order(void **state)
 	assert_int_equal(st.frames_rx, 0); /* consumed: back to the allocator */
 }
 
+/* What the work hook queues leaves in its round, after the fence (not before the round hook),
+ * and the hook runs once per round, after that round's on_data. */
+static void test_work_hook(void **state)
+{
+	const char msg[] = "ping";
+	char back[1];
+	int fd = connect_client();
+
+	assert_int_equal(paste_set_work_hook(ctx, work_hook, NULL), 0);
+	assert_int_equal(send(fd, msg, sizeof(msg), 0), (ssize_t)sizeof(msg));
+	POLL_UNTIL(t.work_sent);
+	assert_true(t.work_data_calls > 0);           /* on_data ran before it, in the same round */
+	assert_true(t.work_before_round);             /* before the round hook of that round */
+	assert_int_equal(t.work_calls, t.hook_calls); /* one call per round */
+	assert_false(t.hook_saw_reply);               /* "W" had not left when the round hook ran */
+	assert_int_equal(t.sent_before, 1);
+	assert_int_equal(read_all(fd, back, sizeof(back)), 1);
+	assert_int_equal(back[0], 'W');
+	assert_int_equal(paste_set_work_hook(ctx, NULL, NULL), 0); /* removed: no more calls */
+	t.work_calls = 0;
+	assert_true(paste_poll(ctx, 0) >= 0);
+	assert_int_equal(t.work_calls, 0);
+}
+
 static void test_eof_then_close(void **state)
 {
 	char b[8];
@@ -317,6 +357,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_echo_round_order, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_work_hook, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_eof_then_close, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_abort_resets, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_two_contexts, setup, teardown),
