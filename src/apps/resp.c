@@ -530,9 +530,26 @@ const uint8_t *resp_arg_bytes(const struct resp_parser *p, struct resp_buf *b, s
 
 /* ---- replies and values ---------------------------------------------------------------------- */
 
+/* "<type><n>\r\n" (at most RESP_HDR_MAX bytes), by hand: a GET reply's header is built for every
+ * request, and snprintf's format machinery was most of its cost in the 1-connection profile. */
 size_t resp_fmt_hdr(char *dst, char type, int64_t n)
 {
-	return (size_t)snprintf(dst, RESP_HDR_MAX, "%c%lld\r\n", type, (long long)n);
+	char digits[20];
+	uint64_t u = n < 0 ? 0 - (uint64_t)n : (uint64_t)n;
+	size_t k = 0, len = 0;
+
+	do {
+		digits[k++] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	dst[len++] = type;
+	if (n < 0)
+		dst[len++] = '-';
+	while (k)
+		dst[len++] = digits[--k];
+	dst[len++] = '\r';
+	dst[len++] = '\n';
+	return len;
 }
 
 bool resp_parse_ll(const uint8_t *s, size_t len, int64_t *v)

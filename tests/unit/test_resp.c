@@ -466,6 +466,13 @@ static void test_fmt(void **state)
 	assert_int_equal(resp_fmt_hdr(b, ':', INT64_MIN), 23);
 	assert_memory_equal(b, ":-9223372036854775808\r\n", 23);
 	assert_int_equal(resp_fmt_hdr(b, '*', -1), 5);
+	assert_memory_equal(b, "*-1\r\n", 5);
+	assert_int_equal(resp_fmt_hdr(b, ':', 0), 4);
+	assert_memory_equal(b, ":0\r\n", 4);
+	assert_int_equal(resp_fmt_hdr(b, '$', 1024), 7);
+	assert_memory_equal(b, "$1024\r\n", 7);
+	assert_int_equal(resp_fmt_hdr(b, ':', INT64_MAX), 22);
+	assert_memory_equal(b, ":9223372036854775807\r\n", 22);
 }
 
 static bool ld(const char *s, long double *v)
