@@ -39,7 +39,7 @@ acked_bytes() { if [ -s "$1" ]; then awk '{b+=$4} END{print b+0}' "$1"; else ech
 # No error from the library or the server in the current log (the recovery notes excepted).
 check_server_log() {
 	local bad
-	bad=$(grep -E '^(libpaste-xdp: error:|paste-wal: )' "$WAL_LOG" | grep -v '^paste-wal: ready' |
+	bad=$(grep -E '^(libpaste-xdp: error:|paste-wal: )' "$WAL_LOG" | grep -vE '^paste-wal: (ready|supervisor)' |
 		grep -v 'cutting a torn tail' || true)
 	[ -z "$bad" ] || { printf '%s\n' "$bad" | head -n 10 >&2; fail "errors in $WAL_LOG"; }
 }
