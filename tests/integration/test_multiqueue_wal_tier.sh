@@ -133,7 +133,7 @@ log "worker 0 killed itself mid-destage and came back: $SUM; $(nacks "$ACKS") ac
 
 # ---- 2. kill -9 of everything under load, while both workers destage ----------------------------
 before=$(nacks "$ACKS")
-load all 100 1500
+load all 100 5000
 wait_acks $((before + 2000 + RANDOM % 4000))
 kill -0 "$LOAD_PID" 2>/dev/null || fail "the load ended before the kill: $(tail -n 1 "$LOGDIR/load.all.log")"
 js=$(stats) || fail "/stats failed under load"
@@ -144,6 +144,7 @@ wait "$SUP_PID" 2>/dev/null || true
 untrack_pid "$SUP_PID"
 load_end all
 log "after kill -9 of everything: $SUM; $(nacks "$ACKS") acks"
+(($(field "$SUM" acked) < 8 * 5000)) || fail "the load was over before the kill: $SUM"
 sleep 0.5 # the workers' exits (their pool locks) after the SIGKILL
 dump_slices killed
 ((TL0 > 0 && TL1 > 0)) || fail "offline, a worker's tier is empty (listed: worker 0 $TL0, worker 1 $TL1)"
