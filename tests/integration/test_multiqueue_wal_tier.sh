@@ -133,13 +133,15 @@ log "worker 0 killed itself mid-destage and came back: $SUM; $(nacks "$ACKS") ac
 
 # ---- 2. kill -9 of everything under load, while both workers destage ----------------------------
 before=$(nacks "$ACKS")
+W0=$(grep -o 'worker 0 ready again (pid [0-9]*' "$WAL_LOG" | tail -n 1 | grep -o '[0-9]*$')
 load all 100 5000
+wait_acks $((before + 1000))
+js=$(stats) || fail "/stats failed under load"
 wait_acks $((before + 2000 + RANDOM % 4000))
 kill -0 "$LOAD_PID" 2>/dev/null || fail "the load ended before the kill: $(tail -n 1 "$LOGDIR/load.all.log")"
-js=$(stats) || fail "/stats failed under load"
-W0=$(grep -o 'worker 0 ready again (pid [0-9]*' "$WAL_LOG" | tail -n 1 | grep -o '[0-9]*$')
-log "kill -9 supervisor $SUP_PID and workers $W0 $W1 after $(($(nacks "$ACKS") - before)) acks of this load (destaging: worker 0 $(worker_field "$js" 0 tier_destaged), worker 1 $(worker_field "$js" 1 tier_destaged) records since its start)"
+n=$(nacks "$ACKS")
 kill -9 "$SUP_PID" "$W0" "$W1"
+log "killed -9 supervisor $SUP_PID and workers $W0 $W1 after $((n - before)) acks of this load (destaging: worker 0 $(worker_field "$js" 0 tier_destaged), worker 1 $(worker_field "$js" 1 tier_destaged) records since its start)"
 wait "$SUP_PID" 2>/dev/null || true
 untrack_pid "$SUP_PID"
 load_end all
