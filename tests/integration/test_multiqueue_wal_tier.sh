@@ -5,7 +5,9 @@
 # a pool far too small for the load (8 MiB per worker slice), so destage jobs run all the time.
 #  - worker 0 SIGKILLs itself after its 3rd destage job's segment was synced, before the switch
 #    (PASTE_WAL_TIER_KILL_AT=synced:3:0, first start only) under load from 8 connections: the
-#    supervisor restarts it, its recovery cuts the unswitched copy;
+#    supervisor restarts it, its recovery cuts the unswitched copy; meanwhile GETs of worker 0's
+#    acknowledged records over new connections (either worker) answer their bytes or fail to
+#    connect (worker 0 down), never 404 or other bytes;
 #  - kill -9 of the supervisor and both workers under load, while both destage: offline, before
 #    any restart, paste-wal-dump --slice K --tier-dir DIR --verify --raw reads both tiers of each
 #    worker and every acknowledged record of that worker is there byte for byte, none cut;
@@ -121,6 +123,15 @@ start_sup
 unset PASTE_WAL_TIER_KILL_AT
 [ -d "$TIER/w0" ] && [ -d "$TIER/w1" ] || fail "no per-worker tier directories in $TIER: $(ls "$TIER")"
 load hook 0 1000
+# Meanwhile, GETs of worker 0's acknowledged records (odd seqs) on new connections, landing on
+# either worker: worker 1 reads them from worker 0's pool or segment files while worker 0 destages,
+# dies and recovers. Each must answer the record's bytes (or fail to connect, on worker 0 while it
+# is down); a 404 or other bytes fail.
+rm -f "$LOGDIR/readloop.stop"
+ip netns exec "$NS_CLI" python3 "$CLIENT_PY" readloop --host "$HOST" --port $PORT --seed "$SEED" \
+	--ack-file "$ACKS" --stop-file "$LOGDIR/readloop.stop" --mod 2 --rem 1 --min-gets 200 >"$LOGDIR/readloop.log" 2>&1 &
+READ_PID=$!
+track_pid "$READ_PID"
 for ((i = 0; i < 300; i++)); do
 	grep -q 'worker 0 ready again' "$WAL_LOG" && break
 	sleep 0.1
@@ -130,6 +141,14 @@ grep -q "ready worker=0 .*tier_trimmed=[1-9]" "$WAL_LOG" ||
 	fail "worker 0's restart did not cut the unswitched segment copy: $(grep 'ready worker=0' "$WAL_LOG" | tail -n 1)"
 load_end hook
 log "worker 0 killed itself mid-destage and came back: $SUM; $(nacks "$ACKS") acks"
+touch "$LOGDIR/readloop.stop"
+rc=0
+wait "$READ_PID" || rc=$?
+untrack_pid "$READ_PID"
+RSUM=$(grep '^wal_client: readloop' "$LOGDIR/readloop.log" || true)
+log "reads of worker 0's records meanwhile: $RSUM"
+[ "$rc" = 0 ] && [ -n "$RSUM" ] || { tail -n 10 "$LOGDIR/readloop.log" >&2; fail "reads of worker 0's records during its kill failed"; }
+(($(field "$RSUM" ok) >= 200)) || fail "too few reads of worker 0's records succeeded during the load: $RSUM"
 
 # ---- 2. kill -9 of everything under load, while both workers destage ----------------------------
 before=$(nacks "$ACKS")
