@@ -108,7 +108,8 @@ static void usage(FILE *out)
 	    "                 records come first, read from the segment files (read only),\n"
 	    "                 each checked against its CRC32C; a missing or bad one is a\n"
 	    "                 problem. Without it, records in a tier are not listed (said on\n"
-	    "                 stderr)\n"
+	    "                 stderr). With --slice K, DIR is the --tier-dir given to\n"
+	    "                 paste-wal --queues and worker K's tier, DIR/wK, is read\n"
 	    "  --from SEQ     first record to show (default: the oldest)\n"
 	    "  --limit N      at most N records (default: all)\n"
 	    "  --verify       also check every record: references inside the frame area and\n"
@@ -471,8 +472,19 @@ static int run(struct dump *d)
 	}
 	d->expect_seq = d->from > li.first_seq ? d->from : li.first_seq;
 	if (d->tier_first < d->tier_end && d->tier_dir) {
+		char *wdir = NULL;
+
+		if (d->sliced) { /* paste-wal --queues: worker K's segments are in DIR/wK */
+			if (asprintf(&wdir, "%s/w%" PRIu64, d->tier_dir, d->slice) < 0) {
+				fprintf(stderr, "paste-wal-dump: out of memory\n");
+				paste_pool__close(&d->pool);
+				return 1;
+			}
+			d->tier_dir = wdir;
+		}
 		d->expect_seq = d->from > d->tier_first ? d->from : d->tier_first;
 		tier_list(d);
+		free(wdir);
 	} else if (d->tier_first < d->tier_end) {
 		fprintf(stderr,
 		        "paste-wal-dump: records %" PRIu64 "..%" PRIu64 " are in the capacity "

@@ -262,8 +262,10 @@ static void usage(FILE *out)
 	    "                       system; created if absent), fdatasync()ed before the log\n"
 	    "                       points at them; their frames are then free. Reads, ranges and\n"
 	    "                       DELETE cover both tiers. A pool that used a tier must be\n"
-	    "                       started with the same DIR again\n"
-	    "  --tier-size SIZE     segment bytes at most (default 1G; K/M/G/T suffixes)\n"
+	    "                       started with the same DIR again. With --queues Q, worker\n"
+	    "                       K destages its own records to DIR/wK (made if absent)\n"
+	    "  --tier-size SIZE     segment bytes at most (default 1G; K/M/G/T suffixes; with\n"
+	    "                       --queues, of each worker: the thresholds are per worker too)\n"
 	    "  --tier-start PCT     start destaging when records hold PCT%% of the pool's frames\n"
 	    "                       or of the log region (default 50); also whenever a body\n"
 	    "                       waits for frames\n"
@@ -288,8 +290,10 @@ static void usage(FILE *out)
 	    "(the reply waits for all, 503 after --delete-wait S seconds, default 10, if one\n"
 	    "has not: a worker that is down applies it when it runs). Every transport (the\n"
 	    "kernel ones with SO_REUSEPORT workers). --retain-*: each worker drops its own\n"
-	    "oldest records (at most --retain-bytes / Q bytes each). Not with --queues:\n"
-	    "--tier-dir, --sync fdatasync. A pool keeps the Q it was written with.\n"
+	    "oldest records (at most --retain-bytes / Q bytes each). --tier-dir DIR: each\n"
+	    "worker destages its own records to DIR/wK; any worker reads records from any\n"
+	    "worker's segment files, and a DELETE frees both tiers of every worker. Not\n"
+	    "with --queues: --sync fdatasync. A pool keeps the Q it was written with.\n"
 	    "\n"
 	    "Startup prints 'paste-wal: ready ... recovered=N first=F next=X ...' on stdout once\n"
 	    "serving: N records were found valid in the pool log (or the file) after the last\n"
@@ -365,7 +369,7 @@ static int extra_opt(int opt, const char *arg, void *app)
 	case OPT_TIER_DIR:
 		if (!*arg)
 			return bad_value("tier-dir", arg, "a directory");
-		w->tier.dir = arg;
+		w->tier.dir = w->tier.base = arg;
 		w->tier.on = true;
 		return 0;
 	case OPT_TIER_SIZE:
@@ -517,7 +521,6 @@ static int check_modes(struct wal *w, const struct daemon_opts *d)
 {
 	const char *no = w->sync != SYNC_PMEM ? "--sync fdatasync (one log file per worker is "
 	                                        "not built)"
-	                 : w->tier.on         ? "--tier-dir (one tier per worker is not built)"
 	                                      : NULL;
 
 	if (d->queues && no) {
@@ -632,9 +635,12 @@ static int start(struct wal *w, struct daemon_opts *d)
 			        paste_last_error());
 			return err;
 		}
-		err = tier_open(w);
+		err = wal_multi_tier_dir(w); /* --queues: DIR/wK */
+		if (!err)
+			err = tier_open(w);
 		if (err)
 			return err;
+		wal_multi_tier_bounds(w, w->tier.first, w->tier.end);
 	} else {
 		err = wf_open(w);
 		if (err)

@@ -10,6 +10,7 @@
  *   wal_file.c    the fdatasync log file (--sync fdatasync)
  *   wal_tier.c    the capacity tier: oldest pool records destaged to segment files
  *   wal_multi.c   --queues N: one sequence space over the workers' logs, reads of the others'
+ *   wal_tier_peer.c  --queues N with a tier: reads of records another worker destaged
  *
  * One thread owns all of it (the library's rule), except the tier's destage thread, which only
  * writes and syncs segment files from a job the event loop hands it (wal_tier.c says how).
@@ -109,8 +110,10 @@ struct tier_job {
 };
 
 struct wal_tier {
-	const char *dir;
-	uint64_t size;                /* --tier-size: segment bytes at most */
+	const char *dir;  /* this process's segment directory (with --queues: base/wK) */
+	const char *base; /* --tier-dir as given */
+	char *dir_buf;    /* --queues: dir, allocated */
+	uint64_t size;    /* --tier-size: segment bytes at most */
 	uint64_t start_pct, stop_pct; /* destage from start_pct pool fill down to stop_pct */
 	bool on;                      /* --tier-dir given */
 	bool destaging;               /* between the start and the stop threshold */
@@ -138,6 +141,15 @@ struct wal_tier {
 		uint64_t destaged, destaged_bytes, jobs, reads, read_bytes, segs_deleted;
 		uint64_t recovered, trimmed, job_ns_max, job_ns_total;
 	} n;
+};
+
+/* A read-only view of another worker's segment files (wal_tier_peer.c): the segment read last
+ * and the offsets of its records first.. as far as they were walked. */
+struct tier_peer {
+	int dirfd, fd;
+	uint64_t first;     /* the open segment's first record */
+	uint64_t *off;      /* off[i]: record first + i */
+	uint64_t noff, cap; /* known offsets, room */
 };
 
 /* ---- retention (wal_store.c) -------------------------------------------------------------- */
@@ -267,6 +279,8 @@ ssize_t store_chunk(struct wal *w, struct job *j, const uint8_t **p, size_t max)
 int store_append(struct wal *w, const struct paste_ref *refs, unsigned n, uint64_t len,
                  uint64_t *seq);
 int store_truncate(struct wal *w, uint64_t upto);
+void store_local_info(struct wal *w, struct store_info *si);
+int store_local_len(struct wal *w, uint64_t seq, uint64_t *len);
 void retain_start(struct wal *w);
 void retain_mark(struct wal *w, uint64_t seq);
 void retain_apply(struct wal *w);
@@ -281,6 +295,11 @@ bool tier_holds(const struct wal *w, uint64_t seq);
 uint64_t tier_len(const struct wal *w, uint64_t seq);
 ssize_t tier_read(struct wal *w, uint64_t seq, uint64_t off, void *buf, size_t n);
 int tier_truncate(struct wal *w, uint64_t upto);
+
+/* wal_tier_peer.c */
+int tier_peer_read(struct tier_peer *p, const char *dir, uint64_t seq, void *buf, size_t cap,
+                   uint32_t *len);
+void tier_peer_close(struct tier_peer *p);
 
 /* wal_reply.c */
 bool out_flush(struct wconn *wc);
@@ -331,6 +350,10 @@ uint64_t wal_multi_local(const struct wal *w, uint64_t g);
 int wal_multi_len(struct wal *w, uint64_t g, uint64_t *len);
 ssize_t wal_multi_chunk(struct wal *w, uint64_t g, uint64_t off, const uint8_t **p, size_t max);
 size_t wal_multi_stats(struct wal *w, char *buf, size_t size);
+int wal_multi_tier_dir(struct wal *w);
+void wal_multi_tier_bounds(struct wal *w, uint64_t first, uint64_t end);
+void wal_multi_pool_first(struct wal *w);
+bool wal_multi_hook(const struct wal *w, unsigned worker);
 
 /* paste-wal.c */
 void stats_json(struct wal *w, char *buf, size_t size);

@@ -23,11 +23,20 @@
  * that store), or answers 503 after --delete-wait seconds (a worker that is down applies it when it
  * starts again).
  *
+ * With --tier-dir each worker destages its own records to its own directory DIR/wK (wal_tier.c)
+ * and publishes its tier's bounds [tier_first, tier_end) next to the pool log's: the tier's end
+ * before its pool head moves past a destaged job (and the pool log's first right after, before
+ * the frames are released), the tier's new first before a truncation drops anything. So every
+ * committed record is inside a published range whose copy is still there; a reader copies the
+ * record from the pool view or the peer's segment files (wal_tier_peer.c), checks it (header,
+ * CRC32C) and re-checks the published first after the copy.
+ *
  * docs/multicore.md ("paste-wal on N queues") gives the order's cost and the limits.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <inttypes.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,13 +58,19 @@ struct wal_pub {
 	uint64_t records, bytes, appended, appended_bytes, requests, peer_reads, r4xx, r5xx;
 	uint64_t trunc_req;  /* DELETE ?upto= asked of every worker (global seq; only grows) */
 	uint64_t trunc_done; /* the highest trunc_req of any worker applied to this log */
+	/* --tier-dir: local records [tier_first, tier_end) are in DIR/wK (equal: none) */
+	uint64_t tier_first, tier_end;
+	uint64_t tier_records, tier_bytes, tier_destaged, tier_reads, tier_segments;
+	uint64_t peer_tier_reads; /* records read from another worker's segment files */
 };
 
 struct wal_peer {
 	struct paste_pool_view *pv;
 	struct paste_log_view *lv;
 	const struct wal_pub *pub;
-	uint64_t tried; /* daemon_now_ns() of the last failed attempt to map it (0: none) */
+	struct tier_peer tp; /* its segment files (--tier-dir) */
+	char *tdir;          /* DIR/wK */
+	uint64_t tried;      /* daemon_now_ns() of the last failed attempt to map it (0: none) */
 };
 
 struct wal_multi {
@@ -65,7 +80,7 @@ struct wal_multi {
 	uint8_t *buf; /* the peer record being sent */
 	uint64_t buf_seq;
 	uint32_t buf_len;
-	uint64_t peer_reads, peer_lost;
+	uint64_t peer_reads, peer_lost, peer_tier_reads;
 };
 
 static const struct wal_pub *peer_pub(struct wal *w, unsigned k, bool force);
@@ -110,6 +125,8 @@ int wal_multi_open(struct wal *w, unsigned queues, unsigned worker, const char *
 	}
 	m->n = queues;
 	m->me = worker;
+	for (unsigned k = 0; k < WAL_MAX_QUEUES; k++)
+		m->peer[k].tp = (struct tier_peer){.dirfd = -1, .fd = -1};
 	w->multi = m;
 	err = paste_pool__region(w->pool, WAL_PUB_NAME, 4096, &addr, &len);
 	if (err) {
@@ -145,6 +162,8 @@ void wal_multi_close(struct wal *w)
 	for (unsigned k = 0; k < m->n; k++) {
 		paste_log_view__close(&m->peer[k].lv);
 		paste_pool_view__close(&m->peer[k].pv);
+		tier_peer_close(&m->peer[k].tp);
+		free(m->peer[k].tdir);
 	}
 	free(m->buf);
 	free(m);
@@ -155,6 +174,25 @@ void wal_multi_close(struct wal *w)
 static uint64_t local_upto(const struct wal_multi *m, unsigned k, uint64_t g)
 {
 	return g >= k + 1 ? (g - k - 1) / m->n + 1 : 0;
+}
+
+/*
+ * Drop our own records up to local @upto from both tiers. Readers on other workers are told
+ * first: the tier's new first (tier_truncate, via wal_multi_tier_bounds) before a segment is
+ * deleted, the pool log's before its head moves; both truncations are durable when this returns.
+ */
+static int own_truncate(struct wal *w, uint64_t upto)
+{
+	struct paste_log_info li;
+	int err = tier_truncate(w, upto);
+
+	if (err)
+		return err;
+	paste_log__info(w->log, &li, sizeof(li));
+	if (upto < li.first_seq)
+		return 0;
+	st(&w->multi->pub->first, upto + 1 < li.next_seq ? upto + 1 : li.next_seq);
+	return paste_log__truncate(w->log, upto);
 }
 
 /*
@@ -180,12 +218,11 @@ int wal_multi_apply(struct wal *w)
 		return 0;
 	upto = local_upto(m, m->me, g);
 	if (upto) {
-		struct paste_log_info li;
+		struct store_info si;
 
-		paste_log__info(w->log, &li, sizeof(li));
-		if (upto >= li.first_seq) {
-			st(&m->pub->first, upto + 1 < li.next_seq ? upto + 1 : li.next_seq);
-			err = paste_log__truncate(w->log, upto);
+		store_local_info(w, &si);
+		if (upto >= si.first) {
+			err = own_truncate(w, upto);
 			if (err) {
 				fprintf(stderr,
 				        "paste-wal: worker %u: truncating up to record %" PRIu64
@@ -207,12 +244,8 @@ int wal_multi_apply(struct wal *w)
  * which is durable when it returns; readers of our log re-check first after a copy). */
 int wal_multi_retain(struct wal *w, uint64_t upto)
 {
-	struct paste_log_info li;
-	int err;
+	int err = own_truncate(w, upto);
 
-	paste_log__info(w->log, &li, sizeof(li));
-	st(&w->multi->pub->first, upto + 1 < li.next_seq ? upto + 1 : li.next_seq);
-	err = paste_log__truncate(w->log, upto);
 	if (err)
 		fprintf(stderr, "paste-wal: worker %u: retention: %s\n", w->multi->me,
 		        paste_last_error());
@@ -258,11 +291,20 @@ bool wal_multi_truncated(struct wal *w, uint64_t g, unsigned *late)
 static void publish_counters(struct wal *w)
 {
 	struct wal_multi *m = w->multi;
+	const struct wal_tier *t = &w->tier;
 	struct paste_log_info li;
+	struct store_info si;
 
 	paste_log__info(w->log, &li, sizeof(li));
-	m->pub->records = li.records;
-	m->pub->bytes = li.bytes;
+	store_local_info(w, &si); /* both tiers */
+	m->pub->records = si.records;
+	m->pub->bytes = si.bytes;
+	m->pub->tier_records = t->on ? t->end - t->first : 0;
+	m->pub->tier_bytes = t->on ? t->payload : 0;
+	m->pub->tier_destaged = t->n.destaged;
+	m->pub->tier_reads = t->n.reads;
+	m->pub->tier_segments = t->nsegs;
+	m->pub->peer_tier_reads = m->peer_tier_reads;
 	m->pub->appended = w->n.appended;
 	m->pub->appended_bytes = w->n.appended_bytes;
 	m->pub->requests = w->n.requests;
@@ -319,6 +361,14 @@ static const struct wal_pub *peer_pub(struct wal *w, unsigned k, bool force)
 	return p->pub;
 }
 
+/* A peer's first live record: its tier's first, or its pool log's while its tier is empty. */
+static uint64_t live_first(const struct wal_pub *pub)
+{
+	uint64_t tf = ld((uint64_t *)&pub->tier_first), te = ld((uint64_t *)&pub->tier_end);
+
+	return tf && tf < te ? tf : ld((uint64_t *)&pub->first);
+}
+
 /* Worker k's committed local records [*first, *next); false when it has none to show. @force:
  * look for a peer not mapped yet even if it was not there a moment ago (peer_pub). */
 static bool bounds(struct wal *w, unsigned k, uint64_t *first, uint64_t *next, bool force)
@@ -328,14 +378,13 @@ static bool bounds(struct wal *w, unsigned k, uint64_t *first, uint64_t *next, b
 	if (!pub)
 		return false;
 	if (k == w->multi->me) {
-		struct paste_log_info li;
+		struct store_info si;
 
-		paste_log__info(w->log, &li,
-		                sizeof(li)); /* our own: everything appended is readable */
-		*first = li.first_seq;
-		*next = li.next_seq;
+		store_local_info(w, &si); /* our own: everything appended is readable */
+		*first = si.first;
+		*next = si.next;
 	} else {
-		*first = ld((uint64_t *)&pub->first);
+		*first = live_first(pub);
 		*next = ld((uint64_t *)&pub->next);
 	}
 	return *first && *first < *next;
@@ -351,11 +400,11 @@ void wal_multi_info(struct wal *w, struct store_info *si)
 		const struct wal_pub *pub = peer_pub(w, k, false);
 
 		if (k == m->me) {
-			struct paste_log_info li;
+			struct store_info own;
 
-			paste_log__info(w->log, &li, sizeof(li));
-			si->records += li.records;
-			si->bytes += li.bytes;
+			store_local_info(w, &own);
+			si->records += own.records;
+			si->bytes += own.bytes;
 		} else if (pub) {
 			si->records += pub->records;
 			si->bytes += pub->bytes;
@@ -431,17 +480,70 @@ bool wal_multi_mine(const struct wal *w, uint64_t g)
 	return g && owner(w->multi, g) == w->multi->me;
 }
 
+/*
+ * Copy worker k's local record @l whole into the buffer, checked: from its pool log (read-only
+ * view) or from its segment files, whichever the bounds it published say has it, then re-check
+ * that it was not truncated meanwhile. A record destaged or truncated between the look at the
+ * bounds and the copy fails its check: one more look. @return 0 or -ENOENT.
+ */
+static int peer_fetch(struct wal *w, unsigned k, uint64_t l)
+{
+	struct wal_multi *m = w->multi;
+	struct wal_peer *p = &m->peer[k];
+
+	for (int pass = 0; pass < 2; pass++) {
+		const struct wal_pub *pub = peer_pub(w, k, true);
+		uint64_t te, pf, pn;
+
+		if (!pub)
+			return -ENOENT;
+		te = ld((uint64_t *)&pub->tier_end);
+		pf = ld((uint64_t *)&pub->first);
+		pn = ld((uint64_t *)&pub->next);
+		if (!pf || l >= pn || l < live_first(pub))
+			return -ENOENT;
+		if (l >= pf) {
+			if (!paste_log_view__read(p->lv, l, pf, pn, m->buf, w->max_body,
+			                          &m->buf_len) &&
+			    ld((uint64_t *)&pub->first) <= l)
+				break;
+		} else if (l < te && w->tier.on) {
+			if (!p->tdir && asprintf(&p->tdir, "%s/w%u", w->tier.base, k) < 0) {
+				p->tdir = NULL;
+				return -ENOENT;
+			}
+			if (!tier_peer_read(&p->tp, p->tdir, l, m->buf, w->max_body, &m->buf_len) &&
+			    live_first(pub) <= l) {
+				m->peer_tier_reads++;
+				break;
+			}
+		}
+		if (pass)
+			return -ENOENT;
+	}
+	m->peer_reads++;
+	return 0;
+}
+
 int wal_multi_len(struct wal *w, uint64_t g, uint64_t *len)
 {
 	struct wal_multi *m = w->multi;
 	unsigned k = g ? owner(m, g) : 0;
-	uint64_t f, n;
+	uint64_t f, n, pf, l = local(m, g);
 	uint32_t l32;
 
-	if (!g || !bounds(w, k, &f, &n, true) ||
-	    paste_log_view__len(m->peer[k].lv, local(m, g), f, n, &l32))
+	if (!g || !bounds(w, k, &f, &n, true))
 		return -ENOENT;
-	*len = l32;
+	pf = ld((uint64_t *)&m->peer[k].pub->first);
+	if (l >= pf && !paste_log_view__len(m->peer[k].lv, l, pf, n, &l32)) {
+		*len = l32;
+		return 0;
+	}
+	m->buf_seq = 0; /* a tier record: its length is known once it is read */
+	if (peer_fetch(w, k, l))
+		return -ENOENT;
+	m->buf_seq = g;
+	*len = m->buf_len;
 	return 0;
 }
 
@@ -450,21 +552,15 @@ int wal_multi_len(struct wal *w, uint64_t g, uint64_t *len)
 ssize_t wal_multi_chunk(struct wal *w, uint64_t g, uint64_t off, const uint8_t **p, size_t max)
 {
 	struct wal_multi *m = w->multi;
-	unsigned k = owner(m, g);
-	uint64_t f, n, l = local(m, g);
 	size_t left;
 
 	if (m->buf_seq != g) {
 		m->buf_seq = 0;
-		if (!bounds(w, k, &f, &n, true) ||
-		    paste_log_view__read(m->peer[k].lv, l, f, n, m->buf, w->max_body,
-		                         &m->buf_len) ||
-		    ld((uint64_t *)&m->peer[k].pub->first) > l) {
+		if (peer_fetch(w, owner(m, g), local(m, g))) {
 			m->peer_lost++;
 			return -ENOENT;
 		}
 		m->buf_seq = g;
-		m->peer_reads++;
 	}
 	if (off >= m->buf_len)
 		return -ENOENT;
@@ -477,7 +573,7 @@ ssize_t wal_multi_chunk(struct wal *w, uint64_t g, uint64_t off, const uint8_t *
 size_t wal_multi_stats(struct wal *w, char *buf, size_t size)
 {
 	struct wal_multi *m = w->multi;
-	uint64_t tot[3] = {0};
+	uint64_t tot[6] = {0};
 	size_t off = 0;
 
 	if (!m)
@@ -496,15 +592,28 @@ size_t wal_multi_stats(struct wal *w, char *buf, size_t size)
 		tot[0] += pub->appended;
 		tot[1] += pub->requests;
 		tot[2] += pub->records;
+		tot[3] += pub->tier_records;
+		tot[4] += pub->tier_bytes;
+		tot[5] += pub->tier_destaged;
 		off += (size_t)snprintf(
 		    buf + off, size - off,
 		    "%s{\"worker\":%u,\"pid\":%" PRIu64 ",\"starts\":%" PRIu64
 		    ",\"records\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"appended\":%" PRIu64
 		    ",\"requests\":%" PRIu64 ",\"peer_reads\":%" PRIu64 ",\"first_seq\":%" PRIu64
-		    ",\"next_seq\":%" PRIu64 ",\"truncated_upto\":%" PRIu64 "}",
+		    ",\"next_seq\":%" PRIu64 ",\"truncated_upto\":%" PRIu64,
 		    k ? "," : "", k, pub->pid, pub->starts, pub->records, pub->bytes, pub->appended,
-		    pub->requests, pub->peer_reads, wal_gseq(w, k, ld((uint64_t *)&pub->first)),
+		    pub->requests, pub->peer_reads, wal_gseq(w, k, live_first(pub)),
 		    wal_gseq(w, k, ld((uint64_t *)&pub->next)), ld((uint64_t *)&pub->trunc_done));
+		if (w->tier.on && off < size)
+			off += (size_t)snprintf(
+			    buf + off, size - off,
+			    ",\"tier_records\":%" PRIu64 ",\"tier_bytes\":%" PRIu64
+			    ",\"tier_destaged\":%" PRIu64 ",\"tier_reads\":%" PRIu64
+			    ",\"tier_segments\":%" PRIu64 ",\"peer_tier_reads\":%" PRIu64,
+			    pub->tier_records, pub->tier_bytes, pub->tier_destaged, pub->tier_reads,
+			    pub->tier_segments, pub->peer_tier_reads);
+		if (off < size)
+			off += (size_t)snprintf(buf + off, size - off, "}");
 	}
 	if (off < size)
 		off +=
@@ -512,5 +621,59 @@ size_t wal_multi_stats(struct wal *w, char *buf, size_t size)
 		                     "],\"total_appended\":%" PRIu64 ",\"total_requests\":%" PRIu64
 		                     ",\"total_records\":%" PRIu64 ",\"peer_lost\":%" PRIu64,
 		                     tot[0], tot[1], tot[2], m->peer_lost);
+	if (w->tier.on && off < size)
+		off += (size_t)snprintf(buf + off, size - off,
+		                        ",\"total_tier_records\":%" PRIu64
+		                        ",\"total_tier_bytes\":%" PRIu64
+		                        ",\"total_tier_destaged\":%" PRIu64,
+		                        tot[3], tot[4], tot[5]);
 	return off < size ? off : size - 1;
+}
+
+/* --tier-dir with --queues: this worker's segments go to DIR/wK (made here, DIR too). */
+int wal_multi_tier_dir(struct wal *w)
+{
+	struct wal_tier *t = &w->tier;
+
+	if (!w->multi || !t->on)
+		return 0;
+	if (mkdir(t->base, 0755) && errno != EEXIST) {
+		fprintf(stderr, "paste-wal: cannot create the tier directory %s: %s\n", t->base,
+		        strerror(errno));
+		return -errno;
+	}
+	if (asprintf(&t->dir_buf, "%s/w%u", t->base, w->multi->me) < 0) {
+		t->dir_buf = NULL;
+		fprintf(stderr, "paste-wal: out of memory\n");
+		return -ENOMEM;
+	}
+	t->dir = t->dir_buf;
+	return 0;
+}
+
+/* Our tier's records are [first, end) now (first == end: none). */
+void wal_multi_tier_bounds(struct wal *w, uint64_t first, uint64_t end)
+{
+	if (!w->multi)
+		return;
+	st(&w->multi->pub->tier_end, end);
+	st(&w->multi->pub->tier_first, first);
+}
+
+/* Our pool log's head moved (a destage job): before its frames are released. */
+void wal_multi_pool_first(struct wal *w)
+{
+	struct paste_log_info li;
+
+	if (!w->multi)
+		return;
+	paste_log__info(w->log, &li, sizeof(li));
+	st(&w->multi->pub->first, li.first_seq);
+}
+
+/* The tier's test hook with a worker (PASTE_WAL_TIER_KILL_AT=STEP:N:W): armed in worker W on the
+ * first start of its slice only, so that its restart does not kill itself again. */
+bool wal_multi_hook(const struct wal *w, unsigned worker)
+{
+	return w->multi && w->multi->me == worker && w->multi->pub->starts == 1;
 }

@@ -219,7 +219,8 @@ enum route route_of(struct wal *w, const struct http_req *r, int *status)
 
 void do_stats(struct wal *w, struct wconn *wc)
 {
-	char buf[6144]; /* about 2 KiB with a tier, ~250 bytes per worker with --queues */
+	char buf[16384]; /* about 2 KiB with a tier, ~250 bytes per worker with --queues (~400 with
+	                    a tier) */
 
 	stats_json(w, buf, sizeof(buf));
 	reply(w, wc, 200, "application/json", "", buf);

@@ -19,12 +19,9 @@
 
 #include "wal.h"
 
-void store_info(struct wal *w, struct store_info *si)
+/* This process's own log (with --queues: this worker's, in local seqs), both tiers. */
+void store_local_info(struct wal *w, struct store_info *si)
 {
-	if (w->multi) { /* every worker's log: one sequence space (wal_multi.c) */
-		wal_multi_info(w, si);
-		return;
-	}
 	if (w->sync == SYNC_PMEM) {
 		struct paste_log_info li;
 
@@ -43,16 +40,19 @@ void store_info(struct wal *w, struct store_info *si)
 	}
 }
 
-/* Payload length of record @seq. @return 0 or -ENOENT. */
-int store_len(struct wal *w, uint64_t seq, uint64_t *len)
+void store_info(struct wal *w, struct store_info *si)
+{
+	if (w->multi) /* every worker's log: one sequence space (wal_multi.c) */
+		wal_multi_info(w, si);
+	else
+		store_local_info(w, si);
+}
+
+/* Payload length of this process's own record @seq (local). @return 0 or -ENOENT. */
+int store_local_len(struct wal *w, uint64_t seq, uint64_t *len)
 {
 	struct paste_log_rec rec;
 
-	if (w->multi) {
-		if (!wal_multi_mine(w, seq))
-			return wal_multi_len(w, seq, len);
-		seq = wal_multi_local(w, seq);
-	}
 	if (tier_holds(w, seq)) {
 		*len = tier_len(w, seq);
 		return 0;
@@ -67,6 +67,17 @@ int store_len(struct wal *w, uint64_t seq, uint64_t *len)
 		return -ENOENT;
 	*len = w->file.idx[seq - w->file.base].len;
 	return 0;
+}
+
+/* Payload length of record @seq. @return 0 or -ENOENT. */
+int store_len(struct wal *w, uint64_t seq, uint64_t *len)
+{
+	if (w->multi) {
+		if (!wal_multi_mine(w, seq))
+			return wal_multi_len(w, seq, len);
+		seq = wal_multi_local(w, seq);
+	}
+	return store_local_len(w, seq, len);
 }
 
 /*
@@ -178,26 +189,15 @@ int store_truncate(struct wal *w, uint64_t upto)
  */
 static void retain_info(struct wal *w, struct store_info *si)
 {
-	struct paste_log_info li;
-
-	if (!w->multi) {
+	if (w->multi)
+		store_local_info(w, si);
+	else
 		store_info(w, si);
-		return;
-	}
-	paste_log__info(w->log, &li, sizeof(li));
-	*si = (struct store_info){li.first_seq, li.next_seq, li.records, li.bytes};
 }
 
 static int retain_len(struct wal *w, uint64_t seq, uint64_t *len)
 {
-	struct paste_log_rec rec;
-
-	if (!w->multi)
-		return store_len(w, seq, len);
-	if (paste_log__get(w->log, seq, &rec))
-		return -ENOENT;
-	*len = rec.len;
-	return 0;
+	return w->multi ? store_local_len(w, seq, len) : store_len(w, seq, len);
 }
 
 /* At startup: what recovery found counts as appended now. */

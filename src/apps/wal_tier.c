@@ -54,6 +54,8 @@ enum { JOB_IDLE, JOB_RUNNING, JOB_DONE };
  * directory synced, nothing switched), "tiered" (the tier word stored for an empty tier, the pool
  * head not moved), "switched" (pool head moved, frames not yet released), "released" (frames
  * released, the tier's index not yet updated). test_wal_tier.sh kills at every step this way.
+ * With --queues, STEP:N:W arms it in worker W only, and only on its slice's first start (its
+ * restart must not kill itself again; test_multiqueue_wal_tier.sh).
  */
 enum { KILL_OFF, KILL_WRITTEN, KILL_SYNCED, KILL_TIERED, KILL_SWITCHED, KILL_RELEASED };
 static const char *const kill_names[] = {"", "written", "synced", "tiered", "switched", "released"};
@@ -64,13 +66,17 @@ static void kill_point(struct wal_tier *t, int step)
 		raise(SIGKILL);
 }
 
-static void kill_setup(struct wal_tier *t)
+static void kill_setup(struct wal *w, struct wal_tier *t)
 {
 	const char *v = getenv("PASTE_WAL_TIER_KILL_AT");
+	const char *wk;
 	size_t n;
 
 	if (!v || !*v)
 		return;
+	wk = strchr(v, ':') ? strchr(strchr(v, ':') + 1, ':') : NULL;
+	if (wk && !wal_multi_hook(w, (unsigned)strtoul(wk + 1, NULL, 10)))
+		return; /* another worker's, or this worker's restart */
 	n = strcspn(v, ":");
 	for (int i = 1; i < (int)(sizeof(kill_names) / sizeof(kill_names[0])); i++)
 		if (strlen(kill_names[i]) == n && !strncmp(v, kill_names[i], n))
@@ -421,6 +427,7 @@ static bool job_commit(struct wal *w)
 		head_store(w, j->first);
 		kill_point(t, KILL_TIERED);
 	}
+	wal_multi_tier_bounds(w, t->first, j->end);    /* --queues: readers find the copies */
 	err = paste_log__truncate(w->log, j->end - 1); /* the switch: persisted and fenced */
 	if (err) {
 		tier_fail(t, 0, "cannot move the pool log's head (%s): destaging stops",
@@ -428,6 +435,7 @@ static bool job_commit(struct wal *w)
 		t->failed = true;
 		return false;
 	}
+	wal_multi_pool_first(w); /* --queues: before the frames can be reused */
 	kill_point(t, KILL_SWITCHED);
 	paste_pool__drain(w->pool); /* the fence after which the frames are released */
 	kill_point(t, KILL_RELEASED);
@@ -553,6 +561,7 @@ int tier_truncate(struct wal *w, uint64_t upto)
 	if (t->first == t->end || upto < t->first)
 		return 0;
 	first = upto + 1 < t->end ? upto + 1 : t->end;
+	wal_multi_tier_bounds(w, first, t->end); /* --queues: readers stop before it drops them */
 	head_store(w, first < t->end ? first : 0);
 	for (uint64_t s = t->first; s < first; s++)
 		t->payload -= ix_at(t, s)->len;
@@ -717,7 +726,7 @@ int tier_open(struct wal *w)
 		                 strerror(errno));
 	if (*t->head)
 		t->first = t->end = t->ix_base = *t->head;
-	kill_setup(t);
+	kill_setup(w, t);
 	err = tier_scan(w, li.first_seq);
 	if (err)
 		return err;
@@ -750,6 +759,7 @@ void tier_close(struct wal *w)
 		close(t->dirfd);
 	free(t->segs);
 	free(t->ix);
+	free(t->dir_buf);
 	free(t->job.nrefs);
 	free(t->job.refs);
 	free(t->job.iov);

@@ -271,9 +271,14 @@ for k in 0 1; do
 	b=$(worker_field "$js" $k bytes)
 	mine=$(awk -v k=$k '($1 - 1) % 2 == k {print $1}' "$ACKS" | sort -n)
 	old=$(printf '%s\n' "$mine" | head -n 1) new=$(printf '%s\n' "$mine" | tail -n 1)
-	log "retention: worker $k keeps $b bytes; its oldest ack $old, newest $new"
+	ab=$(awk -v k=$k '($1 - 1) % 2 == k {b += $4} END {print b + 0}' "$ACKS")
+	# SO_REUSEPORT may give a worker so few connections that it never had more than its share: then
+	# it drops nothing, and its oldest ack must still be there.
+	o=404
+	((ab > 1048576)) || o=200
+	log "retention: worker $k keeps $b of the $ab bytes it got; its oldest ack $old ($o expected), newest $new"
 	[ "$b" -le 1048576 ] || fail "retention: worker $k keeps $b bytes (more than 2M / 2)"
-	for q in "$old:404" "$new:200"; do
+	for q in "$old:$o" "$new:200"; do
 		st=$(in_cli curl -s -o /dev/null -w '%{http_code}' --max-time 10 "http://$HOST:$PORT/log/${q%:*}")
 		[ "$st" = "${q#*:}" ] || fail "retention: GET of worker $k's record ${q%:*} answered $st, expected ${q#*:}"
 	done

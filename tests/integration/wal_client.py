@@ -21,6 +21,11 @@ Subcommands (each prints one summary line "wal_client: <cmd> key=value ..." and 
              (with --queues N each connection may land on another worker); byte-identical.
   verify-dump  the same checks on paste-wal-dump's output (--listing: its record lines, --raw: the
              payloads back to back).
+  readloop   while --stop-file is absent (and for --min-gets GETs at least): GET /log/<seq> of a random acked record (re-reading the
+             ack file as it grows; with --mod Q --rem K only seqs with seq % Q == K), one
+             connection each. A reply must be 200 with the record's bytes; a connection that fails
+             (its worker was killed) is counted, not a failure; a 404 or other bytes are. Run it
+             beside a load and a kill.
   badinput   malformed request lines, huge heads, bad Content-Length, chunked bodies, a
              slowloris trickle, a reset mid-body, Expect: 100-continue; each must get its status
              (or close) while the server keeps serving; run it beside a load client.
@@ -586,6 +591,50 @@ def cmd_badinput(a):
 
 # ---- main -----------------------------------------------------------------------------------
 
+def cmd_readloop(a):
+    rng = random.Random(a.seed)
+    acks, off = {}, 0
+    n = dict(gets=0, ok=0, unreachable=0, notfound=0, wrong=0)
+    end = time.time() + a.max_secs
+    while (n["gets"] < a.min_gets or not os.path.exists(a.stop_file)) and time.time() < end:
+        if os.path.exists(a.ack_file):
+            with open(a.ack_file) as f:  # complete lines only: the load appends as it goes
+                f.seek(off)
+                for line in f.readlines():
+                    x = line.split()
+                    if not line.endswith("\n") or len(x) != 4:
+                        break
+                    off += len(line)
+                    if int(x[0]) % a.mod == a.rem:
+                        acks[int(x[0])] = tuple(int(v) for v in x[1:])
+        if not acks:
+            time.sleep(0.05)
+            continue
+        q = rng.choice(list(acks)) if rng.random() < 0.5 else max(acks)
+        n["gets"] += 1
+        try:
+            s = connect(a.host, a.port, timeout=3)
+            s.sendall(get_request(a.host, "%s/%d" % (a.path, q)))
+            r = read_responses(s, 1, timeout=5)
+            s.close()
+        except OSError:
+            r = []
+        conn, idx, ln = acks[q]
+        if not r:
+            n["unreachable"] += 1
+        elif r[0][0] == 404:
+            n["notfound"] += 1
+            print("wal_client: readloop: record %d answered 404" % q, file=sys.stderr)
+        elif r[0][0] != 200 or r[0][2] != payload(a.seed, conn, idx, ln):
+            n["wrong"] += 1
+            print("wal_client: readloop: record %d: status %d, %d bytes, not its own" % (
+                q, r[0][0], len(r[0][2])), file=sys.stderr)
+        else:
+            n["ok"] += 1
+    print("wal_client: readloop " + " ".join("%s=%d" % kv for kv in n.items()))
+    sys.exit(1 if n["notfound"] or n["wrong"] else 0)
+
+
 def cmd_reconnect(a):
     """N connections one after the other, each one request with "Connection: close": the server
     closes first and so holds the TIME-WAIT, while the client may reuse its port at once. Every
@@ -658,6 +707,13 @@ def main():
     p = sub.add_parser("getall", parents=[common])
     p.add_argument("--ack-file", required=True)
     p.add_argument("--per-conn", type=int, default=20)
+    p = sub.add_parser("readloop", parents=[common])
+    p.add_argument("--ack-file", required=True)
+    p.add_argument("--stop-file", required=True)
+    p.add_argument("--mod", type=int, default=1)
+    p.add_argument("--rem", type=int, default=0)
+    p.add_argument("--max-secs", type=float, default=120)
+    p.add_argument("--min-gets", type=int, default=0, help="go on past --stop-file until this many")
     p = sub.add_parser("reconnect", parents=[common])
     p.add_argument("--n", type=int, default=300)
     p.add_argument("--timeout", type=float, default=2)
@@ -667,7 +723,7 @@ def main():
     a = ap.parse_args()
     {"pipeline": cmd_pipeline, "load": cmd_load, "verify": cmd_verify,
      "verify-dump": cmd_verify_dump, "badinput": cmd_badinput, "getall": cmd_getall,
-     "reconnect": cmd_reconnect}[a.cmd](a)
+     "reconnect": cmd_reconnect, "readloop": cmd_readloop}[a.cmd](a)
 
 
 if __name__ == "__main__":

@@ -36,10 +36,11 @@ nacks() { if [ -f "$1" ]; then wc -l <"$1"; else echo 0; fi; }
 max_acked() { if [ -s "$1" ]; then awk 'BEGIN{m=0} $1>m{m=$1} END{print m}' "$1"; else echo 0; fi; }
 acked_bytes() { if [ -s "$1" ]; then awk '{b+=$4} END{print b+0}' "$1"; else echo 0; fi; }
 
-# No error from the library or the server in the current log (the recovery notes excepted).
+# No error from the library or the server in the current log (the recovery notes, the supervisor's
+# lines and retention's notes excepted).
 check_server_log() {
 	local bad
-	bad=$(grep -E '^(libpaste-xdp: error:|paste-wal: )' "$WAL_LOG" | grep -v '^paste-wal: ready' |
+	bad=$(grep -E '^(libpaste-xdp: error:|paste-wal: )' "$WAL_LOG" | grep -vE '^paste-wal: (ready|supervisor|retention: dropped)' |
 		grep -v 'cutting a torn tail' || true)
 	[ -z "$bad" ] || { printf '%s\n' "$bad" | head -n 10 >&2; fail "errors in $WAL_LOG"; }
 }
