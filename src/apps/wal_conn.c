@@ -314,7 +314,7 @@ static enum stop take_body(struct wal *w, struct wconn *wc)
 }
 
 /* Serve as many requests as are pending, in order, until data or send space runs out. */
-enum stop serve(struct wal *w, struct wconn *wc)
+static enum stop serve_requests(struct wal *w, struct wconn *wc)
 {
 	enum stop s;
 
@@ -323,10 +323,12 @@ enum stop serve(struct wal *w, struct wconn *wc)
 			return S_GONE;
 		if (wc->job.active && (s = job_run(w, wc)) != S_MORE)
 			return s;
-		if (wc->out_len >= WAL_OUT_HIGH)
+		if (wc->oom)
+			return S_GONE;
+		if (wc->q.queued >= WAL_OUT_HIGH)
 			return S_BLOCKED;
 		if (wc->st == W_CLOSING) {
-			if (wc->out_len)
+			if (wc->q.n)
 				return S_BLOCKED;
 			paste_conn__close(wc->c);
 			wc->st = W_CLOSED;
@@ -338,6 +340,22 @@ enum stop serve(struct wal *w, struct wconn *wc)
 		if (s != S_MORE)
 			return s;
 	}
+}
+
+/* serve_requests(), then what every callback that served a connection owes its reply queue:
+ * reset the connection when a reply could not be queued, else pin what is queued by pointer. */
+enum stop serve(struct wal *w, struct wconn *wc)
+{
+	enum stop s = serve_requests(w, wc);
+
+	if (wc->oom && wc->st != W_CLOSED) {
+		fprintf(stderr, "paste-wal: no memory to queue a reply: connection reset\n");
+		wc->st = W_CLOSED;
+		paste_conn__abort(wc->c);
+		return S_GONE;
+	}
+	out_pin(wc);
+	return s;
 }
 
 /* ---- callbacks --------------------------------------------------------------------------- */
@@ -421,6 +439,7 @@ void on_close(struct paste_conn *c, int err, void *user)
 		release_pieces(w, wc);
 	}
 	daemon_conn_remove(&w->loop, &wc->dc);
+	daemon_replyq_free(&wc->q, w->ctx);
 	free(wc->refs);
 	free(wc);
 	paste_conn__set_user(c, NULL);
@@ -476,7 +495,7 @@ bool wal_timed_out(struct daemon_conn *dc, enum daemon_timeout why, void *app)
 	if (wc->st == W_CLOSED)
 		return false;
 	if (why == DAEMON_TIMEOUT_REQUEST) {
-		if (wc->st != W_HEAD || !wc->head.len || wc->out_len || wc->job.active)
+		if (wc->st != W_HEAD || !wc->head.len || wc->q.n || wc->job.active)
 			return false;
 		fail_close(w, wc, 408, "the request head took too long");
 		serve(w, wc);

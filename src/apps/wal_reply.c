@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
- * wal_reply.c - paste-wal's replies: the per-connection output buffer, status lines and headers
- * built by pieces, the routes (append is in wal_conn.c), and record replies (GET one, GET range)
- * streamed from either store or tier under send-buffer backpressure, resumed by sequence number
- * and offset.
+ * wal_reply.c - paste-wal's replies: the per-connection reply queue (daemon_replyq.h), status
+ * lines and headers built by pieces, the routes (append is in wal_conn.c), and record replies (GET
+ * one, GET range) streamed from either store or tier under send-buffer backpressure, resumed by
+ * sequence number and offset; the part of a pool chunk the send buffer did not take waits in the
+ * queue under its own reference.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -16,43 +17,40 @@
 
 #include "wal.h"
 
-/* ---- output ------------------------------------------------------------------------------ */
+/* ---- output: the connection's reply queue (daemon_replyq.h) ------------------------------ */
 
 /* Hand queued reply bytes to the connection. @return false when the connection is gone. */
 bool out_flush(struct wconn *wc)
 {
-	size_t done = 0;
-
-	while (done < wc->out_len) {
-		ssize_t s = paste_conn__send(wc->c, wc->out + done, wc->out_len - done);
-
-		if (s < 0) {
-			wc->out_len = 0;
-			return false;
-		}
-		if (s == 0)
-			break;
-		done += (size_t)s;
-	}
-	if (done) {
-		memmove(wc->out, wc->out + done, wc->out_len - done);
-		wc->out_len -= done;
-	}
-	return true;
+	return daemon_replyq_flush(&wc->q, wc->c, wc->w->ctx) == 0;
 }
 
-/* Append to the reply buffer. The callers keep replies far below its free space (OUT_HIGH). */
+/* End of a callback: record bytes still queued by pointer get the queue's own reference, so a
+ * truncation after the round's fence cannot free them under the reply. */
+void out_pin(struct wconn *wc)
+{
+	if (wc->q.n)
+		daemon_replyq_pin(&wc->q, wc->w->ctx, wc->w->pool);
+}
+
+/* Append to the reply queue (copied). Without memory the connection is reset (serve). */
+void out_put(struct wconn *wc, const void *src, size_t n)
+{
+	if (daemon_replyq_copy(&wc->q, src, n))
+		wc->oom = true;
+}
+
 void out_printf(struct wconn *wc, const char *fmt, ...)
 {
-	size_t room = sizeof(wc->out) - wc->out_len;
+	char buf[128];
 	va_list ap;
 	int n;
 
 	va_start(ap, fmt);
-	n = vsnprintf((char *)wc->out + wc->out_len, room, fmt, ap);
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
 	if (n > 0)
-		wc->out_len += (size_t)n < room ? (size_t)n : room - 1;
+		out_put(wc, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
 }
 
 static const char *http_date(struct wal *w)
@@ -100,17 +98,6 @@ char *put_str(char *p, const char *src, size_t n)
 {
 	memcpy(p, src, n);
 	return p + n;
-}
-
-/* Append @n bytes to the reply buffer (cut to its free space, like out_printf). */
-void out_put(struct wconn *wc, const void *src, size_t n)
-{
-	size_t room = sizeof(wc->out) - wc->out_len;
-
-	if (n >= room)
-		n = room ? room - 1 : 0;
-	memcpy(wc->out + wc->out_len, src, n);
-	wc->out_len += n;
 }
 
 void out_str(struct wconn *wc, const char *str)
@@ -387,24 +374,40 @@ static enum stop job_lost(struct wconn *wc)
 	return S_GONE;
 }
 
-/* Send the payload bytes of the job's current record. @return S_MORE when all are queued. */
+/* @p (a chunk of record @seq from store_chunk) lies in our pool's frames, under the log's
+ * references: the reply queue may borrow it. File and tier chunks are in w->scratch, another
+ * worker's record in wal_multi's buffer: both are reused, so they are copied. */
+static bool chunk_in_pool(const struct wal *w, uint64_t seq, const uint8_t *p)
+{
+	return w->sync == SYNC_PMEM && p != w->scratch && (!w->multi || wal_multi_mine(w, seq));
+}
+
+/* Send the payload bytes of the job's current record; the part of a chunk the send buffer does
+ * not take waits in the reply queue (pool bytes borrowed, then pinned by out_pin() at the end of
+ * the callback). @return S_MORE when all are sent or queued. */
 static enum stop job_payload(struct wal *w, struct wconn *wc)
 {
 	struct job *j = &wc->job;
 
 	while (j->off < j->len) {
-		size_t room = paste_conn__sendbuf(wc->c);
+		size_t room;
 		const uint8_t *p;
-		ssize_t n = store_chunk(w, j, &p, room ? room : 1), s;
+		ssize_t n, t;
 
+		if (wc->q.n)
+			return S_BLOCKED; /* on_data runs again when acks free space */
+		room = paste_conn__sendbuf(wc->c);
+		n = store_chunk(w, j, &p, room ? room : 1);
 		if (n < 0)
 			return job_lost(wc);
-		s = paste_conn__send(wc->c, p, (size_t)n);
-		if (s < 0)
+		t = daemon_replyq_send(&wc->q, wc->c, p, (size_t)n, chunk_in_pool(w, j->seq, p));
+		if (t < 0)
 			return S_GONE;
-		j->off += (uint64_t)s;
-		if (s < n)
-			return S_BLOCKED; /* on_data runs again when acks free space */
+		j->off += (uint64_t)t;
+		if (t < n) {
+			wc->oom = true; /* serve() resets the connection */
+			return S_BLOCKED;
+		}
 	}
 	return S_MORE;
 }
@@ -444,10 +447,10 @@ enum stop job_run(struct wal *w, struct wconn *wc)
 	enum stop s;
 
 	while (j->active) {
-		if (wc->out_len) { /* reply bytes queued earlier go first */
+		if (wc->q.n) { /* reply bytes queued earlier go first */
 			if (!out_flush(wc))
 				return S_GONE;
-			if (wc->out_len)
+			if (wc->q.n)
 				return S_BLOCKED;
 		}
 		if (j->trunc) { /* the reply (once every worker truncated) goes out now */
