@@ -184,9 +184,10 @@ static void commit(struct wal *w, struct wconn *wc, const struct paste_ref *refs
 	put_str(h, "\r\n", 3);                                   /* with the terminator */
 	reply_head(w, wc, 201, "application/json", 9 + nd, hdr); /* {"seq":N}\n */
 	if (!wc->head_only) {
-		out_str(wc, "{\"seq\":");
-		out_put(wc, digits, nd);
-		out_str(wc, "}\n");
+		h = put_str(hdr, "{\"seq\":", 7);
+		h = put_str(h, digits, nd);
+		h = put_str(h, "}\n", 2);
+		out_put(wc, hdr, (size_t)(h - hdr));
 	}
 }
 

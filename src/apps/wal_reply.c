@@ -100,45 +100,71 @@ char *put_str(char *p, const char *src, size_t n)
 	return p + n;
 }
 
-void out_str(struct wconn *wc, const char *str)
+/* A reply head is put together here and queued with one copy (this runs for every reply: a 201
+ * per append). A piece that does not fit queues what is there first, so any length works. */
+struct head_buf {
+	size_t n;
+	char b[1024];
+};
+
+static void hb_put(struct wconn *wc, struct head_buf *h, const void *p, size_t n)
 {
-	out_put(wc, str, strlen(str));
+	if (n > sizeof(h->b) - h->n) {
+		out_put(wc, h->b, h->n);
+		h->n = 0;
+		if (n > sizeof(h->b)) {
+			out_put(wc, p, n);
+			return;
+		}
+	}
+	memcpy(h->b + h->n, p, n);
+	h->n += n;
 }
 
-static void out_u64(struct wconn *wc, uint64_t v)
+static void hb_str(struct wconn *wc, struct head_buf *h, const char *str)
+{
+	hb_put(wc, h, str, strlen(str));
+}
+
+static void hb_u64(struct wconn *wc, struct head_buf *h, uint64_t v)
 {
 	char d[20];
 
-	out_put(wc, d, put_u64(d, v));
+	hb_put(wc, h, d, put_u64(d, v));
 }
 
 /* Status line and headers; @extra is more header lines ("Name: value\r\n"...), or "". */
 void reply_head(struct wal *w, struct wconn *wc, int status, const char *ctype, uint64_t clen,
                 const char *extra)
 {
+	struct head_buf h;
+
+	h.n = 0;
 	if (status < 300)
 		w->n.r2xx++;
 	else if (status < 500)
 		w->n.r4xx++;
 	else
 		w->n.r5xx++;
-	/* Pieces, not printf: this runs for every reply (a 201 per append). */
-	out_str(wc, "HTTP/1.1 ");
-	out_u64(wc, (uint64_t)status);
-	out_str(wc, " ");
-	out_str(wc, http_reason(status));
-	out_str(wc, "\r\nServer: paste-wal\r\nDate: ");
+	/* Pieces, not printf: put_u64 for the numbers */
+	hb_str(wc, &h, "HTTP/1.1 ");
+	hb_u64(wc, &h, (uint64_t)status);
+	hb_str(wc, &h, " ");
+	hb_str(wc, &h, http_reason(status));
+	hb_str(wc, &h, "\r\nServer: paste-wal\r\nDate: ");
 	http_date(w);
-	out_put(wc, w->date, w->date_len);
-	out_str(wc, "\r\nContent-Type: ");
-	out_str(wc, ctype);
-	out_str(wc, "\r\nContent-Length: ");
-	out_u64(wc, clen);
-	out_str(wc, "\r\n");
-	out_str(wc, extra);
-	out_str(wc, !wc->keep_alive      ? "Connection: close\r\n\r\n"
-	            : wc->req.minor == 0 ? "Connection: keep-alive\r\n\r\n"
-	                                 : "\r\n");
+	hb_put(wc, &h, w->date, w->date_len);
+	hb_str(wc, &h, "\r\nContent-Type: ");
+	hb_str(wc, &h, ctype);
+	hb_str(wc, &h, "\r\nContent-Length: ");
+	hb_u64(wc, &h, clen);
+	hb_str(wc, &h, "\r\n");
+	hb_str(wc, &h, extra);
+	hb_str(wc, &h,
+	       !wc->keep_alive      ? "Connection: close\r\n\r\n"
+	       : wc->req.minor == 0 ? "Connection: keep-alive\r\n\r\n"
+	                            : "\r\n");
+	out_put(wc, h.b, h.n);
 }
 
 /* A complete reply with a small body (unless HEAD). */
