@@ -286,12 +286,14 @@ def find_bin(name, build=None):
 
 
 def compile_bench(work):
-    """bench/paste-bench.c compiled into WORK/paste-bench; dies when gcc fails."""
+    """bench/paste-bench.c and bench/bench_*.c compiled into WORK/paste-bench; dies when gcc fails."""
     out = os.path.join(work, "paste-bench")
-    rc = subprocess.call(["gcc", "-O2", "-Wall", "-Wextra", os.path.join(SRC, "bench", "paste-bench.c"),
-                          "-o", out, "-lm"])
+    bench = os.path.join(SRC, "bench")
+    srcs = [os.path.join(bench, "paste-bench.c")] + sorted(
+        os.path.join(bench, f) for f in os.listdir(bench) if f.startswith("bench_") and f.endswith(".c"))
+    rc = subprocess.call(["gcc", "-O2", "-Wall", "-Wextra"] + srcs + ["-o", out, "-lm"])
     if rc != 0:
-        die("cannot compile bench/paste-bench.c")
+        die("cannot compile bench/paste-bench.c and bench/bench_*.c")
     return out
 
 

@@ -4,6 +4,7 @@
  * borrowed pool bytes pinned at the end of the callback, references released once sent.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -105,6 +106,28 @@ int daemon_replyq_borrow(struct daemon_replyq *q, const void *p, size_t n)
 	if (!n)
 		return 0;
 	return daemon_replyq_push(q, &s);
+}
+
+ssize_t daemon_replyq_send(struct daemon_replyq *q, struct paste_conn *c, const void *p, size_t n,
+                           bool borrow)
+{
+	ssize_t w = 0;
+	int err;
+
+	if (n > SSIZE_MAX)
+		n = SSIZE_MAX;
+	if (!q->n && n) {
+		w = q_send(q, c, p, n);
+		if (w < 0)
+			return -ENOTCONN;
+	}
+	if ((size_t)w == n)
+		return w;
+	if (borrow)
+		err = daemon_replyq_borrow(q, (const uint8_t *)p + w, n - (size_t)w);
+	else
+		err = daemon_replyq_copy(q, (const uint8_t *)p + w, n - (size_t)w);
+	return err ? w : (ssize_t)n;
 }
 
 size_t daemon_replyq_pin(struct daemon_replyq *q, struct paste_ctx *ctx,

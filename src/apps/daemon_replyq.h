@@ -17,6 +17,7 @@
 #ifndef PASTE_DAEMON_REPLYQ_H
 #define PASTE_DAEMON_REPLYQ_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -60,6 +61,14 @@ int daemon_replyq_copy(struct daemon_replyq *q, const void *p, size_t n);
 /* Queue @n pool bytes at @p by pointer, valid until daemon_replyq_pin() (end of this callback).
  * @return 0, -EINVAL (@n over 4 GiB), or -ENOMEM. */
 int daemon_replyq_borrow(struct daemon_replyq *q, const void *p, size_t n);
+/* Send @n bytes at @p at once when nothing is queued before them, and queue the rest of what the
+ * send buffer did not take (all of it when the queue is not empty: order is kept): borrowed when
+ * @borrow (pool bytes valid until daemon_replyq_pin() at the end of this callback), else copied.
+ * Bytes of a received slot must be pinned before the slot is consumed (consuming can free the
+ * frame). @return the bytes taken, sent or queued: @n, or fewer when the rest could not be queued
+ * (no memory); -ENOTCONN when the connection is gone (nothing taken). */
+ssize_t daemon_replyq_send(struct daemon_replyq *q, struct paste_conn *c, const void *p, size_t n,
+                           bool borrow);
 /* Append a segment as is (kind, len, off/p/pin filled by the caller). @return 0 or -ENOMEM. */
 int daemon_replyq_push(struct daemon_replyq *q, const struct daemon_rseg *s);
 /* Room for @more COPY bytes in the buffer. @return 0 or -ENOMEM. */

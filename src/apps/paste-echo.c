@@ -2,10 +2,12 @@
 /*
  * paste-echo - a TCP echo server on libpaste-xdp, written against the public API only.
  *
- * It echoes every byte straight from the pool slots it was received in, consuming only what the
- * send buffer took (the rest is offered again when space frees up), and closes after the peer's FIN
- * once everything is echoed, or after --max-bytes. The event loop, signals and the idle timeout
- * are the daemons' shared core (daemon_loop.c). SIGUSR1 prints a `stats ...` line;
+ * It echoes every byte straight from the pool slots it was received in. What the send buffer does
+ * not take waits in the connection's reply queue (daemon_replyq.c) under a reference to its pool
+ * frame, and no new bytes are taken until that is sent: unread bytes keep the TCP window closed,
+ * which is the back-pressure. It closes after the peer's FIN once everything is echoed, or after
+ * --max-bytes. The event loop, signals and the idle timeout are the daemons' shared core
+ * (daemon_loop.c). SIGUSR1 prints a `stats ...` line;
  * SIGTERM/SIGINT shut down cleanly. Used by the integration tests and as the smallest example of
  * the API.
  */
@@ -21,19 +23,22 @@
 
 #include "daemon_loop.h"
 #include "daemon_opts.h"
+#include "daemon_replyq.h"
 #include "daemon_workers.h"
 
 enum { OPT_MAX_BYTES = 512, OPT_IDLE_TIMEOUT };
 
 struct echo {
 	struct paste_ctx *ctx;
+	const struct paste_pool *pool;
 	uint64_t max_bytes; /* 0 = unlimited */
 	struct daemon_loop loop;
 };
 
 struct echo_conn {
-	struct daemon_conn dc; /* first: the loop's registry entry */
-	uint64_t echoed;
+	struct daemon_conn dc;  /* first: the loop's registry entry */
+	struct daemon_replyq q; /* echoed bytes the send buffer has not taken yet */
+	uint64_t echoed;        /* bytes sent or queued */
 };
 
 static void usage(FILE *out)
@@ -103,23 +108,32 @@ static void on_data(struct paste_conn *c, void *user)
 	unsigned n, i;
 
 	daemon_conn_touch(&ec->dc, daemon_now_ns());
+	if (daemon_replyq_flush(&ec->q, c, e->ctx))
+		return; /* the connection is gone: on_close drops the queue */
 	s = paste_conn__slots(c, &n);
-	for (i = 0; i < n; i++) {
+	for (i = 0; i < n && !ec->q.n; i++) { /* new bytes only once the queue is empty */
 		size_t len = s[i].len;
-		ssize_t w;
+		ssize_t t;
 
 		if (e->max_bytes && len > e->max_bytes - ec->echoed)
 			len = e->max_bytes - ec->echoed;
-		w = len ? paste_conn__send(c, s[i].data, len) : 0;
-		if (w <= 0)
+		t = len ? daemon_replyq_send(&ec->q, c, s[i].data, len, true) : 0;
+		if (t <= 0)
 			break;
-		paste_conn__consume(c, (size_t)w);
-		ec->echoed += (uint64_t)w;
-		if ((size_t)w < s[i].len)
-			break;
+		/* the rest: pinned (or copied) while the slot still holds its frame */
+		if (ec->q.n && daemon_replyq_pin(&ec->q, e->ctx, e->pool)) {
+			fprintf(stderr, "paste-echo: no memory to hold unsent bytes: connection "
+			                "reset\n");
+			paste_conn__abort(c);
+			return;
+		}
+		paste_conn__consume(c, (size_t)t);
+		ec->echoed += (uint64_t)t;
+		if ((size_t)t < len)
+			break; /* no memory to queue the rest: it stays pending */
 	}
-	if ((e->max_bytes && ec->echoed >= e->max_bytes) ||
-	    (paste_conn__eof(c) && paste_conn__pending(c) == 0))
+	if (!ec->q.n && ((e->max_bytes && ec->echoed >= e->max_bytes) ||
+	                 (paste_conn__eof(c) && paste_conn__pending(c) == 0)))
 		paste_conn__close(c);
 }
 
@@ -128,8 +142,10 @@ static void on_close(struct paste_conn *c, int err, void *user)
 	struct echo *e = user;
 	struct echo_conn *ec = paste_conn__user(c);
 
-	if (ec)
-		daemon_conn_remove(&e->loop, &ec->dc);
+	if (!ec)
+		return;
+	daemon_replyq_free(&ec->q, e->ctx);
+	daemon_conn_remove(&e->loop, &ec->dc);
 	free(ec);
 }
 
@@ -187,6 +203,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	daemon_sig_ctx = e.ctx;
+	e.pool = paste_pool(e.ctx);
 	err = paste_listen(e.ctx, d.port, &ops, &e);
 	if (err) {
 		fprintf(stderr, "paste-echo: %s\n", paste_last_error());

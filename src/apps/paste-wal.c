@@ -25,9 +25,9 @@
  * Connections are state machines (struct wconn, wal_conn.c): a request head is copied (bounded,
  * http.c) and consumed as it arrives; a body is kept in place whole when it is small, piece by
  * piece as it arrives when it is larger than the receive window can hold; replies (wal_reply.c)
- * go through a small output buffer and, for records, are sent straight from the pool (or read
- * from the file or a segment) under send-buffer backpressure, resumed by sequence number and
- * offset in the next on_data(). This file: statistics, options, startup and the event loop.
+ * go through the connection's reply queue (daemon_replyq.c) and, for records, are sent straight
+ * from the pool (or read from the file or a segment) under send-buffer backpressure, resumed by
+ * sequence number and offset in the next on_data(). This file: statistics, options, startup and the event loop.
  */
 #define _GNU_SOURCE
 #include <errno.h>

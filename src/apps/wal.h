@@ -5,7 +5,7 @@
  *
  *   paste-wal.c   options, startup, statistics, the event loop, main
  *   wal_conn.c    connections: requests, bodies, admission, callbacks, the round hook
- *   wal_reply.c   replies: output buffer, routes, record replies under backpressure
+ *   wal_reply.c   replies: the reply queue, routes, record replies under backpressure
  *   wal_store.c   the store interface over the pool log (--sync pmem) and the log file
  *   wal_file.c    the fdatasync log file (--sync fdatasync)
  *   wal_tier.c    the capacity tier: oldest pool records destaged to segment files
@@ -31,12 +31,12 @@
 
 #include "daemon_loop.h"
 #include "daemon_opts.h"
+#include "daemon_replyq.h"
 #include "http.h"
 #include "wal_seg.h"
 
 /* ---- limits -------------------------------------------------------------------------------- */
 
-#define WAL_OUT_CAP       8192u         /* per-connection reply buffer */
 #define WAL_OUT_HIGH      4096u         /* stop taking requests while this much is unsent */
 #define WAL_WAIT_WHOLE    (32u << 10)   /* bodies up to this wait until pending whole */
 #define WAL_DISCARD_MAX   (64ull << 20) /* refused bodies up to this are read and dropped */
@@ -244,8 +244,8 @@ struct wconn {
 	struct paste_ref *refs;
 	struct job job;
 	uint64_t range_lim[WAL_MAX_QUEUES]; /* --queues: each worker's next when the range began */
-	size_t out_len;
-	uint8_t out[WAL_OUT_CAP];
+	struct daemon_replyq q;             /* replies not yet taken by the send buffer, in order */
+	bool oom; /* a reply could not be queued: the connection is reset */
 	struct http_req req;
 	struct http_head head;
 };
@@ -303,9 +303,9 @@ void tier_peer_close(struct tier_peer *p);
 
 /* wal_reply.c */
 bool out_flush(struct wconn *wc);
+void out_pin(struct wconn *wc);
 void out_printf(struct wconn *wc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void out_put(struct wconn *wc, const void *src, size_t n);
-void out_str(struct wconn *wc, const char *str);
 size_t put_u64(char *p, uint64_t v);
 char *put_str(char *p, const char *src, size_t n);
 void reply_head(struct wal *w, struct wconn *wc, int status, const char *ctype, uint64_t clen,

@@ -184,9 +184,10 @@ static void commit(struct wal *w, struct wconn *wc, const struct paste_ref *refs
 	put_str(h, "\r\n", 3);                                   /* with the terminator */
 	reply_head(w, wc, 201, "application/json", 9 + nd, hdr); /* {"seq":N}\n */
 	if (!wc->head_only) {
-		out_str(wc, "{\"seq\":");
-		out_put(wc, digits, nd);
-		out_str(wc, "}\n");
+		h = put_str(hdr, "{\"seq\":", 7);
+		h = put_str(h, digits, nd);
+		h = put_str(h, "}\n", 2);
+		out_put(wc, hdr, (size_t)(h - hdr));
 	}
 }
 
@@ -314,7 +315,7 @@ static enum stop take_body(struct wal *w, struct wconn *wc)
 }
 
 /* Serve as many requests as are pending, in order, until data or send space runs out. */
-enum stop serve(struct wal *w, struct wconn *wc)
+static enum stop serve_requests(struct wal *w, struct wconn *wc)
 {
 	enum stop s;
 
@@ -323,10 +324,12 @@ enum stop serve(struct wal *w, struct wconn *wc)
 			return S_GONE;
 		if (wc->job.active && (s = job_run(w, wc)) != S_MORE)
 			return s;
-		if (wc->out_len >= WAL_OUT_HIGH)
+		if (wc->oom)
+			return S_GONE;
+		if (wc->q.queued >= WAL_OUT_HIGH)
 			return S_BLOCKED;
 		if (wc->st == W_CLOSING) {
-			if (wc->out_len)
+			if (wc->q.n)
 				return S_BLOCKED;
 			paste_conn__close(wc->c);
 			wc->st = W_CLOSED;
@@ -338,6 +341,22 @@ enum stop serve(struct wal *w, struct wconn *wc)
 		if (s != S_MORE)
 			return s;
 	}
+}
+
+/* serve_requests(), then what every callback that served a connection owes its reply queue:
+ * reset the connection when a reply could not be queued, else pin what is queued by pointer. */
+enum stop serve(struct wal *w, struct wconn *wc)
+{
+	enum stop s = serve_requests(w, wc);
+
+	if (wc->oom && wc->st != W_CLOSED) {
+		fprintf(stderr, "paste-wal: no memory to queue a reply: connection reset\n");
+		wc->st = W_CLOSED;
+		paste_conn__abort(wc->c);
+		return S_GONE;
+	}
+	out_pin(wc);
+	return s;
 }
 
 /* ---- callbacks --------------------------------------------------------------------------- */
@@ -421,6 +440,7 @@ void on_close(struct paste_conn *c, int err, void *user)
 		release_pieces(w, wc);
 	}
 	daemon_conn_remove(&w->loop, &wc->dc);
+	daemon_replyq_free(&wc->q, w->ctx);
 	free(wc->refs);
 	free(wc);
 	paste_conn__set_user(c, NULL);
@@ -476,7 +496,7 @@ bool wal_timed_out(struct daemon_conn *dc, enum daemon_timeout why, void *app)
 	if (wc->st == W_CLOSED)
 		return false;
 	if (why == DAEMON_TIMEOUT_REQUEST) {
-		if (wc->st != W_HEAD || !wc->head.len || wc->out_len || wc->job.active)
+		if (wc->st != W_HEAD || !wc->head.len || wc->q.n || wc->job.active)
 			return false;
 		fail_close(w, wc, 408, "the request head took too long");
 		serve(w, wc);

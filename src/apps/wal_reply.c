@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
- * wal_reply.c - paste-wal's replies: the per-connection output buffer, status lines and headers
- * built by pieces, the routes (append is in wal_conn.c), and record replies (GET one, GET range)
- * streamed from either store or tier under send-buffer backpressure, resumed by sequence number
- * and offset.
+ * wal_reply.c - paste-wal's replies: the per-connection reply queue (daemon_replyq.h), status
+ * lines and headers built by pieces, the routes (append is in wal_conn.c), and record replies (GET
+ * one, GET range) streamed from either store or tier under send-buffer backpressure, resumed by
+ * sequence number and offset; the part of a pool chunk the send buffer did not take waits in the
+ * queue under its own reference.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -16,43 +17,40 @@
 
 #include "wal.h"
 
-/* ---- output ------------------------------------------------------------------------------ */
+/* ---- output: the connection's reply queue (daemon_replyq.h) ------------------------------ */
 
 /* Hand queued reply bytes to the connection. @return false when the connection is gone. */
 bool out_flush(struct wconn *wc)
 {
-	size_t done = 0;
-
-	while (done < wc->out_len) {
-		ssize_t s = paste_conn__send(wc->c, wc->out + done, wc->out_len - done);
-
-		if (s < 0) {
-			wc->out_len = 0;
-			return false;
-		}
-		if (s == 0)
-			break;
-		done += (size_t)s;
-	}
-	if (done) {
-		memmove(wc->out, wc->out + done, wc->out_len - done);
-		wc->out_len -= done;
-	}
-	return true;
+	return daemon_replyq_flush(&wc->q, wc->c, wc->w->ctx) == 0;
 }
 
-/* Append to the reply buffer. The callers keep replies far below its free space (OUT_HIGH). */
+/* End of a callback: record bytes still queued by pointer get the queue's own reference, so a
+ * truncation after the round's fence cannot free them under the reply. */
+void out_pin(struct wconn *wc)
+{
+	if (wc->q.n)
+		daemon_replyq_pin(&wc->q, wc->w->ctx, wc->w->pool);
+}
+
+/* Append to the reply queue (copied). Without memory the connection is reset (serve). */
+void out_put(struct wconn *wc, const void *src, size_t n)
+{
+	if (daemon_replyq_copy(&wc->q, src, n))
+		wc->oom = true;
+}
+
 void out_printf(struct wconn *wc, const char *fmt, ...)
 {
-	size_t room = sizeof(wc->out) - wc->out_len;
+	char buf[128];
 	va_list ap;
 	int n;
 
 	va_start(ap, fmt);
-	n = vsnprintf((char *)wc->out + wc->out_len, room, fmt, ap);
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
 	if (n > 0)
-		wc->out_len += (size_t)n < room ? (size_t)n : room - 1;
+		out_put(wc, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
 }
 
 static const char *http_date(struct wal *w)
@@ -102,56 +100,71 @@ char *put_str(char *p, const char *src, size_t n)
 	return p + n;
 }
 
-/* Append @n bytes to the reply buffer (cut to its free space, like out_printf). */
-void out_put(struct wconn *wc, const void *src, size_t n)
-{
-	size_t room = sizeof(wc->out) - wc->out_len;
+/* A reply head is put together here and queued with one copy (this runs for every reply: a 201
+ * per append). A piece that does not fit queues what is there first, so any length works. */
+struct head_buf {
+	size_t n;
+	char b[1024];
+};
 
-	if (n >= room)
-		n = room ? room - 1 : 0;
-	memcpy(wc->out + wc->out_len, src, n);
-	wc->out_len += n;
+static void hb_put(struct wconn *wc, struct head_buf *h, const void *p, size_t n)
+{
+	if (n > sizeof(h->b) - h->n) {
+		out_put(wc, h->b, h->n);
+		h->n = 0;
+		if (n > sizeof(h->b)) {
+			out_put(wc, p, n);
+			return;
+		}
+	}
+	memcpy(h->b + h->n, p, n);
+	h->n += n;
 }
 
-void out_str(struct wconn *wc, const char *str)
+static void hb_str(struct wconn *wc, struct head_buf *h, const char *str)
 {
-	out_put(wc, str, strlen(str));
+	hb_put(wc, h, str, strlen(str));
 }
 
-static void out_u64(struct wconn *wc, uint64_t v)
+static void hb_u64(struct wconn *wc, struct head_buf *h, uint64_t v)
 {
 	char d[20];
 
-	out_put(wc, d, put_u64(d, v));
+	hb_put(wc, h, d, put_u64(d, v));
 }
 
 /* Status line and headers; @extra is more header lines ("Name: value\r\n"...), or "". */
 void reply_head(struct wal *w, struct wconn *wc, int status, const char *ctype, uint64_t clen,
                 const char *extra)
 {
+	struct head_buf h;
+
+	h.n = 0;
 	if (status < 300)
 		w->n.r2xx++;
 	else if (status < 500)
 		w->n.r4xx++;
 	else
 		w->n.r5xx++;
-	/* Pieces, not printf: this runs for every reply (a 201 per append). */
-	out_str(wc, "HTTP/1.1 ");
-	out_u64(wc, (uint64_t)status);
-	out_str(wc, " ");
-	out_str(wc, http_reason(status));
-	out_str(wc, "\r\nServer: paste-wal\r\nDate: ");
+	/* Pieces, not printf: put_u64 for the numbers */
+	hb_str(wc, &h, "HTTP/1.1 ");
+	hb_u64(wc, &h, (uint64_t)status);
+	hb_str(wc, &h, " ");
+	hb_str(wc, &h, http_reason(status));
+	hb_str(wc, &h, "\r\nServer: paste-wal\r\nDate: ");
 	http_date(w);
-	out_put(wc, w->date, w->date_len);
-	out_str(wc, "\r\nContent-Type: ");
-	out_str(wc, ctype);
-	out_str(wc, "\r\nContent-Length: ");
-	out_u64(wc, clen);
-	out_str(wc, "\r\n");
-	out_str(wc, extra);
-	out_str(wc, !wc->keep_alive      ? "Connection: close\r\n\r\n"
-	            : wc->req.minor == 0 ? "Connection: keep-alive\r\n\r\n"
-	                                 : "\r\n");
+	hb_put(wc, &h, w->date, w->date_len);
+	hb_str(wc, &h, "\r\nContent-Type: ");
+	hb_str(wc, &h, ctype);
+	hb_str(wc, &h, "\r\nContent-Length: ");
+	hb_u64(wc, &h, clen);
+	hb_str(wc, &h, "\r\n");
+	hb_str(wc, &h, extra);
+	hb_str(wc, &h,
+	       !wc->keep_alive      ? "Connection: close\r\n\r\n"
+	       : wc->req.minor == 0 ? "Connection: keep-alive\r\n\r\n"
+	                            : "\r\n");
+	out_put(wc, h.b, h.n);
 }
 
 /* A complete reply with a small body (unless HEAD). */
@@ -388,24 +401,40 @@ static enum stop job_lost(struct wconn *wc)
 	return S_GONE;
 }
 
-/* Send the payload bytes of the job's current record. @return S_MORE when all are queued. */
+/* @p (a chunk of record @seq from store_chunk) lies in our pool's frames, under the log's
+ * references: the reply queue may borrow it. File and tier chunks are in w->scratch, another
+ * worker's record in wal_multi's buffer: both are reused, so they are copied. */
+static bool chunk_in_pool(const struct wal *w, uint64_t seq, const uint8_t *p)
+{
+	return w->sync == SYNC_PMEM && p != w->scratch && (!w->multi || wal_multi_mine(w, seq));
+}
+
+/* Send the payload bytes of the job's current record; the part of a chunk the send buffer does
+ * not take waits in the reply queue (pool bytes borrowed, then pinned by out_pin() at the end of
+ * the callback). @return S_MORE when all are sent or queued. */
 static enum stop job_payload(struct wal *w, struct wconn *wc)
 {
 	struct job *j = &wc->job;
 
 	while (j->off < j->len) {
-		size_t room = paste_conn__sendbuf(wc->c);
+		size_t room;
 		const uint8_t *p;
-		ssize_t n = store_chunk(w, j, &p, room ? room : 1), s;
+		ssize_t n, t;
 
+		if (wc->q.n)
+			return S_BLOCKED; /* on_data runs again when acks free space */
+		room = paste_conn__sendbuf(wc->c);
+		n = store_chunk(w, j, &p, room ? room : 1);
 		if (n < 0)
 			return job_lost(wc);
-		s = paste_conn__send(wc->c, p, (size_t)n);
-		if (s < 0)
+		t = daemon_replyq_send(&wc->q, wc->c, p, (size_t)n, chunk_in_pool(w, j->seq, p));
+		if (t < 0)
 			return S_GONE;
-		j->off += (uint64_t)s;
-		if (s < n)
-			return S_BLOCKED; /* on_data runs again when acks free space */
+		j->off += (uint64_t)t;
+		if (t < n) {
+			wc->oom = true; /* serve() resets the connection */
+			return S_BLOCKED;
+		}
 	}
 	return S_MORE;
 }
@@ -445,10 +474,10 @@ enum stop job_run(struct wal *w, struct wconn *wc)
 	enum stop s;
 
 	while (j->active) {
-		if (wc->out_len) { /* reply bytes queued earlier go first */
+		if (wc->q.n) { /* reply bytes queued earlier go first */
 			if (!out_flush(wc))
 				return S_GONE;
-			if (wc->out_len)
+			if (wc->q.n)
 				return S_BLOCKED;
 		}
 		if (j->trunc) { /* the reply (once every worker truncated) goes out now */

@@ -244,6 +244,44 @@ static void test_many_segments(void **state)
 	daemon_replyq_free(&q, CTX);
 }
 
+/* daemon_replyq_send (paste-echo's slots, paste-wal's record chunks): straight to the send buffer
+ * while nothing is queued, the rest borrowed (or copied) and pinned; once something is queued,
+ * later bytes queue behind it, not around it; a gone connection takes nothing. */
+static void test_send_then_queue(void **state)
+{
+	struct daemon_replyq q = {.io = &IO};
+	char slot[] = "0123456789", more[] = "abcdef";
+
+	(void)state;
+	F.room = 4;
+	assert_int_equal(daemon_replyq_send(&q, CONN, slot, 10, true), 10);
+	sent_is("0123");
+	assert_int_equal(q.n, 1);
+	assert_int_equal(daemon_replyq_at(&q, 0)->kind, RSEG_BORROW);
+	assert_int_equal(q.queued, 6);
+	assert_int_equal(daemon_replyq_send(&q, CONN, more, 6, false), 6); /* behind: no send */
+	sent_is("0123");
+	assert_int_equal(q.n, 2);
+	assert_int_equal(daemon_replyq_at(&q, 1)->kind, RSEG_COPY);
+	assert_int_equal(daemon_replyq_pin(&q, CTX, POOL), 0);
+	assert_int_equal(F.live, 1);         /* the borrowed rest of the slot, not the copy */
+	memset(slot, '#', sizeof(slot) - 1); /* the slot is consumed and reused */
+	memset(more, '#', sizeof(more) - 1);
+	F.room = SIZE_MAX;
+	assert_int_equal(daemon_replyq_flush(&q, CONN, CTX), 0);
+	sent_is("0123456789abcdef");
+	assert_int_equal(F.live, 0);
+	assert_int_equal(q.releases, 1);
+	/* everything taken: nothing queued, no reference */
+	assert_int_equal(daemon_replyq_send(&q, CONN, "xy", 2, true), 2);
+	assert_int_equal(q.n, 0);
+	sent_is("0123456789abcdefxy");
+	F.fail = true;
+	assert_int_equal(daemon_replyq_send(&q, CONN, "z", 1, true), -ENOTCONN);
+	assert_int_equal(q.n, 0);
+	daemon_replyq_free(&q, CTX);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -252,6 +290,7 @@ int main(void)
 	    cmocka_unit_test_setup(test_pin_refused_copies, setup),
 	    cmocka_unit_test_setup(test_drop_on_close, setup),
 	    cmocka_unit_test_setup(test_many_segments, setup),
+	    cmocka_unit_test_setup(test_send_then_queue, setup),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
