@@ -4,13 +4,13 @@
 # with in production; bench/compare --huge): the pool file is created there (fallocate, no
 # ftruncate/pwrite), mapped, registered as AF_XDP UMEM and serves traffic (every byte checked);
 # after a restart the same file is reopened, not recreated. A size that is not a multiple of the
-# huge page size is refused with a message naming the page size. Reserves 12 huge pages
+# huge page size is refused with a message naming the page size. Reserves 16 huge pages
 # (/proc/sys/vm/nr_hugepages) and mounts a private hugetlbfs; both are undone at exit. Skipped (with a
 # message) when the kernel cannot reserve the pages or mount hugetlbfs.
 . "$(dirname "$0")/lib.sh"
 
 SYSCTL=/proc/sys/vm/nr_hugepages
-NEED=12
+NEED=16
 [ -w "$SYSCTL" ] || { log "skip: $SYSCTL not writable (needs root and a kernel with hugetlbfs)"; exit 0; }
 OLD=$(cat "$SYSCTL")
 HDIR=$(mktemp -d /tmp/paste-hugetlbfs-$$.XXXXXX)
@@ -34,15 +34,16 @@ MOUNTED=1
 testbed_up
 POOL=$HDIR/echo.pool
 
-# 16 MiB = 8 huge pages: created, mapped, registered as UMEM, echoes 20 x 128 KiB intact.
-start_echo --ifname "$VETH_SRV" --ip "$STACK_IP" --port 7 --pool "$POOL" --pool-size 16M
+# 24 MiB = 12 huge pages (the default rings need 8448 frames): created, mapped, registered as
+# UMEM, echoes 20 x 128 KiB intact.
+start_echo --ifname "$VETH_SRV" --ip "$STACK_IP" --port 7 --pool "$POOL" --pool-size 24M
 grep -q "created pool $POOL" "$ECHO_LOG" || fail "no 'created pool' message: $(cat "$ECHO_LOG")"
-[ "$(awk '/^HugePages_Free:/ {print $2}' /proc/meminfo)" -le $((FREE - 8)) ] ||
-	fail "the pool file does not hold 8 huge pages"
+[ "$(awk '/^HugePages_Free:/ {print $2}' /proc/meminfo)" -le $((FREE - 12)) ] ||
+	fail "the pool file does not hold 12 huge pages"
 run_client --connect "$STACK_IP:7" --conns 20 --bytes 128K --close client --seed 5 --timeout 120 ||
 	fail "echo over a hugetlbfs pool failed"
 stop_echo || fail "paste-echo exited with status $ECHO_RC after SIGTERM (expected 0)"
-log "ok: 16 MiB pool on hugetlbfs created, 20 x 128 KiB echoed over AF_XDP"
+log "ok: 24 MiB pool on hugetlbfs created, 20 x 128 KiB echoed over AF_XDP"
 
 # Reopened, not recreated.
 start_echo --ifname "$VETH_SRV" --ip "$STACK_IP" --port 7 --pool "$POOL"
