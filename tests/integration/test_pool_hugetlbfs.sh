@@ -5,13 +5,14 @@
 # ftruncate/pwrite), mapped, registered as AF_XDP UMEM and serves traffic (every byte checked);
 # after a restart the same file is reopened, not recreated. A size that is not a multiple of the
 # huge page size is refused with a message naming the page size. Reserves 16 huge pages
-# (/proc/sys/vm/nr_hugepages) and mounts a private hugetlbfs; both are undone at exit. Skipped (with a
-# message) when the kernel cannot reserve the pages or mount hugetlbfs.
+# (/proc/sys/vm/nr_hugepages) and mounts a private hugetlbfs; both are undone at exit. Skipped
+# (with a message) when the kernel cannot reserve the pages or mount hugetlbfs.
 . "$(dirname "$0")/lib.sh"
 
 SYSCTL=/proc/sys/vm/nr_hugepages
 NEED=16
-[ -w "$SYSCTL" ] || { log "skip: $SYSCTL not writable (needs root and a kernel with hugetlbfs)"; exit 0; }
+[ -w "$SYSCTL" ] ||
+	{ log "skip: $SYSCTL not writable (needs root and a kernel with hugetlbfs)"; exit 0; }
 OLD=$(cat "$SYSCTL")
 HDIR=$(mktemp -d /tmp/paste-hugetlbfs-$$.XXXXXX)
 MOUNTED=0
@@ -20,7 +21,8 @@ undo_huge() {
 	[ $MOUNTED = 0 ] && rmdir -- "$HDIR"
 	echo "$OLD" >"$SYSCTL"
 }
-# the servers first (their mappings hold the pages), then the mount and the sysctl, then lib.sh's cleanup
+# the servers first (their mappings hold the pages), then the mount and the sysctl, then
+# lib.sh's cleanup
 trap 'rc=$?; for p in "${STARTED_PIDS[@]+"${STARTED_PIDS[@]}"}"; do kill_pid "$p"; done
 undo_huge; (exit $rc); cleanup' EXIT
 echo $((OLD + NEED)) >"$SYSCTL"
@@ -28,7 +30,7 @@ FREE=$(awk '/^HugePages_Free:/ {print $2}' /proc/meminfo)
 [ "$(awk '/^Hugepagesize:/ {print $2}' /proc/meminfo)" = 2048 ] ||
 	{ log "skip: the default huge page size is not 2 MiB"; exit 0; }
 [ "${FREE:-0}" -ge $NEED ] ||
-	{ log "skip: the kernel reserved only ${FREE:-0} of $NEED huge pages (memory fragmented?)"; exit 0; }
+	{ log "skip: the kernel reserved only ${FREE:-0} of $NEED huge pages (fragmented?)"; exit 0; }
 mount -t hugetlbfs -o pagesize=2M none "$HDIR" || { log "skip: cannot mount hugetlbfs"; exit 0; }
 MOUNTED=1
 testbed_up
