@@ -310,8 +310,8 @@ def write_report(work, out):
         w(f"- 1-minute load average when the runs started: median {st.median(loads):.2f}, range "
           f"{min(loads):.2f}-{max(loads):.2f} on {os.cpu_count()} vCPUs (the benchmark itself "
           "accounts for ~1-2; more means other work shared the CPUs).")
-    w(f"- Pools: paste-wal {meta.get('pool_gb')} GiB on /dev/shm; the reference servers a "
-      "512 MiB libpmem ring log on /dev/shm (pre-faulted). Servers: "
+    w(f"- Pools: paste-wal {meta.get('pool_gb')} GiB; the reference servers a 512 MiB libpmem "
+      f"ring log (pre-faulted); pages: {meta.get('pool_pages', '4 KiB (tmpfs /dev/shm)')}. Servers: "
       f"{meta.get('bin_wal')}, {meta.get('bin_ref_epoll') or '(ref-epoll not built)'}, "
       f"{meta.get('bin_ref_uring') or '(ref-uring not built)'}; client {meta.get('bin_bench')}.")
     w("")

@@ -217,7 +217,7 @@ static int pool_size_file(struct paste_pool *p, uint64_t size)
 	if (e == ENOSPC || e == EFBIG)
 		return paste_fail(
 		    -e,
-		    "cannot create pool %s: %llu bytes do not fit on its filesystem (%s): free space or choose a smaller size",
+		    "cannot create pool %s: %llu bytes do not fit on its filesystem (%s): free space (on hugetlbfs: reserve pages, /proc/sys/vm/nr_hugepages) or choose a smaller size",
 		    p->path, (unsigned long long)size, strerror(e));
 	if (e)
 		return paste_fail(-e, "cannot create pool %s: sizing the file to %llu bytes: %s",
@@ -348,7 +348,9 @@ static int pool_create(struct paste_pool *p, const struct pool_cfg *cfg)
 		c.frame_size = PASTE_POOL_DEFAULT_FRAME_SIZE;
 	if (p->stride)
 		c.size = p->stride;
-	err = pool_layout(&p->sb, p->path, &c);
+	err = paste_pool__hugetlb_check(p, c.size);
+	if (!err)
+		err = pool_layout(&p->sb, p->path, &c);
 	p->sb.slice = c.slice;
 	p->sb.slice_stride = p->stride;
 	if (!err)

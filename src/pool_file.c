@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -93,6 +94,29 @@ static int pool_slice_exists(struct paste_pool *p, const struct pool_cfg *cfg)
 		                  "or check the path and slice",
 		                  cfg->slice, p->path);
 	p->created = !exists;
+	return 0;
+}
+
+#ifndef HUGETLBFS_MAGIC
+#define HUGETLBFS_MAGIC 0x958458f6
+#endif
+
+/* A new pool on hugetlbfs (2 MiB pages, as device DAX maps them): the size must be a multiple of
+ * the page size, or the kernel would silently round the file up to the next page. */
+int paste_pool__hugetlb_check(struct paste_pool *p, uint64_t size)
+{
+	struct statfs fs;
+
+	if (fstatfs(p->fd, &fs) || fs.f_type != HUGETLBFS_MAGIC || !fs.f_bsize)
+		return 0;
+	if (size % (uint64_t)fs.f_bsize)
+		return paste_fail(
+		    -EINVAL,
+		    "cannot create pool %s: it is on hugetlbfs with %llu-byte pages and "
+		    "its size %llu is not a multiple of that: choose a size of whole "
+		    "pages (e.g. %llu)",
+		    p->path, (unsigned long long)fs.f_bsize, (unsigned long long)size,
+		    (unsigned long long)PASTE_ALIGN_UP(size, (uint64_t)fs.f_bsize));
 	return 0;
 }
 

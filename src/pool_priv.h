@@ -115,6 +115,8 @@ struct pool_cfg {
 uint32_t paste_pool__sb_crc(const struct pool_sb *sb);
 bool paste_pool__sb_intact(const struct pool_sb *sb);
 int paste_pool__open_file(struct paste_pool *p, const struct pool_cfg *cfg);
+/* A new pool on hugetlbfs: -EINVAL (with a message) unless @size is a multiple of its pages. */
+int paste_pool__hugetlb_check(struct paste_pool *p, uint64_t size);
 
 /* pool_state.c: rebuild the frame allocator from the indexes (at open), and free it (at close). */
 int paste_pool__recover(struct paste_pool *p);

@@ -342,7 +342,7 @@ class CompareReports(unittest.TestCase):
             ("kernel", "6.1"), ("cpu", "CPU x 2"), ("mem", "1.0 GiB"), ("os", "Debian"), ("ext4", "ext4 /dev/x"),
             ("command", "bench/compare --reps 3"), ("pkg_gcc", "12"), ("git", "abc1234"), ("pin", "0,1"),
             ("suite", "full"), ("media", ""), ("media_line", ""), ("media_conns", "1,16,64"), ("pool_gb", 2),
-            ("skipped", ["redis: not installed", "redis: not installed"])])
+            ("pool_pages", "2 MiB (hugetlbfs, --huge)"), ("skipped", ["redis: not installed", "redis: not installed"])])
         runs = []
         for rep, (pr, kr) in enumerate(((300, 100), (100, 300), (200, 200)), 1):
             for tr, rps in (("paste", pr * 1000), ("kernel", kr * 1000)):
@@ -381,6 +381,7 @@ class CompareReports(unittest.TestCase):
         self.assertIn("| paste-wal, paste transport | 200,000 | 100 % | 4.00 | 0 % | 12.00 | 100.0 | 500.0 | 10.0 |", text)
         self.assertIn("- paste: 300,000 / 100,000 / 200,000; 4.00 / 4.00 / 4.00; ", text)
         self.assertIn("| WAL 1280 B 64 conns: server CPU/req, paste / best | 0.50 | <= 0.55 | met |", text)
+        self.assertIn("pages: 2 MiB (hugetlbfs, --huge).", text)  # the page size of the pools (--huge)
 
 
 class ScalingReport(unittest.TestCase):
