@@ -219,7 +219,7 @@ in_cli() { need_testbed; ip netns exec "$NS_CLI" "$@"; }
 in_srv() { need_testbed; ip netns exec "$NS_SRV" "$@"; }
 
 # xdp_attached: true if an XDP program is attached to the server veth.
-xdp_attached() { in_srv ip -d link show dev "$VETH_SRV" | grep -qE 'xdp|prog/'; }
+xdp_attached() { grep -qE 'xdp|prog/' <<<"$(in_srv ip -d link show dev "$VETH_SRV")"; }
 
 # ---- paste-echo --------------------------------------------------------------------------------
 

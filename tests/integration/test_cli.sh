@@ -63,7 +63,7 @@ if [ "$fstype" = tmpfs ]; then
 else
 	echo_cmd --ifname "$VETH_SRV" --ip "$STACK_IP" --port 7 --pool "$DISK_POOL" --pool-size 64M
 	[ $RC -ne 0 ] || { show; fail "a pool on $fstype (/var/tmp) was accepted"; }
-	cat "$OUT" "$ERR" | grep -qF /dev/shm ||
+	grep -qF /dev/shm "$OUT" "$ERR" ||
 		{ show; fail "pool on $fstype: the message does not point to /dev/shm"; }
 	log "ok: pool on $fstype -> $RC: $(cat "$ERR" "$OUT" | grep -m1 -F /dev/shm)"
 	! xdp_attached || fail "an XDP program was left attached after the failed start (disk pool)"

@@ -130,7 +130,7 @@ mass_insert() {
 	local out
 	python3 "$KV_TOOL" gen-pipe "$NKEYS" "$2" >"$LOGDIR/pipe.$1.resp"
 	out=$(in_cli redis-cli -h "$HOST" -p "$PORT" --pipe <"$LOGDIR/pipe.$1.resp" 2>&1) || fail "--pipe: $out"
-	printf '%s\n' "$out" | grep -q "errors: 0, replies: $NKEYS" || fail "--pipe: $out"
+	grep -q "errors: 0, replies: $NKEYS" <<<"$out" || fail "--pipe: $out"
 	[ "$(cli DBSIZE)" = "$NKEYS" ] || fail "DBSIZE $(cli DBSIZE) after --pipe of $NKEYS keys"
 	in_cli python3 "$KV_TOOL" verify "$HOST" "$PORT" "$NKEYS" "$2" >&2 || fail "values differ after --pipe"
 	log "$1: --pipe mass insert of $NKEYS keys, read back byte-identical"
@@ -170,7 +170,7 @@ full() {
 	start_kv --transport kernel --ip "$SRV_IP" --port "$PORT" --pool "$pool" --pool-size 32M --keys 500
 	python3 "$KV_TOOL" gen-pipe 600 11 >"$LOGDIR/pipe.full.resp"
 	out=$(in_cli redis-cli -h "$HOST" -p "$PORT" --pipe <"$LOGDIR/pipe.full.resp" 2>&1) || true
-	printf '%s\n' "$out" | grep -q "errors: 100, replies: 600" || fail "index full: --pipe said: $out"
+	grep -q "errors: 100, replies: 600" <<<"$out" || fail "index full: --pipe said: $out"
 	expect "$oom" SET one-more x
 	in_cli python3 "$KV_TOOL" verify "$HOST" "$PORT" 500 11 >&2 || fail "values differ with the index full"
 	expect 1 DEL pipe:11:0

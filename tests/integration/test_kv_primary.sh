@@ -101,7 +101,7 @@ for tr in ${KV_TEST_TRANSPORTS:-paste kernel}; do
 	start_replica ra 6380
 	grep -q 'Successful partial resynchronization' "$RLOG" ||
 		fail "$tr: restarted replica ra did not continue: $(grep -i resync "$RLOG")"
-	pcli INFO replication | grep -q '^paste_partial_syncs_ok:1' ||
+	grep -q '^paste_partial_syncs_ok:1' <<<"$(pcli INFO replication)" ||
 		fail "$tr: the primary did not count the partial resync"
 	[ "$(pcli WAIT 2 5000)" = 2 ] || fail "$tr: WAIT 2 after the partial resync"
 	in_cli python3 "$TOOL" compare "$HOST" 6379 "$CLI_IP" 6380 || fail "$tr: replica ra differs after +CONTINUE"

@@ -114,7 +114,7 @@ wait_synced() {
 		acked=$(P info replication | tr -d '\r' | sed -n 's/^slave0:.*,offset=\([0-9]*\),.*/\1/p')
 		got=$($r info replication 2>/dev/null | tr -d '\r' | sed -n 's/^master_repl_offset://p')
 		[ -n "$got" ] && [ "$got" = "$want" ] && [ "$acked" = "$want" ] &&
-			$r info replication | grep -q 'master_link_status:up' && return 0
+			grep -q 'master_link_status:up' <<<"$($r info replication)" && return 0
 		sleep 0.1
 	done
 	$r info replication >&2 || true
@@ -166,7 +166,7 @@ for transport in ${KV_TEST_TRANSPORTS:-paste kernel io_uring}; do
 	untrack_pid "$ECHO_PID"
 	start_kv "${kvargs[@]}"
 	[ "$(digest "$R")" = "$want" ] || fail "$transport: after kill -9 the keys differ"
-	$R info replication | grep -q 'master_link_status:down' ||
+	grep -q 'master_link_status:down' <<<"$($R info replication)" ||
 		fail "$transport: link up while the primary is stopped"
 	log "$transport: after kill -9 every key is served from the pool (primary stopped)"
 	kill -CONT "$PRIMARY_PID"
@@ -190,7 +190,7 @@ for transport in ${KV_TEST_TRANSPORTS:-paste kernel io_uring}; do
 		fail "$transport: the writes made while the replica was stopped are missing"
 	grep -q 'replica: resuming replid' "$ECHO_LOG" && grep -q 'replica: partial resync' "$ECHO_LOG" ||
 		fail "$transport: no partial resync after a clean restart (log: $ECHO_LOG)"
-	$R info replication | grep -q 'paste_full_syncs:0' ||
+	grep -q 'paste_full_syncs:0' <<<"$($R info replication)" ||
 		fail "$transport: a full resync after a clean restart"
 	log "$transport: after a clean restart: +CONTINUE, the writes made meanwhile applied"
 

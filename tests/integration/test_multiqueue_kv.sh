@@ -128,7 +128,7 @@ for i in 1 2 3 4 5 6; do # new connections: several land on each worker
 	printf '%s\n' "$out" | tail -n 2 | tr '\n' ' ' | grep -qE "^$((2 * i - 1)) $((2 * i)) $" ||
 		fail "MULTI on one hash tag (attempt $i): $out"
 	out=$(printf 'MULTI\nSET %s 1\nSET %s 2\nEXEC\n' "$a" "$b" | cli)
-	printf '%s\n' "$out" | grep -q EXECABORT || fail "MULTI over both workers not aborted: $out"
+	grep -q EXECABORT <<<"$out" || fail "MULTI over both workers not aborted: $out"
 done
 [ "$(cli get "$a")" = v1 ] || fail "an aborted MULTI changed $a"
 

@@ -81,5 +81,5 @@ stop_echo || fail "paste-echo --queues 2 exited with status $ECHO_RC after SIGTE
 
 # A bad --transport is refused with the list of choices.
 out=$("$PASTE_ECHO" --transport uring --port 1 2>&1) && fail "--transport uring accepted"
-printf '%s\n' "$out" | grep -q "paste, kernel or io_uring" || fail "--transport error: $out"
+grep -q "paste, kernel or io_uring" <<<"$out" || fail "--transport error: $out"
 log "io_uring transport: all checks passed"

@@ -18,10 +18,10 @@ for p in paste-echo paste-wal paste-kv; do
 	out=$(in_srv timeout 60 "$PASTE_BUILD/$p" "${base[@]}" --port 7 --zero-copy required 2>&1) || rc=$?
 	printf '%s\n' "$out" >"$LOGDIR/required.$p.log"
 	[ $rc -eq 1 ] || fail "$p --zero-copy required on veth: exit $rc, expected 1: $out"
-	echo "$out" | grep -q ': ready ' && fail "$p said ready without zero copy"
+	grep -q ': ready ' <<<"$out" && fail "$p said ready without zero copy"
 	msg="zero copy required (--zero-copy required), but driver veth of $VETH_SRV on kernel $KREL refused it on queue 0: Operation not supported: the driver has no zero-copy AF_XDP support"
-	echo "$out" | grep -qF "$msg" || fail "$p: the message is not the documented one: $out"
-	echo "$out" | grep -qF 'Use --zero-copy auto to fall back to copy mode' || fail "$p: no advice in: $out"
+	grep -qF "$msg" <<<"$out" || fail "$p: the message is not the documented one: $out"
+	grep -qF 'Use --zero-copy auto to fall back to copy mode' <<<"$out" || fail "$p: no advice in: $out"
 	xdp_attached && fail "$p left an XDP program attached after refusing"
 done
 log "required: paste-echo, paste-wal, paste-kv exit 1 with: $msg"
@@ -40,6 +40,6 @@ stop_echo || fail "paste-echo exited with $ECHO_RC"
 rc=0
 out=$(in_srv "$PASTE_BUILD/paste-echo" "${base[@]}" --port 7 --zero-copy always 2>&1) || rc=$?
 [ $rc -eq 2 ] || fail "--zero-copy always: exit $rc, expected 2"
-echo "$out" | grep -qF "invalid value 'always' for --zero-copy: expected auto, required or off" ||
+grep -qF "invalid value 'always' for --zero-copy: expected auto, required or off" <<<"$out" ||
 	fail "--zero-copy always: unclear message: $out"
 log "auto and off run in copy mode (zerocopy=0); a bad value is a usage error"

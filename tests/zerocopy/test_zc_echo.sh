@@ -67,7 +67,7 @@ rc=$(vm_wait echobp)
 
 # The second queue pair: refused while disabled (clear message), zero-copy once enabled.
 out=$(in_vm "${ECHO[*]} --queue 1 --zero-copy required" 2>&1) && fail "queue 1 bound while disabled: $out"
-echo "$out" | grep -q 'zero copy required.*driver virtio_net of eth0 on kernel' ||
+grep -q 'zero copy required.*driver virtio_net of eth0 on kernel' <<<"$out" ||
 	fail "no clear message for the disabled queue: $out"
 in_vm "ethtool -L eth0 combined 2" >/dev/null || fail "ethtool -L eth0 combined 2 failed"
 ready=$(vm_start echo1 /tmp/echo1.log "${ECHO[*]}" --queue 1 --zero-copy required) ||

@@ -33,8 +33,8 @@ big=$(od -An -N1000 -tx1 /dev/urandom | tr -d ' \n')
 [ "$(cli SET zc:big "$big")" = OK ] || fail "SET zc:big failed"
 [ "$(cli GET zc:big)" = "$big" ] || fail "GET zc:big (2000 bytes) came back different"
 info=$(cli INFO | tr -d '\r')
-echo "$info" | grep -qx 'zerocopy:1' || fail "INFO: no zerocopy:1"
-echo "$info" | grep -qx 'rx_copied_bytes:0' || fail "INFO: rx_copied_bytes is not 0: $(echo "$info" | grep rx_copied)"
+grep -qx 'zerocopy:1' <<<"$info" || fail "INFO: no zerocopy:1"
+grep -qx 'rx_copied_bytes:0' <<<"$info" || fail "INFO: rx_copied_bytes is not 0: $(echo "$info" | grep rx_copied)"
 log "redis-cli: small and 2000-byte values byte-identical; INFO zerocopy:1 rx_copied_bytes:0"
 
 # 2. redis-benchmark.
