@@ -27,7 +27,8 @@
  * piece as it arrives when it is larger than the receive window can hold; replies (wal_reply.c)
  * go through the connection's reply queue (daemon_replyq.c) and, for records, are sent straight
  * from the pool (or read from the file or a segment) under send-buffer backpressure, resumed by
- * sequence number and offset in the next on_data(). This file: statistics, options, startup and the event loop.
+ * sequence number and offset in the next on_data(). This file: statistics, options, startup and the
+ * event loop.
  */
 #define _GNU_SOURCE
 #include <errno.h>
