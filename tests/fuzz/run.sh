@@ -25,9 +25,10 @@ if [ -z "$CC_FUZZ" ]; then
 	exit 2
 fi
 
+mkdir -p "$BUILD" # the configure log goes inside it: the suite leaves no untracked file behind
 cmake -S . -B "$BUILD" -DCMAKE_C_COMPILER="$CC_FUZZ" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-	-DPASTE_FUZZ=ON >"$BUILD.configure.log" 2>&1 || {
-	cat "$BUILD.configure.log" >&2
+	-DPASTE_FUZZ=ON >"$BUILD/configure.log" 2>&1 || {
+	cat "$BUILD/configure.log" >&2
 	exit 1
 }
 cmake --build "$BUILD" -j "$(nproc 2>/dev/null || echo 2)" --target \
