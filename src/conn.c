@@ -295,9 +295,6 @@ static const char *connect_why(int err)
 		return "network unreachable (no route to it from this address)";
 	case -ECONNABORTED:
 		return "aborted before it connected";
-	case -EINVAL:
-		return "the peer is this stack's own address or a loopback address (the paste transport "
-		       "has no loopback path: use the kernel transport for local peers)";
 	default:
 		return strerror(-err);
 	}
@@ -360,6 +357,18 @@ PASTE_EXPORT int paste_connect(struct paste_ctx *ctx, const struct in_addr *addr
 	if (!ctx->tp->connect)
 		return paste_fail(-EOPNOTSUPP, "paste_connect: the %s transport cannot connect",
 		                  ctx->tp->name);
+	if (ctx->tp->no_loopback &&
+	    (addr->s_addr == ctx->ip || (ntohl(addr->s_addr) >> 24) == 127)) {
+		char ip[INET_ADDRSTRLEN];
+
+		inet_ntop(AF_INET, addr, ip, sizeof(ip));
+		return paste_fail(
+		    -EINVAL,
+		    "paste_connect to %s:%u: the peer is this stack's own address or a "
+		    "loopback address (the %s transport has no loopback path: use the "
+		    "kernel transport for local peers)",
+		    ip, port, ctx->tp->name);
+	}
 	if (ctx->nconns >= ctx->opts.max_conns)
 		return paste_fail(-ENOSPC, "paste_connect: %u connections open (max_conns)",
 		                  ctx->nconns);

@@ -12,7 +12,6 @@
  * into lwIP's send buffer at once, tcp_output (and a close's FIN) waits for the end of the round,
  * after the fence.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <net/if.h>
 #include <stdio.h>
@@ -303,13 +302,6 @@ static int ptp_connect(struct paste_conn *c)
 	err_t e;
 	int err;
 
-	/* lwIP would loop such a SYN back through netif_loop_output(), which aborts in Debian's
-	 * multi-threaded build; the paste transport has no loopback path. */
-	if (c->peer.s_addr == ctx->ip || (ntohl(c->peer.s_addr) >> 24) == 127) {
-		if (pcb)
-			tcp_close(pcb);
-		return -EINVAL;
-	}
 	if (!pcb)
 		return -ENOMEM;
 	err = bind_local(ctx, pcb);
@@ -639,6 +631,7 @@ const struct paste_transport_ops paste_transport_xdp = {
     .listener_size = sizeof(struct ptp_listener),
     .frames_reserved = PASTE_TX_RESERVE,
     .needs_ifname = true,
+    .no_loopback = true,
     .init = ptp_init,
     .open = ptp_open,
     .shutdown = ptp_shutdown,

@@ -48,6 +48,9 @@ struct paste_transport_ops {
 	/* paste_opts.ifname is required (else ignored), and an address (ip, or shared_ip) too; else
 	 * without ip the transport listens on every address. */
 	bool needs_ifname;
+	/* No loopback path: paste_connect() refuses the stack's own address and 127/8 (lwIP's
+	 * loopback output aborts in Debian's multi-threaded build). */
+	bool no_loopback;
 	/* Check the transport's options before the pool opens (optional). */
 	int (*init)(struct paste_ctx *ctx);
 	/* After the pool opened: sockets, rings, stack. On failure close() undoes what was done. */

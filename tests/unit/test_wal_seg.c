@@ -20,6 +20,7 @@
 
 #include <paste/pool.h>
 
+#include "unit_tmpdir.h"
 #include "wal_seg.h"
 
 static char dir[64];
@@ -27,17 +28,13 @@ static char dir[64];
 static int setup(void **state)
 {
 	(void)state;
-	snprintf(dir, sizeof(dir), "/tmp/test_wal_seg.XXXXXX");
-	return mkdtemp(dir) ? 0 : -1;
+	return unit_tmpdir_make(dir, sizeof(dir), "test_wal_seg");
 }
 
 static int teardown(void **state)
 {
-	char cmd[96];
-
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	return system(cmd);
+	return unit_tmpdir_remove(dir);
 }
 
 static void touch(int dfd, const char *name)

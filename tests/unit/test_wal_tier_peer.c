@@ -23,6 +23,7 @@
 #include <cmocka.h>
 
 #include "wal.h"
+#include "unit_tmpdir.h"
 #include "wal_seg.h"
 
 static char dir[64];
@@ -31,17 +32,13 @@ static uint8_t buf[1 << 16];
 static int setup(void **state)
 {
 	(void)state;
-	snprintf(dir, sizeof(dir), "/tmp/test_wal_tier_peer.XXXXXX");
-	return mkdtemp(dir) ? 0 : -1;
+	return unit_tmpdir_make(dir, sizeof(dir), "test_wal_tier_peer");
 }
 
 static int teardown(void **state)
 {
-	char cmd[96];
-
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	return system(cmd);
+	return unit_tmpdir_remove(dir);
 }
 
 /* Record @seq's length and bytes: a function of the seq alone (a seq names one record). */
