@@ -35,6 +35,7 @@
 
 struct dump {
 	const char *pool_path, *log_name, *tier_dir, *log_file;
+	char *log_file_buf; /* --log-file with --slice K: PATH.wK */
 	uint64_t from, limit;
 	uint64_t slice; /* --slice: one worker's slice of a sliced pool (paste-wal --queues) */
 	bool sliced;
@@ -85,7 +86,8 @@ static void usage(FILE *out)
 	    out,
 	    "Usage: paste-wal-dump --pool PATH [--slice K] [--log NAME] [--tier-dir DIR] [--from SEQ]\n"
 	    "                      [--limit N] [--verify] [--raw] [--quiet] [--verbose]\n"
-	    "       paste-wal-dump --log-file PATH [--from SEQ] [--limit N] [--raw] [--quiet]\n"
+	    "       paste-wal-dump --log-file PATH [--slice K] [--from SEQ] [--limit N] [--raw]\n"
+	    "                      [--quiet]\n"
 	    "\n"
 	    "List, check or extract the records of a paste-wal log, offline. The pool is\n"
 	    "opened as the server opens it: recovery runs (and is written back), so a record\n"
@@ -98,7 +100,9 @@ static void usage(FILE *out)
 	    "                 read only (a torn tail after a crash is reported on stderr and\n"
 	    "                 left for paste-wal to cut); each record is checked against its\n"
 	    "                 CRC32C. Summary: 'paste-wal-dump: log_file=PATH first=F next=X\n"
-	    "                 records=N bytes=B listed=L listed_bytes=LB torn_bytes=T'\n"
+	    "                 records=N bytes=B listed=L listed_bytes=LB torn_bytes=T'.\n"
+	    "                 With --slice K: worker K's file PATH.wK of paste-wal --queues Q\n"
+	    "                 --sync fdatasync --log-file PATH (seqs as with a pool's slice)\n"
 	    "  --slice K      the slice of worker K of a pool written by paste-wal --queues Q\n"
 	    "                 (one log per worker): its records are listed with the worker's\n"
 	    "                 own seqs L; the seq clients saw is (L - 1) * Q + K + 1. The\n"
@@ -536,6 +540,14 @@ static int file_run(struct dump *d)
 	unsigned slot;
 	int fd, err;
 
+	if (d->sliced) { /* paste-wal --queues: worker K's file is PATH.wK */
+		if (asprintf(&d->log_file_buf, "%s.w%" PRIu64, d->log_file, d->slice) < 0) {
+			d->log_file_buf = NULL;
+			fprintf(stderr, "paste-wal-dump: out of memory\n");
+			return 1;
+		}
+		d->log_file = d->log_file_buf; /* for the rest of the run */
+	}
 	fd = open(d->log_file, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st)) {
 		fprintf(stderr, "paste-wal-dump: cannot open %s: %s\n", d->log_file,
@@ -615,5 +627,6 @@ int main(int argc, char **argv)
 	paste_set_print(NULL, NULL, d.verbose ? PASTE_LOG_DEBUG : PASTE_LOG_WARN);
 	r = d.log_file ? file_run(&d) : run(&d);
 	free(d.spans);
+	free(d.log_file_buf);
 	return r;
 }

@@ -242,7 +242,8 @@ static void usage(FILE *out)
 	    "  --sync MODE          pmem (default): records in the pool's log region, bodies kept\n"
 	    "                       in place; fdatasync: records appended to --log-file with\n"
 	    "                       write() and made durable by one fdatasync() per round\n"
-	    "  --log-file PATH      the log file of --sync fdatasync (created if absent)\n"
+	    "  --log-file PATH      the log file of --sync fdatasync (created if absent; with\n"
+	    "                       --queues Q, worker K's is PATH.wK)\n"
 	    "  --log NAME           name of the log region in the pool (default wal.log)\n"
 	    "  --log-region SIZE    its size when creating it (default: 3/4 of the pool's free\n"
 	    "                       region area)\n"
@@ -283,8 +284,8 @@ static void usage(FILE *out)
 	    "  /stats (retention_dropped_records, retention_dropped_bytes).\n"
 	    "\n"
 	    "Several queues (--queues N, see the common options): one worker process per\n"
-	    "queue, each with its own log in its own slice of the --pool file (--sync pmem\n"
-	    "only). Record N's worker is (N-1) mod Q (Q = --queues), so the seqs one worker\n"
+	    "queue, each with its own log: in its own slice of the --pool file, or with\n"
+	    "--sync fdatasync in its own file PATH.wK (--log-file PATH). Record N's worker is (N-1) mod Q (Q = --queues), so the seqs one worker\n"
 	    "hands out step by Q; any worker serves GET/HEAD of any record and ranges (in seq\n"
 	    "order; X-Stable-Seq: below it no record can still appear). /stats adds a\n"
 	    "\"workers\" array and totals. DELETE is applied by every worker to its own log\n"
@@ -293,8 +294,11 @@ static void usage(FILE *out)
 	    "kernel ones with SO_REUSEPORT workers). --retain-*: each worker drops its own\n"
 	    "oldest records (at most --retain-bytes / Q bytes each). --tier-dir DIR: each\n"
 	    "worker destages its own records to DIR/wK; any worker reads records from any\n"
-	    "worker's segment files, and a DELETE frees both tiers of every worker. Not\n"
-	    "with --queues: --sync fdatasync. A pool keeps the Q it was written with.\n"
+	    "worker's segment files, and a DELETE frees both tiers of every worker.\n"
+	    "--sync fdatasync: each worker fdatasync()s its own file once per round; any\n"
+	    "worker reads the records of the others' files (only what they synced) and a\n"
+	    "DELETE's 200 means every file's truncation is synced. A pool keeps the Q (and\n"
+	    "the --sync) it was written with; keep --log-file too.\n"
 	    "\n"
 	    "Startup prints 'paste-wal: ready ... recovered=N first=F next=X ...' on stdout once\n"
 	    "serving: N records were found valid in the pool log (or the file) after the last\n"
@@ -359,7 +363,7 @@ static int extra_opt(int opt, const char *arg, void *app)
 		w->sync = strcmp(arg, "pmem") ? SYNC_FDATASYNC : SYNC_PMEM;
 		return 0;
 	case OPT_LOG_FILE:
-		w->file.path = arg;
+		w->file.path = w->file.given = arg;
 		return 0;
 	case OPT_HEADER_TIMEOUT:
 	case OPT_IDLE_TIMEOUT:
@@ -518,16 +522,8 @@ static int check_frames(struct wal *w)
 	return 3;
 }
 
-static int check_modes(struct wal *w, const struct daemon_opts *d)
+static int check_modes(struct wal *w)
 {
-	const char *no = w->sync != SYNC_PMEM ? "--sync fdatasync (one log file per worker is "
-	                                        "not built)"
-	                                      : NULL;
-
-	if (d->queues && no) {
-		fprintf(stderr, "paste-wal: --queues cannot be combined with %s; see --help\n", no);
-		return -1;
-	}
 	if (w->sync == SYNC_FDATASYNC && !w->file.path) {
 		fprintf(stderr, "paste-wal: --sync fdatasync needs --log-file PATH (see --help)\n");
 		return -1;
@@ -698,7 +694,7 @@ int main(int argc, char **argv)
 	r = daemon_parse(argc, argv, &d, extra, extra_opt, &w, usage);
 	if (r)
 		return r == 1 ? 0 : 2;
-	if (check_modes(&w, &d))
+	if (check_modes(&w))
 		return 2;
 	if (daemon_workers_supervise(&d, "paste-wal", &r))
 		return r;
@@ -728,6 +724,7 @@ int main(int argc, char **argv)
 		close(w.file.fd);
 	}
 	free(w.file.idx);
+	free(w.file.path_buf);
 	free(w.retain.marks);
 	return r;
 }

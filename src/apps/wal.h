@@ -11,6 +11,7 @@
  *   wal_tier.c    the capacity tier: oldest pool records destaged to segment files
  *   wal_multi.c   --queues N: one sequence space over the workers' logs, reads of the others'
  *   wal_tier_peer.c  --queues N with a tier: reads of records another worker destaged
+ *   wal_file_peer.c  --queues N with --sync fdatasync: reads of another worker's log file
  *
  * One thread owns all of it (the library's rule), except the tier's destage thread, which only
  * writes and syncs segment files from a job the event loop hands it (wal_tier.c says how).
@@ -64,14 +65,17 @@ struct wf_index {
 
 struct wal_file {
 	int fd;
-	const char *path;
-	uint64_t end; /* where the next record goes */
+	const char *path;  /* this process's file (with --queues: base.wK) */
+	const char *given; /* --log-file as given */
+	char *path_buf;    /* --queues: path, allocated */
+	uint64_t end;      /* where the next record goes */
 	uint64_t first_seq, next_seq, bytes;
 	struct wf_index *idx; /* idx[seq - base], base <= first_seq */
 	uint64_t base, cap;
 	uint64_t gen;
 	unsigned slot;
 	bool dirty;         /* written since the last fdatasync */
+	int err;            /* a failed fdatasync (sticky: what it should have synced is lost) */
 	uint64_t punch_end; /* after the next sync: punch [WF_DATA_OFF, punch_end) */
 	uint64_t recovered, torn_bytes;
 };
@@ -148,6 +152,15 @@ struct wal_tier {
 struct tier_peer {
 	int dirfd, fd;
 	uint64_t first;     /* the open segment's first record */
+	uint64_t *off;      /* off[i]: record first + i */
+	uint64_t noff, cap; /* known offsets, room */
+};
+
+/* A read-only view of another worker's log file (wal_file_peer.c): the offsets of its records
+ * first.. as far as they were walked. */
+struct file_peer {
+	int fd;
+	uint64_t first;     /* the record off[0] names */
 	uint64_t *off;      /* off[i]: record first + i */
 	uint64_t noff, cap; /* known offsets, room */
 };
@@ -268,6 +281,7 @@ int wf_open(struct wal *w);
 int wf_append(struct wal *w, const struct paste_ref *refs, unsigned n, uint64_t len, uint64_t *seq);
 int wf_truncate(struct wal_file *f, uint64_t upto);
 int wf_sync(struct wal *w);
+uint64_t wf_first_off(const struct wal_file *f);
 
 /* wal_store.c: the log, whichever store (and tier) holds it */
 struct store_info {
@@ -300,6 +314,11 @@ int tier_truncate(struct wal *w, uint64_t upto);
 int tier_peer_read(struct tier_peer *p, const char *dir, uint64_t seq, void *buf, size_t cap,
                    uint32_t *len);
 void tier_peer_close(struct tier_peer *p);
+
+/* wal_file_peer.c */
+int file_peer_read(struct file_peer *p, const char *path, uint64_t first, uint64_t first_off,
+                   uint64_t seq, void *buf, size_t cap, uint32_t *len);
+void file_peer_close(struct file_peer *p);
 
 /* wal_reply.c */
 bool out_flush(struct wconn *wc);

@@ -472,7 +472,8 @@ int round_hook(struct paste_ctx *ctx, void *arg)
 		w->fatal = 1;
 		paste_stop(ctx);
 	}
-	wal_multi_publish(w); /* after the fence: the others may read what we appended */
+	if (!err)
+		wal_multi_publish(w); /* after the fence: the others may read what we appended */
 	if (w->round_appends) {
 		w->n.batches++;
 		w->n.batch_records += w->round_appends;

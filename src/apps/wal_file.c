@@ -158,8 +158,19 @@ int wf_open(struct wal *w)
 		        f->path, f->torn_bytes, f->next_seq - 1);
 		if (ftruncate(f->fd, (off_t)f->end) || fdatasync(f->fd))
 			return wf_fail(f, "cutting the torn tail");
+	} else if (f->recovered && !w->no_persist && fdatasync(f->fd)) {
+		/* after a crash, records the last run wrote but had not synced (never acknowledged)
+		 * are in the page cache only: durable before anyone reads them (--queues: other
+		 * workers too, once this one publishes what it recovered) */
+		return wf_fail(f, "syncing the recovered records");
 	}
 	return 0;
+}
+
+/* File offset of the first live record (the end when there is none). */
+uint64_t wf_first_off(const struct wal_file *f)
+{
+	return f->first_seq < f->next_seq ? f->idx[f->first_seq - f->base].off : f->end;
 }
 
 /* ---- the fdatasync log file: append, truncate, read, sync -------------------------------- */
@@ -249,12 +260,14 @@ int wf_sync(struct wal *w)
 {
 	struct wal_file *f = &w->file;
 
+	if (f->err) /* once failed, never "synced" again: the kernel may have dropped the pages */
+		return f->err;
 	if (!f->dirty)
 		return 0;
 	f->dirty = false;
 	if (!w->no_persist) {
 		if (fdatasync(f->fd))
-			return -errno;
+			return f->err = -errno;
 		w->n.fsyncs++;
 	}
 	if (f->punch_end > WF_DATA_OFF) {

@@ -31,6 +31,12 @@
  * record from the pool view or the peer's segment files (wal_tier_peer.c), checks it (header,
  * CRC32C) and re-checks the published first after the copy.
  *
+ * With --sync fdatasync --log-file PATH each worker appends to its own log file PATH.wK
+ * (wal_file.c) and publishes, after the round's fdatasync, the same first and next, plus the file
+ * offset of its first record; a reader walks the peer's file from there (wal_file_peer.c), copies
+ * and checks the record and re-checks first, as above. Truncation: the head slot is written and
+ * fdatasync()ed before trunc_done says so.
+ *
  * docs/multicore.md ("paste-wal on N queues") gives the order's cost and the limits.
  */
 #define _GNU_SOURCE
@@ -62,6 +68,9 @@ struct wal_pub {
 	uint64_t tier_first, tier_end;
 	uint64_t tier_records, tier_bytes, tier_destaged, tier_reads, tier_segments;
 	uint64_t peer_tier_reads; /* records read from another worker's segment files */
+	uint64_t file_first_off;  /* --sync fdatasync: file offset of record first */
+	uint32_t sync; /* enum wal_sync: where the records are (0, pmem, in older pools) */
+	uint32_t pad;
 };
 
 struct wal_peer {
@@ -70,6 +79,8 @@ struct wal_peer {
 	const struct wal_pub *pub;
 	struct tier_peer tp; /* its segment files (--tier-dir) */
 	char *tdir;          /* DIR/wK */
+	struct file_peer fp; /* its log file (--sync fdatasync) */
+	char *fpath;         /* PATH.wK */
 	uint64_t tried;      /* daemon_now_ns() of the last failed attempt to map it (0: none) */
 };
 
@@ -125,8 +136,10 @@ int wal_multi_open(struct wal *w, unsigned queues, unsigned worker, const char *
 	}
 	m->n = queues;
 	m->me = worker;
-	for (unsigned k = 0; k < WAL_MAX_QUEUES; k++)
+	for (unsigned k = 0; k < WAL_MAX_QUEUES; k++) {
 		m->peer[k].tp = (struct tier_peer){.dirfd = -1, .fd = -1};
+		m->peer[k].fp = (struct file_peer){.fd = -1};
+	}
 	w->multi = m;
 	err = paste_pool__region(w->pool, WAL_PUB_NAME, 4096, &addr, &len);
 	if (err) {
@@ -144,8 +157,26 @@ int wal_multi_open(struct wal *w, unsigned queues, unsigned worker, const char *
 		        path, m->pub->queues, worker, queues, m->pub->queues);
 		return -EINVAL;
 	}
+	if (m->pub->magic == WAL_PUB_MAGIC && m->pub->sync != (uint32_t)w->sync) {
+		fprintf(
+		    stderr,
+		    "paste-wal: worker %u: pool %s was used with --queues and --sync %s: this "
+		    "worker's records are there, so start with that --sync again or use another "
+		    "pool\n",
+		    worker, path, m->pub->sync == SYNC_PMEM ? "pmem" : "fdatasync");
+		return -EINVAL;
+	}
+	if (w->sync == SYNC_FDATASYNC) { /* this worker's log file: PATH.wK */
+		if (asprintf(&w->file.path_buf, "%s.w%u", w->file.given, worker) < 0) {
+			w->file.path_buf = NULL;
+			fprintf(stderr, "paste-wal: out of memory\n");
+			return -ENOMEM;
+		}
+		w->file.path = w->file.path_buf;
+	}
 	m->pub->queues = queues;
 	m->pub->worker = worker;
+	m->pub->sync = (uint32_t)w->sync;
 	m->pub->pid = (uint64_t)getpid();
 	m->pub->starts++;
 	st(&m->pub->magic, WAL_PUB_MAGIC);
@@ -164,6 +195,8 @@ void wal_multi_close(struct wal *w)
 		paste_pool_view__close(&m->peer[k].pv);
 		tier_peer_close(&m->peer[k].tp);
 		free(m->peer[k].tdir);
+		file_peer_close(&m->peer[k].fp);
+		free(m->peer[k].fpath);
 	}
 	free(m->buf);
 	free(m);
@@ -177,6 +210,29 @@ static uint64_t local_upto(const struct wal_multi *m, unsigned k, uint64_t g)
 }
 
 /*
+ * --sync fdatasync: drop our own records up to local @upto from our log file. Readers are told
+ * first (the new first record's offset, then first); the head slot is fdatasync()ed here, so the
+ * truncation is durable when this returns (trunc_done may say so). A failed fdatasync is sticky
+ * (wf_sync): the round hook then resets every connection and the server stops.
+ */
+static int own_truncate_file(struct wal *w, uint64_t upto)
+{
+	struct wal_file *f = &w->file;
+	uint64_t nf = upto + 1 < f->next_seq ? upto + 1 : f->next_seq;
+	int err;
+
+	if (upto < f->first_seq)
+		return 0;
+	st(&w->multi->pub->file_first_off, nf < f->next_seq ? f->idx[nf - f->base].off : f->end);
+	st(&w->multi->pub->first, nf);
+	err = wf_truncate(f, upto);
+	if (!err && (err = wf_sync(w)))
+		fprintf(stderr, "paste-wal: log file %s: fdatasync after a truncation: %s\n",
+		        f->path, strerror(-err));
+	return err;
+}
+
+/*
  * Drop our own records up to local @upto from both tiers. Readers on other workers are told
  * first: the tier's new first (tier_truncate, via wal_multi_tier_bounds) before a segment is
  * deleted, the pool log's before its head moves; both truncations are durable when this returns.
@@ -184,8 +240,11 @@ static uint64_t local_upto(const struct wal_multi *m, unsigned k, uint64_t g)
 static int own_truncate(struct wal *w, uint64_t upto)
 {
 	struct paste_log_info li;
-	int err = tier_truncate(w, upto);
+	int err;
 
+	if (w->sync == SYNC_FDATASYNC)
+		return own_truncate_file(w, upto);
+	err = tier_truncate(w, upto);
 	if (err)
 		return err;
 	paste_log__info(w->log, &li, sizeof(li));
@@ -227,7 +286,8 @@ int wal_multi_apply(struct wal *w)
 				fprintf(stderr,
 				        "paste-wal: worker %u: truncating up to record %" PRIu64
 				        " failed: %s\n",
-				        m->me, g, paste_last_error());
+				        m->me, g,
+				        w->sync == SYNC_PMEM ? paste_last_error() : strerror(-err));
 				return err;
 			}
 			w->n.truncations++;
@@ -292,10 +352,15 @@ static void publish_counters(struct wal *w)
 {
 	struct wal_multi *m = w->multi;
 	const struct wal_tier *t = &w->tier;
-	struct paste_log_info li;
+	struct paste_log_info li = {0};
 	struct store_info si;
 
-	paste_log__info(w->log, &li, sizeof(li));
+	if (w->sync == SYNC_PMEM) {
+		paste_log__info(w->log, &li, sizeof(li)); /* the pool log's first */
+	} else {
+		li.first_seq = w->file.first_seq;
+		st(&m->pub->file_first_off, wf_first_off(&w->file)); /* before first */
+	}
 	store_local_info(w, &si); /* both tiers */
 	m->pub->records = si.records;
 	m->pub->bytes = si.bytes;
@@ -318,13 +383,13 @@ static void publish_counters(struct wal *w)
  * appended in the current round is not yet: next must not name it before the round's fence. */
 void wal_multi_publish(struct wal *w)
 {
-	struct paste_log_info li;
+	struct store_info si;
 
 	if (!w->multi)
 		return;
 	publish_counters(w);
-	paste_log__info(w->log, &li, sizeof(li));
-	st(&w->multi->pub->next, li.next_seq);
+	store_local_info(w, &si);
+	st(&w->multi->pub->next, si.next);
 }
 
 /*
@@ -343,7 +408,7 @@ static const struct wal_pub *peer_pub(struct wal *w, unsigned k, bool force)
 
 	if (k == m->me)
 		return m->pub;
-	if (p->lv)
+	if (p->pub)
 		return p->pub;
 	now = daemon_now_ns();
 	if (!force && p->tried && now - p->tried < WAL_PEER_RETRY_NS)
@@ -353,7 +418,8 @@ static const struct wal_pub *peer_pub(struct wal *w, unsigned k, bool force)
 		return NULL;
 	p->pub = paste_pool_view__region(p->pv, WAL_PUB_NAME, NULL);
 	if (!p->pub || ld(&p->pub->magic) != WAL_PUB_MAGIC || p->pub->queues != m->n ||
-	    paste_log_view__open(&p->lv, p->pv, w->log_name)) {
+	    p->pub->sync != (uint32_t)w->sync ||
+	    (w->sync == SYNC_PMEM && paste_log_view__open(&p->lv, p->pv, w->log_name))) {
 		paste_pool_view__close(&p->pv); /* its regions may come later: map again */
 		p->pub = NULL;
 		return NULL;
@@ -502,7 +568,18 @@ static int peer_fetch(struct wal *w, unsigned k, uint64_t l)
 		pn = ld((uint64_t *)&pub->next);
 		if (!pf || l >= pn || l < live_first(pub))
 			return -ENOENT;
-		if (l >= pf) {
+		if (w->sync == SYNC_FDATASYNC) {
+			uint64_t fo = ld((uint64_t *)&pub->file_first_off);
+
+			if (!p->fpath && asprintf(&p->fpath, "%s.w%u", w->file.given, k) < 0) {
+				p->fpath = NULL;
+				return -ENOENT;
+			}
+			if (!file_peer_read(&p->fp, p->fpath, pf, fo, l, m->buf, w->max_body,
+			                    &m->buf_len) &&
+			    ld((uint64_t *)&pub->first) <= l)
+				break;
+		} else if (l >= pf) {
 			if (!paste_log_view__read(p->lv, l, pf, pn, m->buf, w->max_body,
 			                          &m->buf_len) &&
 			    ld((uint64_t *)&pub->first) <= l)
@@ -535,11 +612,12 @@ int wal_multi_len(struct wal *w, uint64_t g, uint64_t *len)
 	if (!g || !bounds(w, k, &f, &n, true))
 		return -ENOENT;
 	pf = ld((uint64_t *)&m->peer[k].pub->first);
-	if (l >= pf && !paste_log_view__len(m->peer[k].lv, l, pf, n, &l32)) {
+	if (w->sync == SYNC_PMEM && l >= pf &&
+	    !paste_log_view__len(m->peer[k].lv, l, pf, n, &l32)) {
 		*len = l32;
 		return 0;
 	}
-	m->buf_seq = 0; /* a tier record: its length is known once it is read */
+	m->buf_seq = 0; /* a tier or file record: its length is known once it is read */
 	if (peer_fetch(w, k, l))
 		return -ENOENT;
 	m->buf_seq = g;

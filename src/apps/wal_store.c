@@ -111,13 +111,13 @@ ssize_t store_chunk(struct wal *w, struct job *j, const uint8_t **p, size_t max)
 		struct wal_file *f = &w->file;
 		ssize_t r;
 
-		if (j->seq < f->first_seq || j->seq >= f->next_seq)
+		if (seq < f->first_seq || seq >= f->next_seq) /* local seq with --queues */
 			return -ENOENT;
 		n = j->len - j->off < max ? (size_t)(j->len - j->off) : max;
 		if (n > sizeof(w->scratch))
 			n = sizeof(w->scratch);
 		r = pread(f->fd, w->scratch, n,
-		          (off_t)(f->idx[j->seq - f->base].off + sizeof(struct wf_rec) + j->off));
+		          (off_t)(f->idx[seq - f->base].off + sizeof(struct wf_rec) + j->off));
 		if (r <= 0)
 			return -EIO;
 		*p = w->scratch;
@@ -162,6 +162,8 @@ int store_append(struct wal *w, const struct paste_ref *refs, unsigned n, uint64
 		}
 	} else {
 		err = wf_append(w, refs, n, len, seq);
+		if (!err && w->multi)
+			*seq = wal_multi_own(w, *seq);
 	}
 	for (unsigned i = 0; i < n; i++)
 		paste_release(w->ctx, &refs[i]);
