@@ -1,0 +1,186 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
+# paste-wal --queues 2 --sync fdatasync on a 2-queue veth testbed (PASTE_QUEUES=2): each worker
+# appends to its own log file (--log-file F: worker K's is F.wK, fdatasync()ed once per round);
+# record N belongs to worker (N-1) mod 2:
+#  - POSTs over many connections land on both workers: acknowledged seqs of both parities, each
+#    worker's "appended" in /stats equal to its acks, and each worker's file exists;
+#  - kill -9 of the supervisor and both workers under load: a restart recovers both files, and
+#    every acknowledged record reads back byte for byte with GET /log/N over fresh connections
+#    (each may land on either worker: reads of the other worker's file) and in range reads; both
+#    workers read records of the other's file (peer_reads > 0);
+#  - DELETE ?upto=M: records <= M of both workers 404, the others still readable;
+#  - SIGTERM: exit 0; paste-wal-dump --log-file F --slice K reads each worker's file offline:
+#    every remaining ack there, byte for byte;
+#  - --transport kernel --queues 2 --sync fdatasync (SO_REUSEPORT workers): POSTs reach both
+#    workers and every ack reads back at once from either worker.
+# About 15-40 s (Release and ASan trees, on 2 vCPUs).
+export PASTE_QUEUES=2
+. "$(dirname "$0")/lib.sh"
+testbed_up
+ip netns exec "$NS_CLI" sysctl -qw net.ipv4.ip_local_port_range="1024 65535"
+. "$(dirname "$0")/wal_lib.sh"
+. "$(dirname "$0")/mq_lib.sh"
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+CLIENT_PY=$HERE/wal_client.py
+WAL=$PASTE_BUILD/paste-wal
+DUMP=$PASTE_BUILD/paste-wal-dump
+POOL=/dev/shm/paste-test-$$-mqfd.pool # 2 slices of 64 MiB: frames only pass through
+CLEANUP_FILES+=("$POOL")
+WLOG=$LOGDIR/wal.data # the workers' files: wal.data.w0, wal.data.w1 (a real file system)
+PORT=8080
+SEED=${PASTE_CRASH_SEED:-$((RANDOM * 32768 + RANDOM))}
+ACKS=$LOGDIR/acks
+for f in "$WAL" "$DUMP"; do
+	[ -x "$f" ] || fail "$f not built"
+done
+command -v python3 >/dev/null || fail "python3 not installed (scripts/deps installs it)"
+log "seed $SEED"
+HOST=$STACK_IP
+SRV=(--ifname "$VETH_SRV" --ip "$STACK_IP" --port $PORT --pool "$POOL" --pool-size 64M
+	--sync fdatasync --log-file "$WLOG" --delete-wait 5)
+
+start_sup() {
+	sup_start "$WAL" paste-wal --queues 2 "${SRV[@]}" "$@"
+	WAL_LOG=$SUP_LOG
+}
+
+# load SECONDS CONN_BASE [ARGS]: the ack-recording load client in the background (LOAD_PID).
+load() {
+	ip netns exec "$NS_CLI" python3 "$CLIENT_PY" load --host "$HOST" --port $PORT --conns 16 \
+		--depth 4 --duration "$1" --stall 3 --grace 5 --max-size 32768 --seed "$SEED" \
+		--conn-base "$2" --ack-file "$ACKS" "${@:3}" >"$LOGDIR/load.$2.log" 2>&1 &
+	LOAD_PID=$!
+	track_pid "$LOAD_PID"
+}
+
+load_wait() {
+	local rc=0
+	wait "$LOAD_PID" || rc=$?
+	untrack_pid "$LOAD_PID"
+	return $rc
+}
+
+# check_all TAG: every acknowledged record, by GET on fresh connections and by range reads.
+check_all() {
+	ip netns exec "$NS_CLI" python3 "$CLIENT_PY" getall --host "$HOST" --port $PORT \
+		--seed "$SEED" --ack-file "$ACKS" --per-conn 10 >"$LOGDIR/getall.$1.log" 2>&1 ||
+		{ tail -n 20 "$LOGDIR/getall.$1.log" >&2; fail "$1: acknowledged records not readable by GET"; }
+	log "$1: $(tail -n 1 "$LOGDIR/getall.$1.log")"
+	ip netns exec "$NS_CLI" python3 "$CLIENT_PY" verify --host "$HOST" --port $PORT --sparse \
+		--strict --seed "$SEED" --ack-file "$ACKS" --batch 500 >"$LOGDIR/verify.$1.log" 2>&1 ||
+		{ tail -n 20 "$LOGDIR/verify.$1.log" >&2; fail "$1: range reads lost or changed records"; }
+	log "$1: $(tail -n 1 "$LOGDIR/verify.$1.log")"
+}
+
+stats() { ip netns exec "$NS_CLI" curl -s --max-time 10 "http://$HOST:$PORT/stats"; }
+
+# worker_field JSON K NAME: NAME of worker K in the "workers" array of /stats.
+worker_field() {
+	printf '%s\n' "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["workers"][int(sys.argv[1])][sys.argv[2]])' "$2" "$3"
+}
+
+# both_workers: /stats until it reports both workers (a worker maps its peer lazily); sets js.
+both_workers() {
+	local i
+	for ((i = 0; i < 50; i++)); do
+		js=$(stats)
+		worker_field "$js" 0 appended >/dev/null 2>&1 && worker_field "$js" 1 appended >/dev/null 2>&1 &&
+			return 0
+		sleep 0.1
+	done
+	fail "/stats does not report both workers: $js"
+}
+
+# ---- 1. load over many connections lands on both workers, each in its own file ----------------
+rm -f "$POOL" "$ACKS" "$WLOG".w*
+start_sup
+[ "$(grep -c 'ready worker=[01] .*sync=fdatasync' "$WAL_LOG")" = 2 ] || fail "the workers do not run --sync fdatasync"
+load 3 0 --no-errors --max-requests 300
+load_wait || { tail -n 5 "$LOGDIR/load.0.log" >&2; fail "load with no errors failed"; }
+n=$(nacks "$ACKS")
+odd=$(awk '$1 % 2 == 1' "$ACKS" | wc -l)
+log "acknowledged $n records: $odd of worker 0, $((n - odd)) of worker 1"
+[ "$n" -gt 100 ] || fail "only $n records acknowledged"
+[ "$odd" -gt 0 ] && [ "$((n - odd))" -gt 0 ] || fail "POSTs did not reach both workers"
+both_workers
+a0=$(worker_field "$js" 0 appended) a1=$(worker_field "$js" 1 appended)
+log "/stats: worker 0 appended=$a0, worker 1 appended=$a1, total_appended=$(field "$js" total_appended), fsyncs=$(field "$js" fsyncs)"
+[ "$a0" = "$odd" ] && [ "$a1" = "$((n - odd))" ] ||
+	fail "per-worker counters ($a0, $a1) do not match the acks ($odd, $((n - odd)))"
+[ "$(field "$js" fsyncs)" -gt 0 ] || fail "the answering worker counts no fdatasync"
+for k in 0 1; do
+	[ -s "$WLOG.w$k" ] || fail "worker $k's log file $WLOG.w$k is missing or empty"
+done
+
+# ---- 2. kill -9 of the whole server under load; the restart recovers both files -----------------
+load 3 100 --max-requests 2500
+sleep 0.5
+log "kill -9 supervisor $SUP_PID and workers $W0 $W1 under load"
+kill -9 "$SUP_PID" "$W0" "$W1"
+wait "$SUP_PID" 2>/dev/null || true
+untrack_pid "$SUP_PID"
+load_wait || true
+before=$(nacks "$ACKS")
+[ "$before" -gt "$n" ] || fail "no record acknowledged during the load that was killed"
+# at most 16 x 2500 records: the kill must land while some connections still send
+grep -q ' done=16 ' "$LOGDIR/load.100.log" && fail "the load was over before the kill: $(cat "$LOGDIR/load.100.log")"
+start_sup
+grep -q 'replaced a stale steering program' "$WAL_LOG" || fail "the stale XDP program was not replaced"
+rec=$(grep -o 'ready worker=[01] .*recovered=[0-9]*' "$WAL_LOG" | sed 's/.*recovered=//' | awk '{s += $1} END {print s + 0}')
+log "after kill -9 of the server: $before acknowledged in all, $rec records recovered from the files"
+[ "$rec" -ge "$before" ] || fail "recovered $rec records, fewer than the $before acknowledged"
+check_all server-kill
+both_workers
+p0=$(worker_field "$js" 0 peer_reads) p1=$(worker_field "$js" 1 peer_reads)
+log "records read from the other worker's file: by worker 0 $p0, by worker 1 $p1"
+[ "$p0" -gt 0 ] && [ "$p1" -gt 0 ] || fail "GETs did not make both workers read the other's file"
+
+# ---- 3. DELETE truncates both files -----------------------------------------------------------
+mid=$(sort -n "$ACKS" | awk '{print $1}' | sed -n "$(($(nacks "$ACKS") / 2))p")
+st=$(ip netns exec "$NS_CLI" curl -s -o "$LOGDIR/delete.out" -w '%{http_code}' --max-time 15 \
+	-X DELETE "http://$HOST:$PORT/log?upto=$mid" || true)
+[ "$st" = 200 ] || { cat "$LOGDIR/delete.out" >&2; fail "DELETE ?upto=$mid answered $st"; }
+log "DELETE ?upto=$mid: $(cat "$LOGDIR/delete.out")"
+for q in $((mid - 1)) "$mid" $(awk -v m="$mid" '$1 <= m {print $1}' "$ACKS" | shuf -n 10 --random-source=<(yes)); do
+	st=$(ip netns exec "$NS_CLI" curl -s -o /dev/null -w '%{http_code}' --max-time 10 "http://$HOST:$PORT/log/$q" || true)
+	[ "$st" = 404 ] || fail "record $q <= $mid answered $st after the DELETE"
+done
+awk -v m="$mid" '$1 > m' "$ACKS" >"$ACKS.kept" && mv "$ACKS.kept" "$ACKS"
+check_all after-delete
+
+# ---- 4. clean stop; paste-wal-dump reads each worker's file ---------------------------------------
+stop_sup
+for k in 0 1; do
+	awk -v k=$k '($1 - 1) % 2 == k {print int(($1 - 1) / 2) + 1, $2, $3, $4}' "$ACKS" >"$ACKS.$k"
+	"$DUMP" --log-file "$WLOG" --slice $k --raw >"$LOGDIR/dump.w$k.raw" 2>"$LOGDIR/dump.w$k.txt" ||
+		{ tail -n 5 "$LOGDIR/dump.w$k.txt" >&2; fail "paste-wal-dump of worker $k's file failed"; }
+	grep -q ' torn_bytes=0 problems=0$' "$LOGDIR/dump.w$k.txt" ||
+		{ tail -n 2 "$LOGDIR/dump.w$k.txt" >&2; fail "worker $k's file is not clean after a clean stop"; }
+	python3 "$CLIENT_PY" verify-dump --listing "$LOGDIR/dump.w$k.txt" --raw "$LOGDIR/dump.w$k.raw" \
+		--ack-file "$ACKS.$k" --seed "$SEED" --strict >"$LOGDIR/vdump.w$k.log" 2>&1 ||
+		{ cat "$LOGDIR/vdump.w$k.log" >&2; fail "worker $k's file lost or changed acknowledged records"; }
+	log "worker $k's file: $(tail -n 1 "$LOGDIR/dump.w$k.txt" | cut -d' ' -f3-6) $(tail -n 1 "$LOGDIR/vdump.w$k.log")"
+	rm -f "$LOGDIR/dump.w$k.raw"
+done
+rm -f "$WLOG".w*
+
+# ---- 5. the kernel transport: SO_REUSEPORT workers, the same files ------------------------------
+# Its workers start and serve within the same second, so GETs of a peer's records right after the
+# load also check that a worker finds a peer that started after it (wal_multi.c, peer_pub).
+HOST=$SRV_IP
+SRV=(--transport kernel --ip "$SRV_IP" --port $PORT --pool "$POOL" --pool-size 64M
+	--sync fdatasync --log-file "$WLOG")
+rm -f "$POOL" "$WLOG".w*
+: >"$ACKS"
+start_sup
+load 3 400 --no-errors --max-requests 100
+load_wait || { tail -n 5 "$LOGDIR/load.400.log" >&2; fail "kernel: load failed"; }
+odd=$(awk '$1 % 2 == 1' "$ACKS" | wc -l)
+log "kernel: $(nacks "$ACKS") acknowledged, $odd of worker 0"
+[ "$odd" -gt 0 ] && [ "$odd" -lt "$(nacks "$ACKS")" ] || fail "kernel: POSTs did not reach both workers"
+check_all kernel
+stop_sup
+rm -f "$WLOG".w*
+log "ok"
