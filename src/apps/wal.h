@@ -147,20 +147,12 @@ struct wal_tier {
 	} n;
 };
 
-/* A read-only view of another worker's segment files (wal_tier_peer.c): the segment read last
- * and the offsets of its records first.. as far as they were walked. */
+/* A read-only view of another worker's segment files (wal_tier_peer.c: the segment read last)
+ * or log file (wal_file_peer.c; dirfd unused): the offsets of its records first.. as far as they
+ * were walked. */
 struct tier_peer {
 	int dirfd, fd;
 	uint64_t first;     /* the open segment's first record */
-	uint64_t *off;      /* off[i]: record first + i */
-	uint64_t noff, cap; /* known offsets, room */
-};
-
-/* A read-only view of another worker's log file (wal_file_peer.c): the offsets of its records
- * first.. as far as they were walked. */
-struct file_peer {
-	int fd;
-	uint64_t first;     /* the record off[0] names */
 	uint64_t *off;      /* off[i]: record first + i */
 	uint64_t noff, cap; /* known offsets, room */
 };
@@ -314,11 +306,12 @@ int tier_truncate(struct wal *w, uint64_t upto);
 int tier_peer_read(struct tier_peer *p, const char *dir, uint64_t seq, void *buf, size_t cap,
                    uint32_t *len);
 void tier_peer_close(struct tier_peer *p);
+int peer_index_start(struct tier_peer *p, uint64_t first, uint64_t off);
+int peer_index_read(struct tier_peer *p, uint64_t seq, void *buf, size_t cap, uint32_t *len);
 
 /* wal_file_peer.c */
-int file_peer_read(struct file_peer *p, const char *path, uint64_t first, uint64_t first_off,
+int file_peer_read(struct tier_peer *p, const char *path, uint64_t first, uint64_t first_off,
                    uint64_t seq, void *buf, size_t cap, uint32_t *len);
-void file_peer_close(struct file_peer *p);
 
 /* wal_reply.c */
 bool out_flush(struct wconn *wc);

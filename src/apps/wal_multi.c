@@ -79,7 +79,7 @@ struct wal_peer {
 	const struct wal_pub *pub;
 	struct tier_peer tp; /* its segment files (--tier-dir) */
 	char *tdir;          /* DIR/wK */
-	struct file_peer fp; /* its log file (--sync fdatasync) */
+	struct tier_peer fp; /* its log file (--sync fdatasync) */
 	char *fpath;         /* PATH.wK */
 	uint64_t tried;      /* daemon_now_ns() of the last failed attempt to map it (0: none) */
 };
@@ -138,7 +138,7 @@ int wal_multi_open(struct wal *w, unsigned queues, unsigned worker, const char *
 	m->me = worker;
 	for (unsigned k = 0; k < WAL_MAX_QUEUES; k++) {
 		m->peer[k].tp = (struct tier_peer){.dirfd = -1, .fd = -1};
-		m->peer[k].fp = (struct file_peer){.fd = -1};
+		m->peer[k].fp = (struct tier_peer){.dirfd = -1, .fd = -1};
 	}
 	w->multi = m;
 	err = paste_pool__region(w->pool, WAL_PUB_NAME, 4096, &addr, &len);
@@ -195,7 +195,7 @@ void wal_multi_close(struct wal *w)
 		paste_pool_view__close(&m->peer[k].pv);
 		tier_peer_close(&m->peer[k].tp);
 		free(m->peer[k].tdir);
-		file_peer_close(&m->peer[k].fp);
+		tier_peer_close(&m->peer[k].fp);
 		free(m->peer[k].fpath);
 	}
 	free(m->buf);
@@ -352,13 +352,15 @@ static void publish_counters(struct wal *w)
 {
 	struct wal_multi *m = w->multi;
 	const struct wal_tier *t = &w->tier;
-	struct paste_log_info li = {0};
+	struct paste_log_info li;
 	struct store_info si;
+	uint64_t first;
 
 	if (w->sync == SYNC_PMEM) {
-		paste_log__info(w->log, &li, sizeof(li)); /* the pool log's first */
+		paste_log__info(w->log, &li, sizeof(li));
+		first = li.first_seq; /* the pool log's (a tier's records are below) */
 	} else {
-		li.first_seq = w->file.first_seq;
+		first = w->file.first_seq;
 		st(&m->pub->file_first_off, wf_first_off(&w->file)); /* before first */
 	}
 	store_local_info(w, &si); /* both tiers */
@@ -376,7 +378,7 @@ static void publish_counters(struct wal *w)
 	m->pub->r4xx = w->n.r4xx;
 	m->pub->r5xx = w->n.r5xx;
 	m->pub->peer_reads = m->peer_reads;
-	st(&m->pub->first, li.first_seq);
+	st(&m->pub->first, first);
 }
 
 /* Only after a fence (the round hook, startup): every record below next is durable. A record

@@ -36,13 +36,31 @@ void tier_peer_close(struct tier_peer *p)
 	*p = (struct tier_peer){.fd = -1, .dirfd = -1};
 }
 
+/*
+ * Offsets from record @first at file offset @off of the open p->fd on (the walk starts there).
+ * Shared with the reader of another worker's log file (wal_file_peer.c). @return 0 or -ENOMEM.
+ */
+int peer_index_start(struct tier_peer *p, uint64_t first, uint64_t off)
+{
+	if (!p->cap) {
+		p->off = malloc(4096 * sizeof(*p->off));
+		if (!p->off)
+			return -ENOMEM;
+		p->cap = 4096;
+	}
+	p->first = first;
+	p->off[0] = off;
+	p->noff = 1;
+	return 0;
+}
+
 /* Open the segment that holds @seq, if any: offsets from scratch. */
 static int locate(struct tier_peer *p, const char *dir, uint64_t seq)
 {
 	char name[64];
 	uint64_t *v = NULL, first = 0;
 	size_t n;
-	int fd, err;
+	int err;
 
 	if (p->fd >= 0)
 		close(p->fd);
@@ -59,38 +77,27 @@ static int locate(struct tier_peer *p, const char *dir, uint64_t seq)
 	if (!first)
 		return -ENOENT;
 	seg_name(name, sizeof(name), first);
-	fd = openat(p->dirfd, name, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	p->fd = openat(p->dirfd, name, O_RDONLY | O_CLOEXEC);
+	if (p->fd < 0)
 		return -ENOENT; /* deleted since the listing */
-	if (!p->cap) {
-		p->off = malloc(4096 * sizeof(*p->off));
-		if (!p->off) {
-			close(fd);
-			return -ENOMEM;
-		}
-		p->cap = 4096;
+	err = peer_index_start(p, first, 0);
+	if (err) { /* the next read locates it again */
+		close(p->fd);
+		p->fd = -1;
 	}
-	p->fd = fd;
-	p->first = first;
-	p->off[0] = 0;
-	p->noff = 1;
-	return 0;
+	return err;
 }
 
-/* Walk the open segment's headers up to record @seq. @return true when its offset is known. */
-static bool walk(struct tier_peer *p, uint64_t seq)
+/* Walk the open file's record headers up to record @seq (@size: the file's size now). @return
+ * true when its offset is known. */
+static bool walk(struct tier_peer *p, uint64_t seq, uint64_t size)
 {
-	struct stat st;
 	uint64_t want = seq - p->first;
 
-	if (want < p->noff)
-		return true;
-	if (fstat(p->fd, &st))
-		return false;
 	while (p->noff <= want) {
 		uint64_t o = p->off[p->noff - 1];
-		uint32_t len = seg_check(p->fd, (uint64_t)st.st_size, o, p->first + p->noff - 1,
-		                         false, NULL, 0, NULL);
+		uint32_t len =
+		    seg_check(p->fd, size, o, p->first + p->noff - 1, false, NULL, 0, NULL);
 
 		if (!len)
 			return false;
@@ -107,21 +114,29 @@ static bool walk(struct tier_peer *p, uint64_t seq)
 	return true;
 }
 
+/* Copy record @seq of the open p->fd (walked up to it) whole into @buf (@cap bytes), checked.
+ * Shared with wal_file_peer.c. @return 0 with *@len, or -ENOENT. */
+int peer_index_read(struct tier_peer *p, uint64_t seq, void *buf, size_t cap, uint32_t *len)
+{
+	struct stat st;
+	uint32_t crc;
+
+	if (fstat(p->fd, &st) || !walk(p, seq, (uint64_t)st.st_size))
+		return -ENOENT;
+	*len = seg_check(p->fd, (uint64_t)st.st_size, p->off[seq - p->first], seq, true, buf, cap,
+	                 &crc);
+	return *len ? 0 : -ENOENT;
+}
+
 int tier_peer_read(struct tier_peer *p, const char *dir, uint64_t seq, void *buf, size_t cap,
                    uint32_t *len)
 {
 	for (int pass = 0; pass < 2; pass++) {
-		struct stat st;
-		uint32_t crc;
 		int err;
 
 		if ((pass || p->fd < 0 || seq < p->first) && (err = locate(p, dir, seq)))
 			return err;
-		if (!walk(p, seq) || fstat(p->fd, &st))
-			continue;
-		*len = seg_check(p->fd, (uint64_t)st.st_size, p->off[seq - p->first], seq, true,
-		                 buf, cap, &crc);
-		if (*len)
+		if (!peer_index_read(p, seq, buf, cap, len))
 			return 0;
 	}
 	return -ENOENT;

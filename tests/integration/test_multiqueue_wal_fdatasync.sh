@@ -21,94 +21,24 @@ testbed_up
 ip netns exec "$NS_CLI" sysctl -qw net.ipv4.ip_local_port_range="1024 65535"
 . "$(dirname "$0")/wal_lib.sh"
 . "$(dirname "$0")/mq_lib.sh"
+. "$(dirname "$0")/mq_wal_lib.sh"
 
-HERE=$(cd "$(dirname "$0")" && pwd)
-CLIENT_PY=$HERE/wal_client.py
-WAL=$PASTE_BUILD/paste-wal
-DUMP=$PASTE_BUILD/paste-wal-dump
 POOL=/dev/shm/paste-test-$$-mqfd.pool # 2 slices of 64 MiB: frames only pass through
 CLEANUP_FILES+=("$POOL")
 WLOG=$LOGDIR/wal.data # the workers' files: wal.data.w0, wal.data.w1 (a real file system)
 PORT=8080
 SEED=${PASTE_CRASH_SEED:-$((RANDOM * 32768 + RANDOM))}
 ACKS=$LOGDIR/acks
-for f in "$WAL" "$DUMP"; do
-	[ -x "$f" ] || fail "$f not built"
-done
-command -v python3 >/dev/null || fail "python3 not installed (scripts/deps installs it)"
 log "seed $SEED"
 HOST=$STACK_IP
 SRV=(--ifname "$VETH_SRV" --ip "$STACK_IP" --port $PORT --pool "$POOL" --pool-size 64M
 	--sync fdatasync --log-file "$WLOG" --delete-wait 5)
 
-start_sup() {
-	sup_start "$WAL" paste-wal --queues 2 "${SRV[@]}" "$@"
-	WAL_LOG=$SUP_LOG
-}
-
-# load SECONDS CONN_BASE [ARGS]: the ack-recording load client in the background (LOAD_PID).
-load() {
-	ip netns exec "$NS_CLI" python3 "$CLIENT_PY" load --host "$HOST" --port $PORT --conns 16 \
-		--depth 4 --duration "$1" --stall 3 --grace 5 --max-size 32768 --seed "$SEED" \
-		--conn-base "$2" --ack-file "$ACKS" "${@:3}" >"$LOGDIR/load.$2.log" 2>&1 &
-	LOAD_PID=$!
-	track_pid "$LOAD_PID"
-}
-
-load_wait() {
-	local rc=0
-	wait "$LOAD_PID" || rc=$?
-	untrack_pid "$LOAD_PID"
-	return $rc
-}
-
-# check_all TAG: every acknowledged record, by GET on fresh connections and by range reads.
-check_all() {
-	ip netns exec "$NS_CLI" python3 "$CLIENT_PY" getall --host "$HOST" --port $PORT \
-		--seed "$SEED" --ack-file "$ACKS" --per-conn 10 >"$LOGDIR/getall.$1.log" 2>&1 ||
-		{ tail -n 20 "$LOGDIR/getall.$1.log" >&2; fail "$1: acknowledged records not readable by GET"; }
-	log "$1: $(tail -n 1 "$LOGDIR/getall.$1.log")"
-	ip netns exec "$NS_CLI" python3 "$CLIENT_PY" verify --host "$HOST" --port $PORT --sparse \
-		--strict --seed "$SEED" --ack-file "$ACKS" --batch 500 >"$LOGDIR/verify.$1.log" 2>&1 ||
-		{ tail -n 20 "$LOGDIR/verify.$1.log" >&2; fail "$1: range reads lost or changed records"; }
-	log "$1: $(tail -n 1 "$LOGDIR/verify.$1.log")"
-}
-
-stats() { ip netns exec "$NS_CLI" curl -s --max-time 10 "http://$HOST:$PORT/stats"; }
-
-# worker_field JSON K NAME: NAME of worker K in the "workers" array of /stats.
-worker_field() {
-	printf '%s\n' "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["workers"][int(sys.argv[1])][sys.argv[2]])' "$2" "$3"
-}
-
-# both_workers: /stats until it reports both workers (a worker maps its peer lazily); sets js.
-both_workers() {
-	local i
-	for ((i = 0; i < 50; i++)); do
-		js=$(stats)
-		worker_field "$js" 0 appended >/dev/null 2>&1 && worker_field "$js" 1 appended >/dev/null 2>&1 &&
-			return 0
-		sleep 0.1
-	done
-	fail "/stats does not report both workers: $js"
-}
-
 # ---- 1. load over many connections lands on both workers, each in its own file ----------------
 rm -f "$POOL" "$ACKS" "$WLOG".w*
 start_sup
 [ "$(grep -c 'ready worker=[01] .*sync=fdatasync' "$WAL_LOG")" = 2 ] || fail "the workers do not run --sync fdatasync"
-load 3 0 --no-errors --max-requests 300
-load_wait || { tail -n 5 "$LOGDIR/load.0.log" >&2; fail "load with no errors failed"; }
-n=$(nacks "$ACKS")
-odd=$(awk '$1 % 2 == 1' "$ACKS" | wc -l)
-log "acknowledged $n records: $odd of worker 0, $((n - odd)) of worker 1"
-[ "$n" -gt 100 ] || fail "only $n records acknowledged"
-[ "$odd" -gt 0 ] && [ "$((n - odd))" -gt 0 ] || fail "POSTs did not reach both workers"
-both_workers
-a0=$(worker_field "$js" 0 appended) a1=$(worker_field "$js" 1 appended)
-log "/stats: worker 0 appended=$a0, worker 1 appended=$a1, total_appended=$(field "$js" total_appended), fsyncs=$(field "$js" fsyncs)"
-[ "$a0" = "$odd" ] && [ "$a1" = "$((n - odd))" ] ||
-	fail "per-worker counters ($a0, $a1) do not match the acks ($odd, $((n - odd)))"
+spread_load 300
 [ "$(field "$js" fsyncs)" -gt 0 ] || fail "the answering worker counts no fdatasync"
 for k in 0 1; do
 	[ -s "$WLOG.w$k" ] || fail "worker $k's log file $WLOG.w$k is missing or empty"

@@ -31,11 +31,8 @@ testbed_up
 ip netns exec "$NS_CLI" sysctl -qw net.ipv4.ip_local_port_range="1024 65535"
 . "$(dirname "$0")/wal_lib.sh"
 . "$(dirname "$0")/mq_lib.sh"
+. "$(dirname "$0")/mq_wal_lib.sh"
 
-HERE=$(cd "$(dirname "$0")" && pwd)
-CLIENT_PY=$HERE/wal_client.py
-WAL=$PASTE_BUILD/paste-wal
-DUMP=$PASTE_BUILD/paste-wal-dump
 POOL=/dev/shm/paste-test-$$-mqtier.pool # 2 slices of 8 MiB
 TIER=${PASTE_TIER_BASE:-/var/tmp}/paste-test-$$-mqtier
 CLEANUP_FILES+=("$POOL")
@@ -45,24 +42,11 @@ SLICE=$((8 << 20))
 SEED=${PASTE_CRASH_SEED:-$((RANDOM * 32768 + RANDOM))}
 RANDOM=$SEED
 ACKS=$LOGDIR/acks
-for f in "$WAL" "$DUMP"; do
-	[ -x "$f" ] || fail "$f not built"
-done
-command -v python3 >/dev/null || fail "python3 not installed (scripts/deps installs it)"
 command -v curl >/dev/null || fail "curl not installed (scripts/deps installs it)"
 log "seed $SEED (PASTE_CRASH_SEED=$SEED reproduces payloads and the kill time)"
 HOST=$STACK_IP
 SRV=(--ifname "$VETH_SRV" --ip "$STACK_IP" --port $PORT --pool "$POOL" --pool-size $SLICE
 	--ring-size 512 --reserve-frames 512 --tier-dir "$TIER" --tier-size 1G --delete-wait 5)
-
-start_sup() {
-	sup_start "$WAL" paste-wal --queues 2 "${SRV[@]}" "$@"
-	WAL_LOG=$SUP_LOG
-}
-stats() { in_cli curl -sS --max-time 10 "http://$HOST:$PORT/stats"; }
-worker_field() {
-	printf '%s\n' "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["workers"][int(sys.argv[1])][sys.argv[2]])' "$2" "$3"
-}
 
 # load TAG CONN_BASE MAX: the ack-recording load in the background (LOAD_PID): MAX requests at
 # per connection (8 of them; about 8 KiB each: MAX 500 is twice the two slices), 20 s at most.
@@ -103,18 +87,6 @@ wait_acks() {
 		kill -0 "$LOAD_PID" 2>/dev/null || return 0
 		sleep 0.05
 	done
-}
-
-# check_all TAG: every acknowledged record, by GET on fresh connections and by range reads.
-check_all() {
-	ip netns exec "$NS_CLI" python3 "$CLIENT_PY" getall --host "$HOST" --port $PORT \
-		--seed "$SEED" --ack-file "$ACKS" --per-conn 10 >"$LOGDIR/getall.$1.log" 2>&1 ||
-		{ tail -n 20 "$LOGDIR/getall.$1.log" >&2; fail "$1: acknowledged records not readable by GET"; }
-	log "$1: $(tail -n 1 "$LOGDIR/getall.$1.log")"
-	ip netns exec "$NS_CLI" python3 "$CLIENT_PY" verify --host "$HOST" --port $PORT --sparse \
-		--strict --seed "$SEED" --ack-file "$ACKS" --batch 500 >"$LOGDIR/verify.$1.log" 2>&1 ||
-		{ tail -n 20 "$LOGDIR/verify.$1.log" >&2; fail "$1: range reads lost or changed records"; }
-	log "$1: $(tail -n 1 "$LOGDIR/verify.$1.log")"
 }
 
 rm -rf "$POOL" "$TIER" "$ACKS"
