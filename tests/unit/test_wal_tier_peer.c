@@ -24,6 +24,7 @@
 
 #include "wal.h"
 #include "unit_tmpdir.h"
+#include "unit_walrec.h"
 #include "wal_seg.h"
 
 static char dir[64];
@@ -41,53 +42,21 @@ static int teardown(void **state)
 	return unit_tmpdir_remove(dir);
 }
 
-/* Record @seq's length and bytes: a function of the seq alone (a seq names one record). */
-static uint32_t rec_len(uint64_t seq)
-{
-	return (uint32_t)(1 + (seq * 2654435761u) % 3000);
-}
-
-static uint8_t rec_byte(uint64_t seq, uint32_t i)
-{
-	return (uint8_t)(seq * 31 + i * 7);
-}
-
 /* Append records [first, end) to segment @sfirst (created if absent). @return its new size. */
 static uint64_t seg_append(uint64_t sfirst, uint64_t first, uint64_t end)
 {
 	char name[64], path[160];
 	struct stat st;
-	uint8_t p[3000];
 	int fd;
 
 	seg_name(name, sizeof(name), sfirst);
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0644);
 	assert_true(fd >= 0);
-	for (uint64_t s = first; s < end; s++) {
-		struct wf_rec h = {.magic = WF_REC_MAGIC, .len = rec_len(s), .seq = s};
-		uint32_t crc;
-
-		for (uint32_t i = 0; i < h.len; i++)
-			p[i] = rec_byte(s, i);
-		crc = paste_crc32c(paste_crc32c(0, &h, sizeof(h)), p, h.len);
-		assert_int_equal(write(fd, &h, sizeof(h)), sizeof(h));
-		assert_int_equal(write(fd, p, h.len), h.len);
-		assert_int_equal(write(fd, &crc, 4), 4);
-	}
+	assert_int_equal(rec_write(fd, first, end), 0);
 	assert_int_equal(fstat(fd, &st), 0);
 	close(fd);
 	return (uint64_t)st.st_size;
-}
-
-/* Offset of record @seq in segment @sfirst. */
-static uint64_t rec_off(uint64_t sfirst, uint64_t seq)
-{
-	uint64_t off = 0;
-
-	for (uint64_t s = sfirst; s < seq; s++)
-		off += rec_len(s) + SEG_REC_OVER;
-	return off;
 }
 
 static void seg_path(char *path, size_t n, uint64_t sfirst)
