@@ -71,6 +71,7 @@ struct wal_pub {
 	uint64_t file_first_off;  /* --sync fdatasync: file offset of record first */
 	uint32_t sync; /* enum wal_sync: where the records are (0, pmem, in older pools) */
 	uint32_t pad;
+	uint64_t fsyncs; /* --sync fdatasync: fdatasync() calls (group commits) */
 };
 
 struct wal_peer {
@@ -378,6 +379,7 @@ static void publish_counters(struct wal *w)
 	m->pub->r4xx = w->n.r4xx;
 	m->pub->r5xx = w->n.r5xx;
 	m->pub->peer_reads = m->peer_reads;
+	m->pub->fsyncs = w->n.fsyncs;
 	st(&m->pub->first, first);
 }
 
@@ -653,7 +655,7 @@ ssize_t wal_multi_chunk(struct wal *w, uint64_t g, uint64_t off, const uint8_t *
 size_t wal_multi_stats(struct wal *w, char *buf, size_t size)
 {
 	struct wal_multi *m = w->multi;
-	uint64_t tot[6] = {0};
+	uint64_t tot[7] = {0};
 	size_t off = 0;
 
 	if (!m)
@@ -675,6 +677,7 @@ size_t wal_multi_stats(struct wal *w, char *buf, size_t size)
 		tot[3] += pub->tier_records;
 		tot[4] += pub->tier_bytes;
 		tot[5] += pub->tier_destaged;
+		tot[6] += pub->fsyncs;
 		off += (size_t)snprintf(
 		    buf + off, size - off,
 		    "%s{\"worker\":%u,\"pid\":%" PRIu64 ",\"starts\":%" PRIu64
@@ -692,6 +695,9 @@ size_t wal_multi_stats(struct wal *w, char *buf, size_t size)
 			    ",\"tier_segments\":%" PRIu64 ",\"peer_tier_reads\":%" PRIu64,
 			    pub->tier_records, pub->tier_bytes, pub->tier_destaged, pub->tier_reads,
 			    pub->tier_segments, pub->peer_tier_reads);
+		if (w->sync == SYNC_FDATASYNC && off < size)
+			off += (size_t)snprintf(buf + off, size - off, ",\"fsyncs\":%" PRIu64,
+			                        pub->fsyncs);
 		if (off < size)
 			off += (size_t)snprintf(buf + off, size - off, "}");
 	}
@@ -707,6 +713,9 @@ size_t wal_multi_stats(struct wal *w, char *buf, size_t size)
 		                        ",\"total_tier_bytes\":%" PRIu64
 		                        ",\"total_tier_destaged\":%" PRIu64,
 		                        tot[3], tot[4], tot[5]);
+	if (w->sync == SYNC_FDATASYNC && off < size)
+		off +=
+		    (size_t)snprintf(buf + off, size - off, ",\"total_fsyncs\":%" PRIu64, tot[6]);
 	return off < size ? off : size - 1;
 }
 

@@ -4,7 +4,8 @@
 # appends to its own log file (--log-file F: worker K's is F.wK, fdatasync()ed once per round);
 # record N belongs to worker (N-1) mod 2:
 #  - POSTs over many connections land on both workers: acknowledged seqs of both parities, each
-#    worker's "appended" in /stats equal to its acks, and each worker's file exists;
+#    worker's "appended" in /stats equal to its acks, each worker's file exists and each worker
+#    counts its fdatasync calls ("fsyncs" in its /stats entry);
 #  - kill -9 of the supervisor and both workers under load: a restart recovers both files, and
 #    every acknowledged record reads back byte for byte with GET /log/N over fresh connections
 #    (each may land on either worker: reads of the other worker's file) and in range reads; both
@@ -39,7 +40,9 @@ rm -f "$POOL" "$ACKS" "$WLOG".w*
 start_sup
 [ "$(grep -c 'ready worker=[01] .*sync=fdatasync' "$WAL_LOG")" = 2 ] || fail "the workers do not run --sync fdatasync"
 spread_load 300
-[ "$(field "$js" fsyncs)" -gt 0 ] || fail "the answering worker counts no fdatasync"
+f0=$(worker_field "$js" 0 fsyncs) f1=$(worker_field "$js" 1 fsyncs)
+log "fdatasync calls (group commits): worker 0 $f0, worker 1 $f1, total $(field "$js" total_fsyncs)"
+[ "$f0" -gt 0 ] && [ "$f1" -gt 0 ] || fail "a worker counts no fdatasync: $f0, $f1"
 for k in 0 1; do
 	[ -s "$WLOG.w$k" ] || fail "worker $k's log file $WLOG.w$k is missing or empty"
 done
