@@ -6,6 +6,8 @@
 #  - POSTs over many connections land on both workers: acknowledged seqs of both parities, each
 #    worker's "appended" in /stats equal to its acks, each worker's file exists and each worker
 #    counts its fdatasync calls ("fsyncs" in its /stats entry);
+#  - kill -9 of worker 0 under load: the supervisor restarts it, its file recovered; every ack
+#    reads back (both workers, GETs and ranges);
 #  - kill -9 of the supervisor and both workers under load: a restart recovers both files, and
 #    every acknowledged record reads back byte for byte with GET /log/N over fresh connections
 #    (each may land on either worker: reads of the other worker's file) and in range reads; both
@@ -47,7 +49,24 @@ for k in 0 1; do
 	[ -s "$WLOG.w$k" ] || fail "worker $k's log file $WLOG.w$k is missing or empty"
 done
 
-# ---- 2. kill -9 of the whole server under load; the restart recovers both files -----------------
+# ---- 2. kill -9 of worker 0 under load: restarted, its file recovered --------------------------
+load 3 50 --max-requests 1000
+sleep 0.5
+log "kill -9 worker 0 (pid $W0) under load"
+kill -9 "$W0"
+load_wait || true
+grep -q ' done=16 ' "$LOGDIR/load.50.log" && fail "the load was over before the kill: $(cat "$LOGDIR/load.50.log")"
+for ((i = 0; i < 300; i++)); do
+	grep -q 'worker 0 ready again' "$WAL_LOG" && break
+	sleep 0.1
+done
+grep -q 'worker 0 ready again' "$WAL_LOG" || fail "worker 0 was not restarted"
+log "after kill -9 of worker 0: $(nacks "$ACKS") acknowledged in all"
+check_all worker-kill
+W0=$(grep -o 'worker 0 ready again (pid [0-9]*' "$WAL_LOG" | tail -n 1 | grep -o '[0-9]*$')
+n=$(nacks "$ACKS")
+
+# ---- 3. kill -9 of the whole server under load; the restart recovers both files -----------------
 load 3 100 --max-requests 2500
 sleep 0.5
 log "kill -9 supervisor $SUP_PID and workers $W0 $W1 under load"
@@ -70,7 +89,7 @@ p0=$(worker_field "$js" 0 peer_reads) p1=$(worker_field "$js" 1 peer_reads)
 log "records read from the other worker's file: by worker 0 $p0, by worker 1 $p1"
 [ "$p0" -gt 0 ] && [ "$p1" -gt 0 ] || fail "GETs did not make both workers read the other's file"
 
-# ---- 3. DELETE truncates both files -----------------------------------------------------------
+# ---- 4. DELETE truncates both files -----------------------------------------------------------
 mid=$(sort -n "$ACKS" | awk '{print $1}' | sed -n "$(($(nacks "$ACKS") / 2))p")
 st=$(ip netns exec "$NS_CLI" curl -s -o "$LOGDIR/delete.out" -w '%{http_code}' --max-time 15 \
 	-X DELETE "http://$HOST:$PORT/log?upto=$mid" || true)
@@ -83,7 +102,7 @@ done
 awk -v m="$mid" '$1 > m' "$ACKS" >"$ACKS.kept" && mv "$ACKS.kept" "$ACKS"
 check_all after-delete
 
-# ---- 4. clean stop; paste-wal-dump reads each worker's file ---------------------------------------
+# ---- 5. clean stop; paste-wal-dump reads each worker's file ---------------------------------------
 stop_sup
 for k in 0 1; do
 	awk -v k=$k '($1 - 1) % 2 == k {print int(($1 - 1) / 2) + 1, $2, $3, $4}' "$ACKS" >"$ACKS.$k"
@@ -99,7 +118,7 @@ for k in 0 1; do
 done
 rm -f "$WLOG".w*
 
-# ---- 5. the kernel transport: SO_REUSEPORT workers, the same files ------------------------------
+# ---- 6. the kernel transport: SO_REUSEPORT workers, the same files ------------------------------
 # Its workers start and serve within the same second, so GETs of a peer's records right after the
 # load also check that a worker finds a peer that started after it (wal_multi.c, peer_pub).
 HOST=$SRV_IP
