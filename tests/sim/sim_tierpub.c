@@ -51,13 +51,23 @@
  * only if the owner's page was a power failure's leftover during the read (counted: until the
  * owner restarts, a peer can 404 a record that exists). In a final state every record is in the
  * tier. --probe tierpub then runs each mutation and fails unless every one is caught.
+ *
+ * The reader's tier lookup also runs for real (real_read): for each new combination of the
+ * owner's segment files, the reader's cached segment and the record, the files are written in the
+ * segment format to a directory in /dev/shm and wal_tier_peer.c's tier_peer_read must give the
+ * model's answer, the record's bytes and the model's cached segment.
  */
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "sim.h"
+#include "wal.h"
+#include "wal_seg.h"
 
 #define TP_MAXREC  5
 #define TP_FILES   8
@@ -140,6 +150,11 @@ struct tp {
 	struct sim_seen seen;
 	uint64_t states, terminals, violations, recoveries, cuts, reads_pool, reads_tier, relookups,
 	    stale_miss, full, steps;
+	/* The real reader (wal_tier_peer.c, wal_seg.c) on the model's files, once per distinct
+	 * (files, cached segment, record): how often it ran, and disagreed. */
+	struct sim_seen real_seen;
+	char real_dir[128];
+	uint64_t real_reads, real_disagree;
 };
 
 static uint8_t order[MUT_N][A_N];
@@ -257,7 +272,7 @@ static void pass_end(struct tp *t, struct tp_state *n, unsigned k)
 
 /* tier_peer_read, atomic: the cached segment (opened earlier, maybe unlinked since) or a new
  * listing; walk and check; on a failure one more listing. */
-static bool tier_read(struct tp *t, const struct tp_own *o, struct tp_rd *r, unsigned l)
+static bool model_tier_read(struct tp *t, const struct tp_own *o, struct tp_rd *r, unsigned l)
 {
 	for (unsigned pass = 0; pass < 2; pass++) {
 		if (pass && t->mut == MUT_NO_RELOOKUP)
@@ -276,6 +291,140 @@ static bool tier_read(struct tp *t, const struct tp_own *o, struct tp_rd *r, uns
 			return true;
 	}
 	return false;
+}
+
+/* ---- the real reader on the model's files --------------------------------------------------- */
+
+/* Record @seq's payload: its own length and bytes, so that any other record's differ. */
+static uint32_t rec_bytes(unsigned seq, uint8_t *buf)
+{
+	uint32_t len = 5 + 3 * seq;
+
+	for (uint32_t i = 0; i < len; i++)
+		buf[i] = (uint8_t)(seq * 31 + i);
+	return len;
+}
+
+/* Write file @f in the segment format at @name under @dirfd (a torn record: header and payload
+ * without its CRC). @return an open descriptor or -1. */
+static int real_file(int dirfd, const char *name, const struct tp_file *f)
+{
+	uint8_t buf[512];
+	size_t at = 0;
+	int fd = openat(dirfd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+	if (fd < 0)
+		return -1;
+	for (unsigned i = 0; i < f->n + f->torn; i++) {
+		struct wf_rec h = {.magic = WF_REC_MAGIC, .seq = f->first + i};
+		uint32_t crc;
+
+		h.len = rec_bytes(f->first + i, buf + at + sizeof(h));
+		memcpy(buf + at, &h, sizeof(h));
+		crc = paste_crc32c(0, buf + at, sizeof(h) + h.len);
+		at += sizeof(h) + h.len;
+		if (i < f->n) {
+			memcpy(buf + at, &crc, 4);
+			at += 4;
+		}
+	}
+	if (write(fd, buf, at) != (ssize_t)at) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Lay the owner's segment files out in t->real_dir, open the reader's cached one (an unlinked
+ * inode if the model's is gone), run tier_peer_read for record @l and compare with the model's
+ * answer @ok and cache @r (after the model's read). Once per distinct combination. */
+static void real_read(struct tp *t, const struct tp_own *o, const struct tp_rd *before,
+                      const struct tp_rd *r, unsigned l, bool ok)
+{
+	uint8_t key[TP_FILES * 3 + 8] = {0}, want[512], got[512];
+	struct tier_peer p = {.dirfd = -1, .fd = -1};
+	char name[64];
+	size_t at = 0;
+	uint32_t len = 0;
+	int dirfd, err;
+	bool real_ok;
+
+	for (unsigned i = 0; i < o->nfiles; i++)
+		if (!o->f[i].gone) {
+			key[at++] = o->f[i].first;
+			key[at++] = o->f[i].n;
+			key[at++] = o->f[i].torn;
+		}
+	at = TP_FILES * 3;
+	if (before->cfile) {
+		const struct tp_file *c = &o->f[before->cfile - 1];
+
+		key[at++] = c->first;
+		key[at++] = c->n;
+		key[at++] = c->torn;
+		key[at++] = c->gone;
+		key[at++] = before->cfirst;
+	}
+	key[TP_FILES * 3 + 7] = (uint8_t)l;
+	if (!sim_seen_visit(&t->real_seen, sim_seen_hash(key, sizeof(key))))
+		return;
+	t->real_reads++;
+	dirfd = open(t->real_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0)
+		goto fail;
+	for (unsigned i = 0; i < o->nfiles; i++) { /* the names: exactly the model's */
+		seg_name(name, sizeof(name), o->f[i].first);
+		unlinkat(dirfd, name, 0);
+	}
+	for (unsigned i = 0; i < o->nfiles; i++) {
+		int fd;
+
+		if (o->f[i].gone)
+			continue;
+		seg_name(name, sizeof(name), o->f[i].first);
+		fd = real_file(dirfd, name, &o->f[i]);
+		if (fd < 0)
+			goto fail;
+		if (before->cfile == i + 1)
+			p.fd = fd;
+		else
+			close(fd);
+	}
+	if (before->cfile && o->f[before->cfile - 1].gone) { /* open, then unlinked */
+		p.fd = real_file(dirfd, "unlinked.tmp", &o->f[before->cfile - 1]);
+		unlinkat(dirfd, "unlinked.tmp", 0);
+		if (p.fd < 0)
+			goto fail;
+	}
+	if (p.fd >= 0) {
+		p.off = malloc(4096 * sizeof(*p.off));
+		if (!p.off)
+			goto fail;
+		p.cap = 4096;
+		p.off[0] = 0;
+		p.noff = 1;
+		p.first = before->cfirst;
+	}
+	err = tier_peer_read(&p, t->real_dir, l, got, sizeof(got), &len);
+	real_ok = !err;
+	if (real_ok != ok || (ok && (len != rec_bytes(l, want) || memcmp(got, want, len))) ||
+	    (ok && p.first != r->cfirst)) {
+		t->real_disagree++;
+		viol(t,
+		     "wal_tier_peer.c and the model disagree on worker %u's record %u (the real "
+		     "reader: other bytes, another answer or another cached segment)",
+		     0, l);
+	}
+	tier_peer_close(&p);
+	close(dirfd);
+	return;
+fail:
+	tier_peer_close(&p);
+	if (dirfd >= 0)
+		close(dirfd);
+	fprintf(stderr, "paste-powerfail: tierpub: cannot lay out segment files in %s\n",
+	        t->real_dir);
+	exit(2);
 }
 
 static void reader_steps(struct tp *t, const struct tp_state *s, unsigned k)
@@ -336,12 +485,17 @@ static void reader_steps(struct tp *t, const struct tp_state *s, unsigned k)
 		else
 			pass_end(t, &n, k);
 		break;
-	case R_TIER:
-		if (tier_read(t, o, &n.r[k], r->l))
+	case R_TIER: {
+		bool ok = model_tier_read(t, o, &n.r[k], r->l);
+
+		if (t->mut == MUT_NONE)
+			real_read(t, o, r, &n.r[k], r->l, ok);
+		if (ok)
 			n.r[k].ph = R_TIER_CHK;
 		else
 			pass_end(t, &n, k);
 		break;
+	}
 	case R_TIER_CHK:
 		if (live_first(o) <= r->l)
 			finish(t, &n, k, true, true);
@@ -700,8 +854,30 @@ static void run(struct tp *t)
 		o->per_tf = o->per_te = o->per_first = 1;
 		s0.r[k].left = k ? TP_READS : 0;
 	}
+	if (t->mut == MUT_NONE) {
+		snprintf(t->real_dir, sizeof(t->real_dir), "/dev/shm/paste-sim-%d-tierpub",
+		         (int)getpid());
+		if (mkdir(t->real_dir, 0700) && errno != EEXIST) {
+			fprintf(stderr, "paste-powerfail: tierpub: cannot create %s: %s\n",
+			        t->real_dir, strerror(errno));
+			exit(2);
+		}
+	}
 	explore(t, &s0);
 	sim_seen_free(&t->seen);
+	sim_seen_free(&t->real_seen);
+	if (t->mut == MUT_NONE) {
+		int dirfd = open(t->real_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		char name[64];
+
+		for (unsigned i = 0; dirfd >= 0 && i <= TP_MAXREC; i++) {
+			seg_name(name, sizeof(name), i);
+			unlinkat(dirfd, name, 0);
+		}
+		if (dirfd >= 0)
+			close(dirfd);
+		rmdir(t->real_dir);
+	}
 }
 
 static void set_orders(void)
@@ -742,12 +918,14 @@ int sim_probe_tierpub(unsigned recs, unsigned seg, unsigned job, unsigned crashe
 	    "worker 1 reads them (%u reads), up to %u crashes (kill -9 of either worker, power failure): "
 	    "%llu states, %llu final, %llu recoveries (%llu cut copies); reads: %llu from the "
 	    "pool, %llu from the tier (%llu re-lookups), %llu misses while a page was a power "
-	    "failure's leftover; %llu violations%s%s\n",
+	    "failure's leftover; the real tier_peer_read on %llu distinct file layouts: %llu "
+	    "disagreements; %llu violations%s%s\n",
 	    TP_RECS, TP_SEG, TP_JOB, TP_READS, TP_CRASHES, (unsigned long long)t.states,
 	    (unsigned long long)t.terminals, (unsigned long long)t.recoveries,
 	    (unsigned long long)t.cuts, (unsigned long long)t.reads_pool,
 	    (unsigned long long)t.reads_tier, (unsigned long long)t.relookups,
-	    (unsigned long long)t.stale_miss, (unsigned long long)t.violations,
+	    (unsigned long long)t.stale_miss, (unsigned long long)t.real_reads,
+	    (unsigned long long)t.real_disagree, (unsigned long long)t.violations,
 	    t.violations ? ": " : "", t.first);
 	if (t.full)
 		printf(
@@ -755,7 +933,8 @@ int sim_probe_tierpub(unsigned recs, unsigned seg, unsigned job, unsigned crashe
 		    (unsigned long long)t.full);
 	if (t.violations)
 		printf("tierpub: the first violation's path: %s\n", t.trace);
-	if (t.violations || !t.terminals || !t.reads_tier || !t.reads_pool || !t.relookups) {
+	if (t.violations || !t.terminals || !t.reads_tier || !t.reads_pool || !t.relookups ||
+	    !t.real_reads) {
 		fail = 1;
 		if (!t.violations)
 			printf(
