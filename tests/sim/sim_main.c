@@ -89,10 +89,11 @@ static void usage(FILE *f)
 	    "         [--crashes N]   (paste-kv --queues' forwarding protocol: every interleaving of\n"
 	    "         a sender, an owner and up to N crashes, model-checked; then each mutation)\n"
 	    "       paste-powerfail --probe tierpub [--ops RECORDS] [--capacity SEG] [--depth JOB]\n"
-	    "         [--crashes N]   (paste-wal --queues --tier-dir: two workers destaging RECORDS\n"
-	    "         records each in jobs of 1..JOB into segments of SEG records and reading each\n"
-	    "         other's, with kill -9 and power failures between any two steps, up to N per\n"
-	    "         path, model-checked; then each mutation)\n");
+	    "         [--crashes N]   (paste-wal --queues --tier-dir: worker 0 destages RECORDS\n"
+	    "         records in jobs of 1..JOB into segments of SEG records and takes a DELETE,\n"
+	    "         worker 1 reads them, kill -9 and power failures between any two steps, up to\n"
+	    "         N per path, model-checked; the real tier_peer_read on the model's files; then\n"
+	    "         each mutation)\n");
 }
 
 static int parse_choice(const char *arg, unsigned *mask, const char *const *names, int n,

@@ -9,48 +9,58 @@
  * (wal_multi_tier_bounds, wal_multi_pool_first, peer_fetch, live_first) and wal_tier_peer.c
  * (tier_peer_read: its cached segment, the re-lookup) are restated here, one persistent or shared
  * store per step, and every interleaving of two workers' steps and crashes is explored
- * (depth-first, states deduplicated by a hash). Each worker owns a log of RECS records (all
+ * (depth-first, states deduplicated by a hash). Worker 0 owns a log of RECS records (all
  * acknowledged: durable in its pool log at the start), destages them in jobs of 1..JOB records into
- * segment files of at most SEG records, and reads the other worker's records (two reads, any
- * record each, any time).
+ * segment files of at most SEG records and may get one DELETE ?upto=RECS-1; worker 1 reads worker
+ * 0's records (two reads, any record each, any time). (Worker 1 destaging its own log would only
+ * add interleavings of steps independent of these.)
  *
  *  owner (event loop and destage thread):
  *    start     a job takes the pool log's oldest records; a new segment file when the last one is
  *              full (or there is none): its directory entry exists, not durable;
  *    write     the thread writes the records (page cache: visible to readers, not durable);
  *    sync      fdatasync: the file's records are durable;
- *    dirsync   fsync of the directory when the file is new: its name is durable;
+ *    dirsync   fsync of the directory when the file is new: its name is durable, and so are the
+ *              directory's earlier unlinks;
  *    commit    one step each: the tier word (only when the tier was empty: stored, flushed and
- *              fenced), the published tier_end, the published tier_first, the pool log's head
+ *              fenced), the published tier_first, the published tier_end, the pool log's head
  *              (persisted and fenced), the published pool first, the drain (frames released);
  *    reuse     a released frame is taken by a new append (its old bytes are gone);
- *  reader (the other worker, peer_fetch): two passes of: load tier_end, load first, load
- *    live_first (tier_first, tier_end, first), then the pool view's copy (checked: header and
+ *    delete    (tier_truncate, own_truncate; nothing else of the owner in between) the new
+ *              tier_first published, the tier word switched (0 when the tier empties, and when it
+ *              was empty already), whole segments below unlinked, the pool first published, the
+ *              head moved, the frames released; a crash leaves it requested (trunc_req) and the
+ *              restart does it again;
+ *    stop and start (once per path, while idle; not a crash).
+ *  reader (the other worker, peer_fetch): two passes of: load tier_end, load first, live_first's
+ *    three loads (first, tier_end, tier_first), then the pool view's copy (checked: header and
  *    CRC32C, so reused frames fail) or tier_peer_read (atomic here: list and open the segment
  *    with the highest first <= the record, or keep the cached one; walk and check; once more
  *    after a re-lookup), then the re-check of the published first / live_first;
  *  crashes (at most CRASHES per path, between any two steps):
  *    kill -9 of a worker: its memory, its destage job and its reader's read are gone; the page
- *      cache (segment bytes written, names made) and every store to the pool file stay;
+ *      cache (segment bytes written, names made, unlinks) and every store to the pool file stay;
  *    power failure: both workers; a segment file keeps its synced records and any prefix of the
  *      unsynced ones, possibly with a torn record after them; a file whose name was not synced
- *      may be gone; the tier word keeps what was fenced; each field of the published page is
- *      its last value or what it was when the worker last started (the page is persisted only
- *      then: its fields are stored, never flushed);
+ *      may be gone, one whose unlink was not may be back; the tier word keeps what was fenced;
+ *      each field of the published page is its last value or what it was when the worker last
+ *      started (the page is persisted only then: its fields are stored, never flushed);
  *    restart: recovery as tier_open (files sorted; a file wholly at or above the pool head, or
  *      any file when the tier word is 0, is deleted; records [tier word, pool head) are walked
  *      and must all check out; copies at or above the pool head are cut), then the tier bounds
- *      are published (tier_end, tier_first), then the pool first; then the worker serves.
+ *      are published, then the pool first; then the worker serves.
  *
- * Checked: at every restart, every record is either in the pool log with its frames intact or in
- * the recovered tier range with a copy that checks out, and the tier range ends exactly at the
- * pool head (so none is lost, none named twice); in every state where the owner's page is not a
- * power failure's leftover, every record is where the page would send a reader (at or above
- * the published first: frames intact; below: inside [live_first, tier_end) and in the segment a
- * listing finds); every read returns the record's bytes or a miss, never other bytes, and a miss
- * only if the owner's page was a power failure's leftover during the read (counted: until the
- * owner restarts, a peer can 404 a record that exists). In a final state every record is in the
- * tier. --probe tierpub then runs each mutation and fails unless every one is caught.
+ * Checked: at every restart, every record not dropped by a DELETE is either in the pool log with
+ * its frames intact or in the recovered tier range with a copy that checks out, and the tier
+ * range ends exactly at the pool head (so none is lost, none named twice, the start is not
+ * refused); in every state where the owner's page is not a power failure's leftover, every record
+ * not being dropped is where the page would send a reader (at or above the published first:
+ * frames intact; below: inside [live_first, tier_end) and in the segment a listing finds); every
+ * read returns the record's bytes or a miss, never other bytes; a miss only for a record a DELETE
+ * drops or if the owner's page was a power failure's leftover during the read (counted: until
+ * the owner restarts, a peer can 404 a record that exists); never a record whose DELETE was done.
+ * In a final state every record is in the tier. --probe tierpub then runs each mutation (without
+ * the page invariant: a reader or a recovery must see it) and fails unless every one is caught.
  *
  * The reader's tier lookup also runs for real (real_read): for each new combination of the
  * owner's segment files, the reader's cached segment and the record, the files are written in the
@@ -88,12 +98,17 @@ enum tp_mut {
 	MUT_TIERWORD_NOFL,  /* the tier word stored but not flushed/fenced */
 	MUT_NO_RELOOKUP,    /* tier_peer_read keeps its cached segment (no second pass) */
 	MUT_TRUST_COPY,     /* the pool copy neither checked (CRC) nor re-checked against first */
+	MUT_DEL_UNLINK_1ST, /* DELETE: segments deleted before the tier word is switched */
+	MUT_STALE_WORD,     /* DELETE leaves an empty tier's word naming a record (the old code) */
+	MUT_TE_BEFORE_TF,   /* the bounds' old order: tier_end stored before tier_first; live_first
+	                       loads tier_first, tier_end, first (before the fix) */
 	MUT_N
 };
 
 static const char *const mut_names[MUT_N] = {
-    "none",         "te-after-head", "release-before-first", "no-fdatasync",
-    "no-dir-fsync", "tierword-nofl", "no-relookup",          "trust-copy",
+    "none",          "te-after-head", "release-before-first", "no-fdatasync",     "no-dir-fsync",
+    "tierword-nofl", "no-relookup",   "trust-copy",           "del-unlink-first", "stale-tierword",
+    "te-before-tf",
 };
 
 /* The commit's steps, in wal_tier.c's order (job_commit) or a mutation's. */
@@ -103,14 +118,29 @@ static const char *const act_names[A_N] = {"c-tierword", "c-tier_end", "c-tier_f
 
 enum { J_NONE, J_STARTED, J_WRITTEN, J_SYNCED, J_DONE, J_COMMIT };
 enum { UP_DOWN, UP_RECOVERED, UP_BOUNDS, UP_SERVING };
-enum { R_IDLE, R_LD_TE, R_LD_PF, R_LD_LF, R_POOL, R_POOL_CHK, R_TIER, R_TIER_CHK };
+/* DELETE (tier_truncate, then own_truncate), on the event loop: nothing else of the owner runs
+ * between its steps. A crash leaves it requested (trunc_req is persisted first); the restarted
+ * worker does it again. */
+enum { D_NONE, D_REQ, D_TIERWORD, D_UNLINK, D_POOL, D_HEAD, D_REL, D_DONE };
+enum {
+	R_IDLE,
+	R_LD_TE,
+	R_LD_PF,
+	R_LD_LF,
+	R_LD_LF2,
+	R_LD_LF3,
+	R_POOL,
+	R_POOL_CHK,
+	R_TIER,
+	R_TIER_CHK
+};
 
 /* One segment file (an inode: a reader's open descriptor keeps it after its name is gone). */
 struct tp_file {
 	uint8_t first; /* its name: seg-<first> */
 	uint8_t n;     /* records first, first+1, ... in the page cache, each checking out */
 	uint8_t s;     /* of those, durable (fdatasync'd) */
-	uint8_t dur;   /* the name is durable (directory synced) */
+	uint8_t dur;   /* the name is durable (directory synced); once gone: the unlink is not */
 	uint8_t gone;  /* unlinked */
 	uint8_t torn;  /* a torn record after the n (left by a power failure) */
 };
@@ -125,18 +155,22 @@ struct tp_own {
 	uint8_t pub_tf, pub_te, pub_first; /* the page "wal.pub" */
 	uint8_t per_tf, per_te, per_first; /* the page as persisted at the last start */
 	uint8_t released, reused;          /* bit per record */
+	uint8_t del, dfirst; /* DELETE ?upto=nrec-1: its step (D_*), the tier's new first */
 	uint8_t nfiles;
 	struct tp_file f[TP_FILES];
 };
 
 struct tp_rd {
 	uint8_t ph, l, pass, te, pf, lf, wrong, stale, left, cfile, cfirst;
+	uint8_t after_del; /* the read began after the owner's DELETE was done */
+	uint8_t lf1, lf2;  /* live_first's first two loads (see R_LD_LF) */
 };
 
 struct tp_state {
 	struct tp_own o[TP_W];
 	struct tp_rd r[TP_W]; /* r[k] is worker k's reader, of worker 1 - k's records */
 	uint8_t crashes;
+	uint8_t restarted; /* worker 0 was stopped (SIGTERM) and started again: once per path */
 };
 
 struct tp {
@@ -149,7 +183,7 @@ struct tp {
 	char first[256];
 	struct sim_seen seen;
 	uint64_t states, terminals, violations, recoveries, cuts, reads_pool, reads_tier, relookups,
-	    stale_miss, full, steps;
+	    stale_miss, full, steps, deletes, del_miss;
 	/* The real reader (wal_tier_peer.c, wal_seg.c) on the model's files, once per distinct
 	 * (files, cached segment, record): how often it ran, and disagreed. */
 	struct sim_seen real_seen;
@@ -199,6 +233,12 @@ static unsigned live_first(const struct tp_own *o)
 	return o->pub_tf && o->pub_tf < o->pub_te ? o->pub_tf : o->pub_first;
 }
 
+/* Record @l may be gone: a DELETE that drops it was requested. */
+static bool dropped(const struct tp_own *o, unsigned l)
+{
+	return o->del != D_NONE && l + 1 <= o->nrec;
+}
+
 /* The page sends a reader of @l to the pool at or above first, else to the tier: is it there? */
 static void check(struct tp *t, const struct tp_state *s)
 {
@@ -208,6 +248,8 @@ static void check(struct tp *t, const struct tp_state *s)
 		if (o->stale)
 			continue;
 		for (unsigned l = 1; l <= o->nrec; l++) {
+			if (dropped(o, l)) /* anywhere, or nowhere: what a reader gets is checked */
+				continue;
 			if (l < live_first(o))
 				viol(t, "worker %u's page says record %u is not there (live_first)",
 				     k, l);
@@ -241,8 +283,14 @@ static void finish(struct tp *t, struct tp_state *n, unsigned k, bool ok, bool t
 {
 	struct tp_rd *r = &n->r[k];
 
+	const struct tp_own *o = &n->o[1 - k];
+
 	if (ok && r->wrong)
 		viol(t, "worker %u's reader got other bytes for record %u", k, r->l);
+	else if (ok && r->after_del && dropped(o, r->l) && !r->stale)
+		viol(t, "worker %u's reader got record %u after a DELETE of it was done", k, r->l);
+	else if (!ok && dropped(o, r->l))
+		t->del_miss++;
 	else if (!ok && !r->stale)
 		viol(t, "worker %u's reader missed record %u, which is committed", k, r->l);
 	else if (!ok)
@@ -253,7 +301,7 @@ static void finish(struct tp *t, struct tp_state *n, unsigned k, bool ok, bool t
 		t->reads_pool++;
 	r->ph = R_IDLE;
 	r->left--;
-	r->l = r->pass = r->te = r->pf = r->lf = r->wrong = r->stale = 0;
+	r->l = r->pass = r->te = r->pf = r->lf = r->wrong = r->stale = r->after_del = 0;
 }
 
 /* A pass failed: the second looks at the bounds again, after it the read misses. */
@@ -372,8 +420,8 @@ static void real_read(struct tp *t, const struct tp_own *o, const struct tp_rd *
 	dirfd = open(t->real_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dirfd < 0)
 		goto fail;
-	for (unsigned i = 0; i < o->nfiles; i++) { /* the names: exactly the model's */
-		seg_name(name, sizeof(name), o->f[i].first);
+	for (unsigned i = 1; i <= TP_MAXREC + 1; i++) { /* the names: exactly the model's */
+		seg_name(name, sizeof(name), i);
 		unlinkat(dirfd, name, 0);
 	}
 	for (unsigned i = 0; i < o->nfiles; i++) {
@@ -443,6 +491,7 @@ static void reader_steps(struct tp *t, const struct tp_state *s, unsigned k)
 			n.r[k].l = (uint8_t)l;
 			n.r[k].ph = R_LD_TE;
 			n.r[k].stale = o->stale;
+			n.r[k].after_del = o->del == D_DONE;
 			go(t, &n, k ? "r1-get" : "r0-get");
 		}
 		return;
@@ -458,8 +507,22 @@ static void reader_steps(struct tp *t, const struct tp_state *s, unsigned k)
 		n.r[k].pf = o->pub_first;
 		n.r[k].ph = R_LD_LF;
 		break;
-	case R_LD_LF:
-		n.r[k].lf = (uint8_t)live_first(o);
+	case R_LD_LF: /* live_first: first, tier_end, tier_first (before the fix: tier_first,
+	               * tier_end, first) */
+		n.r[k].lf1 = t->mut == MUT_TE_BEFORE_TF ? o->pub_tf : o->pub_first;
+		n.r[k].ph = R_LD_LF2;
+		break;
+	case R_LD_LF2:
+		n.r[k].lf2 = o->pub_te;
+		n.r[k].ph = R_LD_LF3;
+		break;
+	case R_LD_LF3: {
+		unsigned tf = t->mut == MUT_TE_BEFORE_TF ? r->lf1 : o->pub_tf;
+		unsigned te = r->lf2;
+		unsigned first = t->mut == MUT_TE_BEFORE_TF ? o->pub_first : r->lf1;
+
+		n.r[k].lf = (uint8_t)(tf && tf < te ? tf : first);
+		n.r[k].lf1 = n.r[k].lf2 = 0;
 		if (!r->pf || r->l < n.r[k].lf)
 			finish(t, &n, k, false, false);
 		else if (r->l >= r->pf)
@@ -469,6 +532,7 @@ static void reader_steps(struct tp *t, const struct tp_state *s, unsigned k)
 		else
 			pass_end(t, &n, k);
 		break;
+	}
 	case R_POOL: /* paste_log_view__read: header and CRC32C of what it copied */
 		if (t->mut == MUT_TRUST_COPY) {
 			n.r[k].wrong = (o->reused & bit(r->l)) != 0;
@@ -537,6 +601,83 @@ static void commit_act(struct tp *t, struct tp_own *o, unsigned a)
 	}
 }
 
+/* One step of DELETE ?upto=U (U = nrec - 1): tier_truncate (tier_first published, the tier word
+ * switched, whole segments below it unlinked), then the pool log's part (first published, head
+ * moved, frames released). */
+static void delete_step(struct tp *t, const struct tp_state *s, unsigned k)
+{
+	const struct tp_own *o = &s->o[k];
+	unsigned u = o->nrec - 1u;
+	struct tp_state n = *s;
+	struct tp_own *m = &n.o[k];
+	unsigned step = o->del;
+	const char *name = "d-done";
+
+	if (t->mut == MUT_DEL_UNLINK_1ST && (step == D_TIERWORD || step == D_UNLINK))
+		step = step == D_TIERWORD ? D_UNLINK : D_TIERWORD;
+	switch (step) {
+	case D_REQ: /* wal_multi_tier_bounds(first', end) */
+		if (o->tfirst < o->tend && u >= o->tfirst) {
+			m->dfirst = (uint8_t)(u + 1 < o->tend ? u + 1 : o->tend);
+			m->pub_te = o->tend;
+			m->pub_tf = m->dfirst;
+			m->del = D_TIERWORD;
+			name = "d-tier_first";
+		} else {
+			m->del = D_POOL;
+			name = "d-no-tier";
+			if (o->tfirst == o->tend && o->tw_v && t->mut != MUT_STALE_WORD) {
+				/* an empty tier's word left by a crash between its store and the
+				 * pool head's move: 0 before the pool log drops records from there
+				 */
+				m->tw_v = m->tw_d = 0;
+				name = "d-tierword0";
+			}
+		}
+		break;
+	case D_TIERWORD: /* head_store: persisted */
+		m->tw_v = m->tw_d = o->dfirst < o->tend ? o->dfirst : 0;
+		m->tfirst = o->dfirst;
+		if (m->tfirst == m->tend)
+			m->tfirst = m->tend = o->tend;
+		name = "d-tierword";
+		break;
+	case D_UNLINK: /* seg_drop: whole segments below the new first */
+		for (unsigned i = 0; i < o->nfiles; i++)
+			if (!o->f[i].gone && o->f[i].first + o->f[i].n <= o->dfirst)
+				m->f[i].gone = 1;
+		name = "d-unlink";
+		break;
+	case D_POOL: /* own_truncate: first published */
+		if (u >= o->ph) {
+			m->pub_first = (uint8_t)(u + 1);
+			m->del = D_HEAD;
+			name = "d-first";
+		} else {
+			m->del = D_DONE;
+			t->deletes++;
+		}
+		break;
+	case D_HEAD: /* paste_log__truncate: persisted and fenced */
+		m->ph = (uint8_t)(u + 1);
+		m->del = D_REL;
+		name = "d-head";
+		break;
+	case D_REL: /* the drain: their frames released */
+		for (unsigned l = 1; l <= u; l++)
+			m->released |= bit(l);
+		m->del = D_DONE;
+		t->deletes++;
+		name = "d-release";
+		break;
+	}
+	if (o->del == D_TIERWORD)
+		m->del = D_UNLINK;
+	else if (o->del == D_UNLINK)
+		m->del = D_POOL;
+	go(t, &n, name);
+}
+
 static void owner_steps(struct tp *t, const struct tp_state *s, unsigned k)
 {
 	static const char *const names[TP_W][8] = {
@@ -548,6 +689,15 @@ static void owner_steps(struct tp *t, const struct tp_state *s, unsigned k)
 
 	if (o->up != UP_SERVING)
 		return;
+	if (o->del != D_NONE && o->del != D_DONE) { /* DELETE: nothing else on the event loop */
+		delete_step(t, s, k);
+		return;
+	}
+	if (o->job == J_NONE && o->del == D_NONE && o->nrec >= 2) { /* DELETE ?upto=nrec-1 */
+		n = *s;
+		m->del = D_REQ;
+		go(t, &n, "w0-delete");
+	}
 	if (o->job == J_NONE && o->ph <= o->nrec) { /* job_start and job_segment */
 		int last = -1;
 
@@ -590,8 +740,13 @@ static void owner_steps(struct tp *t, const struct tp_state *s, unsigned k)
 		go(t, &n, names[k][2]);
 		break;
 	case J_SYNCED:
-		if (o->jnew && t->mut != MUT_NO_DIRSYNC)
+		if (o->jnew && t->mut != MUT_NO_DIRSYNC) {
 			m->f[o->jfile].dur = 1;
+			for (unsigned i = 0; i < o->nfiles; i++)
+				if (o->f[i]
+				        .gone) /* the directory's earlier unlinks are durable too */
+					m->f[i].dur = 0;
+		}
 		m->job = J_DONE;
 		go(t, &n, names[k][3]);
 		break;
@@ -627,6 +782,9 @@ static void worker_down(struct tp_state *n, unsigned k)
 	o->up = UP_DOWN;
 	o->job = o->act = o->jf = o->je = o->jfile = o->jnew = 0;
 	o->tfirst = o->tend = 0;
+	if (o->del != D_NONE && o->del != D_DONE)
+		o->del = D_REQ; /* trunc_req is durable: the restart applies it again */
+	o->dfirst = 0;
 	n->r[k] = (struct tp_rd){.left = n->r[k].left};
 }
 
@@ -690,7 +848,7 @@ static bool recover(struct tp *t, struct tp_state *n, unsigned k)
 		if (seq <= o->tfirst)
 			f->gone = 1;
 	}
-	if (o->tfirst > 1) { /* nothing is truncated here: the tier must start at record 1 */
+	if (o->tfirst > 1 && !dropped(o, o->tfirst - 1u)) { /* only a DELETE drops records */
 		viol(t, "worker %u's recovery dropped records 1..%u (an acknowledged record lost)",
 		     k, o->tfirst - 1u);
 		return false;
@@ -699,7 +857,7 @@ static bool recover(struct tp *t, struct tp_state *n, unsigned k)
 		viol(
 		    t,
 		    "worker %u's recovery refuses to start: record %u should be in the tier and is "
-		    "not (an acknowledged record lost)",
+		    "not",
 		    k, o->tend);
 		return false;
 	}
@@ -719,6 +877,8 @@ static unsigned media_choices(const struct tp_state *s, unsigned k)
 	for (unsigned i = 0; i < o->nfiles; i++)
 		if (!o->f[i].gone)
 			n *= 2u * (o->f[i].n - o->f[i].s) + 1;
+		else if (o->f[i].dur)
+			n *= 2; /* the unlink was not synced: the name may be back */
 	return n;
 }
 
@@ -743,8 +903,17 @@ static void media(struct tp_state *n, unsigned k, unsigned c)
 		struct tp_file f = o->f[i];
 		unsigned u = f.n - f.s, ch = 2 * u + 1, x;
 
-		if (f.gone)
+		if (f.gone) {
+			if (f.dur && c % 2) { /* back, with its synced records */
+				f.gone = 0;
+				f.n = f.s;
+				f.torn = 0;
+				o->f[w++] = f;
+			}
+			if (f.dur)
+				c /= 2;
 			continue;
+		}
 		x = c % ch; /* 0..u: s + x records; u+1..2u: s + x-u-1 records, then a torn one */
 		c /= ch;
 		f.torn = x > u;
@@ -826,6 +995,14 @@ static void explore(struct tp *t, const struct tp_state *s)
 	}
 	if (!any && t->steps == steps)
 		terminal(t, s);
+	if (!s->restarted && s->o[0].up == UP_SERVING && s->o[0].job == J_NONE &&
+	    (s->o[0].del == D_NONE || s->o[0].del == D_DONE)) {
+		/* SIGTERM (tier_close commits what runs: here nothing) and a start: not a crash */
+		n = *s;
+		n.restarted = 1;
+		worker_down(&n, 0);
+		go(t, &n, "w0-restart");
+	}
 	if (s->crashes >= TP_CRASHES)
 		return;
 	for (unsigned k = 0; k < TP_W; k++)
@@ -870,7 +1047,7 @@ static void run(struct tp *t)
 		int dirfd = open(t->real_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		char name[64];
 
-		for (unsigned i = 0; dirfd >= 0 && i <= TP_MAXREC; i++) {
+		for (unsigned i = 1; dirfd >= 0 && i <= TP_MAXREC + 1; i++) {
 			seg_name(name, sizeof(name), i);
 			unlinkat(dirfd, name, 0);
 		}
@@ -882,14 +1059,16 @@ static void run(struct tp *t)
 
 static void set_orders(void)
 {
-	static const uint8_t base[A_N] = {A_TW, A_TE, A_TF, A_HEAD, A_FIRST, A_REL};
-	static const uint8_t te_late[A_N] = {A_TW, A_HEAD, A_FIRST, A_TE, A_TF, A_REL};
-	static const uint8_t rel_early[A_N] = {A_TW, A_TE, A_TF, A_HEAD, A_REL, A_FIRST};
+	static const uint8_t base[A_N] = {A_TW, A_TF, A_TE, A_HEAD, A_FIRST, A_REL};
+	static const uint8_t te_late[A_N] = {A_TW, A_HEAD, A_FIRST, A_TF, A_TE, A_REL};
+	static const uint8_t rel_early[A_N] = {A_TW, A_TF, A_TE, A_HEAD, A_REL, A_FIRST};
+	static const uint8_t te_tf[A_N] = {A_TW, A_TE, A_TF, A_HEAD, A_FIRST, A_REL};
 
 	for (int m = 0; m < MUT_N; m++)
 		memcpy(order[m], base, A_N);
 	memcpy(order[MUT_TE_AFTER_HEAD], te_late, A_N);
 	memcpy(order[MUT_REL_BEFORE_1ST], rel_early, A_N);
+	memcpy(order[MUT_TE_BEFORE_TF], te_tf, A_N);
 }
 
 int sim_probe_tierpub(unsigned recs, unsigned seg, unsigned job, unsigned crashes)
@@ -918,13 +1097,14 @@ int sim_probe_tierpub(unsigned recs, unsigned seg, unsigned job, unsigned crashe
 	    "worker 1 reads them (%u reads), up to %u crashes (kill -9 of either worker, power failure): "
 	    "%llu states, %llu final, %llu recoveries (%llu cut copies); reads: %llu from the "
 	    "pool, %llu from the tier (%llu re-lookups), %llu misses while a page was a power "
-	    "failure's leftover; the real tier_peer_read on %llu distinct file layouts: %llu "
+	    "failure's leftover, %llu of records a DELETE drops (%llu DELETE completions); the real tier_peer_read on %llu distinct file layouts: %llu "
 	    "disagreements; %llu violations%s%s\n",
 	    TP_RECS, TP_SEG, TP_JOB, TP_READS, TP_CRASHES, (unsigned long long)t.states,
 	    (unsigned long long)t.terminals, (unsigned long long)t.recoveries,
 	    (unsigned long long)t.cuts, (unsigned long long)t.reads_pool,
 	    (unsigned long long)t.reads_tier, (unsigned long long)t.relookups,
-	    (unsigned long long)t.stale_miss, (unsigned long long)t.real_reads,
+	    (unsigned long long)t.stale_miss, (unsigned long long)t.del_miss,
+	    (unsigned long long)t.deletes, (unsigned long long)t.real_reads,
 	    (unsigned long long)t.real_disagree, (unsigned long long)t.violations,
 	    t.violations ? ": " : "", t.first);
 	if (t.full)
@@ -934,12 +1114,12 @@ int sim_probe_tierpub(unsigned recs, unsigned seg, unsigned job, unsigned crashe
 	if (t.violations)
 		printf("tierpub: the first violation's path: %s\n", t.trace);
 	if (t.violations || !t.terminals || !t.reads_tier || !t.reads_pool || !t.relookups ||
-	    !t.real_reads) {
+	    !t.real_reads || !t.deletes) {
 		fail = 1;
 		if (!t.violations)
 			printf(
 			    "tierpub: too small to mean anything: no final state, or no read from "
-			    "each tier, or no re-lookup (give it --ops 3 --capacity 2 or more)\n");
+			    "each tier, or no re-lookup, or no DELETE (give it --ops 2 --capacity 1 or more)\n");
 	}
 	for (int m = MUT_NONE + 1; m < MUT_N; m++) {
 		struct tp g = {.mut = (enum tp_mut)m, .no_page_check = true};
