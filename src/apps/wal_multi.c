@@ -431,12 +431,21 @@ static const struct wal_pub *peer_pub(struct wal *w, unsigned k, bool force)
 	return p->pub;
 }
 
-/* A peer's first live record: its tier's first, or its pool log's while its tier is empty. */
+/*
+ * A peer's first live record: its tier's first, or its pool log's while its tier is empty. The
+ * loads go against the owner's stores (a commit stores tier_first, tier_end, then first): first,
+ * then tier_end, then tier_first, so that a new first comes with the bounds stored before it. In
+ * the other order, bounds from before the first job of an empty tier and first from after it
+ * made that job's records look dropped, and peer_fetch answered 404 without a second look
+ * (sim/tierpub).
+ */
 static uint64_t live_first(const struct wal_pub *pub)
 {
-	uint64_t tf = ld((uint64_t *)&pub->tier_first), te = ld((uint64_t *)&pub->tier_end);
+	uint64_t f = ld((uint64_t *)&pub->first);
+	uint64_t te = ld((uint64_t *)&pub->tier_end); /* see wal_multi_tier_bounds */
+	uint64_t tf = ld((uint64_t *)&pub->tier_first);
 
-	return tf && tf < te ? tf : ld((uint64_t *)&pub->first);
+	return tf && tf < te ? tf : f;
 }
 
 /* Worker k's committed local records [*first, *next); false when it has none to show. @force:
@@ -740,13 +749,19 @@ int wal_multi_tier_dir(struct wal *w)
 	return 0;
 }
 
-/* Our tier's records are [first, end) now (first == end: none). */
+/*
+ * Our tier's records are [first, end) now (first == end: none). tier_first is stored before
+ * tier_end and live_first() loads them the other way round: a reader that sees the new end sees
+ * the new first. The other order let a tier that starts again after a DELETE emptied it (or a
+ * restart found it empty) show [old first, new end) for a moment: records a DELETE dropped
+ * looked live, and a reader holding a deleted segment open served one (sim/tierpub).
+ */
 void wal_multi_tier_bounds(struct wal *w, uint64_t first, uint64_t end)
 {
 	if (!w->multi)
 		return;
-	st(&w->multi->pub->tier_end, end);
 	st(&w->multi->pub->tier_first, first);
+	st(&w->multi->pub->tier_end, end);
 }
 
 /* Our pool log's head moved (a destage job): before its frames are released. */

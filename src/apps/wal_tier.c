@@ -558,6 +558,14 @@ int tier_truncate(struct wal *w, uint64_t upto)
 	if (!t->on)
 		return 0;
 	tier_quiesce(w);
+	if (t->first == t->end && *t->head) {
+		/* An empty tier whose word still names a record: a crash between a job's word store
+		 * and its pool head move left it, and recovery kept it (it was the pool's first).
+		 * The pool log is about to drop records from there on: with the word left, the next
+		 * start would look for them in the tier and refuse (sim/tierpub found it). */
+		head_store(w, 0);
+		return 0;
+	}
 	if (t->first == t->end || upto < t->first)
 		return 0;
 	first = upto + 1 < t->end ? upto + 1 : t->end;

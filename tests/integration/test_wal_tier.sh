@@ -17,7 +17,9 @@
 #  - DELETE into the middle of the tier: segment files deleted, the cut record 404, the next one
 #    200 from the tier; a clean restart keeps exactly that; SIGTERM exits 0 (frame accounting).
 #  - retention: --retain-bytes 4M keeps at most 4 MiB under load (and says so on stderr),
-#    --retain-secs 3 empties both tiers once idle.
+#    --retain-secs 3 empties both tiers once idle;
+#  - a kill at 'tiered' on the empty tier, a DELETE of everything, a clean stop: the start after
+#    must serve (an empty tier's word once outlived the DELETE and made it refuse).
 #
 # Environment: PASTE_TIER_TRANSPORT (kernel, the default, or paste), PASTE_CRASH_ROUNDS (default 3), PASTE_CRASH_SEED (default random, printed), PASTE_TIER_BASE
 # (directory for the tier, default /var/tmp: must not be tmpfs to mean anything), plus lib.sh's.
@@ -236,4 +238,32 @@ done
 [ -z "$(find "$TIER" -name 'seg-*.pwt')" ] || fail "segment files left after retention emptied the log"
 log "retention: $(printf '%s\n' "$st" | tr ',' '\n' | grep -E 'retention_' | tr -d '"' | tr '\n' ' ')"
 stop_wal
+
+# A kill right after an empty tier's word is stored, before the pool head moves ("tiered"), a
+# restart that does not destage, a DELETE of everything and a clean stop: the next start must
+# serve. Before the fix the word outlived the DELETE and that start refused ("the tier is
+# damaged"); sim/tierpub found it.
+export PASTE_WAL_TIER_KILL_AT=tiered
+start_srv
+unset PASTE_WAL_TIER_KILL_AT
+load_bg word 950
+for ((i = 0; i < 300; i++)); do
+	kill -0 "$WAL_PID" 2>/dev/null || break
+	sleep 0.1
+done
+rc=0
+wait "$WAL_PID" 2>/dev/null || rc=$?
+untrack_pid "$WAL_PID"
+[ $rc = 137 ] || fail "PASTE_WAL_TIER_KILL_AT=tiered (empty tier): paste-wal did not kill itself (status $rc)"
+load_end word
+start_srv --tier-start 100 --tier-stop 99
+[ "$(field "$READY" tier_records)" = 0 ] || fail "after the kill at tiered the tier is not empty: $READY"
+next=$(field "$READY" next)
+out=$(in_cli curl -sS --max-time 10 -X DELETE "http://$HOST:$PORT/log?upto=$next") || fail "DELETE failed"
+[ "$(field "$out" records)" = 0 ] || fail "DELETE of everything answered $out"
+stop_wal
+start_srv
+[ "$(field "$READY" records)" = 0 ] || fail "after DELETE of everything the restart found $READY"
+stop_wal
+log "an empty tier's word left by a kill at 'tiered' did not outlive a DELETE of everything (next=$next)"
 log "$ROUNDS kill -9 rounds, $(nacks "$ACKS") acknowledged records all present and identical across pool and tier"

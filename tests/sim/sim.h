@@ -21,6 +21,8 @@
  *   sim_probe.c   targeted searches for one crash state (kv bucket array without an empty bucket)
  *   sim_kvapp.c   paste-kv's object and undo-log protocols on three kv indexes (--probe kvapp)
  *   sim_forward.c paste-kv --queues' forwarding protocol, model-checked under crashes
+ *   sim_tierpub.c paste-wal --queues' capacity tier: publish order and peer reads, model-checked
+ *   sim_seen.c    the visited-state set of the model checks (forward, tierpub)
  *   sim_interpose.c  crash points inside recovery; deterministic getrandom()
  *   sim_main.c    command line, budget per workload and model, self-check, summary
  */
@@ -374,6 +376,19 @@ extern const struct sim_component sim_region_component;
 
 int sim_bench_recovery(const struct sim_cfg *cfg, uint64_t log_records, uint64_t kv_keys);
 
+/* ---- the visited states of a model check (sim_seen.c) ------------------------------------- */
+
+struct sim_seen {
+	uint64_t *tab;
+	size_t cap, n;
+};
+
+/* A state's identity: the 64-bit hash of its bytes (zeroed padding), never 0. */
+uint64_t sim_seen_hash(const void *state, size_t len);
+/* true if @h was not seen before (it is now). Exits with a message when out of memory. */
+bool sim_seen_visit(struct sim_seen *s, uint64_t h);
+void sim_seen_free(struct sim_seen *s);
+
 /* ---- targeted probes (sim_probe.c) --------------------------------------------------------- */
 
 /* Search for a reachable crash state whose kv bucket array has no empty bucket (--probe kv-full).
@@ -385,5 +400,8 @@ int sim_probe_kv_full(const struct sim_cfg *cfg, uint64_t capacity, uint64_t ops
 int sim_probe_kvapp(const struct sim_cfg *cfg, uint64_t ops);
 /* paste-kv --queues' forwarding protocol, every interleaving and crash (sim_forward.c). */
 int sim_probe_forward(unsigned reqs, unsigned slots, unsigned depth, unsigned crashes);
+/* paste-wal --queues --tier-dir: a destage job's publish order and reads of another worker's
+ * tier, every interleaving of two workers and crashes (sim_tierpub.c). */
+int sim_probe_tierpub(unsigned recs, unsigned seg, unsigned job, unsigned crashes);
 
 #endif /* PASTE_SIM_H */

@@ -113,8 +113,7 @@ struct fw {
 	const char *path[256]; /* the steps to the state being explored */
 	unsigned depth;
 	char trace[2048]; /* the path to the first violation */
-	uint64_t *seen;
-	size_t cap, nseen;
+	struct sim_seen seen;
 	uint64_t states, terminals, violations, lost_seen, reset_applied, reset_absent, gaps;
 	char first[256];
 };
@@ -129,51 +128,6 @@ static void viol(struct fw *f, const char *fmt, const char *what)
 	for (unsigned i = 0; i < f->depth && at < sizeof(f->trace) - 32; i++)
 		at += (size_t)snprintf(f->trace + at, sizeof(f->trace) - at, "%s%s", i ? " " : "",
 		                       f->path[i]);
-}
-
-static uint64_t hash_state(const struct fw_state *s)
-{
-	const uint8_t *p = (const uint8_t *)s;
-	uint64_t h = 0xcbf29ce484222325ull;
-
-	for (size_t i = 0; i < sizeof(*s); i++)
-		h = (h ^ p[i]) * 0x100000001b3ull;
-	return h ? h : 1;
-}
-
-/* true if new. States are told apart by a 64-bit hash: a collision would prune a state unseen
- * (about 1 in 10^7 for the 2 million states of the largest check here). */
-static bool visit(struct fw *f, uint64_t h)
-{
-	if (f->nseen * 2 >= f->cap) {
-		size_t ncap = f->cap ? f->cap * 2 : 1 << 16;
-		uint64_t *n = calloc(ncap, sizeof(*n));
-
-		if (!n) {
-			fprintf(stderr,
-			        "paste-powerfail: forward: out of memory for the state set\n");
-			exit(2);
-		}
-		for (size_t i = 0; i < f->cap; i++)
-			if (f->seen[i])
-				for (size_t j = f->seen[i] & (ncap - 1);; j = (j + 1) & (ncap - 1))
-					if (!n[j]) {
-						n[j] = f->seen[i];
-						break;
-					}
-		free(f->seen);
-		f->seen = n;
-		f->cap = ncap;
-	}
-	for (size_t j = h & (f->cap - 1);; j = (j + 1) & (f->cap - 1)) {
-		if (f->seen[j] == h)
-			return false;
-		if (!f->seen[j]) {
-			f->seen[j] = h;
-			f->nseen++;
-			return true;
-		}
-	}
 }
 
 static bool in_list(const struct fw_list *l, uint8_t id)
@@ -355,7 +309,7 @@ static void explore(struct fw *f, const struct fw_state *s)
 	struct fw_state n;
 	bool any = false;
 
-	if (!visit(f, hash_state(s)))
+	if (!sim_seen_visit(&f->seen, sim_seen_hash(s, sizeof(*s))))
 		return;
 	f->states++;
 	if (f->violations && f->mut != MUT_NONE)
@@ -541,9 +495,7 @@ static void run(struct fw *f)
 	memset(&s0, 0, sizeof(s0));
 	s0.s_up = s0.o_up = s0.conn = 1;
 	explore(f, &s0);
-	free(f->seen);
-	f->seen = NULL;
-	f->cap = f->nseen = 0;
+	sim_seen_free(&f->seen);
 }
 
 int sim_probe_forward(unsigned reqs, unsigned slots, unsigned depth, unsigned crashes)

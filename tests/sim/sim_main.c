@@ -12,6 +12,7 @@
  *   paste-powerfail --probe kv-full [--capacity C] [--ops N] [--seed S]
  *   paste-powerfail --probe kvapp [--ops N] [--seed S]
  *   paste-powerfail --probe forward [--ops REQUESTS] [--capacity SLOTS] [--depth N] [--crashes N]
+ *   paste-powerfail --probe tierpub [--ops RECORDS] [--capacity SEG] [--depth JOB] [--crashes N]
  *
  * After the main run come the kv-full probe (sim_probe.c; unless --no-probe) and the self-check
  * (unless --no-self-check): the same workloads with a deliberately broken persistence hook (fences
@@ -33,7 +34,8 @@
 
 struct sim_opts {
 	struct sim_cfg cfg;
-	bool self_check_only, no_self_check, no_probe, bench, probe, kvapp, forward, crashes_set;
+	bool self_check_only, no_self_check, no_probe, bench, probe, kvapp, forward, tierpub,
+	    crashes_set;
 	uint64_t bench_log, bench_kv, probe_cap, probe_ops, depth, crashes;
 };
 
@@ -85,7 +87,13 @@ static void usage(FILE *f)
 	    "       paste-powerfail --probe kv-full|kvapp [--capacity C] [--ops N] [--seed S]\n"
 	    "       paste-powerfail --probe forward [--ops REQUESTS] [--capacity SLOTS] [--depth N]\n"
 	    "         [--crashes N]   (paste-kv --queues' forwarding protocol: every interleaving of\n"
-	    "         a sender, an owner and up to N crashes, model-checked; then each mutation)\n");
+	    "         a sender, an owner and up to N crashes, model-checked; then each mutation)\n"
+	    "       paste-powerfail --probe tierpub [--ops RECORDS] [--capacity SEG] [--depth JOB]\n"
+	    "         [--crashes N]   (paste-wal --queues --tier-dir: worker 0 destages RECORDS\n"
+	    "         records in jobs of 1..JOB into segments of SEG records and takes a DELETE,\n"
+	    "         worker 1 reads them, kill -9 and power failures between any two steps, up to\n"
+	    "         N per path, model-checked; the real tier_peer_read on the model's files; then\n"
+	    "         each mutation)\n");
 }
 
 static int parse_choice(const char *arg, unsigned *mask, const char *const *names, int n,
@@ -205,6 +213,8 @@ static int parse(int argc, char **argv, struct sim_opts *o)
 				o->kvapp = true;
 			else if (!strcmp(optarg, "forward"))
 				o->forward = true;
+			else if (!strcmp(optarg, "tierpub"))
+				o->tierpub = true;
 			else if (strcmp(optarg, "kv-full"))
 				return -EINVAL;
 			o->probe = true;
@@ -404,6 +414,11 @@ int main(int argc, char **argv)
 	paste_set_print(print_cb, &o.cfg.verbose, PASTE_LOG_INFO);
 	if (o.forward)
 		return sim_probe_forward(o.probe_ops ? (unsigned)o.probe_ops : 3,
+		                         o.probe_cap ? (unsigned)o.probe_cap : 2,
+		                         o.depth ? (unsigned)o.depth : 2,
+		                         o.crashes_set ? (unsigned)o.crashes : 2);
+	if (o.tierpub)
+		return sim_probe_tierpub(o.probe_ops ? (unsigned)o.probe_ops : 3,
 		                         o.probe_cap ? (unsigned)o.probe_cap : 2,
 		                         o.depth ? (unsigned)o.depth : 2,
 		                         o.crashes_set ? (unsigned)o.crashes : 2);
