@@ -175,8 +175,12 @@ struct kv_probe {
 	uint64_t found, tomb, empty;
 };
 
-/* At most this much of a value is prefetched by a lookup (the copy that follows streams on). */
-#define KV_PREFETCH_VAL 2048u
+/*
+ * How much of a value a lookup prefetches: its first lines start the page walk and the stream,
+ * the copy that follows takes the rest. More costs a lookup whose caller does not read the value
+ * (paste-kv's SET looks the key up first): 2 KiB made SET's request handling 3 % slower than 256.
+ */
+#define KV_PREFETCH_VAL 256u
 
 /*
  * Start loading the value of candidate slot @s while its key is compared: the value usually lies
