@@ -241,6 +241,8 @@ PASTE_EXPORT int paste_poll(struct paste_ctx *ctx, int timeout_ms)
 		}
 	}
 	paste_conns__flush(ctx);
+	if (ctx->tp->kick)
+		ctx->tp->kick(ctx);
 	if (ctx->tp->tick)
 		ctx->tp->tick(ctx);
 	paste_conns__reap(ctx);

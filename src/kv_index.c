@@ -175,8 +175,31 @@ struct kv_probe {
 	uint64_t found, tomb, empty;
 };
 
+/*
+ * How much of a value a lookup prefetches: its first lines start the page walk and the stream,
+ * the copy that follows takes the rest. More costs a lookup whose caller does not read the value
+ * (paste-kv's SET looks the key up first): 2 KiB made SET's request handling 3 % slower than 256.
+ */
+#define KV_PREFETCH_VAL 256u
+
+/*
+ * Start loading the value of candidate slot @s while its key is compared: the value usually lies
+ * in the same pool frame as the key (both came in one request), so the lines arrive behind the
+ * key's miss instead of one more dependent miss after the lookup returns. Only the lookup that
+ * hands the value out asks for it (paste_kv__get: its caller copies the value next).
+ */
+static void prefetch_val(const struct paste_kv *kv, uint64_t s)
+{
+	const struct paste_ref *v = &kv->slots[s].val;
+	const uint8_t *p = pkv_ref_bytes(kv, v);
+	uint32_t n = v->len < KV_PREFETCH_VAL ? v->len : KV_PREFETCH_VAL;
+
+	for (uint32_t off = 0; p && off < n; off += 64)
+		__builtin_prefetch(p + off);
+}
+
 static void kv_probe(const struct paste_kv *kv, uint64_t h, const void *key, size_t klen,
-                     struct kv_probe *pr)
+                     bool want_val, struct kv_probe *pr)
 {
 	uint64_t i = kv_home(kv, h), tag = kv_tag(kv, h);
 
@@ -191,10 +214,15 @@ static void kv_probe(const struct paste_kv *kv, uint64_t h, const void *key, siz
 		if (w == KV_TOMB) {
 			if (pr->tomb == KV_NONE)
 				pr->tomb = i;
-		} else if (w_tag(kv, w) == tag &&
-		           pkv_entry_is(kv, w_cur(kv, w) - 1, h, key, klen)) {
-			pr->found = i;
-			return;
+		} else if (w_tag(kv, w) == tag) {
+			uint64_t s = w_cur(kv, w) - 1;
+
+			if (want_val && kv->slots[s].hash == h)
+				prefetch_val(kv, s);
+			if (pkv_entry_is(kv, s, h, key, klen)) {
+				pr->found = i;
+				return;
+			}
 		}
 	}
 }
@@ -363,7 +391,7 @@ static int kv_insert(struct paste_kv *kv, uint64_t h, const struct paste_ref *ke
 		err = pkv_kv_compact(kv); /* tombstones fill the table: clear them */
 		if (err)
 			return err;
-		kv_probe(kv, h, pkv_ref_bytes(kv, key), key->len, &pr);
+		kv_probe(kv, h, pkv_ref_bytes(kv, key), key->len, false, &pr);
 	}
 	b = pr.tomb != KV_NONE ? pr.tomb : pr.empty;
 	if (b == KV_NONE) /* cannot happen: live keys <= capacity < max_used */
@@ -398,7 +426,7 @@ PASTE_EXPORT int paste_kv__put(struct paste_kv *kv, const struct paste_ref *key,
 		return err;
 	kb = pkv_ref_bytes(kv, key);
 	h = kv_hash(kv->seed, kb, key->len);
-	kv_probe(kv, h, kb, key->len, &pr);
+	kv_probe(kv, h, kb, key->len, false, &pr);
 	if (pr.found != KV_NONE)
 		return kv_replace(kv, pr.found, h, key, val);
 	return kv_insert(kv, h, key, val, pr);
@@ -413,7 +441,7 @@ PASTE_EXPORT int paste_kv__get(struct paste_kv *kv, const void *key, size_t klen
 	if (!kv || (!key && klen) || !val)
 		return paste_fail(-EINVAL, "paste_kv__get: kv, key and val must not be NULL");
 	h = kv_hash(kv->seed, key, klen);
-	kv_probe(kv, h, key, klen, &pr);
+	kv_probe(kv, h, key, klen, true, &pr);
 	if (pr.found == KV_NONE) /* a miss is an answer: a fixed message, nothing printed */
 		return paste_fail_const(-ENOENT, "paste_kv__get: no such key");
 	*val = kv->slots[w_cur(kv, kv->buckets[pr.found]) - 1].val;
@@ -444,7 +472,7 @@ PASTE_EXPORT int paste_kv__del(struct paste_kv *kv, const void *key, size_t klen
 
 	if (!kv || (!key && klen))
 		return paste_fail(-EINVAL, "paste_kv__del: kv and key must not be NULL");
-	kv_probe(kv, kv_hash(kv->seed, key, klen), key, klen, &pr);
+	kv_probe(kv, kv_hash(kv->seed, key, klen), key, klen, false, &pr);
 	if (pr.found == KV_NONE)
 		return paste_fail_quiet(-ENOENT, "key-value index '%s': no such key to delete",
 		                        kv->name);

@@ -17,6 +17,7 @@
  *                   (paste_conn__q_append) and accepted connections (paste_conn__accept)
  *   [the application's on_data for ready connections; the fence; the round hook]
  *   flush(c)        for every connection that queued output (send()) or a close this round
+ *   kick()          put what the flush queued on the wire now, before the timers and the reap
  *   tick()          timers of the transport's stack (may end connections: before the reap)
  *   [on_close + free for connections that ended]
  *   after_round()   put transmitted output on the wire, recycle frames
@@ -79,6 +80,10 @@ struct paste_transport_ops {
 	void (*abort)(struct paste_conn *c);
 	/* The connection is being freed: free what the transport allocated for it (optional). */
 	void (*conn_free)(struct paste_conn *c);
+	/* Right after the round's flushes: start transmitting what they queued (optional). The
+	 * replies are the round's latency, so they leave before the timers and the reap run;
+	 * after_round() sends whatever those add. */
+	void (*kick)(struct paste_ctx *ctx);
 	/* Timers, after the flush (optional). */
 	void (*tick)(struct paste_ctx *ctx);
 	/* After the reap: transmit, take completions, refill receive buffers (optional). */

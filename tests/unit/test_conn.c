@@ -456,6 +456,73 @@ static void test_connect_errors(void **state)
 	assert_int_equal(ctx->nconnecting, 0);
 }
 
+/* ---- the order of a round (paste_poll) ---------------------------------------------------- */
+
+static char order[16];
+
+static void note(char c)
+{
+	size_t n = strlen(order);
+
+	if (n + 1 < sizeof(order))
+		order[n] = c;
+}
+
+static void rec_fence(void *arg)
+{
+	note('F');
+}
+
+static void rec_flush(struct paste_conn *c)
+{
+	note('f');
+	fake_flush(c);
+}
+
+static void rec_kick(struct paste_ctx *c)
+{
+	note('k');
+}
+
+static void rec_tick(struct paste_ctx *c)
+{
+	note('t');
+}
+
+static void rec_after_round(struct paste_ctx *c)
+{
+	note('a');
+}
+
+/* The reply's kick comes right after the flush, which comes after the fence; the timers and the
+ * rest of the round follow it. */
+static void test_round_order(void **state)
+{
+	struct paste_transport_ops ops = fake_ops;
+	struct paste_conn *c = accept_one(1);
+	uint32_t f = rx_frame("a durable request", 0);
+	struct paste_ref ref;
+	unsigned n = 0;
+
+	ops.flush = rec_flush;
+	ops.kick = rec_kick;
+	ops.tick = rec_tick;
+	ops.after_round = rec_after_round;
+	ctx->tp = &ops;
+	memset(order, 0, sizeof(order));
+	assert_int_equal(paste_pool__add_drain_hook(ctx->pool, rec_fence, NULL), 0);
+	assert_int_equal(paste_conn__q_append(c, f, 0, 17), 0);
+	assert_int_equal(paste_conn__keep(c, 0, 17, true, &ref, 1, &n), 0);
+	assert_int_equal(paste_conn__consume(c, 17), 0);
+	assert_int_equal(paste_conn__send(c, "reply", 5), 5);
+	assert_int_equal(paste_poll(ctx, 0), 0);
+	assert_string_equal(order, "Ffkta");
+	assert_int_equal(((struct fake_conn *)paste_conn__tp(c))->flushed, 5);
+	paste_pool__del_drain_hook(ctx->pool, rec_fence, NULL);
+	assert_int_equal(paste_release(ctx, &ref), 0);
+	ctx->tp = &fake_ops;
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -465,6 +532,7 @@ int main(void)
 	    T(test_keep_outlives_consume),
 	    T(test_send_close_reap),
 	    T(test_failed_round_resets_dirty),
+	    T(test_round_order),
 	    T(test_connect_ok),
 	    T(test_connect_refused),
 	    T(test_connect_timeout),
