@@ -133,7 +133,7 @@ static int free_slot(struct mw *m, unsigned o)
 	return !m->busy[o][i] && ld(&slot(m, m->me, o, i)->state) == S_FREE ? (int)i : -1;
 }
 
-/* An inline request is forwarded as RESP: its length so, and the copy. */
+/* An inline request is forwarded as RESP: its length so, and the copy with its argv table. */
 static size_t inline_len(struct req *r)
 {
 	char h[RESP_HDR_MAX];
@@ -144,16 +144,52 @@ static size_t inline_len(struct req *r)
 	return n;
 }
 
-static void inline_copy(struct req *r, uint8_t *dst)
+static void inline_copy(struct req *r, uint8_t *dst, struct resp_arg *av)
 {
-	dst += resp_fmt_hdr((char *)dst, '*', r->cmd->argc);
+	uint8_t *p = dst + resp_fmt_hdr((char *)dst, '*', r->cmd->argc);
+
 	for (unsigned i = 0; i < r->cmd->argc; i++) {
-		dst += resp_fmt_hdr((char *)dst, '$', arg_len(r, i));
-		memcpy(dst, arg(r, i), arg_len(r, i));
-		dst += arg_len(r, i);
-		memcpy(dst, "\r\n", 2);
-		dst += 2;
+		struct resp_arg a = {.len = arg_len(r, i)};
+
+		p += resp_fmt_hdr((char *)p, '$', a.len);
+		a.off = (uint32_t)(p - dst);
+		memcpy(av + i, &a, sizeof(a));
+		memcpy(p, arg(r, i), a.len);
+		p += a.len;
+		memcpy(p, "\r\n", 2);
+		p += 2;
 	}
+}
+
+/* Fill slot @x with @r: the parsed request (argv table, then its bytes), or the MULTI block. */
+static void fill(struct mw *m, struct mw_slot *x, struct req *r, const struct command *cmd,
+                 size_t len)
+{
+	struct kconn *kc = r->kc;
+	uint8_t *dst = sbuf(m, x);
+	size_t tab;
+
+	x->argc = 0;
+	x->command = 0;
+	if (!r->cmd) { /* the connection's MULTI block */
+		memcpy(dst, kc->mq, len);
+		x->kind = K_TXN;
+		x->nq = kc->mq_n;
+	} else {
+		tab = (size_t)r->cmd->argc * sizeof(struct resp_arg);
+		if (r->cmd->inl)
+			inline_copy(r, dst + tab, (struct resp_arg *)dst);
+		else {
+			memcpy(dst, r->cmd->argv, tab);
+			resp_buf_copy(r->b, r->base, len, dst + tab);
+		}
+		x->kind = K_ONE;
+		x->nq = 1;
+		x->argc = r->cmd->argc;
+		x->command = (uint32_t)command_index(cmd) + 1;
+	}
+	x->len = (uint32_t)len;
+	x->db = (uint32_t)kc->db;
 }
 
 /*
@@ -161,24 +197,27 @@ static void inline_copy(struct req *r, uint8_t *dst)
  * @owners, after what the connection has in flight. @mode M_ONE: one reply in order; else one
  * request to every worker, replies combined (nothing else in flight then).
  */
-static int forward(struct mw *m, struct req *r, struct paste_conn *c, const unsigned *owners,
-                   unsigned k, int mode)
+static int forward(struct mw *m, struct req *r, struct paste_conn *c, const struct command *cmd,
+                   const unsigned *owners, unsigned k, int mode)
 {
 	struct kconn *kc = r->kc;
 	struct mw_wait *w = wait_of(c, kc);
 	bool txn = r->cmd == NULL;
 	size_t len = txn ? kc->mq_len : r->cmd->inl ? inline_len(r) : r->cmd->len;
+	size_t tab = txn ? 0 : (size_t)r->cmd->argc * sizeof(struct resp_arg);
 	int idx[KVMW_MAX];
 
 	if (!w)
 		return answered(kc, out_err(kc, "ERR out of memory"));
-	if (len > sizeof(((struct mw_slot *)0)->buf)) {
+	if (len + tab > KVMW_BUF) {
 		if (w->n)
 			return stall(m, w); /* the error must not overtake the replies in flight */
-		return answered(kc, out_err(kc,
-		                            "ERR request of %zu bytes too large to forward to the "
-		                            "key's worker (paste-kv --queues: at most %zu)",
-		                            len, sizeof(((struct mw_slot *)0)->buf)));
+		return answered(kc,
+		                out_err(kc,
+		                        "ERR request of %zu bytes (%u arguments) too large to "
+		                        "forward to the key's worker (paste-kv --queues: at most "
+		                        "%u bytes with 8 per argument)",
+		                        len, txn ? 0 : r->cmd->argc, KVMW_BUF));
 	}
 	if (w->n + k > KVMW_DEPTH)
 		return stall(m, w);
@@ -200,16 +239,7 @@ static int forward(struct mw *m, struct req *r, struct paste_conn *c, const unsi
 	for (unsigned j = 0; j < k; j++) {
 		struct mw_slot *x = slot(m, m->me, owners[j], (unsigned)idx[j]);
 
-		if (txn)
-			memcpy(x->buf, kc->mq, len);
-		else if (r->cmd->inl)
-			inline_copy(r, x->buf);
-		else
-			resp_buf_copy(r->b, r->base, len, x->buf);
-		x->len = (uint32_t)len;
-		x->kind = txn ? K_TXN : K_ONE;
-		x->db = (uint32_t)kc->db;
-		x->nq = txn ? kc->mq_n : 1;
+		fill(m, x, r, cmd, len);
 		x->ticket = ++m->last[owners[j]]; /* posted (published at the end of the tick) */
 		st(&x->state, S_REQ);
 		w->q[(w->head + w->n++) % KVMW_DEPTH] =
@@ -281,7 +311,7 @@ static int forward_exec(struct mw *m, struct req *r, struct paste_conn *c, struc
 		kc->multi_err = true;
 		return crossslot(m, kc, "WATCH keys and the transaction's keys are");
 	} /* (EXEC then answers EXECABORT) */
-	res = forward(m, &(struct req){.d = r->d, .kc = kc}, c, &to, 1, M_ONE);
+	res = forward(m, &(struct req){.d = r->d, .kc = kc}, c, NULL, &to, 1, M_ONE);
 	if (res == KVMW_SENT) { /* as EXEC would: the block is gone from here */
 		kc->multi = kc->multi_err = false;
 		kc->mq_len = 0;
@@ -319,7 +349,7 @@ static int route_keyless(struct mw *m, struct req *r, struct paste_conn *c,
 	}
 	for (unsigned k = 0; k < m->n; k++)
 		all[k] = k;
-	return forward(m, r, c, all, m->n, mode);
+	return forward(m, r, c, cmd, all, m->n, mode);
 }
 
 /*
@@ -379,7 +409,7 @@ int kvmw_route(struct req *r, struct paste_conn *c)
 	}
 	if ((unsigned)o == m->me)
 		return flying ? run_held(m, r, c) : KVMW_HERE;
-	return forward(m, r, c, (unsigned[]){(unsigned)o}, 1, M_ONE);
+	return forward(m, r, c, cmd, (unsigned[]){(unsigned)o}, 1, M_ONE);
 }
 /* ---- the sender's side ------------------------------------------------------------------- */
 
@@ -494,8 +524,8 @@ bool mw_land(struct mw *m, struct mw_wait *w)
 		} else if (s == S_LOST)
 			lost = true;
 		else if (w->mode != M_ONE)
-			combine(w, x->buf, x->len);
-		else if (out(w->kc, x->buf, x->len))
+			combine(w, sbuf(m, x), x->len);
+		else if (out(w->kc, sbuf(m, x), x->len))
 			w->kc->quit = true;
 		fl_release(m, e);
 		w->head = (w->head + 1) % KVMW_DEPTH;

@@ -15,7 +15,7 @@
 #include "kv.h"
 
 #define KVMW_SLOTS   256        /* per (sender, owner) pair, at most (1024 / workers, >= 16) */
-#define KVMW_SLOT    (1u << 20) /* a slot: header, then the request, later the reply */
+#define KVMW_SLOT    (1u << 20) /* a slot's data: the request (argv table, bytes), later the reply */
 #define KVMW_DEPTH   16         /* requests in flight per connection */
 #define KVMW_IDLE_MS 5
 #define KVMW_MAX     DAEMON_MAX_WORKERS
@@ -24,14 +24,28 @@ enum { S_FREE, S_REQ, S_RUN, S_DONE, S_LOST };
 enum { K_ONE, K_TXN };               /* one request; a MULTI block run by EXEC */
 enum { M_ONE, M_OK, M_SUM, M_KEYS }; /* replies in order; or combined (a command of all) */
 
+/*
+ * A slot's header. The headers are one dense array (64 bytes each, many per page), apart from
+ * the slots' data (KVMW_SLOT bytes each, a page or more apart): the states a sender's landing pass
+ * and an owner's take read every round stay in a few cache lines and TLB entries.
+ *
+ * K_ONE request data: the parsed request as the sender's parser left it, argc struct resp_arg
+ * (offsets from the request's first byte, lengths), then its @len bytes in RESP (the owner runs
+ * it without parsing it again; every argument is followed by its "\r\n"). K_TXN: the MULTI
+ * block's @len bytes (RESP, @nq requests). Reply: @len bytes.
+ */
 struct mw_slot {
 	uint32_t state, kind;
-	uint32_t db, nq; /* the sender's SELECT; K_TXN: requests in the block */
-	uint32_t len;    /* request bytes, then reply bytes */
-	uint32_t pad;
-	uint64_t ticket; /* the pair's posted count when it was posted */
-	uint8_t buf[KVMW_SLOT - 32];
+	uint32_t db, nq;  /* the sender's SELECT; K_TXN: requests in the block */
+	uint32_t len;     /* request bytes (after the argv table), then reply bytes */
+	uint32_t argc;    /* K_ONE: entries of the argv table */
+	uint64_t ticket;  /* the pair's posted count when it was posted */
+	uint32_t command; /* K_ONE: command_at() index of the sender's lookup, + 1 (0: none) */
+	uint8_t pad[28];
 };
+
+#define KVMW_BUF KVMW_SLOT /* a slot's data bytes */
+_Static_assert(sizeof(struct mw_slot) == 64, "a slot header is one cache line");
 
 /* Each worker's page: who runs it, and its counters (INFO's "# Workers"). */
 struct mw_pub {
@@ -84,6 +98,7 @@ struct mw_wait {
 
 struct mw {
 	struct mw_shm *shm;
+	uint8_t *data; /* the slots' data */
 	size_t len;
 	unsigned n, me, slots;
 	bool busy[KVMW_MAX][KVMW_SLOTS];            /* my outgoing slots in a connection's flight */
@@ -97,6 +112,8 @@ struct mw {
 	                          * (the tick's sweep frees them when their owner is done) */
 	struct mw_wait **waits;  /* connections with requests in flight or stalled */
 	unsigned nwaits, waits_cap;
+	struct kconn pk; /* the stand-in connection forwarded requests run on (its reply queue's
+	                  * buffers are kept from one request to the next) */
 };
 
 extern struct mw *kvmw_m; /* this process's (NULL without --queues) */
@@ -124,10 +141,15 @@ static inline struct mw_pair *pair(const struct mw *m, unsigned sender, unsigned
 
 static inline struct mw_slot *slot(const struct mw *m, unsigned sender, unsigned owner, unsigned i)
 {
-	uint8_t *base = (uint8_t *)pair(m, m->n, 0); /* just after the pairs */
+	struct mw_slot *base = (struct mw_slot *)pair(m, m->n, 0); /* just after the pairs */
 
-	return (struct mw_slot *)(base + (((size_t)sender * m->n + owner) * m->slots + i) *
-	                                     sizeof(struct mw_slot));
+	return base + ((size_t)sender * m->n + owner) * m->slots + i;
+}
+
+/* Slot @x's data (after the headers, page aligned: kvmw_create). */
+static inline uint8_t *sbuf(const struct mw *m, const struct mw_slot *x)
+{
+	return m->data + (size_t)(x - slot(m, 0, 0, 0)) * KVMW_BUF;
 }
 
 /* The worker (of @workers) that owns key @k (@n bytes): FNV-1a (64 bits) of the key, or of its
