@@ -166,17 +166,16 @@ static void fill(struct mw *m, struct mw_slot *x, struct req *r, const struct co
                  size_t len)
 {
 	struct kconn *kc = r->kc;
-	uint8_t *dst = sbuf(m, x);
-	size_t tab;
+	uint32_t argc = r->cmd ? r->cmd->argc : 0;
+	uint8_t *dst = sreq(m, x, argc, (uint32_t)len);
+	size_t tab = (size_t)argc * sizeof(struct resp_arg);
 
-	x->argc = 0;
-	x->command = 0;
 	if (!r->cmd) { /* the connection's MULTI block */
 		memcpy(dst, kc->mq, len);
 		x->kind = K_TXN;
 		x->nq = kc->mq_n;
+		x->command = 0;
 	} else {
-		tab = (size_t)r->cmd->argc * sizeof(struct resp_arg);
 		if (r->cmd->inl)
 			inline_copy(r, dst + tab, (struct resp_arg *)dst);
 		else {
@@ -185,9 +184,9 @@ static void fill(struct mw *m, struct mw_slot *x, struct req *r, const struct co
 		}
 		x->kind = K_ONE;
 		x->nq = 1;
-		x->argc = r->cmd->argc;
 		x->command = (uint32_t)command_index(cmd) + 1;
 	}
+	x->argc = argc;
 	x->len = (uint32_t)len;
 	x->db = (uint32_t)kc->db;
 }
@@ -524,8 +523,8 @@ bool mw_land(struct mw *m, struct mw_wait *w)
 		} else if (s == S_LOST)
 			lost = true;
 		else if (w->mode != M_ONE)
-			combine(w, sbuf(m, x), x->len);
-		else if (out(w->kc, sbuf(m, x), x->len))
+			combine(w, srep(m, x, x->len), x->len);
+		else if (out(w->kc, srep(m, x, x->len), x->len))
 			w->kc->quit = true;
 		fl_release(m, e);
 		w->head = (w->head + 1) % KVMW_DEPTH;

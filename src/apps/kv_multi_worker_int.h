@@ -25,15 +25,20 @@ enum { K_ONE, K_TXN };               /* one request; a MULTI block run by EXEC *
 enum { M_ONE, M_OK, M_SUM, M_KEYS }; /* replies in order; or combined (a command of all) */
 
 /*
- * A slot's header. The headers are one dense array (64 bytes each, many per page), apart from
- * the slots' data (KVMW_SLOT bytes each, a page or more apart): the states a sender's landing pass
- * and an owner's take read every round stay in a few cache lines and TLB entries.
+ * A slot's header. The headers are one dense array (256 bytes each: four cache lines), apart from
+ * the slots' data (KVMW_SLOT bytes each, a page or more apart): the states a sender's landing
+ * pass and an owner's take read every round stay in a few cache lines and TLB entries, and a
+ * small request or reply (a SET of a 64-byte value, +OK, a GET's value up to about 200 bytes)
+ * travels in the header's own lines (@inl) instead of another page.
  *
- * K_ONE request data: the parsed request as the sender's parser left it, argc struct resp_arg
- * (offsets from the request's first byte, lengths), then its @len bytes in RESP (the owner runs
- * it without parsing it again; every argument is followed by its "\r\n"). K_TXN: the MULTI
- * block's @len bytes (RESP, @nq requests). Reply: @len bytes.
+ * A request's data: K_ONE: the parsed request as the sender's parser left it, argc struct
+ * resp_arg (offsets from the request's first byte, lengths), then its @len bytes in RESP (the
+ * owner runs it without parsing it again; every argument is followed by its "\r\n"). K_TXN: the
+ * MULTI block's @len bytes (RESP, @nq requests), argc 0. It is in @inl if it fits (argc x 8 +
+ * len <= KVMW_INL), else at sbuf(). The reply's @len bytes likewise (in @inl if len <= KVMW_INL).
  */
+#define KVMW_INL 216
+
 struct mw_slot {
 	uint32_t state, kind;
 	uint32_t db, nq;  /* the sender's SELECT; K_TXN: requests in the block */
@@ -41,11 +46,12 @@ struct mw_slot {
 	uint32_t argc;    /* K_ONE: entries of the argv table */
 	uint64_t ticket;  /* the pair's posted count when it was posted */
 	uint32_t command; /* K_ONE: command_at() index of the sender's lookup, + 1 (0: none) */
-	uint8_t pad[28];
+	uint32_t pad;
+	uint8_t inl[KVMW_INL]; /* a small request's or reply's data */
 };
 
 #define KVMW_BUF KVMW_SLOT /* a slot's data bytes */
-_Static_assert(sizeof(struct mw_slot) == 64, "a slot header is one cache line");
+_Static_assert(sizeof(struct mw_slot) == 256, "a slot header is four cache lines");
 
 /* Each worker's page: who runs it, and its counters (INFO's "# Workers"). */
 struct mw_pub {
@@ -146,10 +152,22 @@ static inline struct mw_slot *slot(const struct mw *m, unsigned sender, unsigned
 	return base + ((size_t)sender * m->n + owner) * m->slots + i;
 }
 
-/* Slot @x's data (after the headers, page aligned: kvmw_create). */
+/* Slot @x's data pages (after the headers, page aligned: kvmw_create). */
 static inline uint8_t *sbuf(const struct mw *m, const struct mw_slot *x)
 {
 	return m->data + (size_t)(x - slot(m, 0, 0, 0)) * KVMW_BUF;
+}
+
+/* Where the data of a request of @argc arguments (0: K_TXN) and @len bytes is, or goes. */
+static inline uint8_t *sreq(const struct mw *m, struct mw_slot *x, uint32_t argc, uint32_t len)
+{
+	return (size_t)argc * sizeof(struct resp_arg) + len <= KVMW_INL ? x->inl : sbuf(m, x);
+}
+
+/* Where a reply of @len bytes is, or goes. */
+static inline uint8_t *srep(const struct mw *m, struct mw_slot *x, uint32_t len)
+{
+	return len <= KVMW_INL ? x->inl : sbuf(m, x);
 }
 
 /* The worker (of @workers) that owns key @k (@n bytes): FNV-1a (64 bits) of the key, or of its
