@@ -250,6 +250,24 @@ static int forward(struct mw *m, struct req *r, struct paste_conn *c, const stru
 	return KVMW_SENT;
 }
 
+/* Room for @n more held bytes (one buffer per connection, no allocation per held reply). */
+static int hold_room(struct mw_wait *w, size_t n)
+{
+	size_t cap = w->hold_cap ? w->hold_cap : 4096;
+	uint8_t *v;
+
+	if (w->hold_len + n <= w->hold_cap)
+		return 0;
+	while (cap < w->hold_len + n)
+		cap *= 2;
+	v = realloc(w->hold, cap);
+	if (!v)
+		return -ENOMEM;
+	w->hold = v;
+	w->hold_cap = cap;
+	return 0;
+}
+
 /*
  * A request for a key of ours while the connection has requests in flight: run it now (its key
  * is not one of theirs, so no order between them matters) but hold its reply back until theirs
@@ -267,12 +285,13 @@ static int run_held(struct mw *m, struct req *r, struct paste_conn *c)
 	if (!w || w->n >= KVMW_DEPTH)
 		return w ? stall(m, w) : KVMW_HERE;
 	dispatch(r);
-	buf = malloc(kc->q.queued - queued + 1);
-	if (!buf) { /* cannot hold it back: fail the connection rather than reorder */
+	if (hold_room(w, kc->q.queued - queued)) {
+		/* cannot hold it back: fail the connection rather than reorder */
 		out_drop(r->d, kc);
 		kc->quit = true;
 		return KVMW_DONE;
 	}
+	buf = w->hold + w->hold_len;
 	if (old_n) { /* out() may have grown the last item */
 		struct daemon_rseg *it = daemon_replyq_at(&kc->q, old_n - 1);
 
@@ -292,7 +311,8 @@ static int run_held(struct mw *m, struct req *r, struct paste_conn *c)
 	kc->q.buf_len = ob_len;
 	kc->q.queued = queued;
 	e = &w->q[(w->head + w->n++) % KVMW_DEPTH];
-	*e = (struct mw_ent){.here = true, .len = (uint32_t)off, .buf = buf};
+	*e = (struct mw_ent){.here = true, .len = (uint32_t)off, .off = w->hold_len};
+	w->hold_len += off;
 	list(m, w);
 	return KVMW_DONE;
 }
@@ -370,6 +390,7 @@ int kvmw_route(struct req *r, struct paste_conn *c)
 	if (!m || m->n < 2 || !(name = arg(r, 0)) || !(cmd = find_command(name, arg_len(r, 0))) ||
 	    !arity_ok(cmd, r->cmd->argc))
 		return flying ? stall(m, w) : KVMW_HERE; /* unknown or bad: the usual error */
+	r->found = cmd;                                  /* (execute() does not look it up again) */
 	if (flying && (w->mode != M_ONE || cmd->first <= 0 || kc->multi))
 		return stall(m, w); /* only keyed requests may overtake nothing: in order */
 	if (command_fn(cmd) == cmd_multi && !kc->multi && (w = wait_of(c, kc)))
@@ -460,11 +481,8 @@ static void fl_release(struct mw *m, struct mw_ent *e)
 	struct mw_slot *x = slot(m, m->me, e->o, e->i);
 	uint32_t s;
 
-	if (e->here) {
-		free(e->buf);
-		e->buf = NULL;
-		return;
-	}
+	if (e->here)
+		return; /* (its bytes go with the flight: mw_land, kvmw_conn_closed) */
 	s = ld(&x->state);
 	m->busy[e->o][e->i] = false;
 	if (s == S_DONE || s == S_LOST) {
@@ -518,7 +536,7 @@ bool mw_land(struct mw *m, struct mw_wait *w)
 		if (s < S_DONE)
 			break;
 		if (e->here) {
-			if (out(w->kc, e->buf, e->len))
+			if (out(w->kc, w->hold + e->off, e->len))
 				w->kc->quit = true;
 		} else if (s == S_LOST)
 			lost = true;
@@ -531,6 +549,8 @@ bool mw_land(struct mw *m, struct mw_wait *w)
 		w->n--;
 		took = true;
 	}
+	if (!w->n)
+		w->hold_len = 0;
 	if (lost && !w->kc->closing) {
 		while (w->n) { /* the rest is dropped with the connection */
 			fl_release(m, &w->q[w->head]);
@@ -576,6 +596,7 @@ void kvmw_conn_closed(struct kconn *kc)
 		mw_unlist(m, w);
 	}
 	free(w->acc);
+	free(w->hold);
 	free(w);
 	kc->mw = NULL;
 }

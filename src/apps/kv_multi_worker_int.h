@@ -83,7 +83,7 @@ struct mw_ent {
 	uint8_t o, i;
 	bool here;
 	uint32_t len;
-	uint8_t *buf;
+	size_t off; /* here: the reply's bytes at mw_wait.hold + off */
 };
 
 /* A connection's requests in flight (replies go out in this order) and what it waits for. */
@@ -100,6 +100,8 @@ struct mw_wait {
 	uint8_t *acc; /* M_KEYS: the elements; else the first error */
 	size_t acc_len, acc_cap;
 	int txn_owner; /* MULTI: the one owner of the queued keys (-1 none yet, -2 several) */
+	uint8_t *hold; /* the held replies' bytes (emptied when the flight is) */
+	size_t hold_len, hold_cap;
 };
 
 struct mw {
