@@ -250,21 +250,21 @@ static int forward(struct mw *m, struct req *r, struct paste_conn *c, const stru
 	return KVMW_SENT;
 }
 
-/* Room for @n more held bytes (one buffer per connection, no allocation per held reply). */
-static int hold_room(struct mw_wait *w, size_t n)
+/* Grow *@buf (*@cap bytes) to hold at least @need bytes: 0 or -ENOMEM (*@buf unchanged). */
+static int grow(uint8_t **buf, size_t *cap, size_t need)
 {
-	size_t cap = w->hold_cap ? w->hold_cap : 4096;
+	size_t c = *cap ? *cap : 4096;
 	uint8_t *v;
 
-	if (w->hold_len + n <= w->hold_cap)
+	if (need <= *cap)
 		return 0;
-	while (cap < w->hold_len + n)
-		cap *= 2;
-	v = realloc(w->hold, cap);
+	while (c < need)
+		c *= 2;
+	v = realloc(*buf, c);
 	if (!v)
 		return -ENOMEM;
-	w->hold = v;
-	w->hold_cap = cap;
+	*buf = v;
+	*cap = c;
 	return 0;
 }
 
@@ -285,7 +285,7 @@ static int run_held(struct mw *m, struct req *r, struct paste_conn *c)
 	if (!w || w->n >= KVMW_DEPTH)
 		return w ? stall(m, w) : KVMW_HERE;
 	dispatch(r);
-	if (hold_room(w, kc->q.queued - queued)) {
+	if (grow(&w->hold, &w->hold_cap, w->hold_len + kc->q.queued - queued)) {
 		/* cannot hold it back: fail the connection rather than reorder */
 		out_drop(r->d, kc);
 		kc->quit = true;
@@ -435,18 +435,8 @@ int kvmw_route(struct req *r, struct paste_conn *c)
 
 static int acc_add(struct mw_wait *w, const void *p, size_t n)
 {
-	if (w->acc_len + n > w->acc_cap) {
-		size_t cap = w->acc_cap ? w->acc_cap : 4096;
-		uint8_t *v;
-
-		while (cap < w->acc_len + n)
-			cap *= 2;
-		v = realloc(w->acc, cap);
-		if (!v)
-			return -ENOMEM;
-		w->acc = v;
-		w->acc_cap = cap;
-	}
+	if (grow(&w->acc, &w->acc_cap, w->acc_len + n))
+		return -ENOMEM;
 	memcpy(w->acc + w->acc_len, p, n);
 	w->acc_len += n;
 	return 0;
