@@ -207,6 +207,7 @@ struct req {
 	size_t base;
 	const struct resp_cmd *cmd;
 	bool queued; /* run by EXEC: the arguments are in memory, not in received frames */
+	const struct command *found; /* the command argument 0 names, if known (else looked up) */
 };
 
 /* A key or value as stored: @n bytes at @p, the string plus its trailing byte. @pool: @p lies in
@@ -553,6 +554,7 @@ int cmd_bitpos(struct req *r);
 /* kv_table.c */
 size_t ncommands(void);
 const struct command *command_at(size_t i);
+size_t command_index(const struct command *c); /* command_at(command_index(c)) == c */
 int (*command_fn(const struct command *c))(struct req *);
 bool arity_ok(const struct command *c, unsigned argc);
 const struct command *find_command(const uint8_t *name, size_t n);

@@ -133,7 +133,7 @@ static int free_slot(struct mw *m, unsigned o)
 	return !m->busy[o][i] && ld(&slot(m, m->me, o, i)->state) == S_FREE ? (int)i : -1;
 }
 
-/* An inline request is forwarded as RESP: its length so, and the copy. */
+/* An inline request is forwarded as RESP: its length so, and the copy with its argv table. */
 static size_t inline_len(struct req *r)
 {
 	char h[RESP_HDR_MAX];
@@ -144,16 +144,51 @@ static size_t inline_len(struct req *r)
 	return n;
 }
 
-static void inline_copy(struct req *r, uint8_t *dst)
+static void inline_copy(struct req *r, uint8_t *dst, struct resp_arg *av)
 {
-	dst += resp_fmt_hdr((char *)dst, '*', r->cmd->argc);
+	uint8_t *p = dst + resp_fmt_hdr((char *)dst, '*', r->cmd->argc);
+
 	for (unsigned i = 0; i < r->cmd->argc; i++) {
-		dst += resp_fmt_hdr((char *)dst, '$', arg_len(r, i));
-		memcpy(dst, arg(r, i), arg_len(r, i));
-		dst += arg_len(r, i);
-		memcpy(dst, "\r\n", 2);
-		dst += 2;
+		struct resp_arg a = {.len = arg_len(r, i)};
+
+		p += resp_fmt_hdr((char *)p, '$', a.len);
+		a.off = (uint32_t)(p - dst);
+		memcpy(av + i, &a, sizeof(a));
+		memcpy(p, arg(r, i), a.len);
+		p += a.len;
+		memcpy(p, "\r\n", 2);
+		p += 2;
 	}
+}
+
+/* Fill slot @x with @r: the parsed request (argv table, then its bytes), or the MULTI block. */
+static void fill(struct mw *m, struct mw_slot *x, struct req *r, const struct command *cmd,
+                 size_t len)
+{
+	struct kconn *kc = r->kc;
+	uint32_t argc = r->cmd ? r->cmd->argc : 0;
+	uint8_t *dst = sreq(m, x, argc, (uint32_t)len);
+	size_t tab = (size_t)argc * sizeof(struct resp_arg);
+
+	if (!r->cmd) { /* the connection's MULTI block */
+		memcpy(dst, kc->mq, len);
+		x->kind = K_TXN;
+		x->nq = kc->mq_n;
+		x->command = 0;
+	} else {
+		if (r->cmd->inl)
+			inline_copy(r, dst + tab, (struct resp_arg *)dst);
+		else {
+			memcpy(dst, r->cmd->argv, tab);
+			resp_buf_copy(r->b, r->base, len, dst + tab);
+		}
+		x->kind = K_ONE;
+		x->nq = 1;
+		x->command = (uint32_t)command_index(cmd) + 1;
+	}
+	x->argc = argc;
+	x->len = (uint32_t)len;
+	x->db = (uint32_t)kc->db;
 }
 
 /*
@@ -161,24 +196,27 @@ static void inline_copy(struct req *r, uint8_t *dst)
  * @owners, after what the connection has in flight. @mode M_ONE: one reply in order; else one
  * request to every worker, replies combined (nothing else in flight then).
  */
-static int forward(struct mw *m, struct req *r, struct paste_conn *c, const unsigned *owners,
-                   unsigned k, int mode)
+static int forward(struct mw *m, struct req *r, struct paste_conn *c, const struct command *cmd,
+                   const unsigned *owners, unsigned k, int mode)
 {
 	struct kconn *kc = r->kc;
 	struct mw_wait *w = wait_of(c, kc);
 	bool txn = r->cmd == NULL;
 	size_t len = txn ? kc->mq_len : r->cmd->inl ? inline_len(r) : r->cmd->len;
+	size_t tab = txn ? 0 : (size_t)r->cmd->argc * sizeof(struct resp_arg);
 	int idx[KVMW_MAX];
 
 	if (!w)
 		return answered(kc, out_err(kc, "ERR out of memory"));
-	if (len > sizeof(((struct mw_slot *)0)->buf)) {
+	if (len + tab > KVMW_BUF) {
 		if (w->n)
 			return stall(m, w); /* the error must not overtake the replies in flight */
-		return answered(kc, out_err(kc,
-		                            "ERR request of %zu bytes too large to forward to the "
-		                            "key's worker (paste-kv --queues: at most %zu)",
-		                            len, sizeof(((struct mw_slot *)0)->buf)));
+		return answered(kc,
+		                out_err(kc,
+		                        "ERR request of %zu bytes (%u arguments) too large to "
+		                        "forward to the key's worker (paste-kv --queues: at most "
+		                        "%u bytes with 8 per argument)",
+		                        len, txn ? 0 : r->cmd->argc, KVMW_BUF));
 	}
 	if (w->n + k > KVMW_DEPTH)
 		return stall(m, w);
@@ -200,16 +238,7 @@ static int forward(struct mw *m, struct req *r, struct paste_conn *c, const unsi
 	for (unsigned j = 0; j < k; j++) {
 		struct mw_slot *x = slot(m, m->me, owners[j], (unsigned)idx[j]);
 
-		if (txn)
-			memcpy(x->buf, kc->mq, len);
-		else if (r->cmd->inl)
-			inline_copy(r, x->buf);
-		else
-			resp_buf_copy(r->b, r->base, len, x->buf);
-		x->len = (uint32_t)len;
-		x->kind = txn ? K_TXN : K_ONE;
-		x->db = (uint32_t)kc->db;
-		x->nq = txn ? kc->mq_n : 1;
+		fill(m, x, r, cmd, len);
 		x->ticket = ++m->last[owners[j]]; /* posted (published at the end of the tick) */
 		st(&x->state, S_REQ);
 		w->q[(w->head + w->n++) % KVMW_DEPTH] =
@@ -219,6 +248,24 @@ static int forward(struct mw *m, struct req *r, struct paste_conn *c, const unsi
 	}
 	list(m, w);
 	return KVMW_SENT;
+}
+
+/* Grow *@buf (*@cap bytes) to hold at least @need bytes: 0 or -ENOMEM (*@buf unchanged). */
+static int grow(uint8_t **buf, size_t *cap, size_t need)
+{
+	size_t c = *cap ? *cap : 4096;
+	uint8_t *v;
+
+	if (need <= *cap)
+		return 0;
+	while (c < need)
+		c *= 2;
+	v = realloc(*buf, c);
+	if (!v)
+		return -ENOMEM;
+	*buf = v;
+	*cap = c;
+	return 0;
 }
 
 /*
@@ -238,12 +285,13 @@ static int run_held(struct mw *m, struct req *r, struct paste_conn *c)
 	if (!w || w->n >= KVMW_DEPTH)
 		return w ? stall(m, w) : KVMW_HERE;
 	dispatch(r);
-	buf = malloc(kc->q.queued - queued + 1);
-	if (!buf) { /* cannot hold it back: fail the connection rather than reorder */
+	if (grow(&w->hold, &w->hold_cap, w->hold_len + kc->q.queued - queued)) {
+		/* cannot hold it back: fail the connection rather than reorder */
 		out_drop(r->d, kc);
 		kc->quit = true;
 		return KVMW_DONE;
 	}
+	buf = w->hold + w->hold_len;
 	if (old_n) { /* out() may have grown the last item */
 		struct daemon_rseg *it = daemon_replyq_at(&kc->q, old_n - 1);
 
@@ -263,7 +311,8 @@ static int run_held(struct mw *m, struct req *r, struct paste_conn *c)
 	kc->q.buf_len = ob_len;
 	kc->q.queued = queued;
 	e = &w->q[(w->head + w->n++) % KVMW_DEPTH];
-	*e = (struct mw_ent){.here = true, .len = (uint32_t)off, .buf = buf};
+	*e = (struct mw_ent){.here = true, .len = (uint32_t)off, .off = w->hold_len};
+	w->hold_len += off;
 	list(m, w);
 	return KVMW_DONE;
 }
@@ -281,7 +330,7 @@ static int forward_exec(struct mw *m, struct req *r, struct paste_conn *c, struc
 		kc->multi_err = true;
 		return crossslot(m, kc, "WATCH keys and the transaction's keys are");
 	} /* (EXEC then answers EXECABORT) */
-	res = forward(m, &(struct req){.d = r->d, .kc = kc}, c, &to, 1, M_ONE);
+	res = forward(m, &(struct req){.d = r->d, .kc = kc}, c, NULL, &to, 1, M_ONE);
 	if (res == KVMW_SENT) { /* as EXEC would: the block is gone from here */
 		kc->multi = kc->multi_err = false;
 		kc->mq_len = 0;
@@ -319,7 +368,7 @@ static int route_keyless(struct mw *m, struct req *r, struct paste_conn *c,
 	}
 	for (unsigned k = 0; k < m->n; k++)
 		all[k] = k;
-	return forward(m, r, c, all, m->n, mode);
+	return forward(m, r, c, cmd, all, m->n, mode);
 }
 
 /*
@@ -341,6 +390,7 @@ int kvmw_route(struct req *r, struct paste_conn *c)
 	if (!m || m->n < 2 || !(name = arg(r, 0)) || !(cmd = find_command(name, arg_len(r, 0))) ||
 	    !arity_ok(cmd, r->cmd->argc))
 		return flying ? stall(m, w) : KVMW_HERE; /* unknown or bad: the usual error */
+	r->found = cmd;                                  /* (execute() does not look it up again) */
 	if (flying && (w->mode != M_ONE || cmd->first <= 0 || kc->multi))
 		return stall(m, w); /* only keyed requests may overtake nothing: in order */
 	if (command_fn(cmd) == cmd_multi && !kc->multi && (w = wait_of(c, kc)))
@@ -379,24 +429,14 @@ int kvmw_route(struct req *r, struct paste_conn *c)
 	}
 	if ((unsigned)o == m->me)
 		return flying ? run_held(m, r, c) : KVMW_HERE;
-	return forward(m, r, c, (unsigned[]){(unsigned)o}, 1, M_ONE);
+	return forward(m, r, c, cmd, (unsigned[]){(unsigned)o}, 1, M_ONE);
 }
 /* ---- the sender's side ------------------------------------------------------------------- */
 
 static int acc_add(struct mw_wait *w, const void *p, size_t n)
 {
-	if (w->acc_len + n > w->acc_cap) {
-		size_t cap = w->acc_cap ? w->acc_cap : 4096;
-		uint8_t *v;
-
-		while (cap < w->acc_len + n)
-			cap *= 2;
-		v = realloc(w->acc, cap);
-		if (!v)
-			return -ENOMEM;
-		w->acc = v;
-		w->acc_cap = cap;
-	}
+	if (grow(&w->acc, &w->acc_cap, w->acc_len + n))
+		return -ENOMEM;
 	memcpy(w->acc + w->acc_len, p, n);
 	w->acc_len += n;
 	return 0;
@@ -431,11 +471,8 @@ static void fl_release(struct mw *m, struct mw_ent *e)
 	struct mw_slot *x = slot(m, m->me, e->o, e->i);
 	uint32_t s;
 
-	if (e->here) {
-		free(e->buf);
-		e->buf = NULL;
-		return;
-	}
+	if (e->here)
+		return; /* (its bytes go with the flight: mw_land, kvmw_conn_closed) */
 	s = ld(&x->state);
 	m->busy[e->o][e->i] = false;
 	if (s == S_DONE || s == S_LOST) {
@@ -489,19 +526,21 @@ bool mw_land(struct mw *m, struct mw_wait *w)
 		if (s < S_DONE)
 			break;
 		if (e->here) {
-			if (out(w->kc, e->buf, e->len))
+			if (out(w->kc, w->hold + e->off, e->len))
 				w->kc->quit = true;
 		} else if (s == S_LOST)
 			lost = true;
 		else if (w->mode != M_ONE)
-			combine(w, x->buf, x->len);
-		else if (out(w->kc, x->buf, x->len))
+			combine(w, srep(m, x, x->len), x->len);
+		else if (out(w->kc, srep(m, x, x->len), x->len))
 			w->kc->quit = true;
 		fl_release(m, e);
 		w->head = (w->head + 1) % KVMW_DEPTH;
 		w->n--;
 		took = true;
 	}
+	if (!w->n)
+		w->hold_len = 0;
 	if (lost && !w->kc->closing) {
 		while (w->n) { /* the rest is dropped with the connection */
 			fl_release(m, &w->q[w->head]);
@@ -547,6 +586,7 @@ void kvmw_conn_closed(struct kconn *kc)
 		mw_unlist(m, w);
 	}
 	free(w->acc);
+	free(w->hold);
 	free(w);
 	kc->mw = NULL;
 }

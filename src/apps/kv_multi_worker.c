@@ -118,8 +118,11 @@ static unsigned slots_for(unsigned n)
 int kvmw_create(unsigned n)
 {
 	struct sigaction sa = {.sa_handler = on_wake, .sa_flags = SA_RESTART};
-	size_t len = sizeof(struct mw_shm) + (size_t)n * n * sizeof(struct mw_pair) +
-	             (size_t)n * n * slots_for(n) * sizeof(struct mw_slot);
+	size_t nslots = (size_t)n * n * slots_for(n);
+	size_t data = (sizeof(struct mw_shm) + (size_t)n * n * sizeof(struct mw_pair) +
+	               nslots * sizeof(struct mw_slot) + 4095) &
+	              ~(size_t)4095; /* the headers, then the slots' data, page aligned */
+	size_t len = data + nslots * KVMW_BUF;
 	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
 	               MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 
@@ -135,6 +138,7 @@ int kvmw_create(unsigned n)
 		return -ENOMEM;
 	}
 	kvmw_m->shm = p;
+	kvmw_m->data = (uint8_t *)p + data;
 	kvmw_m->len = len;
 	kvmw_m->n = n;
 	kvmw_m->slots = slots_for(n);
@@ -294,67 +298,106 @@ static void sweep_orphans(struct mw *m)
 /* ---- the owner's side -------------------------------------------------------------------- */
 
 /* Copy the stand-in connection's queued output into the slot (or an error if it is too big). */
-static void take_output(struct kvd *d, struct kconn *pk, struct mw_slot *x)
+static void take_output(struct kvd *d, struct mw *m, struct kconn *pk, struct mw_slot *x)
 {
-	size_t len = 0, cap = sizeof(x->buf);
 	static const char big[] = "-ERR reply too large to forward from the key's worker "
 	                          "(paste-kv --queues: at most 1 MiB)\r\n";
+	size_t len = 0, total = 0;
+	uint8_t *dst;
 
-	for (size_t i = 0; i < pk->q.n; i++) {
-		const struct daemon_rseg *it = daemon_replyq_at(&pk->q, i);
-		const uint8_t *p = daemon_replyq_bytes(&pk->q, it);
+	for (size_t i = 0; i < pk->q.n; i++)
+		total += daemon_replyq_at(&pk->q, i)->len;
+	if (total > KVMW_BUF) {
+		memcpy(srep(m, x, sizeof(big) - 1), big, sizeof(big) - 1);
+		len = sizeof(big) - 1;
+	} else {
+		dst = srep(m, x, (uint32_t)total);
+		for (size_t i = 0; i < pk->q.n; i++) {
+			const struct daemon_rseg *it = daemon_replyq_at(&pk->q, i);
 
-		if (len + it->len > cap) {
-			memcpy(x->buf, big, sizeof(big) - 1);
-			len = sizeof(big) - 1;
-			break;
+			memmove(dst + len, daemon_replyq_bytes(&pk->q, it), it->len);
+			len += it->len;
 		}
-		memcpy(x->buf + len, p, it->len);
-		len += it->len;
 	}
 	x->len = (uint32_t)len;
 	out_drop(d, pk);
 }
 
+/*
+ * Run a K_ONE request as its sender parsed it: its argv table describes the bytes after it
+ * (checked: every argument and the "\r\n" after it inside them, as the parser left them), and
+ * the command the sender looked up is taken as found.
+ */
+static void run_one(struct kvd *d, struct mw *m, struct kconn *pk, struct mw_slot *x)
+{
+	const uint8_t *data = sreq(m, x, x->argc, x->len);
+	const struct resp_arg *av = (const struct resp_arg *)data;
+	size_t tab = (size_t)x->argc * sizeof(*av);
+	struct resp_seg seg = {.p = data + tab, .len = x->len};
+	struct resp_cmd cmd = {.argc = x->argc, .argv = av, .len = x->len};
+	struct resp_buf b;
+	bool ok = x->argc >= 1 && tab + x->len <= KVMW_BUF && x->command <= ncommands();
+
+	for (unsigned i = 0; ok && i < x->argc; i++)
+		ok = (uint64_t)av[i].off + av[i].len + 2 <= x->len;
+	if (!ok) {
+		out_err(pk, "ERR forwarded request unreadable");
+		return;
+	}
+	resp_buf_init(&b, &seg, 1);
+	dispatch(&(struct req){.d = d,
+	                       .kc = pk,
+	                       .b = &b,
+	                       .base = 0,
+	                       .cmd = &cmd,
+	                       .queued = true,
+	                       .found = x->command ? command_at(x->command - 1) : NULL});
+}
+
 static void run_slot(struct kvd *d, struct mw *m, struct mw_slot *x)
 {
-	static const struct resp_limits lim = {
-	    .max_bulk = UINT32_MAX, .max_arg = UINT32_MAX, .max_request = UINT32_MAX};
-	struct kconn pk = {.d = d, .db = (int)x->db};
-	struct resp_seg seg = {.p = x->buf, .len = x->len};
-	struct resp_cmd cmd;
-	struct resp_buf b;
+	struct kconn *pk = &m->pk;
+	struct daemon_replyq q = pk->q; /* its buffers, kept (empty) */
 
-	d->now_ms = wall_ms();
+	memset(pk, 0, sizeof(*pk));
+	pk->q = q;
+	pk->d = d;
+	pk->db = (int)x->db;
+	resp_parser_init(&pk->rp, NULL); /* (no memory: the parser allocates when it parses) */
 	arena_reset(d);
-	if (resp_parser_init(&pk.rp, &lim)) {
-		out_err(&pk, "ERR out of memory");
-	} else if (x->kind == K_TXN) {
-		pk.mq = malloc(x->len ? x->len : 1);
-		if (pk.mq) {
-			memcpy(pk.mq, x->buf, x->len);
-			pk.mq_len = pk.mq_cap = x->len;
-			pk.mq_n = x->nq;
-			pk.multi = true;
+	if (x->kind == K_TXN) {
+		pk->mq = malloc(x->len ? x->len : 1);
+		if (pk->mq) {
+			memcpy(pk->mq, sreq(m, x, 0, x->len), x->len);
+			pk->mq_len = pk->mq_cap = x->len;
+			pk->mq_n = x->nq;
+			pk->multi = true;
 			d->st.cmds++;
-			cmd_exec(&(struct req){.d = d, .kc = &pk});
+			cmd_exec(&(struct req){.d = d, .kc = pk});
 		} else {
-			out_err(&pk, "ERR out of memory");
+			out_err(pk, "ERR out of memory");
 		}
 	} else {
-		resp_buf_init(&b, &seg, 1);
-		if (resp_parse(&pk.rp, &b, 0, &cmd) == RESP_CMD)
-			dispatch(&(struct req){
-			    .d = d, .kc = &pk, .b = &b, .base = 0, .cmd = &cmd, .queued = true});
-		else
-			out_err(&pk, "ERR forwarded request unreadable");
+		run_one(d, m, pk, x);
 	}
-	take_output(d, &pk, x);
-	multi_free(d, &pk);
-	resp_parser_free(&pk.rp);
-	daemon_replyq_free(&pk.q, d->ctx);
+	take_output(d, m, pk, x);
+	multi_free(d, pk);
+	resp_parser_free(&pk->rp);
 	arena_reset(d);
 	m->shm->pub[m->me].served++;
+}
+
+/*
+ * The slots' headers were written by another worker (on another CPU): ask for them (for writing:
+ * we store RUN and the reply, or FREE, there) a few slots ahead, so that the cache misses of a
+ * batch overlap instead of one after the other. Up to all four lines: a small request's data.
+ */
+#define KVMW_AHEAD 8
+
+static void prefetch_slot(const struct mw_slot *x)
+{
+	for (unsigned k = 0; k < sizeof(*x); k += 64)
+		__builtin_prefetch((const uint8_t *)x + k, 1);
 }
 
 /*
@@ -378,13 +421,21 @@ static void work_hook(struct paste_ctx *ctx, void *arg)
 		struct mw_pair *p = pair(m, s, m->me);
 		uint64_t posted = __atomic_load_n(&p->posted, __ATOMIC_ACQUIRE);
 
+		if (p->taken < posted)
+			d->now_ms = wall_ms(); /* once for the batch, as on_data for a client's */
+		for (uint64_t t = p->taken + 1; t <= posted && t <= p->taken + KVMW_AHEAD; t++)
+			prefetch_slot(slot(m, s, m->me, (unsigned)(t % m->slots)));
 		while (p->taken < posted) {
 			struct mw_slot *x =
 			    slot(m, s, m->me, (unsigned)((p->taken + 1) % m->slots));
 
-			if (ld(&x->state) != S_REQ || x->ticket != p->taken + 1 ||
-			    !cas(&x->state, S_REQ, S_RUN))
-				break; /* (cannot happen: posted counts only slots in REQ) */
+			if (p->taken + 1 + KVMW_AHEAD <= posted)
+				prefetch_slot(
+				    slot(m, s, m->me,
+				         (unsigned)((p->taken + 1 + KVMW_AHEAD) % m->slots)));
+			if (ld(&x->state) != S_REQ || x->ticket != p->taken + 1)
+				break;        /* (cannot happen: posted counts only slots in REQ) */
+			st(&x->state, S_RUN); /* (only the owner moves a slot out of REQ) */
 			p->taken++;
 			run_slot(d, m, x);
 			m->ran[m->nran++] = x;
@@ -396,6 +447,13 @@ static void work_hook(struct paste_ctx *ctx, void *arg)
 	if (v) { /* a snapshot: serving a connection changes the list (none is freed here: on_close
 		  * runs in the round's reaping, after this) */
 		memcpy(v, m->waits, nv * sizeof(*v));
+		for (unsigned j = 0; j < nv; j++) /* the states the landing pass reads (prefetch) */
+			for (unsigned k = 0; k < v[j]->n; k++) {
+				const struct mw_ent *e = &v[j]->q[(v[j]->head + k) % KVMW_DEPTH];
+
+				if (!e->here)
+					__builtin_prefetch(slot(m, m->me, e->o, e->i), 0);
+			}
 		for (unsigned j = 0; j < nv; j++) {
 			struct mw_wait *w = v[j];
 			bool took = w->n && mw_flight_ready(m, w) && mw_land(m, w);

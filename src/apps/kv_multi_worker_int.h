@@ -15,7 +15,7 @@
 #include "kv.h"
 
 #define KVMW_SLOTS   256        /* per (sender, owner) pair, at most (1024 / workers, >= 16) */
-#define KVMW_SLOT    (1u << 20) /* a slot: header, then the request, later the reply */
+#define KVMW_SLOT    (1u << 20) /* a slot's data: the request (argv table, bytes), later the reply */
 #define KVMW_DEPTH   16         /* requests in flight per connection */
 #define KVMW_IDLE_MS 5
 #define KVMW_MAX     DAEMON_MAX_WORKERS
@@ -24,14 +24,34 @@ enum { S_FREE, S_REQ, S_RUN, S_DONE, S_LOST };
 enum { K_ONE, K_TXN };               /* one request; a MULTI block run by EXEC */
 enum { M_ONE, M_OK, M_SUM, M_KEYS }; /* replies in order; or combined (a command of all) */
 
+/*
+ * A slot's header. The headers are one dense array (256 bytes each: four cache lines), apart from
+ * the slots' data (KVMW_SLOT bytes each, a page or more apart): the states a sender's landing
+ * pass and an owner's take read every round stay in a few cache lines and TLB entries, and a
+ * small request or reply (a SET of a 64-byte value, +OK, a GET's value up to about 200 bytes)
+ * travels in the header's own lines (@inl) instead of another page.
+ *
+ * A request's data: K_ONE: the parsed request as the sender's parser left it, argc struct
+ * resp_arg (offsets from the request's first byte, lengths), then its @len bytes in RESP (the
+ * owner runs it without parsing it again; every argument is followed by its "\r\n"). K_TXN: the
+ * MULTI block's @len bytes (RESP, @nq requests), argc 0. It is in @inl if it fits (argc x 8 +
+ * len <= KVMW_INL), else at sbuf(). The reply's @len bytes likewise (in @inl if len <= KVMW_INL).
+ */
+#define KVMW_INL 216
+
 struct mw_slot {
 	uint32_t state, kind;
-	uint32_t db, nq; /* the sender's SELECT; K_TXN: requests in the block */
-	uint32_t len;    /* request bytes, then reply bytes */
+	uint32_t db, nq;  /* the sender's SELECT; K_TXN: requests in the block */
+	uint32_t len;     /* request bytes (after the argv table), then reply bytes */
+	uint32_t argc;    /* K_ONE: entries of the argv table */
+	uint64_t ticket;  /* the pair's posted count when it was posted */
+	uint32_t command; /* K_ONE: command_at() index of the sender's lookup, + 1 (0: none) */
 	uint32_t pad;
-	uint64_t ticket; /* the pair's posted count when it was posted */
-	uint8_t buf[KVMW_SLOT - 32];
+	uint8_t inl[KVMW_INL]; /* a small request's or reply's data */
 };
+
+#define KVMW_BUF KVMW_SLOT /* a slot's data bytes */
+_Static_assert(sizeof(struct mw_slot) == 256, "a slot header is four cache lines");
 
 /* Each worker's page: who runs it, and its counters (INFO's "# Workers"). */
 struct mw_pub {
@@ -63,7 +83,7 @@ struct mw_ent {
 	uint8_t o, i;
 	bool here;
 	uint32_t len;
-	uint8_t *buf;
+	size_t off; /* here: the reply's bytes at mw_wait.hold + off */
 };
 
 /* A connection's requests in flight (replies go out in this order) and what it waits for. */
@@ -80,10 +100,13 @@ struct mw_wait {
 	uint8_t *acc; /* M_KEYS: the elements; else the first error */
 	size_t acc_len, acc_cap;
 	int txn_owner; /* MULTI: the one owner of the queued keys (-1 none yet, -2 several) */
+	uint8_t *hold; /* the held replies' bytes (emptied when the flight is) */
+	size_t hold_len, hold_cap;
 };
 
 struct mw {
 	struct mw_shm *shm;
+	uint8_t *data; /* the slots' data */
 	size_t len;
 	unsigned n, me, slots;
 	bool busy[KVMW_MAX][KVMW_SLOTS];            /* my outgoing slots in a connection's flight */
@@ -97,6 +120,8 @@ struct mw {
 	                          * (the tick's sweep frees them when their owner is done) */
 	struct mw_wait **waits;  /* connections with requests in flight or stalled */
 	unsigned nwaits, waits_cap;
+	struct kconn pk; /* the stand-in connection forwarded requests run on (its reply queue's
+	                  * buffers are kept from one request to the next) */
 };
 
 extern struct mw *kvmw_m; /* this process's (NULL without --queues) */
@@ -124,10 +149,27 @@ static inline struct mw_pair *pair(const struct mw *m, unsigned sender, unsigned
 
 static inline struct mw_slot *slot(const struct mw *m, unsigned sender, unsigned owner, unsigned i)
 {
-	uint8_t *base = (uint8_t *)pair(m, m->n, 0); /* just after the pairs */
+	struct mw_slot *base = (struct mw_slot *)pair(m, m->n, 0); /* just after the pairs */
 
-	return (struct mw_slot *)(base + (((size_t)sender * m->n + owner) * m->slots + i) *
-	                                     sizeof(struct mw_slot));
+	return base + ((size_t)sender * m->n + owner) * m->slots + i;
+}
+
+/* Slot @x's data pages (after the headers, page aligned: kvmw_create). */
+static inline uint8_t *sbuf(const struct mw *m, const struct mw_slot *x)
+{
+	return m->data + (size_t)(x - slot(m, 0, 0, 0)) * KVMW_BUF;
+}
+
+/* Where the data of a request of @argc arguments (0: K_TXN) and @len bytes is, or goes. */
+static inline uint8_t *sreq(const struct mw *m, struct mw_slot *x, uint32_t argc, uint32_t len)
+{
+	return (size_t)argc * sizeof(struct resp_arg) + len <= KVMW_INL ? x->inl : sbuf(m, x);
+}
+
+/* Where a reply of @len bytes is, or goes. */
+static inline uint8_t *srep(const struct mw *m, struct mw_slot *x, uint32_t len)
+{
+	return len <= KVMW_INL ? x->inl : sbuf(m, x);
 }
 
 /* The worker (of @workers) that owns key @k (@n bytes): FNV-1a (64 bits) of the key, or of its

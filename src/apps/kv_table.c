@@ -260,6 +260,11 @@ const struct command *command_at(size_t i)
 	return &commands[i];
 }
 
+size_t command_index(const struct command *c)
+{
+	return (size_t)(c - commands);
+}
+
 int (*command_fn(const struct command *c))(struct req *)
 {
 	return c->fn;
@@ -340,7 +345,7 @@ int execute(struct req *r)
 
 	if (!name)
 		return out_err(r->kc, "ERR request too large");
-	cmd = find_command(name, n);
+	cmd = r->found ? r->found : find_command(name, n);
 	if (!cmd)
 		return unknown_command(r, name, n);
 	if (!arity_ok(cmd, r->cmd->argc))

@@ -131,6 +131,23 @@ for i in 1 2 3 4 5 6; do # new connections: several land on each worker
 	grep -q EXECABORT <<<"$out" || fail "MULTI over both workers not aborted: $out"
 done
 [ "$(cli get "$a")" = v1 ] || fail "an aborted MULTI changed $a"
+# inline (telnet style) requests for keys of both workers, over new connections: the forwarded
+# one carries the argument table of the inline parser; a short value travels in the slot's
+# header, a 300-byte one through its data area; replies in request order
+for i in 1 2 3 4 5 6; do
+	in_cli python3 - "$HOST" $PORT "$a" "$b" "$i" <<'EOF' || fail "inline requests (attempt $i)"
+import socket, sys
+h, p, a, b, i = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+v, big = f"v {i} x", "y" * 300 + i
+s = socket.create_connection((h, p), timeout=10)
+s.sendall(f'SET {a} "{v}"\r\nGET {a}\r\nSET {b} {big}\r\nGET {b}\r\nQUIT\r\n'.encode())
+got = b""
+while d := s.recv(65536):
+    got += d
+want = f"+OK\r\n${len(v)}\r\n{v}\r\n+OK\r\n${len(big)}\r\n{big}\r\n+OK\r\n".encode()
+sys.exit(0 if got == want else f"got {got[:120]!r}... ({len(got)} bytes), want {want[:120]!r}...")
+EOF
+done
 
 # ---- 3. kill -9 of worker 0 under load --------------------------------------------------------------
 LOGS=()

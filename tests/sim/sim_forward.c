@@ -17,7 +17,8 @@
  *          the replies queued in the same pass are dropped with it); orphan sweep (a slot no
  *          connection waits for that is DONE or LOST goes FREE); the client may reconnect after a
  *          reset and send its remaining requests;
- *  owner:  take1 (CAS REQ -> RUN of the slot of ticket taken + 1), take2 (taken++), run (the
+ *  owner:  take1 (REQ -> RUN of the slot of ticket taken + 1: a plain store in the daemon, since
+ *          only the owner moves a slot out of REQ), take2 (taken++), run (the
  *          write is applied to the owner's store, not yet durable), fence (the poll: everything
  *          applied is durable), publish (the slots run before that fence go DONE);
  *  crashes (at most FW_CRASHES per path, at any point between two steps):
@@ -385,7 +386,7 @@ static void explore(struct fw *f, const struct fw_state *s)
 		unsigned i = (unsigned)(s->taken + 1) % FW_SLOTS;
 
 		if (!s->tk && s->taken < s->posted && s->slot[i].state == S_REQ &&
-		    s->slot[i].ticket == s->taken + 1) { /* take1: CAS REQ -> RUN */
+		    s->slot[i].ticket == s->taken + 1) { /* take1: REQ -> RUN */
 			n = *s;
 			n.slot[i].state = S_RUN;
 			n.tk = (uint8_t)(i + 1);
