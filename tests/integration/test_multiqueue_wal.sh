@@ -31,19 +31,8 @@ ip netns exec "$NS_CLI" sysctl -qw net.ipv4.ip_local_port_range="1024 65535"
 . "$(dirname "$0")/wal_lib.sh"
 . "$(dirname "$0")/mq_lib.sh"
 
-HERE=$(cd "$(dirname "$0")" && pwd)
-CLIENT_PY=$HERE/wal_client.py
-WAL=$PASTE_BUILD/paste-wal
-DUMP=$PASTE_BUILD/paste-wal-dump
 POOL=/dev/shm/paste-test-$$-mqwal.pool # 2 slices of 384 MiB
 CLEANUP_FILES+=("$POOL")
-PORT=8080
-SEED=${PASTE_CRASH_SEED:-$((RANDOM * 32768 + RANDOM))}
-ACKS=$LOGDIR/acks
-for f in "$WAL" "$DUMP"; do
-	[ -x "$f" ] || fail "$f not built"
-done
-command -v python3 >/dev/null || fail "python3 not installed (scripts/deps installs it)"
 log "seed $SEED"
 HOST=$STACK_IP # where the clients connect
 SRV=(--ifname "$VETH_SRV" --ip "$STACK_IP" --port $PORT --pool "$POOL" --pool-size 384M

@@ -32,23 +32,11 @@ ip netns exec "$NS_CLI" sysctl -qw net.ipv4.ip_local_port_range="1024 65535"
 . "$(dirname "$0")/wal_lib.sh"
 . "$(dirname "$0")/mq_lib.sh"
 
-HERE=$(cd "$(dirname "$0")" && pwd)
-CLIENT_PY=$HERE/wal_client.py
-WAL=$PASTE_BUILD/paste-wal
-DUMP=$PASTE_BUILD/paste-wal-dump
 POOL=/dev/shm/paste-test-$$-mqtier.pool # 2 slices of 8 MiB
 TIER=${PASTE_TIER_BASE:-/var/tmp}/paste-test-$$-mqtier
 CLEANUP_FILES+=("$POOL")
 CLEANUP_DIRS+=("$TIER")
-PORT=8080
 SLICE=$((8 << 20))
-SEED=${PASTE_CRASH_SEED:-$((RANDOM * 32768 + RANDOM))}
-RANDOM=$SEED
-ACKS=$LOGDIR/acks
-for f in "$WAL" "$DUMP"; do
-	[ -x "$f" ] || fail "$f not built"
-done
-command -v python3 >/dev/null || fail "python3 not installed (scripts/deps installs it)"
 command -v curl >/dev/null || fail "curl not installed (scripts/deps installs it)"
 log "seed $SEED (PASTE_CRASH_SEED=$SEED reproduces payloads and the kill time)"
 HOST=$STACK_IP
