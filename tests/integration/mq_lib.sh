@@ -11,6 +11,7 @@ sup_start() {
 	SUP_N=$((${SUP_N:-0} + 1))
 	SUP_LOG=$LOGDIR/sup.$SUP_N.log
 	log "start: $name $*"
+	: >"$SUP_LOG" # empty before the wait below reads it: not a ready line of an earlier run's log
 	ip netns exec "$NS_SRV" "$bin" "$@" >"$SUP_LOG" 2>&1 &
 	SUP_PID=$!
 	track_pid "$SUP_PID"
