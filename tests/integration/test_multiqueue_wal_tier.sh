@@ -28,7 +28,6 @@
 export PASTE_QUEUES=2
 . "$(dirname "$0")/lib.sh"
 testbed_up
-ip netns exec "$NS_CLI" sysctl -qw net.ipv4.ip_local_port_range="1024 65535"
 . "$(dirname "$0")/wal_lib.sh"
 . "$(dirname "$0")/mq_lib.sh"
 
