@@ -6,8 +6,9 @@
 #   tests/fuzz/run.sh [TARGET...]        (default: every target)
 #
 # FUZZ_SECONDS (30) per target; FUZZ_BUILD (build-fuzz) the build tree; FUZZ_JOBS (1) parallel
-# fuzzing processes per target (-fork); FUZZ_MERGE=1 merges new coverage into the committed corpus
-# (a maintainer's step, reviewed like any change). A crash leaves its input in
+# fuzzing processes per target (-fork); FUZZ_PARALLEL (CPUs / FUZZ_JOBS) targets fuzzed at once,
+# each with its own CPU for its whole FUZZ_SECONDS; FUZZ_MERGE=1 merges new coverage into the
+# committed corpus (a maintainer's step, reviewed like any change). A crash leaves its input in
 # $FUZZ_BUILD/fuzz-artifacts/<target>/ and makes the script exit 1: reproduce it with
 #   $FUZZ_BUILD/tests/fuzz/fuzz_<target> <file>
 # then add it to tests/fuzz/regressions/<target>/ once fixed (tests/fuzz/pending/ until then).
@@ -36,11 +37,13 @@ cmake --build "$BUILD" -j "$(nproc 2>/dev/null || echo 2)" --target \
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-STATUS=0
-for t in "${TARGETS[@]}"; do
-	work="$BUILD/fuzz-corpus/$t" art="$BUILD/fuzz-artifacts/$t"
+CPUS=$(nproc 2>/dev/null || echo 1)
+PARALLEL=${FUZZ_PARALLEL:-$((CPUS / JOBS > 0 ? CPUS / JOBS : 1))}
+
+# fuzz_one TARGET: fuzz it for SECONDS_EACH over its corpus; prints its summary (or failure) lines.
+fuzz_one() {
+	local t=$1 work="$BUILD/fuzz-corpus/$1" art="$BUILD/fuzz-artifacts/$1" fork=() rc=0
 	mkdir -p "$work" "$art"
-	fork=()
 	[ "$JOBS" -le 1 ] || fork=(-fork="$JOBS")
 	printf '==== fuzz %s: %s s ====\n' "$t" "$SECONDS_EACH"
 	if "$BUILD/tests/fuzz/fuzz_$t" -max_total_time="$SECONDS_EACH" -timeout=25 \
@@ -52,11 +55,26 @@ for t in "${TARGETS[@]}"; do
 	else
 		echo "fuzz $t: FAILED (log $BUILD/fuzz-$t.log, input in $art/)"
 		grep -E 'ERROR|runtime error|invariant failed' "$BUILD/fuzz-$t.log" | head -n 5
-		STATUS=1
+		rc=1
 	fi
 	if [ "${FUZZ_MERGE:-0}" = 1 ]; then
 		"$BUILD/tests/fuzz/fuzz_$t" -merge=1 "tests/fuzz/corpus/$t" "$work" \
 			>"$BUILD/fuzz-$t.merge.log" 2>&1
 	fi
+	return $rc
+}
+
+# PARALLEL targets at a time (each in the background, its summary in a file); the summaries are
+# printed in target order once all have ended.
+STATUS=0
+declare -A PIDS=()
+for t in "${TARGETS[@]}"; do
+	while [ "$(jobs -rp | wc -l)" -ge "$PARALLEL" ]; do wait -n || true; done
+	fuzz_one "$t" >"$BUILD/fuzz-$t.summary" 2>&1 &
+	PIDS[$t]=$!
+done
+for t in "${TARGETS[@]}"; do
+	wait "${PIDS[$t]}" || STATUS=1
+	cat "$BUILD/fuzz-$t.summary"
 done
 exit $STATUS

@@ -34,6 +34,23 @@ kv_target() {
 # the first acknowledgement (a LOG line not ending in " 0"), restart on the same pool, then
 # "TOOL check HOST PORT LOG..." over every round's LOG. Sums the restarts' tx_undone in UNDONE.
 UNDONE=0
+
+# load_settle PID LOG: the end of a load whose server was just killed. Its connections fail at once
+# on the kernel transport (reset); on the paste path they only time out (kv_tool's socket timeout,
+# 3-10 s). The load logs each acknowledgement unbuffered the moment it reads it, so once LOG has
+# not grown for 2 s after the kill, every reply the dead server sent has been read and logged:
+# the load is then ended with SIGKILL instead of waiting out its timeouts.
+load_settle() {
+	local pid=$1 logf=$2 size last=-1 quiet=0
+	while kill -0 "$pid" 2>/dev/null && ((quiet < 20)); do
+		size=$(stat -c %s "$logf" 2>/dev/null || echo 0)
+		if [ "$size" = "$last" ]; then quiet=$((quiet + 1)); else quiet=0 last=$size; fi
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+}
+
 crash_rounds() {
 	local tr=$1 tool=$2 rounds=$3 kmin=$4 kspan=$5 args host r ms lpid logs=() n i port=6379 rc
 	kv_target "$tr"
@@ -44,7 +61,8 @@ crash_rounds() {
 	for ((r = 1; r <= rounds; r++)); do
 		logs+=("$LOGDIR/acked.$tr.$r")
 		rm -f "${logs[-1]}" # one of an earlier run would end the wait below before this load starts
-		in_cli python3 "$tool" load "$host" "$port" "${logs[-1]}" "$tr$r" \
+		need_testbed # not in_cli: the load's PID must be python's own (load_settle kills it)
+		ip netns exec "$NS_CLI" python3 "$tool" load "$host" "$port" "${logs[-1]}" "$tr$r" \
 			>"$LOGDIR/load.$tr.$r.txt" 2>&1 &
 		lpid=$!
 		track_pid "$lpid"
@@ -63,7 +81,7 @@ crash_rounds() {
 		kill -KILL "$ECHO_PID"
 		wait "$ECHO_PID" 2>/dev/null || true
 		untrack_pid "$ECHO_PID"
-		wait "$lpid" || true # the connections fail (reset, or time out on the paste path)
+		load_settle "$lpid" "${logs[-1]}"
 		untrack_pid "$lpid"
 		n=$(grep -vc " 0$" "${logs[-1]}" || true)
 		log "$tr round $r: SIGKILL after ${ms} ms, $n writes acknowledged"

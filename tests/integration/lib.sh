@@ -242,6 +242,7 @@ READY_PID=
 start_ready() {
 	local name=$1 logf=$2 i rc=0
 	shift 2
+	: >"$logf" # empty before the wait below reads it: not a ready line of an earlier run's log
 	"$@" >"$logf" 2>&1 &
 	READY_PID=$!
 	track_pid "$READY_PID"

@@ -1,6 +1,12 @@
 # SPDX-License-Identifier: BSD-2-Clause
 # mq_lib.sh - what the --queues tests share (sourced after lib.sh): a daemon's supervisor in the
-# server namespace, started and stopped.
+# server namespace, started and stopped. Sourced after testbed_up: it widens the client
+# namespace's ephemeral port range.
+
+# getall opens a connection per 10 records: ~30,000 connections over test_multiqueue_wal, every one
+# left in TIME_WAIT on the client for 60 s, more than the default ephemeral range (28,232 ports)
+# holds; the clean-root run once ended in EADDRNOTAVAIL.
+ip netns exec "$NS_CLI" sysctl -qw net.ipv4.ip_local_port_range="1024 65535"
 
 # sup_start BIN NAME ARGS...: BIN ARGS in the server namespace (a --queues run), waiting for
 # NAME's "supervisor ready" line. Sets SUP_PID, SUP_LOG and the first two workers' pids W0, W1;
@@ -11,6 +17,7 @@ sup_start() {
 	SUP_N=$((${SUP_N:-0} + 1))
 	SUP_LOG=$LOGDIR/sup.$SUP_N.log
 	log "start: $name $*"
+	: >"$SUP_LOG" # empty before the wait below reads it: not a ready line of an earlier run's log
 	ip netns exec "$NS_SRV" "$bin" "$@" >"$SUP_LOG" 2>&1 &
 	SUP_PID=$!
 	track_pid "$SUP_PID"

@@ -25,35 +25,17 @@
 # kind, default 200), PASTE_HOSTILE_SEED, plus lib.sh's.
 . "$(dirname "$0")/lib.sh"
 testbed_up
+SEED=${PASTE_HOSTILE_SEED:-$((RANDOM * 32768 + RANDOM))}
+. "$(dirname "$0")/wal_lib.sh"
 
 SYNS=${PASTE_HOSTILE_SYNS:-100000}
 RATE=${PASTE_HOSTILE_RATE:-10000}
 COUNT=${PASTE_HOSTILE_COUNT:-200}
-SEED=${PASTE_HOSTILE_SEED:-$((RANDOM * 32768 + RANDOM))}
-HERE=$(cd "$(dirname "$0")" && pwd)
-CLIENT_PY=$HERE/wal_client.py
 GEN=$HERE/hostile_gen.py
-WAL=$PASTE_BUILD/paste-wal
-DUMP=$PASTE_BUILD/paste-wal-dump
-PORT=8080
-ACKS=$LOGDIR/acks
-for f in "$WAL" "$DUMP"; do
-	[ -x "$f" ] || fail "$f not built"
-done
-command -v python3 >/dev/null || fail "python3 not installed (scripts/deps installs it)"
 command -v curl >/dev/null || fail "curl not installed"
 log "seed $SEED (PASTE_HOSTILE_SEED=$SEED reproduces the traffic), $SYNS SYNs at $RATE/s"
 rm -f "$ACKS"
 
-WAL_PID=
-WAL_LOG=$LOGDIR/wal.log
-
-field() {
-	local v
-	v=$(printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -n 1)
-	[ -n "$v" ] || fail "no field '$2' in: $1"
-	printf '%s\n' "$v"
-}
 # jfield JSON NAME: a number from paste-wal's /stats.
 jfield() {
 	local v
@@ -89,12 +71,7 @@ check_load() {
 }
 
 # ---- paste-wal -----------------------------------------------------------------------------------
-log "start: paste-wal on $VETH_SRV $STACK_IP:$PORT"
-ECHO_LOG=$WAL_LOG # fail() shows this log
-start_ready paste-wal "$WAL_LOG" ip netns exec "$NS_SRV" "$WAL" --ifname "$VETH_SRV" --ip "$STACK_IP" \
-	--port $PORT --pool "$POOL" --pool-size 4G
-WAL_PID=$READY_PID
-ECHO_PID=$WAL_PID
+start_wal --ifname "$VETH_SRV" --ip "$STACK_IP" --port $PORT --pool "$POOL" --pool-size 4G
 in_cli ping -c1 -W2 "$STACK_IP" >/dev/null || fail "the stack does not answer ping"
 STACK_MAC=$(in_cli ip neigh show "$STACK_IP" dev "$VETH_CLI" | awk '{for(i=1;i<NF;i++) if($i=="lladdr") print $(i+1)}')
 [ -n "$STACK_MAC" ] || fail "no ARP entry for $STACK_IP"
@@ -193,12 +170,7 @@ in_cli python3 "$CLIENT_PY" verify --host "$STACK_IP" --port $PORT --ack-file "$
 	--strict >"$LOGDIR/verify.log" 2>&1 || { cat "$LOGDIR/verify.log" >&2; fail "acknowledged records lost or changed"; }
 log "$(tail -n 1 "$LOGDIR/verify.log")"
 alive
-kill -TERM "$WAL_PID"
-rc=0
-wait "$WAL_PID" || rc=$?
-untrack_pid "$WAL_PID"
-ECHO_PID=
-[ $rc -eq 0 ] || fail "paste-wal exited with status $rc after SIGTERM (3: frame accounting)"
+stop_wal # status 3: its frame accounting failed
 "$DUMP" --pool "$POOL" --verify --raw >"$LOGDIR/dump.raw" 2>"$LOGDIR/dump.txt" || fail "paste-wal-dump --verify failed"
 python3 "$CLIENT_PY" verify-dump --listing "$LOGDIR/dump.txt" --raw "$LOGDIR/dump.raw" --ack-file "$ACKS" \
 	--seed "$SEED" >"$LOGDIR/vdump.log" 2>&1 || { cat "$LOGDIR/vdump.log" >&2; fail "pool dump: acknowledged records lost"; }

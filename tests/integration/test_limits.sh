@@ -67,9 +67,11 @@ check_quiescent "$line"
 
 # ---- (b) slow readers -------------------------------------------------------------------------------
 SLOW_OUT=$LOGDIR/slow.out
-in_cli python3 - "$STACK_IP" 7 40 <<'EOF' >"$SLOW_OUT" 2>&1 &
-import socket, sys, time
-host, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+SLOW_STOP=$LOGDIR/slow.stop
+rm -f "$SLOW_STOP"
+in_cli python3 - "$STACK_IP" 7 40 "$SLOW_STOP" <<'EOF' >"$SLOW_OUT" 2>&1 &
+import os, socket, sys, time
+host, port, n, stop = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 ss = []
 for i in range(n):
     s = socket.create_connection((host, port), timeout=5)
@@ -88,7 +90,9 @@ while time.monotonic() < t_end:
                 pass
     time.sleep(0.01)
 print("slow: conns=%d pushed=%d bytes (never read)" % (n, sum(sent)), flush=True)
-time.sleep(12)  # hold them, unread, while the test looks at the counters
+end = time.monotonic() + 12  # hold them, unread, while the test looks at the counters (12 s at most)
+while not os.path.exists(stop) and time.monotonic() < end:
+    time.sleep(0.05)
 for s in ss:
     s.close()
 EOF
@@ -106,6 +110,7 @@ log "(b) $(head -n1 "$SLOW_OUT"); stack holds frames_rx=$(stat_field "$l1" frame
 [ $(($(stat_field "$l1" frames_rx) + $(stat_field "$l1" frames_tx))) -le 4000 ] || fail "(b) slow readers pin more than 100 frames each"
 [ "$held" -le 4000 ] || fail "(b) slow readers pin more than 100 frames each"
 [ "$(stat_field "$l2" frames_free)" -gt 0 ] || fail "(b) no free frame left"
+touch "$SLOW_STOP" # the counters are read: the slow readers may close
 wait $SLOW_PID || true
 untrack_pid $SLOW_PID
 line=$(wait_idle 15)

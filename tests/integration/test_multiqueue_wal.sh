@@ -24,19 +24,12 @@
 export PASTE_QUEUES=2
 . "$(dirname "$0")/lib.sh"
 testbed_up
-# getall opens a connection per 10 records: ~30,000 connections over the test, every one left in
-# TIME_WAIT on the client for 60 s, more than the default ephemeral range (28,232 ports) holds; the
-# clean-root run once ended in EADDRNOTAVAIL. Widen the client namespace's range.
-ip netns exec "$NS_CLI" sysctl -qw net.ipv4.ip_local_port_range="1024 65535"
 . "$(dirname "$0")/wal_lib.sh"
 . "$(dirname "$0")/mq_lib.sh"
 . "$(dirname "$0")/mq_wal_lib.sh"
 
 POOL=/dev/shm/paste-test-$$-mqwal.pool # 2 slices of 384 MiB
 CLEANUP_FILES+=("$POOL")
-PORT=8080
-SEED=${PASTE_CRASH_SEED:-$((RANDOM * 32768 + RANDOM))}
-ACKS=$LOGDIR/acks
 log "seed $SEED"
 HOST=$STACK_IP # where the clients connect
 SRV=(--ifname "$VETH_SRV" --ip "$STACK_IP" --port $PORT --pool "$POOL" --pool-size 384M

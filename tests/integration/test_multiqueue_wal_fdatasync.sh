@@ -21,7 +21,6 @@
 export PASTE_QUEUES=2
 . "$(dirname "$0")/lib.sh"
 testbed_up
-ip netns exec "$NS_CLI" sysctl -qw net.ipv4.ip_local_port_range="1024 65535"
 . "$(dirname "$0")/wal_lib.sh"
 . "$(dirname "$0")/mq_lib.sh"
 . "$(dirname "$0")/mq_wal_lib.sh"
@@ -29,9 +28,6 @@ ip netns exec "$NS_CLI" sysctl -qw net.ipv4.ip_local_port_range="1024 65535"
 POOL=/dev/shm/paste-test-$$-mqfd.pool # 2 slices of 64 MiB: frames only pass through
 CLEANUP_FILES+=("$POOL")
 WLOG=$LOGDIR/wal.data # the workers' files: wal.data.w0, wal.data.w1 (a real file system)
-PORT=8080
-SEED=${PASTE_CRASH_SEED:-$((RANDOM * 32768 + RANDOM))}
-ACKS=$LOGDIR/acks
 log "seed $SEED"
 HOST=$STACK_IP
 SRV=(--ifname "$VETH_SRV" --ip "$STACK_IP" --port $PORT --pool "$POOL" --pool-size 64M

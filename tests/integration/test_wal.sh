@@ -11,55 +11,31 @@
 #    trickle cut by --header-timeout, a reset mid-body, Expect: 100-continue) while a load client
 #    keeps posting: every bad request gets its status, the load client gets nothing but 201s, and
 #    afterwards every record read back is byte-identical to what was sent (no record corrupted);
-#  - wrk with a Lua POST script, 1280-byte bodies, 5 s: zero socket errors, zero non-201;
+#  - wrk with a Lua POST script, 1280-byte bodies, 3 s: zero socket errors, zero non-201;
 #  - SIGTERM: exit 0 (which includes the server's own frame accounting check), then
 #    paste-wal-dump --verify on the pool, and its --raw output checked against the acks; in
 #    fdatasync mode a restart recovers the file and the log is read back again.
 #
 # Environment: PASTE_WAL_MODES (default "paste kernel io_uring fdatasync"), PASTE_WAL_WRK_SECS (default
-# 5), plus lib.sh's. Needs curl, wrk and python3 (scripts/deps).
+# 3), plus lib.sh's. Needs curl, wrk and python3 (scripts/deps).
 . "$(dirname "$0")/lib.sh"
 testbed_up
 . "$(dirname "$0")/wal_lib.sh"
 
 MODES=${PASTE_WAL_MODES:-paste kernel io_uring fdatasync}
-WRK_SECS=${PASTE_WAL_WRK_SECS:-5}
-HERE=$(cd "$(dirname "$0")" && pwd)
-CLIENT_PY=$HERE/wal_client.py
+WRK_SECS=${PASTE_WAL_WRK_SECS:-3}
 LUA=$HERE/wal_post.lua
-WAL=$PASTE_BUILD/paste-wal
-DUMP=$PASTE_BUILD/paste-wal-dump
 LOGFILE=/dev/shm/paste-test-$$-wal.log # the fdatasync log file (tmpfs: fdatasync is cheap here)
 BIG=$LOGDIR/big.bin
 CLEANUP_FILES+=("$LOGFILE")
-for f in "$WAL" "$DUMP"; do
-	[ -x "$f" ] || fail "$f not built"
-done
-for t in curl wrk python3; do
+for t in curl wrk; do
 	command -v $t >/dev/null || fail "$t not installed (scripts/deps installs it)"
 done
 
-# stop_wal: SIGTERM and wait; fails unless the exit status is 0.
-stop_wal() {
-	local rc=0 i
-	kill -TERM "$WAL_PID"
-	for ((i = 0; i < 300; i++)); do
-		kill -0 "$WAL_PID" 2>/dev/null || break
-		sleep 0.1
-	done
-	wait "$WAL_PID" || rc=$?
-	untrack_pid "$WAL_PID"
+# stop_log_stats: stop_wal (SIGTERM, exit status 0), then log the server's last stats line.
+stop_log_stats() {
+	stop_wal
 	log "$(grep '^stats ' "$WAL_LOG" | tail -n 1 | cut -c1-400)"
-	[ $rc -eq 0 ] || fail "paste-wal exited with status $rc after SIGTERM"
-	ECHO_PID=
-}
-
-# field LINE NAME: NAME=value out of a ready/stats/summary line.
-field() {
-	local v
-	v=$(printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -n 1)
-	[ -n "$v" ] || fail "no field '$2' in: $1"
-	printf '%s\n' "$v"
 }
 
 # jfield JSON NAME: a number or string out of /stats.
@@ -166,19 +142,25 @@ run_mode() {
 		{ in_cli sysctl -qw net.ipv4.ip_local_port_range="$range"; fail "reconnect after server close failed"; }
 	in_cli sysctl -qw net.ipv4.ip_local_port_range="$range"
 	log "$sum"
-	# Bad input beside a load client that must see nothing but 201s.
+	# Bad input beside a load client that must see nothing but 201s: the load runs from before the
+	# first bad request until the last one is answered (the stop file; 60 s at most), so it spans
+	# the bad input however long that takes, and its records are all read back below.
+	local stop=$LOGDIR/load.$MODE.stop
+	rm -f "$stop"
 	ip netns exec "$NS_CLI" python3 "$CLIENT_PY" load --host "$host" --port 8080 --ack-file "$acks" \
-		--duration 6 --conns 4 --seed 5 --no-errors >"$LOGDIR/load.$MODE.log" 2>&1 &
-	local lpid=$!
+		--duration 60 --stop-file "$stop" --conns 4 --seed 5 --no-errors >"$LOGDIR/load.$MODE.log" 2>&1 &
+	local lpid=$! i
 	track_pid $lpid
+	for ((i = 0; i < 100 && $(nacks "$acks") == 0; i++)); do sleep 0.1; done # the load is under way
 	wal_py badinput --host "$host" --port 8080 --header-timeout 2 --seed 5 >"$LOGDIR/bad.$MODE.log" 2>&1 ||
 		{ cat "$LOGDIR/bad.$MODE.log" >&2; fail "bad input checks failed"; }
 	log "$(tail -n 1 "$LOGDIR/bad.$MODE.log")"
+	touch "$stop"
 	wait $lpid || { cat "$LOGDIR/load.$MODE.log" >&2; fail "the load client beside the bad input failed"; }
 	untrack_pid $lpid
 	log "$(tail -n 1 "$LOGDIR/load.$MODE.log")"
 	check_read_back "$host" verify
-	stop_wal
+	stop_log_stats
 	records=$(field "$(grep '^stats ' "$WAL_LOG" | tail -n 1)" records)
 	dump_check "$acks" "$records"
 	# Restart: everything recovered, readable again; then truncate it all and run wrk.
@@ -198,7 +180,7 @@ run_mode() {
 		"fsyncs=$(jfield "$stats" fsyncs) rounds=$(jfield "$stats" rounds)" \
 		"batches=$(jfield "$stats" batches) avg_batch=$(jfield "$stats" avg_batch)" \
 		"max_batch=$(jfield "$stats" max_batch)"
-	stop_wal # retention may drop more after the /stats above: compare with the final stats line
+	stop_log_stats # retention may drop more after the /stats above: compare with the final stats line
 	dump_check "" "$(field "$(grep '^stats ' "$WAL_LOG" | tail -n 1)" records)"
 }
 

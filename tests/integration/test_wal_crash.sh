@@ -21,19 +21,8 @@ testbed_up
 
 MODES=${PASTE_WAL_MODES:-paste kernel io_uring fdatasync}
 ROUNDS=${PASTE_CRASH_ROUNDS:-3}
-SEED=${PASTE_CRASH_SEED:-$((RANDOM * 32768 + RANDOM))}
-RANDOM=$SEED # kill times follow the seed too
-HERE=$(cd "$(dirname "$0")" && pwd)
-CLIENT_PY=$HERE/wal_client.py
-WAL=$PASTE_BUILD/paste-wal
-DUMP=$PASTE_BUILD/paste-wal-dump
 LOGFILE=/dev/shm/paste-test-$$-wal.log
 CLEANUP_FILES+=("$LOGFILE")
-PORT=8080
-for f in "$WAL" "$DUMP"; do
-	[ -x "$f" ] || fail "$f not built"
-done
-command -v python3 >/dev/null || fail "python3 not installed (scripts/deps installs it)"
 log "seed $SEED, $ROUNDS rounds per mode (PASTE_CRASH_SEED=$SEED reproduces payloads and kill times)"
 
 run_mode() {
@@ -101,12 +90,7 @@ run_mode() {
 	ip netns exec "$NS_CLI" python3 "$CLIENT_PY" verify --host "$host" --port $PORT --ack-file "$acks" --seed "$SEED" \
 		--strict >"$LOGDIR/verify.$mode.log" 2>&1 || { cat "$LOGDIR/verify.$mode.log" >&2; fail "$mode: records read back differ"; }
 	log "$mode: $(tail -n 1 "$LOGDIR/verify.$mode.log")"
-	kill -TERM "$WAL_PID"
-	rc=0
-	wait "$WAL_PID" || rc=$?
-	untrack_pid "$WAL_PID"
-	ECHO_PID=
-	[ $rc -eq 0 ] || fail "$mode: paste-wal exited with status $rc after SIGTERM"
+	stop_wal
 	check_server_log
 	log "$mode: $ROUNDS kill -9 rounds, $(nacks "$acks") acknowledged records all present and identical"
 }

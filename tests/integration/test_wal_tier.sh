@@ -29,20 +29,9 @@ testbed_up
 
 ROUNDS=${PASTE_CRASH_ROUNDS:-3}
 TRANSPORT=${PASTE_TIER_TRANSPORT:-kernel}
-SEED=${PASTE_CRASH_SEED:-$((RANDOM * 32768 + RANDOM))}
-RANDOM=$SEED
-HERE=$(cd "$(dirname "$0")" && pwd)
-CLIENT_PY=$HERE/wal_client.py
-WAL=$PASTE_BUILD/paste-wal
-DUMP=$PASTE_BUILD/paste-wal-dump
 TIER=${PASTE_TIER_BASE:-/var/tmp}/paste-test-$$-tier
 CLEANUP_DIRS+=("$TIER")
-PORT=8080
 POOL_SIZE=$((8 << 20))
-for f in "$WAL" "$DUMP"; do
-	[ -x "$f" ] || fail "$f not built"
-done
-command -v python3 >/dev/null || fail "python3 not installed (scripts/deps installs it)"
 command -v curl >/dev/null || fail "curl not installed (scripts/deps installs it)"
 log "seed $SEED, $ROUNDS kill -9 rounds (PASTE_CRASH_SEED=$SEED reproduces payloads and kill times)"
 
@@ -53,14 +42,6 @@ paste) HOST=$STACK_IP SRV=(--ifname "$VETH_SRV" --ip "$STACK_IP") ;;
 esac
 SRV+=(--port $PORT --pool "$POOL" --pool-size $POOL_SIZE --ring-size 512 --reserve-frames 512
 	--tier-dir "$TIER" --tier-size 1G)
-ACKS=$LOGDIR/acks
-stop_wal() { # SIGTERM; must exit 0 (its frame accounting check included)
-	local rc=0
-	kill -TERM "$WAL_PID"
-	wait "$WAL_PID" || rc=$?
-	untrack_pid "$WAL_PID"
-	[ $rc -eq 0 ] || { tail -n 5 "$WAL_LOG" >&2; fail "paste-wal exited with status $rc after SIGTERM"; }
-}
 
 stats() { in_cli curl -sS --max-time 10 "http://$HOST:$PORT/stats"; }
 http_status() { in_cli curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$@"; }

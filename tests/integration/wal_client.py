@@ -7,10 +7,11 @@ Subcommands (each prints one summary line "wal_client: <cmd> key=value ..." and 
 
   pipeline   N POSTs and GETs written in one burst on one connection; the replies must come back
              complete and in order (201s with increasing seqs, then each record's bytes).
-  load       C connections, each with up to D pipelined POSTs in flight, for S seconds. For every
-             201 one line "seq conn idx len" is appended to --ack-file and flushed at once, so the
-             file lists exactly what the server acknowledged, whatever happens to it. A server
-             that goes away (EOF, reset, or no reply for --stall seconds) ends a connection
+  load       C connections, each with up to D pipelined POSTs in flight, for S seconds or until
+             --stop-file exists (whichever comes first; the POSTs in flight are still awaited). For
+             every 201 one line "seq conn idx len" is appended to --ack-file and flushed at once,
+             so the file lists exactly what the server acknowledged, whatever happens to it. A
+             server that goes away (EOF, reset, or no reply for --stall seconds) ends a connection
              normally: this is the load of the kill -9 test.
   verify     read the whole log back over HTTP (GET ?from=&limit= ranges) and check: every acked
              seq present and byte-identical, every record a valid payload (no record with content
@@ -239,8 +240,13 @@ def cmd_load(a):
     stats = dict(sent=0, acked=0, errors=0, eof=0, reset=0, stall=0)
     t0 = time.monotonic()
     deadline = t0 + a.duration
+    next_stop_check = t0
     while True:
         now = time.monotonic()
+        if a.stop_file and now >= next_stop_check and now < deadline:
+            next_stop_check = now + 0.05
+            if os.path.exists(a.stop_file):
+                deadline = now  # no new POSTs; the ones in flight are awaited as at the deadline
         live = [c for c in conns if not c.dead]
         if not live or (now >= deadline + a.grace):
             break
@@ -691,6 +697,7 @@ def main():
     p.add_argument("--conn-base", type=int, default=0)
     p.add_argument("--ack-file", required=True)
     p.add_argument("--no-errors", action="store_true", help="exit 1 on any non-201 reply")
+    p.add_argument("--stop-file", help="end the load (as at --duration) once this file exists")
     p.add_argument("--max-requests", type=int, default=0,
                    help="at most this many POSTs per connection (0: no limit)")
     for name in ("verify", "verify-dump"):

@@ -1,14 +1,39 @@
 # SPDX-License-Identifier: BSD-2-Clause
 # tests/integration/wal_lib.sh - paste-wal helpers of the WAL integration tests (sourced after
-# lib.sh, with WAL set to the paste-wal binary).
+# lib.sh). Sourcing it sets what every WAL test uses (a test may change any of them afterwards):
+#
+#	HERE        this directory (tests/integration)
+#	CLIENT_PY   wal_client.py, the test client
+#	WAL, DUMP   paste-wal and paste-wal-dump of PASTE_BUILD (checked: built)
+#	PORT        8080, the server's port
+#	ACKS        $LOGDIR/acks, the load client's ack file
+#	SEED        the payload seed: what the test set before sourcing, else PASTE_CRASH_SEED, else
+#	            random; RANDOM is seeded with it, so kill times follow it too (the test prints it)
+#
+# and fails unless python3 is installed. The helpers:
 #
 #	start_wal ARGS...      paste-wal in the server namespace; waits for its ready line (READY),
 #	                       WAL_PID and WAL_LOG name it
+#	stop_wal               SIGTERM to it; fails unless it exits with status 0 (which includes the
+#	                       server's own frame accounting check)
 #	field LINE KEY         the value of KEY in a "k=v ..." line or a flat JSON object
 #	nacks FILE, max_acked FILE, acked_bytes FILE   of a wal_client.py ack file
 #	check_server_log       fail on an error from the library or the server in WAL_LOG
 #	dump_verify TAG ACKS [ARGS]  paste-wal-dump --verify --raw of POOL (plus ARGS) against the
-#	                       acks (DUMP, CLIENT_PY, SEED set by the test)
+#	                       acks
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+CLIENT_PY=$HERE/wal_client.py
+WAL=$PASTE_BUILD/paste-wal
+DUMP=$PASTE_BUILD/paste-wal-dump
+PORT=8080
+ACKS=$LOGDIR/acks
+SEED=${SEED:-${PASTE_CRASH_SEED:-$((RANDOM * 32768 + RANDOM))}}
+RANDOM=$SEED
+for f in "$WAL" "$DUMP"; do
+	[ -x "$f" ] || fail "$f not built (cmake --build $PASTE_BUILD)"
+done
+command -v python3 >/dev/null || fail "python3 not installed (scripts/deps installs it)"
 
 WAL_PID=
 WAL_LOG=
@@ -23,6 +48,15 @@ start_wal() {
 	start_ready paste-wal "$WAL_LOG" ip netns exec "$NS_SRV" "$WAL" "$@"
 	WAL_PID=$READY_PID
 	ECHO_PID=$WAL_PID
+}
+
+stop_wal() {
+	local rc=0
+	kill -TERM "$WAL_PID"
+	wait "$WAL_PID" || rc=$?
+	untrack_pid "$WAL_PID"
+	ECHO_PID=
+	[ $rc -eq 0 ] || { tail -n 5 "$WAL_LOG" >&2; fail "paste-wal exited with status $rc after SIGTERM"; }
 }
 
 field() {
