@@ -60,9 +60,11 @@ run_mode() {
 					fail "$mode round $r: the stale XDP program was not replaced"
 			fi
 		fi
+		# --max-requests bounds a round by count too: every record is kept, and a machine twice
+		# as fast as this one (~12,000 POSTs per connection before a kill) must not fill the pool.
 		ip netns exec "$NS_CLI" python3 "$CLIENT_PY" load --host "$host" --port $PORT --conns 6 \
 			--depth 4 --duration 4 --stall 2 --grace 3 --max-size 65536 --seed "$SEED" \
-			--conn-base $((r * 100)) --ack-file "$acks" >"$LOGDIR/load.$mode.$r.log" 2>&1 &
+			--conn-base $((r * 100)) --max-requests 20000 --ack-file "$acks" >"$LOGDIR/load.$mode.$r.log" 2>&1 &
 		cpid=$!
 		track_pid $cpid
 		ms=$((700 + RANDOM % 2300))
