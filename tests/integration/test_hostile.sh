@@ -112,11 +112,12 @@ rc=0
 wait $LPID || rc=$?
 untrack_pid $LPID
 [ $rc -eq 0 ] || fail "load during the attack failed"
-# A flood from many spoofed in-subnet addresses thrashes lwIP's 10-entry ARP table (ARP_TABLE_SIZE
-# of Debian's build): the real client's entry is evicted over and over and the stack's segments to it
-# are dropped while the flood lasts, so load connections may stall (the client gives up after 10 s
-# without a reply). That is loss of service during the flood, not of data: no error reply, no reset,
-# and every acknowledged record is checked below. PASTE_HOSTILE_STRICT=1 makes a stall a failure.
+# Load connections may stall while the flood lasts (the client gives up after 10 s without a
+# reply): in 2 of 4 runs on 2026-12-07, 2 of the 3 stalled. The cause is not established. It was
+# put down to lwIP's 10-entry ARP table, but the stack answers peers at the MAC their frames came
+# from (netif.c) and these runs saw 0 ARP requests. That is loss of service during the flood, not
+# of data: no error reply, no reset, and every acknowledged record is checked below.
+# PASTE_HOSTILE_STRICT=1 makes a stall a failure.
 DS=$(cat "$LOGDIR/during.sum")
 if [ "${PASTE_HOSTILE_STRICT:-0}" = 1 ] || [ "$(field "$DS" stall)" = 0 ]; then
 	check_load during "$DS"
@@ -124,7 +125,7 @@ else
 	[ "$(field "$DS" errors)" = 0 ] && [ "$(field "$DS" reset)" = 0 ] && [ "$(field "$DS" eof)" = 0 ] ||
 		fail "load during was disturbed: $DS"
 	log "KNOWN ISSUE: $(field "$DS" stall) of $(field "$DS" conns) load connections stalled during the SYN flood" \
-		"(ARP table thrash); $DS"
+		"(cause not established); $DS"
 fi
 alive
 
