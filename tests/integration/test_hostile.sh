@@ -113,11 +113,11 @@ wait $LPID || rc=$?
 untrack_pid $LPID
 [ $rc -eq 0 ] || fail "load during the attack failed"
 # Load connections may stall while the flood lasts (the client gives up after 10 s without a
-# reply): in 3 of 4 runs here on 2026-12-07, 2 or 3 of the 3 stalled. The cause is not established. It was
-# put down to lwIP's 10-entry ARP table, but the stack answers peers at the MAC their frames came
-# from (netif.c) and these runs saw 0 ARP requests. That is loss of service during the flood, not
-# of data: no error reply, no reset, and every acknowledged record is checked below.
-# PASTE_HOSTILE_STRICT=1 makes a stall a failure.
+# reply): in 3 of 4 runs here on 2026-12-07, 2 or 3 of the 3 stalled. The cause is not
+# established. It was put down to lwIP's 10-entry ARP table, but the stack answers peers at the
+# MAC their frames came from (netif.c) and these runs saw 0 ARP requests. That is loss of service
+# during the flood, not of data: no error reply, no reset, and every acknowledged record is
+# checked below. # PASTE_HOSTILE_STRICT=1 makes a stall a failure.
 DS=$(cat "$LOGDIR/during.sum")
 if [ "${PASTE_HOSTILE_STRICT:-0}" = 1 ] || [ "$(field "$DS" stall)" = 0 ]; then
 	check_load during "$DS"
