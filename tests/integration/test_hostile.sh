@@ -117,7 +117,7 @@ untrack_pid $LPID
 # established. It was put down to lwIP's 10-entry ARP table, but the stack answers peers at the
 # MAC their frames came from (netif.c) and these runs saw 0 ARP requests. That is loss of service
 # during the flood, not of data: no error reply, no reset, and every acknowledged record is
-# checked below. # PASTE_HOSTILE_STRICT=1 makes a stall a failure.
+# checked below. PASTE_HOSTILE_STRICT=1 makes a stall a failure.
 DS=$(cat "$LOGDIR/during.sum")
 if [ "${PASTE_HOSTILE_STRICT:-0}" = 1 ] || [ "$(field "$DS" stall)" = 0 ]; then
 	check_load during "$DS"
