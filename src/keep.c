@@ -53,6 +53,18 @@ static bool keep_would_starve(const struct paste_ctx *ctx)
 	return paste_frames__nr(ctx->frames, PASTE_FRAME_FREE) < held_back;
 }
 
+/*
+ * paste_set_copy_pressure(): pack @len bytes of frame @frame instead of pinning it? Only bytes of a
+ * received frame: one that holds stored data only (a reply pinning a stored value, a second
+ * reference to it) is pinned already, a copy would only take packing space.
+ */
+static bool keep_under_pressure(const struct paste_ctx *ctx, uint32_t frame, size_t len)
+{
+	return len < ctx->pressure_threshold &&
+	       paste_frames__nr(ctx->frames, PASTE_FRAME_FREE) < ctx->pressure_frames &&
+	       paste_frames__received(ctx->frames, frame);
+}
+
 /* Copy @len bytes into the current packing frame (a fresh one when it does not fit). */
 static int keep_copy(struct paste_ctx *ctx, const void *addr, size_t len, struct paste_ref *ref)
 {
@@ -111,8 +123,7 @@ PASTE_EXPORT int paste_keep(struct paste_ctx *ctx, const void *addr, size_t len,
 		    paste_frames__nr(ctx->frames, PASTE_FRAME_FREE));
 	if (ctx->opts.copy_threshold && len < ctx->opts.copy_threshold) {
 		err = keep_copy(ctx, addr, len, &r);
-	} else if (len < ctx->pressure_threshold &&
-	           paste_frames__nr(ctx->frames, PASTE_FRAME_FREE) < ctx->pressure_frames) {
+	} else if (keep_under_pressure(ctx, frame, len)) {
 		err = keep_copy(ctx, addr, len, &r);
 		ctx->st.kept_pressure_copied_bytes += err ? 0 : len;
 	} else {

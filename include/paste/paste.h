@@ -363,11 +363,13 @@ int paste_keep(struct paste_ctx *ctx, const void *addr, size_t len, struct paste
  * Copy policy under pool pressure: while fewer than @free_below frames are free (in the allocator:
  * not on the fill ring, not received, not kept), paste_keep() of fewer than @threshold bytes copies
  * them into a packing frame, as copy_threshold does always, instead of pinning the frame they
- * arrived in. A pool whose frames each hold a few live bytes (small values received one per
- * segment) then keeps taking writes until its live data, packed, fills it. While more frames are
- * free, paste_keep() stays zero-copy. @free_below 0 turns it off (the default); @threshold 0 means
- * half the frame size (a shorter range pins a frame at most half used).
- * Ranges copied this way are counted in paste_stats' kept_pressure_copied_bytes.
+ * arrived in (only bytes of a frame still received: a range of stored data, e.g. a reply pinning a
+ * stored value, stays where it is: its frame is pinned already). A pool whose frames each hold a
+ * few live bytes (small values received one per segment) then keeps taking writes until its live
+ * data, packed, fills it. While more frames are free, paste_keep() stays zero-copy. @free_below 0
+ * turns it off (the default); @threshold 0 means half the frame size (a shorter range pins a frame
+ * at most half used). Ranges copied this way are counted in paste_stats'
+ * kept_pressure_copied_bytes.
  * @return 0 or -EINVAL (NULL context, @threshold above the frame size).
  */
 int paste_set_copy_pressure(struct paste_ctx *ctx, uint32_t free_below, uint32_t threshold);

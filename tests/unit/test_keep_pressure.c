@@ -2,7 +2,8 @@
 /*
  * test_keep_pressure.c - paste_set_copy_pressure(): paste_keep() pins a received range in place
  * while the pool has free frames to spare, and copies ranges shorter than the threshold into a
- * packing frame while fewer frames than the limit are free (counted in kept_pressure_copied_bytes).
+ * packing frame while fewer frames than the limit are free (counted in kept_pressure_copied_bytes),
+ * but only bytes still received: a range of a frame that holds stored data only stays in place.
  * Bytes are received for real: the kernel transport on 127.0.0.1, a TCP connection from this
  * process.
  */
@@ -61,7 +62,7 @@ static void test_copy_pressure(void **state)
 	struct paste_conn_ops ops = {.sz = sizeof(ops), .on_accept = on_accept};
 	struct sockaddr_in a = {.sin_family = AF_INET};
 	struct paste_pool_info pi;
-	struct paste_ref r[6];
+	struct paste_ref r[7];
 	struct paste_stats st;
 	struct paste_ctx *ctx;
 	const struct paste_slot *s;
@@ -127,7 +128,12 @@ static void test_copy_pressure(void **state)
 	paste_poll(ctx, 0);
 	assert_memory_equal(paste_pool__ref_ptr(paste_pool(ctx), &r[1]), msg + 16, 63);
 	assert_memory_equal(paste_pool__ref_ptr(paste_pool(ctx), &r[3]), msg + 144, 100);
-	for (unsigned i = 0; i < 6; i++)
+	/* under pressure, bytes of a frame that holds only stored data (no longer received) stay:
+	 * a second reference costs nothing there, a copy would */
+	assert_int_equal(paste_set_copy_pressure(ctx, st.frames_total, 0), 0);
+	assert_true(keep_in_place(ctx, paste_pool__ref_ptr(paste_pool(ctx), &r[0]), 8, &r[6]));
+	assert_int_equal(pressure_bytes(ctx), 163);
+	for (unsigned i = 0; i < 7; i++)
 		assert_int_equal(paste_release(ctx, &r[i]), 0);
 	close(fd);
 	paste_close(&ctx);
