@@ -11,7 +11,10 @@
 #  - every key overwritten with a 24-byte value, then 60,000 random overwrites: no -OOM, and every
 #    key reads back its last value (paste-bench resp-get checks each byte);
 #  - kill -9, restart on the same pool: every key still holds its last value, and writes go on
-#    (the packing frames' references were recovered).
+#    (the packing frames' references were recovered);
+#  - kill -9 under load, with every small range packed (--pressure-frames above the pool's frame
+#    count: always under pressure): kv_lib.sh's crash_rounds with kv_tool.py (values up to 1500 B,
+#    big strings, HSETs), two rounds: every acknowledged write survives, byte-identical.
 # About 20 s. Needs redis-cli. KV_PRESSURE_ARGS (e.g. "--pressure-frames 0") adds paste-kv
 # options: with 0 the first step fails, as it did before the copy policy existed.
 . "$(dirname "$0")/lib.sh"
@@ -73,3 +76,7 @@ bench "GET every key after kill -9" resp-get seq "$KEYS" 24
 bench "60000 random overwrites after the restart" resp-set uniform 60000 24
 bench "GET every key again" resp-get seq "$KEYS" 24
 stop_echo || fail "paste-kv exited with status $ECHO_RC after SIGTERM (expected 0)"
+
+# values kept packed while the server is killed under load (the pressure path on every write)
+KV_CRASH_ARGS=(--pressure-frames 4294967295 "${extra[@]}")
+crash_rounds paste "$PASTE_SRC/tests/integration/kv_tool.py" 2 100 1500
