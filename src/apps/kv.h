@@ -115,8 +115,7 @@ struct kvd {
 	struct daemon_loop loop; /* the daemons' event loop, connection registry, timeouts */
 	/* options */
 	uint64_t keys, ttl_keys, sub_keys, undo_keys, reserve, copy_threshold;
-	/* pack small received strings below this many free frames (KV_PRESSURE_AUTO: 2 x reserve)
-	 */
+	/* pack small received strings below this many free frames (default KV_PRESSURE_AUTO) */
 	uint64_t pressure_frames;
 	uint32_t max_key, max_value, frame_size;
 	uint64_t pool_size; /* bytes of the pool's mapping (out_value: pool bytes or scratch) */
