@@ -108,6 +108,9 @@ struct paste_ctx {
 	void *work_arg;
 	bool pack_open; /* copy_threshold: pack_frame takes small payloads at pack_off */
 	uint32_t pack_frame, pack_off;
+	/* paste_set_copy_pressure(): while fewer than pressure_frames frames are FREE, paste_keep()
+	 * of fewer than pressure_threshold bytes packs them too (0 frames: never) */
+	uint32_t pressure_frames, pressure_threshold;
 	struct paste_stats st; /* counters kept here; frame counts filled on demand */
 };
 

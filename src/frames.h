@@ -76,6 +76,14 @@ static inline uint32_t paste_frames__nr(const struct paste_frames *f, enum paste
 	return f->n[s];
 }
 
+/* Frame @idx holds received bytes a pbuf still holds: RX, or KEPT while held. A KEPT frame no pbuf
+ * holds has only stored data (what was kept of it). */
+static inline bool paste_frames__received(const struct paste_frames *f, uint32_t idx)
+{
+	return f->state[idx] == PASTE_FRAME_RX ||
+	       (f->state[idx] == PASTE_FRAME_KEPT && f->held[idx]);
+}
+
 /* True when the per-state counts add up to count and agree with state[] (a full O(n) audit). */
 bool paste_frames__audit(const struct paste_frames *f);
 

@@ -7,7 +7,9 @@
  * RX/FREE cycle and is not put back on the fill ring until every reference is gone. The pbuf that
  * delivered the frame may be freed before or after that; the allocator tracks both holds. Small
  * payloads can instead be copied into a "packing" frame (copy_threshold): many small records share
- * one frame instead of each pinning a 2 KiB frame for a few bytes.
+ * one frame instead of each pinning a 2 KiB frame for a few bytes. Under pool pressure
+ * (paste_set_copy_pressure: fewer free frames than a threshold) small payloads are packed too, so a
+ * pool whose frames each pin a few live bytes does not run out while its live data is small.
  *
  * The fence is not here: paste_poll() issues one per round, after the callbacks, before any output
  * (ctx.c), when anything was flushed in the round.
@@ -49,6 +51,18 @@ static bool keep_would_starve(const struct paste_ctx *ctx)
 	uint32_t held_back = 2 * ctx->opts.batch_size + ctx->tp->frames_reserved;
 
 	return paste_frames__nr(ctx->frames, PASTE_FRAME_FREE) < held_back;
+}
+
+/*
+ * paste_set_copy_pressure(): pack @len bytes of frame @frame instead of pinning it? Only bytes of a
+ * received frame: one that holds stored data only (a reply pinning a stored value, a second
+ * reference to it) is pinned already, a copy would only take packing space.
+ */
+static bool keep_under_pressure(const struct paste_ctx *ctx, uint32_t frame, size_t len)
+{
+	return len < ctx->pressure_threshold &&
+	       paste_frames__nr(ctx->frames, PASTE_FRAME_FREE) < ctx->pressure_frames &&
+	       paste_frames__received(ctx->frames, frame);
 }
 
 /* Copy @len bytes into the current packing frame (a fresh one when it does not fit). */
@@ -107,14 +121,32 @@ PASTE_EXPORT int paste_keep(struct paste_ctx *ctx, const void *addr, size_t len,
 		    -ENOSPC,
 		    "paste_keep: the pool is nearly full (%u frames free): keeping more would stop reception; release references or use a larger pool",
 		    paste_frames__nr(ctx->frames, PASTE_FRAME_FREE));
-	if (ctx->opts.copy_threshold && len < ctx->opts.copy_threshold)
+	if (ctx->opts.copy_threshold && len < ctx->opts.copy_threshold) {
 		err = keep_copy(ctx, addr, len, &r);
-	else
+	} else if (keep_under_pressure(ctx, frame, len)) {
+		err = keep_copy(ctx, addr, len, &r);
+		ctx->st.kept_pressure_copied_bytes += err ? 0 : len;
+	} else {
 		err = paste_pool__ref_get(ctx->pool, &r);
+	}
 	if (err)
 		return err;
 	ctx->st.kept_bytes += len;
 	*ref = r;
+	return 0;
+}
+
+PASTE_EXPORT int paste_set_copy_pressure(struct paste_ctx *ctx, uint32_t free_below,
+                                         uint32_t threshold)
+{
+	if (!ctx)
+		return paste_fail(-EINVAL, "paste_set_copy_pressure: NULL context");
+	if (threshold > ctx->frame_size)
+		return paste_fail(
+		    -EINVAL, "paste_set_copy_pressure: threshold %u is above the frame size (%u)",
+		    threshold, ctx->frame_size);
+	ctx->pressure_frames = free_below;
+	ctx->pressure_threshold = free_below ? (threshold ? threshold : ctx->frame_size / 2) : 0;
 	return 0;
 }
 

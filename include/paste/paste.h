@@ -360,6 +360,21 @@ int paste_persist(struct paste_ctx *ctx, const void *addr, size_t len);
 int paste_keep(struct paste_ctx *ctx, const void *addr, size_t len, struct paste_ref *ref);
 
 /**
+ * Copy policy under pool pressure: while fewer than @free_below frames are free (in the allocator:
+ * not on the fill ring, not received, not kept), paste_keep() of fewer than @threshold bytes copies
+ * them into a packing frame, as copy_threshold does always, instead of pinning the frame they
+ * arrived in (only bytes of a frame still received: a range of stored data, e.g. a reply pinning a
+ * stored value, stays where it is: its frame is pinned already). A pool whose frames each hold a
+ * few live bytes (small values received one per segment) then keeps taking writes until its live
+ * data, packed, fills it. While more frames are free, paste_keep() stays zero-copy. @free_below 0
+ * turns it off (the default); @threshold 0 means half the frame size (a shorter range pins a frame
+ * at most half used). Ranges copied this way are counted in paste_stats'
+ * kept_pressure_copied_bytes.
+ * @return 0 or -EINVAL (NULL context, @threshold above the frame size).
+ */
+int paste_set_copy_pressure(struct paste_ctx *ctx, uint32_t free_below, uint32_t threshold);
+
+/**
  * Copy @len bytes from anywhere (e.g. a value that arrived split over two segments) into a packing
  * frame, flush them, and keep them: the one copy for data that cannot stay where it arrived.
  * @len must be at most the frame size. @return 0 with *ref set; -EINVAL (len 0 or too large),
@@ -417,6 +432,8 @@ struct paste_stats {
 	bool zerocopy;                /**< the kernel says: zero-copy mode (XDP_OPTIONS) */
 	enum paste_xdp_mode xdp_mode; /**< the mode the program is attached in */
 	uint64_t tw_recycled;         /**< SYNs that ended a TIME-WAIT of the same 4-tuple */
+	uint64_t kept_pressure_copied_bytes; /**< of kept_copied_bytes: copied because the pool was
+	                                          short of free frames (paste_set_copy_pressure) */
 };
 
 /** Fill @st (@sz = sizeof(*st)). @return 0 or -EINVAL. */

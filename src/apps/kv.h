@@ -58,12 +58,14 @@ enum {
 	OPT_REPL_SNAP_STEP,
 	OPT_IDLE_TIMEOUT,
 	OPT_REQUEST_TIMEOUT,
+	OPT_PRESSURE_FRAMES,
 };
 
 struct kv_stats {
 	uint64_t cmds, conns, hits, misses, expired, oom, proto_errors, skipped;
 	uint64_t val_inplace, val_inplace_bytes, val_copied, val_copied_bytes, val_computed;
 	uint64_t key_inplace, key_copied, pins, pin_copies;
+	uint64_t val_packed, val_packed_bytes, key_packed; /* received, copied by the copy policy */
 	uint64_t val_big, pieces_inplace, pieces_copied, spills, spill_bytes, expired_active;
 };
 
@@ -102,6 +104,8 @@ struct kv_tx {
 	uint64_t txs, entries, undone; /* stats */
 };
 
+#define KV_PRESSURE_AUTO UINT64_MAX /* --pressure-frames not given: twice the reserve */
+
 struct kvd {
 	struct paste_ctx *ctx;
 	struct paste_pool *pool;
@@ -111,6 +115,8 @@ struct kvd {
 	struct daemon_loop loop; /* the daemons' event loop, connection registry, timeouts */
 	/* options */
 	uint64_t keys, ttl_keys, sub_keys, undo_keys, reserve, copy_threshold;
+	/* pack small received strings below this many free frames (default KV_PRESSURE_AUTO) */
+	uint64_t pressure_frames;
 	uint32_t max_key, max_value, frame_size;
 	uint64_t pool_size; /* bytes of the pool's mapping (out_value: pool bytes or scratch) */
 	struct resp_limits lim;

@@ -484,16 +484,18 @@ void info_persistence(struct kvd *d, const struct paste_stats *s)
 	    "pool_path:%s\r\npool_size:%" PRIu64 "\r\npool_is_pmem:%d\r\n"
 	    "pool_was_clean:%d\r\nframe_size:%u\r\nframes_total:%u\r\nframes_free:%u\r\n"
 	    "frames_fill:%u\r\nframes_kept:%u\r\nreserve_frames:%" PRIu64 "\r\n"
+	    "pressure_frames:%" PRIu64 "\r\npool_pressure:%d\r\n"
 	    "recovered_keys:%" PRIu64 "\r\nrecovered_expires:%" PRIu64 "\r\n"
 	    "recovery_dropped:%" PRIu64 "\r\nstartup_expired:%" PRIu64 "\r\n"
 	    "fences:%" PRIu64 "\r\npersisted_bytes:%" PRIu64 "\r\nkept_bytes:%" PRIu64
-	    "\r\nkept_copied_bytes:%" PRIu64 "\r\n\r\n",
+	    "\r\nkept_copied_bytes:%" PRIu64 "\r\nkept_pressure_copied_bytes:%" PRIu64 "\r\n\r\n",
 	    d->d.paste.no_persist ? "off" : "on",
 	    d->d.paste.pool_path ? d->d.paste.pool_path : PASTE_POOL_DEFAULT_PATH, pi.size,
 	    pi.is_pmem, pi.was_clean, pi.frame_size, s->frames_total, s->frames_free,
-	    s->frames_fill, s->frames_kept, d->reserve, d->rec_kv.recovered, d->rec_ttl.recovered,
+	    s->frames_fill, s->frames_kept, d->reserve, d->pressure_frames,
+	    s->frames_free < d->pressure_frames, d->rec_kv.recovered, d->rec_ttl.recovered,
 	    d->rec_kv.dropped + d->rec_ttl.dropped, d->start_expired, s->fences, s->persisted_bytes,
-	    s->kept_bytes, s->kept_copied_bytes);
+	    s->kept_bytes, s->kept_copied_bytes, s->kept_pressure_copied_bytes);
 }
 
 void info_stats(struct kvd *d, const struct paste_stats *s)
@@ -507,20 +509,22 @@ void info_stats(struct kvd *d, const struct paste_stats *s)
 	    "\r\nrejected_oom:%" PRIu64 "\r\nprotocol_errors:%" PRIu64
 	    "\r\nskipped_requests:%" PRIu64 "\r\nvalues_in_place:%" PRIu64
 	    "\r\nvalues_in_place_bytes:%" PRIu64 "\r\nvalues_copied:%" PRIu64
-	    "\r\nvalues_copied_bytes:%" PRIu64 "\r\nvalues_computed:%" PRIu64
-	    "\r\nkeys_in_place:%" PRIu64 "\r\nkeys_copied:%" PRIu64 "\r\nreplies_pinned:%" PRIu64
-	    "\r\nreplies_copied:%" PRIu64 "\r\nrx_payload_bytes:%" PRIu64
-	    "\r\nrx_copied_bytes:%" PRIu64 "\r\nrounds:%" PRIu64 "\r\nbig_values:%" PRIu64
-	    "\r\nbig_pieces_in_place:%" PRIu64 "\r\nbig_pieces_copied:%" PRIu64
-	    "\r\nlarge_requests_kept:%" PRIu64 "\r\nlarge_request_bytes_kept:%" PRIu64
-	    "\r\nexpired_keys_active:%" PRIu64 "\r\ntransactions_logged:%" PRIu64
-	    "\r\nundo_entries:%" PRIu64 "\r\nzerocopy:%d\r\n\r\n",
+	    "\r\nvalues_copied_bytes:%" PRIu64 "\r\nvalues_packed:%" PRIu64
+	    "\r\nvalues_packed_bytes:%" PRIu64 "\r\nkeys_packed:%" PRIu64
+	    "\r\nvalues_computed:%" PRIu64 "\r\nkeys_in_place:%" PRIu64 "\r\nkeys_copied:%" PRIu64
+	    "\r\nreplies_pinned:%" PRIu64 "\r\nreplies_copied:%" PRIu64
+	    "\r\nrx_payload_bytes:%" PRIu64 "\r\nrx_copied_bytes:%" PRIu64 "\r\nrounds:%" PRIu64
+	    "\r\nbig_values:%" PRIu64 "\r\nbig_pieces_in_place:%" PRIu64
+	    "\r\nbig_pieces_copied:%" PRIu64 "\r\nlarge_requests_kept:%" PRIu64
+	    "\r\nlarge_request_bytes_kept:%" PRIu64 "\r\nexpired_keys_active:%" PRIu64
+	    "\r\ntransactions_logged:%" PRIu64 "\r\nundo_entries:%" PRIu64
+	    "\r\nzerocopy:%d\r\n\r\n",
 	    k->conns, k->cmds, k->hits, k->misses, k->expired + k->expired_active, k->oom,
 	    k->proto_errors, k->skipped, k->val_inplace, k->val_inplace_bytes, k->val_copied,
-	    k->val_copied_bytes, k->val_computed, k->key_inplace, k->key_copied, k->pins,
-	    k->pin_copies, s->rx_payload_bytes, s->rx_copied_bytes, s->rounds, k->val_big,
-	    k->pieces_inplace, k->pieces_copied, k->spills, k->spill_bytes, k->expired_active,
-	    d->tx.txs, d->tx.entries, s->zerocopy);
+	    k->val_copied_bytes, k->val_packed, k->val_packed_bytes, k->key_packed, k->val_computed,
+	    k->key_inplace, k->key_copied, k->pins, k->pin_copies, s->rx_payload_bytes,
+	    s->rx_copied_bytes, s->rounds, k->val_big, k->pieces_inplace, k->pieces_copied,
+	    k->spills, k->spill_bytes, k->expired_active, d->tx.txs, d->tx.entries, s->zerocopy);
 }
 
 void info_keyspace(struct kvd *d)

@@ -100,14 +100,19 @@ const uint8_t *val_bytes(struct kvd *d, const struct paste_ref *ref, size_t *n)
 	return p;
 }
 
-/* Make a reference of @s: in place when it lies in a received slot, else one copy. */
+/*
+ * Make a reference of @s: in place when it lies in a received slot (unless the copy policy packs
+ * it: --copy-threshold, or the pool under pressure), else one copy.
+ */
 int keep_str(struct kvd *d, const struct str *s, struct paste_ref *ref, enum str_kind kind)
 {
+	bool packed = false;
 	int err;
 
 	if (s->pool) {
 		err = paste_keep(d->ctx, s->p, s->n, ref);
-		if (!err)
+		packed = !err && paste_pool__ref_ptr(d->pool, ref) != s->p;
+		if (!err && !packed) /* a packed copy was flushed where it went */
 			err = paste_persist(d->ctx, s->p, s->n);
 	} else {
 		err = paste_keep_copy(d->ctx, s->p, s->n, ref);
@@ -116,6 +121,11 @@ int keep_str(struct kvd *d, const struct str *s, struct paste_ref *ref, enum str
 		return err;
 	if (kind == S_NEW) {
 		d->st.val_computed++;
+	} else if (kind == S_VAL && packed) {
+		d->st.val_packed++;
+		d->st.val_packed_bytes += s->n - 1;
+	} else if (kind == S_KEY && packed) {
+		d->st.key_packed++;
 	} else if (kind == S_VAL && s->pool) {
 		d->st.val_inplace++;
 		d->st.val_inplace_bytes += s->n - 1;

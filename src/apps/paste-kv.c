@@ -81,7 +81,14 @@ static void usage(FILE *out)
 	    "                       of the frames, at least 512)\n"
 	    "  --copy-threshold SIZE  values and keys shorter than SIZE are copied into packing\n"
 	    "                       frames instead of pinning the frame they arrived in\n"
-	    "                       (default 0: always in place)\n"
+	    "                       (default 0: in place while the pool has frames to spare)\n"
+	    "  --pressure-frames N  while fewer than N frames are free, values, keys and\n"
+	    "                       pieces shorter than half a frame are copied into packing\n"
+	    "                       frames instead of pinning the frame they arrived in, so\n"
+	    "                       small values received one per segment do not fill the pool\n"
+	    "                       while their live bytes are few (default: twice\n"
+	    "                       --reserve-frames, so packing starts before writes get -OOM;\n"
+	    "                       0: never, always in place)\n"
 	    "\n"
 	    "  --idle-timeout S     reset a connection without any progress for S seconds\n"
 	    "                       (default 0: never, like Redis' timeout 0)\n"
@@ -194,6 +201,10 @@ static int extra_opt(int opt, const char *arg, void *app)
 	case OPT_REQUEST_TIMEOUT:
 		return daemon_parse_timeout("paste-kv", "request-timeout", arg,
 		                            &d->loop.request_timeout_ms);
+	case OPT_PRESSURE_FRAMES:
+		if (daemon_parse_uint(arg, 0, UINT32_MAX, &d->pressure_frames))
+			break;
+		return 0;
 	case OPT_COPY_THRESHOLD:
 		if (daemon_parse_size(arg, &d->copy_threshold) || d->copy_threshold > 4096)
 			break;
@@ -226,15 +237,17 @@ static void print_stats(struct kvd *d)
 	       " hits=%" PRIu64 " misses=%" PRIu64 " expired=%" PRIu64 " oom=%" PRIu64
 	       " proto_errors=%" PRIu64 " skipped=%" PRIu64 " val_inplace=%" PRIu64
 	       " val_inplace_bytes=%" PRIu64 " val_copied=%" PRIu64 " val_copied_bytes=%" PRIu64
+	       " val_packed=%" PRIu64 " key_packed=%" PRIu64 " pressure_copied_bytes=%" PRIu64
 	       " val_computed=%" PRIu64 " key_inplace=%" PRIu64 " key_copied=%" PRIu64
 	       " pins=%" PRIu64 " fences=%" PRIu64 " rounds=%" PRIu64 " rx_payload_bytes=%" PRIu64
 	       " rx_copied_bytes=%" PRIu64 " frames_total=%u frames_free=%u frames_fill=%u"
 	       " frames_rx=%u frames_tx=%u frames_kept=%u timeouts=%" PRIu64,
 	       i.keys, k->cmds, d->conns_open, k->conns, k->hits, k->misses, k->expired, k->oom,
 	       k->proto_errors, k->skipped, k->val_inplace, k->val_inplace_bytes, k->val_copied,
-	       k->val_copied_bytes, k->val_computed, k->key_inplace, k->key_copied, k->pins,
-	       s.fences, s.rounds, s.rx_payload_bytes, s.rx_copied_bytes, s.frames_total,
-	       s.frames_free, s.frames_fill, s.frames_rx, s.frames_tx, s.frames_kept,
+	       k->val_copied_bytes, k->val_packed, k->key_packed, s.kept_pressure_copied_bytes,
+	       k->val_computed, k->key_inplace, k->key_copied, k->pins, s.fences, s.rounds,
+	       s.rx_payload_bytes, s.rx_copied_bytes, s.frames_total, s.frames_free, s.frames_fill,
+	       s.frames_rx, s.frames_tx, s.frames_kept,
 	       d->loop.idle_timeouts + d->loop.request_timeouts);
 	kvmw_stats(d); /* --queues: the forwarding counters */
 	printf("\n");
@@ -318,6 +331,12 @@ static int setup(struct kvd *d)
 	paste_stats(d->ctx, &st, sizeof(st));
 	if (!d->reserve)
 		d->reserve = st.frames_total / 8 > 512 ? st.frames_total / 8 : 512;
+	if (d->pressure_frames == KV_PRESSURE_AUTO)
+		d->pressure_frames = 2 * d->reserve < UINT32_MAX ? 2 * d->reserve : UINT32_MAX;
+	if (paste_set_copy_pressure(d->ctx, (uint32_t)d->pressure_frames, 0)) {
+		fprintf(stderr, "paste-kv: %s\n", paste_last_error());
+		return 1;
+	}
 	d->started = time(NULL);
 	if (kv_primary_init(d, d->repl_backlog, d->repl_snap_step)) {
 		fprintf(stderr, "paste-kv: out of memory for the replication state\n");
@@ -334,13 +353,13 @@ static int setup(struct kvd *d)
 	}
 	printf("paste-kv: ready transport=%s ifname=%s ip=%s port=%u busy_poll=%d pool=%s "
 	       "frames=%u frame_size=%u max_value=%u max_key=%u max_request=%u reserve=%" PRIu64
-	       " zerocopy=%d\n",
+	       " pressure_frames=%" PRIu64 " zerocopy=%d\n",
 	       daemon_transport_name(d->d.paste.transport),
 	       d->d.paste.ifname ? d->d.paste.ifname : "-", d->d.paste.ip ? d->d.paste.ip : "-",
 	       d->d.port, d->d.paste.busy_poll,
 	       d->d.paste.pool_path ? d->d.paste.pool_path : PASTE_POOL_DEFAULT_PATH,
 	       st.frames_total, d->frame_size, d->max_value, d->max_key, d->lim.max_request,
-	       d->reserve, st.zerocopy);
+	       d->reserve, d->pressure_frames, st.zerocopy);
 	fflush(stdout);
 	return 0;
 }
@@ -358,6 +377,7 @@ int main(int argc, char **argv)
 	    {"max-bulk", required_argument, NULL, OPT_MAX_BULK},
 	    {"reserve-frames", required_argument, NULL, OPT_RESERVE},
 	    {"copy-threshold", required_argument, NULL, OPT_COPY_THRESHOLD},
+	    {"pressure-frames", required_argument, NULL, OPT_PRESSURE_FRAMES},
 	    {"cluster-config", required_argument, NULL, OPT_CLUSTER_CONFIG},
 	    {"cluster-id", required_argument, NULL, OPT_CLUSTER_ID},
 	    {"replicaof", required_argument, NULL, OPT_REPLICAOF},
@@ -367,7 +387,7 @@ int main(int argc, char **argv)
 	    {"request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT},
 	    {NULL, 0, NULL, 0},
 	};
-	static struct kvd d = {.max_key = 512u << 20};
+	static struct kvd d = {.max_key = 512u << 20, .pressure_frames = KV_PRESSURE_AUTO};
 	int r;
 
 	daemon_supports_workers = true;

@@ -33,7 +33,9 @@ kv_target() {
 # LOG TAG" in the client namespace, SIGKILL of paste-kv KILL_MIN_MS + random(KILL_SPAN_MS) after
 # the first acknowledgement (a LOG line not ending in " 0"), restart on the same pool, then
 # "TOOL check HOST PORT LOG..." over every round's LOG. Sums the restarts' tx_undone in UNDONE.
+# KV_CRASH_ARGS (an array, default empty): more paste-kv options for every start.
 UNDONE=0
+KV_CRASH_ARGS=()
 
 # load_settle PID LOG: the end of a load whose server was just killed. Its connections fail at once
 # on the kernel transport (reset); on the paste path they only time out (kv_tool's socket timeout,
@@ -55,7 +57,7 @@ crash_rounds() {
 	local tr=$1 tool=$2 rounds=$3 kmin=$4 kspan=$5 args host r ms lpid logs=() n i port=6379 rc
 	kv_target "$tr"
 	host=$KV_HOST
-	args=("${KV_ARGS[@]}")
+	args=("${KV_ARGS[@]}" "${KV_CRASH_ARGS[@]}")
 	rm -f "$POOL"
 	start_kv "${args[@]}" --port "$port" --pool "$POOL" --pool-size 512M
 	for ((r = 1; r <= rounds; r++)); do
