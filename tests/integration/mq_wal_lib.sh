@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: BSD-2-Clause
 # mq_wal_lib.sh - what the paste-wal --queues tests share (sourced after lib.sh, wal_lib.sh and
-# mq_lib.sh; it sets WAL, DUMP and CLIENT_PY and checks them; the test sets SEED, ACKS, HOST, PORT
-# and the server's options SRV):
+# mq_lib.sh, whose defaults it uses: WAL, CLIENT_PY, SEED, ACKS, PORT; the test sets HOST and the
+# server's options SRV):
 #
 #	start_sup [ARGS...]    paste-wal --queues 2 SRV ARGS (mq_lib.sh: SUP_PID, W0, W1; WAL_LOG)
 #	load SECONDS BASE [ARGS]  wal_client.py's ack-recording load from 16 connections in the
@@ -13,16 +13,11 @@
 #	spread_load MAX        load 3 0 --no-errors --max-requests MAX (16 connections): at least 100
 #	                       acks, of both workers, and each worker's "appended" in /stats (js)
 #	                       equal to its acks (n: acks, odd: worker 0's)
+#	worker0_restarted      after a kill -9 of worker 0: the supervisor restarted it and every
+#	                       ack reads back (check_all worker-kill)
+#	after_acks BEFORE N    wait until the ack file holds N acks more than BEFORE
 #	both_workers           /stats (into js) once it reports both workers (each maps its peer
 #	                       lazily, so one taken right after the start may show {"up":false})
-
-WAL=$PASTE_BUILD/paste-wal
-DUMP=$PASTE_BUILD/paste-wal-dump
-CLIENT_PY=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/wal_client.py
-for f in "$WAL" "$DUMP"; do
-	[ -x "$f" ] || fail "$f not built"
-done
-command -v python3 >/dev/null || fail "python3 not installed (scripts/deps installs it)"
 
 start_sup() {
 	sup_start "$WAL" paste-wal --queues 2 "${SRV[@]}" "$@"
@@ -86,4 +81,29 @@ spread_load() {
 	log "/stats: worker 0 appended=$a0, worker 1 appended=$a1, total_appended=$(field "$js" total_appended)"
 	[ "$a0" = "$odd" ] && [ "$a1" = "$((n - odd))" ] ||
 		fail "per-worker counters ($a0, $a1) do not match the acks ($odd, $((n - odd)))"
+}
+
+# worker0_restarted: the supervisor restarted worker 0 after its kill -9 (within 30 s), and every
+# acknowledged record still reads back (check_all worker-kill).
+worker0_restarted() {
+	local i
+	for ((i = 0; i < 300; i++)); do
+		grep -q 'worker 0 ready again' "$WAL_LOG" && break
+		sleep 0.1
+	done
+	grep -q 'worker 0 ready again' "$WAL_LOG" || fail "worker 0 was not restarted"
+	log "after kill -9 of worker 0: $(nacks "$ACKS") acknowledged in all"
+	check_all worker-kill
+}
+
+# after_acks BEFORE N: wait (20 s at most) until the ack file holds N acks more than BEFORE, so a
+# kill lands under load however fast the machine is (a fixed sleep let a quiet machine finish
+# 16,000 POSTs before it).
+after_acks() {
+	local i
+	for ((i = 0; i < 200; i++)); do
+		(($(nacks "$ACKS") >= $1 + $2)) && return 0
+		sleep 0.1
+	done
+	fail "the load got fewer than $2 acks in 20 s"
 }

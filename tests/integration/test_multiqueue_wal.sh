@@ -58,13 +58,7 @@ sleep 0.5
 log "kill -9 worker 0 (pid $W0) under load"
 kill -9 "$W0"
 load_wait || true
-for ((i = 0; i < 300; i++)); do
-	grep -q 'worker 0 ready again' "$WAL_LOG" && break
-	sleep 0.1
-done
-grep -q 'worker 0 ready again' "$WAL_LOG" || fail "worker 0 was not restarted"
-log "after kill -9 of worker 0: $(nacks "$ACKS") acknowledged in all"
-check_all worker-kill
+worker0_restarted
 
 # ---- 4. kill -9 of the whole server under load ---------------------------------------------------
 load 3 200 --max-requests 2500

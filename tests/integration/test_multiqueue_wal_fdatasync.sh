@@ -46,25 +46,20 @@ for k in 0 1; do
 done
 
 # ---- 2. kill -9 of worker 0 under load: restarted, its file recovered --------------------------
+n=$(nacks "$ACKS")
 load 3 50 --max-requests 1000
-sleep 0.5
+after_acks "$n" 300
 log "kill -9 worker 0 (pid $W0) under load"
 kill -9 "$W0"
 load_wait || true
 grep -q ' done=16 ' "$LOGDIR/load.50.log" && fail "the load was over before the kill: $(cat "$LOGDIR/load.50.log")"
-for ((i = 0; i < 300; i++)); do
-	grep -q 'worker 0 ready again' "$WAL_LOG" && break
-	sleep 0.1
-done
-grep -q 'worker 0 ready again' "$WAL_LOG" || fail "worker 0 was not restarted"
-log "after kill -9 of worker 0: $(nacks "$ACKS") acknowledged in all"
-check_all worker-kill
+worker0_restarted
 W0=$(grep -o 'worker 0 ready again (pid [0-9]*' "$WAL_LOG" | tail -n 1 | grep -o '[0-9]*$')
 n=$(nacks "$ACKS")
 
 # ---- 3. kill -9 of the whole server under load; the restart recovers both files -----------------
 load 3 100 --max-requests 2500
-sleep 0.5
+after_acks "$n" 300
 log "kill -9 supervisor $SUP_PID and workers $W0 $W1 under load"
 kill -9 "$SUP_PID" "$W0" "$W1"
 wait "$SUP_PID" 2>/dev/null || true

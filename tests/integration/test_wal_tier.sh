@@ -93,6 +93,24 @@ load_end() {
 	[ "$(field "$SUM" errors)" = 0 ] || fail "$1: the server refused requests (507 with a tier that has room?): $SUM"
 }
 
+# killed_at STEP TAG CONN_BASE: paste-wal started to kill itself at destage step STEP (first start
+# only), under the load TAG; waits for the kill (status 137) and the load's end (load_end TAG).
+killed_at() {
+	local i rc=0
+	export PASTE_WAL_TIER_KILL_AT=$1
+	start_srv
+	unset PASTE_WAL_TIER_KILL_AT
+	load_bg "$2" "$3"
+	for ((i = 0; i < 300; i++)); do
+		kill -0 "$WAL_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	wait "$WAL_PID" 2>/dev/null || rc=$?
+	untrack_pid "$WAL_PID"
+	[ $rc = 137 ] || fail "PASTE_WAL_TIER_KILL_AT=$1 ($2): paste-wal did not kill itself (status $rc)"
+	load_end "$2"
+}
+
 rm -rf "$TIER" "$POOL" "$ACKS"
 # A kill at every step of a destage job (the test hook PASTE_WAL_TIER_KILL_AT, wal_tier.c): the
 # first job of an empty tier right after its tier word is stored, then later jobs after the
@@ -116,19 +134,7 @@ for step in tiered:1 written:3 synced:3 switched:3 released:3; do
 	[ -z "$prev" ] || check_step "$prev"
 	stop_wal
 	prev=$step
-	export PASTE_WAL_TIER_KILL_AT=$step
-	start_srv
-	unset PASTE_WAL_TIER_KILL_AT
-	load_bg "step$n" $((n * 10))
-	for ((i = 0; i < 300; i++)); do
-		kill -0 "$WAL_PID" 2>/dev/null || break
-		sleep 0.1
-	done
-	rc=0
-	wait "$WAL_PID" 2>/dev/null || rc=$?
-	untrack_pid "$WAL_PID"
-	[ $rc = 137 ] || fail "PASTE_WAL_TIER_KILL_AT=$step: paste-wal did not kill itself (status $rc)"
-	load_end "step$n"
+	killed_at "$step" "step$n" $((n * 10))
 	log "killed at step $step: $SUM; $(nacks "$ACKS") acks in all"
 	dump_verify "step$n" "$ACKS" --tier-dir "$TIER"
 done
@@ -224,19 +230,7 @@ stop_wal
 # restart that does not destage, a DELETE of everything and a clean stop: the next start must
 # serve. Before the fix the word outlived the DELETE and that start refused ("the tier is
 # damaged"); sim/tierpub found it.
-export PASTE_WAL_TIER_KILL_AT=tiered
-start_srv
-unset PASTE_WAL_TIER_KILL_AT
-load_bg word 950
-for ((i = 0; i < 300; i++)); do
-	kill -0 "$WAL_PID" 2>/dev/null || break
-	sleep 0.1
-done
-rc=0
-wait "$WAL_PID" 2>/dev/null || rc=$?
-untrack_pid "$WAL_PID"
-[ $rc = 137 ] || fail "PASTE_WAL_TIER_KILL_AT=tiered (empty tier): paste-wal did not kill itself (status $rc)"
-load_end word
+killed_at tiered word 950
 start_srv --tier-start 100 --tier-stop 99
 [ "$(field "$READY" tier_records)" = 0 ] || fail "after the kill at tiered the tier is not empty: $READY"
 next=$(field "$READY" next)
