@@ -22,7 +22,7 @@ Subcommands (each prints one summary line "wal_client: <cmd> key=value ..." and 
              (with --queues N each connection may land on another worker); byte-identical.
   verify-dump  the same checks on paste-wal-dump's output (--listing: its record lines, --raw: the
              payloads back to back).
-  readloop   while --stop-file is absent (and for --min-gets GETs at least): GET /log/<seq> of a random acked record (re-reading the
+  readloop   while --stop-file is absent (and until --min-gets GETs were answered): GET /log/<seq> of a random acked record (re-reading the
              ack file as it grows; with --mod Q --rem K only seqs with seq % Q == K), one
              connection each. A reply must be 200 with the record's bytes; a connection that fails
              (its worker was killed) is counted, not a failure; a 404 or other bytes are. Run it
@@ -602,7 +602,7 @@ def cmd_readloop(a):
     acks, off = {}, 0
     n = dict(gets=0, ok=0, unreachable=0, notfound=0, wrong=0)
     end = time.time() + a.max_secs
-    while (n["gets"] < a.min_gets or not os.path.exists(a.stop_file)) and time.time() < end:
+    while (n["ok"] < a.min_gets or not os.path.exists(a.stop_file)) and time.time() < end:
         if os.path.exists(a.ack_file):
             with open(a.ack_file) as f:  # complete lines only: the load appends as it goes
                 f.seek(off)
@@ -720,7 +720,7 @@ def main():
     p.add_argument("--mod", type=int, default=1)
     p.add_argument("--rem", type=int, default=0)
     p.add_argument("--max-secs", type=float, default=120)
-    p.add_argument("--min-gets", type=int, default=0, help="go on past --stop-file until this many")
+    p.add_argument("--min-gets", type=int, default=0, help="go on past --stop-file until this many GETs were answered with the record")
     p = sub.add_parser("reconnect", parents=[common])
     p.add_argument("--n", type=int, default=300)
     p.add_argument("--timeout", type=float, default=2)
