@@ -70,6 +70,10 @@ static int check_opts(struct paste_ctx *ctx, const struct paste_opts *in)
 		o->ring_size = 4096;
 	if (!o->max_conns)
 		o->max_conns = 4096;
+	if (!o->syn_backlog)
+		o->syn_backlog = 1024;
+	if (o->syn_backlog < 16 || o->syn_backlog > 1u << 20)
+		return paste_fail(-EINVAL, "syn_backlog %u: must be in 16-1048576", o->syn_backlog);
 	if (!o->ephemeral_lo && !o->ephemeral_hi) {
 		o->ephemeral_lo = 49152;
 		o->ephemeral_hi = 65535;

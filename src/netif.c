@@ -132,6 +132,66 @@ static void tw_recycle(struct paste_netif *nif, const uint8_t *f, uint32_t len)
 }
 
 /*
+ * Half-open connections. Debian's lwIP (TCP_LISTEN_BACKLOG 0) keeps a SYN_RCVD pcb for every SYN
+ * to a listening port, for TCP_SYN_RCVD_TIMEOUT (20 s), on its one list of active pcbs, and
+ * matches each segment against that list in order. Under a SYN flood every new SYN walks all the
+ * earlier ones and the slow timer retransmits SYN-ACKs to all of them: 100,000 spoofed SYNs at
+ * 10,000/s (test_hostile) held ~100,000 pcbs, took the server's CPU, overflowed the RX ring and
+ * stalled established connections for over 10 s. So at most nif->syn_backlog SYN_RCVD pcbs are
+ * held: past that, before a new SYN to a listener reaches lwIP, the older half of them are dropped
+ * without a reset (a flood's sources are spoofed). The list is newest first (lwIP pushes new
+ * pcbs at its front and moves a pcb that receives a segment there), so a real client, whose ACK
+ * follows its SYN within a round trip, is established long before its pcb is among the older
+ * half; a flood ages out instead of locking new clients out for 20 s. Counting walks the list, so
+ * it runs only when the SYNs admitted since the last count may have filled the backlog: at most
+ * once per syn_backlog / 2 SYNs.
+ */
+static bool syn_to_listener(const uint8_t *f, uint32_t len)
+{
+	const uint8_t *ip = f + 14, *th;
+	struct tcp_pcb_listen *l;
+	uint32_t ihl;
+	uint16_t dport;
+
+	if (len < 14 + 20 || f[12] != 0x08 || f[13] != 0x00)
+		return false;
+	if ((ip[0] >> 4) != 4 || ip[9] != IP_PROTO_TCP || (ip[6] & 0x3f) || ip[7])
+		return false;
+	ihl = (ip[0] & 0x0fu) * 4u;
+	if (ihl < 20 || len < 14 + ihl + 20)
+		return false;
+	th = ip + ihl;
+	if ((th[13] & (TCP_SYN | TCP_ACK | TCP_RST)) != TCP_SYN)
+		return false;
+	dport = (uint16_t)(th[2] << 8 | th[3]);
+	for (l = tcp_listen_pcbs.listen_pcbs; l; l = l->next)
+		if (l->local_port == dport)
+			return true;
+	return false;
+}
+
+static void syn_admit(struct paste_netif *nif, const uint8_t *f, uint32_t len)
+{
+	struct tcp_pcb *pcb, *next;
+	uint32_t n = 0, keep = nif->syn_backlog / 2;
+
+	if (!syn_to_listener(f, len))
+		return;
+	if (nif->syn_room) {
+		nif->syn_room--;
+		return;
+	}
+	for (pcb = tcp_active_pcbs; pcb; pcb = next) {
+		next = pcb->next;
+		if (pcb->state != SYN_RCVD || ++n <= keep)
+			continue;
+		tcp_abandon(pcb, 0); /* no errf before accept: no callback */
+		nif->st->syn_evicted++;
+	}
+	nif->syn_room = nif->syn_backlog - (n < keep ? n : keep) - 1; /* - 1: this SYN */
+}
+
+/*
  * An IPv4 packet whose source no peer can have: this stack's own address, loopback (127/8),
  * "this network" (0/8), multicast or limited broadcast. Linux drops these as martians; lwIP does
  * not, and its answer to its own address goes to netif_loop_output(), which in Debian's
@@ -161,6 +221,7 @@ void paste_netif__input(struct paste_netif *nif, uint32_t idx, uint8_t *data, ui
 	}
 	neigh_learn(nif, data, len);
 	tw_recycle(nif, data, len);
+	syn_admit(nif, data, len);
 	p = paste_netif__wrap(nif, idx, data, len);
 	/* ethernet_input always consumes p (frees it on error). */
 	ethernet_input(p, &nif->netif);

@@ -486,6 +486,7 @@ static int ptp_open(struct paste_ctx *ctx)
 	pt->nif.frame_count = ctx->frame_count;
 	pt->nif.ip = ctx->ip;
 	pt->nif.netmask = ctx->netmask;
+	pt->nif.syn_backlog = pt->nif.syn_room = ctx->opts.syn_backlog;
 	err = paste_netif__query(&pt->nif);
 	if (err)
 		return err;

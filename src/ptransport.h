@@ -88,7 +88,7 @@ struct paste_neigh {
 struct paste_netif {
 	struct paste_xsk *xsk; /* TX goes out here */
 	struct paste_frames *frames;
-	struct paste_stats *st; /* rx_invalid, tx_dropped, tw_recycled */
+	struct paste_stats *st; /* rx_invalid, tx_dropped, tw_recycled, syn_evicted */
 	char ifname[IF_NAMESIZE];
 	bool shared_ip;       /* the kernel owns the address: never ARP (netif.c) */
 	bool query_addr;      /* paste_netif__query() reads ip/netmask from the interface */
@@ -101,6 +101,8 @@ struct paste_netif {
 	struct netif netif;
 	bool added;
 	struct paste_neigh neigh[PASTE_NEIGH_SLOTS];
+	uint32_t syn_backlog; /* half-open pcbs lwIP may hold (paste_opts.syn_backlog) */
+	uint32_t syn_room;    /* SYNs to listeners still admitted before the next count */
 };
 
 /* ctx->tp_state of the paste transport: the three objects it wires. */

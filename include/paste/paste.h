@@ -159,6 +159,9 @@ struct paste_opts {
 	bool pool_sliced; /**< use slice @pool_slice of @pool_path (paste_pool_opts.sliced): one
 	                       pool file shared by worker processes, one slice each */
 	uint32_t pool_slice;
+	uint32_t syn_backlog; /**< paste transport: half-open (SYN_RCVD) connections lwIP may hold
+	                           (default 1024, at least 16); a SYN to a listener past it first
+	                           drops the older half of them (paste_stats.syn_evicted) */
 };
 
 /**
@@ -434,6 +437,8 @@ struct paste_stats {
 	uint64_t tw_recycled;         /**< SYNs that ended a TIME-WAIT of the same 4-tuple */
 	uint64_t kept_pressure_copied_bytes; /**< of kept_copied_bytes: copied because the pool was
 	                                          short of free frames (paste_set_copy_pressure) */
+	uint64_t syn_evicted; /**< half-open connections dropped to make room for new SYNs
+	                           (paste_opts.syn_backlog; a SYN flood) */
 };
 
 /** Fill @st (@sz = sizeof(*st)). @return 0 or -EINVAL. */

@@ -25,6 +25,7 @@ enum {
 	OPT_BATCH,
 	OPT_RING,
 	OPT_MAX_CONNS,
+	OPT_SYN_BACKLOG,
 	OPT_VERBOSE,
 	OPT_TRANSPORT,
 	OPT_NO_PERSIST,
@@ -50,6 +51,7 @@ static const struct option common[] = {
     {"batch", required_argument, NULL, OPT_BATCH},
     {"ring-size", required_argument, NULL, OPT_RING},
     {"max-conns", required_argument, NULL, OPT_MAX_CONNS},
+    {"syn-backlog", required_argument, NULL, OPT_SYN_BACKLOG},
     {"verbose", no_argument, NULL, OPT_VERBOSE},
     {"transport", required_argument, NULL, OPT_TRANSPORT},
     {"no-persist", no_argument, NULL, OPT_NO_PERSIST},
@@ -101,6 +103,10 @@ const char daemon_common_help[] =
     "  --ring-size N      AF_XDP ring entries, power of two (default 4096); io_uring: the\n"
     "                     provided-buffer ring's (pool frames the kernel receives into)\n"
     "  --max-conns N      connections at once (default 4096); more are refused\n"
+    "  --syn-backlog N    paste transport: half-open connections (SYN received, handshake not\n"
+    "                     done) held at once (16-1048576, default 1024). Past it, as under a\n"
+    "                     SYN flood, the older half are dropped without a reset to make room\n"
+    "                     (counted as syn_evicted)\n"
     "  --transport T      paste (default: XDP + AF_XDP + lwIP, payload lands in the pool with\n"
     "                     no copy), kernel (ordinary kernel TCP sockets with epoll; recv() into\n"
     "                     pool frames, then flush: the path without PASTE, for comparison;\n"
@@ -291,6 +297,11 @@ static int common_opt(struct daemon_opts *d, int opt, const char *arg, const cha
 		if (daemon_parse_uint(arg, 1, 1000000, &v))
 			return bad(prog, "max-conns", arg, "a number 1-1000000");
 		o->max_conns = (uint32_t)v;
+		return 0;
+	case OPT_SYN_BACKLOG:
+		if (daemon_parse_uint(arg, 16, 1u << 20, &v))
+			return bad(prog, "syn-backlog", arg, "a number 16-1048576");
+		o->syn_backlog = (uint32_t)v;
 		return 0;
 	case OPT_QUEUES:
 		if (daemon_parse_uint(arg, 1, DAEMON_MAX_WORKERS, &v))

@@ -130,6 +130,7 @@ static size_t stats_collect(struct wal *w, struct kv *t, size_t max)
 	KV("persisted_bytes", s.persisted_bytes);
 	KV("kept_bytes", s.kept_bytes);
 	KV("rx_dropped", s.rx_dropped);
+	KV("syn_evicted", s.syn_evicted);
 	KV("zerocopy", s.zerocopy);
 	KV("retain_bytes", w->retain.bytes);
 	KV("retain_secs", w->retain.secs);

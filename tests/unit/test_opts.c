@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
- * test_opts.c - paste_open()'s checks of paste_opts.zero_copy (src/ctx.c): a value outside the
- * enum and force_copy combined with PASTE_ZC_REQUIRED are refused with -EINVAL and a message
- * naming the option, before any pool, program or socket is made (no root needed).
+ * test_opts.c - paste_open()'s checks of paste_opts (src/ctx.c): a zero_copy value outside the
+ * enum, force_copy combined with PASTE_ZC_REQUIRED and a syn_backlog outside 16-1048576 are
+ * refused with -EINVAL and a message naming the option, before any pool, program or socket is
+ * made (no root needed).
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -57,11 +58,28 @@ static void force_copy_contradicts_required(void **state)
 	assert_non_null(strstr(paste_last_error(), "force_copy and zero_copy"));
 }
 
+static void syn_backlog_out_of_range(void **state)
+{
+	struct paste_opts o = {.sz = sizeof(o),
+	                       .ifname = "lo",
+	                       .ip = "10.9.9.9",
+	                       .pool_path = "/nonexistent/never-created.pool"};
+
+	(void)state;
+	o.syn_backlog = 15;
+	assert_int_equal(open_with(&o), -EINVAL);
+	assert_non_null(strstr(paste_last_error(), "syn_backlog 15"));
+	o.syn_backlog = (1u << 20) + 1;
+	assert_int_equal(open_with(&o), -EINVAL);
+	assert_non_null(strstr(paste_last_error(), "syn_backlog 1048577"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(zero_copy_out_of_range),
 	    cmocka_unit_test(force_copy_contradicts_required),
+	    cmocka_unit_test(syn_backlog_out_of_range),
 	};
 
 	paste_set_print(quiet, NULL, PASTE_LOG_ERROR);
