@@ -162,12 +162,13 @@ static void print_stats(void *app)
 	       " rx_copied_bytes=%" PRIu64 " steered=%" PRIu64 " passed=%" PRIu64
 	       " conns_open=%u conns_accepted=%" PRIu64 " conns_refused=%" PRIu64
 	       " frames_total=%u frames_free=%u frames_fill=%u frames_rx=%u frames_tx=%u"
-	       " frames_kept=%u xdp_mode=%s zerocopy=%d timeouts=%" PRIu64 "\n",
+	       " frames_kept=%u xdp_mode=%s zerocopy=%d timeouts=%" PRIu64 " syn_evicted=%" PRIu64
+	       "\n",
 	       daemon_worker_tag(), s.rx_packets, s.tx_packets, s.rx_dropped, s.rx_invalid,
 	       s.tx_dropped, s.rx_payload_bytes, s.rx_copied_bytes, s.steered, s.passed,
 	       s.conns_open, s.conns_accepted, s.conns_refused, s.frames_total, s.frames_free,
 	       s.frames_fill, s.frames_rx, s.frames_tx, s.frames_kept, modes[s.xdp_mode],
-	       s.zerocopy, e->loop.idle_timeouts);
+	       s.zerocopy, e->loop.idle_timeouts, s.syn_evicted);
 	fflush(stdout);
 }
 
