@@ -434,6 +434,8 @@ struct paste_stats {
 	uint64_t tw_recycled;         /**< SYNs that ended a TIME-WAIT of the same 4-tuple */
 	uint64_t kept_pressure_copied_bytes; /**< of kept_copied_bytes: copied because the pool was
 	                                          short of free frames (paste_set_copy_pressure) */
+	uint64_t fill_dry; /**< refills that found the fill ring drained: each deepened it for good
+	                        (paste transport; docs/packet-path.md, "Fill ring depth") */
 };
 
 /** Fill @st (@sz = sizeof(*st)). @return 0 or -EINVAL. */
