@@ -454,6 +454,21 @@ static int open_steer(struct paste_ctx *ctx)
 	return paste_steer__open_shared(&pt->steer, &cfg);
 }
 
+/*
+ * How many frames the fill ring holds (xsk.c, fill_want): what the connections can have in
+ * flight towards us - lwIP's receive window of each, counted in segments twice over (segments
+ * shorter than the MSS) - plus two batches for new connections' SYNs and whatever else the
+ * program steers here. Tied to the connections, the RX frames stay a few hundred KiB that cycle
+ * through this CPU's caches at one connection, and the whole ring at 64.
+ */
+static uint32_t ptp_fill_target(const struct paste_ctx *ctx)
+{
+	uint64_t per_conn = 2 * ((TCP_WND + TCP_MSS - 1) / TCP_MSS);
+	uint64_t t = 2 * (uint64_t)ctx->opts.batch_size + ctx->nconns * per_conn;
+
+	return t < ctx->opts.ring_size ? (uint32_t)t : ctx->opts.ring_size;
+}
+
 static int ptp_open(struct paste_ctx *ctx)
 {
 	struct paste_ptp *pt = paste_ptp(ctx);
@@ -473,6 +488,7 @@ static int ptp_open(struct paste_ctx *ctx)
 	    .frame_size = ctx->frame_size,
 	    .frame_count = ctx->frame_count,
 	    .ring_size = ctx->opts.ring_size,
+	    .fill_target = ptp_fill_target(ctx),
 	    .st = &ctx->st,
 	    .fd = -1,
 	};
@@ -633,6 +649,7 @@ static void ptp_after_round(struct paste_ctx *ctx)
 	struct paste_xsk *x = &paste_ptp(ctx)->xsk;
 
 	paste_xsk__kick(x); /* what the timers and closes sent since ptp_kick */
+	x->fill_target = ptp_fill_target(ctx);
 	paste_xsk__refill(x);
 	paste_xsk__complete(x);
 }

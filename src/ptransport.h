@@ -59,6 +59,10 @@ struct paste_xsk {
 	struct xsk_ring_cons rx;
 	struct xsk_ring_prod tx;
 	uint32_t tx_pending; /* descriptors submitted since the last kick */
+	/* paste_xsk__refill() keeps at most this many frames on the fill ring (0: the whole ring),
+	 * plus fill_dry: learned from refills that found the ring drained (paste_xsk__refill) */
+	uint32_t fill_target, fill_dry;
+	bool fill_primed; /* a refill ran with fill_target set: a drained ring means something */
 	bool zerocopy;
 	int fd;
 };
@@ -132,7 +136,8 @@ struct paste_xsk_desc {
 /* Take up to @max received frames off the RX ring into @out; the caller decides where they go (the
  * transport feeds them to the netif). @return entries filled. */
 unsigned paste_xsk__rx_burst(struct paste_xsk *x, struct paste_xsk_desc *out, unsigned max);
-/* Give free frames to the fill ring (keeping PASTE_TX_RESERVE for TX); wake the kernel if asked. */
+/* Give free frames to the fill ring, up to x->fill_target + x->fill_dry of them (keeping
+ * PASTE_TX_RESERVE for TX); wake the kernel if asked. */
 void paste_xsk__refill(struct paste_xsk *x);
 /* Reclaim completed TX frames. */
 void paste_xsk__complete(struct paste_xsk *x);

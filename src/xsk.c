@@ -236,12 +236,41 @@ unsigned paste_xsk__rx_burst(struct paste_xsk *x, struct paste_xsk_desc *out, un
 	return k;
 }
 
+/*
+ * How many frames the fill ring holds. Not the whole ring: the kernel takes fill-ring frames in
+ * order, so a frame given back now is written again only after every frame queued before it. With
+ * the whole ring (4096 frames, 8 MiB) queued, each request lands in a frame last touched
+ * thousands of requests ago: out of this CPU's caches and TLB, while the kernel transport recv()s
+ * into the frame the last request freed (the top of the LIFO free stack). The transport sets
+ * fill_target to what its connections can have in flight (ptransport.c, ptp_fill_target); a
+ * refill that finds the ring drained (the kernel may have dropped for lack of frames: a burst
+ * beyond the estimate, or a zero-copy driver that holds frames in its own descriptor ring) adds
+ * to fill_dry, doubling it, for good.
+ */
+static uint32_t fill_want(struct paste_xsk *x)
+{
+	uint32_t queued = x->ring_size - xsk_prod_nb_free(&x->fill, x->ring_size);
+	uint64_t target;
+
+	if (!x->fill_target)
+		return x->ring_size - queued;
+	if (queued == 0 && x->fill_primed && x->fill_target + x->fill_dry < x->ring_size) {
+		x->fill_dry = x->fill_dry ? 2 * x->fill_dry : x->fill_target;
+		x->st->fill_dry++;
+	}
+	x->fill_primed = true;
+	target = (uint64_t)x->fill_target + x->fill_dry;
+	if (target > x->ring_size)
+		target = x->ring_size;
+	return queued < target ? (uint32_t)(target - queued) : 0;
+}
+
 void paste_xsk__refill(struct paste_xsk *x)
 {
 	uint32_t nfree = paste_frames__nr(x->frames, PASTE_FRAME_FREE);
 	uint32_t want, got, idx = 0, i, frame;
 
-	want = nfree > PASTE_TX_RESERVE ? xsk_prod_nb_free(&x->fill, nfree - PASTE_TX_RESERVE) : 0;
+	want = nfree > PASTE_TX_RESERVE ? fill_want(x) : 0;
 	if (want > nfree - PASTE_TX_RESERVE)
 		want = nfree - PASTE_TX_RESERVE;
 	if (want) {

@@ -439,6 +439,8 @@ struct paste_stats {
 	                                          short of free frames (paste_set_copy_pressure) */
 	uint64_t syn_evicted; /**< half-open connections dropped to make room for new SYNs
 	                           (paste_opts.syn_backlog; a SYN flood) */
+	uint64_t fill_dry; /**< refills that found the fill ring drained: each deepened it for good
+	                        (paste transport; docs/packet-path.md, "Fill ring depth") */
 };
 
 /** Fill @st (@sz = sizeof(*st)). @return 0 or -EINVAL. */

@@ -483,7 +483,8 @@ void info_persistence(struct kvd *d, const struct paste_stats *s)
 	    "durability:every write fenced before its reply\r\npersist:%s\r\n"
 	    "pool_path:%s\r\npool_size:%" PRIu64 "\r\npool_is_pmem:%d\r\n"
 	    "pool_was_clean:%d\r\nframe_size:%u\r\nframes_total:%u\r\nframes_free:%u\r\n"
-	    "frames_fill:%u\r\nframes_kept:%u\r\nreserve_frames:%" PRIu64 "\r\n"
+	    "frames_fill:%u\r\nfill_dry:%" PRIu64 "\r\nframes_kept:%u\r\nreserve_frames:%" PRIu64
+	    "\r\n"
 	    "pressure_frames:%" PRIu64 "\r\npool_pressure:%d\r\n"
 	    "recovered_keys:%" PRIu64 "\r\nrecovered_expires:%" PRIu64 "\r\n"
 	    "recovery_dropped:%" PRIu64 "\r\nstartup_expired:%" PRIu64 "\r\n"
@@ -492,7 +493,7 @@ void info_persistence(struct kvd *d, const struct paste_stats *s)
 	    d->d.paste.no_persist ? "off" : "on",
 	    d->d.paste.pool_path ? d->d.paste.pool_path : PASTE_POOL_DEFAULT_PATH, pi.size,
 	    pi.is_pmem, pi.was_clean, pi.frame_size, s->frames_total, s->frames_free,
-	    s->frames_fill, s->frames_kept, d->reserve, d->pressure_frames,
+	    s->frames_fill, s->fill_dry, s->frames_kept, d->reserve, d->pressure_frames,
 	    s->frames_free < d->pressure_frames, d->rec_kv.recovered, d->rec_ttl.recovered,
 	    d->rec_kv.dropped + d->rec_ttl.dropped, d->start_expired, s->fences, s->persisted_bytes,
 	    s->kept_bytes, s->kept_copied_bytes, s->kept_pressure_copied_bytes);

@@ -70,6 +70,12 @@ basic() {
 	for s in Server Persistence Stats Keyspace; do
 		grep -q "^# $s" "$LOGDIR/info.$1.txt" || fail "INFO has no '# $s' section"
 	done
+	if [ "$1" = paste ]; then # one connection: ~218 frames on the fill ring, not 4096
+		local fill
+		fill=$(tr -d '\r' <"$LOGDIR/info.$1.txt" | sed -n 's/^frames_fill://p')
+		[ -n "$fill" ] && [ "$fill" -le 512 ] ||
+			fail "frames_fill '$fill' at one connection: the fill ring should hold what one connection can send (docs/packet-path.md, Fill ring depth)"
+	fi
 	[ "$(cli COMMAND COUNT)" -gt 20 ] || fail "COMMAND COUNT"
 	cli COMMAND DOCS >/dev/null || fail "COMMAND DOCS"
 	expect OK FLUSHALL

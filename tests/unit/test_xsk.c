@@ -3,7 +3,8 @@
  * test_xsk.c - src/xsk.c, the AF_XDP socket object, over fake rings: the four rings are plain
  * memory here and the test plays the kernel (takes fill-ring frames, posts RX descriptors, takes
  * TX descriptors, posts completions), over a real pool's frame allocator. Checked: the fill ring
- * is topped up only above the TX reserve; a received descriptor becomes {frame, len, data} with
+ * is topped up only above the TX reserve, and only to fill_target frames (deeper after a drained
+ * ring); a received descriptor becomes {frame, len, data} with
  * the frame moved FILL -> RX and the counters kept; a descriptor naming a frame the kernel was
  * never given is dropped and counted, never touched; TX copies through the caller's function,
  * refuses what does not fit a frame, gives the frame back when the ring is full; completions
@@ -153,6 +154,72 @@ static void test_refill_keeps_tx_reserve(void **state)
 	}
 }
 
+/* The kernel: take every frame on the fill ring, receive nothing into them, and give them back to
+ * the allocator (as the transport does with frames whose packets it dropped). */
+static void kernel_drain_fill(void)
+{
+	while (fill_r.cons != fill_r.prod)
+		paste_frames__move(x.frames, (uint32_t)(kernel_take_fill() / x.frame_size),
+		                   PASTE_FRAME_FILL, PASTE_FRAME_FREE);
+}
+
+/*
+ * fill_target: the ring holds that many frames, topped up with the frames freed last (the LIFO
+ * stack's top: still in the cache); a refill that finds the ring drained deepens it (fill_dry
+ * doubles) and counts it, never beyond the ring.
+ */
+static void test_refill_target(void **state)
+{
+	struct paste_xsk_desc d[4];
+	uint64_t a[3];
+
+	x.fill_target = 8;
+	paste_xsk__refill(&x);
+	assert_int_equal(fill_r.prod - fill_r.cons, 8);
+	assert_int_equal(paste_frames__nr(x.frames, PASTE_FRAME_FILL), 8);
+	paste_xsk__refill(&x); /* at the target: nothing more */
+	assert_int_equal(fill_r.prod - fill_r.cons, 8);
+
+	/* Three packets: their frames, freed, are the ones the ring gets back. */
+	for (int i = 0; i < 3; i++) {
+		a[i] = kernel_take_fill();
+		kernel_rx(a[i], 60, 0);
+	}
+	assert_int_equal(paste_xsk__rx_burst(&x, d, 4), 3);
+	for (int i = 0; i < 3; i++)
+		paste_frames__move(x.frames, d[i].frame, PASTE_FRAME_RX, PASTE_FRAME_FREE);
+	paste_xsk__refill(&x);
+	assert_int_equal(fill_r.prod - fill_r.cons, 8);
+	for (uint32_t k = fill_r.prod - 3; k != fill_r.prod; k++) {
+		uint64_t got = fill_addrs[k & (RING - 1)];
+
+		assert_true(got == a[0] || got == a[1] || got == a[2]);
+	}
+	assert_int_equal(st.fill_dry, 0);
+
+	/* The kernel took all of them: the ring was too shallow, it deepens by the target, then
+	 * doubles what it added. */
+	kernel_drain_fill();
+	paste_xsk__refill(&x);
+	assert_int_equal(st.fill_dry, 1);
+	assert_int_equal(fill_r.prod - fill_r.cons, 16);
+	kernel_drain_fill();
+	paste_xsk__refill(&x);
+	assert_int_equal(st.fill_dry, 2);
+	assert_int_equal(fill_r.prod - fill_r.cons, 24);
+	/* Dry again and again: capped by the ring, and it stops counting there. */
+	for (int i = 0; i < 4; i++) {
+		kernel_drain_fill();
+		paste_xsk__refill(&x);
+	}
+	assert_int_equal(fill_r.prod - fill_r.cons, RING);
+	assert_int_equal(st.fill_dry, 4); /* fill_dry 8, 16, 32, 64: the ring is the limit */
+	kernel_drain_fill();
+	paste_xsk__refill(&x);
+	assert_int_equal(st.fill_dry, 4);
+	kernel_drain_fill();
+}
+
 static void test_rx_burst(void **state)
 {
 	struct paste_xsk_desc d[8];
@@ -267,6 +334,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_refill_keeps_tx_reserve, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_refill_target, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rx_burst, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rx_foreign_frame_dropped, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_tx_and_complete, setup, teardown),
