@@ -59,6 +59,11 @@ struct paste_xsk {
 	struct xsk_ring_cons rx;
 	struct xsk_ring_prod tx;
 	uint32_t tx_pending; /* descriptors submitted since the last kick */
+	/* Where the next received frame should be (a prefetch hint, see paste_xsk__rx_burst): the
+	 * fill-ring index of the frame the next RX descriptor carries, if the kernel takes fill
+	 * frames in order, and the data offset (headroom) of the last descriptor. */
+	uint32_t rx_fill_seq;
+	uint32_t rx_off;
 	bool zerocopy;
 	int fd;
 };

@@ -216,12 +216,34 @@ unsigned paste_xsk__rx_burst(struct paste_xsk *x, struct paste_xsk_desc *out, un
 	unsigned n, i, k = 0;
 
 	n = xsk_ring_cons__peek(&x->rx, max, &idx);
+	if (!n)
+		return 0;
+	/*
+	 * The producer index moved: descriptors are there. Reading one waits for its line from
+	 * the CPU that wrote it (in copy mode on veth, the sender's), and only then could the
+	 * frame's first line be asked for, a second wait in a row. The kernel takes fill-ring
+	 * frames in order, so the frame is most likely the next one we put on the fill ring: its
+	 * first lines (the headers lwIP reads first) are asked for now, in parallel with the
+	 * descriptor. A wrong guess (a frame the kernel recycled, zero-copy drivers that batch)
+	 * costs a useless prefetch, nothing else.
+	 */
+	{
+		uint64_t a = *xsk_ring_prod__fill_addr(&x->fill, x->rx_fill_seq);
+		uint64_t off = xsk_umem__extract_addr(a) + x->rx_off;
+
+		if (off + 128 <= (uint64_t)x->frame_count * x->frame_size) {
+			__builtin_prefetch(x->area + off);
+			__builtin_prefetch(x->area + off + 64);
+		}
+	}
+	x->rx_fill_seq += n;
 	for (i = 0; i < n; i++) {
 		const struct xdp_desc *d = xsk_ring_cons__rx_desc(&x->rx, idx + i);
 		uint64_t base = xsk_umem__extract_addr(d->addr);
 		uint64_t addr = xsk_umem__add_offset_to_addr(d->addr);
 		uint32_t frame = (uint32_t)(base / x->frame_size);
 
+		x->rx_off = (uint32_t)(addr - base);
 		if (paste_frames__move(x->frames, frame, PASTE_FRAME_FILL, PASTE_FRAME_RX)) {
 			/* The kernel handed back a frame we never gave it: never touch it. */
 			x->st->rx_invalid++;
@@ -231,8 +253,7 @@ unsigned paste_xsk__rx_burst(struct paste_xsk *x, struct paste_xsk_desc *out, un
 		x->st->rx_bytes += d->len;
 		out[k++] = (struct paste_xsk_desc){frame, d->len, x->area + addr};
 	}
-	if (n)
-		xsk_ring_cons__release(&x->rx, n);
+	xsk_ring_cons__release(&x->rx, n);
 	return k;
 }
 
