@@ -634,6 +634,7 @@ static void ptp_after_round(struct paste_ctx *ctx)
 	paste_xsk__kick(x); /* what the timers and closes sent since ptp_kick */
 	paste_xsk__refill(x);
 	paste_xsk__complete(x);
+	paste_xsk__warm(x);
 }
 
 static void ptp_stats(struct paste_ctx *ctx, struct paste_stats *st)

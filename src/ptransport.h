@@ -137,6 +137,9 @@ struct paste_xsk_desc {
 unsigned paste_xsk__rx_burst(struct paste_xsk *x, struct paste_xsk_desc *out, unsigned max);
 /* Give free frames to the fill ring (keeping PASTE_TX_RESERVE for TX); wake the kernel if asked. */
 void paste_xsk__refill(struct paste_xsk *x);
+/* Ready the frames the kernel is expected to fill next (rx_fill_seq) for its copy: the next
+ * one's lines are moved to the shared cache (cldemote), the one after is fetched for writing. */
+void paste_xsk__warm(struct paste_xsk *x);
 /* Reclaim completed TX frames. */
 void paste_xsk__complete(struct paste_xsk *x);
 /* Send one frame: copy @len bytes gathered by @copy(@arg, dst) into a TX frame.

@@ -108,8 +108,7 @@ size_t http_put_u64(char *p, uint64_t v)
 /* tchar (RFC 9110 5.6.2) */
 static bool is_tchar(unsigned char c)
 {
-	/* One bit per byte value below 128: ALPHA, DIGIT and !#$%&'*+-.^_`|~ (no strchr per byte).
-	 */
+	/* A bit per byte value below 128: ALPHA, DIGIT and !#$%&'*+-.^_`|~ (no strchr per byte) */
 	static const uint64_t set[2] = {0x03ff6cfa00000000ull, 0x57ffffffc7fffffeull};
 
 	return c < 128 && (set[c >> 6] >> (c & 63)) & 1;
