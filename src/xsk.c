@@ -243,7 +243,7 @@ unsigned paste_xsk__rx_burst(struct paste_xsk *x, struct paste_xsk_desc *out, un
 		uint64_t addr = xsk_umem__add_offset_to_addr(d->addr);
 		uint32_t frame = (uint32_t)(base / x->frame_size);
 
-		x->rx_off = (uint32_t)(addr - base);
+		x->rx_off = (uint32_t)(addr - (uint64_t)frame * x->frame_size);
 		if (paste_frames__move(x->frames, frame, PASTE_FRAME_FILL, PASTE_FRAME_RX)) {
 			/* The kernel handed back a frame we never gave it: never touch it. */
 			x->st->rx_invalid++;
