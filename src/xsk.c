@@ -210,6 +210,16 @@ void paste_xsk__close(struct paste_xsk *x)
 	x->fd = -1;
 }
 
+/* Where the @ahead-th next received frame's data should be (the guess of paste_xsk__rx_burst), if
+ * @len bytes from there lie inside the frame area; else NULL. */
+static uint8_t *next_data(struct paste_xsk *x, uint32_t ahead, uint32_t len)
+{
+	uint64_t a = *xsk_ring_prod__fill_addr(&x->fill, x->rx_fill_seq + ahead);
+	uint64_t off = xsk_umem__extract_addr(a) + x->rx_off;
+
+	return off + len <= (uint64_t)x->frame_count * x->frame_size ? x->area + off : NULL;
+}
+
 unsigned paste_xsk__rx_burst(struct paste_xsk *x, struct paste_xsk_desc *out, unsigned max)
 {
 	uint32_t idx = 0;
@@ -228,12 +238,11 @@ unsigned paste_xsk__rx_burst(struct paste_xsk *x, struct paste_xsk_desc *out, un
 	 * costs a useless prefetch, nothing else.
 	 */
 	{
-		uint64_t a = *xsk_ring_prod__fill_addr(&x->fill, x->rx_fill_seq);
-		uint64_t off = xsk_umem__extract_addr(a) + x->rx_off;
+		uint8_t *p = next_data(x, 0, 128);
 
-		if (off + 128 <= (uint64_t)x->frame_count * x->frame_size) {
-			__builtin_prefetch(x->area + off);
-			__builtin_prefetch(x->area + off + 64);
+		if (p) {
+			__builtin_prefetch(p);
+			__builtin_prefetch(p + 64);
 		}
 	}
 	x->rx_fill_seq += n;
@@ -299,16 +308,12 @@ void paste_xsk__refill(struct paste_xsk *x)
 
 __attribute__((target("prfchw,cldemote"))) void paste_xsk__warm(struct paste_xsk *x)
 {
-	uint64_t span = (uint64_t)x->frame_count * x->frame_size;
-
 	if (x->zerocopy)
 		return;
 	for (uint32_t k = 0; k < 2; k++) {
-		uint64_t a = *xsk_ring_prod__fill_addr(&x->fill, x->rx_fill_seq + k);
-		uint64_t off = xsk_umem__extract_addr(a) + x->rx_off;
-		uint8_t *p = x->area + off;
+		uint8_t *p = next_data(x, k, PASTE_XSK_WARM_BYTES);
 
-		if (off + PASTE_XSK_WARM_BYTES > span)
+		if (!p)
 			continue;
 		for (uint32_t l = 0; l < PASTE_XSK_WARM_BYTES; l += 64) {
 			if (k == 0)
