@@ -295,12 +295,13 @@ void paste_xsk__refill(struct paste_xsk *x)
 /*
  * In copy mode the kernel copies each received frame into the UMEM on the CPU that sent it (on
  * veth, the client's). A frame that paste-wal keeps is never reused, so every fill-ring frame is
- * one the pool has not touched for a long time: the copy stalled on a line from memory for every
- * 64 bytes, on the request's path. After each round (the replies have left) the two frames the
+ * one the pool has not touched for a long time, and the copy missed on every line of it, on the
+ * request's path. After each round (the replies have left) the two frames the
  * kernel should take next (rx_fill_seq, as in paste_xsk__rx_burst) are readied: the one after
  * next is fetched for writing into this CPU's cache, and the next one, fetched a round ago, is
  * moved to the cache both CPUs share (cldemote; a no-op where the CPU lacks it), where the
- * kernel's copy finds it. Issue 15, 1 connection busy-polling: p50 -0.15 µs (docs/RESULTS.md).
+ * kernel's copy finds it. Issue 15, paste-wal at 1 connection busy-polling: p50 5.78 -> 5.62 µs
+ * in alternating runs (docs/RESULTS.md).
  * Neither changes a byte; a wrong guess costs the prefetches. Not in zero-copy mode: the NIC
  * writes by DMA there.
  */
