@@ -652,6 +652,7 @@ static void ptp_after_round(struct paste_ctx *ctx)
 	x->fill_target = ptp_fill_target(ctx);
 	paste_xsk__refill(x);
 	paste_xsk__complete(x);
+	paste_xsk__warm(x);
 }
 
 static void ptp_stats(struct paste_ctx *ctx, struct paste_stats *st)

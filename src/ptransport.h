@@ -63,6 +63,11 @@ struct paste_xsk {
 	 * plus fill_dry: learned from refills that found the ring drained (paste_xsk__refill) */
 	uint32_t fill_target, fill_dry;
 	bool fill_primed; /* a refill ran with fill_target set: a drained ring means something */
+	/* Where the next received frame should be (a prefetch hint, see paste_xsk__rx_burst): the
+	 * fill-ring index of the frame the next RX descriptor carries, if the kernel takes fill
+	 * frames in order, and the data offset (headroom) of the last descriptor. */
+	uint32_t rx_fill_seq;
+	uint32_t rx_off;
 	bool zerocopy;
 	int fd;
 };
@@ -139,6 +144,9 @@ unsigned paste_xsk__rx_burst(struct paste_xsk *x, struct paste_xsk_desc *out, un
 /* Give free frames to the fill ring, up to x->fill_target + x->fill_dry of them (keeping
  * PASTE_TX_RESERVE for TX); wake the kernel if asked. */
 void paste_xsk__refill(struct paste_xsk *x);
+/* Ready the frames the kernel is expected to fill next (rx_fill_seq) for its copy: the next
+ * one's lines are moved to the shared cache (cldemote), the one after is fetched for writing. */
+void paste_xsk__warm(struct paste_xsk *x);
 /* Reclaim completed TX frames. */
 void paste_xsk__complete(struct paste_xsk *x);
 /* Send one frame: copy @len bytes gathered by @copy(@arg, dst) into a TX frame.

@@ -318,7 +318,6 @@ bool out_flush(struct wconn *wc);
 void out_pin(struct wconn *wc);
 void out_printf(struct wconn *wc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void out_put(struct wconn *wc, const void *src, size_t n);
-size_t put_u64(char *p, uint64_t v);
 char *put_str(char *p, const char *src, size_t n);
 void reply_head(struct wal *w, struct wconn *wc, int status, const char *ctype, uint64_t clen,
                 const char *extra);

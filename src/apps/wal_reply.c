@@ -66,34 +66,6 @@ static const char *http_date(struct wal *w)
 	return w->date;
 }
 
-/* The decimal digits of @v at @p (no terminator, at most 20); @return how many. */
-size_t put_u64(char *p, uint64_t v)
-{
-	static const char pairs[201] = "00010203040506070809101112131415161718192021222324"
-	                               "25262728293031323334353637383940414243444546474849"
-	                               "50515253545556575859606162636465666768697071727374"
-	                               "75767778798081828384858687888990919293949596979899";
-	char tmp[20];
-	size_t i = sizeof(tmp), n;
-
-	while (v >= 100) {
-		unsigned d = (unsigned)(v % 100) * 2;
-
-		v /= 100;
-		tmp[--i] = pairs[d + 1];
-		tmp[--i] = pairs[d];
-	}
-	if (v >= 10) {
-		tmp[--i] = pairs[v * 2 + 1];
-		tmp[--i] = pairs[v * 2];
-	} else {
-		tmp[--i] = (char)('0' + v);
-	}
-	n = sizeof(tmp) - i;
-	memcpy(p, tmp + i, n);
-	return n;
-}
-
 char *put_str(char *p, const char *src, size_t n)
 {
 	memcpy(p, src, n);
@@ -130,7 +102,7 @@ static void hb_u64(struct wconn *wc, struct head_buf *h, uint64_t v)
 {
 	char d[20];
 
-	hb_put(wc, h, d, put_u64(d, v));
+	hb_put(wc, h, d, http_put_u64(d, v));
 }
 
 /* Status line and headers; @extra is more header lines ("Name: value\r\n"...), or "". */
@@ -146,7 +118,7 @@ void reply_head(struct wal *w, struct wconn *wc, int status, const char *ctype, 
 		w->n.r4xx++;
 	else
 		w->n.r5xx++;
-	/* Pieces, not printf: put_u64 for the numbers */
+	/* Pieces, not printf: http_put_u64 for the numbers */
 	hb_str(wc, &h, "HTTP/1.1 ");
 	hb_u64(wc, &h, (uint64_t)status);
 	hb_str(wc, &h, " ");

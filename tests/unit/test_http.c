@@ -339,6 +339,70 @@ static void test_random(void **state)
 	}
 }
 
+/* http_put_u64: the digits snprintf gives, at the start of the buffer, nothing written after them;
+ * every power of ten and its neighbours (where the digit count changes), and the extremes. */
+static void test_put_u64(void **state)
+{
+	uint64_t v[64];
+	size_t nv = 0;
+
+	(void)state;
+	v[nv++] = 0;
+	v[nv++] = UINT64_MAX;
+	for (uint64_t p = 1; p <= 10000000000000000000ull; p *= 10) {
+		v[nv++] = p - 1;
+		v[nv++] = p;
+		v[nv++] = p + 1;
+		if (p == 10000000000000000000ull)
+			break;
+	}
+	for (size_t i = 0; i < nv; i++) {
+		char want[32], got[32];
+		int n = snprintf(want, sizeof(want), "%llu", (unsigned long long)v[i]);
+
+		memset(got, '#', sizeof(got));
+		assert_int_equal(http_put_u64(got, v[i]), (size_t)n);
+		assert_memory_equal(got, want, (size_t)n);
+		for (size_t k = (size_t)n; k < sizeof(got); k++)
+			assert_int_equal(got[k], '#');
+	}
+}
+
+/* The head scanner's state carries across pieces: "\n" then "\r\n" in separate feeds ends the
+ * head, "\n" "\r" "x" does not, and a LF split from the rest of a line is not an end. */
+static void test_head_end_across_pieces(void **state)
+{
+	static const char *const pieces[][4] = {
+	    {"GET / HTTP/1.1\r\nHost: a\r", "\n", "\r", "\n"},
+	    {"GET / HTTP/1.1\r\nHost: a\r\n", "\r", "\n", NULL},
+	    {"GET / HTTP/1.1\r\nHost: a\r\n\r", "\n", NULL, NULL},
+	};
+	struct http_head h;
+	size_t took;
+
+	(void)state;
+	for (size_t t = 0; t < sizeof(pieces) / sizeof(pieces[0]); t++) {
+		size_t total = 0;
+		int st = 0;
+
+		http_head_reset(&h);
+		for (size_t k = 0; k < 4 && pieces[t][k]; k++) {
+			size_t n = strlen(pieces[t][k]);
+
+			st = http_head_feed(&h, pieces[t][k], n, &took);
+			assert_int_equal(took, n);
+			total += n;
+			assert_int_equal(st, k + 1 < 4 && pieces[t][k + 1] ? 0 : 1);
+		}
+		assert_int_equal(h.len, total);
+	}
+	http_head_reset(&h); /* LF CR x: not the end; the line continues */
+	assert_int_equal(http_head_feed(&h, "GET / HTTP/1.1\r\n", 16, &took), 0);
+	assert_int_equal(http_head_feed(&h, "\rx\n", 3, &took), 0);
+	assert_int_equal(took, 3);
+	assert_false(h.done);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -353,6 +417,8 @@ int main(void)
 	    cmocka_unit_test(test_transfer_encoding_and_expect),
 	    cmocka_unit_test(test_query),
 	    cmocka_unit_test(test_random),
+	    cmocka_unit_test(test_put_u64),
+	    cmocka_unit_test(test_head_end_across_pieces),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

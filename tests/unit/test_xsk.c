@@ -330,6 +330,60 @@ static void test_tx_and_complete(void **state)
 	assert_int_equal(paste_frames__nr(x.frames, PASTE_FRAME_FREE), nfree);
 }
 
+/*
+ * The guess at the next received frame (rx_fill_seq, rx_off) follows the kernel through the fill
+ * ring, and readying the guessed frames (paste_xsk__warm) and the RX burst's hint change nothing:
+ * not a byte of the frame area, not a ring index, not a frame's state.
+ */
+static void test_next_frame_guess_is_only_a_hint(void **state)
+{
+	struct paste_xsk_desc d[8], first[8];
+	size_t area = (size_t)x.frame_count * x.frame_size;
+	uint8_t *copy = malloc(area);
+	uint32_t fill_prod, fill_cons, nfill;
+
+	(void)state;
+	assert_non_null(copy);
+	paste_xsk__refill(&x);
+	for (int i = 0; i < 3; i++)
+		kernel_rx(kernel_take_fill(), 1300, (uint8_t)(0x40 + i));
+	assert_int_equal(paste_xsk__rx_burst(&x, first, 8), 3);
+	assert_int_equal(x.rx_fill_seq, 3);
+	assert_int_equal(x.rx_off, 256);
+	/* The next frame the kernel takes is the one the guess names. */
+	assert_int_equal(x.rx_fill_seq, fill_r.cons);
+
+	memcpy(copy, x.area, area);
+	fill_prod = fill_r.prod;
+	fill_cons = fill_r.cons;
+	nfill = paste_frames__nr(x.frames, PASTE_FRAME_FILL);
+	paste_xsk__warm(&x);
+	paste_xsk__warm(&x);
+	assert_int_equal(paste_xsk__rx_burst(&x, d, 8), 0); /* nothing posted: no hint, no change */
+	assert_memory_equal(copy, x.area, area);
+	assert_int_equal(fill_r.prod, fill_prod);
+	assert_int_equal(fill_r.cons, fill_cons);
+	assert_int_equal(paste_frames__nr(x.frames, PASTE_FRAME_FILL), nfill);
+	assert_int_equal(x.rx_fill_seq, 3);
+
+	/* The kernel posts the next frame: the hint read it, the descriptor is as before. */
+	uint64_t next = kernel_take_fill();
+
+	kernel_rx(next, 100, 0x7f);
+	assert_int_equal(paste_xsk__rx_burst(&x, d, 8), 1);
+	assert_int_equal(d[0].frame, next / x.frame_size);
+	assert_ptr_equal(d[0].data, x.area + next + 256);
+	assert_int_equal(d[0].len, 100);
+	assert_int_equal(x.rx_fill_seq, 4);
+	assert_int_equal(paste_frames__move(x.frames, d[0].frame, PASTE_FRAME_RX, PASTE_FRAME_FREE),
+	                 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(
+		    paste_frames__move(x.frames, first[i].frame, PASTE_FRAME_RX, PASTE_FRAME_FREE),
+		    0);
+	free(copy);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -338,6 +392,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_rx_burst, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rx_foreign_frame_dropped, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_tx_and_complete, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_next_frame_guess_is_only_a_hint, setup, teardown),
 	};
 
 	paste_set_print(NULL, NULL, PASTE_LOG_ERROR);
