@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ctx.h"
 #include "pool_internal.h"
@@ -158,6 +159,7 @@ PASTE_EXPORT int paste_open(struct paste_ctx **out, const struct paste_opts *opt
 	ctx = calloc(1, sizeof(*ctx));
 	if (!ctx)
 		return paste_fail(-ENOMEM, "paste_open: out of memory");
+	ctx->wake_fd = -1;
 	err = check_opts(ctx, opts);
 	if (!err)
 		err = open_pool(ctx);
@@ -287,6 +289,29 @@ PASTE_EXPORT int paste_set_work_hook(struct paste_ctx *ctx,
 	ctx->work_hook = fn;
 	ctx->work_arg = arg;
 	return 0;
+}
+
+PASTE_EXPORT int paste_set_wake_fd(struct paste_ctx *ctx, int fd)
+{
+	int err;
+
+	if (fd < 0)
+		return paste_fail(-EINVAL, "paste_set_wake_fd: fd %d is not a file descriptor", fd);
+	if (ctx->wake_fd >= 0)
+		return paste_fail(-EBUSY, "paste_set_wake_fd: this context already has one (fd %d)",
+		                  ctx->wake_fd);
+	err = ctx->tp->wake_fd ? ctx->tp->wake_fd(ctx, fd) : 0;
+	if (!err)
+		ctx->wake_fd = fd;
+	return err;
+}
+
+void paste__drain_wake(struct paste_ctx *ctx)
+{
+	uint64_t v;
+
+	if (ctx->wake_fd >= 0 && read(ctx->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		pr_warn("reading the wake fd %d: %s", ctx->wake_fd, strerror(errno));
 }
 
 PASTE_EXPORT struct paste_pool *paste_pool(struct paste_ctx *ctx)

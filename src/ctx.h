@@ -106,6 +106,7 @@ struct paste_ctx {
 	void *round_arg;
 	void (*work_hook)(struct paste_ctx *ctx, void *arg);
 	void *work_arg;
+	int wake_fd;    /* paste_set_wake_fd(), -1: none */
 	bool pack_open; /* copy_threshold: pack_frame takes small payloads at pack_off */
 	uint32_t pack_frame, pack_off;
 	/* paste_set_copy_pressure(): while fewer than pressure_frames frames are FREE, paste_keep()
@@ -113,6 +114,9 @@ struct paste_ctx {
 	uint32_t pressure_frames, pressure_threshold;
 	struct paste_stats st; /* counters kept here; frame counts filled on demand */
 };
+
+/* ctx.c: read the wake fd (paste_set_wake_fd) that a transport's wait found readable. */
+void paste__drain_wake(struct paste_ctx *ctx);
 
 /* conn.c */
 void paste_conn__link(struct paste_ctx *ctx, struct paste_conn *c);

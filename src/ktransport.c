@@ -34,6 +34,7 @@
 
 #define K_EVENTS       256
 #define K_LISTENER_TAG 1ull /* low bit of epoll data marks a listener */
+#define K_WAKE_DATA    0ull /* epoll data of the wake fd (no connection or listener is NULL) */
 
 /* Unconsumed bytes per connection before reading pauses (the window analog), and bytes a
  * connection may have queued for sending. */
@@ -494,6 +495,10 @@ static int k_poll_once(struct paste_ctx *ctx, int ms)
 	for (i = 0; i < n; i++) {
 		struct paste_conn *c;
 
+		if (ev[i].data.u64 == K_WAKE_DATA) {
+			paste__drain_wake(ctx);
+			continue;
+		}
 		if (ev[i].data.u64 & K_LISTENER_TAG) {
 			k_accept(
 			    (struct paste_listener *)(uintptr_t)(ev[i].data.u64 & ~K_LISTENER_TAG));
@@ -514,6 +519,17 @@ static int k_poll_once(struct paste_ctx *ctx, int ms)
 			k_flush(c);
 	}
 	return n;
+}
+
+/* paste_set_wake_fd(): the fd joins the epoll set (level-triggered, like the sockets). */
+static int k_wake_fd(struct paste_ctx *ctx, int fd)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = K_WAKE_DATA};
+
+	if (epoll_ctl(kst(ctx)->epfd, EPOLL_CTL_ADD, fd, &ev))
+		return paste_fail(-errno, "adding the wake fd %d to epoll: %s", fd,
+		                  strerror(errno));
+	return 0;
 }
 
 static int k_spin_once(struct paste_ctx *ctx)
@@ -541,6 +557,7 @@ const struct paste_transport_ops paste_transport_kernel = {
     .listen = k_listen,
     .unlisten = k_unlisten,
     .poll = k_poll,
+    .wake_fd = k_wake_fd,
     .send = k_send,
     .sendbuf = k_sendbuf,
     .consumed = k_consumed,

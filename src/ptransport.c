@@ -618,9 +618,11 @@ static int ptp_poll(struct paste_ctx *ctx, int timeout_ms)
 		ms = timeout_ms;
 	if (ctx->opts.busy_poll)
 		return paste_spin(ctx, ms, spin_rx);
-	r = paste_xsk__wait(&paste_ptp(ctx)->xsk, ms);
+	r = paste_xsk__wait(&paste_ptp(ctx)->xsk, ctx->wake_fd, ms);
 	if (r < 0)
 		return r;
+	if (r == 2)
+		paste__drain_wake(ctx);
 	return (int)ptp_rx(ctx, ctx->opts.batch_size);
 }
 

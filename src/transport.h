@@ -92,6 +92,10 @@ struct paste_transport_ops {
 	 * the transport has none). The result goes to paste_conn__connected(). @return 0 (under
 	 * way, or already connected) or -errno (nothing to undo). */
 	int (*connect)(struct paste_conn *c);
+	/* paste_set_wake_fd(): add @fd to what poll() waits for (optional: a transport that
+	 * waits on ctx->wake_fd itself at each poll needs none). @return 0 or -errno (with
+	 * paste_last_error set). */
+	int (*wake_fd)(struct paste_ctx *ctx, int fd);
 	/* Transport counters into @st (optional). */
 	void (*stats)(struct paste_ctx *ctx, struct paste_stats *st);
 };

@@ -18,7 +18,7 @@
 #define U_FREE_SPARE 64u /* free frames the ring refill leaves for paste_keep's packing */
 #define U_NO_FRAME   UINT32_MAX
 
-enum u_op { U_ACCEPT = 1, U_RECV, U_SEND, U_CANCEL, U_CONNECT };
+enum u_op { U_ACCEPT = 1, U_RECV, U_SEND, U_CANCEL, U_CONNECT, U_WAKE };
 
 /* A socket: a listener or a connection (c), or a connection's leftovers while a send runs. */
 struct u_sock {

@@ -424,12 +424,14 @@ void paste_xsk__kick(struct paste_xsk *x)
 	x->tx_pending = 1;
 }
 
-int paste_xsk__wait(struct paste_xsk *x, int timeout_ms)
+int paste_xsk__wait(struct paste_xsk *x, int wake_fd, int timeout_ms)
 {
-	struct pollfd pfd = {.fd = x->fd, .events = POLLIN};
-	int n = poll(&pfd, 1, timeout_ms);
+	struct pollfd pfd[2] = {{.fd = x->fd, .events = POLLIN}, {.fd = wake_fd, .events = POLLIN}};
+	int n = poll(pfd, wake_fd >= 0 ? 2 : 1, timeout_ms);
 
-	return n < 0 ? -errno : n;
+	if (n < 0)
+		return -errno;
+	return n && (pfd[1].revents & POLLIN) ? 2 : n;
 }
 
 void paste_xsk__kstats(struct paste_xsk *x, struct paste_stats *st)

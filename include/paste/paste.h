@@ -222,6 +222,18 @@ int paste_set_round_hook(struct paste_ctx *ctx, int (*fn)(struct paste_ctx *ctx,
 int paste_set_work_hook(struct paste_ctx *ctx, void (*fn)(struct paste_ctx *ctx, void *arg),
                         void *arg);
 
+/**
+ * Also wait for @fd in paste_poll(): a poll that would wait for input returns (a round with no
+ * input) as soon as @fd is readable, and the library then reads 8 bytes from it to reset it. For
+ * an eventfd (EFD_NONBLOCK) that another process or thread writes to wake this context, e.g. when
+ * it handed work over through shared memory (paste_set_work_hook). The fd is level-triggered: a
+ * write that comes before the poll starts is not lost, the poll returns at once. Set once, after
+ * paste_open(); the application owns @fd and closes it after paste_close(). @return 0, -EINVAL (@fd
+ * < 0), -EBUSY (already set), or -errno with paste_last_error() set (the transport could not add
+ * it to its wait set).
+ */
+int paste_set_wake_fd(struct paste_ctx *ctx, int fd);
+
 /** The context's pool (for persistent indexes and offline tools). */
 struct paste_pool *paste_pool(struct paste_ctx *ctx);
 

@@ -30,15 +30,19 @@
  * single server would. A sender that starts frees the DONE/LOST slots nobody waits for. The
  * slots of a pair are a ring (ticket modulo slots), so the owner finds the next one directly.
  *
- * Workers wake each other with SIGUSR2 (the poll returns EINTR), only one that is asleep (its
- * "sleeping" flag, set before a poll that may wait); a missed signal costs at most KVMW_IDLE_MS,
- * the poll timeout while nothing else is due. docs/multicore.md ("paste-kv on N queues") has the
- * rules for multi-key commands, MULTI/EXEC and WATCH, and what this costs.
+ * Workers wake each other by writing to the sleeper's eventfd (made by the supervisor before the
+ * fork, in every worker's poll set by paste_set_wake_fd), only one that is asleep (its "sleeping"
+ * flag, set before a poll that may wait). The fd is level-triggered, so a wake written between the
+ * sleeper's last look at the slots and its poll ends that poll at once: no wake is lost (with
+ * SIGUSR2, which this replaced, such a wake was missed until KVMW_IDLE_MS, and each cost a signal
+ * frame and sigreturn more: docs/multicore.md, "Wakeups"). docs/multicore.md ("paste-kv on N
+ * queues") has the rules for multi-key commands, MULTI/EXEC and WATCH, and what this costs.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,7 +57,6 @@
 #define KVMW_MAGIC  0x3153455545555150ull /* "PQUEUES1" */
 
 struct mw *kvmw_m;
-static volatile sig_atomic_t woken;
 
 /*
  * Test hook: PASTE_KV_MW_KILL_AT=STEP[:N[:W]] makes a worker (only worker W if given) SIGKILL
@@ -102,14 +105,8 @@ static void kill_setup(const struct mw *m)
 		        m->me, names[kill_step], kill_count);
 }
 
-static void on_wake(int sig)
-{
-	(void)sig;
-	woken = 1;
-}
-
-/* In the supervisor, before it forks: the shared mapping, and SIGUSR2 caught (the workers inherit
- * both; a peer may signal a worker as soon as it runs). */
+/* In the supervisor, before it forks: the shared mapping and every worker's wake eventfd (the
+ * workers inherit both; a peer may wake a worker as soon as it runs). */
 static unsigned slots_for(unsigned n)
 {
 	return 1024 / n > KVMW_SLOTS ? KVMW_SLOTS : 1024 / n < 16 ? 16 : 1024 / n;
@@ -117,7 +114,6 @@ static unsigned slots_for(unsigned n)
 
 int kvmw_create(unsigned n)
 {
-	struct sigaction sa = {.sa_handler = on_wake, .sa_flags = SA_RESTART};
 	size_t nslots = (size_t)n * n * slots_for(n);
 	size_t data = (sizeof(struct mw_shm) + (size_t)n * n * sizeof(struct mw_pair) +
 	               nslots * sizeof(struct mw_slot) + 4095) &
@@ -143,8 +139,21 @@ int kvmw_create(unsigned n)
 	kvmw_m->n = n;
 	kvmw_m->slots = slots_for(n);
 	kvmw_m->shm->n = n;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGUSR2, &sa, NULL);
+	for (unsigned k = 0; k < n; k++) {
+		kvmw_m->efd[k] = eventfd(0, EFD_NONBLOCK);
+		if (kvmw_m->efd[k] < 0) {
+			int err = -errno;
+
+			fprintf(stderr, "paste-kv: cannot make the wake eventfd of worker %u: %s\n",
+			        k, strerror(errno));
+			while (k--)
+				close(kvmw_m->efd[k]);
+			munmap(p, len);
+			free(kvmw_m);
+			kvmw_m = NULL;
+			return err;
+		}
+	}
 	return 0;
 }
 
@@ -189,6 +198,11 @@ int kvmw_start(struct kvd *d, unsigned me)
 		return 0;
 	m->me = me;
 	d->mw = m;
+	if (paste_set_wake_fd(d->ctx, m->efd[me])) {
+		fprintf(stderr, "paste-kv: worker %u: cannot wait for its wake eventfd: %s\n", me,
+		        paste_last_error());
+		return -EIO;
+	}
 	for (unsigned s = 0; s < m->n; s++)
 		for (unsigned i = 0; i < m->slots; i++) {
 			struct mw_slot *x = slot(m, s, me, i);
@@ -219,12 +233,12 @@ int kvmw_start(struct kvd *d, unsigned me)
 }
 
 /*
- * Signal the workers we posted requests or published replies for this tick - only those asleep
+ * Wake the workers we posted requests or published replies for this tick - only those asleep
  * (about to wait in their poll, or in it). One that is awake sees the work at its next tick. The
  * fence pairs with the one in kvmw_timeout (a Dekker handshake): either we see its "sleeping" or
  * it sees our REQ/DONE (stored before this), so a wakeup is never skipped for a worker that would
- * then sleep on it. (A signal that lands between a worker's last check and its poll is still
- * missed, as before: it costs at most KVMW_IDLE_MS.)
+ * then sleep on it; and the eventfd keeps the wake until that worker's poll reads it, so one
+ * written before the poll starts ends it at once.
  */
 static void wake_all(struct mw *m)
 {
@@ -236,7 +250,11 @@ static void wake_all(struct mw *m)
 
 		if ((m->wake_mask >> k & 1) && k != m->me && pid > 0 &&
 		    __atomic_load_n(&m->shm->pub[k].sleeping, __ATOMIC_RELAXED)) {
-			kill(pid, SIGUSR2);
+			uint64_t one = 1;
+
+			if (write(m->efd[k], &one, sizeof(one)) < 0 && errno != EAGAIN)
+				fprintf(stderr, "paste-kv: worker %u: waking worker %u: %s\n",
+				        m->me, k, strerror(errno));
 			m->shm->pub[m->me].wakeups++;
 		}
 	}
@@ -414,7 +432,6 @@ static void work_hook(struct paste_ctx *ctx, void *arg)
 	unsigned nv;
 
 	(void)ctx;
-	woken = 0;
 	__atomic_store_n(&m->shm->pub[m->me].sleeping, 0, __ATOMIC_RELAXED);
 	m->shm->pub[m->me].ticks++;
 	for (unsigned s = 0; s < m->n; s++) {
@@ -532,9 +549,9 @@ static bool work_waiting(const struct mw *m)
 }
 
 /*
- * The poll's timeout: 0 while something is ready here (a signal came, replies were queued, a
- * stalled connection can go on) or in the shared slots; else KVMW_IDLE_MS, and we are "sleeping"
- * for the peers (wake_all) until the next tick.
+ * The poll's timeout: 0 while something is ready here (a stalled connection can go on) or in the
+ * shared slots; else KVMW_IDLE_MS, and we are "sleeping" for the peers (wake_all) until the next
+ * tick.
  */
 int kvmw_timeout(const struct kvd *d)
 {
@@ -542,8 +559,6 @@ int kvmw_timeout(const struct kvd *d)
 
 	if (!m)
 		return -1;
-	if (woken)
-		return 0;
 	for (unsigned j = 0; m->freed && j < m->nwaits; j++)
 		if (m->waits[j]->stalled && !m->waits[j]->n) /* a slot came free for it */
 			return 0;

@@ -56,7 +56,7 @@ _Static_assert(sizeof(struct mw_slot) == 256, "a slot header is four cache lines
 /* Each worker's page: who runs it, and its counters (INFO's "# Workers"). */
 struct mw_pub {
 	uint64_t pid, starts, cmds, keys, forwarded, served, lost, crossslot, conns;
-	uint64_t wakeups;  /* signals this worker sent to peers */
+	uint64_t wakeups;  /* wakes (eventfd writes) this worker sent to sleeping peers */
 	uint64_t ticks;    /* its event loop's rounds (kvmw_tick calls) */
 	uint32_t sleeping; /* about to wait in its poll: a peer with work for it must signal it */
 	uint32_t pad32;
@@ -106,13 +106,14 @@ struct mw_wait {
 
 struct mw {
 	struct mw_shm *shm;
-	uint8_t *data; /* the slots' data */
+	int efd[KVMW_MAX]; /* each worker's wake eventfd (in its poll set: paste_set_wake_fd) */
+	uint8_t *data;     /* the slots' data */
 	size_t len;
 	unsigned n, me, slots;
 	bool busy[KVMW_MAX][KVMW_SLOTS];            /* my outgoing slots in a connection's flight */
 	struct mw_slot *ran[KVMW_MAX * KVMW_SLOTS]; /* run since the last poll: not DONE yet */
 	unsigned nran;
-	uint64_t wake_mask;      /* workers that may have work from us (signalled if asleep) */
+	uint64_t wake_mask;      /* workers that may have work from us (woken if asleep) */
 	uint64_t last[KVMW_MAX]; /* per owner: the ticket of my newest REQ slot; the pair's
 	                          * posted catches up at the end of the tick (one batch) */
 	bool freed;              /* a slot of mine went FREE since the stalled connections tried */

@@ -8,7 +8,8 @@
  * order: on_data, fence, round hook, flush) and has left when paste_poll() returns; the peer's
  * FIN shows as eof; a graceful close gives the peer EOF after the queued bytes, an abort gives it
  * a reset; on_close runs once per connection and the counters return to zero; two contexts serve
- * at once in one process.
+ * at once in one process; a wake fd (paste_set_wake_fd) ends a waiting poll, also when it was
+ * written before the poll began, and is reset by it.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -22,8 +23,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -353,6 +357,62 @@ static void test_two_contexts(void **state)
 	unlink(path2);
 }
 
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* paste_poll(ctx, @ms) with nothing but the wake fd to come: its seconds. */
+static double timed_poll(int ms)
+{
+	double t0 = now_s();
+
+	assert_true(paste_poll(ctx, ms) >= 0);
+	return now_s() - t0;
+}
+
+/*
+ * paste_set_wake_fd: a wake written before the poll starts (the sleep/wake race of paste-kv's
+ * workers: the peer writes after our last look at the shared slots, before our poll) ends the
+ * poll at once; one written by another process while the poll waits ends it too; the poll reads
+ * the fd, so the next poll waits again. (A lost wake would wait out the 20 s timeouts; the bounds
+ * are far from both sides so that a loaded machine does not fail the test.)
+ */
+static void test_wake_fd(void **state)
+{
+	uint64_t one = 1, v;
+	int e = eventfd(0, EFD_NONBLOCK);
+	pid_t pid;
+	int st;
+
+	assert_true(e >= 0);
+	assert_int_equal(paste_set_wake_fd(ctx, -1), -EINVAL);
+	assert_int_equal(paste_set_wake_fd(ctx, e), 0);
+	assert_int_equal(paste_set_wake_fd(ctx, e), -EBUSY);
+	assert_true(timed_poll(200) >= 0.15); /* nothing written: it waits its timeout */
+	assert_int_equal(write(e, &one, sizeof(one)), sizeof(one));
+	assert_true(timed_poll(20000) < 10.0);        /* written before the poll: not lost */
+	assert_int_equal(read(e, &v, sizeof(v)), -1); /* the poll reset it */
+	assert_int_equal(errno, EAGAIN);
+	assert_true(timed_poll(200) >= 0.15); /* and the next poll waits again */
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) { /* another process wakes us while we wait */
+		usleep(100000);
+		_exit(write(e, &one, sizeof(one)) == sizeof(one) ? 0 : 1);
+	}
+	assert_true(timed_poll(20000) < 10.0);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	paste_close(&ctx); /* (the fd stays the caller's) */
+	assert_int_equal(write(e, &one, sizeof(one)), sizeof(one));
+	close(e);
+	setup(state); /* teardown's context */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -361,6 +421,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_eof_then_close, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_abort_resets, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_two_contexts, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_wake_fd, setup, teardown),
 	};
 
 	int r;
