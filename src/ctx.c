@@ -306,14 +306,6 @@ PASTE_EXPORT int paste_set_wake_fd(struct paste_ctx *ctx, int fd)
 	return err;
 }
 
-void paste__drain_wake(struct paste_ctx *ctx)
-{
-	uint64_t v;
-
-	if (ctx->wake_fd >= 0 && read(ctx->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-		pr_warn("reading the wake fd %d: %s", ctx->wake_fd, strerror(errno));
-}
-
 PASTE_EXPORT struct paste_pool *paste_pool(struct paste_ctx *ctx)
 {
 	return ctx->pool;
