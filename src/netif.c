@@ -87,6 +87,27 @@ static void neigh_learn(struct paste_netif *nif, const uint8_t *frame, uint32_t 
 	}
 }
 
+/* The TCP header of @f if it is an IPv4 TCP segment (not a fragment) with SYN and without ACK or
+ * RST, with *@ipp set to its IP header; else NULL. */
+static const uint8_t *bare_syn(const uint8_t *f, uint32_t len, const uint8_t **ipp)
+{
+	const uint8_t *ip = f + 14, *th;
+	uint32_t ihl;
+
+	if (len < 14 + 20 || f[12] != 0x08 || f[13] != 0x00)
+		return NULL;
+	if ((ip[0] >> 4) != 4 || ip[9] != IP_PROTO_TCP || (ip[6] & 0x3f) || ip[7])
+		return NULL; /* not IPv4 TCP, or a fragment */
+	ihl = (ip[0] & 0x0fu) * 4u;
+	if (ihl < 20 || len < 14 + ihl + 20)
+		return NULL;
+	th = ip + ihl;
+	if ((th[13] & (TCP_SYN | TCP_ACK | TCP_RST)) != TCP_SYN)
+		return NULL;
+	*ipp = ip;
+	return th;
+}
+
 /*
  * A SYN for a 4-tuple that lwIP still holds in TIME-WAIT. That happens whenever the server closed
  * first (HTTP "Connection: close", QUIT, timeouts): the client keeps no TIME-WAIT then and may
@@ -96,22 +117,13 @@ static void neigh_learn(struct paste_netif *nif, const uint8_t *frame, uint32_t 
  * Like Linux without timestamps (RFC 1122 4.2.2.13), a SYN whose sequence number lies beyond
  * the old connection's ends the TIME-WAIT, and the listener takes the SYN.
  */
-static void tw_recycle(struct paste_netif *nif, const uint8_t *f, uint32_t len)
+static void tw_recycle(struct paste_netif *nif, const uint8_t *ip, const uint8_t *th)
 {
-	const uint8_t *ip = f + 14, *th;
-	uint32_t ihl, src, dst, seq;
+	uint32_t src, dst, seq;
 	uint16_t sport, dport;
 	struct tcp_pcb *pcb;
 
-	if (!tcp_tw_pcbs || len < 14 + 20 || f[12] != 0x08 || f[13] != 0x00)
-		return;
-	if ((ip[0] >> 4) != 4 || ip[9] != IP_PROTO_TCP || (ip[6] & 0x3f) || ip[7])
-		return; /* not IPv4 TCP, or a fragment */
-	ihl = (ip[0] & 0x0fu) * 4u;
-	if (ihl < 20 || len < 14 + ihl + 20)
-		return;
-	th = ip + ihl;
-	if ((th[13] & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN)) != TCP_SYN)
+	if (!tcp_tw_pcbs || (th[13] & TCP_FIN))
 		return;
 	memcpy(&src, ip + 12, 4);
 	memcpy(&dst, ip + 16, 4);
@@ -146,36 +158,23 @@ static void tw_recycle(struct paste_netif *nif, const uint8_t *f, uint32_t len)
  * it runs only when the SYNs admitted since the last count may have filled the backlog: at most
  * once per syn_backlog / 2 SYNs.
  */
-static bool syn_to_listener(const uint8_t *f, uint32_t len)
+static bool syn_to_listener(const uint8_t *th)
 {
-	const uint8_t *ip = f + 14, *th;
+	uint16_t dport = (uint16_t)(th[2] << 8 | th[3]);
 	struct tcp_pcb_listen *l;
-	uint32_t ihl;
-	uint16_t dport;
 
-	if (len < 14 + 20 || f[12] != 0x08 || f[13] != 0x00)
-		return false;
-	if ((ip[0] >> 4) != 4 || ip[9] != IP_PROTO_TCP || (ip[6] & 0x3f) || ip[7])
-		return false;
-	ihl = (ip[0] & 0x0fu) * 4u;
-	if (ihl < 20 || len < 14 + ihl + 20)
-		return false;
-	th = ip + ihl;
-	if ((th[13] & (TCP_SYN | TCP_ACK | TCP_RST)) != TCP_SYN)
-		return false;
-	dport = (uint16_t)(th[2] << 8 | th[3]);
 	for (l = tcp_listen_pcbs.listen_pcbs; l; l = l->next)
 		if (l->local_port == dport)
 			return true;
 	return false;
 }
 
-static void syn_admit(struct paste_netif *nif, const uint8_t *f, uint32_t len)
+static void syn_admit(struct paste_netif *nif, const uint8_t *th)
 {
 	struct tcp_pcb *pcb, *next;
 	uint32_t n = 0, keep = nif->syn_backlog / 2;
 
-	if (!syn_to_listener(f, len))
+	if (!syn_to_listener(th))
 		return;
 	if (nif->syn_room) {
 		nif->syn_room--;
@@ -212,6 +211,7 @@ static bool martian_source(const struct paste_netif *nif, const uint8_t *f, uint
 
 void paste_netif__input(struct paste_netif *nif, uint32_t idx, uint8_t *data, uint32_t len)
 {
+	const uint8_t *ip, *th;
 	struct pbuf *p;
 
 	if (len < 14 || len > 0xffff || martian_source(nif, data, len)) {
@@ -220,8 +220,11 @@ void paste_netif__input(struct paste_netif *nif, uint32_t idx, uint8_t *data, ui
 		return;
 	}
 	neigh_learn(nif, data, len);
-	tw_recycle(nif, data, len);
-	syn_admit(nif, data, len);
+	th = bare_syn(data, len, &ip);
+	if (th) {
+		tw_recycle(nif, ip, th);
+		syn_admit(nif, th);
+	}
 	p = paste_netif__wrap(nif, idx, data, len);
 	/* ethernet_input always consumes p (frees it on error). */
 	ethernet_input(p, &nif->netif);

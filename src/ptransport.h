@@ -155,9 +155,9 @@ int paste_xsk__tx(struct paste_xsk *x, uint32_t len, void (*copy)(const void *ar
                   const void *arg);
 /* Kick the kernel to transmit what was submitted. */
 void paste_xsk__kick(struct paste_xsk *x);
-/* Wait up to @timeout_ms for RX (poll()); @return >0 readable, 0 timeout, -errno. */
-/* Wait for input on the socket, or for @wake_fd (-1: none) to be readable: 1, 0 (timeout) or
- * -errno. */
+/* Wait up to @timeout_ms for RX on the socket or for @wake_fd (-1: none) to be readable (poll()).
+ * @return 2 if @wake_fd was readable (the caller drains it), 1 if only the socket was, 0 on
+ * timeout, or -errno. */
 int paste_xsk__wait(struct paste_xsk *x, int wake_fd, int timeout_ms);
 /* Kernel-side counters (XDP_STATISTICS) into @st. */
 void paste_xsk__kstats(struct paste_xsk *x, struct paste_stats *st);

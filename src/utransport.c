@@ -504,26 +504,20 @@ static void u_on_connect(struct u_sock *s)
 
 /* A one-shot poll of the wake fd (paste_set_wake_fd), armed again after each completion: the
  * ring's wait ends with a completion when the fd becomes readable. */
-static int u_arm_wake(struct paste_ctx *ctx)
+static int u_arm_wake(struct paste_ctx *ctx, int fd)
 {
 	struct io_uring_sqe *sqe = paste_uring__sqe(ust(ctx));
 
 	if (!sqe)
 		return paste_fail(-EBUSY, "io_uring: no submission entry for the wake fd's poll");
-	io_uring_prep_poll_add(sqe, ctx->wake_fd, POLLIN);
+	io_uring_prep_poll_add(sqe, fd, POLLIN);
 	io_uring_sqe_set_data64(sqe, (uint64_t)U_WAKE << 56);
 	return 0;
 }
 
 static int u_wake_fd(struct paste_ctx *ctx, int fd)
 {
-	int r;
-
-	ctx->wake_fd = fd; /* u_arm_wake's; paste_set_wake_fd sets it again once this succeeded */
-	r = u_arm_wake(ctx);
-	if (r)
-		ctx->wake_fd = -1;
-	return r;
+	return u_arm_wake(ctx, fd);
 }
 
 static void u_on_cqe(struct paste_ctx *ctx, struct io_uring_cqe *cqe)
@@ -538,7 +532,7 @@ static void u_on_cqe(struct paste_ctx *ctx, struct io_uring_cqe *cqe)
 		return;     /* a cancel that found nothing (its request had ended): nothing to do */
 	if (op == U_WAKE) { /* the wake fd was readable: reset it, watch it again */
 		paste__drain_wake(ctx);
-		u_arm_wake(ctx);
+		u_arm_wake(ctx, ctx->wake_fd);
 		return;
 	}
 	if (i < u->nsocks && u->socks[i].used && (u->socks[i].gen & 0xffff) == ((d >> 32) & 0xffff))
