@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: BSD-2-Clause
-# mq_wal_lib.sh - what the paste-wal --queues tests share (sourced after lib.sh, wal_lib.sh and
-# mq_lib.sh, whose defaults it uses: WAL, CLIENT_PY, SEED, ACKS, PORT; the test sets HOST and the
-# server's options SRV):
+# mq_wal_lib.sh - what the paste-wal --queues tests share. A test sources only this file (after
+# `export PASTE_QUEUES=2`): it sources lib.sh, brings the testbed up and sources wal_lib.sh and
+# mq_lib.sh, whose defaults it uses (WAL, CLIENT_PY, SEED, ACKS, PORT); the test then sets HOST
+# and the server's options SRV.
 #
 #	start_sup [ARGS...]    paste-wal --queues 2 SRV ARGS (mq_lib.sh: SUP_PID, W0, W1; WAL_LOG)
 #	load SECONDS BASE [ARGS]  wal_client.py's ack-recording load from 16 connections in the
@@ -18,6 +19,11 @@
 #	after_acks BEFORE N    wait until the ack file holds N acks more than BEFORE
 #	both_workers           /stats (into js) once it reports both workers (each maps its peer
 #	                       lazily, so one taken right after the start may show {"up":false})
+
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+testbed_up
+. "$(dirname "${BASH_SOURCE[0]}")/wal_lib.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/mq_lib.sh"
 
 start_sup() {
 	sup_start "$WAL" paste-wal --queues 2 "${SRV[@]}" "$@"

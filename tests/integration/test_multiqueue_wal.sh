@@ -22,11 +22,7 @@
 #    --slice 1 read each worker's log offline: every remaining ack there, byte for byte;
 # About 60-90 s (Release and ASan trees alike, on 2 vCPUs).
 export PASTE_QUEUES=2
-. "$(dirname "$0")/lib.sh"
-testbed_up
-. "$(dirname "$0")/wal_lib.sh"
-. "$(dirname "$0")/mq_lib.sh"
-. "$(dirname "$0")/mq_wal_lib.sh"
+. "$(dirname "$0")/mq_wal_lib.sh" # lib.sh, the testbed, wal_lib.sh, mq_lib.sh
 
 POOL=/dev/shm/paste-test-$$-mqwal.pool # 2 slices of 384 MiB
 CLEANUP_FILES+=("$POOL")

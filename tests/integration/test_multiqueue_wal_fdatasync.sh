@@ -19,11 +19,7 @@
 #    workers and every ack reads back at once from either worker.
 # About 15-40 s (Release and ASan trees, on 2 vCPUs).
 export PASTE_QUEUES=2
-. "$(dirname "$0")/lib.sh"
-testbed_up
-. "$(dirname "$0")/wal_lib.sh"
-. "$(dirname "$0")/mq_lib.sh"
-. "$(dirname "$0")/mq_wal_lib.sh"
+. "$(dirname "$0")/mq_wal_lib.sh" # lib.sh, the testbed, wal_lib.sh, mq_lib.sh
 
 POOL=/dev/shm/paste-test-$$-mqfd.pool # 2 slices of 64 MiB: frames only pass through
 CLEANUP_FILES+=("$POOL")

@@ -26,11 +26,7 @@
 # (directory for the tier, default /var/tmp: must not be tmpfs to mean anything), plus lib.sh's.
 # About 30-50 s.
 export PASTE_QUEUES=2
-. "$(dirname "$0")/lib.sh"
-testbed_up
-. "$(dirname "$0")/wal_lib.sh"
-. "$(dirname "$0")/mq_lib.sh"
-. "$(dirname "$0")/mq_wal_lib.sh"
+. "$(dirname "$0")/mq_wal_lib.sh" # lib.sh, the testbed, wal_lib.sh, mq_lib.sh
 
 POOL=/dev/shm/paste-test-$$-mqtier.pool # 2 slices of 8 MiB
 TIER=${PASTE_TIER_BASE:-/var/tmp}/paste-test-$$-mqtier
