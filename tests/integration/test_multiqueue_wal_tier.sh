@@ -39,27 +39,22 @@ HOST=$STACK_IP
 SRV=(--ifname "$VETH_SRV" --ip "$STACK_IP" --port $PORT --pool "$POOL" --pool-size $SLICE
 	--ring-size 512 --reserve-frames 512 --tier-dir "$TIER" --tier-size 1G --delete-wait 5)
 
-# load TAG CONN_BASE MAX: the ack-recording load in the background (LOAD_PID): MAX requests at
+# tier_load CONN_BASE MAX: mq_wal_lib.sh's load in the background (LOAD_PID; its log
+# load.CONN_BASE.log), shallower (depth 2) and with bodies of at most 16 KiB: MAX requests
 # per connection (16 of them; about 8 KiB each: MAX 250 is twice the two slices), 20 s at most.
 # 16, not 8: the sender's queue choice is a hash per connection, and with 8 all of them landed on
 # one worker about once in 128 loads (seen twice: worker 0 never killed itself; no record of worker 1).
-load() {
-	ip netns exec "$NS_CLI" python3 "$CLIENT_PY" load --host "$HOST" --port $PORT --conns 16 \
-		--depth 2 --duration 20 --stall 4 --grace 5 --max-size 16384 --seed "$SEED" \
-		--conn-base "$2" --ack-file "$ACKS" --max-requests "$3" >"$LOGDIR/load.$1.log" 2>&1 &
-	LOAD_PID=$!
-	track_pid "$LOAD_PID"
-}
+tier_load() { load 20 "$1" --depth 2 --stall 4 --max-size 16384 --max-requests "$2"; }
 
-# load_end TAG: the load ended and no request was refused (connections reset by a kill are not
+# load_end CONN_BASE: the load ended and no request was refused (connections reset by a kill are not
 # refusals); its summary line goes to SUM.
 load_end() {
 	local rc=0
 	wait "$LOAD_PID" || rc=$?
 	untrack_pid "$LOAD_PID"
 	SUM=$(grep '^wal_client: load' "$LOGDIR/load.$1.log" || true)
-	[ -n "$SUM" ] || { cat "$LOGDIR/load.$1.log" >&2; fail "$1: client status $rc, no summary"; }
-	[ "$(field "$SUM" errors)" = 0 ] || { grep 'answered' "$LOGDIR/load.$1.log" | head -n 5 >&2; fail "$1: requests refused: $SUM"; }
+	[ -n "$SUM" ] || { cat "$LOGDIR/load.$1.log" >&2; fail "load $1: client status $rc, no summary"; }
+	[ "$(field "$SUM" errors)" = 0 ] || { grep 'answered' "$LOGDIR/load.$1.log" | head -n 5 >&2; fail "load $1: requests refused: $SUM"; }
 }
 
 # dump_slices TAG: both workers' logs offline (pool and tier), against their acks in local seqs.
@@ -89,7 +84,7 @@ export PASTE_WAL_TIER_KILL_AT=synced:3:0
 start_sup
 unset PASTE_WAL_TIER_KILL_AT
 [ -d "$TIER/w0" ] && [ -d "$TIER/w1" ] || fail "no per-worker tier directories in $TIER: $(ls "$TIER")"
-load hook 0 500
+tier_load 0 500
 # Meanwhile, GETs of worker 0's acknowledged records (odd seqs) on new connections, landing on
 # either worker: worker 1 reads them from worker 0's pool or segment files while worker 0 destages,
 # dies and recovers. Each must answer the record's bytes (or fail to connect, on worker 0 while it
@@ -106,7 +101,7 @@ done
 grep -q 'worker 0 ready again' "$WAL_LOG" || fail "worker 0 did not kill itself at 'synced' (or was not restarted)"
 grep -q "ready worker=0 .*tier_trimmed=[1-9]" "$WAL_LOG" ||
 	fail "worker 0's restart did not cut the unswitched segment copy: $(grep 'ready worker=0' "$WAL_LOG" | tail -n 1)"
-load_end hook
+load_end 0
 log "worker 0 killed itself mid-destage and came back: $SUM; $(nacks "$ACKS") acks"
 touch "$LOGDIR/readloop.stop"
 rc=0
@@ -120,17 +115,17 @@ log "reads of worker 0's records meanwhile: $RSUM"
 # ---- 2. kill -9 of everything under load, while both workers destage ----------------------------
 before=$(nacks "$ACKS")
 W0=$(grep -o 'worker 0 ready again (pid [0-9]*' "$WAL_LOG" | tail -n 1 | grep -o '[0-9]*$')
-load all 100 2500
+tier_load 100 2500
 wait_acks $((before + 1000))
 js=$(stats) || fail "/stats failed under load"
 wait_acks $((before + 4000 + RANDOM % 4000))
-kill -0 "$LOAD_PID" 2>/dev/null || fail "the load ended before the kill: $(tail -n 1 "$LOGDIR/load.all.log")"
+kill -0 "$LOAD_PID" 2>/dev/null || fail "the load ended before the kill: $(tail -n 1 "$LOGDIR/load.100.log")"
 n=$(nacks "$ACKS")
 kill -9 "$SUP_PID" "$W0" "$W1"
 log "killed -9 supervisor $SUP_PID and workers $W0 $W1 after $((n - before)) acks of this load (destaging: worker 0 $(worker_field "$js" 0 tier_destaged), worker 1 $(worker_field "$js" 1 tier_destaged) records since its start)"
 wait "$SUP_PID" 2>/dev/null || true
 untrack_pid "$SUP_PID"
-load_end all
+load_end 100
 log "after kill -9 of everything: $SUM; $(nacks "$ACKS") acks"
 (($(field "$SUM" acked) < 16 * 2500)) || fail "the load was over before the kill: $SUM"
 sleep 0.5 # the workers' exits (their pool locks) after the SIGKILL
@@ -216,8 +211,8 @@ dump_slices stopped
 # ---- 5. retention on both tiers: --retain-bytes 16M, 8 MiB per worker (more than its pool holds) ----
 start_sup --retain-bytes 16M
 : >"$ACKS"
-load retain 300 1000
-load_end retain
+tier_load 300 1000
+load_end 300
 sleep 1 # retention runs on every tick (250 ms) and after every destage job
 js=$(stats)
 grep -q 'retention: dropped' "$WAL_LOG" || fail "retention: nothing dropped"
