@@ -563,12 +563,3 @@ PASTE_EXPORT void paste_conn__peer(const struct paste_conn *c, struct in_addr *a
 	if (port)
 		*port = c->peer_port;
 }
-
-/* Reset the wake fd (paste_set_wake_fd) after a poll it ended; the transports call this. */
-void paste__drain_wake(struct paste_ctx *ctx)
-{
-	uint64_t v;
-
-	if (ctx->wake_fd >= 0 && read(ctx->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-		pr_warn("reading the wake fd %d: %s", ctx->wake_fd, strerror(errno));
-}

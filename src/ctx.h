@@ -115,7 +115,7 @@ struct paste_ctx {
 	struct paste_stats st; /* counters kept here; frame counts filled on demand */
 };
 
-/* conn.c: read the wake fd (paste_set_wake_fd) that a transport's wait found readable. */
+/* spin.c: read the wake fd (paste_set_wake_fd) that a transport's wait found readable. */
 void paste__drain_wake(struct paste_ctx *ctx);
 
 /* conn.c */

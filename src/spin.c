@@ -3,10 +3,15 @@
  * spin.c - the monotonic clock every layer reads, and the busy-poll wait both transports share
  * (transport.h). Below everything else so that any layer may use it.
  */
+#include <errno.h>
+#include <poll.h>
 #include <stdint.h>
+#include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ctx.h"
+#include "internal.h"
 
 uint64_t paste_now_ns(void)
 {
@@ -16,11 +21,39 @@ uint64_t paste_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* Reset the wake fd (paste_set_wake_fd) after a wait it ended; the transports and the spin call
+ * this. */
+void paste__drain_wake(struct paste_ctx *ctx)
+{
+	uint64_t v;
+
+	if (ctx->wake_fd >= 0 && read(ctx->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		pr_warn("reading the wake fd %d: %s", ctx->wake_fd, strerror(errno));
+}
+
+/*
+ * A wake ends a busy-poll wait as it ends a sleeping one. The kernel and io_uring transports see
+ * the fd among their own events, but the AF_XDP transport's spin looks only at its rings: there a
+ * peer's wake waited for a frame or the end of the wait (paste-kv --queues N --busy-poll: a
+ * forwarded request to a worker without traffic of its own waited up to 5 ms). poll(), not a
+ * read, so that an fd left blocking cannot hang the spin.
+ */
+static bool woken(struct paste_ctx *ctx)
+{
+	struct pollfd pfd = {.fd = ctx->wake_fd, .events = POLLIN};
+
+	if (ctx->wake_fd < 0 || poll(&pfd, 1, 0) <= 0 || !(pfd.revents & POLLIN))
+		return false;
+	paste__drain_wake(ctx);
+	return true;
+}
+
 /*
  * The clock is read once per PASTE_SPIN_CLOCK_EVERY polls, not per poll: on this VM the vDSO
  * clock_gettime was ~80 % of a busy-poll iteration (bench/profile of paste-kv at 1 connection),
  * and a frame that arrives while the loop reads the clock waits for it. The first poll is
- * followed by a check so that a wait of 0 ms stays one poll.
+ * followed by a check so that a wait of 0 ms stays one poll. The wake fd is looked at on the same
+ * polls (one system call per PASTE_SPIN_CLOCK_EVERY polls, only when the context has one).
  */
 #define PASTE_SPIN_CLOCK_EVERY 64u
 
@@ -35,7 +68,8 @@ int paste_spin(struct paste_ctx *ctx, int ms, int (*fn)(struct paste_ctx *ctx))
 			return r;
 		if (ctx->stop)
 			return 0;
-		if ((k == 1 || k % PASTE_SPIN_CLOCK_EVERY == 0) && paste_now_ns() >= end)
+		if ((k == 1 || k % PASTE_SPIN_CLOCK_EVERY == 0) &&
+		    (paste_now_ns() >= end || woken(ctx)))
 			return 0;
 	}
 }
