@@ -734,9 +734,33 @@ PASTE_EXPORT void paste_pool__flush(struct paste_pool *pool, const void *addr, s
 	}
 }
 
-/* The drain itself, plus the emulated media latency if asked (cfg emu_*). */
+PASTE_EXPORT void paste_pool__flush_append(struct paste_pool *pool, const void *addr, size_t len)
+{
+	uintptr_t a = (uintptr_t)addr & ~(uintptr_t)63, end = (uintptr_t)addr + len;
+	uintptr_t last = (end - 1) & ~(uintptr_t)63;
+
+	if (!len)
+		return;
+	if (pool->pend_line && (pool->pend_line < a || pool->pend_line > last))
+		paste_pool__flush(pool, (const void *)pool->pend_line, 64); /* not continued */
+	pool->pend_line = 0;
+	if (end & 63) { /* ends inside its last line: that one waits */
+		pool->pend_line = last;
+		end = last;
+	}
+	if (end > a)
+		paste_pool__flush(pool, (const void *)a, end - a);
+	pool->flushed = true;
+}
+
+/* The drain itself (after the line flush_append left), plus the emulated media latency if asked
+ * (cfg emu_*). */
 static void pool_drain_ops(struct paste_pool *pool)
 {
+	if (pool->pend_line) {
+		paste_pool__flush(pool, (const void *)pool->pend_line, 64);
+		pool->pend_line = 0;
+	}
 	pool->ops.drain(pool->ops.arg);
 	if (unlikely(pool->emu_fence_ns || pool->emu_line_ns)) {
 		uint64_t end = paste_now_ns() + pool->emu_fence_ns +

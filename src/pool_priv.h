@@ -86,6 +86,7 @@ struct paste_pool {
 	struct paste_frames frames; /* who holds each frame; KEPT counts rebuilt from the indexes */
 	bool recovering;            /* index recovery runs: ref_get accepts FREE frames */
 	bool flushed;               /* flushes since the last drain */
+	uintptr_t pend_line;        /* a line flush_append left to write back (0: none) */
 	struct paste_pmem_ops
 	    ops;               /* flush/drain: chosen at open (pmem_ops_for), libpmem's default */
 	uint32_t emu_fence_ns; /* emulated media: spin per drain ... */

@@ -409,6 +409,8 @@ static void run_slot(struct kvd *d, struct mw *m, struct mw_slot *x)
  * The slots' headers were written by another worker (on another CPU): ask for them (for writing:
  * we store RUN and the reply, or FREE, there) a few slots ahead, so that the cache misses of a
  * batch overlap instead of one after the other. Up to all four lines: a small request's data.
+ * (Generic x86-64 compiles the "for writing" to a read prefetch; PREFETCHW measured no better:
+ * docs/multicore.md, "The closed loop's extra".)
  */
 #define KVMW_AHEAD 8
 

@@ -706,6 +706,70 @@ static void test_default_pmem_ops(void **state)
 	assert_int_equal(nflush + ndrain, 0);
 }
 
+/* Every line flush_append was given is flushed before the next fence (drain or persist), a line
+ * the next append continues only once, none of them before: the continued line is not flushed
+ * while appends go on in it. */
+static uintptr_t fl_lines[64];
+static unsigned nfl, fl_at_drain[4], nfl_drain;
+
+static void rec_flush(void *arg, const void *addr, size_t len)
+{
+	for (uintptr_t a = (uintptr_t)addr & ~(uintptr_t)63; a < (uintptr_t)addr + len; a += 64)
+		if (nfl < 64)
+			fl_lines[nfl++] = a;
+}
+
+static void rec_drain(void *arg)
+{
+	if (nfl_drain < 4)
+		fl_at_drain[nfl_drain++] = nfl;
+}
+
+static bool flushed_line(uintptr_t a, unsigned upto)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < upto; i++)
+		n += fl_lines[i] == (a & ~(uintptr_t)63);
+	return n == 1;
+}
+
+static void test_flush_append(void **state)
+{
+	static const struct paste_pmem_ops rec = {rec_flush, rec_drain, NULL};
+	struct paste_pool *p = create_pool(4 * MiB, 2048);
+	uint8_t *addr;
+	uint64_t len;
+
+	assert_int_equal(paste_pool__region(p, "r", 4096, (void **)&addr, &len), 0);
+	paste_pool__set_pmem_ops(p, &rec);
+	nfl = nfl_drain = 0;
+	paste_pool__flush_append(p, addr + 8, 40); /* [8, 48): its line waits */
+	assert_int_equal(nfl, 0);
+	assert_true(paste_pool__needs_drain(p));
+	paste_pool__flush_append(p, addr + 48, 100); /* [48, 148): lines 0, 1 done, 2 waits */
+	assert_int_equal(nfl, 2);
+	assert_true(flushed_line((uintptr_t)addr, 2) && flushed_line((uintptr_t)addr + 64, 2));
+	paste_pool__drain(p); /* line 2 before the fence */
+	assert_int_equal(nfl_drain, 1);
+	assert_int_equal(fl_at_drain[0], 3);
+	assert_true(flushed_line((uintptr_t)addr + 128, 3));
+	assert_false(paste_pool__needs_drain(p));
+	paste_pool__flush_append(p, addr + 1000, 10); /* pending, then not continued: flushed */
+	paste_pool__flush_append(p, addr + 2000, 64); /* [2000, 2064): 2 lines, the 2nd waits */
+	assert_int_equal(nfl, 5);
+	assert_true(flushed_line((uintptr_t)addr + 1000, 5) &&
+	            flushed_line((uintptr_t)addr + 2000, 5));
+	paste_pool__persist(p, addr + 3000, 8); /* a persist is a fence too */
+	assert_int_equal(nfl_drain, 2);
+	assert_true(flushed_line((uintptr_t)addr + 2063, fl_at_drain[1]));
+	assert_true(flushed_line((uintptr_t)addr + 3000, fl_at_drain[1]));
+	paste_pool__flush_append(p, addr + 256, 64); /* line aligned: nothing waits */
+	assert_int_equal(nfl, fl_at_drain[1] + 1);
+	paste_pool__set_pmem_ops(p, NULL);
+	paste_pool__close(&p);
+}
+
 /* A fence costs at least the emulated latency (CPU contention only makes it slower). */
 static void test_emulated_media(void **state)
 {
@@ -898,6 +962,7 @@ int main(void)
 	    T(test_size_limits),
 	    T(test_bad_opts),
 	    T(test_default_pmem_ops),
+	    T(test_flush_append),
 	    T(test_emulated_media),
 	    T(test_check_umem_shm),
 	    T(test_check_umem_ext4),
