@@ -8,11 +8,14 @@ Subcommands:
   badinput HOST PORT         malformed RESP and abrupt disconnects, each on its own connection,
                              while a second connection keeps doing SET/GET: the server must answer
                              the bad ones as Redis does, and keep serving the good one
-  load HOST PORT LOG TAG     crash-test load on several connections: pipelined SETs of values up to
-                             1500 bytes, SETs of large values (keys "big:...", 2 KB to 300 KB:
-                             many frames each) and HSETs (keys "hash:...#field": HSET hash field);
-                             every +OK or :N is appended to LOG ("key seq") the moment it is read;
-                             runs until the connections fail (server killed) or SIGTERM
+  load HOST PORT LOG TAG [CONNS]
+                             crash-test load on CONNS connections (default 8): pipelined SETs of
+                             values up to 1500 bytes, SETs of large values (keys "big:...", 2 KB to
+                             300 KB: many frames each) and HSETs (keys "hash:...#field": HSET hash
+                             field); every key contains TAG (a "{tag}" puts all of them on one
+                             paste-kv --queues worker); every +OK or :N is appended to LOG ("key
+                             seq") the moment it is read; runs until the connections fail (server
+                             killed) or SIGTERM
   check HOST PORT LOG...     after a restart: every key (or hash field) in LOG holds its last
                              acknowledged value or a later one, byte-identical to what was sent
 Values are binary (they contain CR, LF and NUL) and of varying length, so they arrive split over
@@ -387,7 +390,7 @@ def main(argv):
     elif op == "badinput":
         badinput(a[0], int(a[1]))
     elif op == "load":
-        load(a[0], int(a[1]), a[2], a[3].encode())
+        load(a[0], int(a[1]), a[2], a[3].encode(), int(a[4]) if len(a) > 4 else 8)
     elif op == "check":
         for path in a[2:]:
             check(a[0], int(a[1]), path)
