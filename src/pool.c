@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
- * pool.c - the persistent pool file (include/paste/pool.h): create, validate, map, named regions,
- * and the flush/fence primitives everything durable goes through.
+ * pool.c - the persistent pool file (include/paste/pool.h): create, validate, map, named regions.
+ * The flush/fence primitives everything durable goes through are in pool_persist.c.
  *
  * File layout (all offsets from the start of the file, little-endian):
  *
@@ -10,12 +10,13 @@
  *   ...    frame area: page aligned, frame_count frames of frame_size bytes up to the end of the
  *          pool; registered whole as the AF_XDP UMEM
  *
- * Durability. The pool is mapped with libpmem (pmem_map_file) and every durable write goes through
- * pmem_flush (clwb/clflushopt) + pmem_drain (sfence), also when libpmem says !is_pmem: on /dev/shm
- * (tmpfs) the mapping is the page cache itself, so flushing cache lines is all there is to do, and
- * pmem_msync would only add a system call per fence for nothing. Data on tmpfs survives process
- * crashes, not reboots; on real NVMM (device-DAX, or a DAX file) the same calls make it survive
- * power loss. A pool on a disk filesystem without DAX gets a warning: flushes never reach the disk.
+ * Durability (the flush/fence primitives are in pool_persist.c). The pool is mapped with libpmem
+ * (pmem_map_file) and every durable write goes through pmem_flush (clwb/clflushopt) + pmem_drain
+ * (sfence), also when libpmem says !is_pmem: on /dev/shm (tmpfs) the mapping is the page cache
+ * itself, so flushing cache lines is all there is to do, and pmem_msync would only add a system
+ * call per fence for nothing. Data on tmpfs survives process crashes, not reboots; on real NVMM
+ * (device-DAX, or a DAX file) the same calls make it survive power loss. A pool on a disk
+ * filesystem without DAX gets a warning: flushes never reach the disk.
  *
  * Superblock updates (clean flag at open and close, a new region) are made crash-atomic with the
  * backup copy: the new record is written and persisted to the backup first, then to the primary.
@@ -64,22 +65,6 @@
 #ifndef SOL_XDP
 #define SOL_XDP 283
 #endif
-
-static void pmem_ops_flush(void *arg, const void *addr, size_t len)
-{
-	pmem_flush(addr, len);
-}
-
-static void pmem_ops_drain(void *arg)
-{
-	pmem_drain();
-}
-
-static const struct paste_pmem_ops libpmem_ops = {pmem_ops_flush, pmem_ops_drain, NULL};
-
-/* What the next open uses (paste_pool__set_default_pmem_ops): libpmem's unless a test replaced it.
- */
-static struct paste_pmem_ops default_ops = {pmem_ops_flush, pmem_ops_drain, NULL};
 
 /* ---- superblock ------------------------------------------------------------------------- */
 
@@ -556,7 +541,7 @@ int paste_pool__open_registered(struct paste_pool **pool, const char *path,
 		return paste_fail(-ENOMEM, "pool %s: out of memory", path);
 	strcpy(p->path, path);
 	p->fd = -1;
-	p->ops = default_ops;
+	paste_pool__default_ops(p);
 	p->emu_fence_ns = cfg.emu_fence_ns;
 	p->emu_line_ns = cfg.emu_line_ns;
 
@@ -717,87 +702,6 @@ PASTE_EXPORT int paste_pool__region(struct paste_pool *pool, const char *name, u
 	return 0;
 }
 
-/* ---- durability -------------------------------------------------------------------------- */
-
-/*
- * Direct libpmem calls whatever is_pmem says (see the top of the file): on tmpfs and DAX the
- * mapping is the memory, and clwb + sfence is what makes a store durable there.
- */
-PASTE_EXPORT void paste_pool__flush(struct paste_pool *pool, const void *addr, size_t len)
-{
-	pool->ops.flush(pool->ops.arg, addr, len);
-	pool->flushed = true;
-	if (unlikely(pool->emu_line_ns) && len) {
-		uintptr_t a = (uintptr_t)addr;
-
-		pool->emu_lines += ((a + len + 63) >> 6) - (a >> 6);
-	}
-}
-
-PASTE_EXPORT void paste_pool__flush_append(struct paste_pool *pool, const void *addr, size_t len)
-{
-	uintptr_t a = (uintptr_t)addr & ~(uintptr_t)63, end = (uintptr_t)addr + len;
-	uintptr_t last = (end - 1) & ~(uintptr_t)63;
-
-	if (!len)
-		return;
-	if (pool->pend_line && (pool->pend_line < a || pool->pend_line > last))
-		paste_pool__flush(pool, (const void *)pool->pend_line, 64); /* not continued */
-	pool->pend_line = 0;
-	if (end & 63) { /* ends inside its last line: that one waits */
-		pool->pend_line = last;
-		end = last;
-	}
-	if (end > a)
-		paste_pool__flush(pool, (const void *)a, end - a);
-	pool->flushed = true;
-}
-
-/* The drain itself (after the line flush_append left), plus the emulated media latency if asked
- * (cfg emu_*). */
-static void pool_drain_ops(struct paste_pool *pool)
-{
-	if (pool->pend_line) {
-		paste_pool__flush(pool, (const void *)pool->pend_line, 64);
-		pool->pend_line = 0;
-	}
-	pool->ops.drain(pool->ops.arg);
-	if (unlikely(pool->emu_fence_ns || pool->emu_line_ns)) {
-		uint64_t end = paste_now_ns() + pool->emu_fence_ns +
-		               pool->emu_lines * (uint64_t)pool->emu_line_ns;
-
-		pool->emu_lines = 0;
-		while (paste_now_ns() < end)
-			__builtin_ia32_pause();
-	}
-}
-
-PASTE_EXPORT bool paste_pool__needs_drain(const struct paste_pool *pool)
-{
-	return pool->flushed || pool->ndeferred;
-}
-
-PASTE_EXPORT void paste_pool__drain(struct paste_pool *pool)
-{
-	size_t i, n;
-
-	pool_drain_ops(pool);
-	pool->flushed = false;
-	/* Only now may what the fenced operations replaced be reused. */
-	n = pool->ndeferred;
-	pool->ndeferred = 0;
-	for (i = 0; i < n; i++)
-		paste_pool__ref_put(pool, &pool->deferred[i]);
-	for (i = 0; i < pool->nhooks; i++)
-		pool->hooks[i].fn(pool->hooks[i].arg);
-}
-
-PASTE_EXPORT void paste_pool__persist(struct paste_pool *pool, const void *addr, size_t len)
-{
-	paste_pool__flush(pool, addr, len);
-	pool_drain_ops(pool);
-}
-
 int paste_pool__find_region(struct paste_pool *pool, const char *name, void **addr, uint64_t *len)
 {
 	struct pool_region *r = region_find(pool, name);
@@ -807,14 +711,4 @@ int paste_pool__find_region(struct paste_pool *pool, const char *name, void **ad
 	*addr = pool->base + r->off;
 	*len = r->size;
 	return 0;
-}
-
-void paste_pool__set_pmem_ops(struct paste_pool *pool, const struct paste_pmem_ops *ops)
-{
-	pool->ops = ops ? *ops : libpmem_ops;
-}
-
-void paste_pool__set_default_pmem_ops(const struct paste_pmem_ops *ops)
-{
-	default_ops = ops ? *ops : libpmem_ops;
 }

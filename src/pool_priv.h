@@ -88,7 +88,7 @@ struct paste_pool {
 	bool flushed;               /* flushes since the last drain */
 	uintptr_t pend_line;        /* a line flush_append left to write back (0: none) */
 	struct paste_pmem_ops
-	    ops;               /* flush/drain: chosen at open (pmem_ops_for), libpmem's default */
+	    ops;               /* flush/drain: chosen at open (pool_persist.c), libpmem's default */
 	uint32_t emu_fence_ns; /* emulated media: spin per drain ... */
 	uint32_t emu_line_ns;  /* ... plus per line flushed since the last drain */
 	uint64_t emu_lines;    /* lines flushed since the last drain (emulation on only) */
@@ -122,5 +122,9 @@ int paste_pool__hugetlb_check(struct paste_pool *p, uint64_t size);
 /* pool_state.c: rebuild the frame allocator from the indexes (at open), and free it (at close). */
 int paste_pool__recover(struct paste_pool *p);
 void paste_pool__free_volatile(struct paste_pool *p);
+
+/* pool_persist.c: give a pool being opened the persistence ops of the moment (libpmem's unless a
+ * test replaced them with paste_pool__set_default_pmem_ops). */
+void paste_pool__default_ops(struct paste_pool *pool);
 
 #endif /* PASTE_POOL_PRIV_H */
