@@ -101,4 +101,8 @@ void daemon_replyq_drop(struct daemon_replyq *q, struct paste_ctx *ctx);
 /* Drop, then free the memory. */
 void daemon_replyq_free(struct daemon_replyq *q, struct paste_ctx *ctx);
 
+/* The decimal digits of @v at @p (no terminator, at most 20 bytes), for replies. @return how
+ * many. */
+size_t daemon_put_u64(char *p, uint64_t v);
+
 #endif

@@ -70,39 +70,6 @@ int http_head_feed(struct http_head *h, const void *p, size_t n, size_t *taken)
 	return 0;
 }
 
-/* ---- numbers ----------------------------------------------------------------------------- */
-
-/* The decimal digits of @v at @p (no terminator, at most 20); @return how many. The digits are
- * written in place, last first: a copy out of a scratch buffer of byte stores stalled on store
- * forwarding (it showed in the profile of paste-wal's every 201). */
-size_t http_put_u64(char *p, uint64_t v)
-{
-	static const char pairs[201] = "00010203040506070809101112131415161718192021222324"
-	                               "25262728293031323334353637383940414243444546474849"
-	                               "50515253545556575859606162636465666768697071727374"
-	                               "75767778798081828384858687888990919293949596979899";
-	size_t n = 1;
-	char *e;
-
-	for (uint64_t t = v; t >= 10; t /= 10)
-		n++;
-	e = p + n;
-	while (v >= 100) {
-		unsigned d = (unsigned)(v % 100) * 2;
-
-		v /= 100;
-		*--e = pairs[d + 1];
-		*--e = pairs[d];
-	}
-	if (v >= 10) {
-		*--e = pairs[v * 2 + 1];
-		*--e = pairs[v * 2];
-	} else {
-		*--e = (char)('0' + v);
-	}
-	return n;
-}
-
 /* ---- character classes ------------------------------------------------------------------- */
 
 /* tchar (RFC 9110 5.6.2) */

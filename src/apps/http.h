@@ -100,9 +100,6 @@ int http_head_feed(struct http_head *h, const void *p, size_t n, size_t *taken);
  */
 int http_parse(const char *buf, size_t len, struct http_req *req);
 
-/* The decimal digits of @v at @p (no terminator, at most 20 bytes). @return how many. */
-size_t http_put_u64(char *p, uint64_t v);
-
 /* The reason phrase of @status ("Created"), "Unknown" for codes this file does not name. */
 const char *http_reason(int status);
 

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon_replyq.h"
 #include "resp.h"
 
 #define DEF_MAX_BULK    (512u << 10)
@@ -534,19 +535,12 @@ const uint8_t *resp_arg_bytes(const struct resp_parser *p, struct resp_buf *b, s
  * request, and snprintf's format machinery was most of its cost in the 1-connection profile. */
 size_t resp_fmt_hdr(char *dst, char type, int64_t n)
 {
-	char digits[20];
-	uint64_t u = n < 0 ? 0 - (uint64_t)n : (uint64_t)n;
-	size_t k = 0, len = 0;
+	size_t len = 0;
 
-	do {
-		digits[k++] = (char)('0' + u % 10);
-		u /= 10;
-	} while (u);
 	dst[len++] = type;
 	if (n < 0)
 		dst[len++] = '-';
-	while (k)
-		dst[len++] = digits[--k];
+	len += daemon_put_u64(dst + len, n < 0 ? 0 - (uint64_t)n : (uint64_t)n);
 	dst[len++] = '\r';
 	dst[len++] = '\n';
 	return len;

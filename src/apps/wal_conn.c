@@ -174,7 +174,7 @@ static void commit(struct wal *w, struct wconn *wc, const struct paste_ref *refs
 	w->n.appended++;
 	w->n.appended_bytes += wc->need;
 	w->round_appends++;
-	nd = http_put_u64(digits, seq);
+	nd = daemon_put_u64(digits, seq);
 	h = put_str(hdr, "Location: ", 10);
 	h = put_str(h, w->prefix, w->prefix_len); /* at most 200 bytes (--path-prefix) */
 	*h++ = '/';

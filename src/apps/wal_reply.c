@@ -102,7 +102,7 @@ static void hb_u64(struct wconn *wc, struct head_buf *h, uint64_t v)
 {
 	char d[20];
 
-	hb_put(wc, h, d, http_put_u64(d, v));
+	hb_put(wc, h, d, daemon_put_u64(d, v));
 }
 
 /* Status line and headers; @extra is more header lines ("Name: value\r\n"...), or "". */
@@ -118,7 +118,7 @@ void reply_head(struct wal *w, struct wconn *wc, int status, const char *ctype, 
 		w->n.r4xx++;
 	else
 		w->n.r5xx++;
-	/* Pieces, not printf: http_put_u64 for the numbers */
+	/* Pieces, not printf: daemon_put_u64 for the numbers */
 	hb_str(wc, &h, "HTTP/1.1 ");
 	hb_u64(wc, &h, (uint64_t)status);
 	hb_str(wc, &h, " ");

@@ -282,6 +282,35 @@ static void test_send_then_queue(void **state)
 	daemon_replyq_free(&q, CTX);
 }
 
+/* daemon_put_u64: the digits snprintf gives, at the start of the buffer, nothing written after
+ * them; every power of ten and its neighbours (where the digit count changes), and the extremes. */
+static void test_put_u64(void **state)
+{
+	uint64_t v[64];
+	size_t nv = 0;
+
+	(void)state;
+	v[nv++] = 0;
+	v[nv++] = UINT64_MAX;
+	for (uint64_t p = 1; p <= 10000000000000000000ull; p *= 10) {
+		v[nv++] = p - 1;
+		v[nv++] = p;
+		v[nv++] = p + 1;
+		if (p == 10000000000000000000ull)
+			break;
+	}
+	for (size_t i = 0; i < nv; i++) {
+		char want[32], got[32];
+		int n = snprintf(want, sizeof(want), "%llu", (unsigned long long)v[i]);
+
+		memset(got, '#', sizeof(got));
+		assert_int_equal(daemon_put_u64(got, v[i]), (size_t)n);
+		assert_memory_equal(got, want, (size_t)n);
+		for (size_t k = (size_t)n; k < sizeof(got); k++)
+			assert_int_equal(got[k], '#');
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -291,6 +320,7 @@ int main(void)
 	    cmocka_unit_test_setup(test_drop_on_close, setup),
 	    cmocka_unit_test_setup(test_many_segments, setup),
 	    cmocka_unit_test_setup(test_send_then_queue, setup),
+	    cmocka_unit_test(test_put_u64),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

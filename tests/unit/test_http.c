@@ -339,35 +339,6 @@ static void test_random(void **state)
 	}
 }
 
-/* http_put_u64: the digits snprintf gives, at the start of the buffer, nothing written after them;
- * every power of ten and its neighbours (where the digit count changes), and the extremes. */
-static void test_put_u64(void **state)
-{
-	uint64_t v[64];
-	size_t nv = 0;
-
-	(void)state;
-	v[nv++] = 0;
-	v[nv++] = UINT64_MAX;
-	for (uint64_t p = 1; p <= 10000000000000000000ull; p *= 10) {
-		v[nv++] = p - 1;
-		v[nv++] = p;
-		v[nv++] = p + 1;
-		if (p == 10000000000000000000ull)
-			break;
-	}
-	for (size_t i = 0; i < nv; i++) {
-		char want[32], got[32];
-		int n = snprintf(want, sizeof(want), "%llu", (unsigned long long)v[i]);
-
-		memset(got, '#', sizeof(got));
-		assert_int_equal(http_put_u64(got, v[i]), (size_t)n);
-		assert_memory_equal(got, want, (size_t)n);
-		for (size_t k = (size_t)n; k < sizeof(got); k++)
-			assert_int_equal(got[k], '#');
-	}
-}
-
 /* The head scanner's state carries across pieces: "\n" then "\r\n" in separate feeds ends the
  * head, "\n" "\r" "x" does not, and a LF split from the rest of a line is not an end. */
 static void test_head_end_across_pieces(void **state)
@@ -417,7 +388,6 @@ int main(void)
 	    cmocka_unit_test(test_transfer_encoding_and_expect),
 	    cmocka_unit_test(test_query),
 	    cmocka_unit_test(test_random),
-	    cmocka_unit_test(test_put_u64),
 	    cmocka_unit_test(test_head_end_across_pieces),
 	};
 
