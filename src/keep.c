@@ -86,8 +86,8 @@ static int keep_copy(struct paste_ctx *ctx, const void *addr, size_t len, struct
 	}
 	dst = ctx->area + (uint64_t)ctx->pack_frame * ctx->frame_size + ctx->pack_off;
 	memcpy(dst, addr, len);
-	paste_pool__flush_append(ctx->pool, dst,
-	                         len); /* (the next copy goes on in its last line) */
+	/* the last line waits for the next copy, which goes on in it, or the fence */
+	paste_pool__flush_append(ctx->pool, dst, len);
 	ctx->fence_needed = true;
 	ref->off = (uint64_t)(dst - (uint8_t *)paste_pool__base(ctx->pool));
 	ref->len = (uint32_t)len;

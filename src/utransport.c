@@ -502,8 +502,8 @@ static void u_on_connect(struct u_sock *s)
 	paste_conn__connected(c, 0);
 }
 
-/* A one-shot poll of the wake fd (paste_set_wake_fd), armed again after each completion: the
- * ring's wait ends with a completion when the fd becomes readable. */
+/* A one-shot poll of the wake fd (paste_set_wake_fd: the transport's wake_fd op), armed again
+ * after each completion: the ring's wait ends with a completion when the fd becomes readable. */
 static int u_arm_wake(struct paste_ctx *ctx, int fd)
 {
 	struct io_uring_sqe *sqe = paste_uring__sqe(ust(ctx));
@@ -513,11 +513,6 @@ static int u_arm_wake(struct paste_ctx *ctx, int fd)
 	io_uring_prep_poll_add(sqe, fd, POLLIN);
 	io_uring_sqe_set_data64(sqe, (uint64_t)U_WAKE << 56);
 	return 0;
-}
-
-static int u_wake_fd(struct paste_ctx *ctx, int fd)
-{
-	return u_arm_wake(ctx, fd);
 }
 
 static void u_on_cqe(struct paste_ctx *ctx, struct io_uring_cqe *cqe)
@@ -652,7 +647,7 @@ const struct paste_transport_ops paste_transport_io_uring = {
     .listen = u_listen,
     .unlisten = u_unlisten,
     .poll = u_poll,
-    .wake_fd = u_wake_fd,
+    .wake_fd = u_arm_wake,
     .send = u_send,
     .sendbuf = u_sendbuf,
     .consumed = u_consumed,

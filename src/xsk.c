@@ -222,7 +222,7 @@ static uint8_t *next_data(struct paste_xsk *x, uint32_t ahead, uint32_t len)
 
 unsigned paste_xsk__rx_burst(struct paste_xsk *x, struct paste_xsk_desc *out, unsigned max)
 {
-	uint32_t idx = 0, off = 0;
+	uint32_t idx = 0;
 	unsigned n, i, k = 0;
 
 	n = xsk_ring_cons__peek(&x->rx, max, &idx);
@@ -252,7 +252,6 @@ unsigned paste_xsk__rx_burst(struct paste_xsk *x, struct paste_xsk_desc *out, un
 		uint64_t addr = xsk_umem__add_offset_to_addr(d->addr);
 		uint32_t frame = (uint32_t)(base / x->frame_size);
 
-		off = (uint32_t)(addr - (uint64_t)frame * x->frame_size);
 		if (paste_frames__move(x->frames, frame, PASTE_FRAME_FILL, PASTE_FRAME_RX)) {
 			/* The kernel handed back a frame we never gave it: never touch it. */
 			x->st->rx_invalid++;
@@ -262,7 +261,12 @@ unsigned paste_xsk__rx_burst(struct paste_xsk *x, struct paste_xsk_desc *out, un
 		x->st->rx_bytes += d->len;
 		out[k++] = (struct paste_xsk_desc){frame, d->len, x->area + addr};
 	}
-	x->rx_off = off; /* the next guess's data offset (headroom): the last descriptor's */
+	{ /* the next guess's data offset (headroom): the last descriptor's, once per burst */
+		uint64_t a =
+		    xsk_umem__add_offset_to_addr(xsk_ring_cons__rx_desc(&x->rx, idx + n - 1)->addr);
+
+		x->rx_off = (uint32_t)(a % x->frame_size);
+	}
 	xsk_ring_cons__release(&x->rx, n);
 	return k;
 }
