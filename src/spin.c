@@ -12,6 +12,7 @@
 
 #include "ctx.h"
 #include "internal.h"
+#include "transport.h"
 
 uint64_t paste_now_ns(void)
 {
@@ -32,17 +33,21 @@ void paste__drain_wake(struct paste_ctx *ctx)
 }
 
 /*
- * A wake ends a busy-poll wait as it ends a sleeping one. The kernel and io_uring transports see
- * the fd among their own events, but the AF_XDP transport's spin looks only at its rings: there a
- * peer's wake waited for a frame or the end of the wait (paste-kv --queues N --busy-poll: a
- * forwarded request to a worker without traffic of its own waited up to 5 ms). poll(), not a
- * read, so that an fd left blocking cannot hang the spin.
+ * A wake ends a busy-poll wait as it ends a sleeping one. A transport with a wake_fd op (kernel,
+ * io_uring) put the fd into its own wait set, which each of its spin's polls looks at; the AF_XDP
+ * transport has none (it adds the fd to its poll() when it sleeps), and its spin looks only at its
+ * rings: there a peer's wake waited for a frame or the end of the wait (paste-kv --queues N
+ * --busy-poll: a forwarded request to a worker without traffic of its own waited up to 5 ms). So
+ * the spin looks at the fd for such a transport. poll(), not a read, so that an fd left blocking
+ * cannot hang the spin.
  */
 static bool woken(struct paste_ctx *ctx)
 {
 	struct pollfd pfd = {.fd = ctx->wake_fd, .events = POLLIN};
 
-	if (ctx->wake_fd < 0 || poll(&pfd, 1, 0) <= 0 || !(pfd.revents & POLLIN))
+	if (ctx->wake_fd < 0 || (ctx->tp && ctx->tp->wake_fd))
+		return false; /* none, or the transport's own polls see it */
+	if (poll(&pfd, 1, 0) <= 0 || !(pfd.revents & POLLIN))
 		return false;
 	paste__drain_wake(ctx);
 	return true;
@@ -53,7 +58,8 @@ static bool woken(struct paste_ctx *ctx)
  * clock_gettime was ~80 % of a busy-poll iteration (bench/profile of paste-kv at 1 connection),
  * and a frame that arrives while the loop reads the clock waits for it. The first poll is
  * followed by a check so that a wait of 0 ms stays one poll. The wake fd is looked at on the same
- * polls (one system call per PASTE_SPIN_CLOCK_EVERY polls, only when the context has one).
+ * polls (one system call per PASTE_SPIN_CLOCK_EVERY polls, only when the context has one and its
+ * transport's polls do not see it).
  */
 #define PASTE_SPIN_CLOCK_EVERY 64u
 

@@ -143,8 +143,9 @@ void *paste_listener__tp(struct paste_listener *l);
 int paste_k__connect_fd(const struct paste_conn *c);
 
 /* spin.c: spin until @fn returns non-zero, ctx->stop is set, the wake fd (paste_set_wake_fd) is
- * readable (it is then reset) or @ms pass (-1: for ever). @return fn's last result. The busy-poll
- * wait of every transport. */
+ * readable (it is then reset; looked at here only for a transport without a wake_fd op, whose
+ * @fn does not see it) or @ms pass (-1: for ever). @return fn's last result. The busy-poll wait
+ * of every transport. */
 int paste_spin(struct paste_ctx *ctx, int ms, int (*fn)(struct paste_ctx *ctx));
 
 #endif /* PASTE_TRANSPORT_H */

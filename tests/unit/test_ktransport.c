@@ -36,6 +36,7 @@
 
 static char pool_path[128];
 static enum paste_transport transport; /* of the next setup */
+static bool busy;                      /* of the next setup: paste_opts.busy_poll */
 static struct paste_ctx *ctx;
 static struct sockaddr_in addr = {.sin_family = AF_INET};
 
@@ -185,6 +186,7 @@ static int setup(void **state)
 	snprintf(pool_path, sizeof(pool_path), "/dev/shm/paste-test-%d-ktp.pool", (int)getpid());
 	unlink(pool_path);
 	o.transport = transport;
+	o.busy_poll = busy;
 	o.ip = "127.0.0.1";
 	o.pool_path = pool_path;
 	o.pool_size = 4 << 20;
@@ -323,6 +325,7 @@ static void test_two_contexts(void **state)
 	snprintf(path2, sizeof(path2), "%s.2", pool_path);
 	unlink(path2);
 	o.transport = transport;
+	o.busy_poll = busy;
 	o.ip = "127.0.0.1";
 	o.pool_path = path2;
 	o.pool_size = 4 << 20;
@@ -413,6 +416,54 @@ static void test_wake_fd(void **state)
 	setup(state); /* teardown's context */
 }
 
+/*
+ * The same with busy_poll: the spin's own polls (epoll_wait(0), the ring's completions) see the
+ * wake fd, which is why paste_spin does not look at it itself on these transports. A wake
+ * written before the poll ends it and is reset; one written while it spins ends it (the kernel
+ * transport spins for the whole timeout otherwise) and is reset (io_uring's spin returns every
+ * 50 ms anyway: there the wake must be read by a later poll).
+ */
+static bool wake_pending(int e)
+{
+	struct pollfd p = {.fd = e, .events = POLLIN};
+
+	return poll(&p, 1, 0) == 1;
+}
+
+static void test_wake_fd_busy(void **state)
+{
+	uint64_t one = 1;
+	int e = eventfd(0, EFD_NONBLOCK), st;
+	double t0;
+	pid_t pid;
+
+	paste_close(&ctx);
+	busy = true;
+	setup(state);
+	busy = false;
+	assert_true(e >= 0);
+	assert_int_equal(paste_set_wake_fd(ctx, e), 0);
+	assert_int_equal(write(e, &one, sizeof(one)), sizeof(one));
+	assert_true(timed_poll(20000) < 10.0);
+	assert_false(wake_pending(e));
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		usleep(100000);
+		_exit(write(e, &one, sizeof(one)) == sizeof(one) ? 0 : 1);
+	}
+	assert_true(timed_poll(5000) < 4.0); /* the wake (or io_uring's 50 ms) ends the spin */
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	t0 = now_s();
+	while (wake_pending(e) && now_s() - t0 < 10.0) /* io_uring: its completion is due */
+		assert_true(paste_poll(ctx, 5000) >= 0);
+	assert_false(wake_pending(e));
+	paste_close(&ctx);
+	close(e);
+	setup(state); /* teardown's context */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -422,6 +473,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_abort_resets, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_two_contexts, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_wake_fd, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_wake_fd_busy, setup, teardown),
 	};
 
 	int r;
