@@ -121,8 +121,9 @@ struct mw {
 	                          * (the tick's sweep frees them when their owner is done) */
 	struct mw_wait **waits;  /* connections with requests in flight or stalled */
 	unsigned nwaits, waits_cap;
-	struct kconn pk; /* the stand-in connection forwarded requests run on (its reply queue's
-	                  * buffers are kept from one request to the next) */
+	struct kconn pk;  /* the stand-in connection forwarded requests run on (its reply queue's
+	                   * buffers are kept from one request to the next) */
+	struct kconn pk0; /* its clean state (kv_multi_worker.c, pk_ready) */
 };
 
 extern struct mw *kvmw_m; /* this process's (NULL without --queues) */
