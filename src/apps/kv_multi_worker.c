@@ -43,7 +43,6 @@
 #include <inttypes.h>
 #include <signal.h>
 #include <sys/eventfd.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -199,7 +198,8 @@ int kvmw_start(struct kvd *d, unsigned me)
 		return 0;
 	m->me = me;
 	d->mw = m;
-	memset(&m->pk0, 0, sizeof(m->pk0)); /* the stand-in connection's clean state (pk_ready) */
+	memset(&m->pk0, 0,
+	       sizeof(m->pk0)); /* the stand-in connection's clean state (kvmw_pk_ready) */
 	m->pk0.d = d;
 	resp_parser_init(&m->pk0.rp, NULL); /* (no memory: the parser allocates when it parses) */
 	m->pk = m->pk0;
@@ -377,42 +377,11 @@ static void run_one(struct kvd *d, struct mw *m, struct kconn *pk, struct mw_slo
 	                       .found = x->command ? command_at(x->command - 1) : NULL});
 }
 
-/* Do the bytes [@from, @to) of the stand-in connection differ from its clean state's? */
-static bool pk_differs(const struct mw *m, size_t from, size_t to)
-{
-	return memcmp((const uint8_t *)&m->pk + from, (const uint8_t *)&m->pk0 + from, to - from);
-}
-
-/*
- * The stand-in connection as a forwarded request finds it: its clean state (m->pk0: zero, this
- * worker's, its parser initialised) but for its reply queue (its buffers kept, empty) and the
- * sender's database. A request that left anything else changed (a MULTI block, a flag) gets it
- * rebuilt; after a plain one it is still clean, which is found by reading it, not by zeroing its
- * ~600 bytes again: those stores, right behind the previous request's (its index entry, the
- * flushes), waited for them to drain, ~0.08 us per SET with 2 workers (docs/multicore.md, "The
- * owner's store of a forwarded SET").
- */
-static void pk_ready(struct mw *m, uint32_t db)
-{
-	struct kconn *pk = &m->pk;
-	size_t q = offsetof(struct kconn, q), q_end = q + sizeof(pk->q);
-	size_t b = offsetof(struct kconn, db), b_end = b + sizeof(pk->db);
-
-	_Static_assert(offsetof(struct kconn, q) < offsetof(struct kconn, db), "q before db");
-	if (pk_differs(m, 0, q) || pk_differs(m, q_end, b) || pk_differs(m, b_end, sizeof(*pk))) {
-		struct daemon_replyq keep = pk->q;
-
-		*pk = m->pk0;
-		pk->q = keep;
-	}
-	pk->db = (int)db;
-}
-
 static void run_slot(struct kvd *d, struct mw *m, struct mw_slot *x)
 {
 	struct kconn *pk = &m->pk;
 
-	pk_ready(m, x->db);
+	kvmw_pk_ready(m, x->db);
 	arena_reset(d);
 	if (x->kind == K_TXN) {
 		pk->mq = malloc(x->len ? x->len : 1);
