@@ -89,12 +89,16 @@ const void *pkv_ref_bytes(const struct paste_kv *kv, const struct paste_ref *r)
 	return paste_pool__ref_ptr(kv->pool, r);
 }
 
+PASTE_EXPORT uint32_t paste_kv__data_crc(const void *key, size_t klen, const void *val, size_t vlen)
+{
+	return paste_crc32c(paste_crc32c(0, key, klen), val, vlen);
+}
+
 uint32_t pkv_data_crc(const struct paste_kv *kv, const struct paste_ref *key,
                       const struct paste_ref *val)
 {
-	uint32_t c = paste_crc32c(0, pkv_ref_bytes(kv, key), key->len);
-
-	return paste_crc32c(c, pkv_ref_bytes(kv, val), val->len);
+	return paste_kv__data_crc(pkv_ref_bytes(kv, key), key->len, pkv_ref_bytes(kv, val),
+	                          val->len);
 }
 
 /* ---- slots --------------------------------------------------------------------------------- */
@@ -327,11 +331,11 @@ static int kv_check_ref(const struct paste_kv *kv, const struct paste_ref *r, co
 }
 
 static void kv_write_entry(struct paste_kv *kv, uint32_t s, uint64_t h, const struct paste_ref *key,
-                           const struct paste_ref *val)
+                           const struct paste_ref *val, uint32_t data_crc)
 {
 	struct kv_entry e = {.hash = h, .key = *key, .val = *val, .seq = kv->seq++};
 
-	e.data_crc = pkv_data_crc(kv, key, val);
+	e.data_crc = data_crc;
 	e.crc = pkv_entry_crc(&e);
 	memcpy(&kv->slots[s], &e, sizeof(e));
 	paste_pool__flush(kv->pool, &kv->slots[s], sizeof(e));
@@ -355,7 +359,7 @@ static int kv_no_slot(const struct paste_kv *kv)
 
 /* Update the key in bucket @b: a new entry, then the word (with the prev still durable). */
 static int kv_replace(struct paste_kv *kv, uint64_t b, uint64_t h, const struct paste_ref *key,
-                      const struct paste_ref *val)
+                      const struct paste_ref *val, uint32_t data_crc)
 {
 	uint64_t w = kv->buckets[b], cur = w_cur(kv, w);
 	uint64_t prev = bit_test(kv->fresh, cur - 1) ? w_prev(kv, w) : cur;
@@ -364,7 +368,7 @@ static int kv_replace(struct paste_kv *kv, uint64_t b, uint64_t h, const struct 
 	if (!kv->nfree)
 		return kv_no_slot(kv);
 	s = slot_alloc(kv);
-	kv_write_entry(kv, s, h, key, val);
+	kv_write_entry(kv, s, h, key, val, data_crc);
 	pkv_kv_store(kv, b, w_make(kv, kv_tag(kv, h), prev, (uint64_t)s + 1));
 	list_push(&kv->pending, (uint32_t)(cur - 1));
 	bit_set(kv->fresh, s);
@@ -374,7 +378,7 @@ static int kv_replace(struct paste_kv *kv, uint64_t b, uint64_t h, const struct 
 
 /* A new key, into the first tombstone or else the empty bucket its probe @pr ended at. */
 static int kv_insert(struct paste_kv *kv, uint64_t h, const struct paste_ref *key,
-                     const struct paste_ref *val, struct kv_probe pr)
+                     const struct paste_ref *val, uint32_t data_crc, struct kv_probe pr)
 {
 	uint64_t b;
 	uint32_t s;
@@ -397,7 +401,7 @@ static int kv_insert(struct paste_kv *kv, uint64_t h, const struct paste_ref *ke
 	if (b == KV_NONE) /* cannot happen: live keys <= capacity < max_used */
 		return paste_fail(-ENOSPC, "key-value index '%s': no free bucket", kv->name);
 	s = slot_alloc(kv);
-	kv_write_entry(kv, s, h, key, val);
+	kv_write_entry(kv, s, h, key, val, data_crc);
 	pkv_kv_store(kv, b, w_make(kv, kv_tag(kv, h), 0, (uint64_t)s + 1));
 	kv->used += b == pr.empty;
 	kv->used_hi += b == pr.empty;
@@ -407,16 +411,21 @@ static int kv_insert(struct paste_kv *kv, uint64_t h, const struct paste_ref *ke
 	return 0;
 }
 
-PASTE_EXPORT int paste_kv__put(struct paste_kv *kv, const struct paste_ref *key,
-                               const struct paste_ref *val)
+/*
+ * paste_kv__put and __put_src: @src NULL: the key is read, and the data CRC computed, from the pool
+ * bytes; else from the caller's copy of the key and its CRC (checked against the pool bytes in
+ * builds without NDEBUG).
+ */
+static int kv_put(struct paste_kv *kv, const struct paste_ref *key, const struct paste_ref *val,
+                  const void *kb, const uint32_t *crc, const char *fn)
 {
 	struct kv_probe pr;
-	const void *kb;
+	uint32_t data_crc;
 	uint64_t h;
 	int err;
 
 	if (!kv)
-		return paste_fail(-EINVAL, "paste_kv__put: kv is NULL");
+		return paste_fail(-EINVAL, "%s: kv is NULL", fn);
 	err = kv_check_ref(kv, key, "key");
 	if (!err)
 		err = kv_check_ref(kv, val, "value");
@@ -424,12 +433,40 @@ PASTE_EXPORT int paste_kv__put(struct paste_kv *kv, const struct paste_ref *key,
 		err = kv_reserve(kv);
 	if (err)
 		return err;
-	kb = pkv_ref_bytes(kv, key);
+	if (!kb) {
+		kb = pkv_ref_bytes(kv, key);
+		data_crc = pkv_data_crc(kv, key, val);
+	} else {
+		data_crc = *crc;
+	}
+#ifndef NDEBUG /* a wrong CRC would make recovery drop the entry, a wrong key misfile it */
+	if (crc && (memcmp(kb, pkv_ref_bytes(kv, key), key->len) ||
+	            data_crc != pkv_data_crc(kv, key, val)))
+		return paste_fail(
+		    -EINVAL,
+		    "%s: key-value index '%s': the key bytes or the data CRC %#x given are not those of the references (CRC %#x): pass the bytes that were kept and paste_kv__data_crc of them",
+		    fn, kv->name, data_crc, pkv_data_crc(kv, key, val));
+#endif
 	h = kv_hash(kv->seed, kb, key->len);
 	kv_probe(kv, h, kb, key->len, false, &pr);
 	if (pr.found != KV_NONE)
-		return kv_replace(kv, pr.found, h, key, val);
-	return kv_insert(kv, h, key, val, pr);
+		return kv_replace(kv, pr.found, h, key, val, data_crc);
+	return kv_insert(kv, h, key, val, data_crc, pr);
+}
+
+PASTE_EXPORT int paste_kv__put(struct paste_kv *kv, const struct paste_ref *key,
+                               const struct paste_ref *val)
+{
+	return kv_put(kv, key, val, NULL, NULL, "paste_kv__put");
+}
+
+PASTE_EXPORT int paste_kv__put_src(struct paste_kv *kv, const struct paste_ref *key,
+                                   const struct paste_ref *val, const void *key_bytes,
+                                   uint32_t data_crc)
+{
+	if (!key_bytes)
+		return paste_fail(-EINVAL, "paste_kv__put_src: key_bytes is NULL");
+	return kv_put(kv, key, val, key_bytes, &data_crc, "paste_kv__put_src");
 }
 
 PASTE_EXPORT int paste_kv__get(struct paste_kv *kv, const void *key, size_t klen,

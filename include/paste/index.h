@@ -174,6 +174,22 @@ int paste_kv__open(struct paste_kv **kv, struct paste_pool *pool, const char *na
  */
 int paste_kv__put(struct paste_kv *kv, const struct paste_ref *key, const struct paste_ref *val);
 
+/**
+ * paste_kv__put() from the caller's copy of the bytes: @key_bytes are the @key->len bytes @key
+ * names and @data_crc is paste_kv__data_crc() of the key and value bytes. A caller that has just
+ * copied key and value into the pool (paste_keep_copy) passes its source, still in its cache:
+ * the index then reads neither copy again (their lines were just flushed, so such a read waits
+ * for the write-back). A wrong CRC would make recovery drop the entry, a wrong key misfile it:
+ * builds without NDEBUG check both against the pool bytes (-EINVAL).
+ * @return as paste_kv__put(); -EINVAL also for a NULL @key_bytes.
+ */
+int paste_kv__put_src(struct paste_kv *kv, const struct paste_ref *key, const struct paste_ref *val,
+                      const void *key_bytes, uint32_t data_crc);
+
+/** The data CRC an entry of key @key (@klen bytes) and value @val (@vlen bytes) records: CRC32C of
+ * the key bytes, then the value bytes (docs/kv-index.md). */
+uint32_t paste_kv__data_crc(const void *key, size_t klen, const void *val, size_t vlen);
+
 /** Look up @klen bytes at @key. @return 0 with *val set, or -ENOENT. */
 int paste_kv__get(struct paste_kv *kv, const void *key, size_t klen, struct paste_ref *val);
 

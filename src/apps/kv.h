@@ -479,6 +479,8 @@ void tx_gc(struct kvd *d);
 int tx_recover(struct kvd *d);
 int tx_prelog(struct kvd *d, struct paste_kv *kv, const uint8_t *k, size_t n);
 int ix_put(struct kvd *d, struct paste_kv *kv, struct paste_ref *kr, struct paste_ref *vr);
+int ix_put_src(struct kvd *d, struct paste_kv *kv, struct paste_ref *kr, struct paste_ref *vr,
+               const uint8_t *k, uint32_t crc);
 int ix_del(struct kvd *d, struct paste_kv *kv, const void *k, size_t n);
 
 /* kv_rdb_load.c */

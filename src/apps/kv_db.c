@@ -176,13 +176,17 @@ int store(struct kvd *d, const struct str *k, const struct str *v, uint64_t ttl,
 	struct obj o;
 	bool obj = old_obj(d, k->p, k->n, &o);
 	int err = lkey_make(d, k); /* a new large key's chunks, before its surrogate */
+	/* the index reads the key and the data CRC from the bytes as they are here (a forwarded
+	 * request's, in its slot: in the cache), not from their copies in the pool, whose lines
+	 * keep_str has just flushed (a read then waits for their write-back) */
+	uint32_t crc = paste_kv__data_crc(k->p, k->n, v->p, v->n);
 
 	if (!err)
 		err = keep_str(d, v, &vr, vkind);
 	if (!err)
 		err = keep_str(d, k, &kr, S_KEY);
 	if (!err)
-		err = ix_put(d, d->kv, &kr, &vr);
+		err = ix_put_src(d, d->kv, &kr, &vr, k->p, crc);
 	if (err) {
 		release(d, &kr);
 		release(d, &vr);

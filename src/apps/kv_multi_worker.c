@@ -198,6 +198,11 @@ int kvmw_start(struct kvd *d, unsigned me)
 		return 0;
 	m->me = me;
 	d->mw = m;
+	memset(&m->pk0, 0,
+	       sizeof(m->pk0)); /* the stand-in connection's clean state (kvmw_pk_ready) */
+	m->pk0.d = d;
+	resp_parser_init(&m->pk0.rp, NULL); /* (no memory: the parser allocates when it parses) */
+	m->pk = m->pk0;
 	if (paste_set_wake_fd(d->ctx, m->efd[me])) {
 		fprintf(stderr, "paste-kv: worker %u: cannot wait for its wake eventfd: %s\n", me,
 		        paste_last_error());
@@ -375,13 +380,8 @@ static void run_one(struct kvd *d, struct mw *m, struct kconn *pk, struct mw_slo
 static void run_slot(struct kvd *d, struct mw *m, struct mw_slot *x)
 {
 	struct kconn *pk = &m->pk;
-	struct daemon_replyq q = pk->q; /* its buffers, kept (empty) */
 
-	memset(pk, 0, sizeof(*pk));
-	pk->q = q;
-	pk->d = d;
-	pk->db = (int)x->db;
-	resp_parser_init(&pk->rp, NULL); /* (no memory: the parser allocates when it parses) */
+	kvmw_pk_ready(m, x->db);
 	arena_reset(d);
 	if (x->kind == K_TXN) {
 		pk->mq = malloc(x->len ? x->len : 1);

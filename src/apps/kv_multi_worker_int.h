@@ -8,6 +8,7 @@
 #define PASTE_KV_MULTI_WORKER_INT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -121,8 +122,9 @@ struct mw {
 	                          * (the tick's sweep frees them when their owner is done) */
 	struct mw_wait **waits;  /* connections with requests in flight or stalled */
 	unsigned nwaits, waits_cap;
-	struct kconn pk; /* the stand-in connection forwarded requests run on (its reply queue's
-	                  * buffers are kept from one request to the next) */
+	struct kconn pk;  /* the stand-in connection forwarded requests run on (its reply queue's
+	                   * buffers are kept from one request to the next) */
+	struct kconn pk0; /* its clean state (kvmw_pk_ready) */
 };
 
 extern struct mw *kvmw_m; /* this process's (NULL without --queues) */
@@ -188,6 +190,38 @@ static inline unsigned kvmw_owner(const uint8_t *k, size_t n, unsigned workers)
 	for (size_t i = 0; i < n; i++)
 		h = (h ^ k[i]) * 1099511628211ull;
 	return (unsigned)(h % workers);
+}
+
+/* Do the bytes [@from, @to) of the stand-in connection differ from its clean state's? */
+static inline bool kvmw_pk_differs(const struct mw *m, size_t from, size_t to)
+{
+	return memcmp((const uint8_t *)&m->pk + from, (const uint8_t *)&m->pk0 + from, to - from);
+}
+
+/*
+ * The stand-in connection as a forwarded request finds it (kv_multi_worker.c, run_slot): its clean
+ * state (m->pk0: zero, this worker's, its parser initialised) but for its reply queue (its buffers
+ * kept, empty) and the sender's database @db. A request that left anything else changed (a MULTI
+ * block, a flag) gets it rebuilt; after a plain one it is still clean, which is found by reading
+ * it, not by zeroing its ~600 bytes again: those stores, right behind the previous request's (its
+ * index entry, the flushes), waited for them to drain, ~0.08 us per SET with 2 workers
+ * (docs/multicore.md, "The owner's store of a forwarded SET"). test_kv_route checks it.
+ */
+static inline void kvmw_pk_ready(struct mw *m, uint32_t db)
+{
+	struct kconn *pk = &m->pk;
+	size_t q = offsetof(struct kconn, q), q_end = q + sizeof(pk->q);
+	size_t b = offsetof(struct kconn, db), b_end = b + sizeof(pk->db);
+
+	_Static_assert(offsetof(struct kconn, q) < offsetof(struct kconn, db), "q before db");
+	if (kvmw_pk_differs(m, 0, q) || kvmw_pk_differs(m, q_end, b) ||
+	    kvmw_pk_differs(m, b_end, sizeof(*pk))) {
+		struct daemon_replyq keep = pk->q;
+
+		*pk = m->pk0;
+		pk->q = keep;
+	}
+	pk->db = (int)db;
 }
 
 /* kv_multi_worker.c: the test hook PASTE_KV_MW_KILL_AT=STEP[:N] (docs/multicore.md) */

@@ -270,6 +270,16 @@ int ix_put(struct kvd *d, struct paste_kv *kv, struct paste_ref *kr, struct past
 	return err ? err : paste_kv__put(kv, kr, vr);
 }
 
+/* ix_put from the bytes the caller kept: @k (the bytes @kr names) and the data CRC of key and
+ * value (paste_kv__data_crc): paste_kv__put_src. */
+int ix_put_src(struct kvd *d, struct paste_kv *kv, struct paste_ref *kr, struct paste_ref *vr,
+               const uint8_t *k, uint32_t crc)
+{
+	int err = tx_ready(d, kv, k, kr->len, false);
+
+	return err ? err : paste_kv__put_src(kv, kr, vr, k, crc);
+}
+
 int ix_del(struct kvd *d, struct paste_kv *kv, const void *k, size_t n)
 {
 	int err = tx_ready(d, kv, k, n, true);
