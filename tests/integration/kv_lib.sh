@@ -40,11 +40,14 @@ KV_CRASH_ARGS=()
 # load_settle PID LOG: the end of a load whose server was just killed. Its connections fail at once
 # on the kernel transport (reset); on the paste path they only time out (kv_tool's socket timeout,
 # 3-10 s). The load logs each acknowledgement unbuffered the moment it reads it, so once LOG has
-# not grown for 2 s after the kill, every reply the dead server sent has been read and logged:
-# the load is then ended with SIGKILL instead of waiting out its timeouts.
+# not grown for 1 s after the kill, every reply the dead server sent has been read and logged (a
+# dead paste-kv sends nothing more: its stack died with it; its last replies are already in the
+# load's socket buffers): the load is then ended with SIGKILL instead of waiting out its timeouts.
+# An acknowledgement that a starved load had not yet logged would only make the check weaker (a
+# write it finds newer than the log says), never fail it.
 load_settle() {
 	local pid=$1 logf=$2 size last=-1 quiet=0
-	while kill -0 "$pid" 2>/dev/null && ((quiet < 20)); do
+	while kill -0 "$pid" 2>/dev/null && ((quiet < 10)); do
 		size=$(stat -c %s "$logf" 2>/dev/null || echo 0)
 		if [ "$size" = "$last" ]; then quiet=$((quiet + 1)); else quiet=0 last=$size; fi
 		sleep 0.1
