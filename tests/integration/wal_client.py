@@ -383,21 +383,44 @@ def parse_range(body, chk):
         off = nl + 2 + n
 
 
+class SeqWindow:
+    """The records of a Checker with --from <= seq < --upto (0: no bound); acks outside are not
+    looked for either, and the seqs must be dense from --from on and up to --upto - 1, so verify
+    over adjacent windows checks what one verify of the whole log does."""
+
+    def __init__(self, chk, lo, hi):
+        self.chk, self.lo, self.hi = chk, lo, hi
+        chk.acks = {q: v for q, v in chk.acks.items() if q >= lo and (not hi or q < hi)}
+        if lo > 0:
+            chk.prev = lo - 1  # the window's first record must be seq lo
+
+    def finish(self):
+        c = self.chk
+        if self.hi and not c.sparse and c.prev is not None and c.prev != self.hi - 1:
+            c.problem("the records before %d end at %d" % (self.hi, c.prev))
+
+    def record(self, seq, data):
+        if seq >= self.lo and (not self.hi or seq < self.hi):
+            self.chk.record(seq, data)
+
+
 def cmd_verify(a):
     chk = Checker(a)
+    win = SeqWindow(chk, a.from_seq, a.upto)
     s = connect(a.host, a.port)
-    frm = 0
+    frm = a.from_seq
     while True:
         s.sendall(get_request(a.host, "%s?from=%d&limit=%d" % (a.path, frm, a.batch)))
         r = read_responses(s, 1, timeout=60)
         if not r or r[0][0] != 200:
             fail("verify: range request from %d failed: %r" % (frm, (r[0][:2] if r else None)))
         st, h, body = r[0]
-        parse_range(body, chk)
-        if int(h["x-records"]) == 0:
-            break
+        parse_range(body, win)
         frm = int(h["x-next-seq"])
+        if int(h["x-records"]) == 0 or (a.upto and frm >= a.upto):
+            break
     s.close()
+    win.finish()
     chk.finish("verify")
 
 
@@ -776,6 +799,11 @@ def main():
         p.add_argument("--batch", type=int, default=2000)
         p.add_argument("--sparse", action="store_true",
                        help="seqs increase but need not be dense (paste-wal --queues)")
+        if name == "verify":
+            p.add_argument("--from", dest="from_seq", type=int, default=0,
+                           help="check the records (and acks) from this seq on (the first must be it)")
+            p.add_argument("--upto", type=int, default=0,
+                           help="... and before this seq (0: to the end)")
         if name == "verify-dump":
             p.add_argument("--listing", required=True)
             p.add_argument("--raw", required=True)
