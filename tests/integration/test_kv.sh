@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: BSD-2-Clause
 # paste-kv with real Redis clients, unchanged, on every transport (paste: XDP + AF_XDP + lwIP on the
-# stack's own address; kernel and io_uring: kernel sockets on the server namespace's address):
+# stack's own address; kernel and io_uring: kernel sockets on the server namespace's address), the
+# three at the same time (ports 6379, 6380, 6381):
 #  - redis-cli SET/GET/DEL/INFO, the Redis error replies, expiry;
 #  - redis-cli --pipe mass insert of 100k keys (binary values, some empty), read back byte-identical;
 #  - redis-benchmark -t set,get,incr,mset -d 1024 -c 50 -n 20000 with zero errors (and a pipelined
@@ -195,8 +196,13 @@ full() {
 	log "index full and frames short: -OOM, nothing lost, DEL frees room"
 }
 
+# one_transport TR N: everything above on transport TR, on port 6379 + N, with its own pool file
+# (paste-test-PID-TR.pool) and paste-kv logs (kv.(100N + i).log). The transports run at the same
+# time (a subshell each, see the end).
 one_transport() {
-	local tr=$1 args line
+	local tr=$1 args line POOL=/dev/shm/paste-test-$$-$1.pool
+	PORT=$((6379 + $2))
+	ECHO_N=$((100 * $2))
 	if [ "$tr" = paste ]; then
 		HOST=$STACK_IP
 		args=(--ifname "$VETH_SRV" --ip "$STACK_IP")
@@ -228,7 +234,29 @@ one_transport() {
 	[ "$tr" != paste ] || ! xdp_attached || fail "XDP program still attached after a clean exit"
 }
 
+# The --pipe input of mass_insert, made once before the transports start (they read it at once).
+python3 "$KV_TOOL" gen-pipe "$NKEYS" 7 >"$LOGDIR/pipe.$NKEYS.7.resp"
+SUBS=()
+n=0
 for transport in ${KV_TEST_TRANSPORTS:-paste kernel io_uring}; do
-	one_transport "$transport"
+	CLEANUP_FILES+=("/dev/shm/paste-test-$$-$transport.pool")
+	(
+		STARTED_PIDS=() # fail in here ends the subshell; its EXIT trap stops what it started
+		trap 'set +e; for p in "${STARTED_PIDS[@]+"${STARTED_PIDS[@]}"}"; do kill_pid "$p"; done' EXIT
+		trap 'exit 143' TERM
+		one_transport "$transport" "$n"
+	) &
+	SUBS+=("$transport:$!")
+	track_pid $!
+	n=$((n + 1))
 done
+FAILED=()
+for s in "${SUBS[@]}"; do
+	rc=0
+	wait "${s#*:}" || rc=$?
+	untrack_pid "${s#*:}"
+	[ $rc = 0 ] || FAILED+=("${s%%:*} (status $rc)")
+done
+[ ${#FAILED[@]} = 0 ] || fail "transport(s) failed: ${FAILED[*]} (see the FAIL lines above)"
+PORT=6379
 full
