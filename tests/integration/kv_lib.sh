@@ -33,7 +33,8 @@ kv_target() {
 # LOG TAG" in the client namespace, SIGKILL of paste-kv KILL_MIN_MS + random(KILL_SPAN_MS) after
 # the first acknowledgement (a LOG line not ending in " 0"), restart on the same pool, then
 # "TOOL check HOST PORT LOG..." over every round's LOG. Sums the restarts' tx_undone in UNDONE.
-# KV_CRASH_ARGS (an array, default empty): more paste-kv options for every start.
+# KV_CRASH_ARGS (an array, default empty): more paste-kv options for every start; KV_PORT (6379)
+# its port.
 UNDONE=0
 KV_CRASH_ARGS=()
 
@@ -57,7 +58,7 @@ load_settle() {
 }
 
 crash_rounds() {
-	local tr=$1 tool=$2 rounds=$3 kmin=$4 kspan=$5 args host r ms lpid logs=() n i port=6379 rc
+	local tr=$1 tool=$2 rounds=$3 kmin=$4 kspan=$5 args host r ms lpid logs=() n i port=${KV_PORT:-6379} rc
 	kv_target "$tr"
 	host=$KV_HOST
 	args=("${KV_ARGS[@]}" "${KV_CRASH_ARGS[@]}")

@@ -311,6 +311,36 @@ stop_echo() {
 	return "$ECHO_RC"
 }
 
+# ---- parts of a test at the same time -----------------------------------------------------------
+
+# in_parallel FUNC ITEM...: "FUNC ITEM N" for every ITEM (N = 0, 1, ...: the caller derives its
+# ports, pool files and log numbers from it), all at the same time, each in a subshell. A failure in
+# one (fail, or a command failing) ends only that subshell, whose EXIT trap stops the processes it
+# started; once all have ended, in_parallel fails if any did. Files FUNC makes for the EXIT trap of
+# the test to remove go into CLEANUP_FILES before the call (a subshell's additions are lost).
+in_parallel() {
+	local fn=$1 item n=0 s rc subs=() failed=()
+	shift
+	for item in "$@"; do
+		(
+			STARTED_PIDS=()
+			trap 'set +e; for p in "${STARTED_PIDS[@]+"${STARTED_PIDS[@]}"}"; do kill_pid "$p"; done' EXIT
+			trap 'exit 143' TERM
+			"$fn" "$item" "$n"
+		) &
+		subs+=("$item:$!")
+		track_pid $!
+		n=$((n + 1))
+	done
+	for s in "${subs[@]}"; do
+		rc=0
+		wait "${s##*:}" || rc=$?
+		untrack_pid "${s##*:}"
+		[ $rc = 0 ] || failed+=("${s%:*} (status $rc)")
+	done
+	[ ${#failed[@]} = 0 ] || fail "failed: ${failed[*]} (run at the same time; see the FAIL lines above)"
+}
+
 # ---- a kernel TCP echo server -------------------------------------------------------------------
 
 # start_kernel_echo NS IP PORT: a threaded kernel TCP echo server (python3) on IP:PORT in network
