@@ -174,25 +174,8 @@ one_transport() {
 	PIDS=()
 }
 
-SUBS=()
-n=0
-for tr in ${KV_TEST_TRANSPORTS:-paste kernel}; do
+TRS=(${KV_TEST_TRANSPORTS:-paste kernel})
+for tr in "${TRS[@]}"; do
 	CLEANUP_FILES+=("/dev/shm/paste-test-$$-$tr.pool" "/dev/shm/paste-test-$$-$tr-r.pool")
-	(
-		STARTED_PIDS=()
-		trap 'set +e; for p in "${STARTED_PIDS[@]+"${STARTED_PIDS[@]}"}"; do kill_pid "$p"; done' EXIT
-		trap 'exit 143' TERM
-		one_transport "$tr" "$n"
-	) &
-	SUBS+=("$tr:$!")
-	track_pid $!
-	n=$((n + 1))
 done
-FAILED=()
-for s in "${SUBS[@]}"; do
-	rc=0
-	wait "${s#*:}" || rc=$?
-	untrack_pid "${s#*:}"
-	[ $rc = 0 ] || FAILED+=("${s%%:*} (status $rc)")
-done
-[ ${#FAILED[@]} = 0 ] || fail "transport(s) failed: ${FAILED[*]} (see the FAIL lines above)"
+in_parallel one_transport "${TRS[@]}"
