@@ -236,27 +236,10 @@ one_transport() {
 
 # The --pipe input of mass_insert, made once before the transports start (they read it at once).
 python3 "$KV_TOOL" gen-pipe "$NKEYS" 7 >"$LOGDIR/pipe.$NKEYS.7.resp"
-SUBS=()
-n=0
-for transport in ${KV_TEST_TRANSPORTS:-paste kernel io_uring}; do
+TRS=(${KV_TEST_TRANSPORTS:-paste kernel io_uring})
+for transport in "${TRS[@]}"; do
 	CLEANUP_FILES+=("/dev/shm/paste-test-$$-$transport.pool")
-	(
-		STARTED_PIDS=() # fail in here ends the subshell; its EXIT trap stops what it started
-		trap 'set +e; for p in "${STARTED_PIDS[@]+"${STARTED_PIDS[@]}"}"; do kill_pid "$p"; done' EXIT
-		trap 'exit 143' TERM
-		one_transport "$transport" "$n"
-	) &
-	SUBS+=("$transport:$!")
-	track_pid $!
-	n=$((n + 1))
 done
-FAILED=()
-for s in "${SUBS[@]}"; do
-	rc=0
-	wait "${s#*:}" || rc=$?
-	untrack_pid "${s#*:}"
-	[ $rc = 0 ] || FAILED+=("${s%%:*} (status $rc)")
-done
-[ ${#FAILED[@]} = 0 ] || fail "transport(s) failed: ${FAILED[*]} (see the FAIL lines above)"
+in_parallel one_transport "${TRS[@]}"
 PORT=6379
 full
