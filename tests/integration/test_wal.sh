@@ -11,19 +11,19 @@
 #    trickle cut by --header-timeout, a reset mid-body, Expect: 100-continue) while a load client
 #    keeps posting: every bad request gets its status, the load client gets nothing but 201s, and
 #    afterwards every record read back is byte-identical to what was sent (no record corrupted);
-#  - wrk with a Lua POST script, 1280-byte bodies, 3 s: zero socket errors, zero non-201;
+#  - wrk with a Lua POST script, 1280-byte bodies, 2 s: zero socket errors, zero non-201;
 #  - SIGTERM: exit 0 (which includes the server's own frame accounting check), then
 #    paste-wal-dump --verify on the pool, and its --raw output checked against the acks; in
 #    fdatasync mode a restart recovers the file and the log is read back again.
 #
 # Environment: PASTE_WAL_MODES (default "paste kernel io_uring fdatasync"), PASTE_WAL_WRK_SECS (default
-# 3), plus lib.sh's. Needs curl, wrk and python3 (scripts/deps).
+# 2), plus lib.sh's. Needs curl, wrk and python3 (scripts/deps).
 . "$(dirname "$0")/lib.sh"
 testbed_up
 . "$(dirname "$0")/wal_lib.sh"
 
 MODES=${PASTE_WAL_MODES:-paste kernel io_uring fdatasync}
-WRK_SECS=${PASTE_WAL_WRK_SECS:-3}
+WRK_SECS=${PASTE_WAL_WRK_SECS:-2}
 LUA=$HERE/wal_post.lua
 LOGFILE=/dev/shm/paste-test-$$-wal.log # the fdatasync log file (tmpfs: fdatasync is cheap here)
 BIG=$LOGDIR/big.bin
