@@ -33,18 +33,22 @@ kv_target() {
 # LOG TAG" in the client namespace, SIGKILL of paste-kv KILL_MIN_MS + random(KILL_SPAN_MS) after
 # the first acknowledgement (a LOG line not ending in " 0"), restart on the same pool, then
 # "TOOL check HOST PORT LOG..." over every round's LOG. Sums the restarts' tx_undone in UNDONE.
-# KV_CRASH_ARGS (an array, default empty): more paste-kv options for every start.
+# KV_CRASH_ARGS (an array, default empty): more paste-kv options for every start; KV_PORT (6379)
+# its port.
 UNDONE=0
 KV_CRASH_ARGS=()
 
 # load_settle PID LOG: the end of a load whose server was just killed. Its connections fail at once
 # on the kernel transport (reset); on the paste path they only time out (kv_tool's socket timeout,
 # 3-10 s). The load logs each acknowledgement unbuffered the moment it reads it, so once LOG has
-# not grown for 2 s after the kill, every reply the dead server sent has been read and logged:
-# the load is then ended with SIGKILL instead of waiting out its timeouts.
+# not grown for 1 s after the kill, every reply the dead server sent has been read and logged (a
+# dead paste-kv sends nothing more: its stack died with it; its last replies are already in the
+# load's socket buffers): the load is then ended with SIGKILL instead of waiting out its timeouts.
+# An acknowledgement that a starved load had not yet logged would only make the check weaker (a
+# write it finds newer than the log says), never fail it.
 load_settle() {
 	local pid=$1 logf=$2 size last=-1 quiet=0
-	while kill -0 "$pid" 2>/dev/null && ((quiet < 20)); do
+	while kill -0 "$pid" 2>/dev/null && ((quiet < 10)); do
 		size=$(stat -c %s "$logf" 2>/dev/null || echo 0)
 		if [ "$size" = "$last" ]; then quiet=$((quiet + 1)); else quiet=0 last=$size; fi
 		sleep 0.1
@@ -54,7 +58,7 @@ load_settle() {
 }
 
 crash_rounds() {
-	local tr=$1 tool=$2 rounds=$3 kmin=$4 kspan=$5 args host r ms lpid logs=() n i port=6379 rc
+	local tr=$1 tool=$2 rounds=$3 kmin=$4 kspan=$5 args host r ms lpid logs=() n i port=${KV_PORT:-6379} rc
 	kv_target "$tr"
 	host=$KV_HOST
 	args=("${KV_ARGS[@]}" "${KV_CRASH_ARGS[@]}")

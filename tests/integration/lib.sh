@@ -111,9 +111,9 @@ kill_pid() {
 	local pid=$1 i
 	kill -0 "$pid" 2>/dev/null || return 0
 	kill -TERM "$pid" 2>/dev/null || true
-	for ((i = 0; i < 50; i++)); do
+	for ((i = 0; i < 200; i++)); do
 		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
+		sleep 0.025
 	done
 	kill -KILL "$pid" 2>/dev/null || true
 	wait "$pid" 2>/dev/null || true
@@ -246,7 +246,7 @@ start_ready() {
 	"$@" >"$logf" 2>&1 &
 	READY_PID=$!
 	track_pid "$READY_PID"
-	for ((i = 0; i < READY_TIMEOUT * 10; i++)); do
+	for ((i = 0; i < READY_TIMEOUT * 40; i++)); do # every 25 ms: a test starts servers many times
 		READY=$(grep -m1 "^$name: ready" "$logf" || true)
 		if [ -n "$READY" ]; then
 			log "$READY"
@@ -258,7 +258,7 @@ start_ready() {
 			tail -n 5 "$logf" >&2
 			fail "$name exited with status $rc before it was ready"
 		fi
-		sleep 0.1
+		sleep 0.025
 	done
 	tail -n 5 "$logf" >&2
 	fail "$name not ready after ${READY_TIMEOUT}s"
@@ -268,12 +268,12 @@ start_ready() {
 echo_stats() {
 	local before i
 	before=$(grep -c '^stats ' "$ECHO_LOG" || true)
-	for ((i = 0; i < 100; i++)); do
+	for ((i = 0; i < 400; i++)); do
 		# Ask again every 2 s, in case a signal landed while the loop was not listening.
-		if ((i % 20 == 0)); then
+		if ((i % 80 == 0)); then
 			kill -USR1 "$ECHO_PID" 2>/dev/null || fail "paste-echo (pid $ECHO_PID) is gone"
 		fi
-		sleep 0.1
+		sleep 0.025
 		if [ "$(grep -c '^stats ' "$ECHO_LOG" || true)" -gt "$before" ]; then
 			grep '^stats ' "$ECHO_LOG" | tail -n 1
 			return 0
@@ -297,9 +297,9 @@ stop_echo() {
 	ECHO_RC=0
 	name=$(cat "/proc/$ECHO_PID/comm" 2>/dev/null || echo paste-echo)
 	kill -TERM "$ECHO_PID" 2>/dev/null || true
-	for ((i = 0; i < 300; i++)); do
+	for ((i = 0; i < 1200; i++)); do
 		kill -0 "$ECHO_PID" 2>/dev/null || break
-		sleep 0.1
+		sleep 0.025
 	done
 	if kill -0 "$ECHO_PID" 2>/dev/null; then
 		log "$name did not exit within 30 s of SIGTERM: SIGKILL"
@@ -309,6 +309,36 @@ stop_echo() {
 	untrack_pid "$ECHO_PID"
 	log "$name exited with status $ECHO_RC"
 	return "$ECHO_RC"
+}
+
+# ---- parts of a test at the same time -----------------------------------------------------------
+
+# in_parallel FUNC ITEM...: "FUNC ITEM N" for every ITEM (N = 0, 1, ...: the caller derives its
+# ports, pool files and log numbers from it), all at the same time, each in a subshell. A failure in
+# one (fail, or a command failing) ends only that subshell, whose EXIT trap stops the processes it
+# started; once all have ended, in_parallel fails if any did. Files FUNC makes for the EXIT trap of
+# the test to remove go into CLEANUP_FILES before the call (a subshell's additions are lost).
+in_parallel() {
+	local fn=$1 item n=0 s rc subs=() failed=()
+	shift
+	for item in "$@"; do
+		(
+			STARTED_PIDS=()
+			trap 'set +e; for p in "${STARTED_PIDS[@]+"${STARTED_PIDS[@]}"}"; do kill_pid "$p"; done' EXIT
+			trap 'exit 143' TERM
+			"$fn" "$item" "$n"
+		) &
+		subs+=("$item:$!")
+		track_pid $!
+		n=$((n + 1))
+	done
+	for s in "${subs[@]}"; do
+		rc=0
+		wait "${s##*:}" || rc=$?
+		untrack_pid "${s##*:}"
+		[ $rc = 0 ] || failed+=("${s%:*} (status $rc)")
+	done
+	[ ${#failed[@]} = 0 ] || fail "failed: ${failed[*]} (run at the same time; see the FAIL lines above)"
 }
 
 # ---- a kernel TCP echo server -------------------------------------------------------------------

@@ -7,8 +7,8 @@
 #	start_sup [ARGS...]    paste-wal --queues 2 SRV ARGS (mq_lib.sh: SUP_PID, W0, W1; WAL_LOG)
 #	load SECONDS BASE [ARGS]  wal_client.py's ack-recording load from 16 connections in the
 #	                       background (LOAD_PID; its log load.BASE.log); load_wait waits for it
-#	check_all TAG          every ack by GET on fresh connections (10 each, so either worker) and
-#	                       by range reads, byte for byte
+#	check_all TAG          every ack by GET on fresh connections (10 each, so either worker) and,
+#	                       at the same time, by range reads, byte for byte
 #	stats                  GET /stats (from whichever worker the connection lands on)
 #	worker_field JSON K NAME  NAME of worker K in the "workers" array of /stats
 #	spread_load MAX        load 3 0 --no-errors --max-requests MAX (16 connections): at least 100
@@ -46,13 +46,19 @@ load_wait() {
 }
 
 check_all() {
+	local gpid grc=0 vrc=0
+	# The two readers at the same time (both read only; each keeps a CPU busy)
 	ip netns exec "$NS_CLI" python3 "$CLIENT_PY" getall --host "$HOST" --port $PORT \
-		--seed "$SEED" --ack-file "$ACKS" --per-conn 10 >"$LOGDIR/getall.$1.log" 2>&1 ||
-		{ tail -n 20 "$LOGDIR/getall.$1.log" >&2; fail "$1: acknowledged records not readable by GET"; }
-	log "$1: $(tail -n 1 "$LOGDIR/getall.$1.log")"
+		--seed "$SEED" --ack-file "$ACKS" --per-conn 10 >"$LOGDIR/getall.$1.log" 2>&1 &
+	gpid=$!
+	track_pid $gpid
 	ip netns exec "$NS_CLI" python3 "$CLIENT_PY" verify --host "$HOST" --port $PORT --sparse \
-		--strict --seed "$SEED" --ack-file "$ACKS" --batch 500 >"$LOGDIR/verify.$1.log" 2>&1 ||
-		{ tail -n 20 "$LOGDIR/verify.$1.log" >&2; fail "$1: range reads lost or changed records"; }
+		--strict --seed "$SEED" --ack-file "$ACKS" --batch 500 >"$LOGDIR/verify.$1.log" 2>&1 || vrc=$?
+	wait $gpid || grc=$?
+	untrack_pid $gpid
+	[ $grc = 0 ] || { tail -n 20 "$LOGDIR/getall.$1.log" >&2; fail "$1: acknowledged records not readable by GET"; }
+	log "$1: $(tail -n 1 "$LOGDIR/getall.$1.log")"
+	[ $vrc = 0 ] || { tail -n 20 "$LOGDIR/verify.$1.log" >&2; fail "$1: range reads lost or changed records"; }
 	log "$1: $(tail -n 1 "$LOGDIR/verify.$1.log")"
 }
 

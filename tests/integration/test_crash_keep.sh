@@ -155,7 +155,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		--ack-file "$ACKS" >"$LOGDIR/client.$r.log" 2>&1 &
 	cpid=$!
 	track_pid "$cpid"
-	ms=$((700 + RANDOM % 2600))
+	ms=$((700 + RANDOM % 1300)) # 0.7-2 s into the clients' 4 s (each round's check reads every record so far)
 	sleep "$((ms / 1000)).$(printf '%03d' $((ms % 1000)))"
 	kill -0 "$KS_PID" 2>/dev/null || fail "round $r: paste-keepserver died on its own"
 	kill -0 "$cpid" 2>/dev/null || { cat "$LOGDIR/client.$r.log" >&2; fail "round $r: client ended before the kill"; }

@@ -9,7 +9,7 @@
 #  - kill -9 under a load of large-key writes (SET with keys of 2 KiB-1 MiB, HSET on large keys),
 #    twice: after each restart every acknowledged write is there, byte-identical;
 #  - --max-key: a key one byte over it is refused with Redis' kind of error.
-# About 20 s per transport. Needs python3.
+# About 20 s per transport; the transports run at the same time. Needs python3.
 . "$(dirname "$0")/lib.sh"
 testbed_up
 . "$(dirname "$0")/kv_lib.sh"
@@ -18,8 +18,11 @@ TOOL=$PASTE_SRC/tests/integration/kv_lkey_tool.py
 PORT=6379
 command -v python3 >/dev/null || fail "python3 not found"
 
+# one_transport TR N: on port 6379 + N with pool paste-test-PID-TR.pool; the transports run at the
+# same time (lib.sh in_parallel).
 one_transport() {
-	local tr=$1 args host
+	local tr=$1 args host POOL=/dev/shm/paste-test-$$-$1.pool PORT=$((6379 + $2)) KV_PORT=$((6379 + $2))
+	ECHO_N=$((100 * $2))
 	kv_target "$tr"
 	host=$KV_HOST
 	args=("${KV_ARGS[@]}")
@@ -44,6 +47,8 @@ one_transport() {
 	crash_rounds "$tr" "$TOOL" "${KV_LKEY_CRASH_ROUNDS:-2}" 300 1500
 }
 
-for transport in ${KV_TEST_TRANSPORTS:-paste kernel io_uring}; do
-	one_transport "$transport"
+TRS=(${KV_TEST_TRANSPORTS:-paste kernel io_uring})
+for transport in "${TRS[@]}"; do
+	CLEANUP_FILES+=("/dev/shm/paste-test-$$-$transport.pool")
 done
+in_parallel one_transport "${TRS[@]}"

@@ -12,7 +12,8 @@
 # old primary restarts on its pool, takes a write as the primary it believes it is (split brain),
 # and the sentinel turns it into a replica of the new primary (the same MULTI block with SLAVEOF
 # host port): it must drop that write (a full resync), hold the new primary's data and follow
-# its writes. About 25 s per transport (the sentinel checks a restarted replica every 10 s).
+# its writes. About 25 s per transport (the sentinel checks a restarted replica every 10 s); the
+# transports run at the same time.
 # Skipped (77) without redis-server or redis-sentinel.
 . "$(dirname "$0")/lib.sh"
 testbed_up
@@ -24,6 +25,10 @@ for p in redis-server redis-sentinel; do
 done
 TOOL=$PASTE_SRC/tests/integration/kv_repl_tool.py
 
+# The transports run at the same time, each with its own ports, pool files, logs and sentinel
+# (most of a round is waiting for the sentinel's timers: its down-after, and the 10 s between its
+# checks of a restarted primary), in a subshell each: fail there ends that subshell, whose EXIT trap
+# stops what it started, and the test fails with it.
 PIDS=()
 start_bg() { # LOG CMD...: in the client namespace
 	local logf=$1
@@ -33,17 +38,23 @@ start_bg() { # LOG CMD...: in the client namespace
 	PIDS+=($!)
 }
 
-scli() { in_cli redis-cli -h "$CLI_IP" -p 26379 "$@"; }
+scli() { in_cli redis-cli -h "$CLI_IP" -p "$SPORT" "$@"; }
 
 # kv_role PORT: "role master-host master-port link-state" of paste-kv on HOST:PORT, one line
 kv_role() { in_cli redis-cli -h "$HOST" -p "$1" ROLE 2>/dev/null | head -4 | tr '\n' ' '; }
 
-for tr in ${KV_TEST_TRANSPORTS:-paste kernel}; do
+# one_transport TR N: the whole round trip on transport TR; N (0, 1, ...) picks its ports (sentinel
+# 26379 + N, redis-server replicas 6380 + 3N, 6381 + 3N, a paste-kv replica 6382 + 3N) and its
+# paste-kv log numbers (kv.(100N + i).log); its pool files are paste-test-PID-TR[-r].pool.
+one_transport() {
+	local tr=$1 n=$2 pool=/dev/shm/paste-test-$$-$1.pool p_pid p_log r_log rports new found port conf want got ip i t0
+	local rp0=$((6380 + 3 * n)) rp1=$((6381 + 3 * n)) kvr=$((6382 + 3 * n))
+	SPORT=$((26379 + n))
+	ECHO_N=$((100 * n))
 	kv_transport "$tr"
-	rm -f "$POOL" "$POOL.r"
-	CLEANUP_FILES+=("$POOL.r")
-	start_kv "${KV_ARGS[@]}" --port 6379 --pool "$POOL" --pool-size 512M
-	P_PID=$ECHO_PID P_LOG=$ECHO_LOG
+	rm -f "$pool" "${pool%.pool}-r.pool"
+	start_kv "${KV_ARGS[@]}" --port 6379 --pool "$pool" --pool-size 512M
+	p_pid=$ECHO_PID p_log=$ECHO_LOG
 	in_cli python3 "$TOOL" fill "$HOST" 6379 "$tr" || fail "$tr: fill"
 	# CLIENT KILL as Sentinel sends it (TYPE normal / pubsub; SKIPME yes by default), and ID
 	in_cli python3 - "$HOST" <<-'EOF' || fail "$tr: CLIENT KILL"
@@ -73,15 +84,15 @@ for tr in ${KV_TEST_TRANSPORTS:-paste kernel}; do
 	assert r == b":1\r\n" and gone(me), "ID SKIPME no: %r" % r
 	EOF
 	if [ "$tr" = paste ]; then
-		rports=(6380 6381) new="$CLI_IP:638[01]" found=("$CLI_IP:6380" "$CLI_IP:6381")
+		rports=($rp0 $rp1) new="$CLI_IP:$rp0 $CLI_IP:$rp1" found=("$CLI_IP:$rp0" "$CLI_IP:$rp1")
 	else # a paste-kv replica; the redis-server replica is never promoted (priority 0)
-		start_kv "${KV_ARGS[@]}" --port 6382 --pool "$POOL.r" --pool-size 512M \
+		start_kv "${KV_ARGS[@]}" --port $kvr --pool "${pool%.pool}-r.pool" --pool-size 512M \
 			--replicaof "$HOST:6379"
-		R_LOG=$ECHO_LOG
+		r_log=$ECHO_LOG
 		PIDS+=("$ECHO_PID")
-		ECHO_PID=$P_PID ECHO_LOG=$P_LOG
-		wait_for "$R_LOG" 'replica: loaded' "paste-kv replica"
-		rports=(6380) new="$HOST:6382" found=("$CLI_IP:6380" "$HOST:6382")
+		ECHO_PID=$p_pid ECHO_LOG=$p_log
+		wait_for "$r_log" 'replica: loaded' "paste-kv replica"
+		rports=($rp0) new="$HOST:$kvr" found=("$CLI_IP:$rp0" "$HOST:$kvr")
 	fi
 	for port in "${rports[@]}"; do
 		mkdir -p "$LOGDIR/$tr.$port"
@@ -91,7 +102,7 @@ for tr in ${KV_TEST_TRANSPORTS:-paste kernel}; do
 		wait_for "$LOGDIR/replica.$tr.$port.log" 'sync: Finished with success' "replica $port"
 	done
 	conf=$LOGDIR/sentinel.$tr.conf
-	printf '%s\n' "port 26379" "bind $CLI_IP" "protected-mode no" "dir $LOGDIR" \
+	printf '%s\n' "port $SPORT" "bind $CLI_IP" "protected-mode no" "dir $LOGDIR" \
 		"sentinel monitor pk $HOST 6379 1" "sentinel down-after-milliseconds pk 2000" \
 		"sentinel failover-timeout pk 10000" >"$conf"
 	start_bg "$LOGDIR/sentinel.$tr.log" redis-sentinel "$conf"
@@ -111,13 +122,13 @@ for tr in ${KV_TEST_TRANSPORTS:-paste kernel}; do
 	t0=$SECONDS
 	for ((i = 0; i < 600; i++)); do
 		read -r ip port < <(scli SENTINEL get-master-addr-by-name pk | tr '\n' ' ') || true
-		if [[ "$ip:$port" == $new ]] &&
+		if [[ " $new " == *" $ip:$port "* ]] &&
 			in_cli redis-cli -h "$ip" -p "$port" ROLE 2>/dev/null | head -1 | grep -q master; then
 			break
 		fi
 		sleep 0.1
 	done
-	[[ "$ip:$port" == $new ]] || fail "$tr: the sentinel gives '$ip $port' as the primary after 60 s"
+	[[ " $new " == *" $ip:$port "* ]] || fail "$tr: the sentinel gives '$ip $port' as the primary after 60 s"
 	wait_for "$LOGDIR/sentinel.$tr.log" '+switch-master pk' "$tr: sentinel"
 	log "$tr: after $((SECONDS - t0)) s the sentinel names $ip:$port, a primary"
 	got=$(in_cli python3 "$TOOL" digest "$ip" "$port")
@@ -127,7 +138,7 @@ for tr in ${KV_TEST_TRANSPORTS:-paste kernel}; do
 		fail "$tr: the new primary refuses writes"
 
 	log "$tr: the old primary restarts; the sentinel must make it a replica of $ip:$port"
-	start_kv "${KV_ARGS[@]}" --port 6379 --pool "$POOL" --pool-size 512M
+	start_kv "${KV_ARGS[@]}" --port 6379 --pool "$pool" --pool-size 512M
 	[ "$(in_cli redis-cli -h "$HOST" -p 6379 SET split-brain lost)" = OK ] ||
 		fail "$tr: the restarted primary refuses a write before the sentinel reconfigures it"
 	t0=$SECONDS
@@ -161,4 +172,10 @@ for tr in ${KV_TEST_TRANSPORTS:-paste kernel}; do
 		untrack_pid "$p"
 	done
 	PIDS=()
+}
+
+TRS=(${KV_TEST_TRANSPORTS:-paste kernel})
+for tr in "${TRS[@]}"; do
+	CLEANUP_FILES+=("/dev/shm/paste-test-$$-$tr.pool" "/dev/shm/paste-test-$$-$tr-r.pool")
 done
+in_parallel one_transport "${TRS[@]}"

@@ -21,7 +21,8 @@ Subcommands (each prints one summary line "wal_client: <cmd> key=value ..." and 
   getall     GET /log/<seq> of every acked record, a new connection every --per-conn requests
              (with --queues N each connection may land on another worker); byte-identical.
   verify-dump  the same checks on paste-wal-dump's output (--listing: its record lines, --raw: the
-             payloads back to back).
+             payloads back to back); with --follow while the dump still writes them (--raw a FIFO),
+             so that dump and check run at once (wal_lib.sh dump_stream).
   readloop   while --stop-file is absent (and until --min-gets GETs were answered): GET /log/<seq> of a random acked record (re-reading the
              ack file as it grows; with --mod Q --rem K only seqs with seq % Q == K), one
              connection each. A reply must be 200 with the record's bytes; a connection that fails
@@ -37,11 +38,13 @@ Payloads are a pure function of (seed, conn, idx, len) and start with a header n
 import argparse
 import json
 import os
+import queue
 import random
 import selectors
 import socket
 import struct
 import sys
+import threading
 import time
 
 MIN_LEN = 64
@@ -380,21 +383,44 @@ def parse_range(body, chk):
         off = nl + 2 + n
 
 
+class SeqWindow:
+    """The records of a Checker with --from <= seq < --upto (0: no bound); acks outside are not
+    looked for either, and the seqs must be dense from --from on and up to --upto - 1, so verify
+    over adjacent windows checks what one verify of the whole log does."""
+
+    def __init__(self, chk, lo, hi):
+        self.chk, self.lo, self.hi = chk, lo, hi
+        chk.acks = {q: v for q, v in chk.acks.items() if q >= lo and (not hi or q < hi)}
+        if lo > 0:
+            chk.prev = lo - 1  # the window's first record must be seq lo
+
+    def finish(self):
+        c = self.chk
+        if self.hi and not c.sparse and c.prev is not None and c.prev != self.hi - 1:
+            c.problem("the records before %d end at %d" % (self.hi, c.prev))
+
+    def record(self, seq, data):
+        if seq >= self.lo and (not self.hi or seq < self.hi):
+            self.chk.record(seq, data)
+
+
 def cmd_verify(a):
     chk = Checker(a)
+    win = SeqWindow(chk, a.from_seq, a.upto)
     s = connect(a.host, a.port)
-    frm = 0
+    frm = a.from_seq
     while True:
         s.sendall(get_request(a.host, "%s?from=%d&limit=%d" % (a.path, frm, a.batch)))
         r = read_responses(s, 1, timeout=60)
         if not r or r[0][0] != 200:
             fail("verify: range request from %d failed: %r" % (frm, (r[0][:2] if r else None)))
         st, h, body = r[0]
-        parse_range(body, chk)
-        if int(h["x-records"]) == 0:
-            break
+        parse_range(body, win)
         frm = int(h["x-next-seq"])
+        if int(h["x-records"]) == 0 or (a.upto and frm >= a.upto):
+            break
     s.close()
+    win.finish()
     chk.finish("verify")
 
 
@@ -433,17 +459,82 @@ def cmd_getall(a):
     sys.exit(1 if problems else 0)
 
 
+class RawPipe:
+    """The payload stream of a paste-wal-dump --raw that is still running (a FIFO): a thread reads
+    it in chunks of 1 MiB (a buffered read waits for the whole MiB, or the end), at most 16 ahead
+    of the checker, so the dump never waits for the checker while it writes one record (up to
+    --max-body, 1 MiB) whose listing line comes after it."""
+
+    def __init__(self, path):
+        self.q = queue.Queue(maxsize=16)
+        self.buf = bytearray()
+        self.off = 0
+        self.eof = False
+        self.closed = threading.Event()  # the writer closed its end: the dump has exited
+        self.f = open(path, "rb")
+        threading.Thread(target=self._reader, daemon=True).start()
+
+    def _reader(self):
+        while True:
+            b = self.f.read(1 << 20)
+            if not b:
+                self.closed.set()
+            self.q.put(b)
+            if not b:
+                return
+
+    def read(self, n):
+        while len(self.buf) - self.off < n and not self.eof:
+            b = self.q.get()
+            if not b:
+                self.eof = True
+            else:
+                if self.off > (1 << 20):
+                    del self.buf[:self.off]
+                    self.off = 0
+                self.buf += b
+        out = bytes(self.buf[self.off:self.off + n])
+        self.off += len(out)
+        return out
+
+
+def follow_lines(path, done):
+    """The lines of a file another process is still appending to, until done() is true (its
+    writer has exited) and every line written before that has been read."""
+    with open(path, "rb") as f:
+        part = b""
+        while True:
+            finished = done()  # sampled before the read: nothing is written after it is true
+            chunk = f.readline()
+            if chunk:
+                part += chunk
+                if part.endswith(b"\n"):
+                    yield part.decode(errors="replace")
+                    part = b""
+                continue
+            if finished:
+                if part:
+                    yield part.decode(errors="replace")
+                return
+            time.sleep(0.005)
+
+
 def cmd_verify_dump(a):
     chk = Checker(a)
-    with open(a.raw, "rb") as raw, open(a.listing) as listing:
-        for line in listing:
-            f = line.split()
-            if len(f) != 4 or not f[0].isdigit():
-                continue  # the summary and messages
-            data = raw.read(int(f[1]))
-            chk.record(int(f[0]), data)
-        if raw.read(1):
-            chk.problem("raw output longer than the listed records")
+    if a.follow:  # both still being written by a running paste-wal-dump: --raw is a FIFO
+        raw = RawPipe(a.raw)
+        listing = follow_lines(a.listing, raw.closed.is_set)
+    else:
+        raw = open(a.raw, "rb")
+        listing = open(a.listing)
+    for line in listing:
+        f = line.split()
+        if len(f) != 4 or not f[0].isdigit():
+            continue  # the summary and messages
+        data = raw.read(int(f[1]))
+        chk.record(int(f[0]), data)
+    if raw.read(1):
+        chk.problem("raw output longer than the listed records")
     chk.finish("verify-dump")
 
 
@@ -708,9 +799,17 @@ def main():
         p.add_argument("--batch", type=int, default=2000)
         p.add_argument("--sparse", action="store_true",
                        help="seqs increase but need not be dense (paste-wal --queues)")
+        if name == "verify":
+            p.add_argument("--from", dest="from_seq", type=int, default=0,
+                           help="check the records (and acks) from this seq on (the first must be it)")
+            p.add_argument("--upto", type=int, default=0,
+                           help="... and before this seq (0: to the end)")
         if name == "verify-dump":
             p.add_argument("--listing", required=True)
             p.add_argument("--raw", required=True)
+            p.add_argument("--follow", action="store_true",
+                           help="--raw is a FIFO a running paste-wal-dump writes and --listing "
+                           "its growing listing: check both as they come, until the dump exits")
     p = sub.add_parser("getall", parents=[common])
     p.add_argument("--ack-file", required=True)
     p.add_argument("--per-conn", type=int, default=20)
