@@ -412,15 +412,14 @@ static int kv_insert(struct paste_kv *kv, uint64_t h, const struct paste_ref *ke
 }
 
 /*
- * paste_kv__put and __put_src: @src NULL: the key is read, and the data CRC computed, from the pool
- * bytes; else from the caller's copy of the key and its CRC (checked against the pool bytes in
- * builds without NDEBUG).
+ * paste_kv__put and __put_src: @kb NULL: the key is read, and the data CRC computed, from the pool
+ * bytes; else @kb is the caller's copy of the key and @crc its data CRC (checked against the pool
+ * bytes in builds without NDEBUG).
  */
 static int kv_put(struct paste_kv *kv, const struct paste_ref *key, const struct paste_ref *val,
-                  const void *kb, const uint32_t *crc, const char *fn)
+                  const void *kb, uint32_t crc, const char *fn)
 {
 	struct kv_probe pr;
-	uint32_t data_crc;
 	uint64_t h;
 	int err;
 
@@ -435,29 +434,26 @@ static int kv_put(struct paste_kv *kv, const struct paste_ref *key, const struct
 		return err;
 	if (!kb) {
 		kb = pkv_ref_bytes(kv, key);
-		data_crc = pkv_data_crc(kv, key, val);
-	} else {
-		data_crc = *crc;
+		crc = pkv_data_crc(kv, key, val);
 	}
 #ifndef NDEBUG /* a wrong CRC would make recovery drop the entry, a wrong key misfile it */
-	if (crc && (memcmp(kb, pkv_ref_bytes(kv, key), key->len) ||
-	            data_crc != pkv_data_crc(kv, key, val)))
+	else if (memcmp(kb, pkv_ref_bytes(kv, key), key->len) || crc != pkv_data_crc(kv, key, val))
 		return paste_fail(
 		    -EINVAL,
 		    "%s: key-value index '%s': the key bytes or the data CRC %#x given are not those of the references (CRC %#x): pass the bytes that were kept and paste_kv__data_crc of them",
-		    fn, kv->name, data_crc, pkv_data_crc(kv, key, val));
+		    fn, kv->name, crc, pkv_data_crc(kv, key, val));
 #endif
 	h = kv_hash(kv->seed, kb, key->len);
 	kv_probe(kv, h, kb, key->len, false, &pr);
 	if (pr.found != KV_NONE)
-		return kv_replace(kv, pr.found, h, key, val, data_crc);
-	return kv_insert(kv, h, key, val, data_crc, pr);
+		return kv_replace(kv, pr.found, h, key, val, crc);
+	return kv_insert(kv, h, key, val, crc, pr);
 }
 
 PASTE_EXPORT int paste_kv__put(struct paste_kv *kv, const struct paste_ref *key,
                                const struct paste_ref *val)
 {
-	return kv_put(kv, key, val, NULL, NULL, "paste_kv__put");
+	return kv_put(kv, key, val, NULL, 0, "paste_kv__put");
 }
 
 PASTE_EXPORT int paste_kv__put_src(struct paste_kv *kv, const struct paste_ref *key,
@@ -466,7 +462,7 @@ PASTE_EXPORT int paste_kv__put_src(struct paste_kv *kv, const struct paste_ref *
 {
 	if (!key_bytes)
 		return paste_fail(-EINVAL, "paste_kv__put_src: key_bytes is NULL");
-	return kv_put(kv, key, val, key_bytes, &data_crc, "paste_kv__put_src");
+	return kv_put(kv, key, val, key_bytes, data_crc, "paste_kv__put_src");
 }
 
 PASTE_EXPORT int paste_kv__get(struct paste_kv *kv, const void *key, size_t klen,
