@@ -79,15 +79,14 @@ check_server_log() {
 	[ -z "$bad" ] || { printf '%s\n' "$bad" | head -n 10 >&2; fail "errors in $WAL_LOG"; }
 }
 
-# dump_stream LISTING VLOG ACKS SEED [VERIFY_ARGS...] -- DUMP_ARGS...: paste-wal-dump DUMP_ARGS --raw
-# (its listing and messages in LISTING) and wal_client.py verify-dump VERIFY_ARGS of its payloads
-# against the ack file ACKS (output in VLOG), both at once: the payloads go through a FIFO, never to
-# disk, and the dump and the check each take a CPU. Returns 0, 1 if the dump failed (its status in
-# DUMP_RC; its messages are in LISTING) or 2 if the check failed; the caller reports which.
-DUMP_RC=0
+# dump_stream TAG LISTING VLOG ACKS SEED [VERIFY_ARGS...] -- DUMP_ARGS...: paste-wal-dump DUMP_ARGS
+# --raw (its listing and messages in LISTING) and wal_client.py verify-dump VERIFY_ARGS of its
+# payloads against the ack file ACKS (output in VLOG), both at once: the payloads go through a FIFO,
+# never to disk, and the dump and the check each take a CPU. Fails the test (messages start with
+# TAG) if the dump failed or the check found an acknowledged record lost or changed.
 dump_stream() {
-	local listing=$1 vlog=$2 acks=$3 seed=$4 fifo=$1.raw.fifo vargs=() dpid vrc=0
-	shift 4
+	local tag=$1 listing=$2 vlog=$3 acks=$4 seed=$5 fifo=$2.raw.fifo vargs=() dpid vrc=0 drc=0
+	shift 5
 	while [ $# -gt 0 ] && [ "$1" != -- ]; do
 		vargs+=("$1")
 		shift
@@ -104,22 +103,22 @@ dump_stream() {
 	# If verify-dump ended before it opened the FIFO, the dump still waits in open(): a reader
 	# that comes and goes lets it go on (and end, on the closed pipe).
 	[ $vrc -eq 0 ] || : <>"$fifo"
-	DUMP_RC=0
-	wait $dpid || DUMP_RC=$?
+	wait $dpid || drc=$?
 	untrack_pid $dpid
 	rm -f "$fifo"
 	# 141 (SIGPIPE): the check ended first and closed the FIFO; the check's failure is the news
-	if [ $DUMP_RC -ne 0 ] && ! { [ $vrc -ne 0 ] && [ $DUMP_RC -eq 141 ]; }; then return 1; fi
-	[ $vrc -eq 0 ] || return 2
+	if [ $drc -ne 0 ] && ! { [ $vrc -ne 0 ] && [ $drc -eq 141 ]; }; then
+		tail -n 20 "$listing" >&2
+		fail "$tag: paste-wal-dump $* failed (status $drc)"
+	fi
+	[ $vrc -eq 0 ] || { cat "$vlog" >&2; fail "$tag: acknowledged records lost or changed in the dump"; }
 }
 
 # dump_verify TAG ACKS [ARGS...]: paste-wal-dump --raw of the (unlocked) pool against the acks.
 dump_verify() {
-	local tag=$1 acks=$2 listing=$LOGDIR/dump.$1.txt sum rc=0
+	local tag=$1 acks=$2 listing=$LOGDIR/dump.$1.txt sum
 	shift 2
-	dump_stream "$listing" "$LOGDIR/vdump.$tag.log" "$acks" "$SEED" --strict -- --pool "$POOL" "$@" --verify || rc=$?
-	[ $rc != 1 ] || { tail -n 20 "$listing" >&2; fail "$tag: paste-wal-dump --verify failed (status $DUMP_RC)"; }
-	[ $rc = 0 ] || { cat "$LOGDIR/vdump.$tag.log" >&2; fail "$tag: acknowledged records lost or changed"; }
+	dump_stream "$tag" "$listing" "$LOGDIR/vdump.$tag.log" "$acks" "$SEED" --strict -- --pool "$POOL" "$@" --verify
 	# A process crash cannot tear a record (its seq is stored last): recovery cuts nothing.
 	grep -q '^paste-wal-dump: .* dropped=0 ' "$listing" ||
 		{ tail -n 3 "$listing" >&2; fail "$tag: recovery after kill -9 cut records"; }
